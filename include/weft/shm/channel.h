@@ -1,0 +1,216 @@
+// A one-way, single-producer single-consumer channel of variable-size records through shared
+// memory (docs/formats/channel.md).
+//
+// Records are contiguous in memory (never split at the wrap point), so the producer writes a
+// payload in place (Reserve, fill, Commit) and the consumer reads it in place (Read, use,
+// Release). Several records may be committed before one publish (CommitBatched + Flush) and
+// several may be held at once by the consumer (released oldest first).
+//
+// Thread rule: one Channel object is one endpoint, used by one thread at a time. The producer
+// and consumer are different objects, normally in different processes.
+// Ordering: a record is visible to the consumer, bytes and all, once Commit (or Flush) returns;
+// the producer may reuse a record's space once the consumer's Release returns.
+// Waiting: a blocked call spins briefly, then sleeps on a futex; no lock is taken and no system
+// call is made while the other side is awake. Every wait ends at the caller's deadline.
+// Crashes: if the peer dies, calls that would wait return kPeerDead; committed records stay
+// readable. A new process may take over the dead peer's role with Open (re-attach).
+//
+//   auto ch = Channel::Create("frames", {.capacity = 64 << 20}).value();   // producer
+//   MutableBytes buf = ch->Reserve(n, Deadline::AfterMs(100)).value();
+//   Fill(buf); ch->Commit(n);
+//
+//   auto rx = Channel::Open("frames", Role::kConsumer).value();            // consumer
+//   ByteView rec = rx->Read(Deadline::AfterMs(100)).value();
+//   Use(rec); rx->Release();
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "weft/core/bytes.h"
+#include "weft/core/clock.h"
+#include "weft/core/status.h"
+#include "weft/shm/process.h"
+#include "weft/shm/segment.h"
+
+namespace weft::shm {
+namespace internal {
+struct ChannelLayout;
+}
+
+enum class Role : uint8_t { kProducer = 0, kConsumer = 1 };
+
+// What the producer does when the ring is full.
+enum class Overflow : uint32_t {
+  kBlock = 0,       // wait for space (default; never loses a record)
+  kDropNewest = 1,  // discard the record being written, counted in drops_newest
+  kDropOldest = 2,  // discard the oldest unread records, counted in drops_oldest
+};
+
+struct WaitPolicy {
+  // How long a blocked call spins before it sleeps. kSpinForever spins until the deadline
+  // ("spin" mode); 0 sleeps at once ("parked" mode).
+  static constexpr int64_t kSpinForever = -1;
+  int64_t spin_ns = 50'000;
+  // Shrinks the spin while spinning keeps failing and grows it back when it pays off.
+  bool adaptive = true;
+};
+
+struct ChannelOptions {
+  size_t capacity = size_t{1} << 20;  // ring bytes; rounded up to a multiple of 8, >= 64
+  size_t max_record = 0;              // largest payload; 0 means the most that fits
+  Overflow overflow = Overflow::kBlock;
+  Role role = Role::kProducer;  // the creator's role
+  WaitPolicy wait;
+};
+
+struct EndpointInfo {
+  std::string state;  // "empty", "claiming", "attached", "closed"
+  int32_t pid = 0;
+  uint32_t epoch = 0;  // counts attaches to this role
+  bool alive = false;
+};
+
+// A racy snapshot of a channel's shared state, for tools and tests.
+struct ChannelSnapshot {
+  std::string name;
+  int32_t creator_pid = 0;
+  bool creator_alive = false;
+  int64_t created_unix_ns = 0;
+  uint64_t capacity = 0, max_record = 0;
+  Overflow overflow = Overflow::kBlock;
+  uint64_t write_pos = 0, read_pos = 0, hold = 0;
+  EndpointInfo producer, consumer;
+  uint64_t records_in = 0, bytes_in = 0, records_out = 0, bytes_out = 0;
+  uint64_t producer_spins = 0, producer_sleeps = 0, producer_wakes = 0, producer_bells = 0;
+  uint64_t consumer_spins = 0, consumer_sleeps = 0, consumer_wakes = 0, consumer_bells = 0;
+  uint64_t drops_newest = 0, drops_oldest = 0;
+};
+
+class Channel {
+ public:
+  ~Channel();  // detaches (as Close) if still attached
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+
+  // Creates the segment and attaches as options.role. Fails with kAlreadyExists if the name
+  // is taken, kInvalidArgument for a bad name or sizes.
+  static Result<std::unique_ptr<Channel>> Create(std::string_view name,
+                                                 const ChannelOptions& options);
+  // Opens an existing channel and attaches as `role`. Fails with kBusy while a live process
+  // holds that role; takes over the role of a dead or closed one (re-attach).
+  static Result<std::unique_ptr<Channel>> Open(std::string_view name, Role role,
+                                               const WaitPolicy& wait = {});
+  // Removes the name. Attached endpoints keep working.
+  static Status Unlink(std::string_view name);
+  // Reads a channel's state without attaching.
+  static Result<ChannelSnapshot> Snapshot(std::string_view name);
+
+  // ---- producer ----
+  // Returns n writable bytes in the ring, valid until Commit. kTooLarge at once if
+  // n > max_record(); kWouldBlock / kTimeout when full at the deadline; kPeerDead / kClosed if
+  // the consumer died or closed while waiting. In drop-newest mode a full ring yields a scratch
+  // buffer whose record is discarded (and counted) at Commit.
+  Result<MutableBytes> Reserve(size_t n, Deadline deadline);
+  // Commits the reserved record with `actual` <= n bytes and publishes everything pending.
+  Status Commit(size_t actual);
+  // Commits without publishing; Flush (or the next Commit) publishes. Fewer shared writes.
+  Status CommitBatched(size_t actual);
+  // Publishes every batched record.
+  void Flush();
+  // Copies `data` in as one record (Reserve + copy + Commit).
+  Status Write(ByteView data, Deadline deadline);
+  // Copies each record in, publishing once at the end (and before any wait).
+  // Returns how many were written; stops at the first error if none could be written.
+  Result<size_t> WriteBatch(const std::vector<ByteView>& records, Deadline deadline);
+
+  // ---- consumer ----
+  // Borrows the next record, valid until it is released. Several may be held at once.
+  // kWouldBlock / kTimeout when empty at the deadline; kPeerDead when empty and the producer
+  // died; kClosed when empty and the producer closed.
+  Result<ByteView> Read(Deadline deadline);
+  // Releases the `count` oldest held records, giving their space back to the producer.
+  Status Release(size_t count = 1);
+  // Copies the next record into `out` and releases it; returns its size. kTooLarge (record
+  // kept) if `out` is smaller than the record.
+  Result<size_t> ReadInto(MutableBytes out, Deadline deadline);
+  // Records held by this consumer.
+  size_t held() const { return held_count_; }
+
+  // ---- both ----
+  // A descriptor that turns readable when this side may proceed (consumer: a record may be
+  // ready; producer: space may be free). Arm it with a non-blocking call (Deadline::Now())
+  // that returned kWouldBlock, then poll/epoll it. Owned by the Channel.
+  Result<int> WaitFd();
+  // Detaches from the role cleanly; the peer sees kClosed once drained. Idempotent.
+  Status Close();
+
+  Role role() const { return role_; }
+  const std::string& name() const { return segment_.name(); }
+  size_t capacity() const { return capacity_; }
+  size_t max_record() const { return max_record_; }
+  Overflow overflow() const { return overflow_; }
+  // Shared counters and cursors (racy).
+  ChannelSnapshot Stats() const;
+
+ private:
+  Channel(Segment segment, Role role, const WaitPolicy& wait);
+
+  Status Attach();
+  enum class PeerState { kAbsent, kAlive, kDead, kClosed };
+  PeerState CheckPeer();
+  Status PeerFailure(PeerState state) const;
+  template <typename Ready>
+  Status WaitFor(Ready&& ready, const uint64_t* futex_cursor, Deadline deadline);
+  void Publish();
+  void WakePeer();
+  void RingPeerBell();
+  void RefreshLimit();
+  bool DropOldestUntil(uint64_t end);
+  void PushHeld(uint64_t start, uint64_t end);
+
+  Segment segment_;
+  Role role_;
+  WaitPolicy wait_;
+  int64_t spin_ns_;  // current adaptive spin budget
+  uint8_t* data_ = nullptr;
+  internal::ChannelLayout* layout_ = nullptr;  // borrowed from segment_
+  size_t capacity_ = 0;
+  size_t max_record_ = 0;
+  Overflow overflow_ = Overflow::kBlock;
+  uint32_t my_epoch_ = 0;
+  bool attached_ = false;
+  bool broken_ = false;  // the shared state failed validation; every call returns kCorrupt
+
+  // Producer state.
+  uint64_t write_pos_ = 0;      // private: end of committed records, published or not
+  uint64_t published_pos_ = 0;  // last value stored to the shared write cursor
+  uint64_t limit_ = 0;          // cached: the producer may write below this position
+  uint64_t pending_pos_ = 0;    // start of the reserved record
+  size_t pending_size_ = 0;
+  bool pending_ = false;
+  bool pending_scratch_ = false;
+  std::vector<uint8_t> scratch_;
+
+  // Consumer state.
+  uint64_t read_pos_ = 0;       // private: next record to read
+  uint64_t cached_write_ = 0;   // cached shared write cursor
+  std::vector<uint64_t> held_;  // ring of (start, end) pairs of held records
+  size_t held_head_ = 0;
+  size_t held_count_ = 0;
+
+  // Peer tracking.
+  uint64_t peer_owner_ = 0;
+  ProcessWatch peer_watch_;
+  int64_t next_peer_check_ns_ = 0;
+
+  // Doorbells.
+  int bell_fd_ = -1;  // this side's pollable descriptor
+  int send_fd_ = -1;  // socket for ringing the peer
+};
+
+}  // namespace weft::shm

@@ -1,0 +1,88 @@
+// Shared-memory segments: named POSIX shared memory under /dev/shm/weft.<name>, mode 0600,
+// opening with a common 160-byte header (docs/formats/segment.md) that records the kind, the
+// layout versions and the creator's identity. Thread rule: a Segment is one mapping owned by
+// one object; the bytes inside follow the rules of the kind that uses them.
+//
+//   Result<Segment> seg = Segment::Create("frames", SegmentKind::kChannel, 1, 1 << 20);
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "weft/core/status.h"
+
+namespace weft::shm {
+
+enum class SegmentKind : uint32_t { kChannel = 1, kPool = 2, kRegistry = 3 };
+
+const char* SegmentKindName(uint32_t kind);
+
+inline constexpr uint64_t kSegmentMagic = 0x314745534654'4557ull;  // "WEFTSEG1", little-endian
+inline constexpr uint32_t kSegmentVersion = 1;
+inline constexpr size_t kMaxNameLength = 100;
+
+// The first 160 bytes of every segment. Trivially copyable; layout pinned in segment.cc.
+struct SegmentHeader {
+  uint64_t magic;               // written last (release, via atomic_ref) once ready
+  uint32_t version;             // kSegmentVersion
+  uint32_t kind;                // SegmentKind
+  uint32_t kind_version;        // version of the kind's own layout
+  uint32_t header_bytes;        // sizeof(SegmentHeader)
+  uint64_t total_bytes;         // size of the whole segment
+  int32_t creator_pid;
+  uint32_t reserved0;
+  uint64_t creator_start_ticks;
+  int64_t created_unix_ns;
+  char name[kMaxNameLength + 4];  // NUL-terminated copy of the name
+};
+
+// Checks a name: 1 to 100 characters from [A-Za-z0-9._-], not starting with '.'.
+Status ValidateName(std::string_view name);
+
+// Checks the bytes of a segment header against the mapped size and an expected kind
+// (0 accepts any kind). Reads nothing outside [bytes, bytes + size). Fuzzed.
+Status ValidateHeader(const void* bytes, size_t size, uint32_t expected_kind,
+                      uint32_t expected_kind_version);
+
+class Segment {
+ public:
+  Segment() = default;
+  ~Segment();
+  Segment(Segment&& other) noexcept;
+  Segment& operator=(Segment&& other) noexcept;
+  Segment(const Segment&) = delete;
+  Segment& operator=(const Segment&) = delete;
+
+  // Creates /dev/shm/weft.<name> of `total_bytes` (rounded up to a page), zero-filled, with the
+  // header filled in except `magic`: the caller initializes its layout, then calls Publish().
+  // Fails with kAlreadyExists if the name is taken.
+  static Result<Segment> Create(std::string_view name, SegmentKind kind, uint32_t kind_version,
+                                size_t total_bytes);
+  // Opens an existing segment and validates its header (waits up to 1 s for a creator that
+  // is still initializing it). expected_kind 0 opens any kind (for tools).
+  static Result<Segment> Open(std::string_view name, uint32_t expected_kind,
+                              uint32_t expected_kind_version);
+  // Removes the name; mappings stay valid until closed.
+  static Status Unlink(std::string_view name);
+  // Names (without the "weft." prefix) of all Weft segments on this host.
+  static std::vector<std::string> List();
+
+  // Makes the segment visible to Open (release store of the magic).
+  void Publish();
+
+  uint8_t* base() const { return base_; }
+  size_t size() const { return size_; }
+  const std::string& name() const { return name_; }
+  SegmentHeader* header() const { return reinterpret_cast<SegmentHeader*>(base_); }
+
+ private:
+  uint8_t* base_ = nullptr;
+  size_t size_ = 0;
+  std::string name_;
+};
+
+}  // namespace weft::shm

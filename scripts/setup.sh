@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Weft needs to build and test, if any is missing.
+set -euo pipefail
+pkgs=(cmake ninja-build g++ make clang libclang-rt-14-dev googletest libgtest-dev libgmock-dev
+      libbenchmark-dev libzmq3-dev python3-dev python3-pybind11 python3-numpy python3-pytest
+      python3-pip libcli11-dev procps)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+echo "setup: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

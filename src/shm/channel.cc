@@ -1,0 +1,494 @@
+// Channel data path: reserve/commit/publish on the producer, read/release on the consumer,
+// and the spin-then-futex wait shared by both.
+//
+// Record stream: absolute 64-bit cursors; a record at position p starts at data[p % capacity]
+// with an 8-byte header {u32 length, u32 flags} and occupies align8(8 + length) bytes. A record
+// that would cross the end of the ring is preceded by a pad record reaching exactly to the
+// end, so every payload is contiguous.
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "internal/channel_layout.h"
+#include "internal/futex.h"
+#include "weft/shm/channel.h"
+
+namespace weft::shm {
+
+using internal::Align8;
+using internal::Atomic;
+
+namespace {
+
+constexpr int64_t kLivenessSliceNs = 20'000'000;  // a sleeper checks its peer this often
+constexpr int64_t kPeerCheckIntervalNs = 1'000'000;
+constexpr int64_t kMinAdaptiveSpinNs = 1'000;
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Single-writer counter in shared memory: a plain load and store, no locked instruction.
+inline void Bump(uint64_t& counter, uint64_t by = 1) {
+  // relaxed is enough since only this side writes the counter and readers want a rough value.
+  Atomic(counter).store(Atomic(counter).load(std::memory_order_relaxed) + by,
+                        std::memory_order_relaxed);
+}
+
+struct RecordHeader {
+  uint32_t length;
+  uint32_t flags;
+};
+static_assert(sizeof(RecordHeader) == internal::kRecordHeader, "record header is 8 bytes");
+
+enum class Next { kGot, kEmpty, kCorrupt };
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Waiting
+
+template <typename Ready>
+Status Channel::WaitFor(Ready&& ready, const uint64_t* futex_cursor, Deadline deadline) {
+  const int me = static_cast<int>(role_);
+  internal::SideStats& stats = layout_->stats[me];
+  internal::WaitFlags& flags = layout_->wait[me];
+
+  if (deadline.is_now()) {
+    // Non-blocking: report a dead or closed peer (at most one check per interval, so a busy
+    // poller makes no system call), and arm the doorbell if this side has one.
+    const int64_t now = MonotonicNs();
+    if (now >= next_peer_check_ns_) {
+      next_peer_check_ns_ = now + kPeerCheckIntervalNs;
+      PeerState ps = CheckPeer();
+      if (ps == PeerState::kDead || ps == PeerState::kClosed) {
+        if (ready()) return Status::Ok();
+        return PeerFailure(ps);
+      }
+    }
+    if (bell_fd_ >= 0) {
+      char buf[64];
+      while (::recv(bell_fd_, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+      }
+      // seq_cst: Dekker with the peer's fence in Publish / Release (SYNC POINT B): either the
+      // peer sees the bell armed, or we see its cursor in ready().
+      Atomic(flags.bell_armed).store(1, std::memory_order_seq_cst);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (ready()) return Status::Ok();
+    }
+    return Status(Code::kWouldBlock, "channel '" + segment_.name() +
+                                         (role_ == Role::kProducer ? "' is full" : "' is empty"));
+  }
+
+  // Spin phase.
+  const bool forever = wait_.spin_ns == WaitPolicy::kSpinForever;
+  const int64_t spin = forever ? INT64_MAX : spin_ns_;
+  if (spin > 0) {
+    const int64_t start = MonotonicNs();
+    int64_t next_check = start + kPeerCheckIntervalNs;
+    for (uint32_t i = 1;; ++i) {
+      if (ready()) {
+        Bump(stats.spins);
+        if (wait_.adaptive && !forever) spin_ns_ = std::min(spin_ns_ * 2, wait_.spin_ns);
+        return Status::Ok();
+      }
+      CpuRelax();
+      if ((i & 63) == 0) {
+        const int64_t now = MonotonicNs();
+        if (now - start >= spin) break;
+        if (deadline.at_ns() <= now) break;
+        if (now >= next_check) {
+          next_check = now + kPeerCheckIntervalNs;
+          PeerState ps = CheckPeer();
+          if (ps == PeerState::kDead || ps == PeerState::kClosed) break;
+        }
+      }
+    }
+    if (wait_.adaptive && !forever) spin_ns_ = std::max(spin_ns_ / 2, kMinAdaptiveSpinNs);
+  }
+
+  // Sleep phase: futex on the low half of the cursor the peer advances.
+  const uint32_t* word = internal::LowWord(futex_cursor);
+  for (;;) {
+    PeerState ps = CheckPeer();
+    if (ps == PeerState::kDead || ps == PeerState::kClosed) {
+      if (ready()) return Status::Ok();
+      return PeerFailure(ps);
+    }
+    const int64_t left = deadline.RemainingNs();
+    if (left == 0) {
+      if (ready()) return Status::Ok();
+      return Status(Code::kTimeout, "timed out waiting on channel '" + segment_.name() + "'");
+    }
+    // SYNC POINT A: relaxed store then a seq_cst fence, paired with the fence after the
+    // peer's cursor store (SYNC POINT B in Publish / Release): either the peer sees
+    // sleeping == 1 and wakes us, or we see its new cursor here.
+    Atomic(flags.sleeping).store(1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    const uint32_t expected = Atomic(*const_cast<uint32_t*>(word)).load(std::memory_order_relaxed);
+    if (ready()) {
+      Atomic(flags.sleeping).store(0, std::memory_order_relaxed);
+      return Status::Ok();
+    }
+    Bump(stats.sleeps);
+    internal::FutexWait(word, expected, std::min(left, kLivenessSliceNs));
+    // relaxed is enough since a stale 1 only costs the peer a spare wake.
+    Atomic(flags.sleeping).store(0, std::memory_order_relaxed);
+    if (ready()) return Status::Ok();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Producer
+
+void Channel::RefreshLimit() {
+  // acquire: the consumer is done with every byte below min(read_pos, hold); pairs with the
+  // release stores in Release. seq_cst in drop-oldest mode: Dekker with the consumer's hold
+  // store in ReadNext (see there).
+  const auto order = overflow_ == Overflow::kDropOldest ? std::memory_order_seq_cst
+                                                        : std::memory_order_acquire;
+  const uint64_t r = Atomic(layout_->consumer.read_pos).load(order);
+  const uint64_t h = Atomic(layout_->consumer.hold).load(order);
+  limit_ = std::min(r, h) + capacity_;
+}
+
+void Channel::Publish() {
+  if (write_pos_ == published_pos_) return;
+  // release: publishes the committed records' bytes; pairs with the acquire loads of
+  // write_pos in ReadNext.
+  Atomic(layout_->producer.write_pos).store(write_pos_, std::memory_order_release);
+  published_pos_ = write_pos_;
+  // SYNC POINT B: pairs with SYNC POINT A in WaitFor (consumer side).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  internal::WaitFlags& peer = layout_->wait[static_cast<int>(Role::kConsumer)];
+  if (Atomic(peer.sleeping).load(std::memory_order_relaxed) != 0) {
+    internal::FutexWake(internal::LowWord(&layout_->producer.write_pos), 1);
+    Bump(layout_->stats[0].wakes);
+  }
+  if (Atomic(peer.bell_armed).load(std::memory_order_relaxed) != 0) RingPeerBell();
+}
+
+void Channel::Flush() {
+  if (role_ == Role::kProducer && attached_) Publish();
+}
+
+// Drop-oldest: advances the shared read cursor past unclaimed records until `end` fits.
+// Case analysis of the CAS on read_pos:
+//  1. success: the record at r is dropped; the consumer's later CAS from r fails and retries.
+//  2. failure: the consumer claimed r (or we raced ourselves after a reattach); re-read.
+// Returns false if the records in the way are held by the consumer.
+bool Channel::DropOldestUntil(uint64_t end) {
+  Publish();  // only published records can be dropped
+  for (;;) {
+    RefreshLimit();
+    if (end <= limit_) return true;
+    uint64_t r = Atomic(layout_->consumer.read_pos).load(std::memory_order_seq_cst);
+    const uint64_t h = Atomic(layout_->consumer.hold).load(std::memory_order_seq_cst);
+    if (std::min(h, published_pos_) + capacity_ < end) return false;
+    if (r >= published_pos_) return false;
+    RecordHeader hdr;
+    std::memcpy(&hdr, data_ + r % capacity_, sizeof(hdr));
+    const bool pad = (hdr.flags & internal::kFlagPad) != 0;
+    const uint64_t next = r + (pad ? internal::kRecordHeader + hdr.length
+                                   : Align8(internal::kRecordHeader + hdr.length));
+    if (next > published_pos_ || next <= r) return false;  // our own bytes; cannot happen
+    if (Atomic(layout_->consumer.read_pos)
+            .compare_exchange_strong(r, next, std::memory_order_seq_cst)) {
+      if (!pad) Bump(layout_->stats[0].drops_oldest);
+    }
+  }
+}
+
+Result<MutableBytes> Channel::Reserve(size_t n, Deadline deadline) {
+  if (role_ != Role::kProducer) return InvalidArgument("Reserve on a consumer endpoint");
+  if (!attached_) return Status(Code::kClosed, "channel endpoint is closed");
+  if (n > max_record_) {
+    return TooLarge("record of " + std::to_string(n) + " bytes exceeds max_record " +
+                    std::to_string(max_record_) + " of channel '" + segment_.name() + "'");
+  }
+  if (pending_) return InvalidArgument("Reserve called again before Commit");
+  const uint64_t need = Align8(internal::kRecordHeader + n);
+  uint64_t off = write_pos_ % capacity_;
+  const uint64_t pad = capacity_ - off < need ? capacity_ - off : 0;
+  const uint64_t end = write_pos_ + pad + need;
+  if (end > limit_) {
+    RefreshLimit();
+    if (end > limit_) {
+      bool scratch = false;
+      switch (overflow_) {
+        case Overflow::kBlock: {
+          Publish();  // the consumer must see what is batched before we wait on it
+          Status s = WaitFor(
+              [&] {
+                RefreshLimit();
+                return end <= limit_;
+              },
+              &layout_->consumer.read_pos, deadline);
+          if (!s.ok()) return s;
+          break;
+        }
+        case Overflow::kDropOldest:
+          scratch = !DropOldestUntil(end);
+          break;
+        case Overflow::kDropNewest:
+          scratch = true;
+          break;
+      }
+      if (scratch) {
+        if (scratch_.size() < n) scratch_.resize(std::max<size_t>(n, 64));
+        pending_ = true;
+        pending_scratch_ = true;
+        pending_size_ = n;
+        return MutableBytes(scratch_.data(), n);
+      }
+    }
+  }
+  if (pad != 0) {
+    RecordHeader hdr{static_cast<uint32_t>(pad - internal::kRecordHeader), internal::kFlagPad};
+    std::memcpy(data_ + off, &hdr, sizeof(hdr));
+    write_pos_ += pad;
+    off = 0;
+  }
+  pending_ = true;
+  pending_pos_ = write_pos_;
+  pending_size_ = n;
+  return MutableBytes(data_ + off + internal::kRecordHeader, n);
+}
+
+Status Channel::CommitBatched(size_t actual) {
+  if (!pending_) return InvalidArgument("Commit without a Reserve");
+  if (actual > pending_size_) {
+    return InvalidArgument("Commit of " + std::to_string(actual) + " bytes exceeds the " +
+                           std::to_string(pending_size_) + " reserved");
+  }
+  pending_ = false;
+  internal::SideStats& stats = layout_->stats[0];
+  if (pending_scratch_) {
+    pending_scratch_ = false;
+    Bump(stats.drops_newest);
+    return Status::Ok();
+  }
+  RecordHeader hdr{static_cast<uint32_t>(actual), 0};
+  std::memcpy(data_ + pending_pos_ % capacity_, &hdr, sizeof(hdr));
+  write_pos_ = pending_pos_ + Align8(internal::kRecordHeader + actual);
+  Bump(stats.records);
+  Bump(stats.bytes, actual);
+  return Status::Ok();
+}
+
+Status Channel::Commit(size_t actual) {
+  Status s = CommitBatched(actual);
+  if (s.ok()) Publish();
+  return s;
+}
+
+Status Channel::Write(ByteView data, Deadline deadline) {
+  Result<MutableBytes> buf = Reserve(data.size(), deadline);
+  if (!buf.ok()) return buf.status();
+  if (!data.empty()) std::memcpy(buf->data(), data.data(), data.size());
+  return Commit(data.size());
+}
+
+Result<size_t> Channel::WriteBatch(const std::vector<ByteView>& records, Deadline deadline) {
+  size_t done = 0;
+  for (const ByteView& rec : records) {
+    Result<MutableBytes> buf = Reserve(rec.size(), deadline);
+    if (!buf.ok()) {
+      if (done == 0) return buf.status();
+      break;
+    }
+    if (!rec.empty()) std::memcpy(buf->data(), rec.data(), rec.size());
+    Status s = CommitBatched(rec.size());
+    if (!s.ok()) return s;
+    ++done;
+  }
+  Publish();
+  return done;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consumer
+
+void Channel::PushHeld(uint64_t start, uint64_t end) {
+  if (held_count_ * 2 == held_.size()) {
+    std::vector<uint64_t> grown(std::max<size_t>(32, held_.size() * 2));
+    for (size_t i = 0; i < held_count_; ++i) {
+      size_t j = (held_head_ + i) % (held_.size() / 2);
+      grown[2 * i] = held_[2 * j];
+      grown[2 * i + 1] = held_[2 * j + 1];
+    }
+    held_ = std::move(grown);
+    held_head_ = 0;
+  }
+  size_t slot = (held_head_ + held_count_) % (held_.size() / 2);
+  held_[2 * slot] = start;
+  held_[2 * slot + 1] = end;
+  ++held_count_;
+}
+
+namespace {
+
+// Validates the header of the record at absolute position `pos`, below `write`.
+// Returns the record's total size in the stream, or 0 if it is invalid.
+inline uint64_t CheckRecord(const RecordHeader& hdr, uint64_t pos, uint64_t write,
+                            uint64_t capacity, uint64_t max_record) {
+  const uint64_t off = pos % capacity;
+  uint64_t size;
+  if ((hdr.flags & internal::kFlagPad) != 0) {
+    if (off + internal::kRecordHeader + hdr.length != capacity) return 0;
+    size = internal::kRecordHeader + hdr.length;
+  } else {
+    if (hdr.length > max_record) return 0;
+    if (off + internal::kRecordHeader + hdr.length > capacity) return 0;
+    size = Align8(internal::kRecordHeader + hdr.length);
+  }
+  if (write - pos < size) return 0;
+  return size;
+}
+
+}  // namespace
+
+Result<ByteView> Channel::Read(Deadline deadline) {
+  if (role_ != Role::kConsumer) return InvalidArgument("Read on a producer endpoint");
+  if (!attached_) return Status(Code::kClosed, "channel endpoint is closed");
+  if (broken_) return Corrupt("channel '" + segment_.name() + "' failed validation earlier");
+  const bool drop_mode = overflow_ == Overflow::kDropOldest;
+  ByteView got;
+  // Block and drop-newest modes: the consumer alone moves read_pos.
+  auto next_block = [&]() -> Next {
+    for (;;) {
+      if (read_pos_ == cached_write_) {
+        // acquire: pairs with the release store in Publish; the records' bytes are visible.
+        cached_write_ = Atomic(layout_->producer.write_pos).load(std::memory_order_acquire);
+        if (read_pos_ == cached_write_) return Next::kEmpty;
+        if (cached_write_ - read_pos_ > capacity_ || cached_write_ < read_pos_) return Next::kCorrupt;
+      }
+      RecordHeader hdr;
+      const uint64_t off = read_pos_ % capacity_;
+      std::memcpy(&hdr, data_ + off, sizeof(hdr));
+      const uint64_t size = CheckRecord(hdr, read_pos_, cached_write_, capacity_, max_record_);
+      if (size == 0) return Next::kCorrupt;
+      const uint64_t start = read_pos_;
+      read_pos_ += size;
+      if ((hdr.flags & internal::kFlagPad) != 0) continue;
+      got = ByteView(data_ + off + internal::kRecordHeader, hdr.length);
+      PushHeld(start, read_pos_);
+      return Next::kGot;
+    }
+  };
+  // Drop-oldest mode: the producer may drop unclaimed records, so the consumer claims each
+  // record with a CAS on read_pos and protects what it reads with `hold`.
+  auto next_drop = [&]() -> Next {
+    for (;;) {
+      uint64_t r = Atomic(layout_->consumer.read_pos).load(std::memory_order_acquire);
+      if (held_count_ == 0) {
+        // seq_cst store then seq_cst load: Dekker with the producer's CAS on read_pos and its
+        // load of hold in DropOldestUntil / RefreshLimit. Either the producer sees hold == r
+        // and never writes at or past r, or we see its CAS here and retry.
+        Atomic(layout_->consumer.hold).store(r, std::memory_order_seq_cst);
+        if (Atomic(layout_->consumer.read_pos).load(std::memory_order_seq_cst) != r) continue;
+      }
+      // acquire: pairs with the release store in Publish.
+      const uint64_t w = Atomic(layout_->producer.write_pos).load(std::memory_order_acquire);
+      if (r == w) {
+        if (held_count_ == 0) {
+          Atomic(layout_->consumer.hold).store(internal::kNoHold, std::memory_order_release);
+        }
+        return Next::kEmpty;
+      }
+      if (w < r || w - r > capacity_) return Next::kCorrupt;
+      RecordHeader hdr;
+      const uint64_t off = r % capacity_;
+      std::memcpy(&hdr, data_ + off, sizeof(hdr));
+      const uint64_t size = CheckRecord(hdr, r, w, capacity_, max_record_);
+      if (size == 0) return Next::kCorrupt;
+      // acq_rel: claims the record; a failure means the producer dropped it first.
+      if (!Atomic(layout_->consumer.read_pos)
+               .compare_exchange_strong(r, r + size, std::memory_order_acq_rel)) {
+        continue;
+      }
+      if ((hdr.flags & internal::kFlagPad) != 0) continue;
+      got = ByteView(data_ + off + internal::kRecordHeader, hdr.length);
+      PushHeld(r, r + size);
+      return Next::kGot;
+    }
+  };
+  Next outcome = drop_mode ? next_drop() : next_block();
+  if (outcome == Next::kEmpty) {
+    Status s = WaitFor(
+        [&] {
+          outcome = drop_mode ? next_drop() : next_block();
+          return outcome != Next::kEmpty;
+        },
+        &layout_->producer.write_pos, deadline);
+    if (!s.ok()) return s;
+  }
+  if (outcome == Next::kCorrupt) {
+    broken_ = true;
+    return Corrupt("channel '" + segment_.name() + "' has an invalid record header or cursor");
+  }
+  internal::SideStats& stats = layout_->stats[1];
+  Bump(stats.records);
+  Bump(stats.bytes, got.size());
+  return got;
+}
+
+Status Channel::Release(size_t count) {
+  if (role_ != Role::kConsumer) return InvalidArgument("Release on a producer endpoint");
+  if (count == 0) return Status::Ok();
+  if (count > held_count_) {
+    return InvalidArgument("Release of " + std::to_string(count) + " records, " +
+                           std::to_string(held_count_) + " held");
+  }
+  const size_t ring = held_.size() / 2;
+  const uint64_t end = held_[2 * ((held_head_ + count - 1) % ring) + 1];
+  held_head_ = (held_head_ + count) % ring;
+  held_count_ -= count;
+  if (!attached_) return Status::Ok();
+  if (overflow_ == Overflow::kDropOldest) {
+    const uint64_t next_hold = held_count_ > 0 ? held_[2 * held_head_] : internal::kNoHold;
+    // release: we are done reading the released bytes; pairs with the loads in RefreshLimit.
+    Atomic(layout_->consumer.hold).store(next_hold, std::memory_order_release);
+    return Status::Ok();
+  }
+  // release: we are done reading every byte below `end`; pairs with the acquire in RefreshLimit.
+  Atomic(layout_->consumer.read_pos).store(end, std::memory_order_release);
+  // SYNC POINT B (consumer side): pairs with SYNC POINT A in the producer's WaitFor.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  internal::WaitFlags& peer = layout_->wait[static_cast<int>(Role::kProducer)];
+  if (Atomic(peer.sleeping).load(std::memory_order_relaxed) != 0) {
+    internal::FutexWake(internal::LowWord(&layout_->consumer.read_pos), 1);
+    Bump(layout_->stats[1].wakes);
+  }
+  if (Atomic(peer.bell_armed).load(std::memory_order_relaxed) != 0) RingPeerBell();
+  return Status::Ok();
+}
+
+Result<size_t> Channel::ReadInto(MutableBytes out, Deadline deadline) {
+  Result<ByteView> rec = Read(deadline);
+  if (!rec.ok()) return rec.status();
+  const size_t n = rec->size();
+  if (n > out.size()) {
+    if (overflow_ != Overflow::kDropOldest) {
+      // Un-read: the record stays next in line.
+      --held_count_;
+      const size_t ring = held_.size() / 2;
+      read_pos_ = held_[2 * ((held_head_ + held_count_) % ring)];
+      internal::SideStats& stats = layout_->stats[1];
+      Bump(stats.records, ~uint64_t{0});
+      Bump(stats.bytes, ~uint64_t{n - 1});
+    }
+    return TooLarge("record of " + std::to_string(n) + " bytes does not fit a buffer of " +
+                    std::to_string(out.size()));
+  }
+  if (n != 0) std::memcpy(out.data(), rec->data(), n);
+  WEFT_RETURN_IF_ERROR(Release(1));
+  return n;
+}
+
+}  // namespace weft::shm

@@ -1,0 +1,332 @@
+// Channel lifecycle: create, open, roles and re-attach, peer liveness, doorbells, snapshots.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "internal/channel_layout.h"
+#include "internal/futex.h"
+#include "weft/shm/channel.h"
+
+namespace weft::shm {
+
+using internal::Atomic;
+using internal::ChannelLayout;
+
+namespace internal {
+
+Status ValidateChannel(const void* bytes, size_t size) {
+  WEFT_RETURN_IF_ERROR(ValidateHeader(bytes, size, static_cast<uint32_t>(SegmentKind::kChannel),
+                                      kChannelLayoutVersion));
+  if (size < kDataOffset) return Corrupt("channel segment smaller than its layout");
+  ChannelConfig c;
+  std::memcpy(&c, static_cast<const uint8_t*>(bytes) + offsetof(ChannelLayout, config), sizeof(c));
+  if (c.data_offset != kDataOffset) return Corrupt("channel data offset is not 4096");
+  if (c.capacity < kMinCapacity || c.capacity % 8 != 0) {
+    return Corrupt("channel capacity " + std::to_string(c.capacity) + " is not a multiple of 8 >= 64");
+  }
+  if (c.capacity > size - kDataOffset) return Corrupt("channel capacity exceeds the segment");
+  if (c.max_record == 0 || Align8(kRecordHeader + c.max_record) > c.capacity / 2) {
+    return Corrupt("channel max_record " + std::to_string(c.max_record) + " does not fit capacity");
+  }
+  if (c.overflow > 2) return Corrupt("channel overflow policy " + std::to_string(c.overflow) + " unknown");
+  return Status::Ok();
+}
+
+}  // namespace internal
+
+namespace {
+
+const char* RoleName(Role r) { return r == Role::kProducer ? "producer" : "consumer"; }
+
+// Abstract-namespace socket address of a side's doorbell; vanishes with its process.
+socklen_t BellAddress(const std::string& name, Role role, uint32_t epoch, sockaddr_un* addr) {
+  std::memset(addr, 0, sizeof(*addr));
+  addr->sun_family = AF_UNIX;
+  int n = std::snprintf(addr->sun_path + 1, sizeof(addr->sun_path) - 1, "weft.%s.%c.%u",
+                        name.c_str(), role == Role::kProducer ? 'p' : 'c', epoch);
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
+}
+
+EndpointInfo DescribeSlot(const internal::EndpointSlot& slot) {
+  auto& s = const_cast<internal::EndpointSlot&>(slot);
+  uint64_t w = Atomic(s.owner).load(std::memory_order_acquire);
+  EndpointInfo info;
+  static const char* kNames[] = {"empty", "claiming", "attached", "closed"};
+  uint32_t st = internal::OwnerState(w);
+  info.state = st < 4 ? kNames[st] : "invalid";
+  info.pid = internal::OwnerPid(w);
+  info.epoch = internal::OwnerEpoch(w);
+  if (st == internal::kSlotAttached || st == internal::kSlotClaiming) {
+    uint64_t start = Atomic(s.start_ticks).load(std::memory_order_relaxed);
+    info.alive = IsAlive({info.pid, st == internal::kSlotAttached ? start : 0});
+  }
+  return info;
+}
+
+}  // namespace
+
+Channel::Channel(Segment segment, Role role, const WaitPolicy& wait)
+    : segment_(std::move(segment)), role_(role), wait_(wait), spin_ns_(wait.spin_ns) {
+  layout_ = reinterpret_cast<ChannelLayout*>(segment_.base());
+  data_ = segment_.base() + internal::kDataOffset;
+  capacity_ = layout_->config.capacity;
+  max_record_ = layout_->config.max_record;
+  overflow_ = static_cast<Overflow>(layout_->config.overflow);
+}
+
+Channel::~Channel() {
+  Close().IgnoreError();
+  if (bell_fd_ >= 0) ::close(bell_fd_);
+  if (send_fd_ >= 0) ::close(send_fd_);
+}
+
+Result<std::unique_ptr<Channel>> Channel::Create(std::string_view name,
+                                                 const ChannelOptions& options) {
+  uint64_t capacity = internal::Align8(options.capacity);
+  if (capacity < internal::kMinCapacity) capacity = internal::kMinCapacity;
+  if (capacity > (uint64_t{1} << 46)) return InvalidArgument("channel capacity above 64 TiB");
+  const uint64_t most = capacity / 2 - internal::kRecordHeader;
+  uint64_t max_record = options.max_record == 0 ? most : options.max_record;
+  if (max_record > most) {
+    return InvalidArgument("max_record " + std::to_string(max_record) +
+                           " does not fit a ring of " + std::to_string(capacity) +
+                           " bytes (at most capacity/2 - 8 = " + std::to_string(most) + ")");
+  }
+  if (static_cast<uint32_t>(options.overflow) > 2) return InvalidArgument("unknown overflow policy");
+  Result<Segment> seg = Segment::Create(name, SegmentKind::kChannel, internal::kChannelLayoutVersion,
+                                        internal::kDataOffset + capacity);
+  if (!seg.ok()) return seg.status();
+  auto* l = reinterpret_cast<ChannelLayout*>(seg->base());
+  l->config.capacity = capacity;
+  l->config.max_record = max_record;
+  l->config.overflow = static_cast<uint32_t>(options.overflow);
+  l->config.data_offset = internal::kDataOffset;
+  l->consumer.hold = internal::kNoHold;
+  seg->Publish();
+  std::unique_ptr<Channel> ch(new Channel(std::move(seg).value(), options.role, options.wait));
+  Status s = ch->Attach();
+  if (!s.ok()) {
+    Segment::Unlink(name).IgnoreError();
+    return s;
+  }
+  return ch;
+}
+
+Result<std::unique_ptr<Channel>> Channel::Open(std::string_view name, Role role,
+                                               const WaitPolicy& wait) {
+  Result<Segment> seg =
+      Segment::Open(name, static_cast<uint32_t>(SegmentKind::kChannel), internal::kChannelLayoutVersion);
+  if (!seg.ok()) return seg.status();
+  Status v = internal::ValidateChannel(seg->base(), seg->size());
+  if (!v.ok()) return v.Annotate("channel '" + std::string(name) + "'");
+  std::unique_ptr<Channel> ch(new Channel(std::move(seg).value(), role, wait));
+  WEFT_RETURN_IF_ERROR(ch->Attach());
+  return ch;
+}
+
+Status Channel::Unlink(std::string_view name) { return Segment::Unlink(name); }
+
+// Claims this role's slot. Case analysis of the CAS loop on the owner word:
+//  1. empty or closed: claim it.
+//  2. attached or claiming by a live process: kBusy.
+//  3. attached or claiming by a dead process: take it over (re-attach).
+//  A failed CAS means another process changed the slot; re-read and decide again.
+Status Channel::Attach() {
+  internal::EndpointSlot& slot = layout_->slots[static_cast<int>(role_)];
+  const ProcessIdentity self = SelfIdentity();
+  uint64_t w = Atomic(slot.owner).load(std::memory_order_acquire);
+  for (;;) {
+    uint32_t st = internal::OwnerState(w);
+    if (st == internal::kSlotAttached || st == internal::kSlotClaiming) {
+      uint64_t start = Atomic(slot.start_ticks).load(std::memory_order_relaxed);
+      ProcessIdentity holder{internal::OwnerPid(w), st == internal::kSlotAttached ? start : 0};
+      if (IsAlive(holder)) {
+        return Status(Code::kBusy, std::string("the ") + RoleName(role_) + " role of '" +
+                                       segment_.name() + "' is held by live process " +
+                                       std::to_string(holder.pid));
+      }
+    }
+    const uint32_t epoch = (internal::OwnerEpoch(w) + 1) & 0xFFFFFFu;
+    const uint64_t claiming = internal::PackOwner(internal::kSlotClaiming, epoch, self.pid);
+    // acq_rel: acquire the previous owner's writes; release our claim.
+    if (Atomic(slot.owner).compare_exchange_weak(w, claiming, std::memory_order_acq_rel)) {
+      // relaxed is enough since the release store of the owner word below publishes it.
+      Atomic(slot.start_ticks).store(self.start_ticks, std::memory_order_relaxed);
+      my_epoch_ = epoch;
+      break;
+    }
+  }
+  // Resume from the shared cursors: records a dead predecessor reserved, batched or held but
+  // never committed or released are redone by this process.
+  if (role_ == Role::kProducer) {
+    write_pos_ = Atomic(layout_->producer.write_pos).load(std::memory_order_acquire);
+    published_pos_ = write_pos_;
+    limit_ = 0;
+    pending_ = false;
+  } else {
+    read_pos_ = Atomic(layout_->consumer.read_pos).load(std::memory_order_acquire);
+    cached_write_ = read_pos_;
+    // A dead drop-oldest consumer's holds are given up.
+    Atomic(layout_->consumer.hold).store(internal::kNoHold, std::memory_order_release);
+    held_count_ = 0;
+    held_head_ = 0;
+  }
+  // release: the slot is attached; pairs with the acquire loads in CheckPeer / DescribeSlot.
+  Atomic(slot.owner).store(internal::PackOwner(internal::kSlotAttached, my_epoch_, self.pid),
+                           std::memory_order_release);
+  attached_ = true;
+  return Status::Ok();
+}
+
+Status Channel::Close() {
+  if (!attached_) return Status::Ok();
+  if (role_ == Role::kProducer) {
+    Flush();
+    pending_ = false;
+  }
+  internal::EndpointSlot& slot = layout_->slots[static_cast<int>(role_)];
+  uint64_t w = Atomic(slot.owner).load(std::memory_order_acquire);
+  const ProcessIdentity self = SelfIdentity();
+  // Only the current owner may close the slot; a process that took over keeps it.
+  if (internal::OwnerPid(w) == self.pid && internal::OwnerEpoch(w) == my_epoch_) {
+    const uint64_t closed = internal::PackOwner(internal::kSlotClosed, my_epoch_, self.pid);
+    // release: orders our last publish before the closed state; pairs with CheckPeer.
+    Atomic(slot.owner).compare_exchange_strong(w, closed, std::memory_order_acq_rel);
+  }
+  attached_ = false;
+  WakePeer();
+  return Status::Ok();
+}
+
+Channel::PeerState Channel::CheckPeer() {
+  const Role peer = role_ == Role::kProducer ? Role::kConsumer : Role::kProducer;
+  internal::EndpointSlot& slot = layout_->slots[static_cast<int>(peer)];
+  for (;;) {
+    // acquire: pairs with the release store in Attach / Close.
+    uint64_t w = Atomic(slot.owner).load(std::memory_order_acquire);
+    switch (internal::OwnerState(w)) {
+      case internal::kSlotEmpty:
+        return PeerState::kAbsent;
+      case internal::kSlotClaiming:
+        return PeerState::kAbsent;  // a new peer is attaching
+      case internal::kSlotClosed:
+        return PeerState::kClosed;
+      case internal::kSlotAttached:
+        break;
+      default:
+        return PeerState::kDead;  // a corrupt slot is treated as a dead peer
+    }
+    if (w != peer_owner_) {
+      uint64_t start = Atomic(slot.start_ticks).load(std::memory_order_relaxed);
+      // Seqlock-style re-check: the start time belongs to this owner word.
+      if (Atomic(slot.owner).load(std::memory_order_acquire) != w) continue;
+      peer_owner_ = w;
+      peer_watch_.Watch({internal::OwnerPid(w), start});
+    }
+    return peer_watch_.Exited() ? PeerState::kDead : PeerState::kAlive;
+  }
+}
+
+Status Channel::PeerFailure(PeerState state) const {
+  const char* peer = role_ == Role::kProducer ? "consumer" : "producer";
+  if (state == PeerState::kDead) {
+    return Status(Code::kPeerDead, std::string("the ") + peer + " of '" + segment_.name() +
+                                       "' (pid " + std::to_string(peer_watch_.id().pid) + ") died");
+  }
+  return Status(Code::kClosed, std::string("the ") + peer + " of '" + segment_.name() + "' closed");
+}
+
+Result<int> Channel::WaitFd() {
+  if (bell_fd_ >= 0) return bell_fd_;
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ErrnoStatus(errno, "socket(AF_UNIX)");
+  sockaddr_un addr;
+  socklen_t len = BellAddress(segment_.name(), role_, my_epoch_, &addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+    int err = errno;
+    ::close(fd);
+    return ErrnoStatus(err, "bind(doorbell)");
+  }
+  bell_fd_ = fd;
+  return bell_fd_;
+}
+
+void Channel::RingPeerBell() {
+  const Role peer = role_ == Role::kProducer ? Role::kConsumer : Role::kProducer;
+  uint32_t* armed = &layout_->wait[static_cast<int>(peer)].bell_armed;
+  // acq_rel: one ring per arming; pairs with the seq_cst store that armed it.
+  if (Atomic(*armed).exchange(0, std::memory_order_acq_rel) == 0) return;
+  if (send_fd_ < 0) send_fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (send_fd_ < 0) return;
+  uint64_t w = Atomic(layout_->slots[static_cast<int>(peer)].owner).load(std::memory_order_acquire);
+  sockaddr_un addr;
+  socklen_t len = BellAddress(segment_.name(), peer, internal::OwnerEpoch(w), &addr);
+  char b = 1;
+  // A full socket buffer already means "readable": EAGAIN is fine.
+  ::sendto(send_fd_, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), len);
+  auto& st = layout_->stats[static_cast<int>(role_)];
+  Atomic(st.bells).store(Atomic(st.bells).load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+void Channel::WakePeer() {
+  const Role peer = role_ == Role::kProducer ? Role::kConsumer : Role::kProducer;
+  // A sleeping peer waits on the cursor it watches: the consumer on write_pos, the producer
+  // on read_pos.
+  const uint64_t* word = peer == Role::kConsumer ? &layout_->producer.write_pos
+                                                 : &layout_->consumer.read_pos;
+  internal::FutexWake(internal::LowWord(word), 1);
+  Atomic(layout_->wait[static_cast<int>(peer)].bell_armed).store(1, std::memory_order_relaxed);
+  RingPeerBell();
+}
+
+ChannelSnapshot Channel::Stats() const {
+  ChannelSnapshot s;
+  auto* l = layout_;
+  s.name = segment_.name();
+  s.creator_pid = l->segment.creator_pid;
+  s.creator_alive = IsAlive({l->segment.creator_pid, l->segment.creator_start_ticks});
+  s.created_unix_ns = l->segment.created_unix_ns;
+  s.capacity = l->config.capacity;
+  s.max_record = l->config.max_record;
+  s.overflow = static_cast<Overflow>(l->config.overflow);
+  s.write_pos = Atomic(l->producer.write_pos).load(std::memory_order_relaxed);
+  s.read_pos = Atomic(l->consumer.read_pos).load(std::memory_order_relaxed);
+  s.hold = Atomic(l->consumer.hold).load(std::memory_order_relaxed);
+  s.producer = DescribeSlot(l->slots[0]);
+  s.consumer = DescribeSlot(l->slots[1]);
+  auto rd = [](const uint64_t& v) { return Atomic(const_cast<uint64_t&>(v)).load(std::memory_order_relaxed); };
+  const auto& p = l->stats[0];
+  const auto& c = l->stats[1];
+  s.records_in = rd(p.records);
+  s.bytes_in = rd(p.bytes);
+  s.producer_spins = rd(p.spins);
+  s.producer_sleeps = rd(p.sleeps);
+  s.producer_wakes = rd(p.wakes);
+  s.producer_bells = rd(p.bells);
+  s.drops_newest = rd(p.drops_newest);
+  s.drops_oldest = rd(p.drops_oldest);
+  s.records_out = rd(c.records);
+  s.bytes_out = rd(c.bytes);
+  s.consumer_spins = rd(c.spins);
+  s.consumer_sleeps = rd(c.sleeps);
+  s.consumer_wakes = rd(c.wakes);
+  s.consumer_bells = rd(c.bells);
+  return s;
+}
+
+Result<ChannelSnapshot> Channel::Snapshot(std::string_view name) {
+  Result<Segment> seg =
+      Segment::Open(name, static_cast<uint32_t>(SegmentKind::kChannel), internal::kChannelLayoutVersion);
+  if (!seg.ok()) return seg.status();
+  Status v = internal::ValidateChannel(seg->base(), seg->size());
+  if (!v.ok()) return v.Annotate("channel '" + std::string(name) + "'");
+  // A detached view: never attached, so its destructor leaves the slots alone.
+  Channel view(std::move(seg).value(), Role::kConsumer, WaitPolicy{});
+  return view.Stats();
+}
+
+}  // namespace weft::shm

@@ -1,0 +1,111 @@
+// The channel's shared-memory layout, format v1 (docs/formats/channel.md). Internal to shm.
+//
+// Every field that two processes touch is accessed through std::atomic_ref; each cache line
+// has a single writer where that is possible (noted per struct).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "weft/core/status.h"
+#include "weft/shm/segment.h"
+
+namespace weft::shm::internal {
+
+inline constexpr uint32_t kChannelLayoutVersion = 1;
+inline constexpr size_t kCacheLine = 64;
+inline constexpr size_t kDataOffset = 4096;
+inline constexpr size_t kRecordHeader = 8;
+inline constexpr size_t kMinCapacity = 64;
+inline constexpr uint64_t kNoHold = ~uint64_t{0};
+inline constexpr uint32_t kFlagPad = 1;  // record header flag: filler up to the end of the ring
+
+// Written once by the creator before Publish.
+struct alignas(kCacheLine) ChannelConfig {
+  uint64_t capacity;    // data bytes, multiple of 8
+  uint64_t max_record;  // largest payload; align8(8 + max_record) <= capacity / 2
+  uint32_t overflow;    // Overflow
+  uint32_t reserved0;
+  uint64_t data_offset;  // kDataOffset
+};
+
+// Owner word: state (bits 56..63), epoch (bits 32..55), pid (bits 0..31).
+enum SlotState : uint32_t { kSlotEmpty = 0, kSlotClaiming = 1, kSlotAttached = 2, kSlotClosed = 3 };
+
+// One per role. Written by whoever claims or closes the role (rarely).
+struct alignas(kCacheLine) EndpointSlot {
+  uint64_t owner;        // atomic: see above
+  uint64_t start_ticks;  // the owner's start time; valid while owner says kSlotAttached
+};
+
+inline uint64_t PackOwner(uint32_t state, uint32_t epoch, int32_t pid) {
+  return (uint64_t{state} << 56) | (uint64_t{epoch & 0xFFFFFFu} << 32) | uint32_t(pid);
+}
+inline uint32_t OwnerState(uint64_t w) { return static_cast<uint32_t>(w >> 56); }
+inline uint32_t OwnerEpoch(uint64_t w) { return static_cast<uint32_t>(w >> 32) & 0xFFFFFFu; }
+inline int32_t OwnerPid(uint64_t w) { return static_cast<int32_t>(w & 0xFFFFFFFFu); }
+
+// Written by the producer only.
+struct alignas(kCacheLine) ProducerCursor {
+  uint64_t write_pos;  // absolute; every record below it is committed
+};
+
+// Written by the consumer (and, in drop-oldest mode, CAS'd by the producer as well).
+struct alignas(kCacheLine) ConsumerCursor {
+  uint64_t read_pos;  // absolute; block mode: everything below is released
+                      // drop-oldest mode: everything below is claimed or dropped
+  uint64_t hold;      // drop-oldest mode: start of the oldest held record, or kNoHold
+};
+
+// Per side: set by the side that sleeps; read by the other side after it publishes.
+struct alignas(kCacheLine) WaitFlags {
+  uint32_t sleeping;    // 1 while this side may be in FutexWait
+  uint32_t bell_armed;  // 1 while this side waits on its pollable descriptor
+};
+
+// Per side, written by that side only (relaxed); read by tools.
+struct alignas(kCacheLine) SideStats {
+  uint64_t records;
+  uint64_t bytes;
+  uint64_t spins;   // waits that ended while spinning
+  uint64_t sleeps;  // futex waits
+  uint64_t wakes;   // futex wakes sent to the other side
+  uint64_t bells;   // doorbell datagrams sent to the other side
+  uint64_t drops_newest;
+  uint64_t drops_oldest;
+};
+
+struct ChannelLayout {
+  SegmentHeader segment;
+  uint8_t pad0[192 - sizeof(SegmentHeader)];
+  ChannelConfig config;
+  EndpointSlot slots[2];  // indexed by Role
+  ProducerCursor producer;
+  ConsumerCursor consumer;
+  WaitFlags wait[2];  // indexed by Role
+  SideStats stats[2];  // indexed by Role
+};
+
+static_assert(std::is_trivially_copyable_v<ChannelLayout>, "shared structs are trivially copyable");
+static_assert(offsetof(ChannelLayout, config) == 192, "channel format v1 layout");
+static_assert(offsetof(ChannelLayout, slots) == 256, "channel format v1 layout");
+static_assert(offsetof(ChannelLayout, producer) == 384, "channel format v1 layout");
+static_assert(offsetof(ChannelLayout, consumer) == 448, "channel format v1 layout");
+static_assert(offsetof(ChannelLayout, wait) == 512, "channel format v1 layout");
+static_assert(offsetof(ChannelLayout, stats) == 640, "channel format v1 layout");
+static_assert(sizeof(ChannelLayout) == 768, "channel format v1 layout");
+static_assert(sizeof(ChannelLayout) <= kDataOffset, "layout must fit before the data area");
+
+inline constexpr uint64_t Align8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
+
+// Checks the segment header and the channel config of a mapped segment of `size` bytes.
+// Reads nothing outside [bytes, bytes + size). Fuzzed.
+Status ValidateChannel(const void* bytes, size_t size);
+
+template <typename T>
+inline std::atomic_ref<T> Atomic(T& v) {
+  return std::atomic_ref<T>(v);
+}
+
+}  // namespace weft::shm::internal

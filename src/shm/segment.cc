@@ -1,0 +1,262 @@
+#include "weft/shm/segment.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <thread>
+#include <type_traits>
+
+#include "weft/core/clock.h"
+#include "weft/shm/process.h"
+
+namespace weft::shm {
+
+static_assert(std::is_trivially_copyable_v<SegmentHeader>, "shared structs are trivially copyable");
+static_assert(sizeof(SegmentHeader) == 160, "SegmentHeader size is part of format v1");
+static_assert(offsetof(SegmentHeader, magic) == 0, "magic first");
+static_assert(offsetof(SegmentHeader, version) == 8, "format v1 layout");
+static_assert(offsetof(SegmentHeader, kind) == 12, "format v1 layout");
+static_assert(offsetof(SegmentHeader, total_bytes) == 24, "format v1 layout");
+static_assert(offsetof(SegmentHeader, creator_pid) == 32, "format v1 layout");
+static_assert(offsetof(SegmentHeader, creator_start_ticks) == 40, "format v1 layout");
+static_assert(offsetof(SegmentHeader, name) == 56, "format v1 layout");
+static_assert(std::atomic_ref<uint64_t>::is_always_lock_free, "shared atomics must be lock-free");
+
+namespace {
+
+constexpr std::string_view kPrefix = "/weft.";
+
+std::string ShmPath(std::string_view name) {
+  std::string p(kPrefix);
+  p += name;
+  return p;
+}
+
+size_t PageRound(size_t n) {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  return (n + page - 1) / page * page;
+}
+
+}  // namespace
+
+const char* SegmentKindName(uint32_t kind) {
+  switch (kind) {
+    case 1: return "channel";
+    case 2: return "pool";
+    case 3: return "registry";
+    default: return "unknown";
+  }
+}
+
+Status ValidateName(std::string_view name) {
+  if (name.empty()) return InvalidArgument("segment name is empty");
+  if (name.size() > kMaxNameLength) {
+    return InvalidArgument("segment name longer than 100 characters");
+  }
+  if (name[0] == '.') return InvalidArgument("segment name must not start with '.'");
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) {
+      return InvalidArgument("segment name '" + std::string(name) +
+                             "' has a character outside [A-Za-z0-9._-]");
+    }
+  }
+  return Status::Ok();
+}
+
+Status ValidateHeader(const void* bytes, size_t size, uint32_t expected_kind,
+                      uint32_t expected_kind_version) {
+  if (size < sizeof(SegmentHeader)) {
+    return Corrupt("segment of " + std::to_string(size) + " bytes is smaller than its header");
+  }
+  SegmentHeader h;
+  std::memcpy(&h, bytes, sizeof(h));
+  uint64_t magic = h.magic;
+  if (magic != kSegmentMagic) return Corrupt("not a Weft segment (bad magic)");
+  if (h.version != kSegmentVersion) {
+    return Status(Code::kVersionMismatch, "segment header version " + std::to_string(h.version) +
+                                              ", this build reads " +
+                                              std::to_string(kSegmentVersion));
+  }
+  if (h.header_bytes != sizeof(SegmentHeader)) return Corrupt("segment header_bytes is wrong");
+  if (h.total_bytes != size) {
+    return Corrupt("segment records " + std::to_string(h.total_bytes) + " bytes but maps " +
+                   std::to_string(size));
+  }
+  if (std::memchr(h.name, '\0', sizeof(h.name)) == nullptr) return Corrupt("segment name unterminated");
+  if (expected_kind != 0 && h.kind != expected_kind) {
+    return Status(Code::kWrongKind, std::string("segment is a ") + SegmentKindName(h.kind) +
+                                        ", not a " + SegmentKindName(expected_kind));
+  }
+  if (expected_kind != 0 && h.kind_version != expected_kind_version) {
+    return Status(Code::kVersionMismatch,
+                  std::string(SegmentKindName(h.kind)) + " layout version " +
+                      std::to_string(h.kind_version) + ", this build reads " +
+                      std::to_string(expected_kind_version));
+  }
+  return Status::Ok();
+}
+
+Segment::~Segment() {
+  if (base_ != nullptr) ::munmap(base_, size_);
+}
+
+Segment::Segment(Segment&& other) noexcept
+    : base_(other.base_), size_(other.size_), name_(std::move(other.name_)) {
+  other.base_ = nullptr;
+  other.size_ = 0;
+}
+
+Segment& Segment::operator=(Segment&& other) noexcept {
+  if (this != &other) {
+    if (base_ != nullptr) ::munmap(base_, size_);
+    base_ = other.base_;
+    size_ = other.size_;
+    name_ = std::move(other.name_);
+    other.base_ = nullptr;
+    other.size_ = 0;
+  }
+  return *this;
+}
+
+Result<Segment> Segment::Create(std::string_view name, SegmentKind kind, uint32_t kind_version,
+                                size_t total_bytes) {
+  WEFT_RETURN_IF_ERROR(ValidateName(name));
+  if (total_bytes < sizeof(SegmentHeader)) return InvalidArgument("segment too small");
+  const size_t size = PageRound(total_bytes);
+  const std::string path = ShmPath(name);
+  int fd = ::shm_open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    Status s = ErrnoStatus(errno, "shm_open(" + path + ")");
+    if (s.code() == Code::kAlreadyExists) {
+      return Status(Code::kAlreadyExists, "segment '" + std::string(name) + "' already exists");
+    }
+    return s;
+  }
+  ::fchmod(fd, 0600);  // the umask may have narrowed it; never widened
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    int err = errno;
+    ::close(fd);
+    ::shm_unlink(path.c_str());
+    return ErrnoStatus(err, "ftruncate(" + path + ")");
+  }
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  int err = errno;
+  ::close(fd);
+  if (p == MAP_FAILED) {
+    ::shm_unlink(path.c_str());
+    return ErrnoStatus(err, "mmap(" + path + ")");
+  }
+  Segment seg;
+  seg.base_ = static_cast<uint8_t*>(p);
+  seg.size_ = size;
+  seg.name_ = std::string(name);
+  SegmentHeader* h = seg.header();
+  h->version = kSegmentVersion;
+  h->kind = static_cast<uint32_t>(kind);
+  h->kind_version = kind_version;
+  h->header_bytes = sizeof(SegmentHeader);
+  h->total_bytes = size;
+  ProcessIdentity self = SelfIdentity();
+  h->creator_pid = self.pid;
+  h->creator_start_ticks = self.start_ticks;
+  h->created_unix_ns = WallNs();
+  std::memcpy(h->name, name.data(), name.size());
+  return seg;
+}
+
+void Segment::Publish() {
+  // release: publishes every byte of the initialized layout; pairs with the acquire load of
+  // magic in Segment::Open.
+  std::atomic_ref<uint64_t>(header()->magic).store(kSegmentMagic, std::memory_order_release);
+}
+
+Result<Segment> Segment::Open(std::string_view name, uint32_t expected_kind,
+                              uint32_t expected_kind_version) {
+  WEFT_RETURN_IF_ERROR(ValidateName(name));
+  const std::string path = ShmPath(name);
+  int fd = ::shm_open(path.c_str(), O_RDWR | O_CLOEXEC, 0);
+  if (fd < 0) {
+    Status s = ErrnoStatus(errno, "shm_open(" + path + ")");
+    if (s.code() == Code::kNotFound) {
+      return NotFound("no segment named '" + std::string(name) + "'");
+    }
+    return s;
+  }
+  // A creator between shm_open and Publish leaves a short or unpublished segment: wait a
+  // little for it, then call it corrupt.
+  const Deadline deadline = Deadline::AfterMs(1000);
+  struct stat st {};
+  void* p = MAP_FAILED;
+  size_t size = 0;
+  for (;;) {
+    if (::fstat(fd, &st) != 0) {
+      int err = errno;
+      ::close(fd);
+      return ErrnoStatus(err, "fstat(" + path + ")");
+    }
+    size = static_cast<size_t>(st.st_size);
+    if (size >= sizeof(SegmentHeader)) {
+      p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      if (p == MAP_FAILED) {
+        int err = errno;
+        ::close(fd);
+        return ErrnoStatus(err, "mmap(" + path + ")");
+      }
+      auto* h = static_cast<SegmentHeader*>(p);
+      // acquire: pairs with the release in Segment::Publish.
+      if (std::atomic_ref<uint64_t>(h->magic).load(std::memory_order_acquire) != 0) break;
+      ::munmap(p, size);
+      p = MAP_FAILED;
+    }
+    if (deadline.Expired()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ::close(fd);
+  if (p == MAP_FAILED) {
+    return Corrupt("segment '" + std::string(name) + "' was never initialized (" +
+                   std::to_string(size) + " bytes)");
+  }
+  Segment seg;
+  seg.base_ = static_cast<uint8_t*>(p);
+  seg.size_ = size;
+  seg.name_ = std::string(name);
+  Status s = ValidateHeader(p, size, expected_kind, expected_kind_version);
+  if (!s.ok()) return s.Annotate("segment '" + std::string(name) + "'");
+  return seg;
+}
+
+Status Segment::Unlink(std::string_view name) {
+  WEFT_RETURN_IF_ERROR(ValidateName(name));
+  const std::string path = ShmPath(name);
+  if (::shm_unlink(path.c_str()) != 0) {
+    Status s = ErrnoStatus(errno, "shm_unlink(" + path + ")");
+    if (s.code() == Code::kNotFound) return NotFound("no segment named '" + std::string(name) + "'");
+    return s;
+  }
+  return Status::Ok();
+}
+
+std::vector<std::string> Segment::List() {
+  std::vector<std::string> names;
+  DIR* d = ::opendir("/dev/shm");
+  if (d == nullptr) return names;
+  while (dirent* e = ::readdir(d)) {
+    std::string_view n(e->d_name);
+    if (n.size() > 5 && n.substr(0, 5) == "weft.") {
+      std::string_view rest = n.substr(5);
+      if (ValidateName(rest).ok()) names.emplace_back(rest);
+    }
+  }
+  ::closedir(d);
+  return names;
+}
+
+}  // namespace weft::shm
