@@ -469,20 +469,43 @@ Status Channel::Release(size_t count) {
   return Status::Ok();
 }
 
+Status Channel::Unread() {
+  if (role_ != Role::kConsumer) return InvalidArgument("Unread on a producer endpoint");
+  if (held_count_ == 0) return InvalidArgument("Unread with no record held");
+  const size_t ring = held_.size() / 2;
+  const size_t last = (held_head_ + held_count_ - 1) % ring;
+  const uint64_t start = held_[2 * last];
+  const uint64_t end = held_[2 * last + 1];
+  if (overflow_ == Overflow::kDropOldest) {
+    uint64_t expected = end;
+    // acq_rel: returns the claim; fails if the producer dropped past our record meanwhile.
+    if (!Atomic(layout_->consumer.read_pos)
+             .compare_exchange_strong(expected, start, std::memory_order_acq_rel)) {
+      return Status(Code::kWouldBlock, "records after it were dropped; the record stays held");
+    }
+    --held_count_;
+    if (held_count_ == 0) {
+      Atomic(layout_->consumer.hold).store(internal::kNoHold, std::memory_order_release);
+    }
+  } else {
+    --held_count_;
+    read_pos_ = start;
+  }
+  internal::SideStats& stats = layout_->stats[1];
+  const uint64_t len = (end - start) >= internal::kRecordHeader
+                           ? reinterpret_cast<const RecordHeader*>(data_ + start % capacity_)->length
+                           : 0;
+  Bump(stats.records, ~uint64_t{0});  // minus one
+  Bump(stats.bytes, ~len + 1);        // minus len
+  return Status::Ok();
+}
+
 Result<size_t> Channel::ReadInto(MutableBytes out, Deadline deadline) {
   Result<ByteView> rec = Read(deadline);
   if (!rec.ok()) return rec.status();
   const size_t n = rec->size();
   if (n > out.size()) {
-    if (overflow_ != Overflow::kDropOldest) {
-      // Un-read: the record stays next in line.
-      --held_count_;
-      const size_t ring = held_.size() / 2;
-      read_pos_ = held_[2 * ((held_head_ + held_count_) % ring)];
-      internal::SideStats& stats = layout_->stats[1];
-      Bump(stats.records, ~uint64_t{0});
-      Bump(stats.bytes, ~uint64_t{n - 1});
-    }
+    Unread().IgnoreError();
     return TooLarge("record of " + std::to_string(n) + " bytes does not fit a buffer of " +
                     std::to_string(out.size()));
   }

@@ -122,6 +122,8 @@ class Channel {
   Status CommitBatched(size_t actual);
   // Publishes every batched record.
   void Flush();
+  // Discards the reserved record (nothing is published). No-op without a reservation.
+  void Unreserve() { pending_ = false; pending_scratch_ = false; }
   // Copies `data` in as one record (Reserve + copy + Commit).
   Status Write(ByteView data, Deadline deadline);
   // Copies each record in, publishing once at the end (and before any wait).
@@ -135,9 +137,12 @@ class Channel {
   Result<ByteView> Read(Deadline deadline);
   // Releases the `count` oldest held records, giving their space back to the producer.
   Status Release(size_t count = 1);
-  // Copies the next record into `out` and releases it; returns its size. kTooLarge (record
-  // kept) if `out` is smaller than the record.
+  // Copies the next record into `out` and releases it; returns its size. kTooLarge if `out`
+  // is smaller than the record, which then stays next in line.
   Result<size_t> ReadInto(MutableBytes out, Deadline deadline);
+  // Puts the most recently read (still held) record back: the next Read returns it again.
+  // kWouldBlock in drop-oldest mode if the producer has since dropped past it (it stays held).
+  Status Unread();
   // Records held by this consumer.
   size_t held() const { return held_count_; }
 

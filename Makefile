@@ -1,0 +1,60 @@
+# Weft: `make demo` and `make test` install what is missing, build, and run.
+BUILD    ?= build
+PYTHON   ?= /usr/bin/python3
+JOBS     ?= 2
+CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython_EXECUTABLE=$(PYTHON) -DPython3_EXECUTABLE=$(PYTHON)
+FUZZ_SECONDS ?= 20
+
+.PHONY: all setup build demo test unit check-sanitizers fuzz pytest bench clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	@cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS) > /dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	$(BUILD)/tools/weft/weft demo
+
+# Every test: unit and stress tests, sanitizer builds, bounded fuzz runs, Python tests.
+test: build
+	@$(MAKE) --no-print-directory unit check-sanitizers fuzz pytest
+
+unit:
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+# ASan+UBSan and TSan builds of the concurrent modules' tests (stress and crash suites included).
+check-sanitizers: setup
+	@cmake -S . -B $(BUILD)-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=address \
+	  -DWEFT_BUILD_PYTHON=OFF -DWEFT_BUILD_TOOLS=OFF > /dev/null
+	@cmake --build $(BUILD)-asan -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir $(BUILD)-asan --output-on-failure -j $(JOBS)
+	@cmake -S . -B $(BUILD)-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=thread \
+	  -DWEFT_BUILD_PYTHON=OFF -DWEFT_BUILD_TOOLS=OFF > /dev/null
+	@cmake --build $(BUILD)-tsan -j $(JOBS)
+	TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(BUILD)-tsan --output-on-failure -j $(JOBS) -LE crash
+
+# libFuzzer targets over every parser of untrusted bytes, each for FUZZ_SECONDS.
+fuzz: setup
+	@CC=clang CXX=clang++ cmake -S . -B $(BUILD)-fuzz -G Ninja -DWEFT_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
+	@cmake --build $(BUILD)-fuzz -j $(JOBS)
+	@for f in $(BUILD)-fuzz/tests/fuzz/fuzz_*; do \
+	  echo "fuzz: $$f for $(FUZZ_SECONDS)s"; \
+	  mkdir -p $(BUILD)-fuzz/corpus/$$(basename $$f); \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(BUILD)-fuzz/corpus/$$(basename $$f) \
+	    tests/fuzz/seeds/$$(basename $$f) 2>&1 | tail -n 2 || exit 1; \
+	done
+
+pytest: build
+	WEFT_BIN=$(BUILD)/tools/weft/weft PYTHONPATH=$(CURDIR)/python:$(CURDIR)/$(BUILD)/python \
+	  $(PYTHON) -m pytest -q tests/python
+
+bench: build
+	$(BUILD)/tools/weft/weft bench all
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz

@@ -1,0 +1,129 @@
+/* weft.h: the C ABI of Weft (frozen, versioned).
+ *
+ * Conventions:
+ *  - Every function returns an int: WEFT_OK (0) or a positive WEFT_E* code. The numbers are
+ *    fixed forever and match weft::Code in C++.
+ *  - On failure, weft_last_error_message() returns a description for the calling thread,
+ *    valid until that thread's next Weft call.
+ *  - Handles are opaque (weft_<thing>_t*). A handle is used by one thread at a time.
+ *  - Timeouts are in nanoseconds: 0 does not wait, a negative value waits without limit.
+ *  - Borrowed pointers (reserve, read) stay valid until the matching commit or release, or
+ *    until the handle is closed, whichever comes first.
+ *  - Structs passed out start with a size field set by the caller, so they can grow.
+ *  - Nothing here throws or aborts on bad input.
+ */
+#ifndef WEFT_WEFT_H_
+#define WEFT_WEFT_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(WEFT_BUILDING_CAPI)
+#define WEFT_API __attribute__((visibility("default")))
+#else
+#define WEFT_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WEFT_ABI_VERSION 1
+
+enum {
+  WEFT_OK = 0,
+  WEFT_EINVAL = 1,         /* a name, size or option is not acceptable */
+  WEFT_ENOTFOUND = 2,      /* no such object */
+  WEFT_EEXIST = 3,         /* already exists */
+  WEFT_EWOULDBLOCK = 4,    /* a non-blocking call could not proceed */
+  WEFT_ETIMEOUT = 5,       /* the timeout passed first */
+  WEFT_EPEERDEAD = 6,      /* the peer died; committed data stays readable */
+  WEFT_ECLOSED = 7,        /* the peer or this handle closed */
+  WEFT_ETOOLARGE = 8,      /* above a fixed limit */
+  WEFT_ECORRUPT = 9,       /* bytes that fail validation */
+  WEFT_EVERSION = 10,      /* a format version this build does not read */
+  WEFT_EWRONGKIND = 11,    /* an object of another kind */
+  WEFT_EBUSY = 12,         /* a role is held by a live process */
+  WEFT_EIO = 13,           /* an operating-system call failed */
+  WEFT_ECONTRACT = 14,     /* RPC contract mismatch */
+  WEFT_EINTERNAL = 15,     /* a bug */
+  WEFT_EPERM = 16          /* not permitted */
+};
+
+/* The ABI version this library implements (WEFT_ABI_VERSION when built). */
+WEFT_API uint32_t weft_abi_version(void);
+/* The calling thread's last error, as text ("" if none). */
+WEFT_API const char* weft_last_error_message(void);
+/* The name of an error code ("peer_dead"). */
+WEFT_API const char* weft_error_name(int code);
+
+/* ---- channel: one producer, one consumer, variable-size records in shared memory ---- */
+
+typedef struct weft_channel weft_channel_t;
+
+enum { WEFT_ROLE_PRODUCER = 0, WEFT_ROLE_CONSUMER = 1 };
+enum { WEFT_OVERFLOW_BLOCK = 0, WEFT_OVERFLOW_DROP_NEWEST = 1, WEFT_OVERFLOW_DROP_OLDEST = 2 };
+
+typedef struct weft_channel_options {
+  uint32_t struct_size; /* sizeof(weft_channel_options_t) */
+  uint32_t role;        /* the creator's role: WEFT_ROLE_* */
+  uint64_t capacity;    /* ring bytes */
+  uint64_t max_record;  /* 0: the most that fits */
+  uint32_t overflow;    /* WEFT_OVERFLOW_* */
+  uint32_t reserved;
+  int64_t spin_ns;      /* spin before sleeping; -1 spins until the timeout, 0 sleeps at once */
+} weft_channel_options_t;
+
+typedef struct weft_channel_stats {
+  uint32_t struct_size; /* set by the caller: sizeof(weft_channel_stats_t) */
+  uint32_t reserved;
+  uint64_t records_in, bytes_in, records_out, bytes_out;
+  uint64_t producer_spins, producer_sleeps, producer_wakes;
+  uint64_t consumer_spins, consumer_sleeps, consumer_wakes;
+  uint64_t drops_newest, drops_oldest;
+  uint64_t capacity, max_record, write_pos, read_pos;
+} weft_channel_stats_t;
+
+/* Fills `opt` with the defaults (1 MiB ring, producer, blocking, adaptive spin). */
+WEFT_API void weft_channel_options_init(weft_channel_options_t* opt);
+/* Creates channel `name` and attaches in opt->role. */
+WEFT_API int weft_channel_create(const char* name, const weft_channel_options_t* opt,
+                                 weft_channel_t** out);
+/* Opens channel `name` and attaches as `role`; takes over the role of a dead peer. */
+WEFT_API int weft_channel_open(const char* name, uint32_t role, weft_channel_t** out);
+/* Detaches and frees the handle. NULL is ignored. */
+WEFT_API int weft_channel_close(weft_channel_t* ch);
+/* Removes the name; attached handles keep working. */
+WEFT_API int weft_channel_unlink(const char* name);
+
+/* Producer: borrows n writable bytes in the ring, valid until commit. */
+WEFT_API int weft_channel_reserve(weft_channel_t* ch, size_t n, int64_t timeout_ns, void** data);
+/* Producer: commits `actual` bytes of the reservation and publishes. */
+WEFT_API int weft_channel_commit(weft_channel_t* ch, size_t actual);
+/* Producer: commits without publishing; weft_channel_flush publishes. */
+WEFT_API int weft_channel_commit_batched(weft_channel_t* ch, size_t actual);
+WEFT_API int weft_channel_flush(weft_channel_t* ch);
+/* Producer: copies one record in. */
+WEFT_API int weft_channel_write(weft_channel_t* ch, const void* data, size_t n, int64_t timeout_ns);
+
+/* Consumer: borrows the next record, valid until released. */
+WEFT_API int weft_channel_read(weft_channel_t* ch, int64_t timeout_ns, const void** data,
+                               size_t* n);
+/* Consumer: releases the `count` oldest borrowed records. */
+WEFT_API int weft_channel_release(weft_channel_t* ch, size_t count);
+/* Consumer: copies the next record into buf (cap bytes) and releases it; *n gets its size.
+   WEFT_ETOOLARGE keeps the record and sets *n to the size needed. */
+WEFT_API int weft_channel_read_into(weft_channel_t* ch, void* buf, size_t cap, size_t* n,
+                                    int64_t timeout_ns);
+
+/* A descriptor that turns readable when this side may proceed; armed by a call with timeout 0
+   that returned WEFT_EWOULDBLOCK. Owned by the handle. */
+WEFT_API int weft_channel_wait_fd(weft_channel_t* ch, int* fd);
+/* Shared counters and cursors. */
+WEFT_API int weft_channel_stats(weft_channel_t* ch, weft_channel_stats_t* out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEFT_WEFT_H_ */

@@ -1,0 +1,372 @@
+// Python binding of weft::shm::Channel. Zero-copy views go through _Span, a small buffer
+// exporter that can be invalidated; the GIL is released around every wait.
+#include <Python.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "errors.h"
+#include "weft/shm/channel.h"
+
+namespace py = pybind11;
+using weft::ByteView;
+using weft::Code;
+using weft::Deadline;
+using weft::Result;
+using weft::Status;
+using weft::shm::Channel;
+
+namespace weft::py_bind {
+namespace {
+
+// ---- _Span: a buffer exporter over borrowed ring memory -----------------------------------
+
+struct SpanObject {
+  PyObject_HEAD
+  void* data;
+  Py_ssize_t size;
+  int readonly;
+  int valid;
+  std::shared_ptr<Channel>* owner;  // keeps the mapping alive while views exist
+};
+
+int SpanGetBuffer(PyObject* self, Py_buffer* view, int flags) {
+  auto* s = reinterpret_cast<SpanObject*>(self);
+  if (!s->valid) {
+    PyErr_SetString(PyExc_BufferError, "this borrowed view was released");
+    view->obj = nullptr;
+    return -1;
+  }
+  return PyBuffer_FillInfo(view, self, s->data, s->size, s->readonly, flags);
+}
+
+void SpanDealloc(PyObject* self) {
+  auto* s = reinterpret_cast<SpanObject*>(self);
+  delete s->owner;
+  Py_TYPE(self)->tp_free(self);
+}
+
+PyObject* SpanInvalidate(PyObject* self, PyObject*) {
+  reinterpret_cast<SpanObject*>(self)->valid = 0;
+  Py_RETURN_NONE;
+}
+
+PyObject* SpanValid(PyObject* self, void*) {
+  return PyBool_FromLong(reinterpret_cast<SpanObject*>(self)->valid);
+}
+
+PyBufferProcs g_span_buffer = {SpanGetBuffer, nullptr};
+PyMethodDef g_span_methods[] = {
+    {"_invalidate", SpanInvalidate, METH_NOARGS, "Makes the span refuse new views."},
+    {nullptr, nullptr, 0, nullptr}};
+PyGetSetDef g_span_getset[] = {
+    {"valid", SpanValid, nullptr, "True until the record is committed or released.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+PyTypeObject g_span_type = [] {
+  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
+  t.tp_name = "weft._native._Span";
+  t.tp_basicsize = sizeof(SpanObject);
+  t.tp_dealloc = SpanDealloc;
+  t.tp_as_buffer = &g_span_buffer;
+  t.tp_flags = Py_TPFLAGS_DEFAULT;
+  t.tp_doc = "Borrowed shared memory; use memoryview(span).";
+  t.tp_methods = g_span_methods;
+  t.tp_getset = g_span_getset;
+  return t;
+}();
+
+py::object MakeSpan(void* data, size_t size, bool readonly, const std::shared_ptr<Channel>& owner) {
+  SpanObject* s = PyObject_New(SpanObject, &g_span_type);
+  if (s == nullptr) throw py::error_already_set();
+  s->data = data;
+  s->size = static_cast<Py_ssize_t>(size);
+  s->readonly = readonly ? 1 : 0;
+  s->valid = 1;
+  s->owner = new std::shared_ptr<Channel>(owner);
+  return py::reinterpret_steal<py::object>(reinterpret_cast<PyObject*>(s));
+}
+
+// ---- waiting -----------------------------------------------------------------------------
+
+// Seconds (float) or None (no limit) to a deadline.
+Deadline ToDeadline(const std::optional<double>& timeout) {
+  if (!timeout.has_value()) return Deadline::Never();
+  if (*timeout <= 0) return Deadline::Now();
+  return Deadline::AfterNs(static_cast<int64_t>(*timeout * 1e9));
+}
+
+// Runs `op(deadline)` first without releasing the GIL and without waiting; if it would
+// block, waits with the GIL released, in slices so that Ctrl-C is honoured.
+template <typename Op>
+auto Blocking(const std::optional<double>& timeout, Op&& op) -> decltype(op(Deadline::Now())) {
+  auto r = op(Deadline::Now());
+  if (r.ok() || r.status().code() != Code::kWouldBlock) return r;
+  const Deadline deadline = ToDeadline(timeout);
+  if (deadline.is_now()) return r;
+  constexpr int64_t kSliceNs = 100'000'000;
+  for (;;) {
+    const int64_t left = deadline.RemainingNs();
+    const Deadline slice = left > kSliceNs ? Deadline::AfterNs(kSliceNs) : deadline;
+    {
+      py::gil_scoped_release nogil;
+      r = op(slice);
+    }
+    if (r.ok() || r.status().code() != Code::kTimeout || deadline.Expired()) return r;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  }
+}
+
+struct StatusResult {  // adapts Status to the Result-like interface Blocking expects
+  Status s;
+  bool ok() const { return s.ok(); }
+  const Status& status() const { return s; }
+};
+
+// A read-only byte view of any buffer-protocol object, held for the scope.
+class BufferView {
+ public:
+  explicit BufferView(py::handle obj) {
+    if (PyBytes_CheckExact(obj.ptr())) {
+      data_ = reinterpret_cast<const uint8_t*>(PyBytes_AS_STRING(obj.ptr()));
+      size_ = static_cast<size_t>(PyBytes_GET_SIZE(obj.ptr()));
+      return;
+    }
+    if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_SIMPLE) != 0) throw py::error_already_set();
+    held_ = true;
+    data_ = static_cast<const uint8_t*>(view_.buf);
+    size_ = static_cast<size_t>(view_.len);
+  }
+  ~BufferView() {
+    if (held_) PyBuffer_Release(&view_);
+  }
+  BufferView(const BufferView&) = delete;
+  BufferView& operator=(const BufferView&) = delete;
+  ByteView bytes() const { return ByteView(data_, size_); }
+
+ private:
+  Py_buffer view_{};
+  bool held_ = false;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// ---- the Channel class ---------------------------------------------------------------------
+
+struct PyChannel {
+  std::shared_ptr<Channel> ch;
+};
+
+weft::shm::Role ParseRole(const std::string& role) {
+  if (role == "producer") return weft::shm::Role::kProducer;
+  if (role == "consumer") return weft::shm::Role::kConsumer;
+  pyerr::Raise(weft::InvalidArgument("role must be 'producer' or 'consumer', not '" + role + "'"));
+}
+
+weft::shm::Overflow ParseOverflow(const std::string& s) {
+  if (s == "block") return weft::shm::Overflow::kBlock;
+  if (s == "drop_newest") return weft::shm::Overflow::kDropNewest;
+  if (s == "drop_oldest") return weft::shm::Overflow::kDropOldest;
+  pyerr::Raise(weft::InvalidArgument("on_full must be 'block', 'drop_newest' or 'drop_oldest'"));
+}
+
+weft::shm::WaitPolicy ParseWait(const std::optional<double>& spin_us) {
+  weft::shm::WaitPolicy w;
+  if (spin_us.has_value()) {
+    w.spin_ns = *spin_us < 0 ? weft::shm::WaitPolicy::kSpinForever : static_cast<int64_t>(*spin_us * 1000);
+    w.adaptive = false;
+  }
+  return w;
+}
+
+Channel& Get(PyChannel& self) {
+  if (!self.ch) pyerr::Raise(Status(Code::kClosed, "channel is closed"));
+  return *self.ch;
+}
+
+py::dict StatsDict(const weft::shm::ChannelSnapshot& s) {
+  py::dict d;
+  d["records_in"] = s.records_in;
+  d["bytes_in"] = s.bytes_in;
+  d["records_out"] = s.records_out;
+  d["bytes_out"] = s.bytes_out;
+  d["producer_spins"] = s.producer_spins;
+  d["producer_sleeps"] = s.producer_sleeps;
+  d["producer_wakes"] = s.producer_wakes;
+  d["consumer_spins"] = s.consumer_spins;
+  d["consumer_sleeps"] = s.consumer_sleeps;
+  d["consumer_wakes"] = s.consumer_wakes;
+  d["drops_newest"] = s.drops_newest;
+  d["drops_oldest"] = s.drops_oldest;
+  d["capacity"] = s.capacity;
+  d["max_record"] = s.max_record;
+  d["write_pos"] = s.write_pos;
+  d["read_pos"] = s.read_pos;
+  d["producer_pid"] = s.producer.pid;
+  d["producer_state"] = s.producer.state;
+  d["consumer_pid"] = s.consumer.pid;
+  d["consumer_state"] = s.consumer.state;
+  return d;
+}
+
+}  // namespace
+
+void BindChannel(py::module_& m) {
+  if (PyType_Ready(&g_span_type) != 0) throw py::error_already_set();
+  Py_INCREF(&g_span_type);
+  m.add_object("_Span", reinterpret_cast<PyObject*>(&g_span_type));
+
+  py::class_<PyChannel>(m, "_Channel")
+      .def_static(
+          "create",
+          [](const std::string& name, size_t capacity, size_t max_record, const std::string& role,
+             const std::string& on_full, std::optional<double> spin_us) {
+            weft::shm::ChannelOptions o;
+            o.capacity = capacity;
+            o.max_record = max_record;
+            o.role = ParseRole(role);
+            o.overflow = ParseOverflow(on_full);
+            o.wait = ParseWait(spin_us);
+            auto r = Channel::Create(name, o);
+            if (!r.ok()) pyerr::Raise(r.status());
+            return PyChannel{std::shared_ptr<Channel>(std::move(r).value())};
+          },
+          py::arg("name"), py::arg("capacity"), py::arg("max_record"), py::arg("role"),
+          py::arg("on_full"), py::arg("spin_us"))
+      .def_static(
+          "open",
+          [](const std::string& name, const std::string& role, std::optional<double> spin_us) {
+            auto r = Channel::Open(name, ParseRole(role), ParseWait(spin_us));
+            if (!r.ok()) pyerr::Raise(r.status());
+            return PyChannel{std::shared_ptr<Channel>(std::move(r).value())};
+          },
+          py::arg("name"), py::arg("role"), py::arg("spin_us"))
+      .def_static("unlink", [](const std::string& name) { pyerr::Check(Channel::Unlink(name)); })
+      .def_static("snapshot",
+                  [](const std::string& name) {
+                    auto r = Channel::Snapshot(name);
+                    if (!r.ok()) pyerr::Raise(r.status());
+                    return StatsDict(*r);
+                  })
+      .def("reserve",
+           [](PyChannel& self, size_t n, std::optional<double> timeout) {
+             Channel& ch = Get(self);
+             auto r = Blocking(timeout, [&](Deadline d) { return ch.Reserve(n, d); });
+             if (!r.ok()) pyerr::Raise(r.status());
+             return MakeSpan(r->data(), r->size(), false, self.ch);
+           })
+      .def("commit", [](PyChannel& self, size_t n) { pyerr::Check(Get(self).Commit(n)); })
+      .def("commit_batched", [](PyChannel& self, size_t n) { pyerr::Check(Get(self).CommitBatched(n)); })
+      .def("unreserve", [](PyChannel& self) { Get(self).Unreserve(); })
+      .def("flush", [](PyChannel& self) { Get(self).Flush(); })
+      .def("write",
+           [](PyChannel& self, py::handle data, std::optional<double> timeout) {
+             Channel& ch = Get(self);
+             BufferView buf(data);
+             auto r = Blocking(timeout, [&](Deadline d) { return StatusResult{ch.Write(buf.bytes(), d)}; });
+             pyerr::Check(r.s);
+           })
+      .def("write_batch",
+           [](PyChannel& self, py::sequence records, std::optional<double> timeout) {
+             Channel& ch = Get(self);
+             size_t done = 0;
+             const size_t n = py::len(records);
+             for (size_t i = 0; i < n; ++i) {
+               BufferView buf(records[i]);
+               const ByteView bytes = buf.bytes();
+               auto r = ch.Reserve(bytes.size(), Deadline::Now());
+               if (!r.ok() && r.status().code() == Code::kWouldBlock) {
+                 ch.Flush();  // the consumer must see the batch before we wait on it
+                 r = Blocking(timeout, [&](Deadline d) { return ch.Reserve(bytes.size(), d); });
+               }
+               if (!r.ok()) {
+                 ch.Flush();
+                 if (done == 0) pyerr::Raise(r.status());
+                 break;
+               }
+               if (!bytes.empty()) std::memcpy(r->data(), bytes.data(), bytes.size());
+               pyerr::Check(ch.CommitBatched(bytes.size()));
+               ++done;
+             }
+             ch.Flush();
+             return done;
+           })
+      .def("read",
+           [](PyChannel& self, std::optional<double> timeout) {
+             Channel& ch = Get(self);
+             auto r = Blocking(timeout, [&](Deadline d) { return ch.Read(d); });
+             if (!r.ok()) pyerr::Raise(r.status());
+             return MakeSpan(const_cast<uint8_t*>(r->data()), r->size(), true, self.ch);
+           })
+      .def("release", [](PyChannel& self, size_t count) { pyerr::Check(Get(self).Release(count)); },
+           py::arg("count") = 1)
+      .def("read_bytes",
+           [](PyChannel& self, std::optional<double> timeout) {
+             Channel& ch = Get(self);
+             auto r = Blocking(timeout, [&](Deadline d) { return ch.Read(d); });
+             if (!r.ok()) pyerr::Raise(r.status());
+             PyObject* b = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(r->data()),
+                                                     static_cast<Py_ssize_t>(r->size()));
+             Status s = ch.Release(1);
+             if (b == nullptr) throw py::error_already_set();
+             py::object out = py::reinterpret_steal<py::object>(b);
+             pyerr::Check(s);
+             return out;
+           })
+      .def("read_batch",
+           [](PyChannel& self, size_t max_records, std::optional<double> timeout) {
+             Channel& ch = Get(self);
+             py::list out;
+             auto first = Blocking(timeout, [&](Deadline d) { return ch.Read(d); });
+             if (!first.ok()) pyerr::Raise(first.status());
+             ByteView rec = *first;
+             size_t held = 1;
+             for (;;) {
+               PyObject* b = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(rec.data()),
+                                                       static_cast<Py_ssize_t>(rec.size()));
+               if (b == nullptr) {
+                 ch.Release(held).IgnoreError();
+                 throw py::error_already_set();
+               }
+               PyList_Append(out.ptr(), b);
+               Py_DECREF(b);
+               if (held >= max_records) break;
+               auto next = ch.Read(Deadline::Now());
+               if (!next.ok()) break;
+               rec = *next;
+               ++held;
+             }
+             pyerr::Check(ch.Release(held));
+             return out;
+           })
+      .def("fileno",
+           [](PyChannel& self) {
+             auto r = Get(self).WaitFd();
+             if (!r.ok()) pyerr::Raise(r.status());
+             return *r;
+           })
+      .def("stats", [](PyChannel& self) { return StatsDict(Get(self).Stats()); })
+      .def("close",
+           [](PyChannel& self) {
+             if (self.ch) {
+               Status s = self.ch->Close();
+               self.ch.reset();
+               pyerr::Check(s);
+             }
+           })
+      .def_property_readonly("closed", [](PyChannel& self) { return !self.ch; })
+      .def_property_readonly("name", [](PyChannel& self) { return Get(self).name(); })
+      .def_property_readonly("capacity", [](PyChannel& self) { return Get(self).capacity(); })
+      .def_property_readonly("max_record", [](PyChannel& self) { return Get(self).max_record(); })
+      .def_property_readonly("held", [](PyChannel& self) { return Get(self).held(); })
+      .def_property_readonly("role", [](PyChannel& self) {
+        return Get(self).role() == weft::shm::Role::kProducer ? "producer" : "consumer";
+      });
+}
+
+}  // namespace weft::py_bind

@@ -1,0 +1,18 @@
+// Maps weft::Status to the exception classes of weft._errors (pure Python).
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include "weft/core/status.h"
+
+namespace weft::pyerr {
+
+// Loads the exception classes; called once at module import.
+void LoadErrors();
+// Raises the Python exception for `status` (throws pybind11::error_already_set).
+[[noreturn]] void Raise(const Status& status);
+inline void Check(const Status& status) {
+  if (!status.ok()) Raise(status);
+}
+
+}  // namespace weft::pyerr

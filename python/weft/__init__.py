@@ -1,0 +1,22 @@
+"""Weft: zero-copy data plane for AI and scientific runtimes.
+
+    import weft
+    tx = weft.Channel.create("frames", capacity=64 << 20)
+    with tx.reserve(1024) as buf:      # writable memoryview into shared memory
+        buf[:] = payload
+    rx = weft.Channel.open("frames")   # in another process
+    with rx.read(timeout=1.0) as view: # read-only memoryview, valid inside the block
+        arr = numpy.frombuffer(view, dtype=numpy.float32)
+"""
+
+import pkgutil as _pkgutil
+
+# The compiled module may live in a build tree beside this package (weft/_native*.so there).
+__path__ = _pkgutil.extend_path(__path__, __name__)
+
+from ._errors import *  # noqa: E402,F401,F403
+from ._errors import __all__ as _error_names  # noqa: E402
+from .channel import Channel  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["Channel", *_error_names]

@@ -1,0 +1,161 @@
+"""weft.Channel: one producer, one consumer, variable-size records in shared memory."""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from . import _native
+
+_DEFAULT_CAPACITY = 1 << 20
+
+
+class _Borrow:
+    """Context manager around one zero-copy record: a memoryview valid inside the block."""
+
+    __slots__ = ("_ch", "_span", "_view", "_commit")
+
+    def __init__(self, ch, span, commit: Optional[int]):
+        self._ch = ch
+        self._span = span
+        self._view = None
+        self._commit = commit  # None: a read to release; an int: a reservation to commit
+
+    def __enter__(self) -> memoryview:
+        self._view = memoryview(self._span)
+        return self._view
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            self._view.release()
+        except BufferError:
+            # A NumPy array or slice made from the view is still alive. The ring memory stays
+            # mapped, so it cannot crash, but it may be overwritten: copy what you keep.
+            pass
+        self._span._invalidate()
+        if self._commit is None:
+            self._ch.release(1)
+        elif exc_type is None:
+            self._ch.commit(self._commit)
+        else:
+            self._ch.unreserve()
+        return False
+
+
+class Channel:
+    """One endpoint of a shared-memory channel.
+
+    Timeouts are in seconds; None waits without limit (Ctrl-C still works), 0 does not wait
+    and raises WouldBlock. The GIL is released while waiting.
+    """
+
+    __slots__ = ("_ch",)
+
+    def __init__(self, native):
+        self._ch = native
+
+    @classmethod
+    def create(cls, name: str, capacity: int = _DEFAULT_CAPACITY, max_record: int = 0,
+               role: str = "producer", on_full: str = "block",
+               spin_us: Optional[float] = None) -> "Channel":
+        """Creates channel `name` and attaches as `role` ("producer" or "consumer").
+
+        max_record=0 allows the largest record that fits (capacity/2 - 8). on_full is
+        "block", "drop_newest" or "drop_oldest". spin_us fixes the spin before sleeping
+        (-1: spin until the timeout, 0: sleep at once); None adapts it.
+        """
+        return cls(_native._Channel.create(name, capacity, max_record, role, on_full, spin_us))
+
+    @classmethod
+    def open(cls, name: str, role: str = "consumer", spin_us: Optional[float] = None) -> "Channel":
+        """Opens an existing channel as `role`; takes over the role of a dead peer."""
+        return cls(_native._Channel.open(name, role, spin_us))
+
+    @staticmethod
+    def unlink(name: str) -> None:
+        """Removes the name; attached endpoints keep working."""
+        _native._Channel.unlink(name)
+
+    @staticmethod
+    def snapshot(name: str) -> dict:
+        """Counters, cursors and roles of a channel, without attaching to it."""
+        return _native._Channel.snapshot(name)
+
+    # ---- producer ----
+    def reserve(self, n: int, timeout: Optional[float] = None) -> _Borrow:
+        """`with ch.reserve(n) as buf:` a writable memoryview, committed on a clean exit."""
+        return _Borrow(self._ch, self._ch.reserve(n, timeout), n)
+
+    def write(self, data, timeout: Optional[float] = None) -> None:
+        """Copies one record (any bytes-like object) into the channel."""
+        self._ch.write(data, timeout)
+
+    def write_batch(self, records: Iterable, timeout: Optional[float] = None) -> int:
+        """Copies several records in with one publish; returns how many were written."""
+        if not isinstance(records, (list, tuple)):
+            records = list(records)
+        return self._ch.write_batch(records, timeout)
+
+    # ---- consumer ----
+    def read(self, timeout: Optional[float] = None) -> _Borrow:
+        """`with ch.read() as view:` a read-only memoryview of the next record, released on exit."""
+        return _Borrow(self._ch, self._ch.read(timeout), None)
+
+    def read_bytes(self, timeout: Optional[float] = None) -> bytes:
+        """The next record, copied."""
+        return self._ch.read_bytes(timeout)
+
+    def read_batch(self, max_records: int = 1024, timeout: Optional[float] = None) -> list:
+        """Waits for one record, then takes every ready record up to max_records (copied)."""
+        return self._ch.read_batch(max_records, timeout)
+
+    def __iter__(self):
+        """Yields records (bytes) until the producer closes; raises PeerDead if it dies."""
+        from ._errors import Closed
+        while True:
+            try:
+                yield self._ch.read_bytes(None)
+            except Closed:
+                return
+
+    # ---- both ----
+    def fileno(self) -> int:
+        """A descriptor for select/poll/asyncio. It turns readable after a call with
+        timeout=0 raised WouldBlock and the peer then made progress."""
+        return self._ch.fileno()
+
+    def stats(self) -> dict:
+        return self._ch.stats()
+
+    def close(self) -> None:
+        self._ch.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._ch.closed
+
+    @property
+    def name(self) -> str:
+        return self._ch.name
+
+    @property
+    def capacity(self) -> int:
+        return self._ch.capacity
+
+    @property
+    def max_record(self) -> int:
+        return self._ch.max_record
+
+    @property
+    def role(self) -> str:
+        return self._ch.role
+
+    def __enter__(self) -> "Channel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._ch.closed:
+            return "<weft.Channel closed>"
+        return f"<weft.Channel {self.name!r} {self.role} capacity={self.capacity}>"

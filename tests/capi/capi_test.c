@@ -1,0 +1,112 @@
+/* Pure C test of the C ABI: compiles as C11 against weft.h only. */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "weft/weft.h"
+
+static int failures = 0;
+static int checks = 0;
+
+#define CHECK(cond)                                                                   \
+  do {                                                                                \
+    ++checks;                                                                         \
+    if (!(cond)) {                                                                    \
+      ++failures;                                                                     \
+      fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__, __LINE__, \
+              #cond, weft_last_error_message());                                      \
+    }                                                                                 \
+  } while (0)
+
+int main(void) {
+  char name[64];
+  snprintf(name, sizeof(name), "test.capi.%d", (int)getpid());
+
+  CHECK(weft_abi_version() == WEFT_ABI_VERSION);
+  CHECK(strcmp(weft_error_name(WEFT_EPEERDEAD), "peer_dead") == 0);
+
+  weft_channel_options_t opt;
+  weft_channel_options_init(&opt);
+  opt.capacity = 4096;
+  opt.max_record = 256;
+  weft_channel_t* tx = NULL;
+  weft_channel_t* rx = NULL;
+  CHECK(weft_channel_create("bad/name", &opt, &tx) == WEFT_EINVAL);
+  CHECK(strstr(weft_last_error_message(), "invalid_argument") != NULL);
+  CHECK(weft_channel_open(name, WEFT_ROLE_CONSUMER, &rx) == WEFT_ENOTFOUND);
+  CHECK(weft_channel_create(name, &opt, &tx) == WEFT_OK);
+  CHECK(weft_channel_open(name, WEFT_ROLE_CONSUMER, &rx) == WEFT_OK);
+  weft_channel_t* second = NULL;
+  CHECK(weft_channel_open(name, WEFT_ROLE_CONSUMER, &second) == WEFT_EBUSY);
+  CHECK(second == NULL);
+
+  /* zero-copy path */
+  void* buf = NULL;
+  CHECK(weft_channel_reserve(tx, 5, 0, &buf) == WEFT_OK);
+  memcpy(buf, "hello", 5);
+  CHECK(weft_channel_commit(tx, 5) == WEFT_OK);
+  const void* data = NULL;
+  size_t n = 0;
+  CHECK(weft_channel_read(rx, 1000000000, &data, &n) == WEFT_OK);
+  CHECK(n == 5 && memcmp(data, "hello", 5) == 0);
+  CHECK(weft_channel_release(rx, 1) == WEFT_OK);
+  CHECK(weft_channel_read(rx, 0, &data, &n) == WEFT_EWOULDBLOCK);
+  CHECK(weft_channel_read(rx, 1000000, &data, &n) == WEFT_ETIMEOUT);
+
+  /* copying path and oversize handling */
+  char big[300];
+  memset(big, 'x', sizeof(big));
+  CHECK(weft_channel_write(tx, big, sizeof(big), -1) == WEFT_ETOOLARGE);
+  CHECK(weft_channel_write(tx, "copy", 4, 0) == WEFT_OK);
+  char small[2];
+  CHECK(weft_channel_read_into(rx, small, sizeof(small), &n, 0) == WEFT_ETOOLARGE);
+  CHECK(n == 4);
+  char out[16];
+  CHECK(weft_channel_read_into(rx, out, sizeof(out), &n, 0) == WEFT_OK);
+  CHECK(n == 4 && memcmp(out, "copy", 4) == 0);
+
+  /* batching */
+  for (int i = 0; i < 3; ++i) {
+    CHECK(weft_channel_reserve(tx, 1, 0, &buf) == WEFT_OK);
+    ((char*)buf)[0] = (char)('a' + i);
+    CHECK(weft_channel_commit_batched(tx, 1) == WEFT_OK);
+  }
+  CHECK(weft_channel_read(rx, 0, &data, &n) == WEFT_EWOULDBLOCK);
+  CHECK(weft_channel_flush(tx) == WEFT_OK);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(weft_channel_read(rx, 0, &data, &n) == WEFT_OK);
+    CHECK(n == 1 && ((const char*)data)[0] == 'a' + i);
+  }
+  CHECK(weft_channel_release(rx, 3) == WEFT_OK);
+
+  /* pollable descriptor */
+  int fd = -1;
+  CHECK(weft_channel_wait_fd(rx, &fd) == WEFT_OK);
+  CHECK(weft_channel_read(rx, 0, &data, &n) == WEFT_EWOULDBLOCK);
+  CHECK(weft_channel_write(tx, "poll", 4, 0) == WEFT_OK);
+  struct pollfd p = {fd, POLLIN, 0};
+  CHECK(poll(&p, 1, 5000) == 1);
+  CHECK(weft_channel_read_into(rx, out, sizeof(out), &n, 0) == WEFT_OK);
+
+  /* stats */
+  weft_channel_stats_t st;
+  memset(&st, 0, sizeof(st));
+  CHECK(weft_channel_stats(tx, &st) == WEFT_EINVAL); /* struct_size not set */
+  st.struct_size = sizeof(st);
+  CHECK(weft_channel_stats(tx, &st) == WEFT_OK);
+  CHECK(st.records_in == 6 && st.records_out == 6);
+  CHECK(st.capacity == 4096 && st.max_record == 256);
+
+  /* clean close is seen by the peer */
+  CHECK(weft_channel_close(tx) == WEFT_OK);
+  CHECK(weft_channel_read(rx, 1000000000, &data, &n) == WEFT_ECLOSED);
+  CHECK(weft_channel_close(rx) == WEFT_OK);
+  CHECK(weft_channel_close(NULL) == WEFT_OK);
+  CHECK(weft_channel_unlink(name) == WEFT_OK);
+  CHECK(weft_channel_unlink(name) == WEFT_ENOTFOUND);
+
+  printf("capi_test: %d checks, %d failed\n", checks, failures);
+  return failures == 0 ? 0 : 1;
+}
