@@ -89,7 +89,7 @@ Result<std::unique_ptr<Channel>> Channel::Create(std::string_view name,
   uint64_t capacity = internal::Align8(options.capacity);
   if (capacity < internal::kMinCapacity) capacity = internal::kMinCapacity;
   if (capacity > (uint64_t{1} << 46)) return InvalidArgument("channel capacity above 64 TiB");
-  const uint64_t most = capacity / 2 - internal::kRecordHeader;
+  const uint64_t most = ((capacity / 2) & ~uint64_t{7}) - internal::kRecordHeader;
   uint64_t max_record = options.max_record == 0 ? most : options.max_record;
   if (max_record > most) {
     return InvalidArgument("max_record " + std::to_string(max_record) +

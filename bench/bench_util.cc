@@ -1,0 +1,276 @@
+#include "bench_util.h"
+
+#include <sys/mman.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "weft/core/clock.h"
+
+namespace weft::bench {
+
+void SetLatency(Row& row, std::vector<int64_t>& samples) {
+  row.latency = true;
+  row.n = samples.size();
+  if (samples.empty()) return;
+  std::sort(samples.begin(), samples.end());
+  auto pct = [&](double q) {
+    size_t i = static_cast<size_t>(std::ceil(q * samples.size())) - 1;
+    return static_cast<double>(samples[std::min(i, samples.size() - 1)]);
+  };
+  row.p50_ns = pct(0.50);
+  row.p99_ns = pct(0.99);
+  row.p999_ns = pct(0.999);
+  double sum = 0;
+  for (int64_t s : samples) sum += static_cast<double>(s);
+  row.mean_ns = sum / samples.size();
+}
+
+void SetThroughput(Row& row, uint64_t messages, uint64_t bytes_each, int64_t elapsed_ns) {
+  row.latency = false;
+  row.n = messages;
+  double secs = elapsed_ns / 1e9;
+  row.msgs_per_s = secs > 0 ? messages / secs : 0;
+  row.bytes_per_s = secs > 0 ? static_cast<double>(messages) * bytes_each / secs : 0;
+}
+
+std::string MachineLine() {
+  std::ifstream cpu("/proc/cpuinfo");
+  std::string line, model = "unknown cpu";
+  bool hypervisor = false;
+  while (std::getline(cpu, line)) {
+    if (line.rfind("model name", 0) == 0 && model == "unknown cpu") {
+      model = line.substr(line.find(':') + 2);
+    }
+    if (line.rfind("flags", 0) == 0 && line.find(" hypervisor") != std::string::npos) hypervisor = true;
+  }
+  utsname u{};
+  ::uname(&u);
+  std::ostringstream os;
+  os << std::thread::hardware_concurrency() << " cores, " << model << ", "
+     << (hypervisor ? "virtualized" : "bare metal") << ", Linux " << u.release;
+  return os.str();
+}
+
+namespace {
+std::string Key(const Row& r) {
+  std::string k = r.suite + "|" + r.case_name + "|" + r.transport + "|" +
+                  std::to_string(r.payload_bytes) + "|" + r.mode;
+  for (const auto& [name, value] : r.extra) k += "|" + name + "=" + value;
+  return k;
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+}  // namespace
+
+void Results::Add(const Row& row) {
+  std::string k = Key(row);
+  if (!rows_.count(k)) order_.push_back(k);
+  rows_[k].push_back(row);
+}
+
+std::vector<Row> Results::Medians() const {
+  std::vector<Row> out;
+  for (const std::string& k : order_) {
+    const std::vector<Row>& rs = rows_.at(k);
+    Row m = rs.front();
+    auto med = [&](double Row::*f) {
+      std::vector<double> v;
+      for (const Row& r : rs) v.push_back(r.*f);
+      return Median(v);
+    };
+    m.p50_ns = med(&Row::p50_ns);
+    m.p99_ns = med(&Row::p99_ns);
+    m.p999_ns = med(&Row::p999_ns);
+    m.mean_ns = med(&Row::mean_ns);
+    m.msgs_per_s = med(&Row::msgs_per_s);
+    m.bytes_per_s = med(&Row::bytes_per_s);
+    m.n = 0;
+    for (const Row& r : rs) m.n += r.n;
+    if (rs.size() > 1) {
+      std::string rounds = "median of " + std::to_string(rs.size()) + " rounds";
+      m.note = m.note.empty() ? rounds : m.note + "; " + rounds;
+    }
+    out.push_back(m);
+  }
+  return out;
+}
+
+namespace {
+
+std::string JsonEscape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    o += c;
+  }
+  return o;
+}
+
+std::string Json(const Row& r) {
+  char buf[256];
+  std::ostringstream os;
+  os << "{\"suite\":\"" << r.suite << "\",\"case\":\"" << r.case_name << "\",\"transport\":\""
+     << r.transport << "\",\"payload_bytes\":" << r.payload_bytes << ",\"n\":" << r.n;
+  if (!r.mode.empty()) os << ",\"mode\":\"" << r.mode << "\"";
+  for (const auto& [name, value] : r.extra) os << ",\"" << name << "\":" << value;
+  if (r.latency) {
+    std::snprintf(buf, sizeof(buf), ",\"p50_ns\":%.0f,\"p99_ns\":%.0f,\"p999_ns\":%.0f,\"mean_ns\":%.1f",
+                  r.p50_ns, r.p99_ns, r.p999_ns, r.mean_ns);
+  } else {
+    std::snprintf(buf, sizeof(buf), ",\"msgs_per_s\":%.0f,\"bytes_per_s\":%.0f", r.msgs_per_s,
+                  r.bytes_per_s);
+  }
+  os << buf;
+  if (!r.note.empty()) os << ",\"note\":\"" << JsonEscape(r.note) << "\"";
+  os << "}";
+  return os.str();
+}
+
+std::string Human(double ns) {
+  char b[32];
+  if (ns < 1e3) std::snprintf(b, sizeof(b), "%.0f ns", ns);
+  else if (ns < 1e6) std::snprintf(b, sizeof(b), "%.2f us", ns / 1e3);
+  else if (ns < 1e9) std::snprintf(b, sizeof(b), "%.2f ms", ns / 1e6);
+  else std::snprintf(b, sizeof(b), "%.2f s", ns / 1e9);
+  return b;
+}
+
+std::string Size(uint64_t n) {
+  char b[32];
+  if (n >= (1u << 20) && n % (1u << 20) == 0) std::snprintf(b, sizeof(b), "%lu MB", (unsigned long)(n >> 20));
+  else if (n >= 1024 && n % 1024 == 0) std::snprintf(b, sizeof(b), "%lu KB", (unsigned long)(n >> 10));
+  else std::snprintf(b, sizeof(b), "%lu B", (unsigned long)n);
+  return b;
+}
+
+std::string Rate(double v, const char* unit) {
+  char b[32];
+  if (v >= 1e9) std::snprintf(b, sizeof(b), "%.2f G%s", v / 1e9, unit);
+  else if (v >= 1e6) std::snprintf(b, sizeof(b), "%.2f M%s", v / 1e6, unit);
+  else if (v >= 1e3) std::snprintf(b, sizeof(b), "%.1f K%s", v / 1e3, unit);
+  else std::snprintf(b, sizeof(b), "%.0f %s", v, unit);
+  return b;
+}
+
+}  // namespace
+
+void Emit(const std::string& suite, const std::vector<Row>& rows, const Options& opt) {
+  if (!opt.out.empty()) {
+    std::ofstream f(opt.out, std::ios::app);
+    for (const Row& r : rows) f << Json(r) << "\n";
+  }
+  if (opt.json) {
+    for (const Row& r : rows) std::printf("%s\n", Json(r).c_str());
+    std::fflush(stdout);
+    return;
+  }
+  // The weft row of each (case, size, mode, extras) is the reference for the ratio column.
+  auto group = [](const Row& r) {
+    std::string k = r.case_name + "|" + std::to_string(r.payload_bytes) + "|" + r.mode;
+    for (const auto& [name, value] : r.extra) k += "|" + name + "=" + value;
+    return k;
+  };
+  std::map<std::string, const Row*> weft;
+  for (const Row& r : rows) if (r.transport == "weft") weft[group(r)] = &r;
+  std::printf("weft bench %s -- %s\n", suite.c_str(), MachineLine().c_str());
+  std::printf("%-9s %-9s %-7s %-8s %-10s %11s %11s %11s %13s %13s %9s\n", "case", "transport",
+              "mode", "size", "extra", "p50", "p99", "p99.9", "msgs/s", "bytes/s", "vs weft");
+  std::string last_case;
+  for (const Row& r : rows) {
+    if (!last_case.empty() && r.case_name != last_case) std::printf("\n");
+    last_case = r.case_name;
+    std::string extra;
+    for (const auto& [name, value] : r.extra) extra += name.substr(0, 4) + "=" + value + " ";
+    std::string ratio = "-";
+    auto it = weft.find(group(r));
+    if (it != weft.end() && r.transport != "weft") {
+      char b[32];
+      double x = r.latency ? (it->second->p50_ns > 0 ? r.p50_ns / it->second->p50_ns : 0)
+                           : (r.msgs_per_s > 0 ? it->second->msgs_per_s / r.msgs_per_s : 0);
+      std::snprintf(b, sizeof(b), "%.2fx", x);
+      ratio = b;
+    }
+    if (r.latency) {
+      std::printf("%-9s %-9s %-7s %-8s %-10s %11s %11s %11s %13s %13s %9s\n", r.case_name.c_str(),
+                  r.transport.c_str(), r.mode.c_str(), Size(r.payload_bytes).c_str(), extra.c_str(),
+                  Human(r.p50_ns).c_str(), Human(r.p99_ns).c_str(), Human(r.p999_ns).c_str(), "",
+                  "", ratio.c_str());
+    } else {
+      std::printf("%-9s %-9s %-7s %-8s %-10s %11s %11s %11s %13s %13s %9s\n", r.case_name.c_str(),
+                  r.transport.c_str(), r.mode.c_str(), Size(r.payload_bytes).c_str(), extra.c_str(),
+                  "", "", "", Rate(r.msgs_per_s, "").c_str(), Rate(r.bytes_per_s, "B").c_str(),
+                  ratio.c_str());
+    }
+  }
+  std::printf("(latency ratio: transport p50 / weft p50; throughput ratio: weft msgs/s / transport msgs/s)\n");
+  std::fflush(stdout);
+}
+
+pid_t Fork(const std::function<int()>& body) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  pid_t pid = ::fork();
+  if (pid == 0) ::_exit(body());
+  return pid;
+}
+
+int Join(pid_t pid) {
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid) return -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+void* SharedAlloc(size_t bytes) {
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    std::perror("mmap");
+    std::abort();
+  }
+  return p;
+}
+
+void SharedFree(void* p, size_t bytes) { ::munmap(p, bytes); }
+
+uint64_t TouchSum(const void* data, size_t n) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  uint64_t a = 0, b = 0, c = 0, d = 0;
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    uint64_t w[4];
+    std::memcpy(w, p + i, 32);
+    a += w[0];
+    b += w[1];
+    c += w[2];
+    d += w[3];
+  }
+  for (; i < n; ++i) a += p[i];
+  return a + b + c + d;
+}
+
+void SpinFor(int64_t ns) {
+  const int64_t end = MonotonicNs() + ns;
+  while (MonotonicNs() < end) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+  }
+}
+
+}  // namespace weft::bench

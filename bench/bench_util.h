@@ -1,0 +1,69 @@
+// Shared pieces of `weft bench`: result rows, percentiles, the machine line, output as a table
+// or JSON lines, rounds with medians, and helpers to run a peer in a child process.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace weft::bench {
+
+struct Options {
+  bool quick = false;
+  bool json = false;
+  std::string out;  // also write JSON lines here when set
+};
+
+// One result row. Field names are the JSON contract (BENCHMARKS.md).
+struct Row {
+  std::string suite, case_name, transport, mode, note;
+  uint64_t payload_bytes = 0;
+  uint64_t n = 0;  // samples (latency) or messages (throughput)
+  bool latency = false;
+  double p50_ns = 0, p99_ns = 0, p999_ns = 0, mean_ns = 0;
+  double msgs_per_s = 0, bytes_per_s = 0;
+  std::map<std::string, std::string> extra;  // further fields, e.g. "subscribers"
+};
+
+// Fills the latency fields of `row` from samples (nanoseconds); sorts `samples`.
+void SetLatency(Row& row, std::vector<int64_t>& samples);
+// Fills the throughput fields from a message count, bytes per message and elapsed ns.
+void SetThroughput(Row& row, uint64_t messages, uint64_t bytes_each, int64_t elapsed_ns);
+
+// "2 cores, AMD EPYC ..., virtualized (KVM), Linux 6.1"
+std::string MachineLine();
+
+// Collects rows from several rounds and reports, per key, the median of each field.
+class Results {
+ public:
+  void Add(const Row& row);
+  std::vector<Row> Medians() const;
+
+ private:
+  std::vector<std::string> order_;
+  std::map<std::string, std::vector<Row>> rows_;
+};
+
+// Prints rows as a table (with the ratio to weft in its own column) or as JSON lines.
+void Emit(const std::string& suite, const std::vector<Row>& rows, const Options& opt);
+
+// Runs `body` in a forked child; returns its pid. The child exits with body's return value.
+pid_t Fork(const std::function<int()>& body);
+// Waits for a child; returns its exit code (or 128 + signal).
+int Join(pid_t pid);
+
+// Anonymous shared memory that survives fork (for control blocks and sample arrays).
+void* SharedAlloc(size_t bytes);
+void SharedFree(void* p, size_t bytes);
+
+// Sums every byte (as 64-bit words plus a tail) so that the consumer touches all data.
+uint64_t TouchSum(const void* data, size_t n);
+
+// Spins (with pause) for about `ns` nanoseconds.
+void SpinFor(int64_t ns);
+
+}  // namespace weft::bench

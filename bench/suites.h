@@ -1,0 +1,10 @@
+// The suites behind `weft bench <suite>`.
+#pragma once
+
+#include "bench_util.h"
+
+namespace weft::bench {
+
+void RunChannelSuite(const Options& opt);
+
+}  // namespace weft::bench

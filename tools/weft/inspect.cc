@@ -1,0 +1,119 @@
+// weft inspect NAME and weft gc.
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <ctime>
+#include <string>
+
+#include "commands.h"
+#include "weft/core/clock.h"
+#include "weft/shm/channel.h"
+#include "weft/shm/process.h"
+#include "weft/shm/segment.h"
+
+namespace weft::cli {
+namespace {
+
+using shm::Segment;
+
+const char* OverflowName(shm::Overflow o) {
+  switch (o) {
+    case shm::Overflow::kBlock: return "block";
+    case shm::Overflow::kDropNewest: return "drop_newest";
+    case shm::Overflow::kDropOldest: return "drop_oldest";
+  }
+  return "?";
+}
+
+void PrintEndpoint(const char* role, const shm::EndpointInfo& e) {
+  std::printf("  %-9s %-9s pid %-7d epoch %-4u %s\n", role, e.state.c_str(), e.pid, e.epoch,
+              e.state == "attached" ? (e.alive ? "alive" : "DEAD") : "");
+}
+
+}  // namespace
+
+int Inspect(const std::string& name) {
+  auto seg = Segment::Open(name, 0, 0);
+  if (!seg.ok()) {
+    std::fprintf(stderr, "weft inspect: %s\n", seg.status().ToString().c_str());
+    return 1;
+  }
+  const shm::SegmentHeader* h = seg->header();
+  const bool creator_alive = shm::IsAlive({h->creator_pid, h->creator_start_ticks});
+  time_t created = static_cast<time_t>(h->created_unix_ns / 1'000'000'000);
+  char when[64];
+  std::strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", std::localtime(&created));
+  std::printf("segment   weft.%s\n", name.c_str());
+  std::printf("  kind      %s (layout v%u, header v%u)\n", shm::SegmentKindName(h->kind), h->kind_version, h->version);
+  std::printf("  size      %lu bytes\n", static_cast<unsigned long>(h->total_bytes));
+  std::printf("  creator   pid %d (%s), created %s\n", h->creator_pid, creator_alive ? "alive" : "gone", when);
+  if (h->kind != static_cast<uint32_t>(shm::SegmentKind::kChannel)) return 0;
+  auto snap = shm::Channel::Snapshot(name);
+  if (!snap.ok()) {
+    std::fprintf(stderr, "weft inspect: %s\n", snap.status().ToString().c_str());
+    return 1;
+  }
+  const shm::ChannelSnapshot& s = *snap;
+  std::printf("channel\n");
+  std::printf("  capacity  %lu bytes, max record %lu bytes, when full: %s\n",
+              static_cast<unsigned long>(s.capacity), static_cast<unsigned long>(s.max_record),
+              OverflowName(s.overflow));
+  PrintEndpoint("producer", s.producer);
+  PrintEndpoint("consumer", s.consumer);
+  const uint64_t used = s.write_pos >= s.read_pos ? s.write_pos - s.read_pos : 0;
+  std::printf("  cursors   write %lu, read %lu, in ring %lu bytes (%.1f%%)\n",
+              static_cast<unsigned long>(s.write_pos), static_cast<unsigned long>(s.read_pos),
+              static_cast<unsigned long>(used), s.capacity ? 100.0 * used / s.capacity : 0.0);
+  std::printf("  in        %lu records, %lu bytes; dropped %lu newest, %lu oldest\n",
+              static_cast<unsigned long>(s.records_in), static_cast<unsigned long>(s.bytes_in),
+              static_cast<unsigned long>(s.drops_newest), static_cast<unsigned long>(s.drops_oldest));
+  std::printf("  out       %lu records, %lu bytes\n", static_cast<unsigned long>(s.records_out),
+              static_cast<unsigned long>(s.bytes_out));
+  std::printf("  producer  spins %lu, sleeps %lu, wakes sent %lu, bells sent %lu\n",
+              static_cast<unsigned long>(s.producer_spins), static_cast<unsigned long>(s.producer_sleeps),
+              static_cast<unsigned long>(s.producer_wakes), static_cast<unsigned long>(s.producer_bells));
+  std::printf("  consumer  spins %lu, sleeps %lu, wakes sent %lu, bells sent %lu\n",
+              static_cast<unsigned long>(s.consumer_spins), static_cast<unsigned long>(s.consumer_sleeps),
+              static_cast<unsigned long>(s.consumer_wakes), static_cast<unsigned long>(s.consumer_bells));
+  return 0;
+}
+
+// A segment is kept while its creator or any process attached to it lives. A segment whose
+// header never became valid is removed once it is a minute old (its creator died creating it).
+int Gc(bool dry_run) {
+  int removed = 0, kept = 0;
+  for (const std::string& name : Segment::List()) {
+    std::string why;
+    auto seg = Segment::Open(name, 0, 0);
+    if (!seg.ok()) {
+      struct stat st {};
+      std::string path = "/dev/shm/weft." + name;
+      if (::stat(path.c_str(), &st) != 0) continue;
+      if (std::time(nullptr) - st.st_mtime < 60) {
+        ++kept;
+        continue;
+      }
+      why = "unreadable (" + seg.status().ToString() + ")";
+    } else {
+      const shm::SegmentHeader* h = seg->header();
+      bool live = shm::IsAlive({h->creator_pid, h->creator_start_ticks});
+      if (!live && h->kind == static_cast<uint32_t>(shm::SegmentKind::kChannel)) {
+        auto snap = shm::Channel::Snapshot(name);
+        if (snap.ok()) live = snap->producer.alive || snap->consumer.alive;
+      }
+      if (live) {
+        ++kept;
+        continue;
+      }
+      why = std::string(shm::SegmentKindName(h->kind)) + ", creator pid " +
+            std::to_string(h->creator_pid) + " and its users are gone";
+    }
+    std::printf("%s weft.%s: %s\n", dry_run ? "would remove" : "removed", name.c_str(), why.c_str());
+    if (!dry_run) Segment::Unlink(name).IgnoreError();
+    ++removed;
+  }
+  std::printf("gc: %d %s, %d kept\n", removed, dry_run ? "to remove" : "removed", kept);
+  return 0;
+}
+
+}  // namespace weft::cli

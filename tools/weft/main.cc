@@ -1,0 +1,53 @@
+// weft: the command-line tool. `weft --help` lists the subcommands.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "commands.h"
+#include "suites.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"weft: zero-copy data plane (shared-memory channels, tools and benchmarks)"};
+  app.require_subcommand(1);
+
+  bool demo_quick = false;
+  auto* demo = app.add_subcommand("demo", "Stream tensors and messages between two processes, verified, beside a Unix socket");
+  demo->add_flag("--quick", demo_quick, "A smaller run");
+
+  weft::bench::Options bopt;
+  std::string suite;
+  auto* bench = app.add_subcommand("bench", "Run a benchmark suite side by side with its baselines");
+  bench->add_option("suite", suite, "Suite: channel, all")->required();
+  bench->add_flag("--quick", bopt.quick, "Finish in under a minute");
+  bench->add_flag("--json", bopt.json, "One JSON object per line on stdout");
+  bench->add_option("--out", bopt.out, "Also append JSON lines to this file");
+
+  std::string name;
+  auto* inspect = app.add_subcommand("inspect", "Print a segment's header, roles, cursors and counters");
+  inspect->add_option("name", name, "Segment name (without the weft. prefix)")->required();
+
+  bool dry_run = false;
+  auto* gc = app.add_subcommand("gc", "Remove segments whose creator and users are gone");
+  gc->add_flag("--dry-run,-n", dry_run, "Only list what would be removed");
+
+  app.add_subcommand("version", "Print the version");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (app.got_subcommand("demo")) return weft::cli::Demo(demo_quick);
+  if (app.got_subcommand("bench")) {
+    if (suite == "channel" || suite == "all") {
+      weft::bench::RunChannelSuite(bopt);
+      return 0;
+    }
+    std::fprintf(stderr, "weft bench: unknown suite '%s' (suites: channel, all)\n", suite.c_str());
+    return 2;
+  }
+  if (app.got_subcommand("inspect")) return weft::cli::Inspect(name);
+  if (app.got_subcommand("gc")) return weft::cli::Gc(dry_run);
+  if (app.got_subcommand("version")) {
+    std::printf("weft 0.1.0 (C ABI 1)\n");
+    return 0;
+  }
+  return 2;
+}
