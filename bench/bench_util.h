@@ -15,7 +15,8 @@ namespace weft::bench {
 struct Options {
   bool quick = false;
   bool json = false;
-  std::string out;  // also write JSON lines here when set
+  std::string out;   // also write JSON lines here when set
+  std::string only;  // run only this case (for investigation)
 };
 
 // One result row. Field names are the JSON contract (BENCHMARKS.md).

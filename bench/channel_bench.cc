@@ -218,7 +218,7 @@ Row PingpongFloor(size_t size, const std::string& mode, int warm, int n) {
 
 Row StreamWeft(size_t size, const std::string& mode, uint64_t count) {
   const std::string name = ChannelName();
-  const size_t cap = std::max<size_t>(8 << 20, 64 * size);
+  const size_t cap = std::max<size_t>(8 << 20, 4 * size);
   auto tx = MustCreate(name, cap, Role::kProducer, mode);
   SharedCtl ctl(0);
   Ctl* c = ctl.c;
@@ -301,7 +301,7 @@ Row StreamLink(const std::string& transport, size_t size, const std::string& mod
 
 // memcpy of the same records into successive slots of a ring of the same size, one core.
 Row StreamFloor(size_t size, uint64_t count) {
-  const size_t cap = std::max<size_t>(8 << 20, 64 * size);
+  const size_t cap = std::max<size_t>(8 << 20, 4 * size);
   std::vector<uint8_t> ring(cap), src(size, 3);
   size_t pos = 0;
   const int64_t t0 = MonotonicNs();
@@ -458,12 +458,14 @@ void RunChannelSuite(const Options& opt) {
                                                    : std::vector<size_t>{64, 1024, 65536};
   const std::vector<size_t> stream_sizes = opt.quick ? std::vector<size_t>{64, 1 << 20}
                                                      : std::vector<size_t>{64, 1024, 65536, 1 << 20};
-  const uint64_t stream_bytes = opt.quick ? (64ull << 20) : (512ull << 20);
+  const uint64_t stream_bytes = opt.quick ? (256ull << 20) : (1024ull << 20);
   const int blob_n = opt.quick ? 4 : 10;
   const std::vector<std::string> modes = {"spin", "parked"};
   Results res;
+  auto want = [&](const char* c) { return opt.only.empty() || opt.only == c; };
   for (int round = 0; round < rounds; ++round) {
     for (const std::string& mode : modes) {
+      if (!want("pingpong")) break;
       for (size_t size : ping_sizes) {
         res.Add(PingpongWeft(size, mode, warm, n));
         for (const std::string& t : BaselineTransports()) res.Add(PingpongLink(t, size, mode, warm, n));
@@ -471,6 +473,7 @@ void RunChannelSuite(const Options& opt) {
       }
     }
     for (size_t size : stream_sizes) {
+      if (!want("stream")) break;
       // Small records from sockets cost a system call each: cap their count to keep the run short.
       const uint64_t count = std::min<uint64_t>(stream_bytes / size, opt.quick ? 500'000 : 4'000'000);
       for (const std::string& mode : modes) res.Add(StreamWeft(size, mode, count));
@@ -478,13 +481,15 @@ void RunChannelSuite(const Options& opt) {
       res.Add(StreamFloor(size, count));
     }
     for (const std::string& mode : modes) {
+      if (!want("blob")) break;
       res.Add(OneWayWeft("blob", kBlob, mode, 1, blob_n, true));
       for (const std::string& t : {"uds", "pipe", "tcp"}) {
         res.Add(OneWayLink("blob", t, kBlob, mode, 1, blob_n, true));
       }
     }
-    res.Add(BlobFloor(blob_n));
+    if (want("blob")) res.Add(BlobFloor(blob_n));
     for (const std::string& mode : modes) {
+      if (!want("notify")) break;
       res.Add(OneWayWeft("notify", 64, mode, warm, n, false));
       res.Add(OneWayWeft("notify", kBlob, mode, 10, opt.quick ? 2000 : 10'000, false));
       res.Add(OneWayLink("notify", "uds", 64, mode, warm, n, false));

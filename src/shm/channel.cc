@@ -213,7 +213,7 @@ Result<MutableBytes> Channel::Reserve(size_t n, Deadline deadline) {
   }
   if (pending_) return InvalidArgument("Reserve called again before Commit");
   const uint64_t need = Align8(internal::kRecordHeader + n);
-  uint64_t off = write_pos_ % capacity_;
+  uint64_t off = write_off_;
   const uint64_t pad = capacity_ - off < need ? capacity_ - off : 0;
   const uint64_t end = write_pos_ + pad + need;
   if (end > limit_) {
@@ -252,10 +252,12 @@ Result<MutableBytes> Channel::Reserve(size_t n, Deadline deadline) {
     RecordHeader hdr{static_cast<uint32_t>(pad - internal::kRecordHeader), internal::kFlagPad};
     std::memcpy(data_ + off, &hdr, sizeof(hdr));
     write_pos_ += pad;
+    write_off_ = 0;
     off = 0;
   }
   pending_ = true;
   pending_pos_ = write_pos_;
+  pending_off_ = off;
   pending_size_ = n;
   return MutableBytes(data_ + off + internal::kRecordHeader, n);
 }
@@ -274,8 +276,11 @@ Status Channel::CommitBatched(size_t actual) {
     return Status::Ok();
   }
   RecordHeader hdr{static_cast<uint32_t>(actual), 0};
-  std::memcpy(data_ + pending_pos_ % capacity_, &hdr, sizeof(hdr));
-  write_pos_ = pending_pos_ + Align8(internal::kRecordHeader + actual);
+  std::memcpy(data_ + pending_off_, &hdr, sizeof(hdr));
+  const uint64_t size = Align8(internal::kRecordHeader + actual);
+  write_pos_ = pending_pos_ + size;
+  write_off_ = pending_off_ + size;
+  if (write_off_ == capacity_) write_off_ = 0;
   Bump(stats.records);
   Bump(stats.bytes, actual);
   return Status::Ok();
@@ -316,16 +321,17 @@ Result<size_t> Channel::WriteBatch(const std::vector<ByteView>& records, Deadlin
 
 void Channel::PushHeld(uint64_t start, uint64_t end) {
   if (held_count_ * 2 == held_.size()) {
-    std::vector<uint64_t> grown(std::max<size_t>(32, held_.size() * 2));
+    const size_t pairs = std::max<size_t>(16, held_.size());  // doubles the pair count
+    std::vector<uint64_t> grown(2 * pairs);
     for (size_t i = 0; i < held_count_; ++i) {
-      size_t j = (held_head_ + i) % (held_.size() / 2);
-      grown[2 * i] = held_[2 * j];
-      grown[2 * i + 1] = held_[2 * j + 1];
+      grown[2 * i] = HeldStart(i);
+      grown[2 * i + 1] = HeldEnd(i);
     }
     held_ = std::move(grown);
+    held_mask_ = pairs - 1;
     held_head_ = 0;
   }
-  size_t slot = (held_head_ + held_count_) % (held_.size() / 2);
+  const size_t slot = (held_head_ + held_count_) & held_mask_;
   held_[2 * slot] = start;
   held_[2 * slot + 1] = end;
   ++held_count_;
@@ -335,9 +341,8 @@ namespace {
 
 // Validates the header of the record at absolute position `pos`, below `write`.
 // Returns the record's total size in the stream, or 0 if it is invalid.
-inline uint64_t CheckRecord(const RecordHeader& hdr, uint64_t pos, uint64_t write,
+inline uint64_t CheckRecord(const RecordHeader& hdr, uint64_t pos, uint64_t off, uint64_t write,
                             uint64_t capacity, uint64_t max_record) {
-  const uint64_t off = pos % capacity;
   uint64_t size;
   if ((hdr.flags & internal::kFlagPad) != 0) {
     if (off + internal::kRecordHeader + hdr.length != capacity) return 0;
@@ -369,12 +374,14 @@ Result<ByteView> Channel::Read(Deadline deadline) {
         if (cached_write_ - read_pos_ > capacity_ || cached_write_ < read_pos_) return Next::kCorrupt;
       }
       RecordHeader hdr;
-      const uint64_t off = read_pos_ % capacity_;
+      const uint64_t off = read_off_;
       std::memcpy(&hdr, data_ + off, sizeof(hdr));
-      const uint64_t size = CheckRecord(hdr, read_pos_, cached_write_, capacity_, max_record_);
+      const uint64_t size = CheckRecord(hdr, read_pos_, off, cached_write_, capacity_, max_record_);
       if (size == 0) return Next::kCorrupt;
       const uint64_t start = read_pos_;
       read_pos_ += size;
+      read_off_ += size;
+      if (read_off_ == capacity_) read_off_ = 0;
       if ((hdr.flags & internal::kFlagPad) != 0) continue;
       got = ByteView(data_ + off + internal::kRecordHeader, hdr.length);
       PushHeld(start, read_pos_);
@@ -405,7 +412,7 @@ Result<ByteView> Channel::Read(Deadline deadline) {
       RecordHeader hdr;
       const uint64_t off = r % capacity_;
       std::memcpy(&hdr, data_ + off, sizeof(hdr));
-      const uint64_t size = CheckRecord(hdr, r, w, capacity_, max_record_);
+      const uint64_t size = CheckRecord(hdr, r, off, w, capacity_, max_record_);
       if (size == 0) return Next::kCorrupt;
       // acq_rel: claims the record; a failure means the producer dropped it first.
       if (!Atomic(layout_->consumer.read_pos)
@@ -445,13 +452,12 @@ Status Channel::Release(size_t count) {
     return InvalidArgument("Release of " + std::to_string(count) + " records, " +
                            std::to_string(held_count_) + " held");
   }
-  const size_t ring = held_.size() / 2;
-  const uint64_t end = held_[2 * ((held_head_ + count - 1) % ring) + 1];
-  held_head_ = (held_head_ + count) % ring;
+  const uint64_t end = HeldEnd(count - 1);
+  held_head_ = (held_head_ + count) & held_mask_;
   held_count_ -= count;
   if (!attached_) return Status::Ok();
   if (overflow_ == Overflow::kDropOldest) {
-    const uint64_t next_hold = held_count_ > 0 ? held_[2 * held_head_] : internal::kNoHold;
+    const uint64_t next_hold = held_count_ > 0 ? HeldStart(0) : internal::kNoHold;
     // release: we are done reading the released bytes; pairs with the loads in RefreshLimit.
     Atomic(layout_->consumer.hold).store(next_hold, std::memory_order_release);
     return Status::Ok();
@@ -472,10 +478,8 @@ Status Channel::Release(size_t count) {
 Status Channel::Unread() {
   if (role_ != Role::kConsumer) return InvalidArgument("Unread on a producer endpoint");
   if (held_count_ == 0) return InvalidArgument("Unread with no record held");
-  const size_t ring = held_.size() / 2;
-  const size_t last = (held_head_ + held_count_ - 1) % ring;
-  const uint64_t start = held_[2 * last];
-  const uint64_t end = held_[2 * last + 1];
+  const uint64_t start = HeldStart(held_count_ - 1);
+  const uint64_t end = HeldEnd(held_count_ - 1);
   if (overflow_ == Overflow::kDropOldest) {
     uint64_t expected = end;
     // acq_rel: returns the claim; fails if the producer dropped past our record meanwhile.
@@ -490,6 +494,7 @@ Status Channel::Unread() {
   } else {
     --held_count_;
     read_pos_ = start;
+    read_off_ = start % capacity_;
   }
   internal::SideStats& stats = layout_->stats[1];
   const uint64_t len = (end - start) >= internal::kRecordHeader

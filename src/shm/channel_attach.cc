@@ -164,11 +164,13 @@ Status Channel::Attach() {
   // never committed or released are redone by this process.
   if (role_ == Role::kProducer) {
     write_pos_ = Atomic(layout_->producer.write_pos).load(std::memory_order_acquire);
+    write_off_ = write_pos_ % capacity_;
     published_pos_ = write_pos_;
     limit_ = 0;
     pending_ = false;
   } else {
     read_pos_ = Atomic(layout_->consumer.read_pos).load(std::memory_order_acquire);
+    read_off_ = read_pos_ % capacity_;
     cached_write_ = read_pos_;
     // A dead drop-oldest consumer's holds are given up.
     Atomic(layout_->consumer.hold).store(internal::kNoHold, std::memory_order_release);

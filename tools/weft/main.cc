@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   bench->add_flag("--quick", bopt.quick, "Finish in under a minute");
   bench->add_flag("--json", bopt.json, "One JSON object per line on stdout");
   bench->add_option("--out", bopt.out, "Also append JSON lines to this file");
+  bench->add_option("--case", bopt.only, "Run only this case");
 
   std::string name;
   auto* inspect = app.add_subcommand("inspect", "Print a segment's header, roles, cursors and counters");

@@ -193,9 +193,11 @@ class Channel {
 
   // Producer state.
   uint64_t write_pos_ = 0;      // private: end of committed records, published or not
+  uint64_t write_off_ = 0;      // write_pos_ % capacity_, kept without dividing
   uint64_t published_pos_ = 0;  // last value stored to the shared write cursor
   uint64_t limit_ = 0;          // cached: the producer may write below this position
   uint64_t pending_pos_ = 0;    // start of the reserved record
+  uint64_t pending_off_ = 0;    // its offset in the ring
   size_t pending_size_ = 0;
   bool pending_ = false;
   bool pending_scratch_ = false;
@@ -203,10 +205,15 @@ class Channel {
 
   // Consumer state.
   uint64_t read_pos_ = 0;       // private: next record to read
+  uint64_t read_off_ = 0;       // read_pos_ % capacity_ (block and drop-newest modes)
   uint64_t cached_write_ = 0;   // cached shared write cursor
-  std::vector<uint64_t> held_;  // ring of (start, end) pairs of held records
+  std::vector<uint64_t> held_;  // ring of (start, end) pairs of held records; size 2^k pairs
+  size_t held_mask_ = 0;        // pairs - 1
   size_t held_head_ = 0;
   size_t held_count_ = 0;
+
+  uint64_t HeldStart(size_t i) const { return held_[2 * ((held_head_ + i) & held_mask_)]; }
+  uint64_t HeldEnd(size_t i) const { return held_[2 * ((held_head_ + i) & held_mask_) + 1]; }
 
   // Peer tracking.
   uint64_t peer_owner_ = 0;
