@@ -21,7 +21,6 @@ using internal::Atomic;
 
 namespace {
 
-constexpr int64_t kLivenessSliceNs = 20'000'000;  // a sleeper checks its peer this often
 constexpr int64_t kPeerCheckIntervalNs = 1'000'000;
 constexpr int64_t kMinAdaptiveSpinNs = 1'000;
 
@@ -136,7 +135,8 @@ Status Channel::WaitFor(Ready&& ready, const uint64_t* futex_cursor, Deadline de
       return Status::Ok();
     }
     Bump(stats.sleeps);
-    internal::FutexWait(word, expected, std::min(left, kLivenessSliceNs));
+    const int64_t slice = std::min(left, std::max<int64_t>(wait_.liveness_check_ns, 1000));
+    if (internal::FutexWait(word, expected, slice) && slice < left) Bump(stats.sleep_timeouts);
     // relaxed is enough since a stale 1 only costs the peer a spare wake.
     Atomic(flags.sleeping).store(0, std::memory_order_relaxed);
     if (ready()) return Status::Ok();
@@ -166,7 +166,8 @@ void Channel::Publish() {
   // SYNC POINT B: pairs with SYNC POINT A in WaitFor (consumer side).
   std::atomic_thread_fence(std::memory_order_seq_cst);
   internal::WaitFlags& peer = layout_->wait[static_cast<int>(Role::kConsumer)];
-  if (Atomic(peer.sleeping).load(std::memory_order_relaxed) != 0) {
+  if (Atomic(peer.sleeping).load(std::memory_order_relaxed) != 0 &&
+      !internal::Hooks().skip_wake.load(std::memory_order_relaxed)) {
     internal::FutexWake(internal::LowWord(&layout_->producer.write_pos), 1);
     Bump(layout_->stats[0].wakes);
   }
@@ -467,7 +468,8 @@ Status Channel::Release(size_t count) {
   // SYNC POINT B (consumer side): pairs with SYNC POINT A in the producer's WaitFor.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   internal::WaitFlags& peer = layout_->wait[static_cast<int>(Role::kProducer)];
-  if (Atomic(peer.sleeping).load(std::memory_order_relaxed) != 0) {
+  if (Atomic(peer.sleeping).load(std::memory_order_relaxed) != 0 &&
+      !internal::Hooks().skip_wake.load(std::memory_order_relaxed)) {
     internal::FutexWake(internal::LowWord(&layout_->consumer.read_pos), 1);
     Bump(layout_->stats[1].wakes);
   }

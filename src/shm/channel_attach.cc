@@ -18,6 +18,11 @@ using internal::ChannelLayout;
 
 namespace internal {
 
+TestHooks& Hooks() {
+  static TestHooks hooks;
+  return hooks;
+}
+
 Status ValidateChannel(const void* bytes, size_t size) {
   WEFT_RETURN_IF_ERROR(ValidateHeader(bytes, size, static_cast<uint32_t>(SegmentKind::kChannel),
                                       kChannelLayoutVersion));
@@ -51,7 +56,7 @@ socklen_t BellAddress(const std::string& name, Role role, uint32_t epoch, sockad
   return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
 }
 
-EndpointInfo DescribeSlot(const internal::EndpointSlot& slot) {
+EndpointInfo DescribeSlot(const internal::EndpointSlot& slot, bool liveness) {
   auto& s = const_cast<internal::EndpointSlot&>(slot);
   uint64_t w = Atomic(s.owner).load(std::memory_order_acquire);
   EndpointInfo info;
@@ -60,7 +65,7 @@ EndpointInfo DescribeSlot(const internal::EndpointSlot& slot) {
   info.state = st < 4 ? kNames[st] : "invalid";
   info.pid = internal::OwnerPid(w);
   info.epoch = internal::OwnerEpoch(w);
-  if (st == internal::kSlotAttached || st == internal::kSlotClaiming) {
+  if (liveness && (st == internal::kSlotAttached || st == internal::kSlotClaiming)) {
     uint64_t start = Atomic(s.start_ticks).load(std::memory_order_relaxed);
     info.alive = IsAlive({info.pid, st == internal::kSlotAttached ? start : 0});
   }
@@ -229,6 +234,7 @@ Channel::PeerState Channel::CheckPeer() {
       peer_owner_ = w;
       peer_watch_.Watch({internal::OwnerPid(w), start});
     }
+    if (internal::Hooks().ignore_peer_death.load(std::memory_order_relaxed)) return PeerState::kAlive;
     return peer_watch_.Exited() ? PeerState::kDead : PeerState::kAlive;
   }
 }
@@ -285,12 +291,14 @@ void Channel::WakePeer() {
   RingPeerBell();
 }
 
-ChannelSnapshot Channel::Stats() const {
+ChannelSnapshot Channel::Stats() const { return Describe(false); }
+
+ChannelSnapshot Channel::Describe(bool liveness) const {
   ChannelSnapshot s;
   auto* l = layout_;
   s.name = segment_.name();
   s.creator_pid = l->segment.creator_pid;
-  s.creator_alive = IsAlive({l->segment.creator_pid, l->segment.creator_start_ticks});
+  s.creator_alive = liveness && IsAlive({l->segment.creator_pid, l->segment.creator_start_ticks});
   s.created_unix_ns = l->segment.created_unix_ns;
   s.capacity = l->config.capacity;
   s.max_record = l->config.max_record;
@@ -298,8 +306,8 @@ ChannelSnapshot Channel::Stats() const {
   s.write_pos = Atomic(l->producer.write_pos).load(std::memory_order_relaxed);
   s.read_pos = Atomic(l->consumer.read_pos).load(std::memory_order_relaxed);
   s.hold = Atomic(l->consumer.hold).load(std::memory_order_relaxed);
-  s.producer = DescribeSlot(l->slots[0]);
-  s.consumer = DescribeSlot(l->slots[1]);
+  s.producer = DescribeSlot(l->slots[0], liveness);
+  s.consumer = DescribeSlot(l->slots[1], liveness);
   auto rd = [](const uint64_t& v) { return Atomic(const_cast<uint64_t&>(v)).load(std::memory_order_relaxed); };
   const auto& p = l->stats[0];
   const auto& c = l->stats[1];
@@ -311,6 +319,8 @@ ChannelSnapshot Channel::Stats() const {
   s.producer_bells = rd(p.bells);
   s.drops_newest = rd(p.drops_newest);
   s.drops_oldest = rd(p.drops_oldest);
+  s.producer_sleep_timeouts = rd(p.sleep_timeouts);
+  s.consumer_sleep_timeouts = rd(c.sleep_timeouts);
   s.records_out = rd(c.records);
   s.bytes_out = rd(c.bytes);
   s.consumer_spins = rd(c.spins);
@@ -328,7 +338,7 @@ Result<ChannelSnapshot> Channel::Snapshot(std::string_view name) {
   if (!v.ok()) return v.Annotate("channel '" + std::string(name) + "'");
   // A detached view: never attached, so its destructor leaves the slots alone.
   Channel view(std::move(seg).value(), Role::kConsumer, WaitPolicy{});
-  return view.Stats();
+  return view.Describe(true);
 }
 
 }  // namespace weft::shm

@@ -58,6 +58,9 @@ struct WaitPolicy {
   int64_t spin_ns = 50'000;
   // Shrinks the spin while spinning keeps failing and grows it back when it pays off.
   bool adaptive = true;
+  // A sleeping call wakes this often to check that its peer still lives (bounds how long a
+  // peer's death goes unnoticed).
+  int64_t liveness_check_ns = 20'000'000;
 };
 
 struct ChannelOptions {
@@ -89,6 +92,7 @@ struct ChannelSnapshot {
   uint64_t producer_spins = 0, producer_sleeps = 0, producer_wakes = 0, producer_bells = 0;
   uint64_t consumer_spins = 0, consumer_sleeps = 0, consumer_wakes = 0, consumer_bells = 0;
   uint64_t drops_newest = 0, drops_oldest = 0;
+  uint64_t producer_sleep_timeouts = 0, consumer_sleep_timeouts = 0;
 };
 
 class Channel {
@@ -159,13 +163,14 @@ class Channel {
   size_t capacity() const { return capacity_; }
   size_t max_record() const { return max_record_; }
   Overflow overflow() const { return overflow_; }
-  // Shared counters and cursors (racy).
+  // Shared counters, cursors and roles (racy; `alive` fields are not filled: see Snapshot).
   ChannelSnapshot Stats() const;
 
  private:
   Channel(Segment segment, Role role, const WaitPolicy& wait);
 
   Status Attach();
+  ChannelSnapshot Describe(bool liveness) const;
   enum class PeerState { kAbsent, kAlive, kDead, kClosed };
   PeerState CheckPeer();
   Status PeerFailure(PeerState state) const;

@@ -74,6 +74,7 @@ struct alignas(kCacheLine) SideStats {
   uint64_t bells;   // doorbell datagrams sent to the other side
   uint64_t drops_newest;
   uint64_t drops_oldest;
+  uint64_t sleep_timeouts;  // futex sleeps that ended by their time limit, not a wake
 };
 
 struct ChannelLayout {
@@ -94,7 +95,8 @@ static_assert(offsetof(ChannelLayout, producer) == 384, "channel format v1 layou
 static_assert(offsetof(ChannelLayout, consumer) == 448, "channel format v1 layout");
 static_assert(offsetof(ChannelLayout, wait) == 512, "channel format v1 layout");
 static_assert(offsetof(ChannelLayout, stats) == 640, "channel format v1 layout");
-static_assert(sizeof(ChannelLayout) == 768, "channel format v1 layout");
+static_assert(sizeof(SideStats) == 128, "channel format v1 layout");
+static_assert(sizeof(ChannelLayout) == 896, "channel format v1 layout");
 static_assert(sizeof(ChannelLayout) <= kDataOffset, "layout must fit before the data area");
 
 inline constexpr uint64_t Align8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
@@ -102,6 +104,13 @@ inline constexpr uint64_t Align8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
 // Checks the segment header and the channel config of a mapped segment of `size` bytes.
 // Reads nothing outside [bytes, bytes + size). Fuzzed.
 Status ValidateChannel(const void* bytes, size_t size);
+
+// Test hooks, off in normal use. They let tests prove that their checks can fail.
+struct TestHooks {
+  std::atomic<bool> skip_wake{false};          // wakers ignore a sleeping peer
+  std::atomic<bool> ignore_peer_death{false};  // a dead peer is reported as alive
+};
+TestHooks& Hooks();
 
 template <typename T>
 inline std::atomic_ref<T> Atomic(T& v) {

@@ -7,8 +7,9 @@
 namespace weft::shm::internal {
 
 // Sleeps while *word == expected, at most timeout_ns (>= 0). Returns on wake, timeout,
-// signal or a changed value; the caller re-checks its condition in every case.
-void FutexWait(const uint32_t* word, uint32_t expected, int64_t timeout_ns);
+// signal or a changed value; the caller re-checks its condition in every case. Returns true
+// if the sleep ended because the timeout passed.
+bool FutexWait(const uint32_t* word, uint32_t expected, int64_t timeout_ns);
 
 // Wakes up to `count` sleepers on `word`. Returns how many woke.
 int FutexWake(const uint32_t* word, int count);
