@@ -43,10 +43,13 @@ fuzz: setup
 	@CC=clang CXX=clang++ cmake -S . -B $(BUILD)-fuzz -G Ninja -DWEFT_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
 	@cmake --build $(BUILD)-fuzz -j $(JOBS)
 	@for f in $(BUILD)-fuzz/tests/fuzz/fuzz_*; do \
-	  echo "fuzz: $$f for $(FUZZ_SECONDS)s"; \
-	  mkdir -p $(BUILD)-fuzz/corpus/$$(basename $$f); \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(BUILD)-fuzz/corpus/$$(basename $$f) \
-	    tests/fuzz/seeds/$$(basename $$f) 2>&1 | tail -n 2 || exit 1; \
+	  name=$$(basename $$f); \
+	  echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \
+	  mkdir -p $(BUILD)-fuzz/corpus/$$name $(BUILD)-fuzz/artifacts; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(BUILD)-fuzz/artifacts/ \
+	    $(BUILD)-fuzz/corpus/$$name tests/fuzz/seeds/$$name > $(BUILD)-fuzz/$$name.log 2>&1 \
+	    || { tail -n 40 $(BUILD)-fuzz/$$name.log; exit 1; }; \
+	  tail -n 1 $(BUILD)-fuzz/$$name.log; \
 	done
 
 pytest: build

@@ -161,6 +161,8 @@ class Channel {
   Role role() const { return role_; }
   const std::string& name() const { return segment_.name(); }
   size_t capacity() const { return capacity_; }
+  // The ring's bytes in this process's mapping (for tools and tests).
+  ByteView ring() const { return ByteView(data_, capacity_); }
   size_t max_record() const { return max_record_; }
   Overflow overflow() const { return overflow_; }
   // Shared counters, cursors and roles (racy; `alive` fields are not filled: see Snapshot).
