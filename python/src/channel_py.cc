@@ -48,7 +48,9 @@ int SpanGetBuffer(PyObject* self, Py_buffer* view, int flags) {
 void SpanDealloc(PyObject* self) {
   auto* s = reinterpret_cast<SpanObject*>(self);
   delete s->owner;
-  Py_TYPE(self)->tp_free(self);
+  PyTypeObject* type = Py_TYPE(self);
+  PyObject_Free(self);
+  Py_DECREF(type);  // heap types are referenced by their instances
 }
 
 PyObject* SpanInvalidate(PyObject* self, PyObject*) {
@@ -60,29 +62,24 @@ PyObject* SpanValid(PyObject* self, void*) {
   return PyBool_FromLong(reinterpret_cast<SpanObject*>(self)->valid);
 }
 
-PyBufferProcs g_span_buffer = {SpanGetBuffer, nullptr};
 PyMethodDef g_span_methods[] = {
     {"_invalidate", SpanInvalidate, METH_NOARGS, "Makes the span refuse new views."},
     {nullptr, nullptr, 0, nullptr}};
 PyGetSetDef g_span_getset[] = {
     {"valid", SpanValid, nullptr, "True until the record is committed or released.", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr}};
-
-PyTypeObject g_span_type = [] {
-  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
-  t.tp_name = "weft._native._Span";
-  t.tp_basicsize = sizeof(SpanObject);
-  t.tp_dealloc = SpanDealloc;
-  t.tp_as_buffer = &g_span_buffer;
-  t.tp_flags = Py_TPFLAGS_DEFAULT;
-  t.tp_doc = "Borrowed shared memory; use memoryview(span).";
-  t.tp_methods = g_span_methods;
-  t.tp_getset = g_span_getset;
-  return t;
-}();
+PyType_Slot g_span_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(SpanDealloc)},
+    {Py_tp_methods, g_span_methods},
+    {Py_tp_getset, g_span_getset},
+    {Py_tp_doc, const_cast<char*>("Borrowed shared memory; use memoryview(span).")},
+    {Py_bf_getbuffer, reinterpret_cast<void*>(SpanGetBuffer)},
+    {0, nullptr}};
+PyType_Spec g_span_spec = {"weft._native._Span", sizeof(SpanObject), 0, Py_TPFLAGS_DEFAULT, g_span_slots};
+PyTypeObject* g_span_type = nullptr;
 
 py::object MakeSpan(void* data, size_t size, bool readonly, const std::shared_ptr<Channel>& owner) {
-  SpanObject* s = PyObject_New(SpanObject, &g_span_type);
+  SpanObject* s = PyObject_New(SpanObject, g_span_type);
   if (s == nullptr) throw py::error_already_set();
   s->data = data;
   s->size = static_cast<Py_ssize_t>(size);
@@ -217,9 +214,9 @@ py::dict StatsDict(const weft::shm::ChannelSnapshot& s) {
 }  // namespace
 
 void BindChannel(py::module_& m) {
-  if (PyType_Ready(&g_span_type) != 0) throw py::error_already_set();
-  Py_INCREF(&g_span_type);
-  m.add_object("_Span", reinterpret_cast<PyObject*>(&g_span_type));
+  g_span_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&g_span_spec));
+  if (g_span_type == nullptr) throw py::error_already_set();
+  m.add_object("_Span", reinterpret_cast<PyObject*>(g_span_type));
 
   py::class_<PyChannel>(m, "_Channel")
       .def_static(

@@ -219,7 +219,9 @@ Channel::PeerState Channel::CheckPeer() {
       case internal::kSlotEmpty:
         return PeerState::kAbsent;
       case internal::kSlotClaiming:
-        return PeerState::kAbsent;  // a new peer is attaching
+        // A new peer is attaching; if it died doing so, it is dead.
+        if (internal::Hooks().ignore_peer_death.load(std::memory_order_relaxed)) return PeerState::kAbsent;
+        return IsAlive({internal::OwnerPid(w), 0}) ? PeerState::kAbsent : PeerState::kDead;
       case internal::kSlotClosed:
         return PeerState::kClosed;
       case internal::kSlotAttached:

@@ -333,6 +333,15 @@ TEST(ChannelCrashTest, ProducerKilledAtRandomPoints) {
         stage->committed = seq + 1;
       }
     });
+    // Start the clock once the new producer holds the role, so that each kill lands while it
+    // streams (an empty slot would rightly read as "no producer yet", not "dead").
+    while (Channel::Snapshot(name)->producer.pid != child) {
+      auto v = rx->Read(Deadline::Now());
+      if (v.ok()) {
+        check(*v);
+        ASSERT_TRUE(rx->Release().ok());
+      }
+    }
     const int64_t until = MonotonicNs() + static_cast<int64_t>(rng.Below(3'000'000));
     while (MonotonicNs() < until) {
       auto v = rx->Read(Deadline::Now());
