@@ -1,0 +1,29 @@
+# Builds weft._native from the C++ sources in this repository. Offline, with Debian's Python:
+#   pip install --no-build-isolation ./python
+import glob
+import os
+
+from pybind11.setup_helpers import Pybind11Extension
+from setuptools import setup
+
+here = os.path.dirname(os.path.abspath(__file__))
+root = os.path.dirname(here)
+sources = sorted(glob.glob(os.path.join(here, "src", "*.cc")))
+for module in ("core", "shm"):
+    sources += sorted(glob.glob(os.path.join(root, "src", module, "*.cc")))
+
+os.chdir(here)  # setuptools wants paths relative to this file
+sources = [os.path.relpath(s, here) for s in sources]
+
+setup(
+    packages=["weft"],
+    ext_modules=[
+        Pybind11Extension(
+            "weft._native",
+            sources,
+            include_dirs=[os.path.relpath(os.path.join(root, d), here) for d in ("include", "src/shm")],
+            cxx_std=20,
+            extra_compile_args=["-O2", "-fvisibility=hidden"],
+        )
+    ],
+)
