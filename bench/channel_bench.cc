@@ -449,6 +449,31 @@ Row NotifyFloor(size_t size, const std::string& mode, int warm, int n) {
   return r;
 }
 
+// Python producer and consumer (bench/python/channel_stream.py), both ends in Python.
+std::vector<Row> PythonStream(bool quick) {
+  std::vector<Row> rows;
+  const std::string src = WEFT_SOURCE_DIR, bin = WEFT_BINARY_DIR;
+  const std::string cmd = "PYTHONPATH='" + src + "/python:" + bin + "/python' /usr/bin/python3 '" +
+                          src + "/bench/python/channel_stream.py' --tsv" + (quick ? " --quick" : "");
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return rows;
+  char line[1024];
+  while (std::fgets(line, sizeof(line), p) != nullptr) {
+    char transport[32], mode[32], note[512];
+    unsigned long long n = 0;
+    double rate = 0;
+    if (std::sscanf(line, "%31[^\t]\t%31[^\t]\t%llu\t%lf\t%511[^\n]", transport, mode, &n, &rate, note) != 5) continue;
+    Row r = MakeRow("pystream", transport, 64, mode);
+    SetThroughput(r, n, 64, static_cast<int64_t>(n / rate * 1e9));
+    r.note = note;
+    rows.push_back(r);
+  }
+  if (::pclose(p) != 0 || rows.empty()) {
+    std::fprintf(stderr, "weft bench: the Python case did not run (is the weft module built?)\n");
+  }
+  return rows;
+}
+
 }  // namespace
 
 void RunChannelSuite(const Options& opt) {
@@ -496,6 +521,9 @@ void RunChannelSuite(const Options& opt) {
       res.Add(OneWayLink("notify", "uds", kBlob, mode, 1, blob_n, false));
       res.Add(NotifyFloor(64, mode, warm, n));
     }
+  }
+  for (int round = 0; round < (opt.quick ? 1 : 3) && want("pystream"); ++round) {
+    for (const Row& r : PythonStream(opt.quick)) res.Add(r);
   }
   std::vector<Row> rows = res.Medians();
   for (Row& r : rows) {

@@ -218,31 +218,29 @@ void BindChannel(py::module_& m) {
   if (g_span_type == nullptr) throw py::error_already_set();
   m.add_object("_Span", reinterpret_cast<PyObject*>(g_span_type));
 
+  // Subclassed in Python by weft.Channel, which adds the context managers; the hot methods
+  // are these native ones, called with no Python frame in between.
   py::class_<PyChannel>(m, "_Channel")
-      .def_static(
-          "create",
-          [](const std::string& name, size_t capacity, size_t max_record, const std::string& role,
-             const std::string& on_full, std::optional<double> spin_us) {
-            weft::shm::ChannelOptions o;
-            o.capacity = capacity;
-            o.max_record = max_record;
-            o.role = ParseRole(role);
-            o.overflow = ParseOverflow(on_full);
-            o.wait = ParseWait(spin_us);
-            auto r = Channel::Create(name, o);
-            if (!r.ok()) pyerr::Raise(r.status());
-            return PyChannel{std::shared_ptr<Channel>(std::move(r).value())};
-          },
-          py::arg("name"), py::arg("capacity"), py::arg("max_record"), py::arg("role"),
-          py::arg("on_full"), py::arg("spin_us"))
-      .def_static(
-          "open",
-          [](const std::string& name, const std::string& role, std::optional<double> spin_us) {
-            auto r = Channel::Open(name, ParseRole(role), ParseWait(spin_us));
-            if (!r.ok()) pyerr::Raise(r.status());
-            return PyChannel{std::shared_ptr<Channel>(std::move(r).value())};
-          },
-          py::arg("name"), py::arg("role"), py::arg("spin_us"))
+      .def(py::init([](const std::string& name, bool create, size_t capacity, size_t max_record,
+                       const std::string& role, const std::string& on_full,
+                       std::optional<double> spin_us) {
+             if (create) {
+               weft::shm::ChannelOptions o;
+               o.capacity = capacity;
+               o.max_record = max_record;
+               o.role = ParseRole(role);
+               o.overflow = ParseOverflow(on_full);
+               o.wait = ParseWait(spin_us);
+               auto r = Channel::Create(name, o);
+               if (!r.ok()) pyerr::Raise(r.status());
+               return PyChannel{std::shared_ptr<Channel>(std::move(r).value())};
+             }
+             auto r = Channel::Open(name, ParseRole(role), ParseWait(spin_us));
+             if (!r.ok()) pyerr::Raise(r.status());
+             return PyChannel{std::shared_ptr<Channel>(std::move(r).value())};
+           }),
+           py::arg("name"), py::arg("create"), py::arg("capacity"), py::arg("max_record"),
+           py::arg("role"), py::arg("on_full"), py::arg("spin_us"))
       .def_static("unlink", [](const std::string& name) { pyerr::Check(Channel::Unlink(name)); })
       .def_static("snapshot",
                   [](const std::string& name) {
@@ -250,16 +248,17 @@ void BindChannel(py::module_& m) {
                     if (!r.ok()) pyerr::Raise(r.status());
                     return StatsDict(*r);
                   })
-      .def("reserve",
+      .def("_reserve_span",
            [](PyChannel& self, size_t n, std::optional<double> timeout) {
              Channel& ch = Get(self);
              auto r = Blocking(timeout, [&](Deadline d) { return ch.Reserve(n, d); });
              if (!r.ok()) pyerr::Raise(r.status());
              return MakeSpan(r->data(), r->size(), false, self.ch);
-           })
+           },
+           py::arg("n"), py::arg("timeout") = py::none())
       .def("commit", [](PyChannel& self, size_t n) { pyerr::Check(Get(self).Commit(n)); })
       .def("commit_batched", [](PyChannel& self, size_t n) { pyerr::Check(Get(self).CommitBatched(n)); })
-      .def("unreserve", [](PyChannel& self) { Get(self).Unreserve(); })
+      .def("_unreserve", [](PyChannel& self) { Get(self).Unreserve(); })
       .def("flush", [](PyChannel& self) { Get(self).Flush(); })
       .def("write",
            [](PyChannel& self, py::handle data, std::optional<double> timeout) {
@@ -267,7 +266,8 @@ void BindChannel(py::module_& m) {
              BufferView buf(data);
              auto r = Blocking(timeout, [&](Deadline d) { return StatusResult{ch.Write(buf.bytes(), d)}; });
              pyerr::Check(r.s);
-           })
+           },
+           py::arg("data"), py::arg("timeout") = py::none())
       .def("write_batch",
            [](PyChannel& self, py::sequence records, std::optional<double> timeout) {
              Channel& ch = Get(self);
@@ -292,14 +292,16 @@ void BindChannel(py::module_& m) {
              }
              ch.Flush();
              return done;
-           })
-      .def("read",
+           },
+           py::arg("records"), py::arg("timeout") = py::none())
+      .def("_read_span",
            [](PyChannel& self, std::optional<double> timeout) {
              Channel& ch = Get(self);
              auto r = Blocking(timeout, [&](Deadline d) { return ch.Read(d); });
              if (!r.ok()) pyerr::Raise(r.status());
              return MakeSpan(const_cast<uint8_t*>(r->data()), r->size(), true, self.ch);
-           })
+           },
+           py::arg("timeout") = py::none())
       .def("release", [](PyChannel& self, size_t count) { pyerr::Check(Get(self).Release(count)); },
            py::arg("count") = 1)
       .def("read_bytes",
@@ -314,7 +316,8 @@ void BindChannel(py::module_& m) {
              py::object out = py::reinterpret_steal<py::object>(b);
              pyerr::Check(s);
              return out;
-           })
+           },
+           py::arg("timeout") = py::none())
       .def("read_batch",
            [](PyChannel& self, size_t max_records, std::optional<double> timeout) {
              Channel& ch = Get(self);
@@ -340,7 +343,8 @@ void BindChannel(py::module_& m) {
              }
              pyerr::Check(ch.Release(held));
              return out;
-           })
+           },
+           py::arg("max_records") = 1024, py::arg("timeout") = py::none())
       .def("fileno",
            [](PyChannel& self) {
              auto r = Get(self).WaitFd();

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Optional
 
 from . import _native
+from ._errors import Closed
 
 _DEFAULT_CAPACITY = 1 << 20
 
@@ -37,21 +38,20 @@ class _Borrow:
         elif exc_type is None:
             self._ch.commit(self._commit)
         else:
-            self._ch.unreserve()
+            self._ch._unreserve()
         return False
 
 
-class Channel:
+class Channel(_native._Channel):
     """One endpoint of a shared-memory channel.
 
     Timeouts are in seconds; None waits without limit (Ctrl-C still works), 0 does not wait
     and raises WouldBlock. The GIL is released while waiting.
+
+    Producer: reserve(n) (context manager), write(data), write_batch(records), flush().
+    Consumer: read() (context manager), read_bytes(), read_batch(max_records), iteration.
+    Both: fileno(), stats(), close(), name, capacity, max_record, role.
     """
-
-    __slots__ = ("_ch",)
-
-    def __init__(self, native):
-        self._ch = native
 
     @classmethod
     def create(cls, name: str, capacity: int = _DEFAULT_CAPACITY, max_record: int = 0,
@@ -63,12 +63,12 @@ class Channel:
         "block", "drop_newest" or "drop_oldest". spin_us fixes the spin before sleeping
         (-1: spin until the timeout, 0: sleep at once); None adapts it.
         """
-        return cls(_native._Channel.create(name, capacity, max_record, role, on_full, spin_us))
+        return cls(name, True, capacity, max_record, role, on_full, spin_us)
 
     @classmethod
     def open(cls, name: str, role: str = "consumer", spin_us: Optional[float] = None) -> "Channel":
         """Opens an existing channel as `role`; takes over the role of a dead peer."""
-        return cls(_native._Channel.open(name, role, spin_us))
+        return cls(name, False, 0, 0, role, "block", spin_us)
 
     @staticmethod
     def unlink(name: str) -> None:
@@ -80,74 +80,22 @@ class Channel:
         """Counters, cursors and roles of a channel, without attaching to it."""
         return _native._Channel.snapshot(name)
 
-    # ---- producer ----
     def reserve(self, n: int, timeout: Optional[float] = None) -> _Borrow:
         """`with ch.reserve(n) as buf:` a writable memoryview, committed on a clean exit."""
-        return _Borrow(self._ch, self._ch.reserve(n, timeout), n)
+        return _Borrow(self, self._reserve_span(n, timeout), n)
 
-    def write(self, data, timeout: Optional[float] = None) -> None:
-        """Copies one record (any bytes-like object) into the channel."""
-        self._ch.write(data, timeout)
-
-    def write_batch(self, records: Iterable, timeout: Optional[float] = None) -> int:
-        """Copies several records in with one publish; returns how many were written."""
-        if not isinstance(records, (list, tuple)):
-            records = list(records)
-        return self._ch.write_batch(records, timeout)
-
-    # ---- consumer ----
     def read(self, timeout: Optional[float] = None) -> _Borrow:
         """`with ch.read() as view:` a read-only memoryview of the next record, released on exit."""
-        return _Borrow(self._ch, self._ch.read(timeout), None)
-
-    def read_bytes(self, timeout: Optional[float] = None) -> bytes:
-        """The next record, copied."""
-        return self._ch.read_bytes(timeout)
-
-    def read_batch(self, max_records: int = 1024, timeout: Optional[float] = None) -> list:
-        """Waits for one record, then takes every ready record up to max_records (copied)."""
-        return self._ch.read_batch(max_records, timeout)
+        return _Borrow(self, self._read_span(timeout), None)
 
     def __iter__(self):
         """Yields records (bytes) until the producer closes; raises PeerDead if it dies."""
-        from ._errors import Closed
+        read = self.read_bytes
         while True:
             try:
-                yield self._ch.read_bytes(None)
+                yield read(None)
             except Closed:
                 return
-
-    # ---- both ----
-    def fileno(self) -> int:
-        """A descriptor for select/poll/asyncio. It turns readable after a call with
-        timeout=0 raised WouldBlock and the peer then made progress."""
-        return self._ch.fileno()
-
-    def stats(self) -> dict:
-        return self._ch.stats()
-
-    def close(self) -> None:
-        self._ch.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._ch.closed
-
-    @property
-    def name(self) -> str:
-        return self._ch.name
-
-    @property
-    def capacity(self) -> int:
-        return self._ch.capacity
-
-    @property
-    def max_record(self) -> int:
-        return self._ch.max_record
-
-    @property
-    def role(self) -> str:
-        return self._ch.role
 
     def __enter__(self) -> "Channel":
         return self
@@ -156,6 +104,6 @@ class Channel:
         self.close()
 
     def __repr__(self) -> str:
-        if self._ch.closed:
+        if self.closed:
             return "<weft.Channel closed>"
         return f"<weft.Channel {self.name!r} {self.role} capacity={self.capacity}>"

@@ -53,7 +53,7 @@ def test_read_view_is_zero_copy_and_invalid_after_block(name):
         del arr
     with pytest.raises(ValueError):
         kept[0]  # released memoryview
-    assert rx._ch.held == 0
+    assert rx.held == 0
 
 
 def test_numpy_view_points_into_shared_memory(name):
