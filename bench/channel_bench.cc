@@ -95,6 +95,12 @@ std::unique_ptr<Channel> MustOpen(const std::string& name, Role role, const std:
   return std::move(r).value();
 }
 
+inline void Relax() {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#endif
+}
+
 void FutexWait(std::atomic<uint32_t>& w, uint32_t old) {
   ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&w), FUTEX_WAIT, old, nullptr, nullptr, 0);
 }
@@ -187,7 +193,7 @@ Row PingpongFloor(size_t size, const std::string& mode, int warm, int n) {
   pid_t child = Fork([&] {
     for (uint32_t i = 1; i <= static_cast<uint32_t>(total); ++i) {
       while (c->ping.load(std::memory_order_acquire) != i) {
-        if (!spin) FutexWait(c->ping, i - 1);
+        if (!spin) FutexWait(c->ping, i - 1); else Relax();
       }
       c->pong.store(i, std::memory_order_release);
       if (!spin) FutexWake(c->pong);
@@ -202,7 +208,7 @@ Row PingpongFloor(size_t size, const std::string& mode, int warm, int n) {
     c->ping.store(i, std::memory_order_release);
     if (!spin) FutexWake(c->ping);
     while (c->pong.load(std::memory_order_acquire) != i) {
-      if (!spin) FutexWait(c->pong, i - 1);
+      if (!spin) FutexWait(c->pong, i - 1); else Relax();
     }
     const int64_t t1 = MonotonicNs();
     if (static_cast<int>(i) > warm) samples.push_back(t1 - t0);
@@ -427,7 +433,7 @@ Row NotifyFloor(size_t size, const std::string& mode, int warm, int n) {
   pid_t child = Fork([&] {
     for (uint32_t i = 1; i <= static_cast<uint32_t>(warm + n); ++i) {
       while (c->ping.load(std::memory_order_acquire) != i) {
-        if (!spin) FutexWait(c->ping, i - 1);
+        if (!spin) FutexWait(c->ping, i - 1); else Relax();
       }
       c->samples[i - 1] = MonotonicNs() - c->t0.load(std::memory_order_acquire);
       c->done.store(i, std::memory_order_release);
