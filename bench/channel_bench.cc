@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <emmintrin.h>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -224,7 +225,8 @@ Row PingpongFloor(size_t size, const std::string& mode, int warm, int n) {
 
 Row StreamWeft(size_t size, const std::string& mode, uint64_t count) {
   const std::string name = ChannelName();
-  const size_t cap = std::max<size_t>(8 << 20, 4 * size);
+  size_t cap = std::max<size_t>(8 << 20, 4 * size);
+  if (getenv("CAP")) cap = atoll(getenv("CAP"));
   auto tx = MustCreate(name, cap, Role::kProducer, mode);
   SharedCtl ctl(0);
   Ctl* c = ctl.c;
@@ -260,7 +262,17 @@ Row StreamWeft(size_t size, const std::string& mode, uint64_t count) {
   for (uint64_t i = 0; i < count; ++i) {
     auto buf = tx->Reserve(size, Deadline::Never());
     if (!buf.ok()) break;
-    std::memcpy(buf->data(), src.data(), size);
+    if (getenv("NT") && size >= (256 << 10)) {
+      auto* d = reinterpret_cast<__m128i*>(buf->data());
+      auto* q = reinterpret_cast<const __m128i*>(src.data());
+      for (size_t k = 0; k < size / 16; k += 4) {
+        __m128i a = _mm_loadu_si128(q + k), b = _mm_loadu_si128(q + k + 1), c2 = _mm_loadu_si128(q + k + 2), e = _mm_loadu_si128(q + k + 3);
+        _mm_stream_si128(d + k, a); _mm_stream_si128(d + k + 1, b); _mm_stream_si128(d + k + 2, c2); _mm_stream_si128(d + k + 3, e);
+      }
+      _mm_sfence();
+    } else {
+      std::memcpy(buf->data(), src.data(), size);
+    }
     tx->CommitBatched(size).IgnoreError();
     if ((i + 1) % batch == 0) tx->Flush();
   }

@@ -59,7 +59,7 @@ class Channel(_native._Channel):
                spin_us: Optional[float] = None) -> "Channel":
         """Creates channel `name` and attaches as `role` ("producer" or "consumer").
 
-        max_record=0 allows the largest record that fits (capacity/2 - 8). on_full is
+        max_record=0 allows the largest record that fits (capacity/2 - 64). on_full is
         "block", "drop_newest" or "drop_oldest". spin_us fixes the spin before sleeping
         (-1: spin until the timeout, 0: sleep at once); None adapts it.
         """

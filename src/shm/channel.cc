@@ -195,8 +195,7 @@ bool Channel::DropOldestUntil(uint64_t end) {
     RecordHeader hdr;
     std::memcpy(&hdr, data_ + r % capacity_, sizeof(hdr));
     const bool pad = (hdr.flags & internal::kFlagPad) != 0;
-    const uint64_t next = r + (pad ? internal::kRecordHeader + hdr.length
-                                   : Align8(internal::kRecordHeader + hdr.length));
+    const uint64_t next = r + internal::RecordSize(hdr.length, hdr.flags);
     if (next > published_pos_ || next <= r) return false;  // our own bytes; cannot happen
     if (Atomic(layout_->consumer.read_pos)
             .compare_exchange_strong(r, next, std::memory_order_seq_cst)) {
@@ -213,9 +212,17 @@ Result<MutableBytes> Channel::Reserve(size_t n, Deadline deadline) {
                     std::to_string(max_record_) + " of channel '" + segment_.name() + "'");
   }
   if (pending_) return InvalidArgument("Reserve called again before Commit");
-  const uint64_t need = Align8(internal::kRecordHeader + n);
+  // Large payloads start on a 64-byte boundary (a gap after the header), small ones pack.
+  const bool aligned = n >= internal::kAlignedPayloadMin;
   uint64_t off = write_off_;
-  const uint64_t pad = capacity_ - off < need ? capacity_ - off : 0;
+  uint32_t gap = aligned ? internal::AlignGapWords(off) : 0;
+  uint64_t need = Align8(internal::kRecordHeader + 8 * gap + n);
+  uint64_t pad = 0;
+  if (capacity_ - off < need) {  // does not fit before the end: pad, and start over at 0
+    pad = capacity_ - off;
+    gap = aligned ? internal::AlignGapWords(0) : 0;
+    need = Align8(internal::kRecordHeader + 8 * gap + n);
+  }
   const uint64_t end = write_pos_ + pad + need;
   if (end > limit_) {
     RefreshLimit();
@@ -259,8 +266,9 @@ Result<MutableBytes> Channel::Reserve(size_t n, Deadline deadline) {
   pending_ = true;
   pending_pos_ = write_pos_;
   pending_off_ = off;
+  pending_gap_ = gap;
   pending_size_ = n;
-  return MutableBytes(data_ + off + internal::kRecordHeader, n);
+  return MutableBytes(data_ + off + internal::kRecordHeader + 8 * gap, n);
 }
 
 Status Channel::CommitBatched(size_t actual) {
@@ -276,9 +284,9 @@ Status Channel::CommitBatched(size_t actual) {
     Bump(stats.drops_newest);
     return Status::Ok();
   }
-  RecordHeader hdr{static_cast<uint32_t>(actual), 0};
+  RecordHeader hdr{static_cast<uint32_t>(actual), pending_gap_ << 8};
   std::memcpy(data_ + pending_off_, &hdr, sizeof(hdr));
-  const uint64_t size = Align8(internal::kRecordHeader + actual);
+  const uint64_t size = internal::RecordSize(hdr.length, hdr.flags);
   write_pos_ = pending_pos_ + size;
   write_off_ = pending_off_ + size;
   if (write_off_ == capacity_) write_off_ = 0;
@@ -349,9 +357,9 @@ inline uint64_t CheckRecord(const RecordHeader& hdr, uint64_t pos, uint64_t off,
     if (off + internal::kRecordHeader + hdr.length != capacity) return 0;
     size = internal::kRecordHeader + hdr.length;
   } else {
-    if (hdr.length > max_record) return 0;
-    if (off + internal::kRecordHeader + hdr.length > capacity) return 0;
-    size = Align8(internal::kRecordHeader + hdr.length);
+    if (hdr.length > max_record || internal::GapWords(hdr.flags) > internal::kMaxGapWords) return 0;
+    if (off + internal::PayloadOffset(hdr.flags) + hdr.length > capacity) return 0;
+    size = internal::RecordSize(hdr.length, hdr.flags);
   }
   if (write - pos < size) return 0;
   return size;
@@ -384,7 +392,7 @@ Result<ByteView> Channel::Read(Deadline deadline) {
       read_off_ += size;
       if (read_off_ == capacity_) read_off_ = 0;
       if ((hdr.flags & internal::kFlagPad) != 0) continue;
-      got = ByteView(data_ + off + internal::kRecordHeader, hdr.length);
+      got = ByteView(data_ + off + internal::PayloadOffset(hdr.flags), hdr.length);
       PushHeld(start, read_pos_);
       return Next::kGot;
     }
@@ -421,7 +429,7 @@ Result<ByteView> Channel::Read(Deadline deadline) {
         continue;
       }
       if ((hdr.flags & internal::kFlagPad) != 0) continue;
-      got = ByteView(data_ + off + internal::kRecordHeader, hdr.length);
+      got = ByteView(data_ + off + internal::PayloadOffset(hdr.flags), hdr.length);
       PushHeld(r, r + size);
       return Next::kGot;
     }

@@ -34,7 +34,8 @@ Status ValidateChannel(const void* bytes, size_t size) {
     return Corrupt("channel capacity " + std::to_string(c.capacity) + " is not a multiple of 8 >= 64");
   }
   if (c.capacity > size - kDataOffset) return Corrupt("channel capacity exceeds the segment");
-  if (c.max_record == 0 || Align8(kRecordHeader + c.max_record) > c.capacity / 2) {
+  if (c.max_record == 0 || c.max_record > c.capacity ||
+      Align8(c.max_record + kMaxRecordOverhead) > c.capacity / 2) {
     return Corrupt("channel max_record " + std::to_string(c.max_record) + " does not fit capacity");
   }
   if (c.overflow > 2) return Corrupt("channel overflow policy " + std::to_string(c.overflow) + " unknown");
@@ -94,12 +95,12 @@ Result<std::unique_ptr<Channel>> Channel::Create(std::string_view name,
   uint64_t capacity = internal::Align8(options.capacity);
   if (capacity < internal::kMinCapacity) capacity = internal::kMinCapacity;
   if (capacity > (uint64_t{1} << 46)) return InvalidArgument("channel capacity above 64 TiB");
-  const uint64_t most = ((capacity / 2) & ~uint64_t{7}) - internal::kRecordHeader;
+  const uint64_t most = ((capacity / 2) & ~uint64_t{7}) - internal::kMaxRecordOverhead;
   uint64_t max_record = options.max_record == 0 ? most : options.max_record;
   if (max_record > most) {
     return InvalidArgument("max_record " + std::to_string(max_record) +
                            " does not fit a ring of " + std::to_string(capacity) +
-                           " bytes (at most capacity/2 - 8 = " + std::to_string(most) + ")");
+                           " bytes (at most capacity/2 - 64 = " + std::to_string(most) + ")");
   }
   if (static_cast<uint32_t>(options.overflow) > 2) return InvalidArgument("unknown overflow policy");
   Result<Segment> seg = Segment::Create(name, SegmentKind::kChannel, internal::kChannelLayoutVersion,

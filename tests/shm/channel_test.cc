@@ -138,7 +138,7 @@ TEST(ChannelTest, CorruptRecordHeaderIsReportedNotFollowed) {
 }
 
 TEST(ChannelTest, RecordsNeverSplitAtTheWrap) {
-  Pair p = MakePair({.capacity = 256, .max_record = 100});
+  Pair p = MakePair({.capacity = 400, .max_record = 100});
   for (int i = 0; i < 200; ++i) {
     std::vector<uint8_t> rec(1 + (i * 37) % 100, static_cast<uint8_t>(i));
     ASSERT_TRUE(p.tx->Write(ByteView(rec), Deadline::Now()).ok()) << i;
@@ -146,6 +146,25 @@ TEST(ChannelTest, RecordsNeverSplitAtTheWrap) {
     ASSERT_TRUE(v.ok());
     ASSERT_EQ(v->size(), rec.size());
     EXPECT_EQ(std::memcmp(v->data(), rec.data(), rec.size()), 0);
+    ASSERT_TRUE(p.rx->Release().ok());
+  }
+}
+
+TEST(ChannelTest, LargePayloadsAre64ByteAligned) {
+  Pair p = MakePair({.capacity = 1 << 20});
+  for (size_t n : {size_t{1}, size_t{4096}, size_t{3}, size_t{10000}, size_t{5000}, size_t{7}}) {
+    auto buf = p.tx->Reserve(n, Deadline::Now());
+    ASSERT_TRUE(buf.ok());
+    if (n >= 4096) EXPECT_EQ(reinterpret_cast<uintptr_t>(buf->data()) % 64, 0u) << n;
+    std::memset(buf->data(), static_cast<int>(n & 0xFF), n);
+    ASSERT_TRUE(p.tx->Commit(n).ok());
+  }
+  for (size_t n : {size_t{1}, size_t{4096}, size_t{3}, size_t{10000}, size_t{5000}, size_t{7}}) {
+    auto v = p.rx->Read(Deadline::Now());
+    ASSERT_TRUE(v.ok());
+    ASSERT_EQ(v->size(), n);
+    if (n >= 4096) EXPECT_EQ(reinterpret_cast<uintptr_t>(v->data()) % 64, 0u) << n;
+    EXPECT_EQ((*v)[n - 1], static_cast<uint8_t>(n & 0xFF));
     ASSERT_TRUE(p.rx->Release().ok());
   }
 }

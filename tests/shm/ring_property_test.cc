@@ -57,8 +57,11 @@ size_t CheckInvariants(const internal::ChannelLayout* l, const uint8_t* data) {
       size = 8 + len;
     } else {
       EXPECT_LE(len, l->config.max_record);
-      EXPECT_LE(p % cap + 8 + len, cap) << "a record crosses the wrap point";
-      size = internal::Align8(8 + len);
+      EXPECT_LE(p % cap + internal::PayloadOffset(flags) + len, cap) << "a record crosses the wrap point";
+      if (len >= internal::kAlignedPayloadMin) {
+        EXPECT_EQ((p % cap + internal::PayloadOffset(flags)) % 64, 0u) << "large payload not aligned";
+      }
+      size = internal::RecordSize(len, flags);
       ++records;
     }
     EXPECT_LE(p + size, w);

@@ -1,7 +1,8 @@
 // A one-way, single-producer single-consumer channel of variable-size records through shared
 // memory (docs/formats/channel.md).
 //
-// Records are contiguous in memory (never split at the wrap point), so the producer writes a
+// Records are contiguous in memory (never split at the wrap point; payloads of 4 KiB or more
+// start on a 64-byte boundary), so the producer writes a
 // payload in place (Reserve, fill, Commit) and the consumer reads it in place (Read, use,
 // Release). Several records may be committed before one publish (CommitBatched + Flush) and
 // several may be held at once by the consumer (released oldest first).
@@ -65,7 +66,7 @@ struct WaitPolicy {
 
 struct ChannelOptions {
   size_t capacity = size_t{1} << 20;  // ring bytes; rounded up to a multiple of 8, >= 64
-  size_t max_record = 0;              // largest payload; 0 means the most that fits
+  size_t max_record = 0;              // largest payload, at most capacity/2 - 64; 0: that most
   Overflow overflow = Overflow::kBlock;
   Role role = Role::kProducer;  // the creator's role
   WaitPolicy wait;
@@ -205,6 +206,7 @@ class Channel {
   uint64_t limit_ = 0;          // cached: the producer may write below this position
   uint64_t pending_pos_ = 0;    // start of the reserved record
   uint64_t pending_off_ = 0;    // its offset in the ring
+  uint32_t pending_gap_ = 0;    // 8-byte words between its header and payload
   size_t pending_size_ = 0;
   bool pending_ = false;
   bool pending_scratch_ = false;

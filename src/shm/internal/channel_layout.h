@@ -20,6 +20,13 @@ inline constexpr size_t kRecordHeader = 8;
 inline constexpr size_t kMinCapacity = 64;
 inline constexpr uint64_t kNoHold = ~uint64_t{0};
 inline constexpr uint32_t kFlagPad = 1;  // record header flag: filler up to the end of the ring
+// Record header flags bits 8..15: 8-byte words between the header and the payload, so that
+// payloads of kAlignedPayloadMin bytes or more start on a 64-byte boundary.
+inline constexpr uint32_t kMaxGapWords = 7;
+inline constexpr uint64_t kAlignedPayloadMin = 4096;
+inline constexpr uint64_t kPayloadAlign = 64;
+// Bytes a record may add before its payload: the header plus the largest gap.
+inline constexpr uint64_t kMaxRecordOverhead = kRecordHeader + 8 * kMaxGapWords;
 
 // Written once by the creator before Publish.
 struct alignas(kCacheLine) ChannelConfig {
@@ -100,6 +107,17 @@ static_assert(sizeof(ChannelLayout) == 896, "channel format v1 layout");
 static_assert(sizeof(ChannelLayout) <= kDataOffset, "layout must fit before the data area");
 
 inline constexpr uint64_t Align8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
+inline constexpr uint32_t GapWords(uint32_t flags) { return (flags >> 8) & 0xFFu; }
+inline constexpr uint64_t PayloadOffset(uint32_t flags) { return kRecordHeader + 8 * GapWords(flags); }
+// Bytes a record with this header occupies in the ring.
+inline constexpr uint64_t RecordSize(uint32_t length, uint32_t flags) {
+  return (flags & kFlagPad) ? kRecordHeader + length : Align8(PayloadOffset(flags) + length);
+}
+// Gap (in words) that puts the payload of a record starting at ring offset `off` on a
+// 64-byte boundary (the ring itself starts page-aligned).
+inline constexpr uint32_t AlignGapWords(uint64_t off) {
+  return static_cast<uint32_t>(((kPayloadAlign - (off + kRecordHeader) % kPayloadAlign) % kPayloadAlign) / 8);
+}
 
 // Checks the segment header and the channel config of a mapped segment of `size` bytes.
 // Reads nothing outside [bytes, bytes + size). Fuzzed.
