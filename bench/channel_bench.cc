@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <emmintrin.h>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -225,8 +224,7 @@ Row PingpongFloor(size_t size, const std::string& mode, int warm, int n) {
 
 Row StreamWeft(size_t size, const std::string& mode, uint64_t count) {
   const std::string name = ChannelName();
-  size_t cap = std::max<size_t>(8 << 20, 4 * size);
-  if (getenv("CAP")) cap = atoll(getenv("CAP"));
+  const size_t cap = std::max<size_t>(8 << 20, 4 * size);
   auto tx = MustCreate(name, cap, Role::kProducer, mode);
   SharedCtl ctl(0);
   Ctl* c = ctl.c;
@@ -262,17 +260,7 @@ Row StreamWeft(size_t size, const std::string& mode, uint64_t count) {
   for (uint64_t i = 0; i < count; ++i) {
     auto buf = tx->Reserve(size, Deadline::Never());
     if (!buf.ok()) break;
-    if (getenv("NT") && size >= (256 << 10)) {
-      auto* d = reinterpret_cast<__m128i*>(buf->data());
-      auto* q = reinterpret_cast<const __m128i*>(src.data());
-      for (size_t k = 0; k < size / 16; k += 4) {
-        __m128i a = _mm_loadu_si128(q + k), b = _mm_loadu_si128(q + k + 1), c2 = _mm_loadu_si128(q + k + 2), e = _mm_loadu_si128(q + k + 3);
-        _mm_stream_si128(d + k, a); _mm_stream_si128(d + k + 1, b); _mm_stream_si128(d + k + 2, c2); _mm_stream_si128(d + k + 3, e);
-      }
-      _mm_sfence();
-    } else {
-      std::memcpy(buf->data(), src.data(), size);
-    }
+    std::memcpy(buf->data(), src.data(), size);
     tx->CommitBatched(size).IgnoreError();
     if ((i + 1) % batch == 0) tx->Flush();
   }
@@ -334,6 +322,45 @@ Row StreamFloor(size_t size, uint64_t count) {
   Row r = MakeRow("stream", "floor", size, "");
   r.note = "memcpy of the same records into a ring, one core";
   SetThroughput(r, count, size, t1 - t0);
+  return r;
+}
+
+// The same pipeline with no channel at all: one process copies each record into the next slot
+// of a shared ring and bumps a counter, the other sums the slot and bumps its own. Bounds what
+// any shared-memory transport can reach between these two cores.
+Row StreamPipelineFloor(size_t size, uint64_t count) {
+  const size_t cap = std::max<size_t>(8 << 20, 4 * size);
+  const size_t slot = (size + 63) & ~size_t{63};
+  const uint64_t slots = cap / slot;
+  SharedCtl ctl(0);
+  Ctl* c = ctl.c;
+  auto* ring = static_cast<uint8_t*>(SharedAlloc(cap));
+  std::memset(ring, 0, cap);
+  pid_t child = Fork([&] {
+    uint64_t sum = 0;
+    c->ready.store(1, std::memory_order_release);
+    for (uint64_t i = 0; i < count; ++i) {
+      while (c->t0.load(std::memory_order_acquire) <= static_cast<int64_t>(i)) Relax();
+      sum += TouchSum(ring + (i % slots) * slot, size);
+      c->done.store(i + 1, std::memory_order_release);
+    }
+    c->t_end.store(MonotonicNs(), std::memory_order_release);
+    c->sum.store(sum);
+    return 0;
+  });
+  std::vector<uint8_t> src(size, 3);
+  WaitAtLeast(c->ready, 1);
+  const int64_t t0 = MonotonicNs();
+  for (uint64_t i = 0; i < count; ++i) {
+    while (i >= slots && c->done.load(std::memory_order_acquire) <= i - slots) Relax();
+    std::memcpy(ring + (i % slots) * slot, src.data(), size);
+    c->t0.store(static_cast<int64_t>(i + 1), std::memory_order_release);  // records ready
+  }
+  Join(child);
+  SharedFree(ring, cap);
+  Row r = MakeRow("stream", "floor", size, "pipeline");
+  r.note = "two-core pipeline without a channel: copy into a shared ring, sum on the other core";
+  SetThroughput(r, count, size, c->t_end.load() - t0);
   return r;
 }
 
@@ -522,6 +549,7 @@ void RunChannelSuite(const Options& opt) {
       for (const std::string& mode : modes) res.Add(StreamWeft(size, mode, count));
       for (const std::string& t : BaselineTransports()) res.Add(StreamLink(t, size, "parked", count));
       res.Add(StreamFloor(size, count));
+      res.Add(StreamPipelineFloor(size, count));
     }
     for (const std::string& mode : modes) {
       if (!want("blob")) break;
