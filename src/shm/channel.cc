@@ -159,17 +159,24 @@ void Channel::RefreshLimit() {
 
 void Channel::Publish() {
   if (write_pos_ == published_pos_) return;
-  // release: publishes the committed records' bytes; pairs with the acquire loads of
-  // write_pos in ReadNext.
-  Atomic(layout_->producer.write_pos).store(write_pos_, std::memory_order_release);
   published_pos_ = write_pos_;
-  // SYNC POINT B: pairs with SYNC POINT A in WaitFor (consumer side).
+  // Publishes the committed records' bytes; pairs with the acquire loads of write_pos in Read.
+  AdvanceAndWake(&layout_->producer.write_pos, write_pos_);
+}
+
+// Stores this side's cursor and wakes the peer if it sleeps on it or waits on its doorbell.
+void Channel::AdvanceAndWake(uint64_t* cursor, uint64_t value) {
+  // release: everything this side did with the bytes below `value` happens-before the peer's
+  // acquire load of the cursor.
+  Atomic(*cursor).store(value, std::memory_order_release);
+  // SYNC POINT B: pairs with SYNC POINT A in the peer's WaitFor.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  internal::WaitFlags& peer = layout_->wait[static_cast<int>(Role::kConsumer)];
+  const Role peer_role = role_ == Role::kProducer ? Role::kConsumer : Role::kProducer;
+  internal::WaitFlags& peer = layout_->wait[static_cast<int>(peer_role)];
   if (Atomic(peer.sleeping).load(std::memory_order_relaxed) != 0 &&
       !internal::Hooks().skip_wake.load(std::memory_order_relaxed)) {
-    internal::FutexWake(internal::LowWord(&layout_->producer.write_pos), 1);
-    Bump(layout_->stats[0].wakes);
+    internal::FutexWake(internal::LowWord(cursor), 1);
+    Bump(layout_->stats[static_cast<int>(role_)].wakes);
   }
   if (Atomic(peer.bell_armed).load(std::memory_order_relaxed) != 0) RingPeerBell();
 }
@@ -471,17 +478,8 @@ Status Channel::Release(size_t count) {
     Atomic(layout_->consumer.hold).store(next_hold, std::memory_order_release);
     return Status::Ok();
   }
-  // release: we are done reading every byte below `end`; pairs with the acquire in RefreshLimit.
-  Atomic(layout_->consumer.read_pos).store(end, std::memory_order_release);
-  // SYNC POINT B (consumer side): pairs with SYNC POINT A in the producer's WaitFor.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  internal::WaitFlags& peer = layout_->wait[static_cast<int>(Role::kProducer)];
-  if (Atomic(peer.sleeping).load(std::memory_order_relaxed) != 0 &&
-      !internal::Hooks().skip_wake.load(std::memory_order_relaxed)) {
-    internal::FutexWake(internal::LowWord(&layout_->consumer.read_pos), 1);
-    Bump(layout_->stats[1].wakes);
-  }
-  if (Atomic(peer.bell_armed).load(std::memory_order_relaxed) != 0) RingPeerBell();
+  // We are done reading every byte below `end`; pairs with the acquire in RefreshLimit.
+  AdvanceAndWake(&layout_->consumer.read_pos, end);
   return Status::Ok();
 }
 

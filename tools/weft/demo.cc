@@ -58,6 +58,18 @@ bool CheckMessage(const uint8_t* p, uint64_t want_seq) {
   return seq == want_seq && check == (TouchSum(p + 16, kMessage - 16) ^ (seq * 0x9E3779B97F4A7C15ull));
 }
 
+// Reads the consumer's results out of shared memory and frees it.
+Outcome Collect(Shared* sh, int tensors, uint64_t messages, int child_rc) {
+  Outcome out;
+  out.latency.assign(sh->tensor_latency, sh->tensor_latency + tensors);
+  out.msgs_per_s = messages / ((sh->msg_end - sh->msg_start) / 1e9);
+  out.verified_tensors = sh->verified_tensors;
+  out.verified_messages = sh->verified_messages;
+  out.errors = sh->errors + (child_rc != 0 ? 1 : 0);
+  bench::SharedFree(sh, sizeof(Shared));
+  return out;
+}
+
 // Waits until the child says it is ready; false if it exited first.
 bool AwaitReady(Shared* sh, pid_t child) {
   while (sh->ready.load() == 0) {
@@ -144,14 +156,7 @@ Outcome RunWeft(int tensors, uint64_t messages) {
   tx->Flush();
   const int rc = Join(child);
   shm::Channel::Unlink(name).IgnoreError();
-  Outcome out;
-  out.latency.assign(sh->tensor_latency, sh->tensor_latency + tensors);
-  out.msgs_per_s = messages / ((sh->msg_end - sh->msg_start) / 1e9);
-  out.verified_tensors = sh->verified_tensors;
-  out.verified_messages = sh->verified_messages;
-  out.errors = sh->errors + (rc != 0 ? 1 : 0);
-  bench::SharedFree(sh, sizeof(Shared));
-  return out;
+  return Collect(sh, tensors, messages, rc);
 }
 
 Outcome RunSocket(int tensors, uint64_t messages) {
@@ -205,14 +210,7 @@ Outcome RunSocket(int tensors, uint64_t messages) {
   const int rc = Join(child);
   link.reset();
   lp.cleanup();
-  Outcome out;
-  out.latency.assign(sh->tensor_latency, sh->tensor_latency + tensors);
-  out.msgs_per_s = messages / ((sh->msg_end - sh->msg_start) / 1e9);
-  out.verified_tensors = sh->verified_tensors;
-  out.verified_messages = sh->verified_messages;
-  out.errors = sh->errors + (rc != 0 ? 1 : 0);
-  bench::SharedFree(sh, sizeof(Shared));
-  return out;
+  return Collect(sh, tensors, messages, rc);
 }
 
 }  // namespace

@@ -180,6 +180,7 @@ class Channel {
   template <typename Ready>
   Status WaitFor(Ready&& ready, const uint64_t* futex_cursor, Deadline deadline);
   void Publish();
+  void AdvanceAndWake(uint64_t* cursor, uint64_t value);
   void WakePeer();
   void RingPeerBell();
   void RefreshLimit();
