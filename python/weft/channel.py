@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from . import _native
-from ._errors import Closed
+from ._errors import Closed, Timeout, WouldBlock
 
 _DEFAULT_CAPACITY = 1 << 20
 
@@ -87,6 +87,38 @@ class Channel(_native._Channel):
     def read(self, timeout: Optional[float] = None) -> _Borrow:
         """`with ch.read() as view:` a read-only memoryview of the next record, released on exit."""
         return _Borrow(self, self._read_span(timeout), None)
+
+    async def read_bytes_async(self, timeout: Optional[float] = None) -> bytes:
+        """Awaits the next record (copied) without blocking the event loop."""
+        return await self._await(lambda: self.read_bytes(0), timeout)
+
+    async def write_async(self, data, timeout: Optional[float] = None) -> None:
+        """Awaits room for one record and copies it in, without blocking the event loop."""
+        await self._await(lambda: self.write(data, 0), timeout)
+
+    async def _await(self, attempt, timeout):
+        # A non-blocking attempt that raises WouldBlock arms the descriptor; the loop wakes us
+        # when the peer makes progress. A periodic retry also reports a dead peer.
+        import asyncio
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        fd = self.fileno()
+        while True:
+            try:
+                return attempt()
+            except WouldBlock:
+                pass
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                raise Timeout(f"timed out waiting on channel {self.name!r}")
+            ready = loop.create_future()
+            loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+            try:
+                await asyncio.wait_for(ready, 0.1 if left is None else min(0.1, left))
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                loop.remove_reader(fd)
 
     def __iter__(self):
         """Yields records (bytes) until the producer closes; raises PeerDead if it dies."""

@@ -190,3 +190,27 @@ def test_stats_and_snapshot(name):
     assert snap["producer_pid"] == os.getpid()
     assert snap["producer_state"] == "attached"
     assert "Channel" in repr(tx)
+
+
+def test_asyncio_read_and_write(name):
+    import asyncio
+    tx = weft.Channel.create(name, capacity=256, max_record=56)
+    rx = weft.Channel.open(name)
+
+    async def main():
+        async def produce():
+            for i in range(20):  # more than the ring holds: write_async must wait for room
+                await tx.write_async(bytes([i]) * 56, timeout=10)
+
+        async def consume():
+            got = []
+            for _ in range(20):
+                got.append((await rx.read_bytes_async(timeout=10))[0])
+            return got
+
+        _, got = await asyncio.gather(produce(), consume())
+        return got
+
+    assert asyncio.run(main()) == list(range(20))
+    with pytest.raises(weft.Timeout):
+        asyncio.run(rx.read_bytes_async(timeout=0.05))

@@ -289,6 +289,32 @@ TEST(ChannelCrashTest, NegativeControlProducerDeathUndetected) {
   EXPECT_EQ(ProducerKilledWhileConsumerSleeps(true, &intact), Code::kTimeout);
 }
 
+// A live peer that says nothing, or is even stopped (SIGSTOP), is never declared dead: the
+// waiting side times out, and hears from the peer once it resumes.
+TEST(ChannelCrashTest, SilentOrStoppedLivePeerIsNeverDeclaredDead) {
+  const std::string name = UniqueName("crash");
+  auto rx = Channel::Create(name, Opts(Role::kConsumer)).value();
+  Stage* stage = NewStage();
+  pid_t child = Spawn([&] {
+    auto tx = Channel::Open(name, Role::kProducer, Opts(Role::kProducer).wait).value();
+    stage->reached = 1;
+    while (stage->reached.load() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return WriteRecord(*tx, 42, Deadline::AfterMs(10'000)).ok() ? 0 : 1;
+  });
+  AwaitStage(stage, 1);
+  // 300 ms of silence is 60 liveness checks at 5 ms.
+  EXPECT_EQ(rx->Read(Deadline::AfterMs(300)).status().code(), Code::kTimeout);
+  ::kill(child, SIGSTOP);
+  EXPECT_EQ(rx->Read(Deadline::AfterMs(300)).status().code(), Code::kTimeout);
+  ::kill(child, SIGCONT);
+  stage->reached = 2;
+  auto v = rx->Read(Deadline::AfterMs(10'000));
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_TRUE(Intact(*v, 42));
+  EXPECT_EQ(Join(child), 0);
+  Channel::Unlink(name).IgnoreError();
+}
+
 TEST(ChannelCrashTest, NegativeControlIntegrityCheckCatchesCorruption) {
   // The Intact check used above does catch a damaged committed record.
   const std::string name = UniqueName("crash");
