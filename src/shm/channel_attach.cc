@@ -58,18 +58,14 @@ socklen_t BellAddress(const std::string& name, Role role, uint32_t epoch, sockad
 }
 
 EndpointInfo DescribeSlot(const internal::EndpointSlot& slot, bool liveness) {
-  auto& s = const_cast<internal::EndpointSlot&>(slot);
-  uint64_t w = Atomic(s.owner).load(std::memory_order_acquire);
+  const internal::SlotView v = internal::ReadSlot(slot);
   EndpointInfo info;
   static const char* kNames[] = {"empty", "claiming", "attached", "closed"};
-  uint32_t st = internal::OwnerState(w);
-  info.state = st < 4 ? kNames[st] : "invalid";
-  info.pid = internal::OwnerPid(w);
-  info.epoch = internal::OwnerEpoch(w);
-  if (liveness && (st == internal::kSlotAttached || st == internal::kSlotClaiming)) {
-    uint64_t start = Atomic(s.start_ticks).load(std::memory_order_relaxed);
-    info.alive = IsAlive({info.pid, st == internal::kSlotAttached ? start : 0});
-  }
+  info.state = v.state < 4 ? kNames[v.state] : "invalid";
+  info.pid = v.who.pid;
+  info.epoch = v.epoch;
+  info.alive = liveness && (v.state == internal::kSlotAttached || v.state == internal::kSlotClaiming) &&
+               !internal::HolderGone(v);
   return info;
 }
 
@@ -143,29 +139,10 @@ Status Channel::Unlink(std::string_view name) { return Segment::Unlink(name); }
 //  A failed CAS means another process changed the slot; re-read and decide again.
 Status Channel::Attach() {
   internal::EndpointSlot& slot = layout_->slots[static_cast<int>(role_)];
-  const ProcessIdentity self = SelfIdentity();
-  uint64_t w = Atomic(slot.owner).load(std::memory_order_acquire);
-  for (;;) {
-    uint32_t st = internal::OwnerState(w);
-    if (st == internal::kSlotAttached || st == internal::kSlotClaiming) {
-      uint64_t start = Atomic(slot.start_ticks).load(std::memory_order_relaxed);
-      ProcessIdentity holder{internal::OwnerPid(w), st == internal::kSlotAttached ? start : 0};
-      if (IsAlive(holder)) {
-        return Status(Code::kBusy, std::string("the ") + RoleName(role_) + " role of '" +
-                                       segment_.name() + "' is held by live process " +
-                                       std::to_string(holder.pid));
-      }
-    }
-    const uint32_t epoch = (internal::OwnerEpoch(w) + 1) & 0xFFFFFFu;
-    const uint64_t claiming = internal::PackOwner(internal::kSlotClaiming, epoch, self.pid);
-    // acq_rel: acquire the previous owner's writes; release our claim.
-    if (Atomic(slot.owner).compare_exchange_weak(w, claiming, std::memory_order_acq_rel)) {
-      // relaxed is enough since the release store of the owner word below publishes it.
-      Atomic(slot.start_ticks).store(self.start_ticks, std::memory_order_relaxed);
-      my_epoch_ = epoch;
-      break;
-    }
-  }
+  const std::string what = std::string("the ") + RoleName(role_) + " role of '" + segment_.name() + "'";
+  Result<uint32_t> epoch = internal::BeginClaim(slot, what.c_str());
+  if (!epoch.ok()) return epoch.status();
+  my_epoch_ = *epoch;
   // Resume from the shared cursors: records a dead predecessor reserved, batched or held but
   // never committed or released are redone by this process.
   if (role_ == Role::kProducer) {
@@ -183,9 +160,7 @@ Status Channel::Attach() {
     held_count_ = 0;
     held_head_ = 0;
   }
-  // release: the slot is attached; pairs with the acquire loads in CheckPeer / DescribeSlot.
-  Atomic(slot.owner).store(internal::PackOwner(internal::kSlotAttached, my_epoch_, self.pid),
-                           std::memory_order_release);
+  internal::FinishClaim(slot, my_epoch_);
   attached_ = true;
   return Status::Ok();
 }
@@ -196,15 +171,8 @@ Status Channel::Close() {
     Flush();
     pending_ = false;
   }
-  internal::EndpointSlot& slot = layout_->slots[static_cast<int>(role_)];
-  uint64_t w = Atomic(slot.owner).load(std::memory_order_acquire);
-  const ProcessIdentity self = SelfIdentity();
-  // Only the current owner may close the slot; a process that took over keeps it.
-  if (internal::OwnerPid(w) == self.pid && internal::OwnerEpoch(w) == my_epoch_) {
-    const uint64_t closed = internal::PackOwner(internal::kSlotClosed, my_epoch_, self.pid);
-    // release: orders our last publish before the closed state; pairs with CheckPeer.
-    Atomic(slot.owner).compare_exchange_strong(w, closed, std::memory_order_acq_rel);
-  }
+  // Only the current owner closes the slot; a process that took it over keeps it.
+  internal::ReleaseSlot(layout_->slots[static_cast<int>(role_)], my_epoch_, internal::kSlotClosed);
   attached_ = false;
   WakePeer();
   return Status::Ok();
@@ -212,34 +180,27 @@ Status Channel::Close() {
 
 Channel::PeerState Channel::CheckPeer() {
   const Role peer = role_ == Role::kProducer ? Role::kConsumer : Role::kProducer;
-  internal::EndpointSlot& slot = layout_->slots[static_cast<int>(peer)];
-  for (;;) {
-    // acquire: pairs with the release store in Attach / Close.
-    uint64_t w = Atomic(slot.owner).load(std::memory_order_acquire);
-    switch (internal::OwnerState(w)) {
-      case internal::kSlotEmpty:
-        return PeerState::kAbsent;
-      case internal::kSlotClaiming:
-        // A new peer is attaching; if it died doing so, it is dead.
-        if (internal::Hooks().ignore_peer_death.load(std::memory_order_relaxed)) return PeerState::kAbsent;
-        return IsAlive({internal::OwnerPid(w), 0}) ? PeerState::kAbsent : PeerState::kDead;
-      case internal::kSlotClosed:
-        return PeerState::kClosed;
-      case internal::kSlotAttached:
-        break;
-      default:
-        return PeerState::kDead;  // a corrupt slot is treated as a dead peer
-    }
-    if (w != peer_owner_) {
-      uint64_t start = Atomic(slot.start_ticks).load(std::memory_order_relaxed);
-      // Seqlock-style re-check: the start time belongs to this owner word.
-      if (Atomic(slot.owner).load(std::memory_order_acquire) != w) continue;
-      peer_owner_ = w;
-      peer_watch_.Watch({internal::OwnerPid(w), start});
-    }
-    if (internal::Hooks().ignore_peer_death.load(std::memory_order_relaxed)) return PeerState::kAlive;
-    return peer_watch_.Exited() ? PeerState::kDead : PeerState::kAlive;
+  const internal::SlotView v = internal::ReadSlot(layout_->slots[static_cast<int>(peer)]);
+  const bool ignore = internal::Hooks().ignore_peer_death.load(std::memory_order_relaxed);
+  switch (v.state) {
+    case internal::kSlotEmpty:
+      return PeerState::kAbsent;
+    case internal::kSlotClaiming:
+      // A new peer is attaching; if it died doing so, it is dead.
+      return ignore || !internal::HolderGone(v) ? PeerState::kAbsent : PeerState::kDead;
+    case internal::kSlotClosed:
+      return PeerState::kClosed;
+    case internal::kSlotAttached:
+      break;
+    default:
+      return PeerState::kDead;  // a corrupt slot is treated as a dead peer
   }
+  if (v.word != peer_owner_) {
+    peer_owner_ = v.word;
+    peer_watch_.Watch(v.who);
+  }
+  if (ignore) return PeerState::kAlive;
+  return peer_watch_.Exited() ? PeerState::kDead : PeerState::kAlive;
 }
 
 Status Channel::PeerFailure(PeerState state) const {

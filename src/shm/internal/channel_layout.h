@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "weft/core/status.h"
+#include "slot.h"
 #include "weft/shm/segment.h"
 
 namespace weft::shm::internal {
@@ -37,21 +38,8 @@ struct alignas(kCacheLine) ChannelConfig {
   uint64_t data_offset;  // kDataOffset
 };
 
-// Owner word: state (bits 56..63), epoch (bits 32..55), pid (bits 0..31).
-enum SlotState : uint32_t { kSlotEmpty = 0, kSlotClaiming = 1, kSlotAttached = 2, kSlotClosed = 3 };
-
-// One per role. Written by whoever claims or closes the role (rarely).
-struct alignas(kCacheLine) EndpointSlot {
-  uint64_t owner;        // atomic: see above
-  uint64_t start_ticks;  // the owner's start time; valid while owner says kSlotAttached
-};
-
-inline uint64_t PackOwner(uint32_t state, uint32_t epoch, int32_t pid) {
-  return (uint64_t{state} << 56) | (uint64_t{epoch & 0xFFFFFFu} << 32) | uint32_t(pid);
-}
-inline uint32_t OwnerState(uint64_t w) { return static_cast<uint32_t>(w >> 56); }
-inline uint32_t OwnerEpoch(uint64_t w) { return static_cast<uint32_t>(w >> 32) & 0xFFFFFFu; }
-inline int32_t OwnerPid(uint64_t w) { return static_cast<int32_t>(w & 0xFFFFFFFFu); }
+// One per role (see slot.h). Written by whoever claims or closes the role (rarely).
+using EndpointSlot = Slot;
 
 // Written by the producer only.
 struct alignas(kCacheLine) ProducerCursor {
