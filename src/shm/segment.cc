@@ -50,6 +50,7 @@ const char* SegmentKindName(uint32_t kind) {
     case 1: return "channel";
     case 2: return "pool";
     case 3: return "registry";
+    case 4: return "block";
     default: return "unknown";
   }
 }

@@ -1,0 +1,141 @@
+// A shared-memory pool: blocks of 1 byte to gigabytes, allocated and freed by any number of
+// processes at once, with no lock and no daemon, and reclaimed in full when a process dies.
+// Layout: docs/formats/pool.md.
+//
+// Blocks up to one page (64 KiB) come from size classes (64 B, 128 B, ... 64 KiB) carved out of
+// pages that are given to a class on first need. Larger blocks get a dedicated segment each.
+// Every block has a holder mask: one bit per process attached to the pool. A process holds a
+// block while its bit is set; the block is free when no bit is. Allocation claims a free block
+// with one compare-and-swap on its mask; nothing else is shared, so a process killed at any
+// instruction leaves every block either free or marked with its bit, and RecoverDead clears
+// the bits of dead processes.
+//
+// Thread rule: a Pool object is one attached process membership, used by one thread at a time
+// (open one per thread for parallel allocation; up to 64 per pool).
+// Ordering: bytes written into a block before it is passed to another process (through a
+// channel, a topic, or any release/acquire pair) are visible to that process.
+//
+//   auto pool = Pool::OpenOrCreate("tensors", {.bytes = 256 << 20}).value();
+//   BlockId b = pool->Allocate(4096).value();
+//   Fill(pool->Data(b)); Send(b);           // another process: pool->Hold(b), read, Release
+//   pool->Release(b);
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "weft/core/bytes.h"
+#include "weft/core/status.h"
+#include "weft/shm/segment.h"
+
+namespace weft::shm {
+namespace internal {
+struct PoolLayout;
+}
+
+// Names a block in a pool; the same value in every process.
+using BlockId = uint64_t;
+
+struct PoolOptions {
+  size_t bytes = size_t{64} << 20;           // small-block area, rounded up to whole pages
+  size_t max_large_blocks = 256;             // blocks above one page alive at once
+  size_t max_block = size_t{4} << 30;        // the largest block the pool will ever give
+};
+
+struct PoolHolder {
+  int slot = 0;
+  int32_t pid = 0;
+  bool alive = false;
+  uint64_t blocks = 0;  // blocks whose mask has this holder's bit
+};
+
+struct PoolStats {
+  size_t page_size = 0, pages = 0, pages_assigned = 0;
+  uint64_t blocks_in_use = 0, bytes_in_use = 0;  // exact: counted from the holder masks
+  uint64_t large_in_use = 0, large_bytes = 0;
+  std::vector<uint64_t> pages_per_class;  // index: class (64 B << i)
+  std::vector<PoolHolder> holders;        // attached or dead-but-unrecovered holders
+};
+
+// This process's counters (not shared).
+struct PoolLocalStats {
+  uint64_t allocations = 0, releases = 0;
+  uint64_t page_searches = 0;  // slow path: looking for a page with room
+  uint64_t recoveries = 0;     // dead holders whose blocks this process released
+};
+
+class Pool {
+ public:
+  static constexpr size_t kPageSize = 64 * 1024;
+  static constexpr size_t kMinBlock = 64;
+  static constexpr int kClasses = 11;  // 64 B ... 64 KiB
+  static constexpr int kMaxHolders = 64;
+
+  ~Pool();  // Close
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // Creates pool `name` (kAlreadyExists if taken) and attaches.
+  static Result<std::unique_ptr<Pool>> Create(std::string_view name, const PoolOptions& options);
+  // Opens and attaches. kBusy if all 64 holder slots are held by live processes.
+  static Result<std::unique_ptr<Pool>> Open(std::string_view name);
+  // Opens, or creates if absent; safe when several processes race to do it.
+  static Result<std::unique_ptr<Pool>> OpenOrCreate(std::string_view name, const PoolOptions& options);
+  // Removes the pool's name and its dedicated large-block segments' names.
+  static Status Unlink(std::string_view name);
+
+  // A block of at least n bytes held by this process; 64-byte aligned. kTooLarge at once if n
+  // exceeds max_block; kWouldBlock if the pool has no room now (after recovering dead holders).
+  Result<BlockId> Allocate(size_t n);
+  // The block's bytes in this process. REQUIRES: this process holds it. Large blocks are mapped
+  // on first use (kNotFound / kCorrupt if the id is bad).
+  Result<MutableBytes> Data(BlockId id);
+  // Adds a hold of this process on a block another process holds (for example one received
+  // through a channel). kInvalidArgument if the block is free or the id is invalid.
+  Status Hold(BlockId id);
+  // Drops one hold of this process; the block is free once no process holds it.
+  Status Release(BlockId id);
+  // Releases every block held by processes that died; returns how many holders were recovered.
+  size_t RecoverDead();
+  // Releases this process's holds and leaves its slot. Idempotent.
+  Status Close();
+
+  PoolStats Stats() const;
+  const PoolLocalStats& local_stats() const { return local_; }
+  int holder_slot() const { return slot_; }
+  const std::string& name() const { return segment_.name(); }
+  // The size a request of n bytes is rounded up to (the block's usable size).
+  static size_t BlockSizeFor(size_t n);
+
+ private:
+  explicit Pool(Segment segment);
+  Status Attach();
+  void ClearHolder(int slot, uint64_t* freed);
+  Result<BlockId> AllocateSmall(int cls);
+  Result<BlockId> AllocateLarge(size_t n);
+  int64_t FindPage(int cls);
+  Status ReleaseBit(BlockId id);
+  std::string LargeName(uint64_t serial) const;
+
+  Segment segment_;
+  internal::PoolLayout* layout_ = nullptr;  // borrowed from segment_
+  uint64_t* masks_ = nullptr;               // one per 64-byte unit of the small area
+  uint8_t* data_ = nullptr;
+  size_t pages_ = 0;
+  int slot_ = -1;
+  uint32_t epoch_ = 0;
+  uint64_t bit_ = 0;
+  int64_t cur_page_[kClasses];
+  uint32_t cursor_[kClasses];
+  size_t page_scan_start_ = 0;
+  std::unordered_map<BlockId, uint32_t> extra_holds_;  // holds beyond the first, per block
+  std::unordered_map<uint64_t, Segment> large_maps_;   // serial -> mapping
+  PoolLocalStats local_;
+};
+
+}  // namespace weft::shm

@@ -1,0 +1,63 @@
+// The pool's shared-memory layout, format v1 (docs/formats/pool.md). Internal to shm.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "slot.h"
+#include "weft/core/status.h"
+#include "weft/shm/segment.h"
+
+namespace weft::shm::internal {
+
+inline constexpr uint32_t kPoolLayoutVersion = 1;
+inline constexpr uint32_t kBlockLayoutVersion = 1;
+inline constexpr uint64_t kPoolPageSize = 64 * 1024;
+inline constexpr uint64_t kUnit = 64;                              // bytes per mask word
+inline constexpr uint64_t kUnitsPerPage = kPoolPageSize / kUnit;   // 1024
+inline constexpr uint64_t kLargeBit = uint64_t{1} << 63;           // BlockId of a large block
+inline constexpr uint64_t kLargeDataOffset = 4096;                 // in a large block's segment
+
+// Written once by the creator.
+struct alignas(64) PoolConfig {
+  uint64_t page_size;     // kPoolPageSize
+  uint64_t pages;
+  uint64_t pages_offset;  // u64 per page: (class + 1) << 32 | used blocks (a hint)
+  uint64_t large_offset;  // LargeEntry per large block
+  uint64_t large_count;
+  uint64_t masks_offset;  // u64 holder mask per 64-byte unit of the small area
+  uint64_t data_offset;   // the small area: pages * page_size bytes
+  uint64_t max_block;
+};
+
+// A block above one page, kept in its own segment "<pool>.L<serial>".
+struct alignas(64) LargeEntry {
+  uint64_t mask;    // holder bits; 0: free
+  uint64_t size;    // requested bytes
+  uint64_t serial;  // names the segment
+};
+
+struct PoolLayout {
+  SegmentHeader segment;
+  uint8_t pad0[192 - sizeof(SegmentHeader)];
+  PoolConfig config;
+  alignas(64) uint64_t next_serial;  // fetch_add by large allocations
+  Slot holders[64];                  // bit i of every mask belongs to holders[i]
+};
+
+static_assert(std::is_trivially_copyable_v<PoolLayout>, "shared structs are trivially copyable");
+static_assert(offsetof(PoolLayout, config) == 192, "pool format v1 layout");
+static_assert(offsetof(PoolLayout, next_serial) == 256, "pool format v1 layout");
+static_assert(offsetof(PoolLayout, holders) == 320, "pool format v1 layout");
+static_assert(sizeof(PoolLayout) == 4416, "pool format v1 layout");
+static_assert(sizeof(LargeEntry) == 64, "pool format v1 layout");
+
+inline uint64_t PageClass(uint64_t page_word) { return page_word >> 32; }  // class + 1; 0: none
+inline uint64_t PageUsed(uint64_t page_word) { return page_word & 0xFFFFFFFFu; }
+
+// Checks the segment header and the pool config of a mapped segment of `size` bytes. Reads
+// nothing outside [bytes, bytes + size). Fuzzed.
+Status ValidatePool(const void* bytes, size_t size);
+
+}  // namespace weft::shm::internal

@@ -1,0 +1,494 @@
+// The shared-memory pool: size classes over 64 KiB pages, holder masks, large blocks in their
+// own segments, and recovery of what dead processes held.
+#include "weft/shm/pool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cstring>
+
+#include "internal/pool_layout.h"
+#include "internal/slot.h"
+
+namespace weft::shm {
+
+using internal::kLargeBit;
+using internal::kUnit;
+using internal::kUnitsPerPage;
+using internal::LargeEntry;
+using internal::PoolLayout;
+
+namespace {
+
+template <typename T>
+std::atomic_ref<T> A(T& v) {
+  return std::atomic_ref<T>(v);
+}
+
+uint64_t Align(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
+
+int ClassFor(size_t n) {
+  if (n <= Pool::kMinBlock) return 0;
+  return std::bit_width(n - 1) - 6;  // 65..128 -> 1, ..., 32 Ki+1..64 Ki -> 10
+}
+
+uint64_t ClassBytes(int cls) { return uint64_t{Pool::kMinBlock} << cls; }
+
+uint64_t* PageWords(PoolLayout* l) {
+  return reinterpret_cast<uint64_t*>(reinterpret_cast<uint8_t*>(l) + l->config.pages_offset);
+}
+
+LargeEntry* LargeEntries(PoolLayout* l) {
+  return reinterpret_cast<LargeEntry*>(reinterpret_cast<uint8_t*>(l) + l->config.large_offset);
+}
+
+// Lowers a page's used-blocks hint, never below zero (a holder killed between claiming a
+// block and counting it leaves the hint one short).
+void PageUsedDecrement(uint64_t& word) {
+  uint64_t w = A(word).load(std::memory_order_relaxed);
+  while (internal::PageUsed(w) > 0 &&
+         !A(word).compare_exchange_weak(w, w - 1, std::memory_order_relaxed)) {
+  }
+}
+
+}  // namespace
+
+namespace internal {
+
+Status ValidatePool(const void* bytes, size_t size) {
+  WEFT_RETURN_IF_ERROR(
+      ValidateHeader(bytes, size, static_cast<uint32_t>(SegmentKind::kPool), kPoolLayoutVersion));
+  if (size < sizeof(PoolLayout)) return Corrupt("pool segment smaller than its layout");
+  PoolConfig c;
+  std::memcpy(&c, static_cast<const uint8_t*>(bytes) + offsetof(PoolLayout, config), sizeof(c));
+  if (c.page_size != kPoolPageSize) return Corrupt("pool page size is not 64 KiB");
+  if (c.pages == 0 || c.pages > (uint64_t{1} << 24)) return Corrupt("pool page count out of range");
+  if (c.large_count > (uint64_t{1} << 20)) return Corrupt("pool large-block table too big");
+  // Areas in order, inside the segment, without overflow (each bounded above).
+  const uint64_t pages_end = c.pages_offset + c.pages * 8;
+  const uint64_t large_end = c.large_offset + c.large_count * sizeof(LargeEntry);
+  const uint64_t masks_end = c.masks_offset + c.pages * kUnitsPerPage * 8;
+  const uint64_t data_end = c.data_offset + c.pages * kPoolPageSize;
+  if (c.pages_offset < sizeof(PoolLayout) || c.pages_offset % 64 != 0 ||
+      c.large_offset < pages_end || c.large_offset % 64 != 0 || c.masks_offset < large_end ||
+      c.masks_offset % 64 != 0 || c.data_offset < masks_end || c.data_offset % 4096 != 0 ||
+      data_end > size || c.data_offset > size) {
+    return Corrupt("pool areas overlap or exceed the segment");
+  }
+  if (c.max_block < kPoolPageSize) return Corrupt("pool max_block below one page");
+  return Status::Ok();
+}
+
+}  // namespace internal
+
+size_t Pool::BlockSizeFor(size_t n) {
+  if (n > kPageSize) return n;
+  return ClassBytes(ClassFor(n));
+}
+
+Pool::Pool(Segment segment) : segment_(std::move(segment)) {
+  layout_ = reinterpret_cast<PoolLayout*>(segment_.base());
+  pages_ = layout_->config.pages;
+  masks_ = reinterpret_cast<uint64_t*>(segment_.base() + layout_->config.masks_offset);
+  data_ = segment_.base() + layout_->config.data_offset;
+  std::fill(std::begin(cur_page_), std::end(cur_page_), -1);
+  std::fill(std::begin(cursor_), std::end(cursor_), 0);
+}
+
+Pool::~Pool() { Close().IgnoreError(); }
+
+Result<std::unique_ptr<Pool>> Pool::Create(std::string_view name, const PoolOptions& options) {
+  if (name.size() > 80) return InvalidArgument("pool name longer than 80 characters");
+  const uint64_t pages = std::max<uint64_t>(1, Align(options.bytes, kPageSize) / kPageSize);
+  if (pages > (uint64_t{1} << 24)) return InvalidArgument("pool larger than 1 TiB");
+  if (options.max_large_blocks > (size_t{1} << 20)) return InvalidArgument("max_large_blocks above 2^20");
+  internal::PoolConfig c{};
+  c.page_size = kPageSize;
+  c.pages = pages;
+  c.pages_offset = sizeof(PoolLayout);
+  c.large_offset = Align(c.pages_offset + pages * 8, 64);
+  c.large_count = options.max_large_blocks;
+  c.masks_offset = Align(c.large_offset + c.large_count * sizeof(LargeEntry), 64);
+  c.data_offset = Align(c.masks_offset + pages * kUnitsPerPage * 8, 4096);
+  c.max_block = std::max<uint64_t>(options.max_block, kPageSize);
+  Result<Segment> seg = Segment::Create(name, SegmentKind::kPool, internal::kPoolLayoutVersion,
+                                        c.data_offset + pages * kPageSize);
+  if (!seg.ok()) return seg.status();
+  reinterpret_cast<PoolLayout*>(seg->base())->config = c;
+  seg->Publish();
+  std::unique_ptr<Pool> pool(new Pool(std::move(seg).value()));
+  Status s = pool->Attach();
+  if (!s.ok()) {
+    Segment::Unlink(name).IgnoreError();
+    return s;
+  }
+  return pool;
+}
+
+Result<std::unique_ptr<Pool>> Pool::Open(std::string_view name) {
+  Result<Segment> seg =
+      Segment::Open(name, static_cast<uint32_t>(SegmentKind::kPool), internal::kPoolLayoutVersion);
+  if (!seg.ok()) return seg.status();
+  Status v = internal::ValidatePool(seg->base(), seg->size());
+  if (!v.ok()) return v.Annotate("pool '" + std::string(name) + "'");
+  std::unique_ptr<Pool> pool(new Pool(std::move(seg).value()));
+  WEFT_RETURN_IF_ERROR(pool->Attach());
+  return pool;
+}
+
+Result<std::unique_ptr<Pool>> Pool::OpenOrCreate(std::string_view name, const PoolOptions& options) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto opened = Open(name);
+    if (opened.ok() || opened.status().code() != Code::kNotFound) return opened;
+    auto created = Create(name, options);
+    if (created.ok() || created.status().code() != Code::kAlreadyExists) return created;
+  }
+  return Status(Code::kBusy, "pool '" + std::string(name) + "' keeps appearing and vanishing");
+}
+
+std::string Pool::LargeName(uint64_t serial) const {
+  return segment_.name() + ".L" + std::to_string(serial);
+}
+
+Status Pool::Unlink(std::string_view name) {
+  Result<Segment> seg =
+      Segment::Open(name, static_cast<uint32_t>(SegmentKind::kPool), internal::kPoolLayoutVersion);
+  if (seg.ok() && internal::ValidatePool(seg->base(), seg->size()).ok()) {
+    auto* l = reinterpret_cast<PoolLayout*>(seg->base());
+    LargeEntry* e = LargeEntries(l);
+    for (uint64_t i = 0; i < l->config.large_count; ++i) {
+      if (A(e[i].mask).load(std::memory_order_acquire) != 0) {
+        Segment::Unlink(std::string(name) + ".L" + std::to_string(e[i].serial)).IgnoreError();
+      }
+    }
+  }
+  return Segment::Unlink(name);
+}
+
+// Takes a holder slot. A slot taken over from a dead process is cleaned (its bit cleared from
+// every block) before this process starts using the bit.
+Status Pool::Attach() {
+  Status last;
+  for (int s = 0; s < kMaxHolders; ++s) {
+    Result<uint32_t> e = internal::BeginClaim(layout_->holders[s], "pool holder slot");
+    if (!e.ok()) {
+      last = e.status();
+      continue;
+    }
+    slot_ = s;
+    epoch_ = *e;
+    bit_ = uint64_t{1} << s;
+    uint64_t freed = 0;
+    ClearHolder(s, &freed);
+    internal::FinishClaim(layout_->holders[s], epoch_);
+    return Status::Ok();
+  }
+  return Status(Code::kBusy, "pool '" + segment_.name() + "' has 64 live holders (" + last.message() + ")");
+}
+
+void Pool::ClearHolder(int slot, uint64_t* freed) {
+  const uint64_t bit = uint64_t{1} << slot;
+  uint64_t* pages = PageWords(layout_);
+  for (size_t p = 0; p < pages_; ++p) {
+    const uint64_t cls1 = internal::PageClass(A(pages[p]).load(std::memory_order_acquire));
+    if (cls1 == 0) continue;
+    const uint64_t stride = uint64_t{1} << (cls1 - 1);
+    uint64_t* m = masks_ + p * kUnitsPerPage;
+    for (uint64_t u = 0; u < kUnitsPerPage; u += stride) {
+      if ((A(m[u]).load(std::memory_order_relaxed) & bit) == 0) continue;
+      // acq_rel: the holder's writes are done before the block can be reused.
+      if (A(m[u]).fetch_and(~bit, std::memory_order_acq_rel) == bit) {
+        PageUsedDecrement(pages[p]);
+        ++*freed;
+      }
+    }
+  }
+  LargeEntry* e = LargeEntries(layout_);
+  for (uint64_t i = 0; i < layout_->config.large_count; ++i) {
+    if ((A(e[i].mask).load(std::memory_order_relaxed) & bit) == 0) continue;
+    const uint64_t serial = A(e[i].serial).load(std::memory_order_relaxed);
+    if (A(e[i].mask).fetch_and(~bit, std::memory_order_acq_rel) == bit) {
+      Segment::Unlink(LargeName(serial)).IgnoreError();
+      large_maps_.erase(serial);
+      ++*freed;
+    }
+  }
+}
+
+size_t Pool::RecoverDead() {
+  size_t recovered = 0;
+  for (int s = 0; s < kMaxHolders; ++s) {
+    if (s == slot_) continue;
+    internal::SlotView v = internal::ReadSlot(layout_->holders[s]);
+    if (!internal::HolderGone(v)) continue;
+    // Claiming the dead holder's slot makes this process the only one recovering it; if it
+    // dies too, the next one starts over (clearing bits is idempotent).
+    Result<uint32_t> e = internal::BeginClaim(layout_->holders[s], "pool holder slot");
+    if (!e.ok()) continue;
+    uint64_t freed = 0;
+    ClearHolder(s, &freed);
+    internal::ReleaseSlot(layout_->holders[s], *e, internal::kSlotEmpty);
+    ++recovered;
+    ++local_.recoveries;
+  }
+  return recovered;
+}
+
+Status Pool::Close() {
+  if (slot_ < 0) return Status::Ok();
+  uint64_t freed = 0;
+  ClearHolder(slot_, &freed);
+  internal::ReleaseSlot(layout_->holders[slot_], epoch_, internal::kSlotEmpty);
+  slot_ = -1;
+  extra_holds_.clear();
+  large_maps_.clear();
+  return Status::Ok();
+}
+
+// Looks for a page of class `cls` with room, else gives an unassigned page to the class.
+int64_t Pool::FindPage(int cls) {
+  ++local_.page_searches;
+  uint64_t* pages = PageWords(layout_);
+  const uint64_t per_page = kPageSize / ClassBytes(cls);
+  for (size_t k = 0; k < pages_; ++k) {
+    const size_t p = (page_scan_start_ + k) % pages_;
+    const uint64_t w = A(pages[p]).load(std::memory_order_acquire);
+    if (internal::PageClass(w) == static_cast<uint64_t>(cls) + 1 && internal::PageUsed(w) < per_page) {
+      page_scan_start_ = p + 1;
+      return static_cast<int64_t>(p);
+    }
+  }
+  for (size_t k = 0; k < pages_; ++k) {
+    const size_t p = (page_scan_start_ + k) % pages_;
+    uint64_t w = A(pages[p]).load(std::memory_order_acquire);
+    if (internal::PageClass(w) != 0) continue;
+    // acq_rel: the page becomes this class's for good; a failed CAS means another process
+    // assigned it first (possibly to this class: the next search finds it).
+    if (A(pages[p]).compare_exchange_strong(w, (static_cast<uint64_t>(cls) + 1) << 32,
+                                            std::memory_order_acq_rel)) {
+      page_scan_start_ = p + 1;
+      return static_cast<int64_t>(p);
+    }
+  }
+  return -1;
+}
+
+Result<BlockId> Pool::AllocateSmall(int cls) {
+  const uint64_t stride = uint64_t{1} << cls;  // mask words per block
+  const uint64_t per_page = kUnitsPerPage / stride;
+  uint64_t* pages = PageWords(layout_);
+  for (int round = 0; round < 2; ++round) {
+    for (size_t searches = 0; searches <= pages_; ++searches) {
+      int64_t p = cur_page_[cls];
+      if (p < 0) {
+        p = FindPage(cls);
+        if (p < 0) break;
+        cur_page_[cls] = p;
+      }
+      uint64_t* m = masks_ + static_cast<uint64_t>(p) * kUnitsPerPage;
+      uint32_t i = cursor_[cls] < per_page ? cursor_[cls] : 0;
+      for (uint64_t k = 0; k < per_page; ++k) {
+        uint64_t& word = m[i * stride];
+        uint64_t expected = 0;
+        // acq_rel: claims the block; acquires the previous holder's release of it.
+        if (A(word).load(std::memory_order_relaxed) == 0 &&
+            A(word).compare_exchange_strong(expected, bit_, std::memory_order_acq_rel)) {
+          cursor_[cls] = i + 1 == per_page ? 0 : i + 1;
+          // relaxed is enough since the used count is only a hint for FindPage.
+          A(pages[p]).fetch_add(1, std::memory_order_relaxed);
+          ++local_.allocations;
+          return static_cast<BlockId>(p) * kUnitsPerPage + i * stride;
+        }
+        if (++i == per_page) i = 0;
+      }
+      cur_page_[cls] = -1;  // full: look for another page
+    }
+    if (round == 0 && RecoverDead() == 0) break;
+  }
+  return Status(Code::kWouldBlock, "pool '" + segment_.name() + "' has no free block of " +
+                                       std::to_string(ClassBytes(cls)) + " bytes");
+}
+
+Result<BlockId> Pool::AllocateLarge(size_t n) {
+  LargeEntry* e = LargeEntries(layout_);
+  for (int round = 0; round < 2; ++round) {
+    for (uint64_t i = 0; i < layout_->config.large_count; ++i) {
+      uint64_t expected = 0;
+      if (A(e[i].mask).load(std::memory_order_relaxed) != 0 ||
+          !A(e[i].mask).compare_exchange_strong(expected, bit_, std::memory_order_acq_rel)) {
+        continue;
+      }
+      const uint64_t serial = A(layout_->next_serial).fetch_add(1, std::memory_order_relaxed);
+      A(e[i].serial).store(serial, std::memory_order_relaxed);
+      A(e[i].size).store(n, std::memory_order_relaxed);
+      Result<Segment> seg = Segment::Create(LargeName(serial), SegmentKind::kBlock,
+                                            internal::kBlockLayoutVersion, internal::kLargeDataOffset + n);
+      if (!seg.ok()) {
+        A(e[i].mask).fetch_and(~bit_, std::memory_order_acq_rel);
+        Status st = seg.status();
+        return st.Annotate("large block");
+      }
+      seg->Publish();
+      large_maps_.emplace(serial, std::move(seg).value());
+      ++local_.allocations;
+      return kLargeBit | i;
+    }
+    if (round == 0 && RecoverDead() == 0) break;
+  }
+  return Status(Code::kWouldBlock, "pool '" + segment_.name() + "' has " +
+                                       std::to_string(layout_->config.large_count) +
+                                       " large blocks in use");
+}
+
+Result<BlockId> Pool::Allocate(size_t n) {
+  if (slot_ < 0) return Status(Code::kClosed, "pool is closed");
+  if (n > layout_->config.max_block) {
+    return TooLarge("block of " + std::to_string(n) + " bytes exceeds max_block " +
+                    std::to_string(layout_->config.max_block) + " of pool '" + segment_.name() + "'");
+  }
+  if (n > kPageSize) return AllocateLarge(n);
+  return AllocateSmall(ClassFor(n == 0 ? 1 : n));
+}
+
+namespace {
+
+// The mask word of a valid small block id, or nullptr.
+uint64_t* SmallMask(PoolLayout* l, uint64_t* masks, size_t pages, BlockId id, uint64_t* bytes) {
+  const uint64_t p = id / kUnitsPerPage;
+  if (p >= pages) return nullptr;
+  const uint64_t cls1 = internal::PageClass(A(PageWords(l)[p]).load(std::memory_order_acquire));
+  if (cls1 == 0 || cls1 > Pool::kClasses) return nullptr;
+  const uint64_t stride = uint64_t{1} << (cls1 - 1);
+  if ((id % kUnitsPerPage) % stride != 0) return nullptr;
+  *bytes = ClassBytes(static_cast<int>(cls1 - 1));
+  return masks + id;
+}
+
+}  // namespace
+
+Result<MutableBytes> Pool::Data(BlockId id) {
+  if (id & kLargeBit) {
+    const uint64_t i = id & ~kLargeBit;
+    if (i >= layout_->config.large_count) return NotFound("no large block " + std::to_string(i));
+    LargeEntry& e = LargeEntries(layout_)[i];
+    if (A(e.mask).load(std::memory_order_acquire) == 0) return InvalidArgument("large block is free");
+    const uint64_t serial = A(e.serial).load(std::memory_order_relaxed);
+    const uint64_t size = A(e.size).load(std::memory_order_relaxed);
+    auto it = large_maps_.find(serial);
+    if (it == large_maps_.end()) {
+      Result<Segment> seg = Segment::Open(LargeName(serial), static_cast<uint32_t>(SegmentKind::kBlock),
+                                          internal::kBlockLayoutVersion);
+      if (!seg.ok()) {
+        Status st = seg.status();
+        return st.Annotate("large block");
+      }
+      if (seg->size() < internal::kLargeDataOffset + size) return Corrupt("large block segment too small");
+      it = large_maps_.emplace(serial, std::move(seg).value()).first;
+    }
+    return MutableBytes(it->second.base() + internal::kLargeDataOffset, size);
+  }
+  uint64_t bytes = 0;
+  if (SmallMask(layout_, masks_, pages_, id, &bytes) == nullptr) {
+    return InvalidArgument("not a block of pool '" + segment_.name() + "': " + std::to_string(id));
+  }
+  return MutableBytes(data_ + id * kUnit, bytes);
+}
+
+Status Pool::Hold(BlockId id) {
+  if (slot_ < 0) return Status(Code::kClosed, "pool is closed");
+  uint64_t* mask;
+  uint64_t bytes = 0;
+  if (id & kLargeBit) {
+    const uint64_t i = id & ~kLargeBit;
+    if (i >= layout_->config.large_count) return InvalidArgument("no large block " + std::to_string(i));
+    mask = &LargeEntries(layout_)[i].mask;
+  } else {
+    mask = SmallMask(layout_, masks_, pages_, id, &bytes);
+    if (mask == nullptr) return InvalidArgument("not a block: " + std::to_string(id));
+  }
+  uint64_t m = A(*mask).load(std::memory_order_acquire);
+  for (;;) {
+    if (m == 0) return InvalidArgument("block " + std::to_string(id) + " is free; only a held block can be held");
+    if (m & bit_) {
+      ++extra_holds_[id];
+      return Status::Ok();
+    }
+    // acq_rel: joins the holders; fails and retries if the mask changed meanwhile.
+    if (A(*mask).compare_exchange_weak(m, m | bit_, std::memory_order_acq_rel)) return Status::Ok();
+  }
+}
+
+Status Pool::Release(BlockId id) {
+  if (slot_ < 0) return Status(Code::kClosed, "pool is closed");
+  if (!extra_holds_.empty()) {
+    auto it = extra_holds_.find(id);
+    if (it != extra_holds_.end()) {
+      if (--it->second == 0) extra_holds_.erase(it);
+      return Status::Ok();
+    }
+  }
+  return ReleaseBit(id);
+}
+
+Status Pool::ReleaseBit(BlockId id) {
+  if (id & kLargeBit) {
+    const uint64_t i = id & ~kLargeBit;
+    if (i >= layout_->config.large_count) return InvalidArgument("no large block " + std::to_string(i));
+    LargeEntry& e = LargeEntries(layout_)[i];
+    const uint64_t serial = A(e.serial).load(std::memory_order_relaxed);
+    const uint64_t old = A(e.mask).fetch_and(~bit_, std::memory_order_acq_rel);
+    if ((old & bit_) == 0) return InvalidArgument("large block not held by this process");
+    large_maps_.erase(serial);
+    if (old == bit_) Segment::Unlink(LargeName(serial)).IgnoreError();
+    ++local_.releases;
+    return Status::Ok();
+  }
+  uint64_t bytes = 0;
+  uint64_t* mask = SmallMask(layout_, masks_, pages_, id, &bytes);
+  if (mask == nullptr) return InvalidArgument("not a block: " + std::to_string(id));
+  // acq_rel: our writes to the block are done before another process may claim it.
+  const uint64_t old = A(*mask).fetch_and(~bit_, std::memory_order_acq_rel);
+  if ((old & bit_) == 0) return InvalidArgument("block " + std::to_string(id) + " not held by this process");
+  if (old == bit_) PageUsedDecrement(PageWords(layout_)[id / kUnitsPerPage]);
+  ++local_.releases;
+  return Status::Ok();
+}
+
+PoolStats Pool::Stats() const {
+  PoolStats s;
+  s.page_size = kPageSize;
+  s.pages = pages_;
+  s.pages_per_class.assign(kClasses, 0);
+  uint64_t per_holder[kMaxHolders] = {};
+  uint64_t* pages = PageWords(layout_);
+  for (size_t p = 0; p < pages_; ++p) {
+    const uint64_t cls1 = internal::PageClass(A(pages[p]).load(std::memory_order_acquire));
+    if (cls1 == 0 || cls1 > kClasses) continue;
+    ++s.pages_assigned;
+    ++s.pages_per_class[cls1 - 1];
+    const uint64_t stride = uint64_t{1} << (cls1 - 1);
+    for (uint64_t u = 0; u < kUnitsPerPage; u += stride) {
+      const uint64_t m = A(masks_[p * kUnitsPerPage + u]).load(std::memory_order_relaxed);
+      if (m == 0) continue;
+      ++s.blocks_in_use;
+      s.bytes_in_use += ClassBytes(static_cast<int>(cls1 - 1));
+      for (uint64_t b = m; b != 0; b &= b - 1) ++per_holder[std::countr_zero(b)];
+    }
+  }
+  LargeEntry* e = LargeEntries(layout_);
+  for (uint64_t i = 0; i < layout_->config.large_count; ++i) {
+    const uint64_t m = A(e[i].mask).load(std::memory_order_relaxed);
+    if (m == 0) continue;
+    ++s.large_in_use;
+    s.large_bytes += A(e[i].size).load(std::memory_order_relaxed);
+    for (uint64_t b = m; b != 0; b &= b - 1) ++per_holder[std::countr_zero(b)];
+  }
+  for (int h = 0; h < kMaxHolders; ++h) {
+    internal::SlotView v = internal::ReadSlot(layout_->holders[h]);
+    if (v.state != internal::kSlotAttached && v.state != internal::kSlotClaiming && per_holder[h] == 0) continue;
+    s.holders.push_back({h, v.who.pid, !internal::HolderGone(v) && v.state != internal::kSlotEmpty, per_holder[h]});
+  }
+  return s;
+}
+
+}  // namespace weft::shm
