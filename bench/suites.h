@@ -6,5 +6,6 @@
 namespace weft::bench {
 
 void RunChannelSuite(const Options& opt);
+void RunPoolSuite(const Options& opt);
 
 }  // namespace weft::bench

@@ -42,12 +42,11 @@ LargeEntry* LargeEntries(PoolLayout* l) {
   return reinterpret_cast<LargeEntry*>(reinterpret_cast<uint8_t*>(l) + l->config.large_offset);
 }
 
-// Lowers a page's used-blocks hint, never below zero (a holder killed between claiming a
-// block and counting it leaves the hint one short).
-void PageUsedDecrement(uint64_t& word) {
-  uint64_t w = A(word).load(std::memory_order_relaxed);
-  while (internal::PageUsed(w) > 0 &&
-         !A(word).compare_exchange_weak(w, w - 1, std::memory_order_relaxed)) {
+// A block of the page was freed: the page has room again.
+void PageNotFull(uint64_t& word) {
+  // relaxed is enough since the flag is only a hint for FindPage.
+  if (A(word).load(std::memory_order_relaxed) & internal::kPageFull) {
+    A(word).fetch_and(~internal::kPageFull, std::memory_order_relaxed);
   }
 }
 
@@ -198,7 +197,7 @@ void Pool::ClearHolder(int slot, uint64_t* freed) {
       if ((A(m[u]).load(std::memory_order_relaxed) & bit) == 0) continue;
       // acq_rel: the holder's writes are done before the block can be reused.
       if (A(m[u]).fetch_and(~bit, std::memory_order_acq_rel) == bit) {
-        PageUsedDecrement(pages[p]);
+        PageNotFull(pages[p]);
         ++*freed;
       }
     }
@@ -245,29 +244,28 @@ Status Pool::Close() {
   return Status::Ok();
 }
 
-// Looks for a page of class `cls` with room, else gives an unassigned page to the class.
+// Chooses a page for class `cls`: one of its pages not flagged full, else an unassigned page
+// (given to the class), else one of its pages flagged full (the flag may be stale).
 int64_t Pool::FindPage(int cls) {
   ++local_.page_searches;
   uint64_t* pages = PageWords(layout_);
-  const uint64_t per_page = kPageSize / ClassBytes(cls);
-  for (size_t k = 0; k < pages_; ++k) {
-    const size_t p = (page_scan_start_ + k) % pages_;
-    const uint64_t w = A(pages[p]).load(std::memory_order_acquire);
-    if (internal::PageClass(w) == static_cast<uint64_t>(cls) + 1 && internal::PageUsed(w) < per_page) {
-      page_scan_start_ = p + 1;
-      return static_cast<int64_t>(p);
-    }
-  }
-  for (size_t k = 0; k < pages_; ++k) {
-    const size_t p = (page_scan_start_ + k) % pages_;
-    uint64_t w = A(pages[p]).load(std::memory_order_acquire);
-    if (internal::PageClass(w) != 0) continue;
-    // acq_rel: the page becomes this class's for good; a failed CAS means another process
-    // assigned it first (possibly to this class: the next search finds it).
-    if (A(pages[p]).compare_exchange_strong(w, (static_cast<uint64_t>(cls) + 1) << 32,
-                                            std::memory_order_acq_rel)) {
-      page_scan_start_ = p + 1;
-      return static_cast<int64_t>(p);
+  const uint64_t want = static_cast<uint64_t>(cls) + 1;
+  for (int pass = 0; pass < 3; ++pass) {
+    for (size_t k = 0; k < pages_; ++k) {
+      const size_t p = (page_scan_start_ + k) % pages_;
+      uint64_t w = A(pages[p]).load(std::memory_order_acquire);
+      bool take = false;
+      if (pass == 0) take = internal::PageClass(w) == want && !(w & internal::kPageFull);
+      if (pass == 2) take = internal::PageClass(w) == want;
+      if (pass == 1 && internal::PageClass(w) == 0) {
+        // acq_rel: the page becomes this class's for good; a failed CAS means another
+        // process assigned it first (to some class): move on.
+        take = A(pages[p]).compare_exchange_strong(w, want << 32, std::memory_order_acq_rel);
+      }
+      if (take) {
+        page_scan_start_ = p + 1;
+        return static_cast<int64_t>(p);
+      }
     }
   }
   return -1;
@@ -294,14 +292,14 @@ Result<BlockId> Pool::AllocateSmall(int cls) {
         if (A(word).load(std::memory_order_relaxed) == 0 &&
             A(word).compare_exchange_strong(expected, bit_, std::memory_order_acq_rel)) {
           cursor_[cls] = i + 1 == per_page ? 0 : i + 1;
-          // relaxed is enough since the used count is only a hint for FindPage.
-          A(pages[p]).fetch_add(1, std::memory_order_relaxed);
           ++local_.allocations;
           return static_cast<BlockId>(p) * kUnitsPerPage + i * stride;
         }
         if (++i == per_page) i = 0;
       }
-      cur_page_[cls] = -1;  // full: look for another page
+      // Full: flag it for others and look for another page. relaxed is enough (a hint).
+      A(pages[p]).fetch_or(internal::kPageFull, std::memory_order_relaxed);
+      cur_page_[cls] = -1;
     }
     if (round == 0 && RecoverDead() == 0) break;
   }
@@ -449,7 +447,7 @@ Status Pool::ReleaseBit(BlockId id) {
   // acq_rel: our writes to the block are done before another process may claim it.
   const uint64_t old = A(*mask).fetch_and(~bit_, std::memory_order_acq_rel);
   if ((old & bit_) == 0) return InvalidArgument("block " + std::to_string(id) + " not held by this process");
-  if (old == bit_) PageUsedDecrement(PageWords(layout_)[id / kUnitsPerPage]);
+  if (old == bit_) PageNotFull(PageWords(layout_)[id / kUnitsPerPage]);
   ++local_.releases;
   return Status::Ok();
 }

@@ -1,5 +1,5 @@
 // Fuzzes the validation of what a process reads from a segment it did not create: the common
-// segment header and the channel configuration. Must never crash, read out of bounds, or
+// segment header, the channel configuration and the pool configuration. Must never crash, read out of bounds, or
 // accept a header whose fields contradict the mapped size.
 #include <cstddef>
 #include <cstdint>
@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "shm/internal/channel_layout.h"
+#include "shm/internal/pool_layout.h"
 #include "weft/shm/segment.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -19,6 +20,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     weft::shm::internal::ChannelConfig c;
     std::memcpy(&c, bytes.data() + offsetof(weft::shm::internal::ChannelLayout, config), sizeof(c));
     if (!any.ok() || c.data_offset + c.capacity > size || c.capacity % 8 != 0) __builtin_trap();
+  }
+  weft::Status pool = weft::shm::internal::ValidatePool(bytes.data(), bytes.size());
+  if (pool.ok()) {
+    // Accepted: every area the pool code indexes lies inside the mapping.
+    weft::shm::internal::PoolConfig c;
+    std::memcpy(&c, bytes.data() + offsetof(weft::shm::internal::PoolLayout, config), sizeof(c));
+    if (c.data_offset + c.pages * c.page_size > size ||
+        c.masks_offset + c.pages * 1024 * 8 > c.data_offset || c.pages_offset + c.pages * 8 > c.large_offset) {
+      __builtin_trap();
+    }
   }
   return 0;
 }

@@ -97,7 +97,10 @@ class [[nodiscard]] Result {
   const T& value() const& { WEFT_ASSERT(ok(), "value() on an error Result"); return *value_; }
   T&& value() && { WEFT_ASSERT(ok(), "value() on an error Result"); return std::move(*value_); }
   T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  T&& operator*() && { return std::move(*this).value(); }
 
  private:
   Status status_;

@@ -23,7 +23,7 @@ inline constexpr uint64_t kLargeDataOffset = 4096;                 // in a large
 struct alignas(64) PoolConfig {
   uint64_t page_size;     // kPoolPageSize
   uint64_t pages;
-  uint64_t pages_offset;  // u64 per page: (class + 1) << 32 | used blocks (a hint)
+  uint64_t pages_offset;  // u64 per page: (class + 1) << 32 | kPageFull (a hint)
   uint64_t large_offset;  // LargeEntry per large block
   uint64_t large_count;
   uint64_t masks_offset;  // u64 holder mask per 64-byte unit of the small area
@@ -54,7 +54,9 @@ static_assert(sizeof(PoolLayout) == 4416, "pool format v1 layout");
 static_assert(sizeof(LargeEntry) == 64, "pool format v1 layout");
 
 inline uint64_t PageClass(uint64_t page_word) { return page_word >> 32; }  // class + 1; 0: none
-inline uint64_t PageUsed(uint64_t page_word) { return page_word & 0xFFFFFFFFu; }
+// Set by an allocator that found no free block in the page; cleared by whoever frees one.
+// Only a hint for choosing pages: a page flagged full is still searched before giving up.
+inline constexpr uint64_t kPageFull = 1;
 
 // Checks the segment header and the pool config of a mapped segment of `size` bytes. Reads
 // nothing outside [bytes, bytes + size). Fuzzed.
