@@ -122,6 +122,38 @@ WEFT_API int weft_channel_wait_fd(weft_channel_t* ch, int* fd);
 /* Shared counters and cursors. */
 WEFT_API int weft_channel_stats(weft_channel_t* ch, weft_channel_stats_t* out);
 
+/* ---- pool: blocks of shared memory for many processes, reclaimed when a process dies ---- */
+
+typedef struct weft_pool weft_pool_t;
+
+typedef struct weft_pool_options {
+  uint32_t struct_size;      /* sizeof(weft_pool_options_t) */
+  uint32_t reserved;
+  uint64_t bytes;            /* small-block area (blocks up to 64 KiB) */
+  uint64_t max_large_blocks; /* blocks above 64 KiB alive at once */
+  uint64_t max_block;        /* the largest block the pool will give */
+} weft_pool_options_t;
+
+/* Fills `opt` with the defaults (64 MiB, 256 large blocks, 4 GiB max block). */
+WEFT_API void weft_pool_options_init(weft_pool_options_t* opt);
+/* Opens pool `name`; with `create` non-NULL, creates it if absent (safe under races). */
+WEFT_API int weft_pool_open(const char* name, const weft_pool_options_t* create, weft_pool_t** out);
+/* Releases this handle's holds, detaches and frees it. NULL is ignored. */
+WEFT_API int weft_pool_close(weft_pool_t* pool);
+/* Removes the pool's name (and its large blocks' names). */
+WEFT_API int weft_pool_unlink(const char* name);
+/* A block of at least n bytes, held by this handle. WEFT_ETOOLARGE above max_block,
+   WEFT_EWOULDBLOCK when the pool is full. Block ids mean the same in every process. */
+WEFT_API int weft_pool_allocate(weft_pool_t* pool, size_t n, uint64_t* block);
+/* The block's bytes in this process (64-byte aligned), valid while a hold lasts. */
+WEFT_API int weft_pool_data(weft_pool_t* pool, uint64_t block, void** data, size_t* size);
+/* Adds a hold on a block that another holder still holds. */
+WEFT_API int weft_pool_hold(weft_pool_t* pool, uint64_t block);
+/* Drops one hold; the block is free when nobody holds it. */
+WEFT_API int weft_pool_release(weft_pool_t* pool, uint64_t block);
+/* Releases the holds of dead processes; *recovered gets how many holders were cleaned. */
+WEFT_API int weft_pool_recover(weft_pool_t* pool, size_t* recovered);
+
 #ifdef __cplusplus
 }
 #endif

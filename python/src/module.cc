@@ -6,7 +6,9 @@
 namespace py = pybind11;
 
 namespace weft::py_bind {
+void RegisterSpan(py::module_& m);
 void BindChannel(py::module_& m);
+void BindPool(py::module_& m);
 }
 
 namespace weft::pyerr {
@@ -39,5 +41,7 @@ void Raise(const Status& status) {
 PYBIND11_MODULE(_native, m) {
   m.doc() = "Weft native core";
   weft::pyerr::LoadErrors();
+  weft::py_bind::RegisterSpan(m);
   weft::py_bind::BindChannel(m);
+  weft::py_bind::BindPool(m);
 }

@@ -6,47 +6,25 @@
 
 #include "weft/shm/channel.h"
 #include "weft/weft.h"
+#include "capi_util.h"
 
 using weft::Code;
 using weft::Deadline;
 using weft::Status;
 using weft::shm::Channel;
+using weft::capi::Done;
+using weft::capi::Fail;
+using weft::capi::FailInvalid;
+using weft::capi::ToDeadline;
 
 struct weft_channel {
   std::unique_ptr<Channel> ch;
 };
 
-namespace {
-
-thread_local std::string g_last_error;
-
-int Fail(const Status& s) {
-  g_last_error = s.ToString();
-  return static_cast<int>(s.code());
-}
-
-int FailInvalid(const char* what) {
-  g_last_error = std::string("invalid_argument: ") + what;
-  return WEFT_EINVAL;
-}
-
-int Done(const Status& s) {
-  if (s.ok()) return WEFT_OK;
-  return Fail(s);
-}
-
-Deadline ToDeadline(int64_t timeout_ns) {
-  if (timeout_ns < 0) return Deadline::Never();
-  if (timeout_ns == 0) return Deadline::Now();
-  return Deadline::AfterNs(timeout_ns);
-}
-
-}  // namespace
-
 extern "C" {
 
 uint32_t weft_abi_version(void) { return WEFT_ABI_VERSION; }
-const char* weft_last_error_message(void) { return g_last_error.c_str(); }
+const char* weft_last_error_message(void) { return weft::capi::LastError().c_str(); }
 const char* weft_error_name(int code) { return weft::CodeName(static_cast<Code>(code)); }
 
 void weft_channel_options_init(weft_channel_options_t* opt) {

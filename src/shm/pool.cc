@@ -145,6 +145,16 @@ Result<std::unique_ptr<Pool>> Pool::OpenOrCreate(std::string_view name, const Po
   return Status(Code::kBusy, "pool '" + std::string(name) + "' keeps appearing and vanishing");
 }
 
+Result<PoolStats> Pool::Snapshot(std::string_view name) {
+  Result<Segment> seg =
+      Segment::Open(name, static_cast<uint32_t>(SegmentKind::kPool), internal::kPoolLayoutVersion);
+  if (!seg.ok()) return seg.status();
+  Status v = internal::ValidatePool(seg->base(), seg->size());
+  if (!v.ok()) return v.Annotate("pool '" + std::string(name) + "'");
+  Pool view(std::move(seg).value());  // never attached: its destructor changes nothing
+  return view.Stats();
+}
+
 std::string Pool::LargeName(uint64_t serial) const {
   return segment_.name() + ".L" + std::to_string(serial);
 }

@@ -107,6 +107,40 @@ int main(void) {
   CHECK(weft_channel_unlink(name) == WEFT_OK);
   CHECK(weft_channel_unlink(name) == WEFT_ENOTFOUND);
 
+  /* pool */
+  char pname[64];
+  snprintf(pname, sizeof(pname), "test.capipool.%d", (int)getpid());
+  weft_pool_t* pool = NULL;
+  CHECK(weft_pool_open(pname, NULL, &pool) == WEFT_ENOTFOUND);
+  weft_pool_options_t popt;
+  weft_pool_options_init(&popt);
+  popt.bytes = 1 << 20;
+  popt.max_block = 1 << 22;
+  CHECK(weft_pool_open(pname, &popt, &pool) == WEFT_OK);
+  uint64_t block = 0;
+  CHECK(weft_pool_allocate(pool, (1 << 22) + 1, &block) == WEFT_ETOOLARGE);
+  CHECK(weft_pool_allocate(pool, 100, &block) == WEFT_OK);
+  void* bytes = NULL;
+  size_t bsize = 0;
+  CHECK(weft_pool_data(pool, block, &bytes, &bsize) == WEFT_OK);
+  CHECK(bsize == 128 && ((uintptr_t)bytes % 64) == 0);
+  memcpy(bytes, "pooled", 7);
+  weft_pool_t* other = NULL;
+  CHECK(weft_pool_open(pname, NULL, &other) == WEFT_OK);
+  CHECK(weft_pool_hold(other, block) == WEFT_OK);
+  CHECK(weft_pool_release(pool, block) == WEFT_OK);
+  void* seen = NULL;
+  CHECK(weft_pool_data(other, block, &seen, &bsize) == WEFT_OK);
+  CHECK(strcmp((const char*)seen, "pooled") == 0);
+  CHECK(weft_pool_release(other, block) == WEFT_OK);
+  CHECK(weft_pool_release(other, block) == WEFT_EINVAL); /* not held any more */
+  CHECK(weft_pool_hold(other, block) == WEFT_EINVAL);    /* free blocks cannot be held */
+  size_t recovered = 99;
+  CHECK(weft_pool_recover(pool, &recovered) == WEFT_OK && recovered == 0);
+  CHECK(weft_pool_close(other) == WEFT_OK);
+  CHECK(weft_pool_close(pool) == WEFT_OK);
+  CHECK(weft_pool_unlink(pname) == WEFT_OK);
+
   printf("capi_test: %d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }

@@ -87,3 +87,27 @@ def test_bench_json_rows_follow_the_contract():
         assert row["mode"] in ("spin", "parked")
         for field in ("payload_bytes", "n", "p50_ns", "p99_ns", "p999_ns", "mean_ns"):
             assert field in row
+
+
+def test_inspect_and_gc_pools(name, run_python):
+    pool = weft.Pool(name, bytes=1 << 20)
+    b = pool.allocate(5000)
+    out = cli("inspect", name).stdout
+    assert "kind      pool" in out
+    assert "in use    1 blocks, 8192 bytes" in out
+    assert f"pid {os.getpid()}" in out
+    dead = name + ".deadpool"
+    child = run_python(
+        "import os, signal, weft; p = weft.Pool(%r); p.allocate(1 << 20);"
+        "os.kill(os.getpid(), signal.SIGKILL)" % dead)
+    assert child.wait(10) == -signal.SIGKILL
+    large = [f for f in os.listdir("/dev/shm") if f.startswith("weft." + dead + ".L")]
+    assert len(large) == 1
+    out = cli("gc").stdout
+    assert f"removed weft.{dead}" in out
+    assert not os.path.exists("/dev/shm/weft." + dead)
+    assert not os.path.exists("/dev/shm/" + large[0])
+    assert os.path.exists("/dev/shm/weft." + name)
+    pool.release(b)
+    pool.close()
+    weft.Pool.unlink(name)

@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "weft/core/clock.h"
 #include "weft/shm/channel.h"
+#include "weft/shm/pool.h"
 #include "weft/shm/process.h"
 #include "weft/shm/segment.h"
 
@@ -30,6 +31,32 @@ void PrintEndpoint(const char* role, const shm::EndpointInfo& e) {
               e.state == "attached" ? (e.alive ? "alive" : "DEAD") : "");
 }
 
+int InspectPool(const std::string& name) {
+  auto snap = shm::Pool::Snapshot(name);
+  if (!snap.ok()) {
+    std::fprintf(stderr, "weft inspect: %s\n", snap.status().ToString().c_str());
+    return 1;
+  }
+  const shm::PoolStats& s = *snap;
+  std::printf("pool\n");
+  std::printf("  pages     %zu of %zu KiB, %zu assigned to size classes\n", s.pages, s.page_size / 1024,
+              s.pages_assigned);
+  std::printf("  in use    %lu blocks, %lu bytes; %lu large blocks, %lu bytes\n",
+              static_cast<unsigned long>(s.blocks_in_use), static_cast<unsigned long>(s.bytes_in_use),
+              static_cast<unsigned long>(s.large_in_use), static_cast<unsigned long>(s.large_bytes));
+  std::printf("  classes  ");
+  for (size_t c = 0; c < s.pages_per_class.size(); ++c) {
+    if (s.pages_per_class[c] == 0) continue;
+    std::printf(" %zuB:%lu", shm::Pool::kMinBlock << c, static_cast<unsigned long>(s.pages_per_class[c]));
+  }
+  std::printf(" (pages per class)\n");
+  for (const shm::PoolHolder& hd : s.holders) {
+    std::printf("  holder %-2d pid %-7d %-5s holds %lu blocks\n", hd.slot, hd.pid, hd.alive ? "alive" : "DEAD",
+                static_cast<unsigned long>(hd.blocks));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int Inspect(const std::string& name) {
@@ -47,6 +74,7 @@ int Inspect(const std::string& name) {
   std::printf("  kind      %s (layout v%u, header v%u)\n", shm::SegmentKindName(h->kind), h->kind_version, h->version);
   std::printf("  size      %lu bytes\n", static_cast<unsigned long>(h->total_bytes));
   std::printf("  creator   pid %d (%s), created %s\n", h->creator_pid, creator_alive ? "alive" : "gone", when);
+  if (h->kind == static_cast<uint32_t>(shm::SegmentKind::kPool)) return InspectPool(name);
   if (h->kind != static_cast<uint32_t>(shm::SegmentKind::kChannel)) return 0;
   auto snap = shm::Channel::Snapshot(name);
   if (!snap.ok()) {
@@ -101,6 +129,17 @@ int Gc(bool dry_run) {
         auto snap = shm::Channel::Snapshot(name);
         if (snap.ok()) live = snap->producer.alive || snap->consumer.alive;
       }
+      if (!live && h->kind == static_cast<uint32_t>(shm::SegmentKind::kPool)) {
+        auto snap = shm::Pool::Snapshot(name);
+        if (snap.ok()) {
+          for (const shm::PoolHolder& hd : snap->holders) live |= hd.alive;
+        }
+      }
+      if (!live && h->kind == static_cast<uint32_t>(shm::SegmentKind::kBlock)) {
+        // A large block lives as long as its pool: "<pool>.L<serial>".
+        const size_t dot = name.rfind(".L");
+        live = dot != std::string::npos && shm::Segment::Open(name.substr(0, dot), 0, 0).ok();
+      }
       if (live) {
         ++kept;
         continue;
@@ -109,7 +148,13 @@ int Gc(bool dry_run) {
             std::to_string(h->creator_pid) + " and its users are gone";
     }
     std::printf("%s weft.%s: %s\n", dry_run ? "would remove" : "removed", name.c_str(), why.c_str());
-    if (!dry_run) Segment::Unlink(name).IgnoreError();
+    if (!dry_run) {
+      if (seg.ok() && seg->header()->kind == static_cast<uint32_t>(shm::SegmentKind::kPool)) {
+        shm::Pool::Unlink(name).IgnoreError();
+      } else {
+        Segment::Unlink(name).IgnoreError();
+      }
+    }
     ++removed;
   }
   std::printf("gc: %d %s, %d kept\n", removed, dry_run ? "to remove" : "removed", kept);

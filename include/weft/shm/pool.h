@@ -88,6 +88,8 @@ class Pool {
   static Result<std::unique_ptr<Pool>> OpenOrCreate(std::string_view name, const PoolOptions& options);
   // Removes the pool's name and its dedicated large-block segments' names.
   static Status Unlink(std::string_view name);
+  // Occupancy and holders of a pool, read without attaching (for tools).
+  static Result<PoolStats> Snapshot(std::string_view name);
 
   // A block of at least n bytes held by this process; 64-byte aligned. kTooLarge at once if n
   // exceeds max_block; kWouldBlock if the pool has no room now (after recovering dead holders).
