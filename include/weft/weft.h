@@ -128,13 +128,13 @@ typedef struct weft_pool weft_pool_t;
 
 typedef struct weft_pool_options {
   uint32_t struct_size;      /* sizeof(weft_pool_options_t) */
-  uint32_t reserved;
-  uint64_t bytes;            /* small-block area (blocks up to 64 KiB) */
+  uint32_t max_arenas;       /* arenas the pool may grow to (1 to 1024) */
+  uint64_t bytes;            /* small-block memory per arena (blocks up to 64 KiB) */
   uint64_t max_large_blocks; /* blocks above 64 KiB alive at once */
   uint64_t max_block;        /* the largest block the pool will give */
 } weft_pool_options_t;
 
-/* Fills `opt` with the defaults (64 MiB, 256 large blocks, 4 GiB max block). */
+/* Fills `opt` with the defaults (64 MiB arenas, up to 16, 256 large blocks, 4 GiB max block). */
 WEFT_API void weft_pool_options_init(weft_pool_options_t* opt);
 /* Opens pool `name`; with `create` non-NULL, creates it if absent (safe under races). */
 WEFT_API int weft_pool_open(const char* name, const weft_pool_options_t* create, weft_pool_t** out);

@@ -26,6 +26,7 @@ Pool& Get(PyPool& self) {
 py::dict StatsDict(const weft::shm::PoolStats& s) {
   py::dict d;
   d["page_size"] = s.page_size;
+  d["arenas"] = s.arenas;
   d["pages"] = s.pages;
   d["pages_assigned"] = s.pages_assigned;
   d["blocks_in_use"] = s.blocks_in_use;
@@ -49,20 +50,20 @@ py::dict StatsDict(const weft::shm::PoolStats& s) {
 
 void BindPool(py::module_& m) {
   py::class_<PyPool>(m, "_Pool")
-      .def(py::init([](const std::string& name, bool create, size_t bytes, size_t max_large_blocks,
-                       size_t max_block) {
+      .def(py::init([](const std::string& name, bool create, size_t bytes, size_t max_arenas,
+                       size_t max_large_blocks, size_t max_block) {
              weft::Result<std::unique_ptr<Pool>> r = Status(Code::kInternal, "unset");
              if (create) {
-               r = Pool::OpenOrCreate(name, {.bytes = bytes, .max_large_blocks = max_large_blocks,
-                                             .max_block = max_block});
+               r = Pool::OpenOrCreate(name, {.bytes = bytes, .max_arenas = max_arenas,
+                                             .max_large_blocks = max_large_blocks, .max_block = max_block});
              } else {
                r = Pool::Open(name);
              }
              if (!r.ok()) pyerr::Raise(r.status());
              return PyPool{std::shared_ptr<Pool>(std::move(r).value())};
            }),
-           py::arg("name"), py::arg("create"), py::arg("bytes"), py::arg("max_large_blocks"),
-           py::arg("max_block"))
+           py::arg("name"), py::arg("create"), py::arg("bytes"), py::arg("max_arenas"),
+           py::arg("max_large_blocks"), py::arg("max_block"))
       .def_static("unlink", [](const std::string& name) { pyerr::Check(Pool::Unlink(name)); })
       .def_static("snapshot",
                   [](const std::string& name) {

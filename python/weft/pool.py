@@ -19,9 +19,11 @@ class Pool(_native._Pool):
     mapped but may be reused).
     """
 
-    def __init__(self, name: str, bytes: int = 64 << 20, max_large_blocks: int = 256,
-                 max_block: int = 4 << 30, create: bool = True):
-        super().__init__(name, create, bytes, max_large_blocks, max_block)
+    def __init__(self, name: str, bytes: int = 64 << 20, max_arenas: int = 16,
+                 max_large_blocks: int = 256, max_block: int = 4 << 30, create: bool = True):
+        """Opens pool `name`, or creates it if absent (create=False: open only). Small blocks
+        come from arenas of `bytes` each, added as needed up to `max_arenas`."""
+        super().__init__(name, create, bytes, max_arenas, max_large_blocks, max_block)
 
     def buffer(self, block: int) -> memoryview:
         """The block's bytes as a writable memoryview."""

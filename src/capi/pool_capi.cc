@@ -31,6 +31,7 @@ void weft_pool_options_init(weft_pool_options_t* opt) {
   opt->struct_size = sizeof(*opt);
   weft::shm::PoolOptions d;
   opt->bytes = d.bytes;
+  opt->max_arenas = static_cast<uint32_t>(d.max_arenas);
   opt->max_large_blocks = d.max_large_blocks;
   opt->max_block = d.max_block;
 }
@@ -45,6 +46,7 @@ int weft_pool_open(const char* name, const weft_pool_options_t* create, weft_poo
     if (create->struct_size < sizeof(weft_pool_options_t)) return FailInvalid("options struct_size too small");
     weft::shm::PoolOptions o;
     o.bytes = create->bytes;
+    o.max_arenas = create->max_arenas;
     o.max_large_blocks = create->max_large_blocks;
     o.max_block = create->max_block;
     r = Pool::OpenOrCreate(name, o);

@@ -1,22 +1,33 @@
-// The shared-memory pool: size classes over 64 KiB pages, holder masks, large blocks in their
-// own segments, and recovery of what dead processes held.
+// The shared-memory pool: size classes over 64 KiB pages in arenas added on demand, holder
+// masks, large blocks in their own segments, and recovery of what dead processes held.
 #include "weft/shm/pool.h"
 
 #include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstring>
+#include <thread>
 
 #include "internal/pool_layout.h"
 #include "internal/slot.h"
+#include "weft/core/clock.h"
 
 namespace weft::shm {
 
+using internal::kArenaShift;
 using internal::kLargeBit;
 using internal::kUnit;
 using internal::kUnitsPerPage;
+using internal::ArenaEntry;
 using internal::LargeEntry;
 using internal::PoolLayout;
+
+struct Pool::Arena {
+  Segment segment;
+  uint64_t* pages;  // page words
+  uint64_t* masks;  // holder masks, kUnitsPerPage per page
+  uint8_t* data;
+};
 
 namespace {
 
@@ -34,8 +45,8 @@ int ClassFor(size_t n) {
 
 uint64_t ClassBytes(int cls) { return uint64_t{Pool::kMinBlock} << cls; }
 
-uint64_t* PageWords(PoolLayout* l) {
-  return reinterpret_cast<uint64_t*>(reinterpret_cast<uint8_t*>(l) + l->config.pages_offset);
+ArenaEntry* ArenaEntries(PoolLayout* l) {
+  return reinterpret_cast<ArenaEntry*>(reinterpret_cast<uint8_t*>(l) + l->config.arenas_offset);
 }
 
 LargeEntry* LargeEntries(PoolLayout* l) {
@@ -61,20 +72,23 @@ Status ValidatePool(const void* bytes, size_t size) {
   PoolConfig c;
   std::memcpy(&c, static_cast<const uint8_t*>(bytes) + offsetof(PoolLayout, config), sizeof(c));
   if (c.page_size != kPoolPageSize) return Corrupt("pool page size is not 64 KiB");
-  if (c.pages == 0 || c.pages > (uint64_t{1} << 24)) return Corrupt("pool page count out of range");
+  if (c.arena_pages == 0 || c.arena_pages > (uint64_t{1} << 24)) return Corrupt("pool arena size out of range");
+  if (c.max_arenas == 0 || c.max_arenas > 1024) return Corrupt("pool arena count out of range");
   if (c.large_count > (uint64_t{1} << 20)) return Corrupt("pool large-block table too big");
-  // Areas in order, inside the segment, without overflow (each bounded above).
-  const uint64_t pages_end = c.pages_offset + c.pages * 8;
+  const uint64_t arenas_end = c.arenas_offset + c.max_arenas * sizeof(ArenaEntry);
   const uint64_t large_end = c.large_offset + c.large_count * sizeof(LargeEntry);
-  const uint64_t masks_end = c.masks_offset + c.pages * kUnitsPerPage * 8;
-  const uint64_t data_end = c.data_offset + c.pages * kPoolPageSize;
-  if (c.pages_offset < sizeof(PoolLayout) || c.pages_offset % 64 != 0 ||
-      c.large_offset < pages_end || c.large_offset % 64 != 0 || c.masks_offset < large_end ||
-      c.masks_offset % 64 != 0 || c.data_offset < masks_end || c.data_offset % 4096 != 0 ||
-      data_end > size || c.data_offset > size) {
-    return Corrupt("pool areas overlap or exceed the segment");
+  if (c.arenas_offset < sizeof(PoolLayout) || c.arenas_offset % 64 != 0 || c.arenas_offset > size ||
+      c.large_offset < arenas_end || c.large_offset % 64 != 0 || c.large_offset > size || large_end > size) {
+    return Corrupt("pool tables overlap or exceed the segment");
   }
   if (c.max_block < kPoolPageSize) return Corrupt("pool max_block below one page");
+  return Status::Ok();
+}
+
+Status ValidateArena(const void* bytes, size_t size, uint64_t arena_pages) {
+  WEFT_RETURN_IF_ERROR(
+      ValidateHeader(bytes, size, static_cast<uint32_t>(SegmentKind::kBlock), kBlockLayoutVersion));
+  if (size < ArenaBytes(arena_pages)) return Corrupt("pool arena smaller than its pages");
   return Status::Ok();
 }
 
@@ -87,9 +101,9 @@ size_t Pool::BlockSizeFor(size_t n) {
 
 Pool::Pool(Segment segment) : segment_(std::move(segment)) {
   layout_ = reinterpret_cast<PoolLayout*>(segment_.base());
-  pages_ = layout_->config.pages;
-  masks_ = reinterpret_cast<uint64_t*>(segment_.base() + layout_->config.masks_offset);
-  data_ = segment_.base() + layout_->config.data_offset;
+  arena_pages_ = layout_->config.arena_pages;
+  max_arenas_ = layout_->config.max_arenas;
+  arenas_.resize(max_arenas_);
   std::fill(std::begin(cur_page_), std::end(cur_page_), -1);
   std::fill(std::begin(cursor_), std::end(cursor_), 0);
 }
@@ -99,26 +113,28 @@ Pool::~Pool() { Close().IgnoreError(); }
 Result<std::unique_ptr<Pool>> Pool::Create(std::string_view name, const PoolOptions& options) {
   if (name.size() > 80) return InvalidArgument("pool name longer than 80 characters");
   const uint64_t pages = std::max<uint64_t>(1, Align(options.bytes, kPageSize) / kPageSize);
-  if (pages > (uint64_t{1} << 24)) return InvalidArgument("pool larger than 1 TiB");
+  if (pages > (uint64_t{1} << 24)) return InvalidArgument("pool arena larger than 1 TiB");
+  if (options.max_arenas == 0 || options.max_arenas > 1024) return InvalidArgument("max_arenas must be 1 to 1024");
   if (options.max_large_blocks > (size_t{1} << 20)) return InvalidArgument("max_large_blocks above 2^20");
   internal::PoolConfig c{};
   c.page_size = kPageSize;
-  c.pages = pages;
-  c.pages_offset = sizeof(PoolLayout);
-  c.large_offset = Align(c.pages_offset + pages * 8, 64);
+  c.arena_pages = pages;
+  c.max_arenas = options.max_arenas;
+  c.arenas_offset = sizeof(PoolLayout);
+  c.large_offset = Align(c.arenas_offset + c.max_arenas * sizeof(ArenaEntry), 64);
   c.large_count = options.max_large_blocks;
-  c.masks_offset = Align(c.large_offset + c.large_count * sizeof(LargeEntry), 64);
-  c.data_offset = Align(c.masks_offset + pages * kUnitsPerPage * 8, 4096);
   c.max_block = std::max<uint64_t>(options.max_block, kPageSize);
   Result<Segment> seg = Segment::Create(name, SegmentKind::kPool, internal::kPoolLayoutVersion,
-                                        c.data_offset + pages * kPageSize);
+                                        c.large_offset + c.large_count * sizeof(LargeEntry));
   if (!seg.ok()) return seg.status();
   reinterpret_cast<PoolLayout*>(seg->base())->config = c;
   seg->Publish();
   std::unique_ptr<Pool> pool(new Pool(std::move(seg).value()));
   Status s = pool->Attach();
+  if (s.ok() && !pool->AddArena()) s = Status(Code::kIoError, "could not create the first arena");
   if (!s.ok()) {
-    Segment::Unlink(name).IgnoreError();
+    pool.reset();
+    Unlink(name).IgnoreError();
     return s;
   }
   return pool;
@@ -155,6 +171,8 @@ Result<PoolStats> Pool::Snapshot(std::string_view name) {
   return view.Stats();
 }
 
+std::string Pool::ArenaName(uint64_t index) const { return segment_.name() + ".A" + std::to_string(index); }
+
 std::string Pool::LargeName(uint64_t serial) const {
   return segment_.name() + ".L" + std::to_string(serial);
 }
@@ -164,6 +182,12 @@ Status Pool::Unlink(std::string_view name) {
       Segment::Open(name, static_cast<uint32_t>(SegmentKind::kPool), internal::kPoolLayoutVersion);
   if (seg.ok() && internal::ValidatePool(seg->base(), seg->size()).ok()) {
     auto* l = reinterpret_cast<PoolLayout*>(seg->base());
+    ArenaEntry* a = ArenaEntries(l);
+    for (uint64_t i = 0; i < l->config.max_arenas; ++i) {
+      if (A(a[i].state).load(std::memory_order_acquire) != internal::kArenaEmpty) {
+        Segment::Unlink(std::string(name) + ".A" + std::to_string(i)).IgnoreError();
+      }
+    }
     LargeEntry* e = LargeEntries(l);
     for (uint64_t i = 0; i < l->config.large_count; ++i) {
       if (A(e[i].mask).load(std::memory_order_acquire) != 0) {
@@ -173,6 +197,72 @@ Status Pool::Unlink(std::string_view name) {
   }
   return Segment::Unlink(name);
 }
+
+// ---- arenas ---------------------------------------------------------------------------------
+
+Pool::Arena* Pool::MapArena(uint64_t index) {
+  if (index >= max_arenas_) return nullptr;
+  if (arenas_[index]) return arenas_[index].get();
+  // acquire: pairs with the release that made the arena ready.
+  if (A(ArenaEntries(layout_)[index].state).load(std::memory_order_acquire) != internal::kArenaReady) {
+    return nullptr;
+  }
+  Result<Segment> seg = Segment::Open(ArenaName(index), static_cast<uint32_t>(SegmentKind::kBlock),
+                                      internal::kBlockLayoutVersion);
+  if (!seg.ok() || !internal::ValidateArena(seg->base(), seg->size(), arena_pages_).ok()) return nullptr;
+  auto arena = std::make_unique<Arena>();
+  uint8_t* base = seg->base();
+  arena->pages = reinterpret_cast<uint64_t*>(base + internal::kArenaPagesOffset);
+  arena->masks = reinterpret_cast<uint64_t*>(base + internal::ArenaMasksOffset(arena_pages_));
+  arena->data = base + internal::ArenaDataOffset(arena_pages_);
+  arena->segment = std::move(seg).value();
+  arenas_[index] = std::move(arena);
+  return arenas_[index].get();
+}
+
+// Makes one more arena ready. Case analysis of the CAS on an arena's state word:
+//  1. empty: claim it (creating | our pid), create the segment, publish ready.
+//  2. creating by a dead process: claim it the same way (its segment, if any, is replaced).
+//  3. creating by a live process: wait for it (bounded), then look again.
+// Returns false when every arena is in use.
+bool Pool::AddArena() {
+  const uint64_t me = internal::kArenaCreating | static_cast<uint32_t>(SelfIdentity().pid);
+  ArenaEntry* entries = ArenaEntries(layout_);
+  for (uint64_t i = 0; i < max_arenas_; ++i) {
+    uint64_t st = A(entries[i].state).load(std::memory_order_acquire);
+    if (st == internal::kArenaReady) continue;
+    if (st != internal::kArenaEmpty) {
+      const int32_t pid = static_cast<int32_t>(st & 0xFFFFFFFFu);
+      if (IsAlive({pid, 0})) {
+        const Deadline wait = Deadline::AfterMs(2000);
+        while (A(entries[i].state).load(std::memory_order_acquire) == st && !wait.Expired()) {
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+        return A(entries[i].state).load(std::memory_order_acquire) == internal::kArenaReady;
+      }
+    }
+    // acq_rel: the claim orders our segment creation after it; a failed CAS: look again.
+    if (!A(entries[i].state).compare_exchange_strong(st, me, std::memory_order_acq_rel)) {
+      --i;
+      continue;
+    }
+    Segment::Unlink(ArenaName(i)).IgnoreError();  // left by a creator that died
+    Result<Segment> seg = Segment::Create(ArenaName(i), SegmentKind::kBlock, internal::kBlockLayoutVersion,
+                                          internal::ArenaBytes(arena_pages_));
+    if (!seg.ok()) {
+      A(entries[i].state).store(internal::kArenaEmpty, std::memory_order_release);
+      return false;
+    }
+    seg->Publish();
+    // release: the zeroed arena is complete before anyone maps it; pairs with MapArena.
+    A(entries[i].state).store(internal::kArenaReady, std::memory_order_release);
+    ++local_.arenas_created;
+    return true;
+  }
+  return false;
+}
+
+// ---- holders --------------------------------------------------------------------------------
 
 // Takes a holder slot. A slot taken over from a dead process is cleaned (its bit cleared from
 // every block) before this process starts using the bit.
@@ -197,18 +287,21 @@ Status Pool::Attach() {
 
 void Pool::ClearHolder(int slot, uint64_t* freed) {
   const uint64_t bit = uint64_t{1} << slot;
-  uint64_t* pages = PageWords(layout_);
-  for (size_t p = 0; p < pages_; ++p) {
-    const uint64_t cls1 = internal::PageClass(A(pages[p]).load(std::memory_order_acquire));
-    if (cls1 == 0) continue;
-    const uint64_t stride = uint64_t{1} << (cls1 - 1);
-    uint64_t* m = masks_ + p * kUnitsPerPage;
-    for (uint64_t u = 0; u < kUnitsPerPage; u += stride) {
-      if ((A(m[u]).load(std::memory_order_relaxed) & bit) == 0) continue;
-      // acq_rel: the holder's writes are done before the block can be reused.
-      if (A(m[u]).fetch_and(~bit, std::memory_order_acq_rel) == bit) {
-        PageNotFull(pages[p]);
-        ++*freed;
+  for (uint64_t a = 0; a < max_arenas_; ++a) {
+    Arena* arena = MapArena(a);
+    if (arena == nullptr) continue;
+    for (uint64_t p = 0; p < arena_pages_; ++p) {
+      const uint64_t cls1 = internal::PageClass(A(arena->pages[p]).load(std::memory_order_acquire));
+      if (cls1 == 0 || cls1 > kClasses) continue;
+      const uint64_t stride = uint64_t{1} << (cls1 - 1);
+      uint64_t* m = arena->masks + p * kUnitsPerPage;
+      for (uint64_t u = 0; u < kUnitsPerPage; u += stride) {
+        if ((A(m[u]).load(std::memory_order_relaxed) & bit) == 0) continue;
+        // acq_rel: the holder's writes are done before the block can be reused.
+        if (A(m[u]).fetch_and(~bit, std::memory_order_acq_rel) == bit) {
+          PageNotFull(arena->pages[p]);
+          ++*freed;
+        }
       }
     }
   }
@@ -254,27 +347,36 @@ Status Pool::Close() {
   return Status::Ok();
 }
 
-// Chooses a page for class `cls`: one of its pages not flagged full, else an unassigned page
-// (given to the class), else one of its pages flagged full (the flag may be stale).
+// ---- allocation -----------------------------------------------------------------------------
+
+// Chooses a page for class `cls` (as arena * arena_pages + page): one of its pages not flagged
+// full, else an unassigned page (given to the class), else one flagged full (the flag may be
+// stale). -1 if no arena has one.
 int64_t Pool::FindPage(int cls) {
   ++local_.page_searches;
-  uint64_t* pages = PageWords(layout_);
   const uint64_t want = static_cast<uint64_t>(cls) + 1;
+  const uint64_t total = max_arenas_ * arena_pages_;
   for (int pass = 0; pass < 3; ++pass) {
-    for (size_t k = 0; k < pages_; ++k) {
-      const size_t p = (page_scan_start_ + k) % pages_;
-      uint64_t w = A(pages[p]).load(std::memory_order_acquire);
+    for (uint64_t k = 0; k < total; ++k) {
+      const uint64_t g = (page_scan_start_ + k) % total;
+      Arena* arena = MapArena(g / arena_pages_);
+      if (arena == nullptr) {
+        k += arena_pages_ - 1 - g % arena_pages_;  // skip the rest of an absent arena
+        continue;
+      }
+      uint64_t& word = arena->pages[g % arena_pages_];
+      uint64_t w = A(word).load(std::memory_order_acquire);
       bool take = false;
       if (pass == 0) take = internal::PageClass(w) == want && !(w & internal::kPageFull);
       if (pass == 2) take = internal::PageClass(w) == want;
       if (pass == 1 && internal::PageClass(w) == 0) {
         // acq_rel: the page becomes this class's for good; a failed CAS means another
         // process assigned it first (to some class): move on.
-        take = A(pages[p]).compare_exchange_strong(w, want << 32, std::memory_order_acq_rel);
+        take = A(word).compare_exchange_strong(w, want << 32, std::memory_order_acq_rel);
       }
       if (take) {
-        page_scan_start_ = p + 1;
-        return static_cast<int64_t>(p);
+        page_scan_start_ = g + 1;
+        return static_cast<int64_t>(g);
       }
     }
   }
@@ -284,16 +386,18 @@ int64_t Pool::FindPage(int cls) {
 Result<BlockId> Pool::AllocateSmall(int cls) {
   const uint64_t stride = uint64_t{1} << cls;  // mask words per block
   const uint64_t per_page = kUnitsPerPage / stride;
-  uint64_t* pages = PageWords(layout_);
-  for (int round = 0; round < 2; ++round) {
-    for (size_t searches = 0; searches <= pages_; ++searches) {
-      int64_t p = cur_page_[cls];
-      if (p < 0) {
-        p = FindPage(cls);
-        if (p < 0) break;
-        cur_page_[cls] = p;
+  for (int round = 0; round < 3; ++round) {
+    for (uint64_t searches = 0; searches <= max_arenas_ * arena_pages_; ++searches) {
+      int64_t g = cur_page_[cls];
+      if (g < 0) {
+        g = FindPage(cls);
+        if (g < 0) break;
+        cur_page_[cls] = g;
       }
-      uint64_t* m = masks_ + static_cast<uint64_t>(p) * kUnitsPerPage;
+      const uint64_t a = static_cast<uint64_t>(g) / arena_pages_;
+      const uint64_t p = static_cast<uint64_t>(g) % arena_pages_;
+      Arena* arena = arenas_[a].get();
+      uint64_t* m = arena->masks + p * kUnitsPerPage;
       uint32_t i = cursor_[cls] < per_page ? cursor_[cls] : 0;
       for (uint64_t k = 0; k < per_page; ++k) {
         uint64_t& word = m[i * stride];
@@ -303,15 +407,17 @@ Result<BlockId> Pool::AllocateSmall(int cls) {
             A(word).compare_exchange_strong(expected, bit_, std::memory_order_acq_rel)) {
           cursor_[cls] = i + 1 == per_page ? 0 : i + 1;
           ++local_.allocations;
-          return static_cast<BlockId>(p) * kUnitsPerPage + i * stride;
+          return (a << kArenaShift) | (p * kUnitsPerPage + i * stride);
         }
         if (++i == per_page) i = 0;
       }
       // Full: flag it for others and look for another page. relaxed is enough (a hint).
-      A(pages[p]).fetch_or(internal::kPageFull, std::memory_order_relaxed);
+      A(arena->pages[p]).fetch_or(internal::kPageFull, std::memory_order_relaxed);
       cur_page_[cls] = -1;
     }
-    if (round == 0 && RecoverDead() == 0) break;
+    // Every page is taken: free what dead holders held, then grow by an arena.
+    if (round == 0 && RecoverDead() > 0) continue;
+    if (!AddArena()) break;
   }
   return Status(Code::kWouldBlock, "pool '" + segment_.name() + "' has no free block of " +
                                        std::to_string(ClassBytes(cls)) + " bytes");
@@ -358,21 +464,23 @@ Result<BlockId> Pool::Allocate(size_t n) {
   return AllocateSmall(ClassFor(n == 0 ? 1 : n));
 }
 
-namespace {
+// ---- blocks ---------------------------------------------------------------------------------
 
-// The mask word of a valid small block id, or nullptr.
-uint64_t* SmallMask(PoolLayout* l, uint64_t* masks, size_t pages, BlockId id, uint64_t* bytes) {
-  const uint64_t p = id / kUnitsPerPage;
-  if (p >= pages) return nullptr;
-  const uint64_t cls1 = internal::PageClass(A(PageWords(l)[p]).load(std::memory_order_acquire));
-  if (cls1 == 0 || cls1 > Pool::kClasses) return nullptr;
-  const uint64_t stride = uint64_t{1} << (cls1 - 1);
-  if ((id % kUnitsPerPage) % stride != 0) return nullptr;
-  *bytes = ClassBytes(static_cast<int>(cls1 - 1));
-  return masks + id;
+// The mask word of a valid small block id (mapping its arena if needed), or nullptr.
+uint64_t* Pool::SmallMask(BlockId id, uint64_t* block_bytes, Arena** arena_out) {
+  const uint64_t a = id >> kArenaShift;
+  const uint64_t u = id & ((uint64_t{1} << kArenaShift) - 1);
+  const uint64_t p = u / kUnitsPerPage;
+  if (a >= max_arenas_ || p >= arena_pages_) return nullptr;
+  Arena* arena = MapArena(a);
+  if (arena == nullptr) return nullptr;
+  const uint64_t cls1 = internal::PageClass(A(arena->pages[p]).load(std::memory_order_acquire));
+  if (cls1 == 0 || cls1 > kClasses) return nullptr;
+  if ((u % kUnitsPerPage) % (uint64_t{1} << (cls1 - 1)) != 0) return nullptr;
+  *block_bytes = ClassBytes(static_cast<int>(cls1 - 1));
+  *arena_out = arena;
+  return arena->masks + u;
 }
-
-}  // namespace
 
 Result<MutableBytes> Pool::Data(BlockId id) {
   if (id & kLargeBit) {
@@ -396,22 +504,25 @@ Result<MutableBytes> Pool::Data(BlockId id) {
     return MutableBytes(it->second.base() + internal::kLargeDataOffset, size);
   }
   uint64_t bytes = 0;
-  if (SmallMask(layout_, masks_, pages_, id, &bytes) == nullptr) {
+  Arena* arena = nullptr;
+  if (SmallMask(id, &bytes, &arena) == nullptr) {
     return InvalidArgument("not a block of pool '" + segment_.name() + "': " + std::to_string(id));
   }
-  return MutableBytes(data_ + id * kUnit, bytes);
+  const uint64_t u = id & ((uint64_t{1} << kArenaShift) - 1);
+  return MutableBytes(arena->data + u * kUnit, bytes);
 }
 
 Status Pool::Hold(BlockId id) {
   if (slot_ < 0) return Status(Code::kClosed, "pool is closed");
   uint64_t* mask;
   uint64_t bytes = 0;
+  Arena* arena = nullptr;
   if (id & kLargeBit) {
     const uint64_t i = id & ~kLargeBit;
     if (i >= layout_->config.large_count) return InvalidArgument("no large block " + std::to_string(i));
     mask = &LargeEntries(layout_)[i].mask;
   } else {
-    mask = SmallMask(layout_, masks_, pages_, id, &bytes);
+    mask = SmallMask(id, &bytes, &arena);
     if (mask == nullptr) return InvalidArgument("not a block: " + std::to_string(id));
   }
   uint64_t m = A(*mask).load(std::memory_order_acquire);
@@ -452,35 +563,41 @@ Status Pool::ReleaseBit(BlockId id) {
     return Status::Ok();
   }
   uint64_t bytes = 0;
-  uint64_t* mask = SmallMask(layout_, masks_, pages_, id, &bytes);
+  Arena* arena = nullptr;
+  uint64_t* mask = SmallMask(id, &bytes, &arena);
   if (mask == nullptr) return InvalidArgument("not a block: " + std::to_string(id));
   // acq_rel: our writes to the block are done before another process may claim it.
   const uint64_t old = A(*mask).fetch_and(~bit_, std::memory_order_acq_rel);
   if ((old & bit_) == 0) return InvalidArgument("block " + std::to_string(id) + " not held by this process");
-  if (old == bit_) PageNotFull(PageWords(layout_)[id / kUnitsPerPage]);
+  if (old == bit_) PageNotFull(arena->pages[(id & ((uint64_t{1} << kArenaShift) - 1)) / kUnitsPerPage]);
   ++local_.releases;
   return Status::Ok();
 }
 
 PoolStats Pool::Stats() const {
+  auto* self = const_cast<Pool*>(this);  // maps arenas lazily
   PoolStats s;
   s.page_size = kPageSize;
-  s.pages = pages_;
   s.pages_per_class.assign(kClasses, 0);
   uint64_t per_holder[kMaxHolders] = {};
-  uint64_t* pages = PageWords(layout_);
-  for (size_t p = 0; p < pages_; ++p) {
-    const uint64_t cls1 = internal::PageClass(A(pages[p]).load(std::memory_order_acquire));
-    if (cls1 == 0 || cls1 > kClasses) continue;
-    ++s.pages_assigned;
-    ++s.pages_per_class[cls1 - 1];
-    const uint64_t stride = uint64_t{1} << (cls1 - 1);
-    for (uint64_t u = 0; u < kUnitsPerPage; u += stride) {
-      const uint64_t m = A(masks_[p * kUnitsPerPage + u]).load(std::memory_order_relaxed);
-      if (m == 0) continue;
-      ++s.blocks_in_use;
-      s.bytes_in_use += ClassBytes(static_cast<int>(cls1 - 1));
-      for (uint64_t b = m; b != 0; b &= b - 1) ++per_holder[std::countr_zero(b)];
+  for (uint64_t a = 0; a < max_arenas_; ++a) {
+    Arena* arena = self->MapArena(a);
+    if (arena == nullptr) continue;
+    ++s.arenas;
+    s.pages += arena_pages_;
+    for (uint64_t p = 0; p < arena_pages_; ++p) {
+      const uint64_t cls1 = internal::PageClass(A(arena->pages[p]).load(std::memory_order_acquire));
+      if (cls1 == 0 || cls1 > kClasses) continue;
+      ++s.pages_assigned;
+      ++s.pages_per_class[cls1 - 1];
+      const uint64_t stride = uint64_t{1} << (cls1 - 1);
+      for (uint64_t u = 0; u < kUnitsPerPage; u += stride) {
+        const uint64_t m = A(arena->masks[p * kUnitsPerPage + u]).load(std::memory_order_relaxed);
+        if (m == 0) continue;
+        ++s.blocks_in_use;
+        s.bytes_in_use += ClassBytes(static_cast<int>(cls1 - 1));
+        for (uint64_t b = m; b != 0; b &= b - 1) ++per_holder[std::countr_zero(b)];
+      }
     }
   }
   LargeEntry* e = LargeEntries(layout_);

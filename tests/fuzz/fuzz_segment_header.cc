@@ -26,8 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // Accepted: every area the pool code indexes lies inside the mapping.
     weft::shm::internal::PoolConfig c;
     std::memcpy(&c, bytes.data() + offsetof(weft::shm::internal::PoolLayout, config), sizeof(c));
-    if (c.data_offset + c.pages * c.page_size > size ||
-        c.masks_offset + c.pages * 1024 * 8 > c.data_offset || c.pages_offset + c.pages * 8 > c.large_offset) {
+    if (c.large_offset + c.large_count * 64 > size || c.arenas_offset + c.max_arenas * 64 > c.large_offset) {
       __builtin_trap();
     }
   }

@@ -49,7 +49,7 @@ def test_numpy_array_in_shared_memory(pool_name):
 
 
 def test_errors(pool_name):
-    pool = weft.Pool(pool_name, bytes=128 << 10, max_block=1 << 20)
+    pool = weft.Pool(pool_name, bytes=128 << 10, max_arenas=1, max_block=1 << 20)
     with pytest.raises(weft.TooLarge):
         pool.allocate((1 << 20) + 1)
     pool.allocate(65536)

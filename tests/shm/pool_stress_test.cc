@@ -84,7 +84,7 @@ int Churn(const std::string& name, uint64_t seed, int ops, std::atomic<uint64_t>
 
 TEST(PoolStressTest, ThreeProcessesRandomSizesNoOverlapFullCapacityAfter) {
   const std::string name = UniqueName("pstress");
-  auto pool = Pool::Create(name, {.bytes = 8 << 20, .max_large_blocks = 64}).value();
+  auto pool = Pool::Create(name, {.bytes = 2 << 20, .max_arenas = 8, .max_large_blocks = 64}).value();
   std::vector<pid_t> kids;
   for (uint64_t seed = 1; seed <= 3; ++seed) {
     kids.push_back(Spawn([&, seed] { return Churn(name, seed, 30'000, nullptr); }));

@@ -67,7 +67,7 @@ TEST(PoolTest, BlockSizesAreClasses) {
 }
 
 TEST(PoolTest, TooLargeFailsAtOnceAndExhaustionIsWouldBlock) {
-  PoolFixture f({.bytes = 128 << 10, .max_large_blocks = 1, .max_block = 1 << 20});
+  PoolFixture f({.bytes = 128 << 10, .max_arenas = 1, .max_large_blocks = 1, .max_block = 1 << 20});
   EXPECT_EQ(f.pool->Allocate((1 << 20) + 1).status().code(), Code::kTooLarge);
   // 2 pages of 64 KiB: two 64 KiB blocks, then nothing.
   auto a = f.pool->Allocate(65536), b = f.pool->Allocate(65536);
@@ -78,6 +78,35 @@ TEST(PoolTest, TooLargeFailsAtOnceAndExhaustionIsWouldBlock) {
   EXPECT_EQ(f.pool->Allocate(100000).status().code(), Code::kWouldBlock);  // one large entry
   ASSERT_TRUE(f.pool->Release(*a).ok());
   EXPECT_TRUE(f.pool->Allocate(65536).ok());
+}
+
+TEST(PoolTest, GrowsByArenasWhenFull) {
+  PoolFixture f({.bytes = 128 << 10, .max_arenas = 3});
+  std::vector<BlockId> blocks;
+  for (int i = 0; i < 6; ++i) {  // two 64 KiB blocks per arena
+    auto b = f.pool->Allocate(65536);
+    ASSERT_TRUE(b.ok()) << i << ": " << b.status().ToString();
+    std::memset(f.pool->Data(*b)->data(), i, 65536);
+    blocks.push_back(*b);
+  }
+  EXPECT_EQ(f.pool->Allocate(65536).status().code(), Code::kWouldBlock);
+  PoolStats s = f.pool->Stats();
+  EXPECT_EQ(s.arenas, 3u);
+  EXPECT_EQ(s.blocks_in_use, 6u);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ((*f.pool->Data(blocks[i]))[65535], i);
+  // Another process sees blocks in every arena.
+  pid_t child = Spawn([&] {
+    auto p = Pool::Open(f.name);
+    if (!p.ok()) return 1;
+    for (int i = 0; i < 6; ++i) {
+      if (!(*p)->Hold(blocks[i]).ok() || (*(*p)->Data(blocks[i]))[100] != i) return 2;
+      if (!(*p)->Release(blocks[i]).ok()) return 3;
+    }
+    return 0;
+  });
+  EXPECT_EQ(Join(child), 0);
+  for (BlockId b : blocks) ASSERT_TRUE(f.pool->Release(b).ok());
+  EXPECT_EQ(f.pool->Stats().blocks_in_use, 0u);
 }
 
 TEST(PoolTest, FastPathTakesNoSharedSlowPath) {
@@ -155,11 +184,14 @@ TEST(PoolTest, BadIdsAndCorruptHeadersAreRejected) {
   auto seg = Segment::Open(f.name, 2, 1);
   ASSERT_TRUE(seg.ok());
   auto* l = reinterpret_cast<internal::PoolLayout*>(seg->base());
-  const uint64_t good = l->config.data_offset;
-  l->config.data_offset = seg->size();  // data area outside the segment
+  const uint64_t good = l->config.large_offset;
+  l->config.large_offset = seg->size();  // the large-block table outside the segment
   Status s = Pool::Open(f.name).status();
   EXPECT_EQ(s.code(), Code::kCorrupt);
-  l->config.data_offset = good;
+  l->config.large_offset = good;
+  l->config.max_arenas = 5000;
+  EXPECT_EQ(Pool::Open(f.name).status().code(), Code::kCorrupt);
+  l->config.max_arenas = 16;
   l->config.page_size = 4096;
   EXPECT_EQ(Pool::Open(f.name).status().code(), Code::kCorrupt);
   l->config.page_size = internal::kPoolPageSize;

@@ -39,8 +39,8 @@ int InspectPool(const std::string& name) {
   }
   const shm::PoolStats& s = *snap;
   std::printf("pool\n");
-  std::printf("  pages     %zu of %zu KiB, %zu assigned to size classes\n", s.pages, s.page_size / 1024,
-              s.pages_assigned);
+  std::printf("  pages     %zu of %zu KiB in %zu arenas, %zu assigned to size classes\n", s.pages,
+              s.page_size / 1024, s.arenas, s.pages_assigned);
   std::printf("  in use    %lu blocks, %lu bytes; %lu large blocks, %lu bytes\n",
               static_cast<unsigned long>(s.blocks_in_use), static_cast<unsigned long>(s.bytes_in_use),
               static_cast<unsigned long>(s.large_in_use), static_cast<unsigned long>(s.large_bytes));
@@ -136,8 +136,10 @@ int Gc(bool dry_run) {
         }
       }
       if (!live && h->kind == static_cast<uint32_t>(shm::SegmentKind::kBlock)) {
-        // A large block lives as long as its pool: "<pool>.L<serial>".
-        const size_t dot = name.rfind(".L");
+        // Arenas and large blocks live as long as their pool: "<pool>.A<i>", "<pool>.L<serial>".
+        size_t dot = name.rfind(".L");
+        const size_t arena_dot = name.rfind(".A");
+        if (dot == std::string::npos || (arena_dot != std::string::npos && arena_dot > dot)) dot = arena_dot;
         live = dot != std::string::npos && shm::Segment::Open(name.substr(0, dot), 0, 0).ok();
       }
       if (live) {

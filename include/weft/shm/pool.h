@@ -3,7 +3,8 @@
 // Layout: docs/formats/pool.md.
 //
 // Blocks up to one page (64 KiB) come from size classes (64 B, 128 B, ... 64 KiB) carved out of
-// pages that are given to a class on first need. Larger blocks get a dedicated segment each.
+// pages that are given to a class on first need; pages live in arenas (segments of `bytes`
+// each) added when the ones there are full. Larger blocks get a dedicated segment each.
 // Every block has a holder mask: one bit per process attached to the pool. A process holds a
 // block while its bit is set; the block is free when no bit is. Allocation claims a free block
 // with one compare-and-swap on its mask; nothing else is shared, so a process killed at any
@@ -42,9 +43,10 @@ struct PoolLayout;
 using BlockId = uint64_t;
 
 struct PoolOptions {
-  size_t bytes = size_t{64} << 20;           // small-block area, rounded up to whole pages
-  size_t max_large_blocks = 256;             // blocks above one page alive at once
-  size_t max_block = size_t{4} << 30;        // the largest block the pool will ever give
+  size_t bytes = size_t{64} << 20;      // small-block memory per arena, in whole 64 KiB pages
+  size_t max_arenas = 16;               // arenas the pool may grow to (1 to 1024)
+  size_t max_large_blocks = 256;        // blocks above one page alive at once
+  size_t max_block = size_t{4} << 30;   // the largest block the pool will ever give
 };
 
 struct PoolHolder {
@@ -55,7 +57,7 @@ struct PoolHolder {
 };
 
 struct PoolStats {
-  size_t page_size = 0, pages = 0, pages_assigned = 0;
+  size_t page_size = 0, arenas = 0, pages = 0, pages_assigned = 0;
   uint64_t blocks_in_use = 0, bytes_in_use = 0;  // exact: counted from the holder masks
   uint64_t large_in_use = 0, large_bytes = 0;
   std::vector<uint64_t> pages_per_class;  // index: class (64 B << i)
@@ -66,6 +68,7 @@ struct PoolStats {
 struct PoolLocalStats {
   uint64_t allocations = 0, releases = 0;
   uint64_t page_searches = 0;  // slow path: looking for a page with room
+  uint64_t arenas_created = 0;
   uint64_t recoveries = 0;     // dead holders whose blocks this process released
 };
 
@@ -115,26 +118,32 @@ class Pool {
   static size_t BlockSizeFor(size_t n);
 
  private:
+  struct Arena;  // this process's mapping of one arena
+
   explicit Pool(Segment segment);
   Status Attach();
   void ClearHolder(int slot, uint64_t* freed);
   Result<BlockId> AllocateSmall(int cls);
   Result<BlockId> AllocateLarge(size_t n);
   int64_t FindPage(int cls);
+  bool AddArena();
+  Arena* MapArena(uint64_t index);
+  uint64_t* SmallMask(BlockId id, uint64_t* block_bytes, Arena** arena);
   Status ReleaseBit(BlockId id);
+  std::string ArenaName(uint64_t index) const;
   std::string LargeName(uint64_t serial) const;
 
   Segment segment_;
   internal::PoolLayout* layout_ = nullptr;  // borrowed from segment_
-  uint64_t* masks_ = nullptr;               // one per 64-byte unit of the small area
-  uint8_t* data_ = nullptr;
-  size_t pages_ = 0;
+  uint64_t arena_pages_ = 0;
+  uint64_t max_arenas_ = 0;
+  std::vector<std::unique_ptr<Arena>> arenas_;  // by index; null until mapped here
   int slot_ = -1;
   uint32_t epoch_ = 0;
   uint64_t bit_ = 0;
-  int64_t cur_page_[kClasses];
+  int64_t cur_page_[kClasses];  // arena * arena_pages + page, or -1
   uint32_t cursor_[kClasses];
-  size_t page_scan_start_ = 0;
+  uint64_t page_scan_start_ = 0;
   std::unordered_map<BlockId, uint32_t> extra_holds_;  // holds beyond the first, per block
   std::unordered_map<uint64_t, Segment> large_maps_;   // serial -> mapping
   PoolLocalStats local_;

@@ -21,15 +21,32 @@ inline constexpr uint64_t kLargeDataOffset = 4096;                 // in a large
 
 // Written once by the creator.
 struct alignas(64) PoolConfig {
-  uint64_t page_size;     // kPoolPageSize
-  uint64_t pages;
-  uint64_t pages_offset;  // u64 per page: (class + 1) << 32 | kPageFull (a hint)
-  uint64_t large_offset;  // LargeEntry per large block
+  uint64_t page_size;        // kPoolPageSize
+  uint64_t arena_pages;      // pages per arena
+  uint64_t max_arenas;
+  uint64_t arenas_offset;    // ArenaEntry per arena
+  uint64_t large_offset;     // LargeEntry per large block
   uint64_t large_count;
-  uint64_t masks_offset;  // u64 holder mask per 64-byte unit of the small area
-  uint64_t data_offset;   // the small area: pages * page_size bytes
   uint64_t max_block;
+  uint64_t reserved;
 };
+
+// An arena: a segment "<pool>.A<index>" holding arena_pages pages of small blocks, their
+// page words and their holder masks. Created on demand.
+struct alignas(64) ArenaEntry {
+  uint64_t state;  // kArenaEmpty, kArenaReady, or kArenaCreating | pid of the creator
+};
+inline constexpr uint64_t kArenaEmpty = 0;
+inline constexpr uint64_t kArenaReady = 1;
+inline constexpr uint64_t kArenaCreating = uint64_t{1} << 63;
+
+// Inside an arena segment (kind 4, "block"): page words at 4096, then masks, then data.
+inline constexpr uint64_t kArenaPagesOffset = 4096;
+inline uint64_t ArenaMasksOffset(uint64_t pages) { return (kArenaPagesOffset + pages * 8 + 4095) / 4096 * 4096; }
+inline uint64_t ArenaDataOffset(uint64_t pages) {
+  return (ArenaMasksOffset(pages) + pages * kUnitsPerPage * 8 + 4095) / 4096 * 4096;
+}
+inline uint64_t ArenaBytes(uint64_t pages) { return ArenaDataOffset(pages) + pages * kPoolPageSize; }
 
 // A block above one page, kept in its own segment "<pool>.L<serial>".
 struct alignas(64) LargeEntry {
@@ -51,7 +68,10 @@ static_assert(offsetof(PoolLayout, config) == 192, "pool format v1 layout");
 static_assert(offsetof(PoolLayout, next_serial) == 256, "pool format v1 layout");
 static_assert(offsetof(PoolLayout, holders) == 320, "pool format v1 layout");
 static_assert(sizeof(PoolLayout) == 4416, "pool format v1 layout");
-static_assert(sizeof(LargeEntry) == 64, "pool format v1 layout");
+static_assert(sizeof(LargeEntry) == 64 && sizeof(ArenaEntry) == 64, "pool format v1 layout");
+
+// Small block ids: arena << kArenaShift | 64-byte unit index within the arena.
+inline constexpr int kArenaShift = 40;
 
 inline uint64_t PageClass(uint64_t page_word) { return page_word >> 32; }  // class + 1; 0: none
 // Set by an allocator that found no free block in the page; cleared by whoever frees one.
@@ -61,5 +81,7 @@ inline constexpr uint64_t kPageFull = 1;
 // Checks the segment header and the pool config of a mapped segment of `size` bytes. Reads
 // nothing outside [bytes, bytes + size). Fuzzed.
 Status ValidatePool(const void* bytes, size_t size);
+// Checks an arena segment against the pool's arena size.
+Status ValidateArena(const void* bytes, size_t size, uint64_t arena_pages);
 
 }  // namespace weft::shm::internal
