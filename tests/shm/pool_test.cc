@@ -109,6 +109,23 @@ TEST(PoolTest, GrowsByArenasWhenFull) {
   EXPECT_EQ(f.pool->Stats().blocks_in_use, 0u);
 }
 
+TEST(PoolTest, ArenaLeftHalfCreatedByADeadProcessIsRedone) {
+  PoolFixture f({.bytes = 64 << 10, .max_arenas = 2});
+  pid_t dead = Spawn([] { return 0; });
+  ASSERT_EQ(Join(dead), 0);
+  auto seg = Segment::Open(f.name, 2, 1);
+  ASSERT_TRUE(seg.ok());
+  auto* l = reinterpret_cast<internal::PoolLayout*>(seg->base());
+  auto* arenas = reinterpret_cast<internal::ArenaEntry*>(seg->base() + l->config.arenas_offset);
+  arenas[1].state = internal::kArenaCreating | static_cast<uint32_t>(dead);  // died creating it
+  auto a = f.pool->Allocate(65536);  // fills arena 0
+  auto b = f.pool->Allocate(65536);  // needs arena 1
+  ASSERT_TRUE(a.ok() && b.ok()) << b.status().ToString();
+  EXPECT_EQ(arenas[1].state, internal::kArenaReady);
+  EXPECT_EQ(*b >> internal::kArenaShift, 1u);
+  EXPECT_EQ(f.pool->local_stats().arenas_created, 1u);
+}
+
 TEST(PoolTest, FastPathTakesNoSharedSlowPath) {
   PoolFixture f;
   for (int i = 0; i < 200'000; ++i) {
