@@ -120,11 +120,9 @@ Result<std::unique_ptr<Channel>> Channel::Create(std::string_view name,
 
 Result<std::unique_ptr<Channel>> Channel::Open(std::string_view name, Role role,
                                                const WaitPolicy& wait) {
-  Result<Segment> seg =
-      Segment::Open(name, static_cast<uint32_t>(SegmentKind::kChannel), internal::kChannelLayoutVersion);
+  Result<Segment> seg = Segment::OpenValidated(name, SegmentKind::kChannel, internal::kChannelLayoutVersion,
+                                               internal::ValidateChannel);
   if (!seg.ok()) return seg.status();
-  Status v = internal::ValidateChannel(seg->base(), seg->size());
-  if (!v.ok()) return v.Annotate("channel '" + std::string(name) + "'");
   std::unique_ptr<Channel> ch(new Channel(std::move(seg).value(), role, wait));
   WEFT_RETURN_IF_ERROR(ch->Attach());
   return ch;
@@ -295,11 +293,9 @@ ChannelSnapshot Channel::Describe(bool liveness) const {
 }
 
 Result<ChannelSnapshot> Channel::Snapshot(std::string_view name) {
-  Result<Segment> seg =
-      Segment::Open(name, static_cast<uint32_t>(SegmentKind::kChannel), internal::kChannelLayoutVersion);
+  Result<Segment> seg = Segment::OpenValidated(name, SegmentKind::kChannel, internal::kChannelLayoutVersion,
+                                               internal::ValidateChannel);
   if (!seg.ok()) return seg.status();
-  Status v = internal::ValidateChannel(seg->base(), seg->size());
-  if (!v.ok()) return v.Annotate("channel '" + std::string(name) + "'");
   // A detached view: never attached, so its destructor leaves the slots alone.
   Channel view(std::move(seg).value(), Role::kConsumer, WaitPolicy{});
   return view.Describe(true);

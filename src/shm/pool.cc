@@ -141,11 +141,9 @@ Result<std::unique_ptr<Pool>> Pool::Create(std::string_view name, const PoolOpti
 }
 
 Result<std::unique_ptr<Pool>> Pool::Open(std::string_view name) {
-  Result<Segment> seg =
-      Segment::Open(name, static_cast<uint32_t>(SegmentKind::kPool), internal::kPoolLayoutVersion);
+  Result<Segment> seg = Segment::OpenValidated(name, SegmentKind::kPool, internal::kPoolLayoutVersion,
+                                               internal::ValidatePool);
   if (!seg.ok()) return seg.status();
-  Status v = internal::ValidatePool(seg->base(), seg->size());
-  if (!v.ok()) return v.Annotate("pool '" + std::string(name) + "'");
   std::unique_ptr<Pool> pool(new Pool(std::move(seg).value()));
   WEFT_RETURN_IF_ERROR(pool->Attach());
   return pool;
@@ -162,11 +160,9 @@ Result<std::unique_ptr<Pool>> Pool::OpenOrCreate(std::string_view name, const Po
 }
 
 Result<PoolStats> Pool::Snapshot(std::string_view name) {
-  Result<Segment> seg =
-      Segment::Open(name, static_cast<uint32_t>(SegmentKind::kPool), internal::kPoolLayoutVersion);
+  Result<Segment> seg = Segment::OpenValidated(name, SegmentKind::kPool, internal::kPoolLayoutVersion,
+                                               internal::ValidatePool);
   if (!seg.ok()) return seg.status();
-  Status v = internal::ValidatePool(seg->base(), seg->size());
-  if (!v.ok()) return v.Annotate("pool '" + std::string(name) + "'");
   Pool view(std::move(seg).value());  // never attached: its destructor changes nothing
   return view.Stats();
 }
@@ -178,9 +174,9 @@ std::string Pool::LargeName(uint64_t serial) const {
 }
 
 Status Pool::Unlink(std::string_view name) {
-  Result<Segment> seg =
-      Segment::Open(name, static_cast<uint32_t>(SegmentKind::kPool), internal::kPoolLayoutVersion);
-  if (seg.ok() && internal::ValidatePool(seg->base(), seg->size()).ok()) {
+  Result<Segment> seg = Segment::OpenValidated(name, SegmentKind::kPool, internal::kPoolLayoutVersion,
+                                               internal::ValidatePool);
+  if (seg.ok()) {
     auto* l = reinterpret_cast<PoolLayout*>(seg->base());
     ArenaEntry* a = ArenaEntries(l);
     for (uint64_t i = 0; i < l->config.max_arenas; ++i) {

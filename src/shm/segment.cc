@@ -235,6 +235,15 @@ Result<Segment> Segment::Open(std::string_view name, uint32_t expected_kind,
   return seg;
 }
 
+Result<Segment> Segment::OpenValidated(std::string_view name, SegmentKind kind, uint32_t kind_version,
+                                       Status (*validate)(const void* bytes, size_t size)) {
+  Result<Segment> seg = Open(name, static_cast<uint32_t>(kind), kind_version);
+  if (!seg.ok()) return seg;
+  Status v = validate(seg->base(), seg->size());
+  if (!v.ok()) return v.Annotate(std::string(SegmentKindName(static_cast<uint32_t>(kind))) + " '" + std::string(name) + "'");
+  return seg;
+}
+
 Status Segment::Unlink(std::string_view name) {
   WEFT_RETURN_IF_ERROR(ValidateName(name));
   const std::string path = ShmPath(name);

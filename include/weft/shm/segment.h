@@ -66,6 +66,10 @@ class Segment {
   // is still initializing it). expected_kind 0 opens any kind (for tools).
   static Result<Segment> Open(std::string_view name, uint32_t expected_kind,
                               uint32_t expected_kind_version);
+  // Open, then `validate` over the mapped bytes (a kind's own layout checks); a failure is
+  // annotated with the kind and name.
+  static Result<Segment> OpenValidated(std::string_view name, SegmentKind kind, uint32_t kind_version,
+                                       Status (*validate)(const void* bytes, size_t size));
   // Removes the name; mappings stay valid until closed.
   static Status Unlink(std::string_view name);
   // Names (without the "weft." prefix) of all Weft segments on this host.
