@@ -508,19 +508,21 @@ Result<MutableBytes> Pool::Data(BlockId id) {
   return MutableBytes(arena->data + u * kUnit, bytes);
 }
 
-Status Pool::Hold(BlockId id) {
-  if (slot_ < 0) return Status(Code::kClosed, "pool is closed");
-  uint64_t* mask;
-  uint64_t bytes = 0;
-  Arena* arena = nullptr;
+// The holder mask of a valid block id (mapping its arena if needed), or nullptr.
+uint64_t* Pool::MaskOf(BlockId id) {
   if (id & kLargeBit) {
     const uint64_t i = id & ~kLargeBit;
-    if (i >= layout_->config.large_count) return InvalidArgument("no large block " + std::to_string(i));
-    mask = &LargeEntries(layout_)[i].mask;
-  } else {
-    mask = SmallMask(id, &bytes, &arena);
-    if (mask == nullptr) return InvalidArgument("not a block: " + std::to_string(id));
+    return i < layout_->config.large_count ? &LargeEntries(layout_)[i].mask : nullptr;
   }
+  uint64_t bytes = 0;
+  Arena* arena = nullptr;
+  return SmallMask(id, &bytes, &arena);
+}
+
+Status Pool::Hold(BlockId id) {
+  if (slot_ < 0) return Status(Code::kClosed, "pool is closed");
+  uint64_t* mask = MaskOf(id);
+  if (mask == nullptr) return InvalidArgument("not a block of pool '" + segment_.name() + "': " + std::to_string(id));
   uint64_t m = A(*mask).load(std::memory_order_acquire);
   for (;;) {
     if (m == 0) return InvalidArgument("block " + std::to_string(id) + " is free; only a held block can be held");
@@ -533,6 +535,25 @@ Status Pool::Hold(BlockId id) {
   }
 }
 
+Status Pool::Grant(BlockId id, uint64_t holder_bits) {
+  if (slot_ < 0) return Status(Code::kClosed, "pool is closed");
+  uint64_t* mask = MaskOf(id);
+  if (mask == nullptr) return InvalidArgument("not a block of pool '" + segment_.name() + "': " + std::to_string(id));
+  // Our own bit keeps the block from being freed meanwhile, so one fetch_or is enough.
+  // release: our writes to the block happen-before the new holders' acquire of the mask.
+  const uint64_t old = A(*mask).fetch_or(holder_bits, std::memory_order_acq_rel);
+  if ((old & bit_) == 0) {
+    A(*mask).fetch_and(~(holder_bits & ~old), std::memory_order_acq_rel);  // undo what we added
+    return InvalidArgument("Grant of block " + std::to_string(id) + " not held by this process");
+  }
+  return Status::Ok();
+}
+
+Status Pool::Revoke(BlockId id, int slot) {
+  if (slot < 0 || slot >= kMaxHolders) return InvalidArgument("holder slot out of range");
+  return ClearBit(id, uint64_t{1} << slot);
+}
+
 Status Pool::Release(BlockId id) {
   if (slot_ < 0) return Status(Code::kClosed, "pool is closed");
   if (!extra_holds_.empty()) {
@@ -542,31 +563,35 @@ Status Pool::Release(BlockId id) {
       return Status::Ok();
     }
   }
-  return ReleaseBit(id);
+  WEFT_RETURN_IF_ERROR(ClearBit(id, bit_));
+  ++local_.releases;
+  return Status::Ok();
 }
 
-Status Pool::ReleaseBit(BlockId id) {
+// Clears one holder's bit; the holder that clears the last one frees the block.
+Status Pool::ClearBit(BlockId id, uint64_t bit) {
   if (id & kLargeBit) {
     const uint64_t i = id & ~kLargeBit;
     if (i >= layout_->config.large_count) return InvalidArgument("no large block " + std::to_string(i));
     LargeEntry& e = LargeEntries(layout_)[i];
     const uint64_t serial = A(e.serial).load(std::memory_order_relaxed);
-    const uint64_t old = A(e.mask).fetch_and(~bit_, std::memory_order_acq_rel);
-    if ((old & bit_) == 0) return InvalidArgument("large block not held by this process");
-    large_maps_.erase(serial);
-    if (old == bit_) Segment::Unlink(LargeName(serial)).IgnoreError();
-    ++local_.releases;
+    const uint64_t old = A(e.mask).fetch_and(~bit, std::memory_order_acq_rel);
+    if ((old & bit) == 0) return InvalidArgument("large block " + std::to_string(i) + " not held by that holder");
+    if (bit == bit_) large_maps_.erase(serial);
+    if (old == bit) {
+      large_maps_.erase(serial);
+      Segment::Unlink(LargeName(serial)).IgnoreError();
+    }
     return Status::Ok();
   }
   uint64_t bytes = 0;
   Arena* arena = nullptr;
   uint64_t* mask = SmallMask(id, &bytes, &arena);
   if (mask == nullptr) return InvalidArgument("not a block: " + std::to_string(id));
-  // acq_rel: our writes to the block are done before another process may claim it.
-  const uint64_t old = A(*mask).fetch_and(~bit_, std::memory_order_acq_rel);
-  if ((old & bit_) == 0) return InvalidArgument("block " + std::to_string(id) + " not held by this process");
-  if (old == bit_) PageNotFull(arena->pages[(id & ((uint64_t{1} << kArenaShift) - 1)) / kUnitsPerPage]);
-  ++local_.releases;
+  // acq_rel: the holder's writes to the block are done before another process may claim it.
+  const uint64_t old = A(*mask).fetch_and(~bit, std::memory_order_acq_rel);
+  if ((old & bit) == 0) return InvalidArgument("block " + std::to_string(id) + " not held by that holder");
+  if (old == bit) PageNotFull(arena->pages[(id & ((uint64_t{1} << kArenaShift) - 1)) / kUnitsPerPage]);
   return Status::Ok();
 }
 

@@ -178,6 +178,29 @@ TEST(PoolTest, SeveralHoldsInOneProcessAreCounted) {
   EXPECT_EQ(f.pool->Stats().blocks_in_use, 0u);
 }
 
+TEST(PoolTest, GrantAndRevokeHandHoldsToOtherHolders) {
+  PoolFixture f;
+  auto other = Pool::Open(f.name);
+  ASSERT_TRUE(other.ok());
+  const uint64_t other_bit = uint64_t{1} << (*other)->holder_slot();
+  auto b = f.pool->Allocate(100);
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(f.pool->Grant(*b, other_bit).ok());
+  ASSERT_TRUE(f.pool->Release(*b).ok());
+  EXPECT_EQ(f.pool->Stats().blocks_in_use, 1u);  // the other holder has it now
+  ASSERT_TRUE((*other)->Release(*b).ok());
+  EXPECT_EQ(f.pool->Stats().blocks_in_use, 0u);
+  EXPECT_EQ(f.pool->Grant(*b, other_bit).code(), Code::kInvalidArgument);  // not ours any more
+  EXPECT_EQ(f.pool->Stats().blocks_in_use, 0u);
+  auto c = f.pool->Allocate(1 << 20);  // large
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(f.pool->Grant(*c, other_bit).ok());
+  ASSERT_TRUE(f.pool->Revoke(*c, (*other)->holder_slot()).ok());
+  EXPECT_EQ(f.pool->Revoke(*c, (*other)->holder_slot()).code(), Code::kInvalidArgument);
+  ASSERT_TRUE(f.pool->Release(*c).ok());
+  EXPECT_EQ(f.pool->Stats().large_in_use, 0u);
+}
+
 TEST(PoolTest, OpenOrCreateAndCloseReleaseEverything) {
   const std::string name = UniqueName("pool");
   auto a = Pool::OpenOrCreate(name, {.bytes = 1 << 20});

@@ -105,6 +105,11 @@ class Pool {
   Status Hold(BlockId id);
   // Drops one hold of this process; the block is free once no process holds it.
   Status Release(BlockId id);
+  // Adds other holders' bits to a block this process holds: hands them a hold each (how a
+  // publisher gives a sample to subscribers). `holder_bits`: bit i = holder slot i.
+  Status Grant(BlockId id, uint64_t holder_bits);
+  // Drops holder `slot`'s hold on a block (for example a sample a subscriber never took).
+  Status Revoke(BlockId id, int slot);
   // Releases every block held by processes that died; returns how many holders were recovered.
   size_t RecoverDead();
   // Releases this process's holds and leaves its slot. Idempotent.
@@ -129,7 +134,8 @@ class Pool {
   bool AddArena();
   Arena* MapArena(uint64_t index);
   uint64_t* SmallMask(BlockId id, uint64_t* block_bytes, Arena** arena);
-  Status ReleaseBit(BlockId id);
+  uint64_t* MaskOf(BlockId id);
+  Status ClearBit(BlockId id, uint64_t bit);
   std::string ArenaName(uint64_t index) const;
   std::string LargeName(uint64_t serial) const;
 
