@@ -519,7 +519,7 @@ uint64_t* Pool::MaskOf(BlockId id) {
   return SmallMask(id, &bytes, &arena);
 }
 
-Status Pool::Hold(BlockId id) {
+Status Pool::Hold(BlockId id, bool* added) {
   if (slot_ < 0) return Status(Code::kClosed, "pool is closed");
   uint64_t* mask = MaskOf(id);
   if (mask == nullptr) return InvalidArgument("not a block of pool '" + segment_.name() + "': " + std::to_string(id));
@@ -528,10 +528,14 @@ Status Pool::Hold(BlockId id) {
     if (m == 0) return InvalidArgument("block " + std::to_string(id) + " is free; only a held block can be held");
     if (m & bit_) {
       ++extra_holds_[id];
+      if (added) *added = false;
       return Status::Ok();
     }
     // acq_rel: joins the holders; fails and retries if the mask changed meanwhile.
-    if (A(*mask).compare_exchange_weak(m, m | bit_, std::memory_order_acq_rel)) return Status::Ok();
+    if (A(*mask).compare_exchange_weak(m, m | bit_, std::memory_order_acq_rel)) {
+      if (added) *added = true;
+      return Status::Ok();
+    }
   }
 }
 

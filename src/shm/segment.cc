@@ -51,6 +51,7 @@ const char* SegmentKindName(uint32_t kind) {
     case 2: return "pool";
     case 3: return "registry";
     case 4: return "block";
+    case 5: return "topic";
     default: return "unknown";
   }
 }

@@ -1,5 +1,5 @@
 // Fuzzes the validation of what a process reads from a segment it did not create: the common
-// segment header, the channel configuration and the pool configuration. Must never crash, read out of bounds, or
+// segment header and the channel, pool and topic configurations. Must never crash, read out of bounds, or
 // accept a header whose fields contradict the mapped size.
 #include <cstddef>
 #include <cstdint>
@@ -8,6 +8,7 @@
 
 #include "shm/internal/channel_layout.h"
 #include "shm/internal/pool_layout.h"
+#include "shm/internal/topic_layout.h"
 #include "weft/shm/segment.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -29,6 +30,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (c.large_offset + c.large_count * 64 > size || c.arenas_offset + c.max_arenas * 64 > c.large_offset) {
       __builtin_trap();
     }
+  }
+  weft::Status topic = weft::shm::internal::ValidateTopic(bytes.data(), bytes.size());
+  if (topic.ok()) {
+    weft::shm::internal::TopicConfig c;
+    std::memcpy(&c, bytes.data() + offsetof(weft::shm::internal::TopicLayout, config), sizeof(c));
+    if (c.rings_offset + uint64_t{c.max_publishers} * c.max_subscribers * c.ring_stride > size) __builtin_trap();
   }
   return 0;
 }

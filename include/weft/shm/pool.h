@@ -102,7 +102,9 @@ class Pool {
   Result<MutableBytes> Data(BlockId id);
   // Adds a hold of this process on a block another process holds (for example one received
   // through a channel). kInvalidArgument if the block is free or the id is invalid.
-  Status Hold(BlockId id);
+  // *added (if given) says whether this process's bit was newly set (false: it already held
+  // the block, and this hold is counted locally).
+  Status Hold(BlockId id, bool* added = nullptr);
   // Drops one hold of this process; the block is free once no process holds it.
   Status Release(BlockId id);
   // Adds other holders' bits to a block this process holds: hands them a hold each (how a

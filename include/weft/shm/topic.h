@@ -1,0 +1,120 @@
+// Topics: named one-to-many publish/subscribe over a shared-memory pool, with no daemon.
+//
+// A publisher loans a block from the topic's pool, writes it, and publishes it: every
+// subscriber gets the block id in its own queue and a hold on the block (its bit in the block's
+// holder mask), reads the block in place, and releases it; the block is free when the last
+// holder lets go. Order is kept per publisher. Each subscriber chooses what happens when it
+// falls behind: the publisher waits (with its deadline), or the oldest or the newest sample is
+// dropped, counted. A late joiner may ask for the last N samples of each publisher.
+// Layout: docs/formats/topic.md.
+//
+// Thread rule: a Publisher or Subscriber object is used by one thread at a time. Each takes a
+// publisher or subscriber slot of the topic and a holder slot of its pool.
+// Ordering: the bytes of a published sample are visible to a subscriber that takes it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "weft/core/bytes.h"
+#include "weft/core/clock.h"
+#include "weft/core/status.h"
+#include "weft/shm/pool.h"
+
+namespace weft::shm {
+namespace internal {
+struct TopicLayout;
+}
+
+// Used only by the process that creates the topic.
+struct TopicOptions {
+  uint32_t max_publishers = 8;
+  uint32_t max_subscribers = 16;
+  uint32_t queue_depth = 256;  // samples waiting per (publisher, subscriber); a power of two
+  uint32_t history = 0;        // samples each publisher keeps for late joiners (up to 64)
+  PoolOptions pool;            // the topic's pool "<topic>.pool"
+};
+
+enum class OnFull : uint32_t { kBlock = 0, kDropOldest = 1, kDropNewest = 2 };
+
+struct SubscriberOptions {
+  OnFull on_full = OnFull::kBlock;
+  uint32_t history = 0;  // samples per publisher to receive first, if the topic keeps them
+};
+
+// A loaned or received sample: a block of the topic's pool.
+struct Sample {
+  BlockId block = 0;
+  MutableBytes data;  // publishers write it; subscribers only read it
+  uint64_t seq = 0;   // per publisher, from 1
+  int publisher = -1;
+};
+
+struct SubscriberCounters {
+  uint64_t taken = 0, drops_newest = 0, drops_oldest = 0;
+};
+
+class Topic;  // internal: the mapped topic segment and its pool
+
+class Publisher {
+ public:
+  ~Publisher();
+  Publisher(const Publisher&) = delete;
+  Publisher& operator=(const Publisher&) = delete;
+
+  // Opens topic `name`, creating it (and its pool) with `options` if absent.
+  static Result<std::unique_ptr<Publisher>> Open(std::string_view name, const TopicOptions& options = {});
+  // A writable block of at least n bytes from the topic's pool.
+  Result<Sample> Loan(size_t n);
+  // Publishes the first `size` bytes of a loaned sample to every subscriber; the loan is
+  // consumed. A subscriber with OnFull::kBlock whose queue stays full past `deadline` makes
+  // this fail with kTimeout, and nothing is published.
+  Status Publish(Sample& sample, size_t size, Deadline deadline);
+  // Returns a loan unpublished.
+  Status Discard(Sample& sample);
+  Status Close();
+  int index() const { return index_; }
+  // Subscribers currently attached (racy).
+  int subscribers_approx() const;
+
+ private:
+  Publisher() = default;
+  std::unique_ptr<Topic> topic_;
+  int index_ = -1;
+  uint32_t epoch_ = 0;
+};
+
+class Subscriber {
+ public:
+  ~Subscriber();
+  Subscriber(const Subscriber&) = delete;
+  Subscriber& operator=(const Subscriber&) = delete;
+
+  // Opens topic `name` (creating it with `create` if absent) and subscribes.
+  static Result<std::unique_ptr<Subscriber>> Open(std::string_view name, const SubscriberOptions& options = {},
+                                                  const TopicOptions& create = {});
+  // The next sample, held until Release. kWouldBlock / kTimeout when none came by `deadline`.
+  Result<Sample> Take(Deadline deadline);
+  Status Release(const Sample& sample);
+  SubscriberCounters counters() const;
+  Status Close();
+  int index() const { return index_; }
+
+ private:
+  Subscriber() = default;
+  bool TryTake(Sample* out);
+  std::unique_ptr<Topic> topic_;
+  int index_ = -1;
+  uint32_t epoch_ = 0;
+  uint32_t next_publisher_ = 0;
+  std::deque<Sample> pending_;              // history samples, delivered first
+  std::vector<uint64_t> history_seq_;       // per publisher: last seq delivered from history
+  std::vector<BlockId> history_extra_;      // history blocks whose hold was counted locally
+};
+
+}  // namespace weft::shm

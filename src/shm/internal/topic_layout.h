@@ -1,0 +1,85 @@
+// The topic's shared-memory layout, format v1 (docs/formats/topic.md). Internal to shm.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "slot.h"
+#include "weft/core/status.h"
+#include "weft/shm/segment.h"
+
+namespace weft::shm::internal {
+
+inline constexpr uint32_t kTopicLayoutVersion = 1;
+inline constexpr uint32_t kMaxTopicHistory = 64;
+
+struct alignas(64) TopicConfig {
+  uint32_t max_publishers;
+  uint32_t max_subscribers;
+  uint32_t queue_depth;  // power of two
+  uint32_t history;
+  uint64_t pubs_offset;   // PublisherRecord per publisher
+  uint64_t pub_stride;    // bytes per PublisherRecord (with its history)
+  uint64_t subs_offset;   // SubscriberRecord per subscriber
+  uint64_t rings_offset;  // Ring per (publisher, subscriber), publisher-major
+  uint64_t ring_stride;   // bytes per Ring (with its entries)
+};
+
+// One sample in a ring or a history: the block, its size, and who it was granted to.
+struct SampleEntry {
+  uint64_t block;
+  uint64_t size;
+  uint64_t seq;
+  uint64_t pool_slot;  // the subscriber's pool holder slot the hold was granted to
+};
+
+struct alignas(64) PublisherState {
+  uint64_t seq;            // samples published
+  uint64_t history_count;  // samples ever put in the history ring
+};
+
+// Followed in memory by `history` SampleEntry.
+struct PublisherRecord {
+  Slot slot;
+  PublisherState state;
+};
+
+struct alignas(64) SubscriberState {
+  uint32_t pool_slot;  // the subscriber's holder slot in the topic's pool
+  uint32_t on_full;    // OnFull
+  uint32_t sleeping;   // 1 while the subscriber may be in FutexWait on `events`
+  uint32_t events;     // futex word: bumped by publishers after publishing
+  uint64_t drops_newest;
+  uint64_t drops_oldest;
+  uint64_t taken;
+};
+
+struct SubscriberRecord {
+  Slot slot;
+  SubscriberState state;
+};
+
+// Followed in memory by `queue_depth` SampleEntry.
+struct Ring {
+  alignas(64) uint64_t head;  // next entry to take; CAS by the subscriber (take) and publisher (drop)
+  alignas(64) uint64_t tail;  // next entry to write; the publisher only
+};
+
+struct TopicLayout {
+  SegmentHeader segment;
+  uint8_t pad0[192 - sizeof(SegmentHeader)];
+  TopicConfig config;
+};
+
+static_assert(std::is_trivially_copyable_v<TopicLayout>, "shared structs are trivially copyable");
+static_assert(offsetof(TopicLayout, config) == 192, "topic format v1 layout");
+static_assert(sizeof(TopicConfig) == 64, "topic format v1 layout");
+static_assert(sizeof(SampleEntry) == 32, "topic format v1 layout");
+static_assert(sizeof(PublisherRecord) == 128 && sizeof(SubscriberRecord) == 128, "topic format v1 layout");
+static_assert(sizeof(Ring) == 128, "topic format v1 layout");
+
+// Checks the segment header and topic config of a mapped segment. Fuzzed.
+Status ValidateTopic(const void* bytes, size_t size);
+
+}  // namespace weft::shm::internal

@@ -1,0 +1,477 @@
+// Topics: per (publisher, subscriber) rings of sample entries in a topic segment, samples in
+// the topic's pool, holds handed to subscribers with Pool::Grant.
+#include "weft/shm/topic.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <thread>
+
+#include "internal/futex.h"
+#include "internal/slot.h"
+#include "internal/topic_layout.h"
+
+namespace weft::shm {
+
+using internal::PublisherRecord;
+using internal::Ring;
+using internal::SampleEntry;
+using internal::SubscriberRecord;
+using internal::TopicLayout;
+
+namespace {
+
+template <typename T>
+std::atomic_ref<T> A(T& v) {
+  return std::atomic_ref<T>(v);
+}
+
+uint64_t Align64(uint64_t n) { return (n + 63) / 64 * 64; }
+
+constexpr int64_t kLivenessSliceNs = 20'000'000;
+
+// Entries are read while a concurrent writer may reuse the slot (the reader then discards
+// what it read): field by field, atomically.
+SampleEntry LoadEntry(SampleEntry& e) {
+  return {A(e.block).load(std::memory_order_relaxed), A(e.size).load(std::memory_order_relaxed),
+          A(e.seq).load(std::memory_order_relaxed), A(e.pool_slot).load(std::memory_order_relaxed)};
+}
+
+void StoreEntry(SampleEntry& e, const SampleEntry& v) {
+  A(e.block).store(v.block, std::memory_order_relaxed);
+  A(e.size).store(v.size, std::memory_order_relaxed);
+  A(e.seq).store(v.seq, std::memory_order_relaxed);
+  A(e.pool_slot).store(v.pool_slot, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+namespace internal {
+
+Status ValidateTopic(const void* bytes, size_t size) {
+  WEFT_RETURN_IF_ERROR(
+      ValidateHeader(bytes, size, static_cast<uint32_t>(SegmentKind::kTopic), kTopicLayoutVersion));
+  if (size < sizeof(TopicLayout)) return Corrupt("topic segment smaller than its layout");
+  TopicConfig c;
+  std::memcpy(&c, static_cast<const uint8_t*>(bytes) + offsetof(TopicLayout, config), sizeof(c));
+  if (c.max_publishers == 0 || c.max_publishers > 64 || c.max_subscribers == 0 || c.max_subscribers > 64) {
+    return Corrupt("topic publisher or subscriber count out of range");
+  }
+  if (c.queue_depth == 0 || c.queue_depth > (1u << 20) || (c.queue_depth & (c.queue_depth - 1)) != 0) {
+    return Corrupt("topic queue depth is not a power of two up to 2^20");
+  }
+  if (c.history > kMaxTopicHistory) return Corrupt("topic history above 64");
+  if (c.pub_stride != Align64(sizeof(PublisherRecord) + c.history * sizeof(SampleEntry)) ||
+      c.ring_stride != Align64(sizeof(Ring) + uint64_t{c.queue_depth} * sizeof(SampleEntry))) {
+    return Corrupt("topic record sizes do not match its config");
+  }
+  const uint64_t pubs_end = c.pubs_offset + c.max_publishers * c.pub_stride;
+  const uint64_t subs_end = c.subs_offset + c.max_subscribers * sizeof(SubscriberRecord);
+  const uint64_t rings_end = c.rings_offset + uint64_t{c.max_publishers} * c.max_subscribers * c.ring_stride;
+  if (c.pubs_offset < sizeof(TopicLayout) || c.pubs_offset % 64 || c.subs_offset < pubs_end ||
+      c.subs_offset % 64 || c.rings_offset < subs_end || c.rings_offset % 64 || rings_end > size) {
+    return Corrupt("topic areas overlap or exceed the segment");
+  }
+  return Status::Ok();
+}
+
+}  // namespace internal
+
+// The mapped topic segment and this endpoint's membership of the topic's pool.
+class Topic {
+ public:
+  Segment segment;
+  TopicLayout* layout = nullptr;
+  std::unique_ptr<Pool> pool;
+
+  const internal::TopicConfig& config() const { return layout->config; }
+  PublisherRecord& pub(int i) {
+    return *reinterpret_cast<PublisherRecord*>(segment.base() + config().pubs_offset + i * config().pub_stride);
+  }
+  SampleEntry* history(int i) { return reinterpret_cast<SampleEntry*>(&pub(i) + 1); }
+  SubscriberRecord& sub(int i) {
+    return reinterpret_cast<SubscriberRecord*>(segment.base() + config().subs_offset)[i];
+  }
+  Ring& ring(int p, int s) {
+    return *reinterpret_cast<Ring*>(segment.base() + config().rings_offset +
+                                    (uint64_t(p) * config().max_subscribers + s) * config().ring_stride);
+  }
+  SampleEntry* entries(int p, int s) { return reinterpret_cast<SampleEntry*>(&ring(p, s) + 1); }
+
+  static Result<std::unique_ptr<Topic>> OpenOrCreate(std::string_view name, const TopicOptions& o);
+};
+
+Result<std::unique_ptr<Topic>> Topic::OpenOrCreate(std::string_view name, const TopicOptions& o) {
+  if (name.size() > 70) return InvalidArgument("topic name longer than 70 characters");
+  WEFT_RETURN_IF_ERROR(ValidateName(name));
+  auto topic = std::make_unique<Topic>();
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    Result<Segment> seg = Segment::OpenValidated(name, SegmentKind::kTopic, internal::kTopicLayoutVersion,
+                                                 internal::ValidateTopic);
+    if (seg.ok()) {
+      topic->segment = std::move(seg).value();
+      break;
+    }
+    if (seg.status().code() != Code::kNotFound) return seg.status();
+    if (o.max_publishers == 0 || o.max_publishers > 64 || o.max_subscribers == 0 || o.max_subscribers > 64 ||
+        o.queue_depth == 0 || o.queue_depth > (1u << 20) || (o.queue_depth & (o.queue_depth - 1)) != 0 ||
+        o.history > internal::kMaxTopicHistory) {
+      return InvalidArgument("topic options: 1-64 publishers and subscribers, queue depth a power of two, history <= 64");
+    }
+    internal::TopicConfig c{};
+    c.max_publishers = o.max_publishers;
+    c.max_subscribers = o.max_subscribers;
+    c.queue_depth = o.queue_depth;
+    c.history = o.history;
+    c.pub_stride = Align64(sizeof(PublisherRecord) + o.history * sizeof(SampleEntry));
+    c.ring_stride = Align64(sizeof(Ring) + uint64_t{o.queue_depth} * sizeof(SampleEntry));
+    c.pubs_offset = Align64(sizeof(TopicLayout));
+    c.subs_offset = c.pubs_offset + c.max_publishers * c.pub_stride;
+    c.rings_offset = Align64(c.subs_offset + c.max_subscribers * sizeof(SubscriberRecord));
+    Result<Segment> created = Segment::Create(name, SegmentKind::kTopic, internal::kTopicLayoutVersion,
+                                              c.rings_offset + uint64_t{c.max_publishers} * c.max_subscribers * c.ring_stride);
+    if (!created.ok()) {
+      if (created.status().code() == Code::kAlreadyExists) continue;  // lost the race: open it
+      return created.status();
+    }
+    reinterpret_cast<TopicLayout*>(created->base())->config = c;
+    created->Publish();
+    topic->segment = std::move(created).value();
+    break;
+  }
+  if (topic->segment.base() == nullptr) return Status(Code::kBusy, "topic keeps appearing and vanishing");
+  topic->layout = reinterpret_cast<TopicLayout*>(topic->segment.base());
+  auto pool = Pool::OpenOrCreate(std::string(name) + ".pool", o.pool);
+  if (!pool.ok()) {
+    Status st = pool.status();
+    return st.Annotate("topic pool");
+  }
+  topic->pool = std::move(pool).value();
+  return topic;
+}
+
+// Claims the first free slot among `count` slots at `slot(i)`; returns its index.
+template <typename SlotAt>
+Result<int> ClaimAny(int count, SlotAt slot, const char* what, uint32_t* epoch) {
+  for (int i = 0; i < count; ++i) {
+    Result<uint32_t> e = internal::BeginClaim(slot(i), what);
+    if (e.ok()) {
+      *epoch = *e;
+      return i;
+    }
+  }
+  return Status(Code::kBusy, std::string("every ") + what + " is held by a live process");
+}
+
+// ---- publisher ------------------------------------------------------------------------------
+
+Publisher::~Publisher() { Close().IgnoreError(); }
+
+Result<std::unique_ptr<Publisher>> Publisher::Open(std::string_view name, const TopicOptions& options) {
+  auto topic = Topic::OpenOrCreate(name, options);
+  if (!topic.ok()) return topic.status();
+  std::unique_ptr<Publisher> pub(new Publisher());
+  pub->topic_ = std::move(topic).value();
+  Topic& t = *pub->topic_;
+  auto index = ClaimAny(static_cast<int>(t.config().max_publishers), [&](int i) -> internal::Slot& { return t.pub(i).slot; },
+                        "publisher slot", &pub->epoch_);
+  if (!index.ok()) return index.status();
+  pub->index_ = *index;
+  // A predecessor's history was freed with its pool holds: start empty. Sequence numbers go on.
+  A(t.pub(*index).state.history_count).store(0, std::memory_order_relaxed);
+  internal::FinishClaim(t.pub(*index).slot, pub->epoch_);
+  return pub;
+}
+
+int Publisher::subscribers_approx() const {
+  int n = 0;
+  for (uint32_t s = 0; s < topic_->config().max_subscribers; ++s) {
+    n += internal::ReadSlot(topic_->sub(s).slot).state == internal::kSlotAttached;
+  }
+  return n;
+}
+
+Result<Sample> Publisher::Loan(size_t n) {
+  if (index_ < 0) return Status(Code::kClosed, "publisher is closed");
+  auto b = topic_->pool->Allocate(n);
+  if (!b.ok()) return b.status();
+  auto d = topic_->pool->Data(*b);
+  if (!d.ok()) return d.status();
+  Sample s;
+  s.block = *b;
+  s.data = *d;
+  s.publisher = index_;
+  return s;
+}
+
+Status Publisher::Discard(Sample& sample) {
+  if (index_ < 0) return Status(Code::kClosed, "publisher is closed");
+  Status s = topic_->pool->Release(sample.block);
+  sample = Sample{};
+  return s;
+}
+
+Status Publisher::Publish(Sample& sample, size_t size, Deadline deadline) {
+  if (index_ < 0) return Status(Code::kClosed, "publisher is closed");
+  if (size > sample.data.size()) return InvalidArgument("publish size exceeds the loan");
+  Topic& t = *topic_;
+  const uint32_t depth = t.config().queue_depth;
+  const int subs = static_cast<int>(t.config().max_subscribers);
+  uint64_t targets = 0, grant = 0;
+  // 1. Make room in every attached subscriber's queue, or drop per its policy.
+  for (int s = 0; s < subs; ++s) {
+    internal::SubscriberRecord& rec = t.sub(s);
+    const internal::SlotView v = internal::ReadSlot(rec.slot);
+    if (v.state != internal::kSlotAttached) continue;
+    Ring& ring = t.ring(index_, s);
+    const uint64_t tail = A(ring.tail).load(std::memory_order_relaxed);
+    const auto policy = static_cast<OnFull>(A(rec.state.on_full).load(std::memory_order_relaxed));
+    bool skip = false;
+    int64_t spins = 0;
+    for (;;) {
+      uint64_t head = A(ring.head).load(std::memory_order_acquire);
+      if (tail - head < depth) break;
+      if (policy == OnFull::kDropNewest) {
+        A(rec.state.drops_newest).fetch_add(1, std::memory_order_relaxed);
+        skip = true;
+        break;
+      }
+      if (policy == OnFull::kDropOldest) {
+        const SampleEntry old = LoadEntry(t.entries(index_, s)[head % depth]);
+        // acq_rel: takes the oldest entry away from the subscriber; a failure means it took
+        // that entry first.
+        if (A(ring.head).compare_exchange_strong(head, head + 1, std::memory_order_acq_rel)) {
+          t.pool->Revoke(old.block, static_cast<int>(old.pool_slot)).IgnoreError();
+          A(rec.state.drops_oldest).fetch_add(1, std::memory_order_relaxed);
+        }
+        continue;
+      }
+      // Block: wait for the subscriber, unless it died.
+      if (internal::HolderGone(v)) {
+        skip = true;
+        break;
+      }
+      if (deadline.Expired()) {
+        return Status(Code::kTimeout, "subscriber " + std::to_string(s) + " of the topic is full");
+      }
+      if (++spins > 1000) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    if (skip) continue;
+    targets |= uint64_t{1} << s;
+    grant |= uint64_t{1} << A(rec.state.pool_slot).load(std::memory_order_relaxed);
+  }
+  // 2. Write the entries (not yet visible), 3. hand out the holds, 4. make the entries visible.
+  const uint64_t seq = A(t.pub(index_).state.seq).load(std::memory_order_relaxed) + 1;
+  for (int s = 0; s < subs; ++s) {
+    if (!(targets >> s & 1)) continue;
+    Ring& ring = t.ring(index_, s);
+    const uint64_t tail = A(ring.tail).load(std::memory_order_relaxed);
+    StoreEntry(t.entries(index_, s)[tail % depth],
+               {sample.block, size, seq, A(t.sub(s).state.pool_slot).load(std::memory_order_relaxed)});
+  }
+  if (grant != 0) WEFT_RETURN_IF_ERROR(t.pool->Grant(sample.block, grant));
+  A(t.pub(index_).state.seq).store(seq, std::memory_order_relaxed);
+  for (int s = 0; s < subs; ++s) {
+    if (!(targets >> s & 1)) continue;
+    Ring& ring = t.ring(index_, s);
+    // release: publishes the entry (and, through Grant, the sample's bytes); pairs with the
+    // acquire of the tail in Subscriber::TryTake.
+    A(ring.tail).store(A(ring.tail).load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    internal::SubscriberState& st = t.sub(s).state;
+    // seq_cst RMW: Dekker with the subscriber's sleeping store + fence in Take.
+    A(st.events).fetch_add(1, std::memory_order_seq_cst);
+    if (A(st.sleeping).load(std::memory_order_relaxed) != 0) internal::FutexWake(&st.events, 1);
+  }
+  // 5. History: keep our hold on the last `history` samples for late joiners.
+  const uint32_t h = t.config().history;
+  if (h == 0) {
+    WEFT_RETURN_IF_ERROR(t.pool->Release(sample.block));
+  } else {
+    internal::PublisherState& ps = t.pub(index_).state;
+    const uint64_t count = A(ps.history_count).load(std::memory_order_relaxed);
+    SampleEntry& slot = t.history(index_)[count % h];
+    if (count >= h) t.pool->Release(A(slot.block).load(std::memory_order_relaxed)).IgnoreError();
+    StoreEntry(slot, {sample.block, size, seq, 0});
+    // release: the entry is complete before late joiners see the count.
+    A(ps.history_count).store(count + 1, std::memory_order_release);
+  }
+  sample = Sample{};
+  return Status::Ok();
+}
+
+Status Publisher::Close() {
+  if (index_ < 0) return Status::Ok();
+  A(topic_->pub(index_).state.history_count).store(0, std::memory_order_release);
+  internal::ReleaseSlot(topic_->pub(index_).slot, epoch_, internal::kSlotClosed);
+  topic_->pool->Close().IgnoreError();  // releases loans and history
+  index_ = -1;
+  return Status::Ok();
+}
+
+// ---- subscriber -----------------------------------------------------------------------------
+
+Subscriber::~Subscriber() { Close().IgnoreError(); }
+
+Result<std::unique_ptr<Subscriber>> Subscriber::Open(std::string_view name, const SubscriberOptions& options,
+                                                     const TopicOptions& create) {
+  if (static_cast<uint32_t>(options.on_full) > 2) return InvalidArgument("unknown on_full policy");
+  auto topic = Topic::OpenOrCreate(name, create);
+  if (!topic.ok()) return topic.status();
+  std::unique_ptr<Subscriber> sub(new Subscriber());
+  sub->topic_ = std::move(topic).value();
+  Topic& t = *sub->topic_;
+  auto index = ClaimAny(static_cast<int>(t.config().max_subscribers), [&](int i) -> internal::Slot& { return t.sub(i).slot; },
+                        "subscriber slot", &sub->epoch_);
+  if (!index.ok()) return index.status();
+  const int s = *index;
+  sub->index_ = s;
+  internal::SubscriberState& st = t.sub(s).state;
+  A(st.pool_slot).store(static_cast<uint32_t>(t.pool->holder_slot()), std::memory_order_relaxed);
+  A(st.on_full).store(static_cast<uint32_t>(options.on_full), std::memory_order_relaxed);
+  A(st.sleeping).store(0, std::memory_order_relaxed);
+  A(st.drops_newest).store(0, std::memory_order_relaxed);
+  A(st.drops_oldest).store(0, std::memory_order_relaxed);
+  A(st.taken).store(0, std::memory_order_relaxed);
+  // Entries a predecessor left in our queues were granted to its pool slot, not ours: skip them.
+  for (uint32_t p = 0; p < t.config().max_publishers; ++p) {
+    Ring& ring = t.ring(static_cast<int>(p), s);
+    A(ring.head).store(A(ring.tail).load(std::memory_order_acquire), std::memory_order_release);
+  }
+  internal::FinishClaim(t.sub(s).slot, sub->epoch_);
+  // History: hold the last samples of each live publisher, oldest first.
+  const uint32_t h = std::min(options.history, t.config().history);
+  sub->history_seq_.assign(t.config().max_publishers, 0);
+  for (uint32_t p = 0; p < t.config().max_publishers && h > 0; ++p) {
+    const internal::SlotView v = internal::ReadSlot(t.pub(static_cast<int>(p)).slot);
+    if (v.state != internal::kSlotAttached || internal::HolderGone(v)) continue;
+    internal::PublisherState& ps = t.pub(static_cast<int>(p)).state;
+    const uint64_t count = A(ps.history_count).load(std::memory_order_acquire);
+    for (uint64_t j = count > h ? count - h : 0; j < count; ++j) {
+      SampleEntry& slot = t.history(static_cast<int>(p))[j % t.config().history];
+      const SampleEntry e = LoadEntry(slot);
+      bool added = false;
+      if (!t.pool->Hold(e.block, &added).ok()) continue;
+      // The publisher may have moved on and freed the block meanwhile: keep it only if the
+      // history still names it, from the same publisher.
+      const uint64_t now = A(ps.history_count).load(std::memory_order_acquire);
+      if (now - j > t.config().history || LoadEntry(slot).seq != e.seq ||
+          internal::ReadSlot(t.pub(static_cast<int>(p)).slot).word != v.word) {
+        t.pool->Release(e.block).IgnoreError();
+        continue;
+      }
+      auto d = t.pool->Data(e.block);
+      if (!d.ok()) {
+        t.pool->Release(e.block).IgnoreError();
+        continue;
+      }
+      sub->pending_.push_back({e.block, d->subspan(0, std::min<uint64_t>(e.size, d->size())), e.seq, static_cast<int>(p)});
+      // Already granted through our queue: that entry will be skipped, and with it this extra hold.
+      if (!added) sub->history_extra_.push_back(e.block);
+      sub->history_seq_[p] = e.seq;
+    }
+  }
+  return sub;
+}
+
+bool Subscriber::TryTake(Sample* out) {
+  Topic& t = *topic_;
+  const uint32_t pubs = t.config().max_publishers;
+  const uint32_t depth = t.config().queue_depth;
+  const uint32_t my_pool_slot = static_cast<uint32_t>(t.pool->holder_slot());
+  for (uint32_t k = 0; k < pubs; ++k) {
+    const int p = static_cast<int>((next_publisher_ + k) % pubs);
+    Ring& ring = t.ring(p, index_);
+    for (;;) {
+      uint64_t head = A(ring.head).load(std::memory_order_acquire);
+      // acquire: pairs with the release of the tail in Publish.
+      const uint64_t tail = A(ring.tail).load(std::memory_order_acquire);
+      if (head == tail) break;
+      const SampleEntry e = LoadEntry(t.entries(p, index_)[head % depth]);
+      // acq_rel: takes the entry; a failure means the publisher dropped it (drop-oldest).
+      if (!A(ring.head).compare_exchange_strong(head, head + 1, std::memory_order_acq_rel)) continue;
+      if (e.pool_slot != my_pool_slot) continue;  // granted to a predecessor, not to us
+      if (e.seq <= history_seq_[p]) {
+        // Already delivered from the history. Its hold and this entry's grant are one bit,
+        // counted twice only if the grant came first.
+        auto it = std::find(history_extra_.begin(), history_extra_.end(), e.block);
+        if (it != history_extra_.end()) {
+          history_extra_.erase(it);
+          t.pool->Release(e.block).IgnoreError();
+        }
+        continue;
+      }
+      auto d = t.pool->Data(e.block);
+      if (!d.ok()) continue;
+      *out = {e.block, d->subspan(0, std::min<uint64_t>(e.size, d->size())), e.seq, p};
+      next_publisher_ = static_cast<uint32_t>(p + 1);
+      return true;
+    }
+  }
+  return false;
+}
+
+Result<Sample> Subscriber::Take(Deadline deadline) {
+  if (index_ < 0) return Status(Code::kClosed, "subscriber is closed");
+  Topic& t = *topic_;
+  internal::SubscriberState& st = t.sub(index_).state;
+  Sample out;
+  auto done = [&] {
+    A(st.taken).fetch_add(1, std::memory_order_relaxed);
+    return out;
+  };
+  if (!pending_.empty()) {
+    out = pending_.front();
+    pending_.pop_front();
+    return done();
+  }
+  if (TryTake(&out)) return done();
+  const int64_t spin_until = MonotonicNs() + 50'000;
+  while (MonotonicNs() < spin_until && !deadline.Expired()) {
+    if (TryTake(&out)) return done();
+  }
+  for (;;) {
+    const int64_t left = deadline.RemainingNs();
+    if (left == 0) {
+      if (TryTake(&out)) return done();
+      return Status(deadline.is_now() ? Code::kWouldBlock : Code::kTimeout, "no sample on the topic");
+    }
+    // Dekker with the publisher's fetch_add on `events`: either it sees sleeping, or we see
+    // its entry in TryTake.
+    A(st.sleeping).store(1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    const uint32_t ev = A(st.events).load(std::memory_order_relaxed);
+    if (TryTake(&out)) {
+      A(st.sleeping).store(0, std::memory_order_relaxed);
+      return done();
+    }
+    internal::FutexWait(&st.events, ev, std::min(left, kLivenessSliceNs));
+    A(st.sleeping).store(0, std::memory_order_relaxed);
+    if (TryTake(&out)) return done();
+  }
+}
+
+Status Subscriber::Release(const Sample& sample) {
+  if (index_ < 0) return Status(Code::kClosed, "subscriber is closed");
+  return topic_->pool->Release(sample.block);
+}
+
+SubscriberCounters Subscriber::counters() const {
+  SubscriberCounters c;
+  if (index_ < 0) return c;
+  internal::SubscriberState& st = topic_->sub(index_).state;
+  c.taken = A(st.taken).load(std::memory_order_relaxed);
+  c.drops_newest = A(st.drops_newest).load(std::memory_order_relaxed);
+  c.drops_oldest = A(st.drops_oldest).load(std::memory_order_relaxed);
+  return c;
+}
+
+Status Subscriber::Close() {
+  if (index_ < 0) return Status::Ok();
+  internal::ReleaseSlot(topic_->sub(index_).slot, epoch_, internal::kSlotClosed);
+  topic_->pool->Close().IgnoreError();  // every hold: taken, queued, from history
+  pending_.clear();
+  index_ = -1;
+  return Status::Ok();
+}
+
+}  // namespace weft::shm

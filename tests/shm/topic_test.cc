@@ -1,0 +1,275 @@
+// Topics: fan-out in order, several publishers, history for late joiners, every overflow
+// policy with exact counters, and crashes of subscribers and publishers (with controls).
+#include "weft/shm/topic.h"
+
+#include <signal.h>
+#include <sys/mman.h>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "shm/test_util.h"
+
+namespace weft::shm {
+namespace {
+
+using weft::testing::Join;
+using weft::testing::Spawn;
+using weft::testing::UniqueName;
+
+struct TopicName {
+  std::string name = UniqueName("topic");
+  ~TopicName() {
+    Segment::Unlink(name).IgnoreError();
+    Pool::Unlink(name + ".pool").IgnoreError();
+  }
+};
+
+TopicOptions Small(uint32_t depth = 64, uint32_t history = 0) {
+  TopicOptions o;
+  o.queue_depth = depth;
+  o.history = history;
+  o.pool.bytes = 1 << 20;
+  return o;
+}
+
+void Fill(MutableBytes d, size_t n, uint64_t seq) {
+  for (size_t i = 0; i < n; ++i) d[i] = static_cast<uint8_t>(seq * 7 + i);
+}
+bool Intact(ByteView d, size_t n, uint64_t seq) {
+  if (d.size() != n) return false;
+  for (size_t i = 0; i < n; ++i) {
+    if (d[i] != static_cast<uint8_t>(seq * 7 + i)) return false;
+  }
+  return true;
+}
+
+Status PublishOne(Publisher& pub, uint64_t seq, size_t n, Deadline d = Deadline::AfterMs(10'000)) {
+  auto s = pub.Loan(n);
+  if (!s.ok()) return s.status();
+  Fill(s->data, n, seq);
+  return pub.Publish(*s, n, d);
+}
+
+uint64_t PoolInUse(const std::string& topic) {
+  auto s = Pool::Snapshot(topic + ".pool");
+  return s.ok() ? s->blocks_in_use + s->large_in_use : 999;
+}
+
+std::atomic<int>* SharedInt() {
+  void* p = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  return new (p) std::atomic<int>(0);
+}
+
+TEST(TopicTest, FanOutToSubscribersInOtherProcessesInOrder) {
+  TopicName t;
+  // Deep enough that the in-process subscriber, which reads only at the end, never blocks us.
+  auto pub = Publisher::Open(t.name, Small(4096)).value();
+  std::atomic<int>* ready = SharedInt();
+  constexpr int kSamples = 2000;
+  auto consume = [&] {
+    auto sub = Subscriber::Open(t.name);
+    if (!sub.ok()) return 10;
+    ready->fetch_add(1);
+    for (int i = 1; i <= kSamples; ++i) {
+      auto s = (*sub)->Take(Deadline::AfterMs(10'000));
+      if (!s.ok()) return 11;
+      if (s->seq != static_cast<uint64_t>(i) || !Intact(s->data, 100 + i % 500, i)) return 12;
+      if (!(*sub)->Release(*s).ok()) return 13;
+    }
+    return 0;
+  };
+  pid_t a = Spawn(consume), b = Spawn(consume);
+  auto local = Subscriber::Open(t.name).value();
+  while (ready->load() < 2) {
+  }
+  EXPECT_EQ(pub->subscribers_approx(), 3);
+  for (int i = 1; i <= kSamples; ++i) ASSERT_TRUE(PublishOne(*pub, i, 100 + i % 500).ok()) << i;
+  for (int i = 1; i <= kSamples; ++i) {
+    auto s = local->Take(Deadline::AfterMs(10'000));
+    ASSERT_TRUE(s.ok());
+    ASSERT_EQ(s->seq, static_cast<uint64_t>(i));
+    ASSERT_TRUE(local->Release(*s).ok());
+  }
+  EXPECT_EQ(Join(a), 0);
+  EXPECT_EQ(Join(b), 0);
+  EXPECT_EQ(local->counters().taken, static_cast<uint64_t>(kSamples));
+  EXPECT_EQ(PoolInUse(t.name), 0u);  // every block freed by its last reader
+}
+
+TEST(TopicTest, SeveralPublishersKeepTheirOwnOrder) {
+  TopicName t;
+  auto p1 = Publisher::Open(t.name, Small()).value();
+  auto p2 = Publisher::Open(t.name).value();
+  auto sub = Subscriber::Open(t.name).value();
+  for (int i = 1; i <= 30; ++i) {
+    ASSERT_TRUE(PublishOne(*p1, i, 64).ok());
+    if (i % 3 == 0) ASSERT_TRUE(PublishOne(*p2, i, 64).ok());
+  }
+  uint64_t last[2] = {0, 0};
+  int got[2] = {0, 0};
+  for (int k = 0; k < 40; ++k) {
+    auto s = sub->Take(Deadline::Now());
+    ASSERT_TRUE(s.ok()) << k;
+    const int which = s->publisher == p1->index() ? 0 : 1;
+    EXPECT_GT(s->seq, last[which]);
+    last[which] = s->seq;
+    ++got[which];
+    ASSERT_TRUE(sub->Release(*s).ok());
+  }
+  EXPECT_EQ(got[0], 30);
+  EXPECT_EQ(got[1], 10);
+  EXPECT_EQ(sub->Take(Deadline::Now()).status().code(), Code::kWouldBlock);
+}
+
+TEST(TopicTest, LateJoinerGetsTheHistoryFirst) {
+  TopicName t;
+  auto pub = Publisher::Open(t.name, Small(64, 4)).value();
+  for (int i = 1; i <= 10; ++i) ASSERT_TRUE(PublishOne(*pub, i, 200).ok());
+  EXPECT_EQ(PoolInUse(t.name), 4u);  // the publisher keeps the last 4
+  auto sub = Subscriber::Open(t.name, {.history = 3}).value();
+  ASSERT_TRUE(PublishOne(*pub, 11, 200).ok());
+  for (uint64_t want : {8, 9, 10, 11}) {
+    auto s = sub->Take(Deadline::AfterMs(1000));
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ(s->seq, want);
+    EXPECT_TRUE(Intact(s->data, 200, want));
+    ASSERT_TRUE(sub->Release(*s).ok());
+  }
+  auto none = Subscriber::Open(t.name).value();  // asks for no history
+  EXPECT_EQ(none->Take(Deadline::Now()).status().code(), Code::kWouldBlock);
+}
+
+TEST(TopicTest, OverflowPoliciesCountExactly) {
+  TopicName t;
+  auto pub = Publisher::Open(t.name, Small(4)).value();
+  auto newest = Subscriber::Open(t.name, {.on_full = OnFull::kDropNewest}).value();
+  auto oldest = Subscriber::Open(t.name, {.on_full = OnFull::kDropOldest}).value();
+  for (int i = 1; i <= 10; ++i) ASSERT_TRUE(PublishOne(*pub, i, 64, Deadline::Now()).ok());
+  EXPECT_EQ(newest->counters().drops_newest, 6u);
+  EXPECT_EQ(oldest->counters().drops_oldest, 6u);
+  for (uint64_t want = 1; want <= 4; ++want) {
+    auto s = newest->Take(Deadline::Now());
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ(s->seq, want);
+    ASSERT_TRUE(newest->Release(*s).ok());
+  }
+  for (uint64_t want = 7; want <= 10; ++want) {
+    auto s = oldest->Take(Deadline::Now());
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ(s->seq, want);
+    EXPECT_TRUE(Intact(s->data, 64, want));
+    ASSERT_TRUE(oldest->Release(*s).ok());
+  }
+  EXPECT_EQ(PoolInUse(t.name), 0u);  // dropped samples were freed too
+  // A blocking subscriber makes the publisher wait, then time out.
+  auto slow = Subscriber::Open(t.name, {.on_full = OnFull::kBlock}).value();
+  for (int i = 11; i <= 14; ++i) ASSERT_TRUE(PublishOne(*pub, i, 64, Deadline::Now()).ok());
+  EXPECT_EQ(PublishOne(*pub, 15, 64, Deadline::AfterMs(30)).code(), Code::kTimeout);
+  auto s = slow->Take(Deadline::Now());
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(slow->Release(*s).ok());
+  EXPECT_TRUE(PublishOne(*pub, 15, 64, Deadline::Now()).ok());
+}
+
+TEST(TopicTest, TakeWaitsForAPublishInAnotherProcess) {
+  TopicName t;
+  auto sub = Subscriber::Open(t.name, {}, Small()).value();
+  pid_t child = Spawn([&] {
+    auto pub = Publisher::Open(t.name);
+    if (!pub.ok()) return 1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    return PublishOne(**pub, 1, 1000).ok() ? 0 : 2;
+  });
+  auto s = sub->Take(Deadline::AfterMs(10'000));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_TRUE(Intact(s->data, 1000, 1));
+  ASSERT_TRUE(sub->Release(*s).ok());
+  EXPECT_EQ(Join(child), 0);
+}
+
+// A subscriber killed while holding samples and with samples queued: the publisher goes on
+// (a dead blocking subscriber is skipped), and recovery frees everything it held.
+uint64_t KillSubscriber(bool recover) {
+  TopicName t;
+  auto pub = Publisher::Open(t.name, Small(8)).value();
+  // Attached before the kill, so that it cannot take over the dead holder's slot itself.
+  auto pool = Pool::Open(t.name + ".pool").value();
+  std::atomic<int>* ready = SharedInt();
+  pid_t child = Spawn([&] {
+    auto sub = Subscriber::Open(t.name, {.on_full = OnFull::kBlock});
+    if (!sub.ok()) return 1;
+    ready->store(1);
+    while (ready->load() != 2) {
+    }
+    for (int i = 0; i < 3; ++i) (void)(*sub)->Take(Deadline::AfterMs(5000));  // held, never released
+    ready->store(3);
+    for (;;) ::pause();
+    return 0;
+  });
+  while (ready->load() != 1) {
+  }
+  for (int i = 1; i <= 8; ++i) EXPECT_TRUE(PublishOne(*pub, i, 64, Deadline::Now()).ok());
+  ready->store(2);
+  while (ready->load() != 3) {
+  }
+  ::kill(child, SIGKILL);
+  Join(child);
+  // The dead subscriber's queue has 5 entries and room for 3 more; publishing past that must
+  // not block on it.
+  for (int i = 9; i <= 20; ++i) EXPECT_TRUE(PublishOne(*pub, i, 64, Deadline::AfterMs(2000)).ok()) << i;
+  if (recover) EXPECT_EQ(pool->RecoverDead(), 1u);
+  return PoolInUse(t.name);
+}
+
+TEST(TopicCrashTest, KilledSubscribersHoldsComeBack) { EXPECT_EQ(KillSubscriber(true), 0u); }
+
+// Without recovery the dead subscriber still holds 3 taken + 5 queued + 3 queued after its death.
+TEST(TopicCrashTest, NegativeControlWithoutRecoveryTheHoldsStay) { EXPECT_EQ(KillSubscriber(false), 11u); }
+
+TEST(TopicCrashTest, PublisherKilledMidLoanLosesNothingForOthers) {
+  TopicName t;
+  auto sub = Subscriber::Open(t.name, {}, Small()).value();
+  auto pool = Pool::Open(t.name + ".pool").value();  // attached before the kill
+  std::atomic<int>* ready = SharedInt();
+  pid_t child = Spawn([&] {
+    auto pub = Publisher::Open(t.name);
+    if (!pub.ok()) return 1;
+    if (!PublishOne(**pub, 1, 300).ok()) return 2;
+    auto loan = (*pub)->Loan(5000);  // never published
+    if (!loan.ok()) return 3;
+    ready->store(1);
+    for (;;) ::pause();
+    return 0;
+  });
+  while (ready->load() != 1) {
+  }
+  ::kill(child, SIGKILL);
+  Join(child);
+  auto s = sub->Take(Deadline::AfterMs(1000));
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE(Intact(s->data, 300, 1));  // the published sample is intact, still held by us
+  EXPECT_EQ(PoolInUse(t.name), 2u);    // ours and the dead publisher's loan
+  EXPECT_EQ(pool->RecoverDead(), 1u);  // the loan comes back
+  EXPECT_EQ(PoolInUse(t.name), 1u);    // only the sample we hold
+  ASSERT_TRUE(sub->Release(*s).ok());
+  EXPECT_EQ(PoolInUse(t.name), 0u);
+}
+
+TEST(TopicTest, BadNamesAndOptionsAreRejected) {
+  EXPECT_EQ(Publisher::Open("bad/name").status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(Publisher::Open(std::string(71, 't')).status().code(), Code::kInvalidArgument);
+  TopicName t;
+  TopicOptions o = Small(100);  // not a power of two
+  EXPECT_EQ(Publisher::Open(t.name, o).status().code(), Code::kInvalidArgument);
+  auto seg = Segment::Create(t.name, SegmentKind::kChannel, 1, 8192);
+  ASSERT_TRUE(seg.ok());
+  seg->Publish();
+  EXPECT_EQ(Subscriber::Open(t.name).status().code(), Code::kWrongKind);
+}
+
+}  // namespace
+}  // namespace weft::shm
