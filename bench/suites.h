@@ -7,5 +7,6 @@ namespace weft::bench {
 
 void RunChannelSuite(const Options& opt);
 void RunPoolSuite(const Options& opt);
+void RunTopicSuite(const Options& opt);
 
 }  // namespace weft::bench

@@ -325,6 +325,7 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Open(std::string_view name, cons
   if (!index.ok()) return index.status();
   const int s = *index;
   sub->index_ = s;
+  sub->spin_ns_ = options.spin_ns;
   internal::SubscriberState& st = t.sub(s).state;
   A(st.pool_slot).store(static_cast<uint32_t>(t.pool->holder_slot()), std::memory_order_relaxed);
   A(st.on_full).store(static_cast<uint32_t>(options.on_full), std::memory_order_relaxed);
@@ -425,9 +426,12 @@ Result<Sample> Subscriber::Take(Deadline deadline) {
     return done();
   }
   if (TryTake(&out)) return done();
-  const int64_t spin_until = MonotonicNs() + 50'000;
-  while (MonotonicNs() < spin_until && !deadline.Expired()) {
+  const int64_t spin_until = spin_ns_ < 0 ? INT64_MAX : MonotonicNs() + spin_ns_;
+  for (uint32_t i = 0; !deadline.Expired() && MonotonicNs() < spin_until; ++i) {
     if (TryTake(&out)) return done();
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
   }
   for (;;) {
     const int64_t left = deadline.RemainingNs();

@@ -45,6 +45,7 @@ enum class OnFull : uint32_t { kBlock = 0, kDropOldest = 1, kDropNewest = 2 };
 struct SubscriberOptions {
   OnFull on_full = OnFull::kBlock;
   uint32_t history = 0;  // samples per publisher to receive first, if the topic keeps them
+  int64_t spin_ns = 50'000;  // Take spins this long before sleeping; -1 spins until the deadline
 };
 
 // A loaned or received sample: a block of the topic's pool.
@@ -112,6 +113,7 @@ class Subscriber {
   int index_ = -1;
   uint32_t epoch_ = 0;
   uint32_t next_publisher_ = 0;
+  int64_t spin_ns_ = 50'000;
   std::deque<Sample> pending_;              // history samples, delivered first
   std::vector<uint64_t> history_seq_;       // per publisher: last seq delivered from history
   std::vector<BlockId> history_extra_;      // history blocks whose hold was counted locally
