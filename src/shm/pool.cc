@@ -186,7 +186,7 @@ Status Pool::Unlink(std::string_view name) {
     }
     LargeEntry* e = LargeEntries(l);
     for (uint64_t i = 0; i < l->config.large_count; ++i) {
-      if (A(e[i].mask).load(std::memory_order_acquire) != 0) {
+      if (A(e[i].capacity).load(std::memory_order_acquire) != 0) {
         Segment::Unlink(std::string(name) + ".L" + std::to_string(e[i].serial)).IgnoreError();
       }
     }
@@ -304,12 +304,7 @@ void Pool::ClearHolder(int slot, uint64_t* freed) {
   LargeEntry* e = LargeEntries(layout_);
   for (uint64_t i = 0; i < layout_->config.large_count; ++i) {
     if ((A(e[i].mask).load(std::memory_order_relaxed) & bit) == 0) continue;
-    const uint64_t serial = A(e[i].serial).load(std::memory_order_relaxed);
-    if (A(e[i].mask).fetch_and(~bit, std::memory_order_acq_rel) == bit) {
-      Segment::Unlink(LargeName(serial)).IgnoreError();
-      large_maps_.erase(serial);
-      ++*freed;
-    }
+    if (A(e[i].mask).fetch_and(~bit, std::memory_order_acq_rel) == bit) ++*freed;  // kept for reuse
   }
 }
 
@@ -419,35 +414,75 @@ Result<BlockId> Pool::AllocateSmall(int cls) {
                                        std::to_string(ClassBytes(cls)) + " bytes");
 }
 
+// Large blocks: reuse a free entry whose segment fits (n to 2n), else give a free entry a new
+// segment. Segments are not unlinked when their block is freed, so that steady traffic of
+// large samples maps nothing and unmaps nothing; TrimLarge and Unlink remove them.
 Result<BlockId> Pool::AllocateLarge(size_t n) {
   LargeEntry* e = LargeEntries(layout_);
+  const uint64_t count = layout_->config.large_count;
   for (int round = 0; round < 2; ++round) {
-    for (uint64_t i = 0; i < layout_->config.large_count; ++i) {
-      uint64_t expected = 0;
-      if (A(e[i].mask).load(std::memory_order_relaxed) != 0 ||
-          !A(e[i].mask).compare_exchange_strong(expected, bit_, std::memory_order_acq_rel)) {
-        continue;
+    for (int pass = 0; pass < 2; ++pass) {
+      for (uint64_t i = 0; i < count; ++i) {
+        if (A(e[i].mask).load(std::memory_order_relaxed) != 0) continue;
+        const uint64_t cap = A(e[i].capacity).load(std::memory_order_relaxed);
+        const bool fits = cap >= n && cap <= 2 * n;
+        if (pass == 0 && !fits) continue;
+        uint64_t expected = 0;
+        // acq_rel: claims the entry and acquires its last holder's release.
+        if (!A(e[i].mask).compare_exchange_strong(expected, bit_, std::memory_order_acq_rel)) continue;
+        if (A(e[i].capacity).load(std::memory_order_relaxed) >= n &&
+            A(e[i].capacity).load(std::memory_order_relaxed) <= 2 * n) {
+          A(e[i].size).store(n, std::memory_order_relaxed);
+          ++local_.allocations;
+          return kLargeBit | i;
+        }
+        // A new segment: replace what the entry had.
+        if (A(e[i].capacity).load(std::memory_order_relaxed) != 0) {
+          const uint64_t old = A(e[i].serial).load(std::memory_order_relaxed);
+          Segment::Unlink(LargeName(old)).IgnoreError();
+          large_maps_.erase(old);
+          A(e[i].capacity).store(0, std::memory_order_relaxed);
+        }
+        const uint64_t serial = A(layout_->next_serial).fetch_add(1, std::memory_order_relaxed);
+        A(e[i].serial).store(serial, std::memory_order_relaxed);
+        A(e[i].size).store(n, std::memory_order_relaxed);
+        Result<Segment> seg = Segment::Create(LargeName(serial), SegmentKind::kBlock,
+                                              internal::kBlockLayoutVersion, internal::kLargeDataOffset + n);
+        if (!seg.ok()) {
+          A(e[i].mask).fetch_and(~bit_, std::memory_order_acq_rel);
+          Status st = seg.status();
+          return st.Annotate("large block");
+        }
+        seg->Publish();
+        A(e[i].capacity).store(seg->size() - internal::kLargeDataOffset, std::memory_order_relaxed);
+        large_maps_.emplace(serial, std::move(seg).value());
+        ++local_.allocations;
+        return kLargeBit | i;
       }
-      const uint64_t serial = A(layout_->next_serial).fetch_add(1, std::memory_order_relaxed);
-      A(e[i].serial).store(serial, std::memory_order_relaxed);
-      A(e[i].size).store(n, std::memory_order_relaxed);
-      Result<Segment> seg = Segment::Create(LargeName(serial), SegmentKind::kBlock,
-                                            internal::kBlockLayoutVersion, internal::kLargeDataOffset + n);
-      if (!seg.ok()) {
-        A(e[i].mask).fetch_and(~bit_, std::memory_order_acq_rel);
-        Status st = seg.status();
-        return st.Annotate("large block");
-      }
-      seg->Publish();
-      large_maps_.emplace(serial, std::move(seg).value());
-      ++local_.allocations;
-      return kLargeBit | i;
     }
     if (round == 0 && RecoverDead() == 0) break;
   }
-  return Status(Code::kWouldBlock, "pool '" + segment_.name() + "' has " +
-                                       std::to_string(layout_->config.large_count) +
+  return Status(Code::kWouldBlock, "pool '" + segment_.name() + "' has " + std::to_string(count) +
                                        " large blocks in use");
+}
+
+size_t Pool::TrimLarge() {
+  LargeEntry* e = LargeEntries(layout_);
+  size_t trimmed = 0;
+  for (uint64_t i = 0; i < layout_->config.large_count; ++i) {
+    uint64_t expected = 0;
+    if (A(e[i].capacity).load(std::memory_order_relaxed) == 0 ||
+        !A(e[i].mask).compare_exchange_strong(expected, bit_, std::memory_order_acq_rel)) {
+      continue;
+    }
+    const uint64_t serial = A(e[i].serial).load(std::memory_order_relaxed);
+    Segment::Unlink(LargeName(serial)).IgnoreError();
+    large_maps_.erase(serial);
+    A(e[i].capacity).store(0, std::memory_order_relaxed);
+    A(e[i].mask).fetch_and(~bit_, std::memory_order_release);
+    ++trimmed;
+  }
+  return trimmed;
 }
 
 Result<BlockId> Pool::Allocate(size_t n) {
@@ -578,14 +613,9 @@ Status Pool::ClearBit(BlockId id, uint64_t bit) {
     const uint64_t i = id & ~kLargeBit;
     if (i >= layout_->config.large_count) return InvalidArgument("no large block " + std::to_string(i));
     LargeEntry& e = LargeEntries(layout_)[i];
-    const uint64_t serial = A(e.serial).load(std::memory_order_relaxed);
+    // The segment and this process's mapping stay, for reuse by the next large request.
     const uint64_t old = A(e.mask).fetch_and(~bit, std::memory_order_acq_rel);
     if ((old & bit) == 0) return InvalidArgument("large block " + std::to_string(i) + " not held by that holder");
-    if (bit == bit_) large_maps_.erase(serial);
-    if (old == bit) {
-      large_maps_.erase(serial);
-      Segment::Unlink(LargeName(serial)).IgnoreError();
-    }
     return Status::Ok();
   }
   uint64_t bytes = 0;

@@ -3,6 +3,7 @@
 #include "weft/shm/topic.h"
 
 #include <algorithm>
+#include <climits>
 #include <atomic>
 #include <cstring>
 #include <thread>
@@ -277,10 +278,12 @@ Status Publisher::Publish(Sample& sample, size_t size, Deadline deadline) {
     // release: publishes the entry (and, through Grant, the sample's bytes); pairs with the
     // acquire of the tail in Subscriber::TryTake.
     A(ring.tail).store(A(ring.tail).load(std::memory_order_relaxed) + 1, std::memory_order_release);
-    internal::SubscriberState& st = t.sub(s).state;
-    // seq_cst RMW: Dekker with the subscriber's sleeping store + fence in Take.
-    A(st.events).fetch_add(1, std::memory_order_seq_cst);
-    if (A(st.sleeping).load(std::memory_order_relaxed) != 0) internal::FutexWake(&st.events, 1);
+  }
+  if (targets != 0) {
+    internal::TopicWake& wake = t.layout->wake;
+    // seq_cst RMW: Dekker with the sleeper's seq_cst increment of `sleepers` in Take.
+    A(wake.events).fetch_add(1, std::memory_order_seq_cst);
+    if (A(wake.sleepers).load(std::memory_order_seq_cst) != 0) internal::FutexWake(&wake.events, INT32_MAX);
   }
   // 5. History: keep our hold on the last `history` samples for late joiners.
   const uint32_t h = t.config().history;
@@ -329,7 +332,6 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Open(std::string_view name, cons
   internal::SubscriberState& st = t.sub(s).state;
   A(st.pool_slot).store(static_cast<uint32_t>(t.pool->holder_slot()), std::memory_order_relaxed);
   A(st.on_full).store(static_cast<uint32_t>(options.on_full), std::memory_order_relaxed);
-  A(st.sleeping).store(0, std::memory_order_relaxed);
   A(st.drops_newest).store(0, std::memory_order_relaxed);
   A(st.drops_oldest).store(0, std::memory_order_relaxed);
   A(st.taken).store(0, std::memory_order_relaxed);
@@ -439,17 +441,18 @@ Result<Sample> Subscriber::Take(Deadline deadline) {
       if (TryTake(&out)) return done();
       return Status(deadline.is_now() ? Code::kWouldBlock : Code::kTimeout, "no sample on the topic");
     }
-    // Dekker with the publisher's fetch_add on `events`: either it sees sleeping, or we see
-    // its entry in TryTake.
-    A(st.sleeping).store(1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    const uint32_t ev = A(st.events).load(std::memory_order_relaxed);
+    // Dekker with the publisher's fetch_add on `events` then load of `sleepers`: either it
+    // sees us counted and wakes us, or we see its entry in TryTake (or `events` moved and the
+    // futex does not sleep).
+    internal::TopicWake& wake = t.layout->wake;
+    const uint32_t ev = A(wake.events).load(std::memory_order_seq_cst);
+    A(wake.sleepers).fetch_add(1, std::memory_order_seq_cst);
     if (TryTake(&out)) {
-      A(st.sleeping).store(0, std::memory_order_relaxed);
+      A(wake.sleepers).fetch_sub(1, std::memory_order_relaxed);
       return done();
     }
-    internal::FutexWait(&st.events, ev, std::min(left, kLivenessSliceNs));
-    A(st.sleeping).store(0, std::memory_order_relaxed);
+    internal::FutexWait(&wake.events, ev, std::min(left, kLivenessSliceNs));
+    A(wake.sleepers).fetch_sub(1, std::memory_order_relaxed);
     if (TryTake(&out)) return done();
   }
 }

@@ -126,6 +126,27 @@ TEST(PoolTest, ArenaLeftHalfCreatedByADeadProcessIsRedone) {
   EXPECT_EQ(f.pool->local_stats().arenas_created, 2u);  // arena 0 at creation, then arena 1
 }
 
+TEST(PoolTest, FreedLargeBlocksKeepTheirSegmentForReuse) {
+  PoolFixture f;
+  auto a = f.pool->Allocate(1 << 20);
+  ASSERT_TRUE(a.ok());
+  std::memset(f.pool->Data(*a)->data(), 1, 1 << 20);
+  ASSERT_TRUE(f.pool->Release(*a).ok());
+  EXPECT_EQ(f.pool->Stats().large_in_use, 0u);
+  auto b = f.pool->Allocate(900 << 10);  // fits the freed segment (n to 2n): reused
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(*b, *a);
+  EXPECT_EQ(f.pool->Data(*b)->size(), 900u << 10);
+  auto c = f.pool->Allocate(4 << 20);  // too big for it: a new segment elsewhere
+  ASSERT_TRUE(c.ok());
+  EXPECT_NE(*c, *a);
+  ASSERT_TRUE(f.pool->Release(*b).ok());
+  ASSERT_TRUE(f.pool->Release(*c).ok());
+  EXPECT_EQ(f.pool->TrimLarge(), 2u);
+  EXPECT_EQ(f.pool->TrimLarge(), 0u);
+  for (const std::string& n : Segment::List()) EXPECT_EQ(n.find(f.name + ".L"), std::string::npos) << n;
+}
+
 TEST(PoolTest, FastPathTakesNoSharedSlowPath) {
   PoolFixture f;
   for (int i = 0; i < 200'000; ++i) {

@@ -4,7 +4,8 @@
 //
 // Blocks up to one page (64 KiB) come from size classes (64 B, 128 B, ... 64 KiB) carved out of
 // pages that are given to a class on first need; pages live in arenas (segments of `bytes`
-// each) added when the ones there are full. Larger blocks get a dedicated segment each.
+// each) added when the ones there are full. Larger blocks get a dedicated segment each, kept
+// after the block is freed for the next large request of a similar size.
 // Every block has a holder mask: one bit per process attached to the pool. A process holds a
 // block while its bit is set; the block is free when no bit is. Allocation claims a free block
 // with one compare-and-swap on its mask; nothing else is shared, so a process killed at any
@@ -114,6 +115,8 @@ class Pool {
   Status Revoke(BlockId id, int slot);
   // Releases every block held by processes that died; returns how many holders were recovered.
   size_t RecoverDead();
+  // Removes the segments kept for reuse by freed large blocks; returns how many.
+  size_t TrimLarge();
   // Releases this process's holds and leaves its slot. Idempotent.
   Status Close();
 

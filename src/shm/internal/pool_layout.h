@@ -49,10 +49,12 @@ inline uint64_t ArenaDataOffset(uint64_t pages) {
 inline uint64_t ArenaBytes(uint64_t pages) { return ArenaDataOffset(pages) + pages * kPoolPageSize; }
 
 // A block above one page, kept in its own segment "<pool>.L<serial>".
+// A freed large block keeps its segment for reuse by a later request of a similar size.
 struct alignas(64) LargeEntry {
-  uint64_t mask;    // holder bits; 0: free
-  uint64_t size;    // requested bytes
-  uint64_t serial;  // names the segment
+  uint64_t mask;      // holder bits; 0: free
+  uint64_t size;      // requested bytes
+  uint64_t serial;    // names the segment
+  uint64_t capacity;  // data bytes of the segment; 0: no segment
 };
 
 struct PoolLayout {

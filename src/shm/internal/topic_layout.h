@@ -48,8 +48,7 @@ struct PublisherRecord {
 struct alignas(64) SubscriberState {
   uint32_t pool_slot;  // the subscriber's holder slot in the topic's pool
   uint32_t on_full;    // OnFull
-  uint32_t sleeping;   // 1 while the subscriber may be in FutexWait on `events`
-  uint32_t events;     // futex word: bumped by publishers after publishing
+  uint32_t reserved[2];
   uint64_t drops_newest;
   uint64_t drops_oldest;
   uint64_t taken;
@@ -66,15 +65,24 @@ struct Ring {
   alignas(64) uint64_t tail;  // next entry to write; the publisher only
 };
 
+// One wake-up word for the whole topic: a publish makes at most one system call, however
+// many subscribers sleep.
+struct alignas(64) TopicWake {
+  uint32_t events;    // futex word: bumped by every publish
+  uint32_t sleepers;  // subscribers that may be in FutexWait on `events`
+};
+
 struct TopicLayout {
   SegmentHeader segment;
   uint8_t pad0[192 - sizeof(SegmentHeader)];
   TopicConfig config;
+  TopicWake wake;
 };
 
 static_assert(std::is_trivially_copyable_v<TopicLayout>, "shared structs are trivially copyable");
 static_assert(offsetof(TopicLayout, config) == 192, "topic format v1 layout");
 static_assert(sizeof(TopicConfig) == 64, "topic format v1 layout");
+static_assert(offsetof(TopicLayout, wake) == 256 && sizeof(TopicLayout) == 320, "topic format v1 layout");
 static_assert(sizeof(SampleEntry) == 32, "topic format v1 layout");
 static_assert(sizeof(PublisherRecord) == 128 && sizeof(SubscriberRecord) == 128, "topic format v1 layout");
 static_assert(sizeof(Ring) == 128, "topic format v1 layout");
