@@ -12,6 +12,7 @@
 
 #include "errors.h"
 #include "span.h"
+#include "blocking.h"
 #include "weft/shm/channel.h"
 
 namespace py = pybind11;
@@ -25,41 +26,6 @@ using weft::shm::Channel;
 namespace weft::py_bind {
 namespace {
 
-// ---- waiting -----------------------------------------------------------------------------
-
-// Seconds (float) or None (no limit) to a deadline.
-Deadline ToDeadline(const std::optional<double>& timeout) {
-  if (!timeout.has_value()) return Deadline::Never();
-  if (*timeout <= 0) return Deadline::Now();
-  return Deadline::AfterNs(static_cast<int64_t>(*timeout * 1e9));
-}
-
-// Runs `op(deadline)` first without releasing the GIL and without waiting; if it would
-// block, waits with the GIL released, in slices so that Ctrl-C is honoured.
-template <typename Op>
-auto Blocking(const std::optional<double>& timeout, Op&& op) -> decltype(op(Deadline::Now())) {
-  auto r = op(Deadline::Now());
-  if (r.ok() || r.status().code() != Code::kWouldBlock) return r;
-  const Deadline deadline = ToDeadline(timeout);
-  if (deadline.is_now()) return r;
-  constexpr int64_t kSliceNs = 100'000'000;
-  for (;;) {
-    const int64_t left = deadline.RemainingNs();
-    const Deadline slice = left > kSliceNs ? Deadline::AfterNs(kSliceNs) : deadline;
-    {
-      py::gil_scoped_release nogil;
-      r = op(slice);
-    }
-    if (r.ok() || r.status().code() != Code::kTimeout || deadline.Expired()) return r;
-    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-  }
-}
-
-struct StatusResult {  // adapts Status to the Result-like interface Blocking expects
-  Status s;
-  bool ok() const { return s.ok(); }
-  const Status& status() const { return s; }
-};
 
 // A read-only byte view of any buffer-protocol object, held for the scope.
 class BufferView {

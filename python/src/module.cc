@@ -9,6 +9,7 @@ namespace weft::py_bind {
 void RegisterSpan(py::module_& m);
 void BindChannel(py::module_& m);
 void BindPool(py::module_& m);
+void BindTopic(py::module_& m);
 }
 
 namespace weft::pyerr {
@@ -44,4 +45,5 @@ PYBIND11_MODULE(_native, m) {
   weft::py_bind::RegisterSpan(m);
   weft::py_bind::BindChannel(m);
   weft::py_bind::BindPool(m);
+  weft::py_bind::BindTopic(m);
 }

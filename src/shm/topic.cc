@@ -213,9 +213,20 @@ Status Publisher::Discard(Sample& sample) {
 }
 
 Status Publisher::Publish(Sample& sample, size_t size, Deadline deadline) {
-  if (index_ < 0) return Status(Code::kClosed, "publisher is closed");
   if (size > sample.data.size()) return InvalidArgument("publish size exceeds the loan");
+  Status s = Publish(sample.block, size, deadline);
+  if (s.ok()) sample = Sample{};
+  return s;
+}
+
+Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
+  if (index_ < 0) return Status(Code::kClosed, "publisher is closed");
   Topic& t = *topic_;
+  {
+    auto d = t.pool->Data(block);
+    if (!d.ok()) return d.status();
+    if (size > d->size()) return InvalidArgument("publish size exceeds the loan");
+  }
   const uint32_t depth = t.config().queue_depth;
   const int subs = static_cast<int>(t.config().max_subscribers);
   uint64_t targets = 0, grant = 0;
@@ -268,9 +279,9 @@ Status Publisher::Publish(Sample& sample, size_t size, Deadline deadline) {
     Ring& ring = t.ring(index_, s);
     const uint64_t tail = A(ring.tail).load(std::memory_order_relaxed);
     StoreEntry(t.entries(index_, s)[tail % depth],
-               {sample.block, size, seq, A(t.sub(s).state.pool_slot).load(std::memory_order_relaxed)});
+               {block, size, seq, A(t.sub(s).state.pool_slot).load(std::memory_order_relaxed)});
   }
-  if (grant != 0) WEFT_RETURN_IF_ERROR(t.pool->Grant(sample.block, grant));
+  if (grant != 0) WEFT_RETURN_IF_ERROR(t.pool->Grant(block, grant));
   A(t.pub(index_).state.seq).store(seq, std::memory_order_relaxed);
   for (int s = 0; s < subs; ++s) {
     if (!(targets >> s & 1)) continue;
@@ -288,17 +299,16 @@ Status Publisher::Publish(Sample& sample, size_t size, Deadline deadline) {
   // 5. History: keep our hold on the last `history` samples for late joiners.
   const uint32_t h = t.config().history;
   if (h == 0) {
-    WEFT_RETURN_IF_ERROR(t.pool->Release(sample.block));
+    WEFT_RETURN_IF_ERROR(t.pool->Release(block));
   } else {
     internal::PublisherState& ps = t.pub(index_).state;
     const uint64_t count = A(ps.history_count).load(std::memory_order_relaxed);
     SampleEntry& slot = t.history(index_)[count % h];
     if (count >= h) t.pool->Release(A(slot.block).load(std::memory_order_relaxed)).IgnoreError();
-    StoreEntry(slot, {sample.block, size, seq, 0});
+    StoreEntry(slot, {block, size, seq, 0});
     // release: the entry is complete before late joiners see the count.
     A(ps.history_count).store(count + 1, std::memory_order_release);
   }
-  sample = Sample{};
   return Status::Ok();
 }
 

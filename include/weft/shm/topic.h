@@ -76,6 +76,8 @@ class Publisher {
   // consumed. A subscriber with OnFull::kBlock whose queue stays full past `deadline` makes
   // this fail with kTimeout, and nothing is published.
   Status Publish(Sample& sample, size_t size, Deadline deadline);
+  // The same, naming the loan by its block (size at most the loaned size).
+  Status Publish(BlockId block, size_t size, Deadline deadline);
   // Returns a loan unpublished.
   Status Discard(Sample& sample);
   Status Close();

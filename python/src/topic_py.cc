@@ -1,0 +1,137 @@
+// Python binding of topics: publishers loan blocks and publish them, subscribers take them.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+
+#include "blocking.h"
+#include "errors.h"
+#include "span.h"
+#include "weft/shm/topic.h"
+
+namespace py = pybind11;
+using weft::shm::OnFull;
+using weft::shm::Publisher;
+using weft::shm::Sample;
+using weft::shm::Subscriber;
+
+namespace weft::py_bind {
+namespace {
+
+struct PyPublisher {
+  std::shared_ptr<Publisher> pub;
+};
+struct PySubscriber {
+  std::shared_ptr<Subscriber> sub;
+};
+
+weft::shm::TopicOptions CreateOptions(uint32_t queue_depth, uint32_t keep_history, size_t pool_bytes) {
+  weft::shm::TopicOptions o;
+  o.queue_depth = queue_depth;
+  o.history = keep_history;
+  o.pool.bytes = pool_bytes;
+  return o;
+}
+
+OnFull ParseOnFull(const std::string& s) {
+  if (s == "block") return OnFull::kBlock;
+  if (s == "drop_oldest") return OnFull::kDropOldest;
+  if (s == "drop_newest") return OnFull::kDropNewest;
+  pyerr::Raise(weft::InvalidArgument("on_full must be 'block', 'drop_oldest' or 'drop_newest'"));
+}
+
+Publisher& Get(PyPublisher& self) {
+  if (!self.pub) pyerr::Raise(Status(Code::kClosed, "publisher is closed"));
+  return *self.pub;
+}
+Subscriber& Get(PySubscriber& self) {
+  if (!self.sub) pyerr::Raise(Status(Code::kClosed, "subscriber is closed"));
+  return *self.sub;
+}
+
+
+}  // namespace
+
+void BindTopic(py::module_& m) {
+  py::class_<PyPublisher>(m, "_Publisher")
+      .def(py::init([](const std::string& name, uint32_t queue_depth, uint32_t keep_history, size_t pool_bytes) {
+             auto r = Publisher::Open(name, CreateOptions(queue_depth, keep_history, pool_bytes));
+             if (!r.ok()) pyerr::Raise(r.status());
+             return PyPublisher{std::shared_ptr<Publisher>(std::move(r).value())};
+           }),
+           py::arg("name"), py::arg("queue_depth"), py::arg("keep_history"), py::arg("pool_bytes"))
+      .def("_loan",
+           [](PyPublisher& self, size_t n) {
+             auto r = Get(self).Loan(n);
+             if (!r.ok()) pyerr::Raise(r.status());
+             return py::make_tuple(r->block, MakeSpan(r->data.data(), n, false, self.pub));
+           })
+      .def("_publish",
+           [](PyPublisher& self, uint64_t block, size_t size, std::optional<double> timeout) {
+             Publisher& pub = Get(self);
+             auto r = Blocking(timeout, [&](Deadline d) { return StatusResult{pub.Publish(block, size, d)}; });
+             pyerr::Check(r.s);
+           })
+      .def("_discard",
+           [](PyPublisher& self, uint64_t block) {
+             Sample s;
+             s.block = block;
+             pyerr::Check(Get(self).Discard(s));
+           })
+      .def_property_readonly("subscribers", [](PyPublisher& self) { return Get(self).subscribers_approx(); })
+      .def("close", [](PyPublisher& self) {
+        if (self.pub) {
+          Status s = self.pub->Close();
+          self.pub.reset();
+          pyerr::Check(s);
+        }
+      });
+
+  py::class_<PySubscriber>(m, "_Subscriber")
+      .def(py::init([](const std::string& name, uint32_t history, const std::string& on_full,
+                       std::optional<double> spin_us, uint32_t queue_depth, uint32_t keep_history,
+                       size_t pool_bytes) {
+             weft::shm::SubscriberOptions o;
+             o.history = history;
+             o.on_full = ParseOnFull(on_full);
+             if (spin_us.has_value()) o.spin_ns = *spin_us < 0 ? -1 : static_cast<int64_t>(*spin_us * 1000);
+             auto r = Subscriber::Open(name, o, CreateOptions(queue_depth, keep_history, pool_bytes));
+             if (!r.ok()) pyerr::Raise(r.status());
+             return PySubscriber{std::shared_ptr<Subscriber>(std::move(r).value())};
+           }),
+           py::arg("name"), py::arg("history"), py::arg("on_full"), py::arg("spin_us"),
+           py::arg("queue_depth"), py::arg("keep_history"), py::arg("pool_bytes"))
+      .def("_take",
+           [](PySubscriber& self, std::optional<double> timeout) {
+             Subscriber& sub = Get(self);
+             auto r = Blocking(timeout, [&](Deadline d) { return sub.Take(d); });
+             if (!r.ok()) pyerr::Raise(r.status());
+             return py::make_tuple(r->block, MakeSpan(r->data.data(), r->data.size(), true, self.sub), r->seq,
+                                   r->publisher);
+           },
+           py::arg("timeout") = py::none())
+      .def("_release",
+           [](PySubscriber& self, uint64_t block) {
+             Sample s;
+             s.block = block;
+             pyerr::Check(Get(self).Release(s));
+           })
+      .def("counters",
+           [](PySubscriber& self) {
+             auto c = Get(self).counters();
+             py::dict d;
+             d["taken"] = c.taken;
+             d["drops_newest"] = c.drops_newest;
+             d["drops_oldest"] = c.drops_oldest;
+             return d;
+           })
+      .def("close", [](PySubscriber& self) {
+        if (self.sub) {
+          Status s = self.sub->Close();
+          self.sub.reset();
+          pyerr::Check(s);
+        }
+      });
+}
+
+}  // namespace weft::py_bind

@@ -1,0 +1,159 @@
+"""weft.Publisher and weft.Subscriber: zero-copy one-to-many publish/subscribe.
+
+    pub = weft.Publisher("camera")
+    frame = pub.loan_array((480, 640, 3), "uint8")   # a NumPy array in shared memory
+    frame[:] = capture()
+    pub.publish(frame)
+
+    sub = weft.Subscriber("camera", history=1, on_full="drop_oldest")   # another process
+    with sub.take(timeout=1.0) as sample:            # read-only, valid inside the block
+        img = sample.array("uint8", (480, 640, 3))
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from . import _native
+from ._errors import InvalidArgument
+
+_DEFAULTS = dict(queue_depth=256, keep_history=0, pool_bytes=64 << 20)
+
+
+def _span_of(obj):
+    """The _Span behind a memoryview or NumPy array made from a loan."""
+    seen = 0
+    while obj is not None and seen < 8:
+        if isinstance(obj, _native._Span):
+            return obj
+        obj = getattr(obj, "obj", None) if isinstance(obj, memoryview) else getattr(obj, "base", None)
+        seen += 1
+    raise InvalidArgument("not a loan of this publisher (pass the memoryview or array from loan())")
+
+
+class Publisher(_native._Publisher):
+    """Publishes samples to every subscriber of a topic; creates the topic if absent.
+
+    queue_depth (a power of two), keep_history and pool_bytes apply when this call creates it.
+    """
+
+    def __init__(self, topic: str, queue_depth: int = 256, keep_history: int = 0,
+                 pool_bytes: int = 64 << 20):
+        super().__init__(topic, queue_depth, keep_history, pool_bytes)
+        self._loans = {}
+
+    def loan(self, n: int) -> memoryview:
+        """A writable memoryview of n bytes in shared memory, to fill and publish()."""
+        block, span = self._loan(n)
+        self._loans[id(span)] = (block, n, span)
+        return memoryview(span)
+
+    def loan_array(self, shape, dtype):
+        """A NumPy array of `shape` and `dtype` in shared memory, to fill and publish()."""
+        import numpy as np
+        dtype = np.dtype(dtype)
+        count = 1
+        for dim in (shape if isinstance(shape, tuple) else (shape,)):
+            count *= dim
+        view = self.loan(count * dtype.itemsize)
+        return np.frombuffer(view, dtype=dtype, count=count).reshape(shape)
+
+    def _take_loan(self, loaned):
+        span = _span_of(loaned)
+        entry = self._loans.pop(id(span), None)
+        if entry is None:
+            raise InvalidArgument("this loan was already published or discarded")
+        return entry
+
+    def publish(self, loaned, size: Optional[int] = None, timeout: Optional[float] = None) -> None:
+        """Publishes a loan (the memoryview or array from loan()/loan_array()); the loan is
+        consumed and must not be written afterwards."""
+        block, n, span = self._take_loan(loaned)
+        try:
+            self._publish(block, n if size is None else size, timeout)
+        except BaseException:
+            self._loans[id(span)] = (block, n, span)  # still ours: publish again or discard
+            raise
+        span._invalidate()
+
+    def discard(self, loaned) -> None:
+        """Returns a loan without publishing it."""
+        block, _, span = self._take_loan(loaned)
+        span._invalidate()
+        self._discard(block)
+
+    def __enter__(self) -> "Publisher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Sample:
+    """One received sample: `with sub.take() as sample:`; a read-only view inside the block."""
+
+    __slots__ = ("_sub", "_block", "_span", "_view", "seq", "publisher")
+
+    def __init__(self, sub, block, span, seq, publisher):
+        self._sub, self._block, self._span = sub, block, span
+        self._view = None
+        self.seq, self.publisher = seq, publisher
+
+    def __enter__(self) -> "Sample":
+        return self
+
+    @property
+    def view(self) -> memoryview:
+        if self._view is None:
+            self._view = memoryview(self._span)
+        return self._view
+
+    def array(self, dtype, shape=None):
+        import numpy as np
+        arr = np.frombuffer(self.view, dtype=dtype)
+        return arr if shape is None else arr.reshape(shape)
+
+    def bytes(self) -> bytes:
+        return bytes(self.view)
+
+    def release(self) -> None:
+        if self._span is None:
+            return
+        if self._view is not None:
+            try:
+                self._view.release()
+            except BufferError:
+                pass  # an array made from it is alive: the memory stays mapped, but may be reused
+        self._span._invalidate()
+        self._span = None
+        self._sub._release(self._block)
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+class Subscriber(_native._Subscriber):
+    """Receives every sample published on a topic after it subscribed (plus `history` earlier
+    ones per publisher, if the topic keeps them). on_full: "block" (the publisher waits),
+    "drop_oldest" or "drop_newest"."""
+
+    def __init__(self, topic: str, history: int = 0, on_full: str = "block",
+                 spin_us: Optional[float] = None, queue_depth: int = 256, keep_history: int = 0,
+                 pool_bytes: int = 64 << 20):
+        super().__init__(topic, history, on_full, spin_us, queue_depth, keep_history, pool_bytes)
+
+    def take(self, timeout: Optional[float] = None) -> Sample:
+        """The next sample (WouldBlock with timeout=0, Timeout after `timeout` seconds)."""
+        return Sample(self, *self._take(timeout))
+
+    def __iter__(self):
+        """Yields each sample's bytes (copied), waiting without limit."""
+        while True:
+            with self.take(None) as sample:
+                yield sample.bytes()
+
+    def __enter__(self) -> "Subscriber":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
