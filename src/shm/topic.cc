@@ -164,6 +164,52 @@ Result<int> ClaimAny(int count, SlotAt slot, const char* what, uint32_t* epoch) 
   return Status(Code::kBusy, std::string("every ") + what + " is held by a live process");
 }
 
+Result<TopicInfo> InspectTopic(std::string_view name) {
+  Result<Segment> seg = Segment::OpenValidated(name, SegmentKind::kTopic, internal::kTopicLayoutVersion,
+                                               internal::ValidateTopic);
+  if (!seg.ok()) return seg.status();
+  Topic t;
+  t.segment = std::move(seg).value();
+  t.layout = reinterpret_cast<TopicLayout*>(t.segment.base());
+  const internal::TopicConfig& c = t.config();
+  TopicInfo info;
+  info.max_publishers = c.max_publishers;
+  info.max_subscribers = c.max_subscribers;
+  info.queue_depth = c.queue_depth;
+  info.history = c.history;
+  for (uint32_t p = 0; p < c.max_publishers; ++p) {
+    const internal::SlotView v = internal::ReadSlot(t.pub(static_cast<int>(p)).slot);
+    if (v.state != internal::kSlotAttached && v.state != internal::kSlotClaiming) continue;
+    TopicInfo::Endpoint e;
+    e.index = static_cast<int>(p);
+    e.pid = v.who.pid;
+    e.alive = !internal::HolderGone(v);
+    e.published = A(t.pub(static_cast<int>(p)).state.seq).load(std::memory_order_relaxed);
+    info.publishers.push_back(e);
+  }
+  static const char* kPolicies[] = {"block", "drop_oldest", "drop_newest"};
+  for (uint32_t s = 0; s < c.max_subscribers; ++s) {
+    SubscriberRecord& rec = t.sub(static_cast<int>(s));
+    const internal::SlotView v = internal::ReadSlot(rec.slot);
+    if (v.state != internal::kSlotAttached && v.state != internal::kSlotClaiming) continue;
+    TopicInfo::Endpoint e;
+    e.index = static_cast<int>(s);
+    e.pid = v.who.pid;
+    e.alive = !internal::HolderGone(v);
+    const uint32_t policy = A(rec.state.on_full).load(std::memory_order_relaxed);
+    e.on_full = policy < 3 ? kPolicies[policy] : "?";
+    for (uint32_t p = 0; p < c.max_publishers; ++p) {
+      Ring& ring = t.ring(static_cast<int>(p), static_cast<int>(s));
+      e.queued += A(ring.tail).load(std::memory_order_relaxed) - A(ring.head).load(std::memory_order_relaxed);
+    }
+    e.taken = A(rec.state.taken).load(std::memory_order_relaxed);
+    e.drops_newest = A(rec.state.drops_newest).load(std::memory_order_relaxed);
+    e.drops_oldest = A(rec.state.drops_oldest).load(std::memory_order_relaxed);
+    info.subscribers.push_back(e);
+  }
+  return info;
+}
+
 // ---- publisher ------------------------------------------------------------------------------
 
 Publisher::~Publisher() { Close().IgnoreError(); }

@@ -111,3 +111,17 @@ def test_inspect_and_gc_pools(name, run_python):
     pool.release(b)
     pool.close()
     weft.Pool.unlink(name)
+
+
+def test_inspect_topic(name):
+    pub = weft.Publisher(name, pool_bytes=1 << 20)
+    sub = weft.Subscriber(name, on_full="drop_oldest")
+    pub.publish(pub.loan(10))
+    pub.publish(pub.loan(10))
+    out = cli("inspect", name).stdout
+    assert "topic" in out and f"pid {os.getpid()}" in out
+    assert "published 2" in out
+    assert "drop_oldest queued 2, taken 0" in out
+    sub.close()
+    pub.close()
+    weft.Pool.unlink(name + ".pool")

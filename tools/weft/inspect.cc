@@ -10,6 +10,7 @@
 #include "weft/shm/channel.h"
 #include "weft/shm/pool.h"
 #include "weft/shm/process.h"
+#include "weft/shm/topic.h"
 #include "weft/shm/segment.h"
 
 namespace weft::cli {
@@ -57,6 +58,28 @@ int InspectPool(const std::string& name) {
   return 0;
 }
 
+int InspectTopic(const std::string& name) {
+  auto info = shm::InspectTopic(name);
+  if (!info.ok()) {
+    std::fprintf(stderr, "weft inspect: %s\n", info.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("topic\n");
+  std::printf("  limits    %u publishers, %u subscribers, queue %u, history %u (pool %s.pool)\n",
+              info->max_publishers, info->max_subscribers, info->queue_depth, info->history, name.c_str());
+  for (const auto& p : info->publishers) {
+    std::printf("  publisher %-2d pid %-7d %-5s published %lu\n", p.index, p.pid, p.alive ? "alive" : "DEAD",
+                static_cast<unsigned long>(p.published));
+  }
+  for (const auto& s : info->subscribers) {
+    std::printf("  subscriber %-2d pid %-7d %-5s %-11s queued %lu, taken %lu, dropped %lu newest, %lu oldest\n",
+                s.index, s.pid, s.alive ? "alive" : "DEAD", s.on_full.c_str(), static_cast<unsigned long>(s.queued),
+                static_cast<unsigned long>(s.taken), static_cast<unsigned long>(s.drops_newest),
+                static_cast<unsigned long>(s.drops_oldest));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int Inspect(const std::string& name) {
@@ -75,6 +98,7 @@ int Inspect(const std::string& name) {
   std::printf("  size      %lu bytes\n", static_cast<unsigned long>(h->total_bytes));
   std::printf("  creator   pid %d (%s), created %s\n", h->creator_pid, creator_alive ? "alive" : "gone", when);
   if (h->kind == static_cast<uint32_t>(shm::SegmentKind::kPool)) return InspectPool(name);
+  if (h->kind == static_cast<uint32_t>(shm::SegmentKind::kTopic)) return InspectTopic(name);
   if (h->kind != static_cast<uint32_t>(shm::SegmentKind::kChannel)) return 0;
   auto snap = shm::Channel::Snapshot(name);
   if (!snap.ok()) {
@@ -133,6 +157,13 @@ int Gc(bool dry_run) {
         auto snap = shm::Pool::Snapshot(name);
         if (snap.ok()) {
           for (const shm::PoolHolder& hd : snap->holders) live |= hd.alive;
+        }
+      }
+      if (!live && h->kind == static_cast<uint32_t>(shm::SegmentKind::kTopic)) {
+        auto info = shm::InspectTopic(name);
+        if (info.ok()) {
+          for (const auto& e : info->publishers) live |= e.alive;
+          for (const auto& e : info->subscribers) live |= e.alive;
         }
       }
       if (!live && h->kind == static_cast<uint32_t>(shm::SegmentKind::kBlock)) {

@@ -60,6 +60,23 @@ struct SubscriberCounters {
   uint64_t taken = 0, drops_newest = 0, drops_oldest = 0;
 };
 
+// A racy picture of a topic, for tools.
+struct TopicInfo {
+  uint32_t max_publishers = 0, max_subscribers = 0, queue_depth = 0, history = 0;
+  struct Endpoint {
+    int index = 0;
+    int32_t pid = 0;
+    bool alive = false;
+    uint64_t published = 0;         // publishers
+    std::string on_full;            // subscribers
+    uint64_t queued = 0;            // subscribers: entries waiting, over all publishers
+    uint64_t taken = 0, drops_newest = 0, drops_oldest = 0;
+  };
+  std::vector<Endpoint> publishers, subscribers;
+};
+// Reads a topic's endpoints and queue depths without joining it.
+Result<TopicInfo> InspectTopic(std::string_view name);
+
 class Topic;  // internal: the mapped topic segment and its pool
 
 class Publisher {
