@@ -407,44 +407,6 @@ Row OneWayWeft(const char* case_name, size_t size, const std::string& mode, int 
   return r;
 }
 
-Row OneWayLink(const char* case_name, const std::string& transport, size_t size,
-               const std::string& mode, int warm, int n, bool touch) {
-  LinkPair lp = MakeLinkPair(transport, mode == "spin");
-  SharedCtl ctl(warm + n);
-  Ctl* c = ctl.c;
-  pid_t child = Fork([&] {
-    auto link = lp.child();
-    std::vector<uint8_t> buf(size);
-    c->ready.store(1, std::memory_order_release);
-    uint64_t sum = 0;
-    for (int i = 0; i < warm + n; ++i) {
-      if (!link->Recv(buf.data(), size)) return 1;
-      if (touch) sum += TouchSum(buf.data(), size);
-      c->samples[i] = MonotonicNs() - c->t0.load(std::memory_order_acquire);
-      c->done.store(i + 1, std::memory_order_release);
-    }
-    c->sum.store(sum);
-    return 0;
-  });
-  auto link = lp.parent();
-  std::vector<uint8_t> src(size);
-  WaitAtLeast(c->ready, 1);
-  for (int i = 0; i < warm + n; ++i) {
-    WaitAtLeast(c->done, i);
-    if (touch) std::memset(src.data(), i & 0xFF, size);
-    if (mode == "parked") SpinFor(touch ? 1000 : 50'000);
-    c->t0.store(MonotonicNs(), std::memory_order_release);
-    if (!link->Send(src.data(), size)) break;
-  }
-  Join(child);
-  link.reset();
-  lp.cleanup();
-  std::vector<int64_t> samples(c->samples + warm, c->samples + warm + n);
-  Row r = MakeRow(case_name, transport, size, mode);
-  SetLatency(r, samples);
-  return r;
-}
-
 // blob floor: sum the same freshly written bytes in one process.
 Row BlobFloor(int n) {
   std::vector<uint8_t> buf(kBlob);
@@ -521,6 +483,48 @@ std::vector<Row> PythonStream(bool quick) {
 
 }  // namespace
 
+// One-way over a baseline transport: the parent sends, the child records t1 - t0 per
+// message in shared samples; touch: the consumer sums every byte.
+Row OneWayLink(const char* suite, const char* case_name, const std::string& transport, size_t size,
+               const std::string& mode, int warm, int n, bool touch) {
+  LinkPair lp = MakeLinkPair(transport, mode == "spin");
+  SharedCtl ctl(warm + n);
+  Ctl* c = ctl.c;
+  pid_t child = Fork([&] {
+    auto link = lp.child();
+    std::vector<uint8_t> buf(size);
+    c->ready.store(1, std::memory_order_release);
+    uint64_t sum = 0;
+    for (int i = 0; i < warm + n; ++i) {
+      if (!link->Recv(buf.data(), size)) return 1;
+      if (touch) sum += TouchSum(buf.data(), size);
+      c->samples[i] = MonotonicNs() - c->t0.load(std::memory_order_acquire);
+      c->done.store(i + 1, std::memory_order_release);
+    }
+    c->sum.store(sum);
+    return 0;
+  });
+  auto link = lp.parent();
+  std::vector<uint8_t> src(size);
+  WaitAtLeast(c->ready, 1);
+  for (int i = 0; i < warm + n; ++i) {
+    WaitAtLeast(c->done, i);
+    if (touch) std::memset(src.data(), i & 0xFF, size);
+    if (mode == "parked") SpinFor(touch ? 1000 : 50'000);
+    c->t0.store(MonotonicNs(), std::memory_order_release);
+    if (!link->Send(src.data(), size)) break;
+  }
+  Join(child);
+  link.reset();
+  lp.cleanup();
+  std::vector<int64_t> samples(c->samples + warm, c->samples + warm + n);
+  Row r = MakeRow(case_name, transport, size, mode);
+  r.suite = suite;
+  SetLatency(r, samples);
+  return r;
+}
+
+
 void RunChannelSuite(const Options& opt) {
   const int rounds = opt.quick ? 2 : 5;
   const int warm = 1000, n = 10'000;
@@ -555,7 +559,7 @@ void RunChannelSuite(const Options& opt) {
       if (!want("blob")) break;
       res.Add(OneWayWeft("blob", kBlob, mode, 1, blob_n, true));
       for (const std::string& t : {"uds", "pipe", "tcp"}) {
-        res.Add(OneWayLink("blob", t, kBlob, mode, 1, blob_n, true));
+        res.Add(OneWayLink("channel", "blob", t, kBlob, mode, 1, blob_n, true));
       }
     }
     if (want("blob")) res.Add(BlobFloor(blob_n));
@@ -563,8 +567,8 @@ void RunChannelSuite(const Options& opt) {
       if (!want("notify")) break;
       res.Add(OneWayWeft("notify", 64, mode, warm, n, false));
       res.Add(OneWayWeft("notify", kBlob, mode, 10, opt.quick ? 2000 : 10'000, false));
-      res.Add(OneWayLink("notify", "uds", 64, mode, warm, n, false));
-      res.Add(OneWayLink("notify", "uds", kBlob, mode, 1, blob_n, false));
+      res.Add(OneWayLink("channel", "notify", "uds", 64, mode, warm, n, false));
+      res.Add(OneWayLink("channel", "notify", "uds", kBlob, mode, 1, blob_n, false));
       res.Add(NotifyFloor(64, mode, warm, n));
     }
   }

@@ -1,11 +1,16 @@
 // The suites behind `weft bench <suite>`.
 #pragma once
 
+#include <string>
+
 #include "bench_util.h"
 
 namespace weft::bench {
 
 void RunChannelSuite(const Options& opt);
+// One-way latency over a baseline transport ("uds", "pipe", "tcp", "zmq"), peer in a child.
+Row OneWayLink(const char* suite, const char* case_name, const std::string& transport, size_t size,
+               const std::string& mode, int warm, int n, bool touch);
 void RunPoolSuite(const Options& opt);
 void RunTopicSuite(const Options& opt);
 

@@ -1,6 +1,6 @@
 // `weft bench topic`: one-to-many publish/subscribe. Cases (BENCHMARKS.md):
 //   oneway  from loan until a subscriber in another process holds the sample (64 B), beside
-//           ZeroMQ PUB/SUB over ipc and a Unix socket, and the cache-line floor;
+//           ZeroMQ PUB/SUB over ipc and a Unix socket;
 //   fanout  the publisher-side cost of one publish, 64 B and 64 MB, 1, 2 and 4 subscribers.
 #include <time.h>
 #include <unistd.h>
@@ -220,6 +220,10 @@ void RunTopicSuite(const Options& opt) {
     for (const std::string mode : {"spin", "parked"}) {
       res.Add(OnewayWeft(mode, 1000, 10'000));
       res.Add(OnewayZmq(mode, 1000, 10'000));
+      Row uds = OneWayLink("topic", "oneway", "uds", 64, mode, 1000, 10'000, false);
+      uds.extra["subscribers"] = "1";
+      uds.note = "one socket per subscriber, copying";
+      res.Add(uds);
     }
     for (int subs : {1, 2, 4}) {
       res.Add(FanoutWeft(64, subs, 100, opt.quick ? 1000 : 10'000));
