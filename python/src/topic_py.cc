@@ -116,6 +116,12 @@ void BindTopic(py::module_& m) {
              s.block = block;
              pyerr::Check(Get(self).Release(s));
            })
+      .def("fileno",
+           [](PySubscriber& self) {
+             auto r = Get(self).WaitFd();
+             if (!r.ok()) pyerr::Raise(r.status());
+             return *r;
+           })
       .def("counters",
            [](PySubscriber& self) {
              auto c = Get(self).counters();

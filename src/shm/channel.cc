@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "internal/channel_layout.h"
+#include "internal/doorbell.h"
 #include "internal/futex.h"
 #include "weft/shm/channel.h"
 
@@ -71,9 +72,7 @@ Status Channel::WaitFor(Ready&& ready, const uint64_t* futex_cursor, Deadline de
       }
     }
     if (bell_fd_ >= 0) {
-      char buf[64];
-      while (::recv(bell_fd_, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
-      }
+      internal::DrainDoorbell(bell_fd_);
       // seq_cst: Dekker with the peer's fence in Publish / Release (SYNC POINT B): either the
       // peer sees the bell armed, or we see its cursor in ready().
       Atomic(flags.bell_armed).store(1, std::memory_order_seq_cst);

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "internal/channel_layout.h"
+#include "internal/doorbell.h"
 #include "internal/futex.h"
 #include "weft/shm/channel.h"
 
@@ -48,13 +49,9 @@ namespace {
 
 const char* RoleName(Role r) { return r == Role::kProducer ? "producer" : "consumer"; }
 
-// Abstract-namespace socket address of a side's doorbell; vanishes with its process.
-socklen_t BellAddress(const std::string& name, Role role, uint32_t epoch, sockaddr_un* addr) {
-  std::memset(addr, 0, sizeof(*addr));
-  addr->sun_family = AF_UNIX;
-  int n = std::snprintf(addr->sun_path + 1, sizeof(addr->sun_path) - 1, "weft.%s.%c.%u",
-                        name.c_str(), role == Role::kProducer ? 'p' : 'c', epoch);
-  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
+// The doorbell name of one side of a channel.
+std::string BellName(const std::string& name, Role role, uint32_t epoch) {
+  return "weft." + name + (role == Role::kProducer ? ".p." : ".c.") + std::to_string(epoch);
 }
 
 EndpointInfo DescribeSlot(const internal::EndpointSlot& slot, bool liveness) {
@@ -212,16 +209,9 @@ Status Channel::PeerFailure(PeerState state) const {
 
 Result<int> Channel::WaitFd() {
   if (bell_fd_ >= 0) return bell_fd_;
-  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ErrnoStatus(errno, "socket(AF_UNIX)");
-  sockaddr_un addr;
-  socklen_t len = BellAddress(segment_.name(), role_, my_epoch_, &addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
-    int err = errno;
-    ::close(fd);
-    return ErrnoStatus(err, "bind(doorbell)");
-  }
-  bell_fd_ = fd;
+  Result<int> fd = internal::BindDoorbell(BellName(segment_.name(), role_, my_epoch_));
+  if (!fd.ok()) return fd.status();
+  bell_fd_ = *fd;
   return bell_fd_;
 }
 
@@ -230,14 +220,8 @@ void Channel::RingPeerBell() {
   uint32_t* armed = &layout_->wait[static_cast<int>(peer)].bell_armed;
   // acq_rel: one ring per arming; pairs with the seq_cst store that armed it.
   if (Atomic(*armed).exchange(0, std::memory_order_acq_rel) == 0) return;
-  if (send_fd_ < 0) send_fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (send_fd_ < 0) return;
   uint64_t w = Atomic(layout_->slots[static_cast<int>(peer)].owner).load(std::memory_order_acquire);
-  sockaddr_un addr;
-  socklen_t len = BellAddress(segment_.name(), peer, internal::OwnerEpoch(w), &addr);
-  char b = 1;
-  // A full socket buffer already means "readable": EAGAIN is fine.
-  ::sendto(send_fd_, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), len);
+  internal::RingDoorbell(BellName(segment_.name(), peer, internal::OwnerEpoch(w)), &send_fd_);
   auto& st = layout_->stats[static_cast<int>(role_)];
   Atomic(st.bells).store(Atomic(st.bells).load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }

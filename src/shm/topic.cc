@@ -8,6 +8,9 @@
 #include <cstring>
 #include <thread>
 
+#include <unistd.h>
+
+#include "internal/doorbell.h"
 #include "internal/futex.h"
 #include "internal/slot.h"
 #include "internal/topic_layout.h"
@@ -30,6 +33,10 @@ std::atomic_ref<T> A(T& v) {
 uint64_t Align64(uint64_t n) { return (n + 63) / 64 * 64; }
 
 constexpr int64_t kLivenessSliceNs = 20'000'000;
+
+std::string BellName(std::string_view topic, int index, uint32_t epoch) {
+  return "weft." + std::string(topic) + ".s" + std::to_string(index) + "." + std::to_string(epoch);
+}
 
 // Entries are read while a concurrent writer may reuse the slot (the reader then discards
 // what it read): field by field, atomically.
@@ -212,7 +219,10 @@ Result<TopicInfo> InspectTopic(std::string_view name) {
 
 // ---- publisher ------------------------------------------------------------------------------
 
-Publisher::~Publisher() { Close().IgnoreError(); }
+Publisher::~Publisher() {
+  Close().IgnoreError();
+  if (send_fd_ >= 0) ::close(send_fd_);
+}
 
 Result<std::unique_ptr<Publisher>> Publisher::Open(std::string_view name, const TopicOptions& options) {
   auto topic = Topic::OpenOrCreate(name, options);
@@ -341,6 +351,14 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
     // seq_cst RMW: Dekker with the sleeper's seq_cst increment of `sleepers` in Take.
     A(wake.events).fetch_add(1, std::memory_order_seq_cst);
     if (A(wake.sleepers).load(std::memory_order_seq_cst) != 0) internal::FutexWake(&wake.events, INT32_MAX);
+    for (int s = 0; s < subs; ++s) {  // subscribers waiting on their descriptors
+      if (!(targets >> s & 1)) continue;
+      uint32_t& armed = t.sub(s).state.bell_armed;
+      // acq_rel: one ring per arming; pairs with the seq_cst store that armed it.
+      if (A(armed).load(std::memory_order_relaxed) == 0 || A(armed).exchange(0, std::memory_order_acq_rel) == 0) continue;
+      const internal::SlotView v = internal::ReadSlot(t.sub(s).slot);
+      internal::RingDoorbell(BellName(t.segment.name(), s, v.epoch), &send_fd_);
+    }
   }
   // 5. History: keep our hold on the last `history` samples for late joiners.
   const uint32_t h = t.config().history;
@@ -369,7 +387,19 @@ Status Publisher::Close() {
 
 // ---- subscriber -----------------------------------------------------------------------------
 
-Subscriber::~Subscriber() { Close().IgnoreError(); }
+Subscriber::~Subscriber() {
+  Close().IgnoreError();
+  if (bell_fd_ >= 0) ::close(bell_fd_);
+}
+
+Result<int> Subscriber::WaitFd() {
+  if (index_ < 0) return Status(Code::kClosed, "subscriber is closed");
+  if (bell_fd_ >= 0) return bell_fd_;
+  Result<int> fd = internal::BindDoorbell(BellName(topic_->segment.name(), index_, epoch_));
+  if (!fd.ok()) return fd.status();
+  bell_fd_ = *fd;
+  return bell_fd_;
+}
 
 Result<std::unique_ptr<Subscriber>> Subscriber::Open(std::string_view name, const SubscriberOptions& options,
                                                      const TopicOptions& create) {
@@ -484,6 +514,15 @@ Result<Sample> Subscriber::Take(Deadline deadline) {
     return done();
   }
   if (TryTake(&out)) return done();
+  if (deadline.is_now() && bell_fd_ >= 0) {
+    // Arm the descriptor, then look once more: Dekker with the publisher's seq_cst RMW on
+    // `events` before it reads bell_armed.
+    internal::DrainDoorbell(bell_fd_);
+    A(st.bell_armed).store(1, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (TryTake(&out)) return done();
+    return Status(Code::kWouldBlock, "no sample on the topic");
+  }
   const int64_t spin_until = spin_ns_ < 0 ? INT64_MAX : MonotonicNs() + spin_ns_;
   for (uint32_t i = 0; !deadline.Expired() && MonotonicNs() < spin_until; ++i) {
     if (TryTake(&out)) return done();

@@ -82,3 +82,18 @@ def test_subscriber_in_another_process(topic, run_python):
     assert child.wait(20) == 0
     got = [sub.take(timeout=5).seq for _ in range(3)]
     assert got == [1, 2, 3]
+
+
+def test_fileno_with_selectors(topic):
+    import selectors
+    pub = weft.Publisher(topic, pool_bytes=1 << 20)
+    sub = weft.Subscriber(topic)
+    sel = selectors.DefaultSelector()
+    sel.register(sub.fileno(), selectors.EVENT_READ)
+    with pytest.raises(weft.WouldBlock):
+        sub.take(timeout=0)  # arms the descriptor
+    assert sel.select(timeout=0) == []
+    pub.publish(pub.loan(3))
+    assert len(sel.select(timeout=5)) == 1
+    with sub.take(timeout=0) as sample:
+        assert sample.seq == 1

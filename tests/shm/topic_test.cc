@@ -2,6 +2,7 @@
 // policy with exact counters, and crashes of subscribers and publishers (with controls).
 #include "weft/shm/topic.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 
@@ -173,6 +174,22 @@ TEST(TopicTest, OverflowPoliciesCountExactly) {
   ASSERT_TRUE(s.ok());
   ASSERT_TRUE(slow->Release(*s).ok());
   EXPECT_TRUE(PublishOne(*pub, 15, 64, Deadline::Now()).ok());
+}
+
+TEST(TopicTest, WaitFdTurnsReadableOnPublish) {
+  TopicName t;
+  auto pub = Publisher::Open(t.name, Small()).value();
+  auto sub = Subscriber::Open(t.name).value();
+  auto fd = sub->WaitFd();
+  ASSERT_TRUE(fd.ok()) << fd.status().ToString();
+  EXPECT_EQ(sub->Take(Deadline::Now()).status().code(), Code::kWouldBlock);  // arms
+  pollfd p{*fd, POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 0);
+  ASSERT_TRUE(PublishOne(*pub, 1, 64).ok());
+  EXPECT_EQ(::poll(&p, 1, 5000), 1);
+  auto s = sub->Take(Deadline::Now());
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(sub->Release(*s).ok());
 }
 
 TEST(TopicTest, TakeWaitsForAPublishInAnotherProcess) {

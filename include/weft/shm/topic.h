@@ -107,6 +107,7 @@ class Publisher {
   std::unique_ptr<Topic> topic_;
   int index_ = -1;
   uint32_t epoch_ = 0;
+  int send_fd_ = -1;  // for ringing subscribers' doorbells
 };
 
 class Subscriber {
@@ -120,6 +121,9 @@ class Subscriber {
                                                   const TopicOptions& create = {});
   // The next sample, held until Release. kWouldBlock / kTimeout when none came by `deadline`.
   Result<Sample> Take(Deadline deadline);
+  // A descriptor that turns readable when a sample may be ready: arm it with Take(Deadline::Now())
+  // returning kWouldBlock, then poll it. Owned by the Subscriber.
+  Result<int> WaitFd();
   Status Release(const Sample& sample);
   SubscriberCounters counters() const;
   Status Close();
@@ -133,6 +137,7 @@ class Subscriber {
   uint32_t epoch_ = 0;
   uint32_t next_publisher_ = 0;
   int64_t spin_ns_ = 50'000;
+  int bell_fd_ = -1;
   std::deque<Sample> pending_;              // history samples, delivered first
   std::vector<uint64_t> history_seq_;       // per publisher: last seq delivered from history
   std::vector<BlockId> history_extra_;      // history blocks whose hold was counted locally

@@ -48,7 +48,8 @@ struct PublisherRecord {
 struct alignas(64) SubscriberState {
   uint32_t pool_slot;  // the subscriber's holder slot in the topic's pool
   uint32_t on_full;    // OnFull
-  uint32_t reserved[2];
+  uint32_t bell_armed; // 1 while the subscriber waits on its pollable descriptor
+  uint32_t reserved;
   uint64_t drops_newest;
   uint64_t drops_oldest;
   uint64_t taken;
