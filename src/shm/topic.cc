@@ -12,6 +12,7 @@
 
 #include "internal/doorbell.h"
 #include "internal/futex.h"
+#include "internal/registry.h"
 #include "internal/slot.h"
 #include "internal/topic_layout.h"
 
@@ -148,6 +149,7 @@ Result<std::unique_ptr<Topic>> Topic::OpenOrCreate(std::string_view name, const 
     break;
   }
   if (topic->segment.base() == nullptr) return Status(Code::kBusy, "topic keeps appearing and vanishing");
+  WEFT_RETURN_IF_ERROR(internal::RegisterName(name, static_cast<uint32_t>(SegmentKind::kTopic)));
   topic->layout = reinterpret_cast<TopicLayout*>(topic->segment.base());
   auto pool = Pool::OpenOrCreate(std::string(name) + ".pool", o.pool);
   if (!pool.ok()) {
@@ -169,6 +171,10 @@ Result<int> ClaimAny(int count, SlotAt slot, const char* what, uint32_t* epoch) 
     }
   }
   return Status(Code::kBusy, std::string("every ") + what + " is held by a live process");
+}
+
+Result<std::vector<std::string>> ListTopics() {
+  return internal::RegisteredNames(static_cast<uint32_t>(SegmentKind::kTopic));
 }
 
 Result<TopicInfo> InspectTopic(std::string_view name) {

@@ -8,6 +8,7 @@
 
 #include "shm/internal/channel_layout.h"
 #include "shm/internal/pool_layout.h"
+#include "shm/internal/registry.h"
 #include "shm/internal/topic_layout.h"
 #include "weft/shm/segment.h"
 
@@ -31,6 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       __builtin_trap();
     }
   }
+  weft::shm::internal::ValidateRegistry(bytes.data(), bytes.size()).IgnoreError();
   weft::Status topic = weft::shm::internal::ValidateTopic(bytes.data(), bytes.size());
   if (topic.ok()) {
     weft::shm::internal::TopicConfig c;

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <thread>
@@ -274,6 +275,32 @@ TEST(TopicCrashTest, PublisherKilledMidLoanLosesNothingForOthers) {
   EXPECT_EQ(PoolInUse(t.name), 1u);    // only the sample we hold
   ASSERT_TRUE(sub->Release(*s).ok());
   EXPECT_EQ(PoolInUse(t.name), 0u);
+}
+
+TEST(TopicRegistryTest, TopicsAreFoundByNameRacesAndDeathsIncluded) {
+  TopicName a, b;
+  // Several processes open the same two topics at once; one dies right after.
+  std::vector<pid_t> kids;
+  for (int k = 0; k < 4; ++k) {
+    kids.push_back(Spawn([&, k] {
+      auto p = Publisher::Open(k % 2 ? a.name : b.name, Small());
+      if (!p.ok()) return 1;
+      if (k == 3) ::kill(::getpid(), SIGKILL);
+      return 0;
+    }));
+  }
+  int killed = 0;
+  for (pid_t k : kids) killed += Join(k) == 128 + SIGKILL;
+  EXPECT_EQ(killed, 1);
+  auto names = ListTopics();
+  ASSERT_TRUE(names.ok()) << names.status().ToString();
+  EXPECT_EQ(std::count(names->begin(), names->end(), a.name), 1);
+  EXPECT_EQ(std::count(names->begin(), names->end(), b.name), 1);
+  // A removed topic is no longer listed.
+  ASSERT_TRUE(Segment::Unlink(a.name).ok());
+  names = ListTopics();
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(std::count(names->begin(), names->end(), a.name), 0);
 }
 
 TEST(TopicTest, BadNamesAndOptionsAreRejected) {

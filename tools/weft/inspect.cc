@@ -99,6 +99,16 @@ int Inspect(const std::string& name) {
   std::printf("  creator   pid %d (%s), created %s\n", h->creator_pid, creator_alive ? "alive" : "gone", when);
   if (h->kind == static_cast<uint32_t>(shm::SegmentKind::kPool)) return InspectPool(name);
   if (h->kind == static_cast<uint32_t>(shm::SegmentKind::kTopic)) return InspectTopic(name);
+  if (h->kind == static_cast<uint32_t>(shm::SegmentKind::kRegistry)) {
+    auto topics = shm::ListTopics();
+    if (!topics.ok()) {
+      std::fprintf(stderr, "weft inspect: %s\n", topics.status().ToString().c_str());
+      return 1;
+    }
+    std::printf("registry\n  %zu topics\n", topics->size());
+    for (const std::string& t : *topics) std::printf("  topic     %s\n", t.c_str());
+    return 0;
+  }
   if (h->kind != static_cast<uint32_t>(shm::SegmentKind::kChannel)) return 0;
   auto snap = shm::Channel::Snapshot(name);
   if (!snap.ok()) {
@@ -158,6 +168,10 @@ int Gc(bool dry_run) {
         if (snap.ok()) {
           for (const shm::PoolHolder& hd : snap->holders) live |= hd.alive;
         }
+      }
+      if (!live && h->kind == static_cast<uint32_t>(shm::SegmentKind::kRegistry)) {
+        auto topics = shm::ListTopics();  // the registry outlives its creator while it lists topics
+        live = !topics.ok() || !topics->empty();
       }
       if (!live && h->kind == static_cast<uint32_t>(shm::SegmentKind::kTopic)) {
         auto info = shm::InspectTopic(name);

@@ -76,6 +76,8 @@ struct TopicInfo {
 };
 // Reads a topic's endpoints and queue depths without joining it.
 Result<TopicInfo> InspectTopic(std::string_view name);
+// The topics on this host, found through the registry segment (no daemon).
+Result<std::vector<std::string>> ListTopics();
 
 class Topic;  // internal: the mapped topic segment and its pool
 
