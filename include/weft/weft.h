@@ -154,6 +154,52 @@ WEFT_API int weft_pool_release(weft_pool_t* pool, uint64_t block);
 /* Releases the holds of dead processes; *recovered gets how many holders were cleaned. */
 WEFT_API int weft_pool_recover(weft_pool_t* pool, size_t* recovered);
 
+/* ---- topics: one-to-many publish/subscribe over a pool, zero-copy ---- */
+
+typedef struct weft_publisher weft_publisher_t;
+typedef struct weft_subscriber weft_subscriber_t;
+
+enum { WEFT_ON_FULL_BLOCK = 0, WEFT_ON_FULL_DROP_OLDEST = 1, WEFT_ON_FULL_DROP_NEWEST = 2 };
+
+/* Used only when the call creates the topic. */
+typedef struct weft_topic_options {
+  uint32_t struct_size; /* sizeof(weft_topic_options_t) */
+  uint32_t queue_depth; /* samples waiting per (publisher, subscriber); a power of two */
+  uint32_t history;     /* samples each publisher keeps for late joiners (up to 64) */
+  uint32_t reserved;
+  uint64_t pool_bytes;  /* the topic pool's arena size */
+} weft_topic_options_t;
+
+typedef struct weft_sample {
+  uint64_t block;       /* pass to weft_subscriber_release */
+  const void* data;     /* valid until released */
+  size_t size;
+  uint64_t seq;         /* per publisher, from 1 */
+  int32_t publisher;
+  int32_t reserved;
+} weft_sample_t;
+
+WEFT_API void weft_topic_options_init(weft_topic_options_t* opt);
+/* Opens topic `topic` as a publisher, creating it (with `create`, or defaults if NULL). */
+WEFT_API int weft_publisher_open(const char* topic, const weft_topic_options_t* create, weft_publisher_t** out);
+WEFT_API int weft_publisher_close(weft_publisher_t* pub);
+/* Loans a writable block of at least n bytes; *data is valid until published or discarded. */
+WEFT_API int weft_publisher_loan(weft_publisher_t* pub, size_t n, uint64_t* block, void** data);
+/* Publishes `size` bytes of a loan to every subscriber; WEFT_ETIMEOUT if a blocking
+   subscriber stays full past the timeout (nothing published then). */
+WEFT_API int weft_publisher_publish(weft_publisher_t* pub, uint64_t block, size_t size, int64_t timeout_ns);
+WEFT_API int weft_publisher_discard(weft_publisher_t* pub, uint64_t block);
+/* Subscribes: on_full is WEFT_ON_FULL_*; history asks for that many earlier samples per
+   publisher, if the topic keeps them. */
+WEFT_API int weft_subscriber_open(const char* topic, uint32_t on_full, uint32_t history,
+                                  const weft_topic_options_t* create, weft_subscriber_t** out);
+WEFT_API int weft_subscriber_close(weft_subscriber_t* sub);
+/* The next sample, held until released. */
+WEFT_API int weft_subscriber_take(weft_subscriber_t* sub, int64_t timeout_ns, weft_sample_t* sample);
+WEFT_API int weft_subscriber_release(weft_subscriber_t* sub, uint64_t block);
+/* A descriptor that turns readable when a take with timeout 0 that failed may now succeed. */
+WEFT_API int weft_subscriber_wait_fd(weft_subscriber_t* sub, int* fd);
+
 #ifdef __cplusplus
 }
 #endif

@@ -141,6 +141,46 @@ int main(void) {
   CHECK(weft_pool_close(pool) == WEFT_OK);
   CHECK(weft_pool_unlink(pname) == WEFT_OK);
 
+  /* topics */
+  char tname[64];
+  snprintf(tname, sizeof(tname), "test.capitopic.%d", (int)getpid());
+  weft_topic_options_t topt;
+  weft_topic_options_init(&topt);
+  topt.queue_depth = 4;
+  topt.pool_bytes = 1 << 20;
+  weft_publisher_t* pub = NULL;
+  weft_subscriber_t* sub = NULL;
+  CHECK(weft_publisher_open(tname, &topt, &pub) == WEFT_OK);
+  CHECK(weft_subscriber_open(tname, 7, 0, NULL, &sub) == WEFT_EINVAL);
+  CHECK(weft_subscriber_open(tname, WEFT_ON_FULL_BLOCK, 0, NULL, &sub) == WEFT_OK);
+  weft_sample_t sample;
+  CHECK(weft_subscriber_take(sub, 0, &sample) == WEFT_EWOULDBLOCK);
+  uint64_t tblock = 0;
+  void* tdata = NULL;
+  for (int i = 0; i < 4; ++i) {
+    CHECK(weft_publisher_loan(pub, 16, &tblock, &tdata) == WEFT_OK);
+    snprintf((char*)tdata, 16, "sample %d", i);
+    CHECK(weft_publisher_publish(pub, tblock, 16, 0) == WEFT_OK);
+  }
+  CHECK(weft_publisher_loan(pub, 16, &tblock, &tdata) == WEFT_OK);
+  CHECK(weft_publisher_publish(pub, tblock, 16, 1000000) == WEFT_ETIMEOUT); /* queue full */
+  CHECK(weft_publisher_discard(pub, tblock) == WEFT_OK);
+  for (int i = 0; i < 4; ++i) {
+    CHECK(weft_subscriber_take(sub, 1000000000, &sample) == WEFT_OK);
+    char want[16];
+    snprintf(want, sizeof(want), "sample %d", i);
+    CHECK(sample.seq == (uint64_t)(i + 1) && strcmp((const char*)sample.data, want) == 0);
+    CHECK(weft_subscriber_release(sub, sample.block) == WEFT_OK);
+  }
+  int tfd = -1;
+  CHECK(weft_subscriber_wait_fd(sub, &tfd) == WEFT_OK && tfd >= 0);
+  CHECK(weft_subscriber_close(sub) == WEFT_OK);
+  CHECK(weft_publisher_close(pub) == WEFT_OK);
+  char tpool[80];
+  snprintf(tpool, sizeof(tpool), "%s.pool", tname);
+  CHECK(weft_pool_unlink(tpool) == WEFT_OK);
+  CHECK(weft_channel_unlink(tname) == WEFT_OK); /* any segment by name */
+
   printf("capi_test: %d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }
