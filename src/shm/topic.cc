@@ -3,6 +3,7 @@
 #include "weft/shm/topic.h"
 
 #include <algorithm>
+#include <bit>
 #include <climits>
 #include <atomic>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include "internal/futex.h"
 #include "internal/registry.h"
 #include "internal/slot.h"
+#include "internal/channel_layout.h"  // test hooks
 #include "internal/topic_layout.h"
 
 namespace weft::shm {
@@ -240,8 +242,28 @@ Result<std::unique_ptr<Publisher>> Publisher::Open(std::string_view name, const 
                         "publisher slot", &pub->epoch_);
   if (!index.ok()) return index.status();
   pub->index_ = *index;
+  internal::PublisherState& ps = t.pub(*index).state;
+  // A predecessor that died mid-publish: revoke the holds it granted for entries that never
+  // became visible (an entry is visible if it stands just below its ring's tail).
+  const uint64_t bits = A(ps.pending_bits).load(std::memory_order_acquire);
+  if (bits != 0) {
+    const uint64_t block = A(ps.pending_block).load(std::memory_order_relaxed);
+    const uint64_t seq = A(ps.pending_seq).load(std::memory_order_relaxed);
+    uint64_t visible = 0;
+    for (uint32_t s = 0; s < t.config().max_subscribers; ++s) {
+      Ring& ring = t.ring(*index, static_cast<int>(s));
+      const uint64_t tail = A(ring.tail).load(std::memory_order_acquire);
+      if (tail == 0) continue;
+      const SampleEntry e = LoadEntry(t.entries(*index, static_cast<int>(s))[(tail - 1) % t.config().queue_depth]);
+      if (e.block == block && e.seq == seq) visible |= uint64_t{1} << e.pool_slot;
+    }
+    for (uint64_t b = bits & ~visible; b != 0; b &= b - 1) {
+      t.pool->Revoke(block, std::countr_zero(b)).IgnoreError();
+    }
+    A(ps.pending_bits).store(0, std::memory_order_release);
+  }
   // A predecessor's history was freed with its pool holds: start empty. Sequence numbers go on.
-  A(t.pub(*index).state.history_count).store(0, std::memory_order_relaxed);
+  A(ps.history_count).store(0, std::memory_order_relaxed);
   internal::FinishClaim(t.pub(*index).slot, pub->epoch_);
   return pub;
 }
@@ -343,8 +365,16 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
     StoreEntry(t.entries(index_, s)[tail % depth],
                {block, size, seq, A(t.sub(s).state.pool_slot).load(std::memory_order_relaxed)});
   }
+  internal::PublisherState& ps = t.pub(index_).state;
+  A(ps.pending_block).store(block, std::memory_order_relaxed);
+  A(ps.pending_seq).store(seq, std::memory_order_relaxed);
+  // release: block and seq are set before the bits say a publish is pending.
+  A(ps.pending_bits).store(grant, std::memory_order_release);
   if (grant != 0) WEFT_RETURN_IF_ERROR(t.pool->Grant(block, grant));
-  A(t.pub(index_).state.seq).store(seq, std::memory_order_relaxed);
+  if (internal::Hooks().publish_stops_after_grant.load(std::memory_order_relaxed)) {
+    return Status(Code::kInternal, "test hook: stopped after granting");
+  }
+  A(ps.seq).store(seq, std::memory_order_relaxed);
   for (int s = 0; s < subs; ++s) {
     if (!(targets >> s & 1)) continue;
     Ring& ring = t.ring(index_, s);
@@ -352,6 +382,7 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
     // acquire of the tail in Subscriber::TryTake.
     A(ring.tail).store(A(ring.tail).load(std::memory_order_relaxed) + 1, std::memory_order_release);
   }
+  A(ps.pending_bits).store(0, std::memory_order_release);  // the entries are visible
   if (targets != 0) {
     internal::TopicWake& wake = t.layout->wake;
     // seq_cst RMW: Dekker with the sleeper's seq_cst increment of `sleepers` in Take.
@@ -371,7 +402,6 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
   if (h == 0) {
     WEFT_RETURN_IF_ERROR(t.pool->Release(block));
   } else {
-    internal::PublisherState& ps = t.pub(index_).state;
     const uint64_t count = A(ps.history_count).load(std::memory_order_relaxed);
     SampleEntry& slot = t.history(index_)[count % h];
     if (count >= h) t.pool->Release(A(slot.block).load(std::memory_order_relaxed)).IgnoreError();

@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "shm/internal/channel_layout.h"
 #include "shm/test_util.h"
 
 namespace weft::shm {
@@ -401,6 +402,31 @@ TEST(TopicCrashTest, PublisherKilledAtRandomPointsNoTornSample) {
   ASSERT_TRUE(snap.ok());
   EXPECT_LE(snap->blocks_in_use + snap->large_in_use, 1u);
 }
+
+// A publisher that dies after granting holds but before making its entries visible: the next
+// publisher in its slot revokes those holds (negative control: without a successor they stay).
+uint64_t DieAfterGrant(bool successor) {
+  TopicName t;
+  auto sub = Subscriber::Open(t.name, {}, Small()).value();
+  auto pool = Pool::Open(t.name + ".pool").value();  // attached before the death
+  pid_t child = Spawn([&] {
+    auto pub = Publisher::Open(t.name);
+    if (!pub.ok()) return 1;
+    internal::Hooks().publish_stops_after_grant.store(true);
+    (void)PublishOne(**pub, 1, 100);  // granted, never visible
+    ::kill(::getpid(), SIGKILL);
+    return 0;
+  });
+  EXPECT_EQ(Join(child), 128 + SIGKILL);
+  pool->RecoverDead();  // the publisher's own hold goes; the subscriber's granted bit stays
+  if (successor) EXPECT_TRUE(Publisher::Open(t.name).ok());
+  EXPECT_EQ(sub->Take(Deadline::Now()).status().code(), Code::kWouldBlock);
+  return PoolInUse(t.name);
+}
+
+TEST(TopicCrashTest, HoldsGrantedByAPublisherThatDiedMidPublishAreRevoked) { EXPECT_EQ(DieAfterGrant(true), 0u); }
+
+TEST(TopicCrashTest, NegativeControlWithoutASuccessorTheGrantedHoldStays) { EXPECT_EQ(DieAfterGrant(false), 1u); }
 
 TEST(TopicTest, BadNamesAndOptionsAreRejected) {
   EXPECT_EQ(Publisher::Open("bad/name").status().code(), Code::kInvalidArgument);

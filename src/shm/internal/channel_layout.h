@@ -115,6 +115,7 @@ Status ValidateChannel(const void* bytes, size_t size);
 struct TestHooks {
   std::atomic<bool> skip_wake{false};          // wakers ignore a sleeping peer
   std::atomic<bool> ignore_peer_death{false};  // a dead peer is reported as alive
+  std::atomic<bool> publish_stops_after_grant{false};  // topics: simulate a death mid-publish
 };
 TestHooks& Hooks();
 

@@ -37,6 +37,12 @@ struct SampleEntry {
 struct alignas(64) PublisherState {
   uint64_t seq;            // samples published
   uint64_t history_count;  // samples ever put in the history ring
+  // A publish in progress, written before its holds are granted and cleared once its entries
+  // are visible: if the publisher dies between, whoever takes its slot revokes the holds
+  // whose entries never became visible.
+  uint64_t pending_block;
+  uint64_t pending_bits;   // pool holder bits granted (0: nothing pending)
+  uint64_t pending_seq;
 };
 
 // Followed in memory by `history` SampleEntry.
