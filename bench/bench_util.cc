@@ -273,4 +273,12 @@ void SpinFor(int64_t ns) {
   }
 }
 
+void WaitAtLeast(std::atomic<uint64_t>& v, uint64_t target) {
+  while (v.load(std::memory_order_acquire) < target) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+  }
+}
+
 }  // namespace weft::bench

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -66,5 +67,7 @@ uint64_t TouchSum(const void* data, size_t n);
 
 // Spins (with pause) for about `ns` nanoseconds.
 void SpinFor(int64_t ns);
+// Spins (with pause) until `v` reaches `target` (a counter another process advances).
+void WaitAtLeast(std::atomic<uint64_t>& v, uint64_t target);
 
 }  // namespace weft::bench

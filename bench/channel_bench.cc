@@ -52,14 +52,6 @@ struct SharedCtl {
   ~SharedCtl() { SharedFree(c, bytes); }
 };
 
-void WaitAtLeast(std::atomic<uint64_t>& v, uint64_t target) {
-  while (v.load(std::memory_order_acquire) < target) {
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#endif
-  }
-}
-
 WaitPolicy Policy(const std::string& mode) {
   WaitPolicy w;
   w.adaptive = false;

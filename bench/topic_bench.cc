@@ -31,14 +31,6 @@ Ctl* NewCtl(size_t samples) {
   return static_cast<Ctl*>(SharedAlloc(sizeof(Ctl) + samples * sizeof(int64_t)));
 }
 
-void WaitAtLeast(std::atomic<uint64_t>& v, uint64_t target) {
-  while (v.load(std::memory_order_acquire) < target) {
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#endif
-  }
-}
-
 std::string TopicName() {
   static int n = 0;
   return "bench.topic." + std::to_string(::getpid()) + "." + std::to_string(n++);

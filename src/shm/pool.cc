@@ -430,18 +430,23 @@ Result<BlockId> Pool::AllocateLarge(size_t n) {
         uint64_t expected = 0;
         // acq_rel: claims the entry and acquires its last holder's release.
         if (!A(e[i].mask).compare_exchange_strong(expected, bit_, std::memory_order_acq_rel)) continue;
-        if (A(e[i].capacity).load(std::memory_order_relaxed) >= n &&
-            A(e[i].capacity).load(std::memory_order_relaxed) <= 2 * n) {
+        const uint64_t have = A(e[i].capacity).load(std::memory_order_relaxed);
+        if (have >= n && have <= 2 * n) {
           A(e[i].size).store(n, std::memory_order_relaxed);
-          ++local_.allocations;
-          return kLargeBit | i;
+          // Reuse, if the segment is really there (a holder killed while replacing it may
+          // have removed it); else fall through and make a new one.
+          if (Data(kLargeBit | i).ok()) {
+            ++local_.allocations;
+            return kLargeBit | i;
+          }
         }
-        // A new segment: replace what the entry had.
-        if (A(e[i].capacity).load(std::memory_order_relaxed) != 0) {
+        // A new segment: replace what the entry had. The capacity is cleared first, so that a
+        // kill at any point never leaves an entry that names a segment that is gone.
+        if (have != 0) {
           const uint64_t old = A(e[i].serial).load(std::memory_order_relaxed);
+          A(e[i].capacity).store(0, std::memory_order_relaxed);
           Segment::Unlink(LargeName(old)).IgnoreError();
           large_maps_.erase(old);
-          A(e[i].capacity).store(0, std::memory_order_relaxed);
         }
         const uint64_t serial = A(layout_->next_serial).fetch_add(1, std::memory_order_relaxed);
         A(e[i].serial).store(serial, std::memory_order_relaxed);

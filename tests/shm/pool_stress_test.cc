@@ -119,8 +119,7 @@ uint64_t KillHolders(bool recover) {
       return 0;
     }));
   }
-  while (ready->load() < 3) {
-  }
+  EXPECT_TRUE(weft::testing::WaitFor([&] { return ready->load() >= 3; }, 0));
   EXPECT_EQ(pool->Stats().blocks_in_use, 150u);
   for (pid_t k : kids) {
     ::kill(k, SIGKILL);
@@ -159,7 +158,11 @@ TEST(PoolCrashTest, AllocatorsKilledAtRandomPoints) {
   for (int round = 0; round < 30; ++round) {
     const uint64_t before = progress->load();
     pid_t k = Spawn([&] { return Churn(name, 100 + round, 1'000'000, progress); });
-    while (progress->load() < before + 100 + rng.Below(3000)) {
+    const uint64_t target = before + 100 + rng.Below(3000);
+    int status = 0;
+    if (!weft::testing::WaitFor([&] { return progress->load() >= target; }, k, 60, &status)) {
+      FAIL() << "round " << round << ": the allocating child stopped early, exit "
+             << (WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
     }
     ::kill(k, SIGKILL);
     EXPECT_EQ(Join(k), 128 + SIGKILL);

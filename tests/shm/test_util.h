@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -34,6 +35,25 @@ inline int Join(pid_t pid) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return -1;
+}
+
+// Waits until `done()` is true; false if `child` exits first or `seconds` pass (so that a child
+// that failed early makes the test fail instead of hang).
+// *exit_status gets the child's wait status if it exited.
+template <typename Done>
+bool WaitFor(Done&& done, pid_t child, int seconds = 60, int* exit_status = nullptr) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  for (uint32_t i = 0; !done(); ++i) {
+    if ((i & 1023) == 0) {
+      int status;
+      if (child > 0 && ::waitpid(child, &status, WNOHANG) == child) {
+        if (exit_status) *exit_status = status;
+        return false;
+      }
+      if (std::chrono::steady_clock::now() > until) return false;
+    }
+  }
+  return true;
 }
 
 // A small deterministic generator (xorshift64*).
