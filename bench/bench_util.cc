@@ -274,10 +274,16 @@ void SpinFor(int64_t ns) {
 }
 
 void WaitAtLeast(std::atomic<uint64_t>& v, uint64_t target) {
-  while (v.load(std::memory_order_acquire) < target) {
+  // A peer that died leaves the counter still: give up after a minute rather than hang.
+  const int64_t give_up = MonotonicNs() + 60'000'000'000;
+  for (uint32_t i = 0; v.load(std::memory_order_acquire) < target; ++i) {
 #if defined(__x86_64__)
     __builtin_ia32_pause();
 #endif
+    if ((i & 0xFFFF) == 0 && MonotonicNs() > give_up) {
+      std::fprintf(stderr, "weft bench: a peer process stopped responding; giving up\n");
+      std::exit(1);
+    }
   }
 }
 
