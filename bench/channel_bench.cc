@@ -418,8 +418,10 @@ Row BlobFloor(int n) {
   return r;
 }
 
-// notify floor: one store seen by another process (spin), or one futex wake (parked).
-Row NotifyFloor(size_t size, const std::string& mode, int warm, int n) {
+}  // namespace
+
+// One-way floor: one store seen by another process (spin), or one futex wake (parked).
+Row OneWayFloor(const char* suite, const char* case_name, size_t size, const std::string& mode, int warm, int n) {
   SharedCtl ctl(warm + n);
   Ctl* c = ctl.c;
   const bool spin = mode == "spin";
@@ -442,7 +444,8 @@ Row NotifyFloor(size_t size, const std::string& mode, int warm, int n) {
   }
   Join(child);
   std::vector<int64_t> samples(c->samples + warm, c->samples + warm + n);
-  Row r = MakeRow("notify", "floor", size, mode);
+  Row r = MakeRow(case_name, "floor", size, mode);
+  r.suite = suite;
   r.note = spin ? "one cache line seen by another process" : "one futex wake";
   SetLatency(r, samples);
   return r;
@@ -473,7 +476,6 @@ std::vector<Row> PythonStream(bool quick) {
   return rows;
 }
 
-}  // namespace
 
 // One-way over a baseline transport: the parent sends, the child records t1 - t0 per
 // message in shared samples; touch: the consumer sums every byte.
@@ -561,7 +563,7 @@ void RunChannelSuite(const Options& opt) {
       res.Add(OneWayWeft("notify", kBlob, mode, 10, opt.quick ? 2000 : 10'000, false));
       res.Add(OneWayLink("channel", "notify", "uds", 64, mode, warm, n, false));
       res.Add(OneWayLink("channel", "notify", "uds", kBlob, mode, 1, blob_n, false));
-      res.Add(NotifyFloor(64, mode, warm, n));
+      res.Add(OneWayFloor("channel", "notify", 64, mode, warm, n));
     }
   }
   for (int round = 0; round < (opt.quick ? 1 : 3) && want("pystream"); ++round) {

@@ -8,6 +8,8 @@
 namespace weft::bench {
 
 void RunChannelSuite(const Options& opt);
+// One-way floor: one cache line seen by another process (spin) or one futex wake (parked).
+Row OneWayFloor(const char* suite, const char* case_name, size_t size, const std::string& mode, int warm, int n);
 // One-way latency over a baseline transport ("uds", "pipe", "tcp", "zmq"), peer in a child.
 Row OneWayLink(const char* suite, const char* case_name, const std::string& transport, size_t size,
                const std::string& mode, int warm, int n, bool touch);

@@ -1,6 +1,6 @@
 // `weft bench topic`: one-to-many publish/subscribe. Cases (BENCHMARKS.md):
 //   oneway  from loan until a subscriber in another process holds the sample (64 B), beside
-//           ZeroMQ PUB/SUB over ipc and a Unix socket;
+//           ZeroMQ PUB/SUB over ipc, a Unix socket, and the floor (one cache line / one wake);
 //   fanout  the publisher-side cost of one publish, 64 B and 64 MB, 1, 2 and 4 subscribers.
 #include <time.h>
 #include <unistd.h>
@@ -216,6 +216,9 @@ void RunTopicSuite(const Options& opt) {
       uds.extra["subscribers"] = "1";
       uds.note = "one socket per subscriber, copying";
       res.Add(uds);
+      Row floor = OneWayFloor("topic", "oneway", 64, mode, 1000, 10'000);
+      floor.extra["subscribers"] = "1";
+      res.Add(floor);
     }
     for (int subs : {1, 2, 4}) {
       res.Add(FanoutWeft(64, subs, 100, opt.quick ? 1000 : 10'000));
