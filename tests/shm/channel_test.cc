@@ -306,7 +306,8 @@ TEST(ChannelTest, ConsumerSeesClosedAfterDraining) {
 }
 
 TEST(ChannelTest, BlockedReaderWakesOnCommit) {
-  Pair p = MakePair({.capacity = 4096}, WaitPolicy{.spin_ns = 0});
+  // A long liveness interval: the sleep can only end by the producer's wake.
+  Pair p = MakePair({.capacity = 4096}, WaitPolicy{.spin_ns = 0, .adaptive = false, .liveness_check_ns = 10'000'000'000});
   std::thread t([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     ASSERT_TRUE(p.tx->Write(AsBytes("wake"), Deadline::Now()).ok());
