@@ -38,7 +38,12 @@ Stage* NewStage() {
 }
 
 void AwaitStage(Stage* s, int stage) {
-  while (s->reached.load() < stage) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  // Bounded: a child that failed before reaching the stage makes the test fail, not hang.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (s->reached.load() < stage) {
+    ASSERT_LT(std::chrono::steady_clock::now(), until) << "a child never reached stage " << stage;
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
 }
 
 void Hang() {

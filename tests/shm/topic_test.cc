@@ -87,8 +87,7 @@ TEST(TopicTest, FanOutToSubscribersInOtherProcessesInOrder) {
   };
   pid_t a = Spawn(consume), b = Spawn(consume);
   auto local = Subscriber::Open(t.name).value();
-  while (ready->load() < 2) {
-  }
+  ASSERT_TRUE(weft::testing::WaitFor([&] { return ready->load() >= 2; }, 0));
   EXPECT_EQ(pub->subscribers_approx(), 3);
   for (int i = 1; i <= kSamples; ++i) ASSERT_TRUE(PublishOne(*pub, i, 100 + i % 500).ok()) << i;
   for (int i = 1; i <= kSamples; ++i) {
@@ -222,19 +221,18 @@ uint64_t KillSubscriber(bool recover) {
     auto sub = Subscriber::Open(t.name, {.on_full = OnFull::kBlock});
     if (!sub.ok()) return 1;
     ready->store(1);
-    while (ready->load() != 2) {
+    const int64_t give_up = MonotonicNs() + 60'000'000'000;
+    while (ready->load() != 2 && MonotonicNs() < give_up) {
     }
     for (int i = 0; i < 3; ++i) (void)(*sub)->Take(Deadline::AfterMs(5000));  // held, never released
     ready->store(3);
     for (;;) ::pause();
     return 0;
   });
-  while (ready->load() != 1) {
-  }
+  EXPECT_TRUE(weft::testing::WaitFor([&] { return ready->load() == 1; }, child));
   for (int i = 1; i <= 8; ++i) EXPECT_TRUE(PublishOne(*pub, i, 64, Deadline::Now()).ok());
   ready->store(2);
-  while (ready->load() != 3) {
-  }
+  EXPECT_TRUE(weft::testing::WaitFor([&] { return ready->load() == 3; }, child));
   ::kill(child, SIGKILL);
   Join(child);
   // The dead subscriber's queue has 5 entries and room for 3 more; publishing past that must
@@ -264,8 +262,7 @@ TEST(TopicCrashTest, PublisherKilledMidLoanLosesNothingForOthers) {
     for (;;) ::pause();
     return 0;
   });
-  while (ready->load() != 1) {
-  }
+  ASSERT_TRUE(weft::testing::WaitFor([&] { return ready->load() == 1; }, child));
   ::kill(child, SIGKILL);
   Join(child);
   auto s = sub->Take(Deadline::AfterMs(1000));
@@ -372,7 +369,12 @@ TEST(TopicCrashTest, PublisherKilledAtRandomPointsNoTornSample) {
       }
     });
     uint64_t last_seq = 0;
-    while (progress->load() < before + 10 + static_cast<int>(rng.Below(500))) {
+    const int target = before + 10 + static_cast<int>(rng.Below(500));
+    const int64_t give_up = MonotonicNs() + 60'000'000'000;
+    while (progress->load() < target) {
+      int status;
+      ASSERT_NE(::waitpid(child, &status, WNOHANG), child) << "the publisher stopped early, round " << round;
+      ASSERT_LT(MonotonicNs(), give_up) << "round " << round;
       auto s = sub->Take(Deadline::Now());
       if (!s.ok()) continue;
       torn += !TaggedIntact(s->data);
