@@ -17,6 +17,17 @@
 
 namespace weft::bench {
 
+Row NewRow(const std::string& suite, const std::string& case_name, const std::string& transport,
+           uint64_t payload_bytes, const std::string& mode) {
+  Row r;
+  r.suite = suite;
+  r.case_name = case_name;
+  r.transport = transport;
+  r.payload_bytes = payload_bytes;
+  r.mode = mode;
+  return r;
+}
+
 void SetLatency(Row& row, std::vector<int64_t>& samples) {
   row.latency = true;
   row.n = samples.size();

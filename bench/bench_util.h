@@ -31,6 +31,10 @@ struct Row {
   std::map<std::string, std::string> extra;  // further fields, e.g. "subscribers"
 };
 
+// A row with its identifying fields set.
+Row NewRow(const std::string& suite, const std::string& case_name, const std::string& transport,
+           uint64_t payload_bytes, const std::string& mode);
+
 // Fills the latency fields of `row` from samples (nanoseconds); sorts `samples`.
 void SetLatency(Row& row, std::vector<int64_t>& samples);
 // Fills the throughput fields from a message count, bytes per message and elapsed ns.

@@ -101,13 +101,7 @@ void FutexWake(std::atomic<uint32_t>& w) {
 }
 
 Row MakeRow(const char* c, const std::string& transport, uint64_t size, const std::string& mode) {
-  Row r;
-  r.suite = "channel";
-  r.case_name = c;
-  r.transport = transport;
-  r.payload_bytes = size;
-  r.mode = mode;
-  return r;
+  return NewRow("channel", c, transport, size, mode);
 }
 
 // ---- pingpong -------------------------------------------------------------------------------

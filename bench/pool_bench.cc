@@ -15,11 +15,7 @@ namespace weft::bench {
 namespace {
 
 Row AllocRow(const std::string& transport, size_t size, uint64_t pairs, int64_t ns) {
-  Row r;
-  r.suite = "pool";
-  r.case_name = "alloc";
-  r.transport = transport;
-  r.payload_bytes = size;
+  Row r = NewRow("pool", "alloc", transport, size, "");
   r.extra["size"] = std::to_string(size);
   SetThroughput(r, pairs, 0, ns);
   r.bytes_per_s = 0;

@@ -42,12 +42,7 @@ void Cleanup(const std::string& name) {
 }
 
 Row MakeRow(const char* c, const std::string& transport, uint64_t size, const std::string& mode, int subs) {
-  Row r;
-  r.suite = "topic";
-  r.case_name = c;
-  r.transport = transport;
-  r.payload_bytes = size;
-  r.mode = mode;
+  Row r = NewRow("topic", c, transport, size, mode);
   r.extra["subscribers"] = std::to_string(subs);
   return r;
 }
