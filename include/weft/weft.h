@@ -47,7 +47,8 @@ enum {
   WEFT_EIO = 13,           /* an operating-system call failed */
   WEFT_ECONTRACT = 14,     /* RPC contract mismatch */
   WEFT_EINTERNAL = 15,     /* a bug */
-  WEFT_EPERM = 16          /* not permitted */
+  WEFT_EPERM = 16,         /* not permitted */
+  WEFT_ERANGE = 17         /* a position outside what exists (e.g. removed by retention) */
 };
 
 /* The ABI version this library implements (WEFT_ABI_VERSION when built). */

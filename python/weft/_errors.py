@@ -75,5 +75,9 @@ class PermissionDenied(Error, PermissionError):
     code = 16
 
 
+class OutOfRange(Error, IndexError):
+    code = 17
+
+
 __all__ = [name for name, obj in list(globals().items())
            if isinstance(obj, type) and issubclass(obj, Error)]

@@ -26,6 +26,7 @@ const char* CodeName(Code code) {
     case Code::kContractMismatch: return "contract_mismatch";
     case Code::kInternal: return "internal";
     case Code::kPermissionDenied: return "permission_denied";
+    case Code::kOutOfRange: return "out_of_range";
   }
   return "unknown";
 }

@@ -13,6 +13,7 @@
 #include "internal/channel_layout.h"
 #include "internal/doorbell.h"
 #include "internal/futex.h"
+#include "internal/spin.h"
 #include "weft/shm/channel.h"
 
 namespace weft::shm {
@@ -23,7 +24,6 @@ using internal::Atomic;
 namespace {
 
 constexpr int64_t kPeerCheckIntervalNs = 1'000'000;
-constexpr int64_t kMinAdaptiveSpinNs = 1'000;
 
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -92,7 +92,7 @@ Status Channel::WaitFor(Ready&& ready, const uint64_t* futex_cursor, Deadline de
     for (uint32_t i = 1;; ++i) {
       if (ready()) {
         Bump(stats.spins);
-        if (wait_.adaptive && !forever) spin_ns_ = std::min(spin_ns_ * 2, wait_.spin_ns);
+        if (wait_.adaptive && !forever) spin_ns_ = internal::SpinPaid(spin_ns_, wait_.spin_ns);
         return Status::Ok();
       }
       CpuRelax();
@@ -107,7 +107,7 @@ Status Channel::WaitFor(Ready&& ready, const uint64_t* futex_cursor, Deadline de
         }
       }
     }
-    if (wait_.adaptive && !forever) spin_ns_ = std::max(spin_ns_ / 2, kMinAdaptiveSpinNs);
+    if (wait_.adaptive && !forever) spin_ns_ = internal::SpinWasted(spin_ns_, wait_.spin_ns);
   }
 
   // Sleep phase: futex on the low half of the cursor the peer advances.

@@ -634,40 +634,60 @@ Status Pool::ClearBit(BlockId id, uint64_t bit) {
   return Status::Ok();
 }
 
-PoolStats Pool::Stats() const {
-  auto* self = const_cast<Pool*>(this);  // maps arenas lazily
-  PoolStats s;
-  s.page_size = kPageSize;
-  s.pages_per_class.assign(kClasses, 0);
-  uint64_t per_holder[kMaxHolders] = {};
+// Calls visit(id, mask, bytes) for every block in use, small then large.
+template <typename Visit>
+void Pool::ForEachBlock(PoolStats* s, Visit&& visit) {
   for (uint64_t a = 0; a < max_arenas_; ++a) {
-    Arena* arena = self->MapArena(a);
+    Arena* arena = MapArena(a);
     if (arena == nullptr) continue;
-    ++s.arenas;
-    s.pages += arena_pages_;
+    ++s->arenas;
+    s->pages += arena_pages_;
     for (uint64_t p = 0; p < arena_pages_; ++p) {
       const uint64_t cls1 = internal::PageClass(A(arena->pages[p]).load(std::memory_order_acquire));
       if (cls1 == 0 || cls1 > kClasses) continue;
-      ++s.pages_assigned;
-      ++s.pages_per_class[cls1 - 1];
+      ++s->pages_assigned;
+      ++s->pages_per_class[cls1 - 1];
       const uint64_t stride = uint64_t{1} << (cls1 - 1);
       for (uint64_t u = 0; u < kUnitsPerPage; u += stride) {
         const uint64_t m = A(arena->masks[p * kUnitsPerPage + u]).load(std::memory_order_relaxed);
-        if (m == 0) continue;
-        ++s.blocks_in_use;
-        s.bytes_in_use += ClassBytes(static_cast<int>(cls1 - 1));
-        for (uint64_t b = m; b != 0; b &= b - 1) ++per_holder[std::countr_zero(b)];
+        if (m != 0) visit((a << kArenaShift) | (p * kUnitsPerPage + u), m, ClassBytes(static_cast<int>(cls1 - 1)));
       }
     }
   }
   LargeEntry* e = LargeEntries(layout_);
   for (uint64_t i = 0; i < layout_->config.large_count; ++i) {
     const uint64_t m = A(e[i].mask).load(std::memory_order_relaxed);
-    if (m == 0) continue;
-    ++s.large_in_use;
-    s.large_bytes += A(e[i].size).load(std::memory_order_relaxed);
-    for (uint64_t b = m; b != 0; b &= b - 1) ++per_holder[std::countr_zero(b)];
+    if (m != 0) visit(kLargeBit | i, m, A(e[i].size).load(std::memory_order_relaxed));
   }
+}
+
+std::vector<BlockId> Pool::HeldBlocks() {
+  std::vector<BlockId> out;
+  if (slot_ < 0) return out;
+  PoolStats scratch;
+  scratch.pages_per_class.assign(kClasses, 0);
+  ForEachBlock(&scratch, [&](BlockId id, uint64_t mask, uint64_t) {
+    if (mask & bit_) out.push_back(id);
+  });
+  return out;
+}
+
+PoolStats Pool::Stats() const {
+  auto* self = const_cast<Pool*>(this);  // maps arenas lazily
+  PoolStats s;
+  s.page_size = kPageSize;
+  s.pages_per_class.assign(kClasses, 0);
+  uint64_t per_holder[kMaxHolders] = {};
+  self->ForEachBlock(&s, [&](BlockId id, uint64_t mask, uint64_t bytes) {
+    if (id & kLargeBit) {
+      ++s.large_in_use;
+      s.large_bytes += bytes;
+    } else {
+      ++s.blocks_in_use;
+      s.bytes_in_use += bytes;
+    }
+    for (uint64_t b = mask; b != 0; b &= b - 1) ++per_holder[std::countr_zero(b)];
+  });
   for (int h = 0; h < kMaxHolders; ++h) {
     internal::SlotView v = internal::ReadSlot(layout_->holders[h]);
     if (v.state != internal::kSlotAttached && v.state != internal::kSlotClaiming && per_holder[h] == 0) continue;

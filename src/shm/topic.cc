@@ -7,12 +7,15 @@
 #include <climits>
 #include <atomic>
 #include <cstring>
+#include <sched.h>
+
 #include <thread>
 
 #include <unistd.h>
 
 #include "internal/doorbell.h"
 #include "internal/futex.h"
+#include "internal/spin.h"
 #include "internal/registry.h"
 #include "internal/slot.h"
 #include "internal/channel_layout.h"  // test hooks
@@ -46,6 +49,42 @@ std::string BellName(std::string_view topic, int index, uint32_t epoch) {
 SampleEntry LoadEntry(SampleEntry& e) {
   return {A(e.block).load(std::memory_order_relaxed), A(e.size).load(std::memory_order_relaxed),
           A(e.seq).load(std::memory_order_relaxed), A(e.pool_slot).load(std::memory_order_relaxed)};
+}
+
+// A ring's head and drop record, changed together by one 16-byte compare-and-swap.
+struct HeadPair {
+  uint64_t head, dropped;
+};
+
+unsigned __int128 Pack(HeadPair v) { return static_cast<unsigned __int128>(v.dropped) << 64 | v.head; }
+
+// Replaces *expected with desired if the ring holds *expected (a full barrier); otherwise loads
+// the ring's pair into *expected and returns false.
+bool CasHead(Ring& ring, HeadPair* expected, HeadPair desired) {
+  static_assert(offsetof(Ring, dropped) == offsetof(Ring, head) + 8);
+  auto* word = reinterpret_cast<unsigned __int128*>(&ring.head);
+  const unsigned __int128 want = Pack(*expected);
+  const unsigned __int128 old = __sync_val_compare_and_swap(word, want, Pack(desired));
+  if (old == want) return true;
+  *expected = {static_cast<uint64_t>(old), static_cast<uint64_t>(old >> 64)};
+  return false;
+}
+
+HeadPair LoadHead(Ring& ring) {
+  HeadPair v{A(ring.head).load(std::memory_order_acquire), A(ring.dropped).load(std::memory_order_acquire)};
+  HeadPair probe = v;
+  if (!CasHead(ring, &probe, v)) return probe;  // the halves were torn: probe has the pair
+  return v;
+}
+
+// Clears the ring's drop record if it still is `record`; true if this call cleared it (and so
+// must revoke its hold).
+bool ClearDrop(Ring& ring, uint64_t record) {
+  HeadPair cur = LoadHead(ring);
+  while (cur.dropped == record) {
+    if (CasHead(ring, &cur, {cur.head, 0})) return true;
+  }
+  return false;
 }
 
 void StoreEntry(SampleEntry& e, const SampleEntry& v) {
@@ -245,7 +284,9 @@ Result<std::unique_ptr<Publisher>> Publisher::Open(std::string_view name, const 
   internal::PublisherState& ps = t.pub(*index).state;
   // A predecessor that died mid-publish: revoke the holds it granted for entries that never
   // became visible (an entry is visible if it stands just below its ring's tail).
-  const uint64_t bits = A(ps.pending_bits).load(std::memory_order_acquire);
+  // exchange: a subscriber may clear its own bit meanwhile (Subscriber::RecoverOrphans); each
+  // bit is revoked by whoever clears it.
+  const uint64_t bits = A(ps.pending_bits).exchange(0, std::memory_order_acq_rel);
   if (bits != 0) {
     const uint64_t block = A(ps.pending_block).load(std::memory_order_relaxed);
     const uint64_t seq = A(ps.pending_seq).load(std::memory_order_relaxed);
@@ -261,6 +302,14 @@ Result<std::unique_ptr<Publisher>> Publisher::Open(std::string_view name, const 
       t.pool->Revoke(block, std::countr_zero(b)).IgnoreError();
     }
     A(ps.pending_bits).store(0, std::memory_order_release);
+  }
+  // A predecessor that died between a drop and its revoke: revoke for it.
+  for (uint32_t s = 0; s < t.config().max_subscribers; ++s) {
+    Ring& ring = t.ring(*index, static_cast<int>(s));
+    const uint64_t record = A(ring.dropped).load(std::memory_order_acquire);
+    if (record != 0 && ClearDrop(ring, record)) {
+      t.pool->Revoke(internal::DropBlock(record), internal::DropSlot(record)).IgnoreError();
+    }
   }
   // A predecessor's history was freed with its pool holds: start empty. Sequence numbers go on.
   A(ps.history_count).store(0, std::memory_order_relaxed);
@@ -324,6 +373,7 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
     const auto policy = static_cast<OnFull>(A(rec.state.on_full).load(std::memory_order_relaxed));
     bool skip = false;
     int64_t spins = 0;
+    int64_t next_liveness_ns = 0;  // check at the first sleep
     for (;;) {
       uint64_t head = A(ring.head).load(std::memory_order_acquire);
       if (tail - head < depth) break;
@@ -334,23 +384,56 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
       }
       if (policy == OnFull::kDropOldest) {
         const SampleEntry old = LoadEntry(t.entries(index_, s)[head % depth]);
-        // acq_rel: takes the oldest entry away from the subscriber; a failure means it took
-        // that entry first.
-        if (A(ring.head).compare_exchange_strong(head, head + 1, std::memory_order_acq_rel)) {
-          t.pool->Revoke(old.block, static_cast<int>(old.pool_slot)).IgnoreError();
+        HeadPair cur = LoadHead(ring);
+        if (cur.head != head) continue;  // the subscriber took it meanwhile
+        if (cur.dropped != 0 && ClearDrop(ring, cur.dropped)) {  // a dead predecessor's drop
+          t.pool->Revoke(internal::DropBlock(cur.dropped), internal::DropSlot(cur.dropped)).IgnoreError();
+          continue;
+        }
+        // Takes the oldest entry away from the subscriber and records its hold in the same
+        // CAS; a failure means the subscriber took that entry first.
+        const uint64_t record = internal::DropRecord(old.block, old.pool_slot);
+        if (CasHead(ring, &cur, {head + 1, record})) {
+          if (internal::Hooks().drop_stops_after_cas.load(std::memory_order_relaxed)) {
+            return Status(Code::kInternal, "test hook: stopped after dropping");
+          }
+          if (ClearDrop(ring, record)) t.pool->Revoke(old.block, static_cast<int>(old.pool_slot)).IgnoreError();
           A(rec.state.drops_oldest).fetch_add(1, std::memory_order_relaxed);
         }
         continue;
       }
-      // Block: wait for the subscriber, unless it died.
-      if (internal::HolderGone(v)) {
-        skip = true;
-        break;
-      }
+      // Block: wait for the subscriber, unless it died or left. Spin a little, then sleep until
+      // a subscriber takes from a queue, checking the subscriber's liveness once per slice.
       if (deadline.Expired()) {
         return Status(Code::kTimeout, "subscriber " + std::to_string(s) + " of the topic is full");
       }
-      if (++spins > 1000) std::this_thread::sleep_for(std::chrono::microseconds(50));
+      if (++spins <= 1000) {
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+        continue;
+      }
+      const internal::SlotView now = internal::ReadSlot(rec.slot);
+      if (now.state != internal::kSlotAttached || now.epoch != v.epoch) {
+        skip = true;
+        break;
+      }
+      const int64_t t_now = MonotonicNs();
+      if (t_now >= next_liveness_ns) {
+        if (internal::HolderGone(now)) {
+          skip = true;
+          break;
+        }
+        next_liveness_ns = t_now + kLivenessSliceNs;
+      }
+      // Sleep until the subscriber has emptied half its queue. Dekker with its seq_cst head
+      // CAS then load of pub_waiting in TryTake: either it sees the flag, or we see its head.
+      internal::TopicWake& wake = t.layout->wake;
+      const uint32_t ev = A(wake.space).load(std::memory_order_seq_cst);
+      A(rec.state.pub_waiting).store(1, std::memory_order_seq_cst);
+      if (tail - A(ring.head).load(std::memory_order_seq_cst) < depth) continue;
+      internal::FutexWait(&wake.space, ev,
+                          std::min({deadline.RemainingNs(), kLivenessSliceNs, next_liveness_ns - t_now}));
     }
     if (skip) continue;
     targets |= uint64_t{1} << s;
@@ -387,7 +470,11 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
     internal::TopicWake& wake = t.layout->wake;
     // seq_cst RMW: Dekker with the sleeper's seq_cst increment of `sleepers` in Take.
     A(wake.events).fetch_add(1, std::memory_order_seq_cst);
-    if (A(wake.sleepers).load(std::memory_order_seq_cst) != 0) internal::FutexWake(&wake.events, INT32_MAX);
+    // One wake per sleep: sleepers woken but not yet running are not woken again.
+    if (A(wake.sleepers).load(std::memory_order_seq_cst) != 0 &&
+        A(wake.sleepers).exchange(0, std::memory_order_seq_cst) != 0) {
+      internal::FutexWake(&wake.events, INT32_MAX);
+    }
     for (int s = 0; s < subs; ++s) {  // subscribers waiting on their descriptors
       if (!(targets >> s & 1)) continue;
       uint32_t& armed = t.sub(s).state.bell_armed;
@@ -450,6 +537,7 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Open(std::string_view name, cons
   if (!index.ok()) return index.status();
   const int s = *index;
   sub->index_ = s;
+  sub->spin_most_ns_ = options.spin_ns;
   sub->spin_ns_ = options.spin_ns;
   internal::SubscriberState& st = t.sub(s).state;
   A(st.pool_slot).store(static_cast<uint32_t>(t.pool->holder_slot()), std::memory_order_relaxed);
@@ -460,7 +548,10 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Open(std::string_view name, cons
   // Entries a predecessor left in our queues were granted to its pool slot, not ours: skip them.
   for (uint32_t p = 0; p < t.config().max_publishers; ++p) {
     Ring& ring = t.ring(static_cast<int>(p), s);
-    A(ring.head).store(A(ring.tail).load(std::memory_order_acquire), std::memory_order_release);
+    // A predecessor's unrevoked drop went with its pool holds: forget it (no revoke).
+    HeadPair cur = LoadHead(ring);
+    while (!CasHead(ring, &cur, {A(ring.tail).load(std::memory_order_acquire), 0})) {
+    }
   }
   internal::FinishClaim(t.sub(s).slot, sub->epoch_);
   // History: hold the last samples of each live publisher, oldest first.
@@ -498,6 +589,15 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Open(std::string_view name, cons
   return sub;
 }
 
+namespace {
+// Wakes the publishers sleeping on a full queue.
+void WakePublishers(Topic& t) {
+  internal::TopicWake& wake = t.layout->wake;
+  A(wake.space).fetch_add(1, std::memory_order_seq_cst);
+  internal::FutexWake(&wake.space, INT32_MAX);
+}
+}  // namespace
+
 bool Subscriber::TryTake(Sample* out) {
   Topic& t = *topic_;
   const uint32_t pubs = t.config().max_publishers;
@@ -506,14 +606,25 @@ bool Subscriber::TryTake(Sample* out) {
   for (uint32_t k = 0; k < pubs; ++k) {
     const int p = static_cast<int>((next_publisher_ + k) % pubs);
     Ring& ring = t.ring(p, index_);
+    HeadPair cur{A(ring.head).load(std::memory_order_acquire), A(ring.dropped).load(std::memory_order_relaxed)};
     for (;;) {
-      uint64_t head = A(ring.head).load(std::memory_order_acquire);
+      const uint64_t head = cur.head;
       // acquire: pairs with the release of the tail in Publish.
       const uint64_t tail = A(ring.tail).load(std::memory_order_acquire);
       if (head == tail) break;
       const SampleEntry e = LoadEntry(t.entries(p, index_)[head % depth]);
-      // acq_rel: takes the entry; a failure means the publisher dropped it (drop-oldest).
-      if (!A(ring.head).compare_exchange_strong(head, head + 1, std::memory_order_acq_rel)) continue;
+      // A full barrier: takes the entry, keeping the drop record (a failure means the publisher
+      // dropped it, or the pair was read torn: cur is reloaded), and Dekker with a publisher
+      // waiting for room (its store of pub_waiting, then its load of the head).
+      if (!CasHead(ring, &cur, {head + 1, cur.dropped})) continue;
+      cur.head = head + 1;
+      // A publisher waiting for room is woken once half the queue is free: one wake per half
+      // queue, not one per sample.
+      uint32_t& waiting = t.sub(index_).state.pub_waiting;
+      if (tail - (head + 1) <= depth / 2 && A(waiting).load(std::memory_order_seq_cst) != 0 &&
+          A(waiting).exchange(0, std::memory_order_seq_cst) != 0) {
+        WakePublishers(t);
+      }
       if (e.pool_slot != my_pool_slot) continue;  // granted to a predecessor, not to us
       if (e.seq <= history_seq_[p]) {
         // Already delivered from the history. Its hold and this entry's grant are one bit,
@@ -559,12 +670,26 @@ Result<Sample> Subscriber::Take(Deadline deadline) {
     if (TryTake(&out)) return done();
     return Status(Code::kWouldBlock, "no sample on the topic");
   }
-  const int64_t spin_until = spin_ns_ < 0 ? INT64_MAX : MonotonicNs() + spin_ns_;
-  for (uint32_t i = 0; !deadline.Expired() && MonotonicNs() < spin_until; ++i) {
-    if (TryTake(&out)) return done();
+  const bool forever = spin_most_ns_ < 0;
+  if (forever || spin_ns_ > 0) {
+    const int64_t spin_until = forever ? INT64_MAX : MonotonicNs() + spin_ns_;
+    for (uint32_t i = 0; !deadline.Expired() && MonotonicNs() < spin_until; ++i) {
+      if (TryTake(&out)) {
+        if (!forever) spin_ns_ = internal::SpinPaid(spin_ns_, spin_most_ns_);
+        return done();
+      }
 #if defined(__x86_64__)
-    __builtin_ia32_pause();
+      __builtin_ia32_pause();
 #endif
+    }
+    if (!forever) spin_ns_ = internal::SpinWasted(spin_ns_, spin_most_ns_);
+  }
+  // Before sleeping, offer the core to a runnable publisher a few times: on a machine with
+  // more processes than cores this lets samples pile up for one wake-up instead of one each;
+  // on an idle machine each yield returns at once.
+  for (int i = 0; i < 4 && !deadline.Expired(); ++i) {
+    ::sched_yield();
+    if (TryTake(&out)) return done();
   }
   for (;;) {
     const int64_t left = deadline.RemainingNs();
@@ -577,13 +702,13 @@ Result<Sample> Subscriber::Take(Deadline deadline) {
     // futex does not sleep).
     internal::TopicWake& wake = t.layout->wake;
     const uint32_t ev = A(wake.events).load(std::memory_order_seq_cst);
+    // The count is cleared by the publisher that wakes us, not by us: a stale count costs a
+    // publisher one spare wake, never a missed one.
     A(wake.sleepers).fetch_add(1, std::memory_order_seq_cst);
-    if (TryTake(&out)) {
-      A(wake.sleepers).fetch_sub(1, std::memory_order_relaxed);
-      return done();
+    if (TryTake(&out)) return done();
+    if (internal::FutexWait(&wake.events, ev, std::min(left, kLivenessSliceNs))) {
+      RecoverOrphans();  // a quiet slice: see whether a dead publisher left us holds
     }
-    internal::FutexWait(&wake.events, ev, std::min(left, kLivenessSliceNs));
-    A(wake.sleepers).fetch_sub(1, std::memory_order_relaxed);
     if (TryTake(&out)) return done();
   }
 }
@@ -591,6 +716,54 @@ Result<Sample> Subscriber::Take(Deadline deadline) {
 Status Subscriber::Release(const Sample& sample) {
   if (index_ < 0) return Status(Code::kClosed, "subscriber is closed");
   return topic_->pool->Release(sample.block);
+}
+
+// A publisher that died between granting holds and making its entries visible left those holds
+// behind: the entries that would have carried them never appear; one that died between a
+// drop-oldest and its revoke left the dropped sample's hold. A successor publisher in its slot
+// revokes them; a subscriber revokes its own at once, without waiting for a successor.
+// Exactly one party clears each bit of pending_bits (fetch_and / exchange) and only that party
+// revokes it.
+size_t Subscriber::RecoverOrphans() {
+  if (index_ < 0) return 0;
+  Topic& t = *topic_;
+  const int my_slot = t.pool->holder_slot();
+  const uint64_t my_bit = uint64_t{1} << my_slot;
+  const uint32_t depth = t.config().queue_depth;
+  size_t revoked = 0;
+  for (uint32_t p = 0; p < t.config().max_publishers; ++p) {
+    internal::PublisherRecord& rec = t.pub(static_cast<int>(p));
+    Ring& dring = t.ring(static_cast<int>(p), index_);
+    const uint64_t record = A(dring.dropped).load(std::memory_order_acquire);
+    const bool pending = (A(rec.state.pending_bits).load(std::memory_order_acquire) & my_bit) != 0;
+    if (record == 0 && !pending) continue;
+    if (!internal::HolderGone(internal::ReadSlot(rec.slot))) continue;  // publishing now
+    // It died between a drop of one of our samples and the revoke.
+    if (record != 0 && ClearDrop(dring, record) &&
+        t.pool->Revoke(internal::DropBlock(record), internal::DropSlot(record)).ok()) {
+      ++revoked;
+    }
+    if (!pending) continue;
+    const uint64_t block = A(rec.state.pending_block).load(std::memory_order_relaxed);
+    const uint64_t seq = A(rec.state.pending_seq).load(std::memory_order_relaxed);
+    // Visible after all (the publisher died after advancing our tail): the entry carries it.
+    Ring& ring = t.ring(static_cast<int>(p), index_);
+    const uint64_t tail = A(ring.tail).load(std::memory_order_acquire);
+    bool visible = false;
+    if (tail != 0) {
+      const SampleEntry e = LoadEntry(t.entries(static_cast<int>(p), index_)[(tail - 1) % depth]);
+      visible = e.block == block && e.seq == seq;
+    }
+    if ((A(rec.state.pending_bits).fetch_and(~my_bit, std::memory_order_acq_rel) & my_bit) == 0) continue;
+    if (A(rec.state.pending_block).load(std::memory_order_acquire) != block ||
+        A(rec.state.pending_seq).load(std::memory_order_relaxed) != seq) {
+      // A successor took the slot and is publishing: the bit was its grant; give it back.
+      A(rec.state.pending_bits).fetch_or(my_bit, std::memory_order_acq_rel);
+      continue;
+    }
+    if (!visible && t.pool->Revoke(block, my_slot).ok()) ++revoked;
+  }
+  return revoked;
 }
 
 SubscriberCounters Subscriber::counters() const {
@@ -607,6 +780,7 @@ Status Subscriber::Close() {
   if (index_ < 0) return Status::Ok();
   internal::ReleaseSlot(topic_->sub(index_).slot, epoch_, internal::kSlotClosed);
   topic_->pool->Close().IgnoreError();  // every hold: taken, queued, from history
+  WakePublishers(*topic_);  // a publisher waiting on our full queue moves on
   pending_.clear();
   index_ = -1;
   return Status::Ok();

@@ -38,6 +38,7 @@ enum class Code : int {
   kContractMismatch = 14, // RPC contract differs between the two sides
   kInternal = 15,         // a bug; please report
   kPermissionDenied = 16, // not allowed by the operating system
+  kOutOfRange = 17,       // a position outside what exists (for example removed by retention)
 };
 
 // Returns a stable lower-case name for `code` ("peer_dead").

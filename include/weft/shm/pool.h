@@ -121,6 +121,8 @@ class Pool {
   Status Close();
 
   PoolStats Stats() const;
+  // Every block this process holds (a scan of the whole pool: for recovery, not hot paths).
+  std::vector<BlockId> HeldBlocks();
   const PoolLocalStats& local_stats() const { return local_; }
   int holder_slot() const { return slot_; }
   const std::string& name() const { return segment_.name(); }
@@ -134,6 +136,8 @@ class Pool {
   Status Attach();
   void ClearHolder(int slot, uint64_t* freed);
   Result<BlockId> AllocateSmall(int cls);
+  template <typename Visit>
+  void ForEachBlock(PoolStats* s, Visit&& visit);
   Result<BlockId> AllocateLarge(size_t n);
   int64_t FindPage(int cls);
   bool AddArena();

@@ -45,7 +45,9 @@ enum class OnFull : uint32_t { kBlock = 0, kDropOldest = 1, kDropNewest = 2 };
 struct SubscriberOptions {
   OnFull on_full = OnFull::kBlock;
   uint32_t history = 0;  // samples per publisher to receive first, if the topic keeps them
-  int64_t spin_ns = 50'000;  // Take spins this long before sleeping; -1 spins until the deadline
+  // Take spins up to this long before sleeping (adaptive: less while spinning finds nothing);
+  // -1 spins until the deadline.
+  int64_t spin_ns = 50'000;
 };
 
 // A loaned or received sample: a block of the topic's pool.
@@ -128,6 +130,10 @@ class Subscriber {
   Result<int> WaitFd();
   Status Release(const Sample& sample);
   SubscriberCounters counters() const;
+  // Revokes the holds a publisher that died mid-publish (or mid-drop) left to this subscriber
+  // for samples that never reached, or already left, its queue; returns how many. Take runs it on its own after a
+  // quiet liveness slice; a caller that never sleeps may run it after seeing a publisher die.
+  size_t RecoverOrphans();
   Status Close();
   int index() const { return index_; }
 
@@ -138,7 +144,8 @@ class Subscriber {
   int index_ = -1;
   uint32_t epoch_ = 0;
   uint32_t next_publisher_ = 0;
-  int64_t spin_ns_ = 50'000;
+  int64_t spin_most_ns_ = 50'000;  // SubscriberOptions::spin_ns
+  int64_t spin_ns_ = 50'000;       // the current adaptive budget
   int bell_fd_ = -1;
   std::deque<Sample> pending_;              // history samples, delivered first
   std::vector<uint64_t> history_seq_;       // per publisher: last seq delivered from history

@@ -116,6 +116,7 @@ struct TestHooks {
   std::atomic<bool> skip_wake{false};          // wakers ignore a sleeping peer
   std::atomic<bool> ignore_peer_death{false};  // a dead peer is reported as alive
   std::atomic<bool> publish_stops_after_grant{false};  // topics: simulate a death mid-publish
+  std::atomic<bool> drop_stops_after_cas{false};       // topics: simulate a death mid-drop
 };
 TestHooks& Hooks();
 
