@@ -2,6 +2,7 @@
 #   pip install --no-build-isolation ./python
 import glob
 import os
+import platform
 
 from pybind11.setup_helpers import Pybind11Extension
 from setuptools import setup
@@ -23,7 +24,9 @@ setup(
             sources,
             include_dirs=[os.path.relpath(os.path.join(root, d), here) for d in ("include", "src/shm")],
             cxx_std=20,
-            extra_compile_args=["-O2", "-fvisibility=hidden"],
+            # -mcx16: topic rings use a 16-byte compare-and-swap (cmpxchg16b).
+            extra_compile_args=["-O2", "-fvisibility=hidden"]
+            + (["-mcx16"] if platform.machine() in ("x86_64", "AMD64") else []),
         )
     ],
 )

@@ -1,4 +1,4 @@
-#include "internal/futex.h"
+#include "weft/core/futex.h"
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <ctime>
 
-namespace weft::shm::internal {
+namespace weft {
 
 bool FutexWait(const uint32_t* word, uint32_t expected, int64_t timeout_ns) {
   if (timeout_ns < 0) timeout_ns = 0;
@@ -22,4 +22,4 @@ int FutexWake(const uint32_t* word, int count) {
   return r < 0 ? 0 : static_cast<int>(r);
 }
 
-}  // namespace weft::shm::internal
+}  // namespace weft
