@@ -64,7 +64,7 @@ struct LogStats {
   uint64_t segments = 0;
   uint64_t bytes = 0;        // record bytes on disk, over all segments
   uint64_t fsyncs = 0;       // by this handle
-  uint64_t truncated_bytes = 0;  // torn tail cut off when this writer opened the log
+  uint64_t cut_at_offset = 0;  // where this writer's open cut a torn tail (0: nothing cut)
   int32_t writer_pid = 0;    // 0 if no writer holds the log
 };
 
@@ -134,8 +134,8 @@ class Log {
  private:
   friend class weft::log::Tail;
   struct Impl;
-  explicit Log(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit Log(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
 };
 
 }  // namespace weft::log
