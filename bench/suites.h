@@ -15,5 +15,6 @@ Row OneWayLink(const char* suite, const char* case_name, const std::string& tran
                const std::string& mode, int warm, int n, bool touch);
 void RunPoolSuite(const Options& opt);
 void RunTopicSuite(const Options& opt);
+void RunLogSuite(const Options& opt);
 
 }  // namespace weft::bench

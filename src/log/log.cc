@@ -15,10 +15,12 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "files.h"
 #include "format.h"
 #include "weft/core/futex.h"
+#include "weft/core/spin.h"
 #include "weft/shm/process.h"
 
 namespace weft::log {
@@ -34,6 +36,7 @@ std::atomic_ref<T> A(T& v) {
 
 constexpr int64_t kSliceNs = 20'000'000;              // sleeping readers re-check this often
 constexpr uint64_t kPopulateChunk = uint64_t{4} << 20;  // the writer faults pages in ahead
+constexpr uint64_t kZeroChunk = uint64_t{1} << 20;      // and writes blocks once ahead
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -100,6 +103,7 @@ struct Log::Impl {
   uint64_t capacity = 0;  // the active segment's
   uint64_t write_off = 0;
   uint64_t populated_to = 0;
+  uint64_t zeroed_to = 0;  // durable policies: blocks up to here were written (as zeros) once
   int idx_fd = -1;
   uint64_t idx_size = 0;
   uint64_t last_index_off = 0;
@@ -304,6 +308,7 @@ Status Log::Impl::CreateSegment(uint64_t first) {
   capacity = opt.segment_bytes;
   write_off = kRecordsStart;
   populated_to = 0;
+  zeroed_to = 0;
   last_index_off = 0;
   {
     std::lock_guard<std::mutex> g(seg_mu);
@@ -406,6 +411,7 @@ Status Log::Impl::Recover() {
   capacity = h.capacity;
   write_off = off;
   populated_to = 0;
+  zeroed_to = 0;
   next = seq;
   last_ts = min_ts;
   return Status::Ok();
@@ -428,6 +434,20 @@ Status Log::Impl::Roll() {
 Status Log::Impl::WriteOne(ByteView payload, uint32_t flags) {
   const uint64_t need = RecordBytes(payload.size());
   if (write_off + need > capacity) WEFT_RETURN_IF_ERROR(Roll());
+  if (opt.fsync != Fsync::kNever && write_off + need > zeroed_to) {
+    // Write the next blocks once as zeros: the extents turn from reserved to written in one
+    // metadata commit per chunk, and the fsyncs that follow flush data only.
+    const uint64_t from = std::max(zeroed_to, write_off);
+    const uint64_t to = std::min<uint64_t>(capacity, std::max(write_off + need, from + kZeroChunk));
+    static const std::vector<uint8_t> zeros(kZeroChunk);
+    for (uint64_t p = from; p < to;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(to - p, zeros.size()));
+      const ssize_t w = ::pwrite(active->fd, zeros.data(), n, static_cast<off_t>(p));
+      if (w <= 0) break;  // the mapping still works; the fsyncs just cost more
+      p += static_cast<uint64_t>(w);
+    }
+    zeroed_to = to;
+  }
   if (write_off + need > populated_to) {
     // Fault the next pages in with one call instead of one fault per page.
     const uint64_t from = populated_to > write_off ? populated_to : (write_off & ~uint64_t{4095});
@@ -877,13 +897,16 @@ struct Tail::Impl {
   uint64_t off = 0;
   int64_t min_ts = INT64_MIN;
   std::atomic<bool> closed{false};
+  int64_t spin_most = 0;  // TailOptions::spin_ns
+  int64_t spin = 0;       // the adaptive budget
 };
 
 Tail::Tail(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Tail::~Tail() = default;
 
-Result<std::unique_ptr<Tail>> Log::TailFrom(uint64_t from_seq) {
+Result<std::unique_ptr<Tail>> Log::TailFrom(uint64_t from_seq, const TailOptions& options) {
   auto impl = std::make_unique<weft::log::Tail::Impl>();
+  impl->spin_most = impl->spin = options.spin_ns;
   impl->log = impl_;
   impl->state_keep = impl_->state_map;
   impl->pos = from_seq;
@@ -934,7 +957,20 @@ Result<Record> Tail::Next(Deadline deadline) {
       }
       return Log::Impl::Damaged(*t.seg, t.off, t.pos, st);
     }
-    // Caught up: sleep until an append (or a slice passes).
+    // Caught up: spin a little, then sleep until an append (or a slice passes).
+    if (!deadline.is_now() && (t.spin_most < 0 || t.spin > 0)) {
+      const int64_t until = t.spin_most < 0 ? deadline.at_ns() : std::min(deadline.at_ns(), MonotonicNs() + t.spin);
+      bool found = false;
+      for (uint32_t i = 0; !found; ++i) {
+        found = t.pos < m.NextSeq() || t.closed.load(std::memory_order_relaxed);
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+        if ((i & 63) == 63 && MonotonicNs() >= until) break;
+      }
+      if (t.spin_most > 0) t.spin = found ? SpinPaid(t.spin, t.spin_most) : SpinWasted(t.spin, t.spin_most);
+      if (found) continue;
+    }
     const int64_t left = deadline.RemainingNs();
     if (left == 0) {
       return Status(deadline.is_now() ? Code::kWouldBlock : Code::kTimeout, "no record " + std::to_string(t.pos) + " yet");

@@ -70,6 +70,12 @@ struct LogStats {
 
 class Log;
 
+struct TailOptions {
+  // Next spins up to this long for a new record before sleeping (adaptive: less while spinning
+  // finds nothing); 0 sleeps at once; -1 spins until the deadline.
+  int64_t spin_ns = 50'000;
+};
+
 // Reads records from `from_seq` on: first those on disk, then each new append as it lands,
 // without gaps or duplicates, in this or any other process.
 class Tail {
@@ -89,6 +95,12 @@ class Tail {
 
  private:
   friend class Log;
+
+struct TailOptions {
+  // Next spins up to this long for a new record before sleeping (adaptive: less while spinning
+  // finds nothing); 0 sleeps at once; -1 spins until the deadline.
+  int64_t spin_ns = 50'000;
+};
   struct Impl;
   explicit Tail(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
@@ -117,7 +129,7 @@ class Log {
   // [first_seq, next_seq).
   Result<Record> Read(uint64_t seq);
   // A tail from `from_seq` (clamped to nothing: below first_seq gives kOutOfRange at Next).
-  Result<std::unique_ptr<weft::log::Tail>> TailFrom(uint64_t from_seq);
+  Result<std::unique_ptr<weft::log::Tail>> TailFrom(uint64_t from_seq, const TailOptions& options = {});
   // The first record appended at or after wall time `time_ns` (next_seq if none).
   Result<uint64_t> SeqAtTime(int64_t time_ns);
 
