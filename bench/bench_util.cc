@@ -138,7 +138,11 @@ std::string Json(const Row& r) {
   os << "{\"suite\":\"" << r.suite << "\",\"case\":\"" << r.case_name << "\",\"transport\":\""
      << r.transport << "\",\"payload_bytes\":" << r.payload_bytes << ",\"n\":" << r.n;
   if (!r.mode.empty()) os << ",\"mode\":\"" << r.mode << "\"";
-  for (const auto& [name, value] : r.extra) os << ",\"" << name << "\":" << value;
+  for (const auto& [name, value] : r.extra) {
+    // Numbers as numbers, words as strings.
+    const bool number = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
+    os << ",\"" << name << "\":" << (number ? value : "\"" + value + "\"");
+  }
   if (r.latency) {
     std::snprintf(buf, sizeof(buf), ",\"p50_ns\":%.0f,\"p99_ns\":%.0f,\"p999_ns\":%.0f,\"mean_ns\":%.1f",
                   r.p50_ns, r.p99_ns, r.p999_ns, r.mean_ns);
@@ -180,6 +184,14 @@ std::string Rate(double v, const char* unit) {
 
 }  // namespace
 
+// Column labels for extra fields in the table.
+std::string ShortName(const std::string& name) {
+  if (name == "subscribers") return "subs";
+  if (name == "appenders") return "app";
+  if (name == "log_bytes") return "bytes";
+  return name;
+}
+
 void Emit(const std::string& suite, const std::vector<Row>& rows, const Options& opt) {
   if (!opt.out.empty()) {
     std::ofstream f(opt.out, std::ios::app);
@@ -198,15 +210,21 @@ void Emit(const std::string& suite, const std::vector<Row>& rows, const Options&
   };
   std::map<std::string, const Row*> weft;
   for (const Row& r : rows) if (r.transport == "weft") weft[group(r)] = &r;
+  auto extras = [](const Row& r) {
+    std::string extra;
+    for (const auto& [name, value] : r.extra) extra += ShortName(name) + "=" + value + " ";
+    return extra;
+  };
+  int ew = 10;
+  for (const Row& r : rows) ew = std::max(ew, static_cast<int>(extras(r).size()));
   std::printf("weft bench %s -- %s\n", suite.c_str(), MachineLine().c_str());
-  std::printf("%-9s %-9s %-7s %-8s %-10s %11s %11s %11s %13s %13s %9s\n", "case", "transport",
-              "mode", "size", "extra", "p50", "p99", "p99.9", "msgs/s", "bytes/s", "vs weft");
+  std::printf("%-9s %-9s %-7s %-8s %-*s %11s %11s %11s %13s %13s %9s\n", "case", "transport",
+              "mode", "size", ew, "extra", "p50", "p99", "p99.9", "msgs/s", "bytes/s", "vs weft");
   std::string last_case;
   for (const Row& r : rows) {
     if (!last_case.empty() && r.case_name != last_case) std::printf("\n");
     last_case = r.case_name;
-    std::string extra;
-    for (const auto& [name, value] : r.extra) extra += name.substr(0, 4) + "=" + value + " ";
+    const std::string extra = extras(r);
     std::string ratio = "-";
     auto it = weft.find(group(r));
     if (it != weft.end() && r.transport != "weft") {
@@ -217,13 +235,13 @@ void Emit(const std::string& suite, const std::vector<Row>& rows, const Options&
       ratio = b;
     }
     if (r.latency) {
-      std::printf("%-9s %-9s %-7s %-8s %-10s %11s %11s %11s %13s %13s %9s\n", r.case_name.c_str(),
-                  r.transport.c_str(), r.mode.c_str(), Size(r.payload_bytes).c_str(), extra.c_str(),
+      std::printf("%-9s %-9s %-7s %-8s %-*s %11s %11s %11s %13s %13s %9s\n", r.case_name.c_str(),
+                  r.transport.c_str(), r.mode.c_str(), Size(r.payload_bytes).c_str(), ew, extra.c_str(),
                   Human(r.p50_ns).c_str(), Human(r.p99_ns).c_str(), Human(r.p999_ns).c_str(), "",
                   "", ratio.c_str());
     } else {
-      std::printf("%-9s %-9s %-7s %-8s %-10s %11s %11s %11s %13s %13s %9s\n", r.case_name.c_str(),
-                  r.transport.c_str(), r.mode.c_str(), Size(r.payload_bytes).c_str(), extra.c_str(),
+      std::printf("%-9s %-9s %-7s %-8s %-*s %11s %11s %11s %13s %13s %9s\n", r.case_name.c_str(),
+                  r.transport.c_str(), r.mode.c_str(), Size(r.payload_bytes).c_str(), ew, extra.c_str(),
                   "", "", "", Rate(r.msgs_per_s, "").c_str(), Rate(r.bytes_per_s, "B").c_str(),
                   ratio.c_str());
     }

@@ -36,9 +36,11 @@ namespace {
 
 using log::Fsync;
 
+// Each row starts with no dirty pages of earlier rows being written back beside it.
 struct Dir {
   std::string path;
   Dir() {
+    ::sync();
     char tmpl[] = "/var/tmp/weft-bench-log-XXXXXX";
     path = ::mkdtemp(tmpl);
   }

@@ -5,6 +5,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -35,7 +36,8 @@ std::atomic_ref<T> A(T& v) {
 }
 
 constexpr int64_t kSliceNs = 20'000'000;              // sleeping readers re-check this often
-constexpr uint64_t kPopulateChunk = uint64_t{4} << 20;  // the writer faults pages in ahead
+constexpr uint64_t kPopulateChunk = uint64_t{256} << 10;  // the writer faults pages in ahead
+constexpr uint64_t kDirectWriteMin = uint64_t{16} << 10;  // records this large go by pwritev
 constexpr uint64_t kZeroChunk = uint64_t{1} << 20;      // and writes blocks once ahead
 
 #ifndef MADV_POPULATE_WRITE
@@ -118,6 +120,9 @@ struct Log::Impl {
   std::condition_variable sync_cv;
   bool syncing = false;
   uint64_t durable = 0;
+  std::atomic<int> sync_callers{0};  // threads inside SyncTo
+  int last_crowd = 0;                // callers when the last fsync began
+  int64_t last_fsync_ns = 0;
   std::atomic<uint64_t> fsyncs{0};
   std::thread flusher;
   std::mutex flusher_mu;
@@ -233,7 +238,7 @@ struct Log::Impl {
   Status Recover();
   Status CreateSegment(uint64_t first);
   Status Roll();
-  Status WriteOne(ByteView payload, uint32_t flags);
+  Status WriteOne(ByteView payload, uint32_t flags, int64_t timestamp_ns);
   Status SyncTo(uint64_t target);
   Status RetentionLocked();
   void Publish() {
@@ -431,7 +436,7 @@ Status Log::Impl::Roll() {
   return RetentionLocked();
 }
 
-Status Log::Impl::WriteOne(ByteView payload, uint32_t flags) {
+Status Log::Impl::WriteOne(ByteView payload, uint32_t flags, int64_t timestamp_ns) {
   const uint64_t need = RecordBytes(payload.size());
   if (write_off + need > capacity) WEFT_RETURN_IF_ERROR(Roll());
   if (opt.fsync != Fsync::kNever && write_off + need > zeroed_to) {
@@ -448,22 +453,47 @@ Status Log::Impl::WriteOne(ByteView payload, uint32_t flags) {
     }
     zeroed_to = to;
   }
-  if (write_off + need > populated_to) {
-    // Fault the next pages in with one call instead of one fault per page.
-    const uint64_t from = populated_to > write_off ? populated_to : (write_off & ~uint64_t{4095});
-    const uint64_t to = std::min<uint64_t>(capacity, std::max(write_off + need, from + kPopulateChunk));
-    ::madvise(active->base + from, to - from, MADV_POPULATE_WRITE);
-    populated_to = to;
-  }
   RecordHeader h{};
   h.length = static_cast<uint32_t>(payload.size());
   h.seq = next;
-  h.timestamp_ns = std::max(WallNs(), last_ts);
+  h.timestamp_ns = timestamp_ns;
   h.flags = flags;
-  uint8_t* at = active->base + write_off;
-  std::memcpy(at + sizeof(RecordHeader), payload.data(), payload.size());
-  h.crc = RecordCrc(h, at + sizeof(RecordHeader));
-  std::memcpy(at, &h, sizeof(h));
+  if (payload.size() >= kDirectWriteMin) {
+    // Large records go in with one pwritev: whole pages copied straight into the page cache,
+    // which the mapping shares, without the kernel first zeroing pages for the mapping.
+    h.crc = RecordCrc(h, payload.data());
+    static const uint8_t kPad[8] = {};
+    iovec iov[3] = {{&h, sizeof(h)},
+                    {const_cast<uint8_t*>(payload.data()), payload.size()},
+                    {const_cast<uint8_t*>(kPad), need - sizeof(h) - payload.size()}};
+    uint64_t done = 0;
+    while (done < need) {
+      const ssize_t w = ::pwritev(active->fd, iov, 3, static_cast<off_t>(write_off + done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return ErrnoStatus(errno, "write(" + active->path + ")");
+      done += static_cast<uint64_t>(w);
+      // Rare short write: advance the iovecs past what went out.
+      uint64_t skip = static_cast<uint64_t>(w);
+      for (iovec& v : iov) {
+        const uint64_t k = std::min<uint64_t>(skip, v.iov_len);
+        v.iov_base = static_cast<uint8_t*>(v.iov_base) + k;
+        v.iov_len -= k;
+        skip -= k;
+      }
+    }
+  } else {
+    if (write_off + need > populated_to) {
+      // Fault the next pages in with one call instead of one fault per page.
+      const uint64_t from = populated_to > write_off ? populated_to : (write_off & ~uint64_t{4095});
+      const uint64_t to = std::min<uint64_t>(capacity, std::max(write_off + need, from + kPopulateChunk));
+      ::madvise(active->base + (from & ~uint64_t{4095}), to - (from & ~uint64_t{4095}), MADV_POPULATE_WRITE);
+      populated_to = to;
+    }
+    uint8_t* at = active->base + write_off;
+    std::memcpy(at + sizeof(RecordHeader), payload.data(), payload.size());
+    h.crc = RecordCrc(h, at + sizeof(RecordHeader));
+    std::memcpy(at, &h, sizeof(h));
+  }
   if (last_index_off == 0 || write_off - last_index_off >= opt.index_every_bytes) {
     IndexEntry e{next, write_off, h.timestamp_ns, 0, 0};
     e.crc = Crc32c(0, &e, 24);
@@ -479,16 +509,36 @@ Status Log::Impl::WriteOne(ByteView payload, uint32_t flags) {
 }
 
 // Group commit: one caller at a time runs fdatasync for everything appended so far; the others
-// wait for it, and whoever still needs more runs the next.
+// wait for it, and whoever still needs more runs the next. When several appenders are at work,
+// the caller about to sync first gives the others a moment to append (until all that waited
+// last time are back, new records stop coming, or half an fsync's time passes), so that one
+// fsync covers them all.
 Status Log::Impl::SyncTo(uint64_t target) {
   std::unique_lock<std::mutex> lk(sync_mu);
+  ++sync_callers;
+  struct Leave {
+    Impl* m;
+    ~Leave() { --m->sync_callers; }
+  } leave{this};
   while (durable < target) {
     if (syncing) {
       sync_cv.wait(lk);
       continue;
     }
     syncing = true;
+    const int crowd = last_crowd;
+    const int64_t gather_ns = std::min<int64_t>(last_fsync_ns / 2, 500'000);
     lk.unlock();
+    if (crowd > 1) {
+      const int64_t until = MonotonicNs() + gather_ns;
+      uint64_t seen = NextSeq();
+      for (int idle = 0; idle < 2 && sync_callers.load(std::memory_order_relaxed) < crowd && MonotonicNs() < until;) {
+        std::this_thread::yield();
+        const uint64_t now = NextSeq();
+        idle = now == seen ? idle + 1 : 0;
+        seen = now;
+      }
+    }
     uint64_t covered;
     std::shared_ptr<Mapping> seg;
     {
@@ -496,10 +546,14 @@ Status Log::Impl::SyncTo(uint64_t target) {
       covered = next;
       seg = active;  // older segments were synced when they rolled
     }
+    const int callers = sync_callers.load(std::memory_order_relaxed);
+    const int64_t t0 = MonotonicNs();
     const int rc = seg ? ::fdatasync(seg->fd) : 0;
     const int err = errno;
     fsyncs.fetch_add(1, std::memory_order_relaxed);
     lk.lock();
+    last_fsync_ns = MonotonicNs() - t0;
+    last_crowd = callers;
     syncing = false;
     if (rc != 0) {
       sync_cv.notify_all();
@@ -705,8 +759,9 @@ Result<std::optional<uint64_t>> Log::AppendBatch(std::span<const ByteView> paylo
       }
     }
     first = m.next;
+    const int64_t ts = std::max(WallNs(), m.last_ts);  // a batch shares one timestamp
     for (const ByteView& p : payloads) {
-      Status s = m.WriteOne(p, flags);
+      Status s = m.WriteOne(p, flags, ts);
       if (!s.ok()) {
         if (m.next != first) m.Publish();  // what was written stays written
         return s;
