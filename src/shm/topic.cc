@@ -303,14 +303,8 @@ Result<std::unique_ptr<Publisher>> Publisher::Open(std::string_view name, const 
     }
     A(ps.pending_bits).store(0, std::memory_order_release);
   }
-  // A predecessor that died between a drop and its revoke: revoke for it.
-  for (uint32_t s = 0; s < t.config().max_subscribers; ++s) {
-    Ring& ring = t.ring(*index, static_cast<int>(s));
-    const uint64_t record = A(ring.dropped).load(std::memory_order_acquire);
-    if (record != 0 && ClearDrop(ring, record)) {
-      t.pool->Revoke(internal::DropBlock(record), internal::DropSlot(record)).IgnoreError();
-    }
-  }
+  // A drop record a predecessor left (it died mid-drop) is resolved by its subscriber, which
+  // alone knows which of its holds are still referenced (Subscriber::RecoverOrphans).
   // A predecessor's history was freed with its pool holds: start empty. Sequence numbers go on.
   A(ps.history_count).store(0, std::memory_order_relaxed);
   internal::FinishClaim(t.pub(*index).slot, pub->epoch_);
@@ -386,10 +380,17 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
         const SampleEntry old = LoadEntry(t.entries(index_, s)[head % depth]);
         HeadPair cur = LoadHead(ring);
         if (cur.head != head) continue;  // the subscriber took it meanwhile
-        if (cur.dropped != 0 && ClearDrop(ring, cur.dropped)) {  // a dead predecessor's drop
-          t.pool->Revoke(internal::DropBlock(cur.dropped), internal::DropSlot(cur.dropped)).IgnoreError();
-          continue;
+        if (cur.dropped != 0) {
+          // A predecessor died mid-drop and the subscriber has not resolved it yet: this sample
+          // is not queued for it (counted as dropped newest), rather than guess at its holds.
+          A(rec.state.drops_newest).fetch_add(1, std::memory_order_relaxed);
+          skip = true;
+          break;
         }
+        // Our own hold on the block keeps it from being freed and reused until the drop is
+        // complete, so a revoke on our behalf after a crash can never hit a later sample.
+        bool added = false;
+        if (!t.pool->Hold(old.block, &added).ok()) continue;
         // Takes the oldest entry away from the subscriber and records its hold in the same
         // CAS; a failure means the subscriber took that entry first.
         const uint64_t record = internal::DropRecord(old.block, old.pool_slot);
@@ -397,9 +398,11 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
           if (internal::Hooks().drop_stops_after_cas.load(std::memory_order_relaxed)) {
             return Status(Code::kInternal, "test hook: stopped after dropping");
           }
-          if (ClearDrop(ring, record)) t.pool->Revoke(old.block, static_cast<int>(old.pool_slot)).IgnoreError();
+          t.pool->Revoke(old.block, static_cast<int>(old.pool_slot)).IgnoreError();
+          ClearDrop(ring, record);
           A(rec.state.drops_oldest).fetch_add(1, std::memory_order_relaxed);
         }
+        t.pool->Release(old.block).IgnoreError();
         continue;
       }
       // Block: wait for the subscriber, unless it died or left. Spin a little, then sleep until
@@ -618,6 +621,7 @@ bool Subscriber::TryTake(Sample* out) {
       // waiting for room (its store of pub_waiting, then its load of the head).
       if (!CasHead(ring, &cur, {head + 1, cur.dropped})) continue;
       cur.head = head + 1;
+      if (cur.dropped != 0) orphan_check_ = true;  // mid-drop, or a dropper that died
       // A publisher waiting for room is woken once half the queue is free: one wake per half
       // queue, not one per sample.
       uint32_t& waiting = t.sub(index_).state.pub_waiting;
@@ -653,12 +657,17 @@ Result<Sample> Subscriber::Take(Deadline deadline) {
   Sample out;
   auto done = [&] {
     A(st.taken).fetch_add(1, std::memory_order_relaxed);
+    outstanding_.push_back(out.block);
     return out;
   };
   if (!pending_.empty()) {
     out = pending_.front();
     pending_.pop_front();
     return done();
+  }
+  if (orphan_check_) {
+    orphan_check_ = false;
+    RecoverOrphans();
   }
   if (TryTake(&out)) return done();
   if (deadline.is_now() && bell_fd_ >= 0) {
@@ -715,6 +724,14 @@ Result<Sample> Subscriber::Take(Deadline deadline) {
 
 Status Subscriber::Release(const Sample& sample) {
   if (index_ < 0) return Status(Code::kClosed, "subscriber is closed");
+  // Newest first: samples are mostly released soon after they are taken.
+  for (size_t i = outstanding_.size(); i-- > 0;) {
+    if (outstanding_[i] == sample.block) {
+      outstanding_[i] = outstanding_.back();
+      outstanding_.pop_back();
+      break;
+    }
+  }
   return topic_->pool->Release(sample.block);
 }
 
@@ -738,10 +755,14 @@ size_t Subscriber::RecoverOrphans() {
     const bool pending = (A(rec.state.pending_bits).load(std::memory_order_acquire) & my_bit) != 0;
     if (record == 0 && !pending) continue;
     if (!internal::HolderGone(internal::ReadSlot(rec.slot))) continue;  // publishing now
-    // It died between a drop of one of our samples and the revoke.
-    if (record != 0 && ClearDrop(dring, record) &&
-        t.pool->Revoke(internal::DropBlock(record), internal::DropSlot(record)).ok()) {
-      ++revoked;
+    // It died in the middle of dropping one of our samples: after the drop, maybe after the
+    // revoke. The hold is ours to give back if nothing we have or will take refers to the block
+    // (while the dropper lived, its own hold kept the block from being reused).
+    if (record != 0 && ClearDrop(dring, record)) {
+      const BlockId block = internal::DropBlock(record);
+      if (internal::DropSlot(record) == my_slot && !Referenced(block) && t.pool->Revoke(block, my_slot).ok()) {
+        ++revoked;
+      }
     }
     if (!pending) continue;
     const uint64_t block = A(rec.state.pending_block).load(std::memory_order_relaxed);
@@ -764,6 +785,34 @@ size_t Subscriber::RecoverOrphans() {
     if (!visible && t.pool->Revoke(block, my_slot).ok()) ++revoked;
   }
   return revoked;
+}
+
+// Whether one of our holds on `block` is accounted for: a sample taken and not released, a
+// history sample waiting, or an entry granted to us in one of our queues.
+bool Subscriber::Referenced(BlockId block) {
+  if (std::find(outstanding_.begin(), outstanding_.end(), block) != outstanding_.end()) return true;
+  for (const Sample& s : pending_) {
+    if (s.block == block) return true;
+  }
+  if (std::find(history_extra_.begin(), history_extra_.end(), block) != history_extra_.end()) return true;
+  Topic& t = *topic_;
+  const uint32_t depth = t.config().queue_depth;
+  const uint64_t my_slot = static_cast<uint64_t>(t.pool->holder_slot());
+  for (uint32_t p = 0; p < t.config().max_publishers; ++p) {
+    Ring& ring = t.ring(static_cast<int>(p), index_);
+    const uint64_t tail = A(ring.tail).load(std::memory_order_acquire);
+    for (uint64_t i = A(ring.head).load(std::memory_order_acquire); i < tail; ++i) {
+      const SampleEntry e = LoadEntry(t.entries(static_cast<int>(p), index_)[i % depth]);
+      if (e.block == block && e.pool_slot == my_slot) return true;
+    }
+    // A publish in progress (its entry not yet visible) that granted us this block.
+    const internal::PublisherState& ps = t.pub(static_cast<int>(p)).state;
+    if ((A(const_cast<uint64_t&>(ps.pending_bits)).load(std::memory_order_acquire) >> my_slot & 1) != 0 &&
+        A(const_cast<uint64_t&>(ps.pending_block)).load(std::memory_order_acquire) == block) {
+      return true;
+    }
+  }
+  return false;
 }
 
 SubscriberCounters Subscriber::counters() const {

@@ -140,6 +140,7 @@ class Subscriber {
  private:
   Subscriber() = default;
   bool TryTake(Sample* out);
+  bool Referenced(BlockId block);
   std::unique_ptr<Topic> topic_;
   int index_ = -1;
   uint32_t epoch_ = 0;
@@ -150,6 +151,8 @@ class Subscriber {
   std::deque<Sample> pending_;              // history samples, delivered first
   std::vector<uint64_t> history_seq_;       // per publisher: last seq delivered from history
   std::vector<BlockId> history_extra_;      // history blocks whose hold was counted locally
+  std::vector<BlockId> outstanding_;        // taken and not yet released
+  bool orphan_check_ = false;               // a drop record was seen: RecoverOrphans at the next Take
 };
 
 }  // namespace weft::shm
