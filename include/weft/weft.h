@@ -201,6 +201,79 @@ WEFT_API int weft_subscriber_release(weft_subscriber_t* sub, uint64_t block);
 /* A descriptor that turns readable when a take with timeout 0 that failed may now succeed. */
 WEFT_API int weft_subscriber_wait_fd(weft_subscriber_t* sub, int* fd);
 
+/* ---- log: a durable append-only log in a directory, one writer, readers in any process ---- */
+
+typedef struct weft_log weft_log_t;
+typedef struct weft_log_tail weft_log_tail_t;
+
+enum { WEFT_FSYNC_NEVER = 0, WEFT_FSYNC_EVERY_N = 1, WEFT_FSYNC_INTERVAL = 2, WEFT_FSYNC_ALWAYS = 3 };
+
+/* The result of an append that appended nothing (an empty batch). */
+#define WEFT_LOG_NONE UINT64_MAX
+
+typedef struct weft_log_options {
+  uint32_t struct_size;       /* sizeof(weft_log_options_t) */
+  uint32_t read_only;         /* 1: a reader (no lock, no appends); the log must exist */
+  uint32_t fsync;             /* WEFT_FSYNC_* */
+  uint32_t index_every_bytes; /* a sparse index entry per this many record bytes */
+  uint64_t fsync_every_n;     /* WEFT_FSYNC_EVERY_N: records per fsync */
+  int64_t fsync_interval_ms;  /* WEFT_FSYNC_INTERVAL: milliseconds between fsyncs */
+  uint64_t segment_bytes;     /* roll size */
+  uint64_t retention_events;  /* keep at least this many newest records (0: no limit) */
+  uint64_t retention_bytes;   /* keep at least this many newest bytes (0: no limit) */
+  int64_t retention_age_ms;   /* drop segments older than this (0: no limit) */
+} weft_log_options_t;
+
+typedef struct weft_log_record {
+  uint64_t seq;
+  int64_t timestamp_ns;  /* wall clock at append */
+  uint32_t flags;
+  uint32_t reserved;
+  const void* data;      /* in the mapped file; valid as the call that filled it says */
+  size_t size;
+} weft_log_record_t;
+
+typedef struct weft_log_stats {
+  uint32_t struct_size; /* set by the caller: sizeof(weft_log_stats_t) */
+  int32_t writer_pid;   /* 0 if no writer holds the log */
+  uint64_t first_seq, next_seq, durable_seq;
+  uint64_t segments, bytes, fsyncs;
+} weft_log_stats_t;
+
+/* Fills `opt` with the defaults (no fsync, 64 MiB segments, no retention). */
+WEFT_API void weft_log_options_init(weft_log_options_t* opt);
+/* Opens (a writer creates) the log in directory `path`. WEFT_EBUSY if another writer has it. */
+WEFT_API int weft_log_open(const char* path, const weft_log_options_t* opt, weft_log_t** out);
+/* Closes the log (syncing it under a durable policy) and frees the handle. NULL is ignored. */
+WEFT_API int weft_log_close(weft_log_t* log);
+/* Appends one record; *seq (if not NULL) gets its sequence number. */
+WEFT_API int weft_log_append(weft_log_t* log, const void* data, size_t n, uint32_t flags, uint64_t* seq);
+/* Appends `count` records with consecutive sequence numbers; *first gets the first, or
+   WEFT_LOG_NONE when count is 0. */
+WEFT_API int weft_log_append_batch(weft_log_t* log, const void* const* data, const size_t* sizes, size_t count,
+                                   uint32_t flags, uint64_t* first);
+/* Makes everything appended so far durable. */
+WEFT_API int weft_log_sync(weft_log_t* log);
+/* Reads record `seq`; rec->data stays valid until the next weft_log_read on this handle or its
+   close. WEFT_ERANGE outside what the log holds. */
+WEFT_API int weft_log_read(weft_log_t* log, uint64_t seq, weft_log_record_t* rec);
+WEFT_API uint64_t weft_log_first_seq(weft_log_t* log);
+WEFT_API uint64_t weft_log_next_seq(weft_log_t* log);
+WEFT_API int weft_log_stats(weft_log_t* log, weft_log_stats_t* out);
+/* Reads and checks every record; WEFT_ECORRUPT with the position in the error message. */
+WEFT_API int weft_log_verify(weft_log_t* log);
+
+/* A tail from `from_seq`: backfills from disk, then follows appends from any process. */
+WEFT_API int weft_log_tail_open(weft_log_t* log, uint64_t from_seq, weft_log_tail_t** out);
+/* The next record; rec->data stays valid until the next call on this tail or its free.
+   WEFT_ETIMEOUT / WEFT_EWOULDBLOCK (timeout 0), WEFT_ECLOSED after weft_log_tail_cancel,
+   WEFT_ERANGE if retention removed the next record. */
+WEFT_API int weft_log_tail_next(weft_log_tail_t* tail, int64_t timeout_ns, weft_log_record_t* rec);
+/* Ends weft_log_tail_next for good; callable from any thread. */
+WEFT_API void weft_log_tail_cancel(weft_log_tail_t* tail);
+/* Frees the tail. NULL is ignored. */
+WEFT_API void weft_log_tail_free(weft_log_tail_t* tail);
+
 #ifdef __cplusplus
 }
 #endif

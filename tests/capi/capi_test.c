@@ -181,6 +181,62 @@ int main(void) {
   CHECK(weft_pool_unlink(tpool) == WEFT_OK);
   CHECK(weft_channel_unlink(tname) == WEFT_OK); /* any segment by name */
 
+  /* ---- log ---- */
+  char ldir[] = "/tmp/weft-capi-log-XXXXXX";
+  CHECK(mkdtemp(ldir) != NULL);
+  char lpath[64];
+  snprintf(lpath, sizeof(lpath), "%s/log", ldir);
+  weft_log_options_t lopt;
+  weft_log_options_init(&lopt);
+  lopt.fsync = WEFT_FSYNC_ALWAYS;
+  lopt.segment_bytes = 8192;
+  weft_log_t* lg = NULL;
+  CHECK(weft_log_open(lpath, &lopt, &lg) == WEFT_OK);
+  weft_log_t* lg2 = NULL;
+  CHECK(weft_log_open(lpath, &lopt, &lg2) == WEFT_EBUSY && lg2 == NULL);
+  uint64_t seq = 99;
+  CHECK(weft_log_append(lg, "first", 5, 7, &seq) == WEFT_OK && seq == 0);
+  const void* recs[3] = {"a", "bb", "ccc"};
+  size_t sizes[3] = {1, 2, 3};
+  uint64_t first = 0;
+  CHECK(weft_log_append_batch(lg, recs, sizes, 3, 0, &first) == WEFT_OK && first == 1);
+  CHECK(weft_log_append_batch(lg, NULL, NULL, 0, 0, &first) == WEFT_OK && first == WEFT_LOG_NONE);
+  CHECK(weft_log_next_seq(lg) == 4 && weft_log_first_seq(lg) == 0);
+  weft_log_record_t rec;
+  CHECK(weft_log_read(lg, 0, &rec) == WEFT_OK && rec.size == 5 && memcmp(rec.data, "first", 5) == 0 && rec.flags == 7);
+  CHECK(weft_log_read(lg, 4, &rec) == WEFT_ERANGE);
+  weft_log_stats_t lst;
+  memset(&lst, 0, sizeof(lst));
+  lst.struct_size = sizeof(lst);
+  CHECK(weft_log_stats(lg, &lst) == WEFT_OK && lst.durable_seq == 4 && lst.writer_pid > 0);
+  weft_log_options_t ropt;
+  weft_log_options_init(&ropt);
+  ropt.read_only = 1;
+  weft_log_t* reader = NULL;
+  CHECK(weft_log_open(lpath, &ropt, &reader) == WEFT_OK);
+  CHECK(weft_log_append(reader, "x", 1, 0, NULL) == WEFT_EPERM);
+  weft_log_tail_t* tail = NULL;
+  CHECK(weft_log_tail_open(reader, 1, &tail) == WEFT_OK);
+  for (uint64_t want = 1; want < 4; ++want) {
+    CHECK(weft_log_tail_next(tail, 1000000000, &rec) == WEFT_OK && rec.seq == want && rec.size == want);
+  }
+  CHECK(weft_log_tail_next(tail, 0, &rec) == WEFT_EWOULDBLOCK);
+  CHECK(weft_log_append(lg, "live", 4, 0, &seq) == WEFT_OK && seq == 4);
+  CHECK(weft_log_tail_next(tail, 1000000000, &rec) == WEFT_OK && rec.seq == 4 && memcmp(rec.data, "live", 4) == 0);
+  weft_log_tail_cancel(tail);
+  CHECK(weft_log_tail_next(tail, 1000000000, &rec) == WEFT_ECLOSED);
+  weft_log_tail_free(tail);
+  CHECK(weft_log_verify(reader) == WEFT_OK);
+  CHECK(weft_log_close(reader) == WEFT_OK);
+  CHECK(weft_log_close(lg) == WEFT_OK);
+  CHECK(weft_log_open(lpath, &lopt, &lg) == WEFT_OK && weft_log_next_seq(lg) == 5);
+  CHECK(weft_log_close(lg) == WEFT_OK);
+  {
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", ldir);
+    CHECK(system(cmd) == 0);
+  }
+
   printf("capi_test: %d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }
