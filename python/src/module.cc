@@ -10,6 +10,7 @@ void RegisterSpan(py::module_& m);
 void BindChannel(py::module_& m);
 void BindPool(py::module_& m);
 void BindTopic(py::module_& m);
+void BindLog(py::module_& m);
 }
 
 namespace weft::pyerr {
@@ -46,4 +47,5 @@ PYBIND11_MODULE(_native, m) {
   weft::py_bind::BindChannel(m);
   weft::py_bind::BindPool(m);
   weft::py_bind::BindTopic(m);
+  weft::py_bind::BindLog(m);
 }

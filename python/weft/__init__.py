@@ -17,8 +17,9 @@ __path__ = _pkgutil.extend_path(__path__, __name__)
 from ._errors import *  # noqa: E402,F401,F403
 from ._errors import __all__ as _error_names  # noqa: E402
 from .channel import Channel  # noqa: E402
+from .log import Log, Record, Tail  # noqa: E402
 from .pool import Pool  # noqa: E402
 from .topic import Publisher, Sample, Subscriber  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["Channel", "Pool", "Publisher", "Subscriber", "Sample", *_error_names]
+__all__ = ["Channel", "Log", "Record", "Tail", "Pool", "Publisher", "Subscriber", "Sample", *_error_names]

@@ -387,14 +387,15 @@ Status Log::Impl::Recover() {
   // mapped readers never see it shrink), and reserve the space again.
   bool dirty = false;
   for (uint64_t p = off; p < std::min<uint64_t>(h.capacity, off + 4096) && !dirty; ++p) dirty = (*m)->base[p] != 0;
+  const off_t from = static_cast<off_t>(off), len = static_cast<off_t>(h.capacity - off);
   if (dirty) {
-    const off_t from = static_cast<off_t>(off), len = static_cast<off_t>(h.capacity - off);
     if (::fallocate((*m)->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, from, len) != 0) {
       std::memset((*m)->base + off, 0, h.capacity - off);
     }
-    ::posix_fallocate((*m)->fd, from, len);
     cut_at = off;
   }
+  // Reserve the rest again (a clean close gave it back): a full disk fails here, not later.
+  if (len > 0) ::posix_fallocate((*m)->fd, from, len);
   {
     size_t keep = 0;
     while (keep < idx.size() && idx[keep].offset < off) ++keep;
@@ -930,6 +931,12 @@ Status Log::Close() {
       m.flusher.join();
     }
     if (m.opt.fsync != Fsync::kNever) result = m.SyncTo(m.next);
+    // Give back the space reserved past the last record (the next writer reserves it again).
+    const uint64_t from = (m.write_off + 4095) & ~uint64_t{4095};
+    if (m.active && from < m.capacity) {
+      ::fallocate(m.active->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from),
+                  static_cast<off_t>(m.capacity - from));
+    }
     A(m.state->writer_pid).store(0, std::memory_order_release);
     if (m.idx_fd >= 0) ::close(m.idx_fd);
     m.idx_fd = -1;

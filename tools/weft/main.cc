@@ -31,6 +31,25 @@ int main(int argc, char** argv) {
   auto* gc = app.add_subcommand("gc", "Remove segments whose creator and users are gone");
   gc->add_flag("--dry-run,-n", dry_run, "Only list what would be removed");
 
+  weft::cli::LogArgs largs;
+  auto* logc = app.add_subcommand("log", "Append to, follow, describe or check a durable log");
+  logc->require_subcommand(1);
+  auto* lappend = logc->add_subcommand("append", "Append records (arguments, or lines of standard input)");
+  lappend->add_option("path", largs.path, "Log directory (created if absent)")->required();
+  lappend->add_option("records", largs.records, "Records to append, each one argument");
+  lappend->add_option("--fsync", largs.fsync, "never, every_n, interval or always")->capture_default_str();
+  lappend->add_option("--flags", largs.flags, "Flags stored with each record");
+  auto* ltail = logc->add_subcommand("tail", "Print records: seq, timestamp (ns), payload");
+  ltail->add_option("path", largs.path, "Log directory")->required();
+  ltail->add_option("--from", largs.from, "First sequence number");
+  ltail->add_option("-n,--last", largs.last, "Start this many records before the end");
+  ltail->add_flag("-f,--follow", largs.follow, "Keep following new appends (Ctrl-C ends)");
+  ltail->add_option("--format", largs.format, "text (escaped) or raw (payload bytes and a newline)");
+  auto* lstat = logc->add_subcommand("stat", "Sequence numbers, durability, segments, writer");
+  lstat->add_option("path", largs.path, "Log directory")->required();
+  auto* lverify = logc->add_subcommand("verify", "Read every record and check it");
+  lverify->add_option("path", largs.path, "Log directory")->required();
+
   app.add_subcommand("version", "Print the version");
 
   CLI11_PARSE(app, argc, argv);
@@ -60,6 +79,12 @@ int main(int argc, char** argv) {
   }
   if (app.got_subcommand("inspect")) return weft::cli::Inspect(name);
   if (app.got_subcommand("gc")) return weft::cli::Gc(dry_run);
+  if (app.got_subcommand("log")) {
+    if (lappend->parsed()) return weft::cli::LogAppend(largs);
+    if (ltail->parsed()) return weft::cli::LogTail(largs);
+    if (lstat->parsed()) return weft::cli::LogStat(largs);
+    if (lverify->parsed()) return weft::cli::LogVerify(largs);
+  }
   if (app.got_subcommand("version")) {
     std::printf("weft 0.1.0 (C ABI 1)\n");
     return 0;

@@ -1,0 +1,104 @@
+"""weft.Log: a durable append-only log, followed live by tails in any process.
+
+    with weft.Log("/var/lib/app/events", fsync="always") as log:
+        seq = log.append(b"step 1")                 # durable when it returns
+        first = log.append_batch([b"a", b"b"])      # None for an empty batch
+    reader = weft.Log("/var/lib/app/events", read_only=True)   # another process
+    for rec in reader.tail(from_seq=0):             # backfills, then follows appends
+        handle(rec.seq, bytes(rec.payload))         # payload: a memoryview into the file
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+from . import _native
+from ._errors import Closed, Timeout, WouldBlock
+
+
+class Record:
+    """One record: seq, timestamp_ns, flags, and payload (a read-only memoryview)."""
+
+    __slots__ = ("seq", "timestamp_ns", "flags", "payload")
+
+    def __init__(self, seq: int, timestamp_ns: int, flags: int, span):
+        self.seq = seq
+        self.timestamp_ns = timestamp_ns
+        self.flags = flags
+        self.payload = memoryview(span)
+
+    def __repr__(self) -> str:
+        return f"Record(seq={self.seq}, {len(self.payload)} bytes)"
+
+
+class Tail:
+    """Records from a starting sequence number on: those on disk, then each new append.
+
+    Iterating blocks until the next record (or `timeout` seconds per record, ending the
+    iteration when it passes); close() ends it from any thread.
+    """
+
+    def __init__(self, native, timeout: Optional[float]):
+        self._t = native
+        self._timeout = timeout
+
+    def next(self, timeout: Optional[float] = None) -> Record:
+        """The next record; raises weft.Timeout (weft.WouldBlock for timeout=0) if none came."""
+        return Record(*self._t._next(timeout))
+
+    @property
+    def position(self) -> int:
+        return self._t.position
+
+    def close(self) -> None:
+        self._t.close()
+
+    def __iter__(self) -> Iterator[Record]:
+        return self
+
+    def __next__(self) -> Record:
+        try:
+            return Record(*self._t._next(self._timeout))
+        except (Timeout, WouldBlock, Closed):
+            raise StopIteration from None
+
+    def __enter__(self) -> "Tail":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Log(_native._Log):
+    """A durable append-only log in directory `path` (created by a writer if absent).
+
+    fsync: "never", "every_n" (every fsync_every_n records), "interval" (every
+    fsync_interval_ms, in the background) or "always" (append returns once on disk; concurrent
+    appenders share fsyncs). Retention removes whole old segments on disk. One writer at a
+    time (weft.Busy for a second); read_only=True opens a reader.
+    """
+
+    def __init__(self, path, fsync: str = "never", *, fsync_every_n: int = 1000,
+                 fsync_interval_ms: int = 100, segment_bytes: int = 64 << 20,
+                 retention_events: int = 0, retention_bytes: int = 0, retention_age_ms: int = 0,
+                 read_only: bool = False, create: bool = True):
+        super().__init__(str(path), fsync, fsync_every_n, fsync_interval_ms, segment_bytes,
+                         retention_events, retention_bytes, retention_age_ms, read_only, create)
+
+    def read(self, seq: int) -> Record:
+        """Record `seq`; weft.OutOfRange outside [first_seq, next_seq)."""
+        return Record(*self._read(seq))
+
+    def tail(self, from_seq: int = 0, timeout: Optional[float] = None, spin_ns: int = 50_000) -> Tail:
+        """A tail from `from_seq`; iteration waits up to `timeout` seconds per record (None: no
+        limit)."""
+        return Tail(self._tail(from_seq, spin_ns), timeout)
+
+    def __len__(self) -> int:
+        return self.next_seq - self.first_seq
+
+    def __enter__(self) -> "Log":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
