@@ -234,6 +234,18 @@ struct Log::Impl {
 
   // ---- writing ----
 
+  // The segment appends go to from now on, with records up to `end`.
+  void SetActive(std::shared_ptr<Mapping> m, uint64_t first, uint64_t cap, uint64_t end) {
+    // No readahead for the writer's faults: with it the kernel builds large page-cache folios
+    // and zeroes a whole folio again on every page fault inside it.
+    ::madvise(m->base, m->size, MADV_RANDOM);
+    active = std::move(m);
+    active_first = first;
+    capacity = cap;
+    write_off = end;
+    populated_to = 0;
+    zeroed_to = 0;
+  }
   Status OpenState();
   Status Recover();
   Status CreateSegment(uint64_t first);
@@ -308,12 +320,7 @@ Status Log::Impl::CreateSegment(uint64_t first) {
   if (idx_fd >= 0) ::close(idx_fd);
   idx_fd = ifd;
   idx_size = kIndexStart;
-  active = *m;
-  active_first = first;
-  capacity = opt.segment_bytes;
-  write_off = kRecordsStart;
-  populated_to = 0;
-  zeroed_to = 0;
+  SetActive(*m, first, opt.segment_bytes, kRecordsStart);
   last_index_off = 0;
   {
     std::lock_guard<std::mutex> g(seg_mu);
@@ -412,12 +419,7 @@ Status Log::Impl::Recover() {
   }
   if (opt.fsync != Fsync::kNever) WEFT_RETURN_IF_ERROR(SyncFd((*m)->fd, path));
   // The roll size may have changed since the segment was made: this one keeps its own.
-  active = *m;
-  active_first = first;
-  capacity = h.capacity;
-  write_off = off;
-  populated_to = 0;
-  zeroed_to = 0;
+  SetActive(*m, first, h.capacity, off);
   next = seq;
   last_ts = min_ts;
   return Status::Ok();
@@ -440,16 +442,25 @@ Status Log::Impl::Roll() {
 Status Log::Impl::WriteOne(ByteView payload, uint32_t flags, int64_t timestamp_ns) {
   const uint64_t need = RecordBytes(payload.size());
   if (write_off + need > capacity) WEFT_RETURN_IF_ERROR(Roll());
-  if (opt.fsync != Fsync::kNever && write_off + need > zeroed_to) {
-    // Write the next blocks once as zeros: the extents turn from reserved to written in one
-    // metadata commit per chunk, and the fsyncs that follow flush data only.
+  if (write_off + need > zeroed_to && payload.size() < kDirectWriteMin) {
+    // Small records are copied into the mapping. Write the pages ahead once as zeros first:
+    // the write path fills the page cache far more cheaply than faulting fresh pages in one
+    // by one, and under a durable policy the extents turn from reserved to written in one
+    // metadata commit per chunk, so the fsyncs that follow flush data only.
     const uint64_t from = std::max(zeroed_to, write_off);
     const uint64_t to = std::min<uint64_t>(capacity, std::max(write_off + need, from + kZeroChunk));
-    static const std::vector<uint8_t> zeros(kZeroChunk);
+    alignas(64) static const uint8_t kZeros[64 << 10] = {};  // one small source, kept in cache
+    iovec iov[kZeroChunk / sizeof(kZeros)];
+    for (iovec& v : iov) v = {const_cast<uint8_t*>(kZeros), sizeof(kZeros)};
     for (uint64_t p = from; p < to;) {
-      const size_t n = static_cast<size_t>(std::min<uint64_t>(to - p, zeros.size()));
-      const ssize_t w = ::pwrite(active->fd, zeros.data(), n, static_cast<off_t>(p));
-      if (w <= 0) break;  // the mapping still works; the fsyncs just cost more
+      uint64_t left = to - p;
+      int n = 0;
+      for (; n < static_cast<int>(std::size(iov)) && left > 0; ++n) {
+        iov[n].iov_len = static_cast<size_t>(std::min<uint64_t>(left, sizeof(kZeros)));
+        left -= iov[n].iov_len;
+      }
+      const ssize_t w = ::pwritev(active->fd, iov, n, static_cast<off_t>(p));
+      if (w <= 0) break;  // the mapping still works; faults and fsyncs just cost more
       p += static_cast<uint64_t>(w);
     }
     zeroed_to = to;
