@@ -39,6 +39,7 @@ constexpr int64_t kSliceNs = 20'000'000;              // sleeping readers re-che
 constexpr uint64_t kPopulateChunk = uint64_t{256} << 10;  // the writer faults pages in ahead
 constexpr uint64_t kDirectWriteMin = uint64_t{16} << 10;  // records this large go by pwritev
 constexpr uint64_t kZeroChunk = uint64_t{1} << 20;      // and writes blocks once ahead
+constexpr int kGatherIdleYields = 8;  // group commit: yields without a new record before syncing
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -121,7 +122,8 @@ struct Log::Impl {
   bool syncing = false;
   uint64_t durable = 0;
   std::atomic<int> sync_callers{0};  // threads inside SyncTo
-  int last_crowd = 0;                // callers when the last fsync began
+  int last_crowd = 0;                // the most callers seen when an fsync began, lately
+  int syncs_since_peak = 0;
   int64_t last_fsync_ns = 0;
   std::atomic<uint64_t> fsyncs{0};
   std::thread flusher;
@@ -544,7 +546,7 @@ Status Log::Impl::SyncTo(uint64_t target) {
     if (crowd > 1) {
       const int64_t until = MonotonicNs() + gather_ns;
       uint64_t seen = NextSeq();
-      for (int idle = 0; idle < 2 && sync_callers.load(std::memory_order_relaxed) < crowd && MonotonicNs() < until;) {
+      for (int idle = 0; idle < kGatherIdleYields && sync_callers.load(std::memory_order_relaxed) < crowd && MonotonicNs() < until;) {
         std::this_thread::yield();
         const uint64_t now = NextSeq();
         idle = now == seen ? idle + 1 : 0;
@@ -560,12 +562,17 @@ Status Log::Impl::SyncTo(uint64_t target) {
     }
     const int callers = sync_callers.load(std::memory_order_relaxed);
     const int64_t t0 = MonotonicNs();
+    // The crowd to wait for: the most appenders seen waiting at once lately.
     const int rc = seg ? ::fdatasync(seg->fd) : 0;
     const int err = errno;
     fsyncs.fetch_add(1, std::memory_order_relaxed);
     lk.lock();
     last_fsync_ns = MonotonicNs() - t0;
-    last_crowd = callers;
+    if (++syncs_since_peak >= 1024) {  // forget an old crowd slowly
+      syncs_since_peak = 0;
+      last_crowd = callers;
+    }
+    last_crowd = std::max(last_crowd, callers);
     syncing = false;
     if (rc != 0) {
       sync_cv.notify_all();
