@@ -128,3 +128,15 @@ def test_inspect_topic(name):
     sub.close()
     pub.close()
     weft.Pool.unlink(name + ".pool")
+
+
+def test_bench_log_json_rows_follow_the_contract():
+    r = subprocess.run([WEFT, "bench", "log", "--quick", "--json", "--case", "tail"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    import json
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert rows and all(row["suite"] == "log" and row["case"] == "tail" for row in rows)
+    assert {"weft", "floor"} <= {row["transport"] for row in rows}
+    for row in rows:
+        assert row["fsync"] == "never" and row["p50_ns"] > 0
