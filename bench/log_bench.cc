@@ -529,6 +529,14 @@ Row TailRedis(RedisServer& srv, int warm, int n) {
 
 // ---- open -------------------------------------------------------------------------------------
 
+Row OpenRow(const std::string& transport, uint64_t log_bytes, const std::string& note, std::vector<int64_t>& times) {
+  Row r = NewRow("log", "open", transport, 64 << 10, "");
+  r.extra["log_bytes"] = std::to_string(log_bytes);
+  r.note = note;
+  SetLatency(r, times);
+  return r;
+}
+
 Row OpenWeft(uint64_t log_bytes, int samples) {
   Dir d;
   {
@@ -545,11 +553,7 @@ Row OpenWeft(uint64_t log_bytes, int samples) {
     times.push_back(MonotonicNs() - t0);
     if (!lg.ok()) break;
   }
-  Row r = NewRow("log", "open", "weft", 64 << 10, "");
-  r.extra["log_bytes"] = std::to_string(log_bytes);
-  r.note = "writer open with recovery of the newest segment; warm page cache";
-  SetLatency(r, times);
-  return r;
+  return OpenRow("weft", log_bytes, "writer open with recovery of the newest segment; warm page cache", times);
 }
 
 // Redis: restart with an append-only file of `log_bytes` of XADDs; time until it answers.
@@ -571,11 +575,7 @@ Row OpenRedis(uint64_t log_bytes, int samples) {
     if (!srv.up()) break;
     times.push_back(srv.started_ns());
   }
-  Row r = NewRow("log", "open", "redis", 64 << 10, "");
-  r.extra["log_bytes"] = std::to_string(log_bytes);
-  r.note = "restart until PING answers: the whole AOF is replayed into memory";
-  SetLatency(r, times);
-  return r;
+  return OpenRow("redis", log_bytes, "restart until PING answers: the whole AOF is replayed into memory", times);
 }
 
 Row OpenSqlite(uint64_t log_bytes, int samples) {
@@ -605,11 +605,7 @@ Row OpenSqlite(uint64_t log_bytes, int samples) {
     times.push_back(MonotonicNs() - t0);
     sqlite3_close(db);
   }
-  Row r = NewRow("log", "open", "sqlite", 64 << 10, "");
-  r.extra["log_bytes"] = std::to_string(log_bytes);
-  r.note = "open, WAL mode, and find the last row; warm page cache";
-  SetLatency(r, times);
-  return r;
+  return OpenRow("sqlite", log_bytes, "open, WAL mode, and find the last row; warm page cache", times);
 }
 
 }  // namespace
