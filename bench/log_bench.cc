@@ -556,6 +556,27 @@ Row OpenWeft(uint64_t log_bytes, int samples) {
   return OpenRow("weft", log_bytes, "writer open with recovery of the newest segment; warm page cache", times);
 }
 
+// The floor: open a file of `log_bytes` and find its end (what any log must do at least).
+Row OpenFloor(uint64_t log_bytes, int samples) {
+  Dir d;
+  const std::string path = d.path + "/floor";
+  {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    ::posix_fallocate(fd, 0, static_cast<off_t>(log_bytes));
+    ::close(fd);
+  }
+  std::vector<int64_t> times;
+  for (int i = 0; i < samples; ++i) {
+    const int64_t t0 = MonotonicNs();
+    const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    const off_t end = ::lseek(fd, 0, SEEK_END);
+    times.push_back(MonotonicNs() - t0);
+    ::close(fd);
+    if (end <= 0) break;
+  }
+  return OpenRow("floor", log_bytes, "open() one file and seek to its end", times);
+}
+
 // Redis: restart with an append-only file of `log_bytes` of XADDs; time until it answers.
 Row OpenRedis(uint64_t log_bytes, int samples) {
   Dir d;
@@ -675,6 +696,7 @@ void RunLogSuite(const Options& opt) {
   if (want("open")) {
     const uint64_t small = opt.quick ? (uint64_t{128} << 20) : (uint64_t{1} << 30);
     rows.push_back(OpenWeft(small, 5));
+    rows.push_back(OpenFloor(small, 5));
     rows.push_back(OpenSqlite(small, 5));
     if (have_redis) rows.push_back(OpenRedis(small, opt.quick ? 2 : 3));
     if (!opt.quick) rows.push_back(OpenWeft(uint64_t{4} << 30, 5));

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -289,15 +290,8 @@ Status Log::Impl::CreateSegment(uint64_t first) {
   const std::string path = Path(SegmentFileName(first));
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus(errno, "create(" + path + ")");
-  // Reserve the blocks now: a full disk fails here, with an error, not later with SIGBUS.
-  int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(opt.segment_bytes));
-  ::close(fd);
-  if (rc != 0) {
-    ::unlink(path.c_str());
-    return ErrnoStatus(rc, "fallocate(" + path + ")");
-  }
-  auto m = MapFile(path, true);
-  if (!m.ok()) return m.status();
+  // A sparse file of the full size; blocks are written (and so reserved) ahead of the records,
+  // so that a full disk fails an append with an error, never a store into the mapping.
   SegmentHeader h{};
   std::memcpy(h.magic, kSegmentMagic, 8);
   h.version = kFormatVersion;
@@ -306,7 +300,16 @@ Status Log::Impl::CreateSegment(uint64_t first) {
   h.created_ns = WallNs();
   h.capacity = opt.segment_bytes;
   h.crc = Crc32c(0, &h, 60);
-  std::memcpy((*m)->base, &h, sizeof(h));
+  if (::ftruncate(fd, static_cast<off_t>(opt.segment_bytes)) != 0 ||
+      ::pwrite(fd, &h, sizeof(h), 0) != static_cast<ssize_t>(sizeof(h))) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(path.c_str());
+    return ErrnoStatus(err, "create(" + path + ")");
+  }
+  ::close(fd);
+  auto m = MapFile(path, true);
+  if (!m.ok()) return m.status();
   const std::string ipath = Path(IndexFileName(first));
   const int ifd = ::open(ipath.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (ifd < 0) return ErrnoStatus(errno, "create(" + ipath + ")");
@@ -403,8 +406,6 @@ Status Log::Impl::Recover() {
     }
     cut_at = off;
   }
-  // Reserve the rest again (a clean close gave it back): a full disk fails here, not later.
-  if (len > 0) ::posix_fallocate((*m)->fd, from, len);
   {
     size_t keep = 0;
     while (keep < idx.size() && idx[keep].offset < off) ++keep;
@@ -462,7 +463,13 @@ Status Log::Impl::WriteOne(ByteView payload, uint32_t flags, int64_t timestamp_n
         left -= iov[n].iov_len;
       }
       const ssize_t w = ::pwritev(active->fd, iov, n, static_cast<off_t>(p));
-      if (w <= 0) break;  // the mapping still works; faults and fsyncs just cost more
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        // The record's own bytes must be on written blocks before we store into the mapping
+        // (a store to a block the disk cannot give would be a SIGBUS): fail the append.
+        if (p < write_off + need) return ErrnoStatus(w < 0 ? errno : ENOSPC, "write(" + active->path + ")");
+        break;
+      }
       p += static_cast<uint64_t>(w);
     }
     zeroed_to = to;
@@ -714,12 +721,13 @@ Result<std::unique_ptr<Log>> Log::Open(const std::string& path, const LogOptions
   if (::flock(impl->lock_fd, LOCK_EX | LOCK_NB) != 0) {
     char buf[32] = {};
     const ssize_t n = ::pread(impl->lock_fd, buf, sizeof(buf) - 1, 0);
-    return Status(Code::kBusy, "log " + path + " is open for writing by pid " +
-                                   (n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string("?")));
+    std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string("?");
+    holder.erase(holder.find_last_not_of(" \n") + 1);
+    return Status(Code::kBusy, "log " + path + " is open for writing by pid " + holder);
   }
-  const std::string pid = std::to_string(::getpid());
-  if (::ftruncate(impl->lock_fd, 0) != 0 ||
-      ::pwrite(impl->lock_fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+  char pid[17];
+  std::snprintf(pid, sizeof(pid), "%-15d\n", static_cast<int>(::getpid()));  // fixed width: no truncate
+  if (::pwrite(impl->lock_fd, pid, 16, 0) != 16) {
     return ErrnoStatus(errno, "write(" + lock_path + ")");
   }
   WEFT_RETURN_IF_ERROR(impl->OpenState());
