@@ -372,6 +372,9 @@ Status Log::Impl::Recover() {
   const std::string path = Path(SegmentFileName(first));
   auto m = MapFile(path, true);
   if (!m.ok()) return m.status();
+  // Only the tail is read: no readahead around it (it would fill the page cache with the rest
+  // of the segment, holes included).
+  ::madvise((*m)->base, (*m)->size, MADV_RANDOM);
   WEFT_RETURN_IF_ERROR(ValidateSegmentHeader((*m)->bytes(), first).Annotate(path));
   SegmentHeader h;
   std::memcpy(&h, (*m)->base, sizeof(h));
@@ -398,7 +401,12 @@ Status Log::Impl::Recover() {
   // Zero everything past the last valid record, if anything is there (the file keeps its size:
   // mapped readers never see it shrink), and reserve the space again.
   bool dirty = false;
-  for (uint64_t p = off; p < std::min<uint64_t>(h.capacity, off + 4096) && !dirty; ++p) dirty = (*m)->base[p] != 0;
+  {
+    uint8_t probe[4096];
+    const ssize_t n = ::pread((*m)->fd, probe, static_cast<size_t>(std::min<uint64_t>(h.capacity - off, sizeof(probe))),
+                              static_cast<off_t>(off));
+    for (ssize_t i = 0; i < n && !dirty; ++i) dirty = probe[i] != 0;
+  }
   const off_t from = static_cast<off_t>(off), len = static_cast<off_t>(h.capacity - off);
   if (dirty) {
     if (::fallocate((*m)->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, from, len) != 0) {
