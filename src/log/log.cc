@@ -487,9 +487,11 @@ Status Log::Impl::WriteOne(ByteView payload, uint32_t flags, int64_t timestamp_n
   h.seq = next;
   h.timestamp_ns = timestamp_ns;
   h.flags = flags;
-  if (payload.size() >= kDirectWriteMin) {
-    // Large records go in with one pwritev: whole pages copied straight into the page cache,
-    // which the mapping shares, without the kernel first zeroing pages for the mapping.
+  // Large records go in with one pwritev: whole pages copied straight into the page cache,
+  // which the mapping shares, without the kernel first zeroing pages for the mapping. So do
+  // all records under kAlways: after each fsync a page stored through the mapping is write-
+  // protected again, and the next store would pay a fault into the filesystem.
+  if (payload.size() >= kDirectWriteMin || opt.fsync == Fsync::kAlways) {
     h.crc = RecordCrc(h, payload.data());
     static const uint8_t kPad[8] = {};
     iovec iov[3] = {{&h, sizeof(h)},
