@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "weft/core/bytes.h"
+#include "weft/core/crc32c.h"
 #include "weft/core/status.h"
 
 namespace weft::log::internal {
@@ -16,8 +17,7 @@ inline constexpr char kSegmentMagic[8] = {'W', 'E', 'F', 'T', 'L', 'O', 'G', '1'
 inline constexpr char kIndexMagic[8] = {'W', 'E', 'F', 'T', 'I', 'D', 'X', '1'};
 inline constexpr char kStateMagic[8] = {'W', 'E', 'F', 'T', 'L', 'S', 'T', '1'};
 
-// CRC32C (Castagnoli), hardware instruction where the CPU has it.
-uint32_t Crc32c(uint32_t crc, const void* data, size_t n);
+using weft::Crc32c;  // weft/core/crc32c.h
 
 // First 64 bytes of every segment file "<first_seq, 20 digits>.wlog".
 struct SegmentHeader {
