@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <hiredis/hiredis.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -236,106 +237,55 @@ Row AppendSqlite(Fsync f, size_t size, int appenders, int64_t budget, bool batch
 
 // ---- Redis Streams --------------------------------------------------------------------------
 
-// A minimal RESP client: commands as arrays of bulk strings, replies read whole.
+// A Redis connection (hiredis): commands queued with Append, sent by Flush, replies read in
+// order by Reply.
 class Resp {
  public:
-  explicit Resp(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-    int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  explicit Resp(int port) : c_(redisConnect("127.0.0.1", port)) {}
+  ~Resp() {
+    if (c_ != nullptr) redisFree(c_);
   }
-  ~Resp() { ::close(fd_); }
-  bool ok() const { return ok_; }
+  Resp(const Resp&) = delete;
+  Resp& operator=(const Resp&) = delete;
+  bool ok() const { return c_ != nullptr && c_->err == 0; }
   void Append(const std::vector<std::string_view>& args) {
-    out_ += "*" + std::to_string(args.size()) + "\r\n";
+    if (!ok()) return;
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
     for (auto a : args) {
-      out_ += "$" + std::to_string(a.size()) + "\r\n";
-      out_.append(a.data(), a.size());
-      out_ += "\r\n";
+      argv.push_back(a.data());
+      lens.push_back(a.size());
     }
+    redisAppendCommandArgv(c_, static_cast<int>(args.size()), argv.data(), lens.data());
   }
   bool Flush() {
-    size_t off = 0;
-    while (off < out_.size()) {
-      ssize_t w = ::write(fd_, out_.data() + off, out_.size() - off);
-      if (w <= 0) return false;
-      off += static_cast<size_t>(w);
+    int done = 0;
+    while (ok() && done == 0) {
+      if (redisBufferWrite(c_, &done) != REDIS_OK) return false;
     }
-    out_.clear();
-    return true;
+    return ok();
   }
   // Reads one reply; false on an error reply or a broken connection. Bulk strings are appended
   // to *bulks in order (nested arrays flattened).
   bool Reply(std::vector<std::string>* bulks = nullptr) {
-    std::string line;
-    if (!Line(&line) || line.empty()) return false;
-    switch (line[0]) {
-      case '+':
-      case ':': return true;
-      case '-': return false;
-      case '$': {
-        const long n = std::stol(line.substr(1));
-        if (n < 0) return true;
-        std::string s;
-        if (!Bytes(static_cast<size_t>(n) + 2, &s)) return false;
-        if (bulks) bulks->push_back(s.substr(0, static_cast<size_t>(n)));
-        return true;
-      }
-      case '*': {
-        const long n = std::stol(line.substr(1));
-        for (long i = 0; i < n; ++i) {
-          if (!Reply(bulks)) return false;
-        }
-        return true;
-      }
-    }
-    return false;
+    if (!ok()) return false;
+    void* raw = nullptr;
+    if (redisGetReply(c_, &raw) != REDIS_OK || raw == nullptr) return false;
+    auto* r = static_cast<redisReply*>(raw);
+    const bool good = r->type != REDIS_REPLY_ERROR;
+    if (good && bulks != nullptr) Collect(r, bulks);
+    freeReplyObject(r);
+    return good;
   }
 
  private:
-  bool Fill() {
-    char buf[65536];
-    ssize_t r = ::read(fd_, buf, sizeof(buf));
-    if (r <= 0) return false;
-    in_.append(buf, static_cast<size_t>(r));
-    return true;
-  }
-  bool Line(std::string* out) {
-    for (;;) {
-      size_t p = in_.find("\r\n", pos_);
-      if (p != std::string::npos) {
-        *out = in_.substr(pos_, p - pos_);
-        pos_ = p + 2;
-        Compact();
-        return true;
-      }
-      if (!Fill()) return false;
+  static void Collect(const redisReply* r, std::vector<std::string>* out) {
+    if (r->type == REDIS_REPLY_STRING) out->emplace_back(r->str, r->len);
+    if (r->type == REDIS_REPLY_ARRAY) {
+      for (size_t i = 0; i < r->elements; ++i) Collect(r->element[i], out);
     }
   }
-  bool Bytes(size_t n, std::string* out) {
-    while (in_.size() - pos_ < n) {
-      if (!Fill()) return false;
-    }
-    *out = in_.substr(pos_, n);
-    pos_ += n;
-    Compact();
-    return true;
-  }
-  void Compact() {
-    if (pos_ > (1 << 20)) {
-      in_.erase(0, pos_);
-      pos_ = 0;
-    }
-  }
-  int fd_ = -1;
-  bool ok_ = false;
-  std::string out_, in_;
-  size_t pos_ = 0;
+  redisContext* c_;
 };
 
 int FreePort() {
