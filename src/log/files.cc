@@ -44,14 +44,18 @@ Result<std::vector<uint64_t>> ListSegments(const std::string& dir) {
   return out;
 }
 
-std::vector<IndexEntry> ReadIndex(const std::string& path, uint64_t first_seq) {
+std::vector<IndexEntry> ReadIndex(const std::string& path, uint64_t first_seq, size_t last, size_t* skipped) {
   std::vector<IndexEntry> out;
+  if (skipped != nullptr) *skipped = 0;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return out;  // missing: scans start at the segment's first record
   struct stat st;
   if (::fstat(fd, &st) == 0 && static_cast<uint64_t>(st.st_size) >= kIndexStart) {
     uint8_t head[kIndexStart];
-    const size_t n = (static_cast<size_t>(st.st_size) - kIndexStart) / sizeof(IndexEntry);
+    const size_t total = (static_cast<size_t>(st.st_size) - kIndexStart) / sizeof(IndexEntry);
+    const size_t skip = last > 0 && total > last ? total - last : 0;
+    const size_t n = total - skip;
+    if (skipped != nullptr) *skipped = skip;
     out.resize(n);
     uint64_t hdr_first = 0;
     bool ok = ::pread(fd, head, sizeof(head), 0) == static_cast<ssize_t>(sizeof(head)) &&
@@ -63,7 +67,8 @@ std::vector<IndexEntry> ReadIndex(const std::string& path, uint64_t first_seq) {
       ok = crc == Crc32c(0, head, 60) && hdr_first == first_seq;
     }
     if (ok && n > 0) {
-      ok = ::pread(fd, out.data(), n * sizeof(IndexEntry), kIndexStart) == static_cast<ssize_t>(n * sizeof(IndexEntry));
+      ok = ::pread(fd, out.data(), n * sizeof(IndexEntry), static_cast<off_t>(kIndexStart + skip * sizeof(IndexEntry))) ==
+           static_cast<ssize_t>(n * sizeof(IndexEntry));
     }
     if (!ok) out.clear();
   }

@@ -26,8 +26,11 @@ Result<std::shared_ptr<Mapping>> MapFile(const std::string& path, bool writable)
 // The first sequence numbers of the segment files in `dir`, ascending.
 Result<std::vector<uint64_t>> ListSegments(const std::string& dir);
 
-// A segment's sparse index entries with valid checksums, in file order.
-std::vector<IndexEntry> ReadIndex(const std::string& path, uint64_t first_seq);
+// A segment's sparse index entries with valid checksums, in file order; with `last` > 0, only
+// (up to) the last `last` entries of the file are read, and *skipped (if given) gets how many
+// entries come before them in the file.
+std::vector<IndexEntry> ReadIndex(const std::string& path, uint64_t first_seq, size_t last = 0,
+                                  size_t* skipped = nullptr);
 
 // The offset to start scanning from for `seq` in a segment: the last valid index entry at or
 // below it whose record checks out, else the first record. *start_seq gets that record's seq.

@@ -40,7 +40,8 @@ constexpr int64_t kSliceNs = 20'000'000;              // sleeping readers re-che
 constexpr uint64_t kPopulateChunk = uint64_t{256} << 10;  // the writer faults pages in ahead
 constexpr uint64_t kDirectWriteMin = uint64_t{16} << 10;  // records this large go by pwritev
 constexpr uint64_t kZeroChunk = uint64_t{1} << 20;      // and writes blocks once ahead
-constexpr int kGatherIdleYields = 8;  // group commit: yields without a new record before syncing
+constexpr int kGatherIdleYields = 8;
+constexpr size_t kRecoveryIndexEntries = 64;  // index entries recovery reads (from the end)  // group commit: yields without a new record before syncing
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -379,7 +380,9 @@ Status Log::Impl::Recover() {
   SegmentHeader h;
   std::memcpy(&h, (*m)->base, sizeof(h));
   const ByteView seg((*m)->base, h.capacity);
-  std::vector<IndexEntry> idx = ReadIndex(Path(IndexFileName(first)), first);
+  // The last entries are enough to start from (and to vouch for records after damage).
+  size_t idx_skipped = 0;
+  std::vector<IndexEntry> idx = ReadIndex(Path(IndexFileName(first)), first, kRecoveryIndexEntries, &idx_skipped);
   uint64_t seq = 0;
   int64_t min_ts = INT64_MIN;
   uint64_t off = LocateFrom(seg, idx, UINT64_MAX, first, &seq, &min_ts);
@@ -400,12 +403,11 @@ Status Log::Impl::Recover() {
   }
   // Zero everything past the last valid record, if anything is there (the file keeps its size:
   // mapped readers never see it shrink), and reserve the space again.
-  bool dirty = false;
-  {
-    uint8_t probe[4096];
-    const ssize_t n = ::pread((*m)->fd, probe, static_cast<size_t>(std::min<uint64_t>(h.capacity - off, sizeof(probe))),
-                              static_cast<off_t>(off));
-    for (ssize_t i = 0; i < n && !dirty; ++i) dirty = probe[i] != 0;
+  bool dirty = false;  // through the mapping: no readahead (MADV_RANDOM above), one page
+  for (uint64_t p = off; p < std::min<uint64_t>(h.capacity, off + 4096) && !dirty; p += 8) {
+    uint64_t w;
+    std::memcpy(&w, (*m)->base + p, 8);
+    dirty = w != 0;
   }
   const off_t from = static_cast<off_t>(off), len = static_cast<off_t>(h.capacity - off);
   if (dirty) {
@@ -421,10 +423,10 @@ Status Log::Impl::Recover() {
     idx_fd = ::open(ipath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (idx_fd < 0) return ErrnoStatus(errno, "open(" + ipath + ")");
     struct stat st;
-    if (::fstat(idx_fd, &st) != 0 || static_cast<uint64_t>(st.st_size) < kIndexStart || keep == 0) {
+    if (::fstat(idx_fd, &st) != 0 || static_cast<uint64_t>(st.st_size) < kIndexStart || idx_skipped + keep == 0) {
       WEFT_RETURN_IF_ERROR(WriteIndexHeader(idx_fd, first));
     }
-    idx_size = kIndexStart + keep * sizeof(IndexEntry);
+    idx_size = kIndexStart + (idx_skipped + keep) * sizeof(IndexEntry);
     if (::ftruncate(idx_fd, static_cast<off_t>(idx_size)) != 0) return ErrnoStatus(errno, "ftruncate(" + ipath + ")");
     last_index_off = keep > 0 ? idx[keep - 1].offset : 0;
   }
