@@ -10,7 +10,7 @@ from setuptools import setup
 here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(here)
 sources = sorted(glob.glob(os.path.join(here, "src", "*.cc")))
-for module in ("core", "shm", "log"):
+for module in ("core", "shm", "log", "rpc"):
     sources += sorted(glob.glob(os.path.join(root, "src", module, "*.cc")))
 
 os.chdir(here)  # setuptools wants paths relative to this file
@@ -22,7 +22,8 @@ setup(
         Pybind11Extension(
             "weft._native",
             sources,
-            include_dirs=[os.path.relpath(os.path.join(root, d), here) for d in ("include", "src/shm", "src/log")],
+            include_dirs=[os.path.relpath(os.path.join(root, d), here) for d in ("include", "src/shm", "src/log", "src/rpc")],
+            libraries=["sodium"],
             cxx_std=20,
             # -mcx16: topic rings use a 16-byte compare-and-swap (cmpxchg16b).
             extra_compile_args=["-O2", "-fvisibility=hidden"]

@@ -11,6 +11,7 @@ void BindChannel(py::module_& m);
 void BindPool(py::module_& m);
 void BindTopic(py::module_& m);
 void BindLog(py::module_& m);
+void BindRpc(py::module_& m);
 }
 
 namespace weft::pyerr {
@@ -48,4 +49,5 @@ PYBIND11_MODULE(_native, m) {
   weft::py_bind::BindPool(m);
   weft::py_bind::BindTopic(m);
   weft::py_bind::BindLog(m);
+  weft::py_bind::BindRpc(m);
 }
