@@ -1,0 +1,107 @@
+// The RPC wire format, version 1 (docs/formats/rpc-wire.md): frames carried as channel records
+// between a client and a server, their value lists, and the builtin codecs. Everything here
+// reads bytes a peer wrote, so every decoder checks every length and is fuzzed
+// (tests/fuzz/fuzz_rpc_wire.cc). Internal to rpc.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "weft/core/bytes.h"
+#include "weft/core/status.h"
+
+namespace weft::rpc::internal {
+
+inline constexpr uint32_t kFrameMagic = 0x43505257;  // "WRPC" little-endian
+inline constexpr uint8_t kWireVersion = 1;
+inline constexpr uint32_t kMaxValues = 65;           // 64 parameters, or one result
+inline constexpr uint32_t kMaxInline = 1u << 30;     // a value larger than this goes by block
+
+enum class FrameType : uint8_t {
+  kCall = 1,    // client -> server: resource, method, call id, deadline, arguments
+  kReply = 2,   // server -> client: the result
+  kError = 3,   // server -> client: code and message instead of a result
+  kCancel = 4,  // client -> server: stop call `call_id` (a reply or error still follows)
+  kChunk = 5,   // server -> client: one chunk of a streaming result
+  kEnd = 6,     // server -> client: the stream ended
+  kCredit = 7,  // client -> server: may send this many more chunks of call `call_id`
+};
+
+enum FrameFlags : uint16_t {
+  kFlagHold = 1,  // call: the client will hold the reply's blocks (zero-copy result)
+};
+
+struct FrameHeader {
+  uint32_t magic;
+  uint8_t version;
+  uint8_t type;
+  uint16_t flags;
+  uint32_t resource;     // the id the server gave the resource at connect
+  uint32_t method;       // index into the contract's sorted methods
+  uint64_t call_id;      // chosen by the client, unique per connection
+  int64_t deadline_ns;   // call: CLOCK_MONOTONIC deadline on this host (0: none)
+  uint32_t payload;      // bytes after the header
+  uint32_t reserved;     // 0
+};
+static_assert(sizeof(FrameHeader) == 40 && std::is_trivially_copyable_v<FrameHeader>);
+
+struct Frame {
+  FrameHeader header{};
+  ByteView payload;  // borrowed from the record
+  FrameType type() const { return static_cast<FrameType>(header.type); }
+};
+
+// Checks a received record: magic, version, known type and flags, payload length.
+Result<Frame> DecodeFrame(ByteView record);
+// Writes the header for `payload` bytes into out[0..40).
+void EncodeHeader(FrameType type, uint16_t flags, uint32_t resource, uint32_t method, uint64_t call_id,
+                  int64_t deadline_ns, uint32_t payload, uint8_t* out);
+
+// One value of a call or reply: its bytes inline in the frame, or a block of the pool.
+struct Value {
+  bool in_block = false;
+  ByteView bytes;       // inline
+  uint64_t block = 0;   // in a block: the pool block id
+  uint64_t length = 0;  // in a block: bytes used
+};
+
+// A value list: u32 count, u32 reserved, then each value: u8 where (0 inline, 1 block),
+// 7 bytes reserved, u64 length, then the bytes padded to 8 (inline) or a u64 block id.
+size_t ValuesSize(const std::vector<Value>& values);
+// Encodes into out (ValuesSize bytes).
+void EncodeValues(const std::vector<Value>& values, uint8_t* out);
+Result<std::vector<Value>> DecodeValues(ByteView payload);
+
+// Error frames: u32 code, u32 message length, the message.
+std::string EncodeError(const Status& s);
+Status DecodeError(ByteView payload);
+
+// ---- builtin codecs: the bytes of one value of a codec -----------------------------------------
+
+std::string EncodeI64(int64_t v);
+std::string EncodeF64(double v);
+std::string EncodeBool(bool v);
+Result<int64_t> DecodeI64(ByteView b);
+Result<double> DecodeF64(ByteView b);
+Result<bool> DecodeBool(ByteView b);
+// str and bytes are their own bytes; str must be UTF-8.
+Status CheckUtf8(ByteView b);
+
+// ndarray: a header (magic "WNDA", header size, dtype as NumPy's dtype.str such as "<f8", ndim,
+// shape), padded so the data starts 64-byte aligned, then the C-order data.
+struct ArrayHeader {
+  std::string dtype;           // "<f8", "|u1", ...
+  std::vector<uint64_t> shape;
+  uint64_t data_offset = 0;    // where the data starts in the value
+  uint64_t data_bytes = 0;
+};
+std::string EncodeArrayHeader(std::string_view dtype, const std::vector<uint64_t>& shape, uint64_t* data_offset);
+// Checks the header against the value's size: the data must fit exactly.
+Result<ArrayHeader> DecodeArrayHeader(ByteView value);
+// The item size of a dtype string ("<f8" -> 8), or 0 if it is not a plain numeric/bool dtype.
+uint64_t DtypeItemSize(std::string_view dtype);
+
+}  // namespace weft::rpc::internal
