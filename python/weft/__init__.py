@@ -19,9 +19,9 @@ from ._errors import __all__ as _error_names  # noqa: E402
 from .channel import Channel  # noqa: E402
 from .log import Log, Record, Tail  # noqa: E402
 from .pool import Pool  # noqa: E402
-from .rpc import Contract, check_contract, contract, read  # noqa: E402
+from .rpc import Contract, Proxy, check_contract, connect, contract, read, register, unregister  # noqa: E402
 from .topic import Publisher, Sample, Subscriber  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["Channel", "Log", "Record", "Tail", "Pool", "Publisher", "Subscriber", "Sample", "Contract",
-           "contract", "read", "check_contract", *_error_names]
+           "contract", "read", "check_contract", "register", "unregister", "connect", "Proxy", *_error_names]

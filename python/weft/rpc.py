@@ -143,3 +143,119 @@ def check_contract(server, client) -> None:
     s = server if isinstance(server, Contract) else contract_of(server)
     c = client if isinstance(client, Contract) else contract_of(client)
     _native._contract_compare(s.canonical(), c.canonical())
+
+
+# ---- serving and calling in this process ---------------------------------------------------------
+#
+# A resource registered here is reached by a proxy that calls the object directly: no
+# serialization, no copy; the resource's read/write scheduler (the C++ one) orders the calls.
+
+import threading as _threading
+
+_registry = {}
+_registry_lock = _threading.Lock()
+
+
+class _Registered:
+    def __init__(self, contract: Contract, impl, name: str, on_shutdown):
+        self.contract = contract
+        self.impl = impl
+        self.name = name
+        self.on_shutdown = on_shutdown
+        self.scheduler = _native._Scheduler()
+        self.writes = {m.name: m.access == "write" for m in contract.methods}
+
+
+def register(contract_cls, impl, name: str, on_shutdown=None) -> None:
+    """Serves `impl` (a plain object with the contract's methods) as resource `name`.
+
+    on_shutdown (or the object's own on_shutdown method) runs at unregister(), after the calls
+    in flight have finished.
+    """
+    from ._errors import AlreadyExists
+    c = contract_of(contract_cls)
+    missing = [m.name for m in c.methods if not callable(getattr(impl, m.name, None))]
+    if missing:
+        raise InvalidArgument(f"{type(impl).__name__} lacks {', '.join(missing)} of contract {c.namespace}/{c.name}")
+    if on_shutdown is None:
+        on_shutdown = getattr(impl, "on_shutdown", None)
+    with _registry_lock:
+        if name in _registry:
+            raise AlreadyExists(f"a resource named {name!r} is already registered")
+        _registry[name] = _Registered(c, impl, name, on_shutdown)
+
+
+def unregister(name: str, timeout: Optional[float] = 30.0) -> None:
+    """Stops serving `name`: new calls fail with weft.Closed, calls in flight finish first, then
+    the resource's on_shutdown runs."""
+    from ._errors import NotFound
+    with _registry_lock:
+        reg = _registry.pop(name, None)
+    if reg is None:
+        raise NotFound(f"no resource named {name!r}")
+    reg.scheduler.enter(True, timeout)  # a write: waits for every earlier call to finish
+    try:
+        if reg.on_shutdown is not None:
+            reg.on_shutdown()
+    finally:
+        reg.scheduler.leave(True)
+
+
+class Proxy:
+    """Calls a resource's methods; the same API for every transport. Use as a context manager
+    or call close()."""
+
+    def __init__(self, reg: _Registered, contract: Contract, timeout: Optional[float]):
+        self._reg = reg
+        self._contract = contract
+        self._timeout = timeout
+        self._closed = False
+
+    def __getattr__(self, method: str):
+        if method.startswith("_"):
+            raise AttributeError(method)
+        if self._contract.method(method) is None:
+            raise AttributeError(f"contract {self._contract.namespace}/{self._contract.name} has no method {method!r}")
+        write = self._reg.writes[method]
+
+        def call(*args, **kwargs):
+            if self._closed:
+                from ._errors import Closed
+                raise Closed("proxy is closed")
+            if _registry.get(self._reg.name) is not self._reg:
+                from ._errors import Closed
+                raise Closed(f"resource {self._reg.name!r} is no longer served")
+            sched = self._reg.scheduler
+            sched.enter(write, self._timeout)
+            try:
+                return getattr(self._reg.impl, method)(*args, **kwargs)
+            finally:
+                sched.leave(write)
+
+        call.__name__ = method
+        return call
+
+    def close(self) -> None:
+        self._closed = True
+
+    def __enter__(self) -> "Proxy":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def connect(contract_cls, name: str, address: Optional[str] = None, timeout: Optional[float] = 30.0) -> Proxy:
+    """A proxy to resource `name` under contract `contract_cls`. Each call waits at most
+    `timeout` seconds for its turn (None: no limit). Raises weft.ContractMismatch, saying what
+    differs, if the resource was registered under another contract."""
+    from ._errors import NotFound
+    if address not in (None, "inproc", "inproc://"):
+        raise InvalidArgument(f"address {address!r}: this build serves resources in-process only so far")
+    client = contract_of(contract_cls)
+    with _registry_lock:
+        reg = _registry.get(name)
+    if reg is None:
+        raise NotFound(f"no resource named {name!r} is registered in this process")
+    check_contract(reg.contract, client)
+    return Proxy(reg, client, timeout)

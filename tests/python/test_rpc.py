@@ -85,3 +85,130 @@ def test_bad_contracts_fail_at_definition():
             def m(self) -> int: ...
     with pytest.raises(weft.Corrupt):
         weft._native._contract_hash("weft-contract 1\nnamespace a\nname B\nversion 1\nmethod z read -> i64\nmethod a read -> i64\n")
+
+
+class CounterImpl:
+    def __init__(self, initial=0):
+        self._value = initial
+        self.shut = False
+
+    def increment(self, amount: int) -> int:
+        self._value += amount
+        return self._value
+
+    def value(self) -> int:
+        return self._value
+
+    def reset(self) -> int:
+        old, self._value = self._value, 0
+        return old
+
+    def on_shutdown(self):
+        self.shut = True
+
+
+def test_inprocess_resource_behaves_like_the_seed_counter():
+    impl = CounterImpl(initial=100)
+    weft.register(Counter, impl, name="counter-a")
+    try:
+        with weft.connect(Counter, name="counter-a") as c:
+            assert c.increment(10) == 110
+            assert c.value() == 110
+            assert c.reset() == 110
+            assert c.value() == 0
+            with pytest.raises(AttributeError):
+                c.decrement(1)
+        with pytest.raises(weft.Closed):
+            c.value()
+        with pytest.raises(weft.AlreadyExists):
+            weft.register(Counter, CounterImpl(), name="counter-a")
+        with pytest.raises(weft.NotFound):
+            weft.connect(Counter, name="no-such-counter")
+    finally:
+        weft.unregister("counter-a")
+    assert impl.shut  # on_shutdown ran
+    with pytest.raises(weft.NotFound):
+        weft.connect(Counter, name="counter-a")
+
+
+def test_connect_with_another_contract_is_refused_before_any_call():
+    @weft.contract(namespace="demo.counter", version="0.1.0", name="Counter")
+    class OtherCounter:
+        def increment(self, amount: float) -> int: ...
+
+        @weft.read
+        def value(self) -> int: ...
+
+        def reset(self) -> int: ...
+
+    weft.register(Counter, CounterImpl(), name="counter-b")
+    try:
+        with pytest.raises(weft.ContractMismatch) as e:
+            weft.connect(OtherCounter, name="counter-b")
+        assert "method 'increment' takes (i64) on the server, (f64) on the client" in str(e.value)
+    finally:
+        weft.unregister("counter-b")
+
+
+def test_reads_run_together_writes_run_alone():
+    import threading
+    import time
+
+    @weft.contract(namespace="demo.probe", version="1")
+    class Probe:
+        @weft.read
+        def look(self) -> int: ...
+
+        def change(self) -> int: ...
+
+    class ProbeImpl:
+        def __init__(self):
+            self.lock = threading.Lock()
+            self.readers = self.writers = self.max_readers = self.bad = 0
+
+        def _enter(self, write):
+            with self.lock:
+                if write:
+                    self.writers += 1
+                    self.bad += self.readers != 0 or self.writers != 1
+                else:
+                    self.readers += 1
+                    self.max_readers = max(self.max_readers, self.readers)
+                    self.bad += self.writers != 0
+
+        def _leave(self, write):
+            with self.lock:
+                if write:
+                    self.writers -= 1
+                else:
+                    self.readers -= 1
+
+        def look(self) -> int:
+            self._enter(False)
+            time.sleep(0.02)  # releases the GIL: other reads may run meanwhile
+            self._leave(False)
+            return 0
+
+        def change(self) -> int:
+            self._enter(True)
+            time.sleep(0.005)
+            self._leave(True)
+            return 0
+
+    impl = ProbeImpl()
+    weft.register(Probe, impl, name="probe")
+    try:
+        def worker(i):
+            with weft.connect(Probe, name="probe") as p:
+                for k in range(10):
+                    (p.change if (i + k) % 4 == 0 else p.look)()
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        weft.unregister("probe")
+    assert impl.bad == 0
+    assert impl.max_readers >= 2
