@@ -266,6 +266,26 @@ void Check(StreamCtl* c, const uint8_t* p, size_t size, uint64_t i) {
   if (p[0] != static_cast<uint8_t>(i) || p[size - 1] != static_cast<uint8_t>(i)) c->bad.fetch_add(1);
 }
 
+// A subscriber's loop, the same for every transport: `next(i)` gives message i's bytes (nullptr
+// on failure), `release()` lets them go.
+template <typename Next, typename Release>
+int Consume(StreamCtl* c, int k, size_t size, uint64_t count, Next next, Release release) {
+  uint64_t sum = 0;
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint8_t* p = next(i);
+    if (p == nullptr) {
+      c->bad.fetch_add(1);
+      return 1;
+    }
+    Check(c, p, size, i);
+    sum += TouchSum(p, size);
+    release();
+    c->done[k].store(i + 1, std::memory_order_release);
+  }
+  Finished(c);
+  return sum == 1 ? 2 : 0;
+}
+
 Row StreamWeft(size_t size, int subs, uint64_t n) {
   const uint64_t warm = StreamWarm(size);
   const std::string name = TopicName();
@@ -278,20 +298,16 @@ Row StreamWeft(size_t size, int subs, uint64_t n) {
     kids.push_back(Fork([&, k] {
       auto sub = shm::Subscriber::Open(name, {}).value();
       c->ready.fetch_add(1);
-      uint64_t sum = 0;
-      for (uint64_t i = 0; i < warm + n; ++i) {
-        auto s = sub->Take(Deadline::AfterMs(30'000));
-        if (!s.ok()) {
-          c->bad.fetch_add(1);
-          return 1;
-        }
-        Check(c, s->data.data(), size, i);
-        sum += TouchSum(s->data.data(), size);
-        sub->Release(*s).IgnoreError();
-        c->done[k].store(i + 1, std::memory_order_release);
-      }
-      Finished(c);
-      return sum == 1 ? 2 : 0;
+      shm::Sample held;
+      return Consume(
+          c, k, size, warm + n,
+          [&](uint64_t) -> const uint8_t* {
+            auto s = sub->Take(Deadline::AfterMs(30'000));
+            if (!s.ok()) return nullptr;
+            held = *s;
+            return held.data.data();
+          },
+          [&] { sub->Release(held).IgnoreError(); });
     }));
   }
   YieldUntil(c->ready, subs);
@@ -327,19 +343,10 @@ Row StreamUds(size_t size, int subs, uint64_t n) {
     kids.push_back(Fork([&, k] {
       auto link = pairs[k].child();
       std::vector<uint8_t> buf(size);
-      uint64_t sum = 0;
       c->ready.fetch_add(1);
-      for (uint64_t i = 0; i < warm + n; ++i) {
-        if (!link->Recv(buf.data(), size)) {
-          c->bad.fetch_add(1);
-          return 1;
-        }
-        Check(c, buf.data(), size, i);
-        sum += TouchSum(buf.data(), size);
-        c->done[k].store(i + 1, std::memory_order_release);
-      }
-      Finished(c);
-      return sum == 1 ? 2 : 0;
+      return Consume(
+          c, k, size, warm + n,
+          [&](uint64_t) -> const uint8_t* { return link->Recv(buf.data(), size) ? buf.data() : nullptr; }, [] {});
     }));
   }
   std::vector<std::unique_ptr<Link>> links;
@@ -382,24 +389,19 @@ Row StreamZmq(size_t size, int subs, uint64_t n) {
       zmq_setsockopt(sub, ZMQ_RCVHWM, &hwm, sizeof(hwm));
       zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
       zmq_connect(sub, endpoint.c_str());
-      uint64_t sum = 0;
       zmq_msg_t msg;
       zmq_msg_init(&msg);
-      for (uint64_t i = 0; i < warm + n; ++i) {
-        if (zmq_msg_recv(&msg, sub, 0) != static_cast<int>(size)) {
-          c->bad.fetch_add(1);
-          return 1;
-        }
-        const auto* p = static_cast<const uint8_t*>(zmq_msg_data(&msg));
-        Check(c, p, size, i);
-        sum += TouchSum(p, size);
-        c->done[k].store(i + 1, std::memory_order_release);
-      }
+      const int rc = Consume(
+          c, k, size, warm + n,
+          [&](uint64_t) -> const uint8_t* {
+            if (zmq_msg_recv(&msg, sub, 0) != static_cast<int>(size)) return nullptr;
+            return static_cast<const uint8_t*>(zmq_msg_data(&msg));
+          },
+          [] {});
       zmq_msg_close(&msg);
-      Finished(c);
       zmq_close(sub);
       zmq_ctx_term(cctx);
-      return sum == 1 ? 2 : 0;
+      return rc;
     }));
   }
   // Every subscription arrives as a message on the XPUB socket: then all are connected.
@@ -435,17 +437,14 @@ Row StreamFloor(size_t size, int subs, uint64_t n) {
   std::vector<pid_t> kids;
   for (int k = 0; k < subs; ++k) {
     kids.push_back(Fork([&, k] {
-      uint64_t sum = 0;
       c->ready.fetch_add(1);
-      for (uint64_t i = 0; i < warm + n; ++i) {
-        YieldUntil(c->published, i + 1);
-        const uint8_t* p = data + (i % slots) * size;
-        Check(c, p, size, i);
-        sum += TouchSum(p, size);
-        c->done[k].store(i + 1, std::memory_order_release);
-      }
-      Finished(c);
-      return sum == 1 ? 2 : 0;
+      return Consume(
+          c, k, size, warm + n,
+          [&](uint64_t i) -> const uint8_t* {
+            YieldUntil(c->published, i + 1);
+            return data + (i % slots) * size;
+          },
+          [] {});
     }));
   }
   YieldUntil(c->ready, subs);
