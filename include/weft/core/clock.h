@@ -33,6 +33,8 @@ class Deadline {
     return Deadline(MonotonicNs() + ns);
   }
   static Deadline AfterMs(int64_t ms) { return ms < 0 ? Never() : AfterNs(ms * 1'000'000); }
+  // An absolute CLOCK_MONOTONIC time (as at_ns() gives; from this host only).
+  static Deadline At(int64_t monotonic_ns) { return Deadline(monotonic_ns < 0 ? 0 : monotonic_ns); }
 
   bool is_never() const { return at_ns_ == kNever; }
   bool is_now() const { return at_ns_ == 0; }

@@ -1,0 +1,148 @@
+// Resources served to other processes over ipc://: calls, contract checks at connect, errors,
+// and the deaths of either side (real processes, SIGKILL, with negative controls).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/mman.h>
+
+#include <atomic>
+#include <thread>
+
+#include "shm/test_util.h"
+#include "weft/rpc/rpc.h"
+#include "wire.h"
+
+namespace weft::rpc {
+namespace {
+
+using internal::DecodeI64;
+using internal::EncodeI64;
+
+Contract CounterContract(const char* version = "0.1.0") {
+  return ContractBuilder("demo.counter", "Counter", version)
+      .Write<int64_t(int64_t)>("increment")
+      .Read<int64_t()>("value")
+      .Write<int64_t(int64_t)>("slow")  // sleeps that many ms, then returns it
+      .Build()
+      .value();
+}
+
+std::string ServerId() { return "test-" + std::to_string(::getpid()) + "-" + std::to_string(rand() % 100000); }
+
+// Serves a counter in this process (threads) until Shutdown.
+std::unique_ptr<Server> StartCounter(const std::string& id, std::atomic<int64_t>* value) {
+  auto server = Server::Create(id).value();
+  Resource r;
+  r.contract = CounterContract();
+  r.handlers["increment"] = [value](const CallArgs& a) -> Result<std::string> {
+    auto by = DecodeI64(a.args[0]);
+    if (!by.ok()) return by.status();
+    return EncodeI64(value->fetch_add(*by) + *by);
+  };
+  r.handlers["value"] = [value](const CallArgs&) -> Result<std::string> { return EncodeI64(value->load()); };
+  r.handlers["slow"] = [](const CallArgs& a) -> Result<std::string> {
+    const int64_t ms = DecodeI64(a.args[0]).value();
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return EncodeI64(ms);
+  };
+  EXPECT_TRUE(server->Register("counter", std::move(r)).ok());
+  EXPECT_TRUE(server->Start().ok());
+  return server;
+}
+
+int64_t I64(const Result<std::string>& r) { return DecodeI64(AsBytes(r.value())).value(); }
+
+TEST(IpcTest, CallsFromAnotherProcess) {
+  const std::string id = ServerId();
+  std::atomic<int64_t> value{100};
+  auto server = StartCounter(id, &value);
+  pid_t child = weft::testing::Spawn([&] {
+    auto c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000));
+    if (!c.ok()) return 1;
+    const std::string five = EncodeI64(5);
+    for (int i = 0; i < 1000; ++i) {
+      auto r = (*c)->Call("increment", {AsBytes(five)}, Deadline::AfterMs(10'000));
+      if (!r.ok() || DecodeI64(AsBytes(*r)).value() != 100 + 5 * (i + 1)) return 2;
+    }
+    auto v = (*c)->Call("value", {}, Deadline::AfterMs(10'000));
+    return v.ok() && DecodeI64(AsBytes(*v)).value() == 5100 ? 0 : 3;
+  });
+  EXPECT_EQ(weft::testing::Join(child), 0);
+  EXPECT_EQ(value.load(), 5100);
+}
+
+TEST(IpcTest, ContractMismatchAndUnknownNamesAreRefusedAtConnect) {
+  const std::string id = ServerId();
+  std::atomic<int64_t> value{0};
+  auto server = StartCounter(id, &value);
+  auto other = Client::Connect(CounterContract("0.2.0"), "counter", "ipc://" + id, Deadline::AfterMs(10'000));
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.status().code(), Code::kContractMismatch);
+  EXPECT_NE(other.status().message().find("version 0.1.0 on the server, 0.2.0 on the client"), std::string::npos);
+  EXPECT_EQ(Client::Connect(CounterContract(), "nope", "ipc://" + id, Deadline::AfterMs(10'000)).status().code(),
+            Code::kNotFound);
+  EXPECT_EQ(Client::Connect(CounterContract(), "counter", "ipc://no-such-server-here", Deadline::AfterMs(1000)).status().code(),
+            Code::kNotFound);
+  EXPECT_EQ(Server::Create(id).status().code(), Code::kAlreadyExists);
+  auto c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000)).value();
+  EXPECT_EQ(c->Call("nope", {}, Deadline::AfterMs(1000)).status().code(), Code::kInvalidArgument);
+  // A wrong argument is the handler's error, carried back; the server keeps serving.
+  EXPECT_EQ(c->Call("increment", {AsBytes("abc")}, Deadline::AfterMs(10'000)).status().code(), Code::kCorrupt);
+  EXPECT_EQ(I64(c->Call("value", {}, Deadline::AfterMs(10'000))), 0);
+}
+
+TEST(IpcTest, AClientSeesItsServerDieWithinItsDeadline) {
+  const std::string id = ServerId();
+  auto* ready = static_cast<std::atomic<int>*>(
+      ::mmap(nullptr, 64, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  pid_t server = weft::testing::Spawn([&] {
+    std::atomic<int64_t> value{0};
+    auto s = StartCounter(id, &value);
+    ready->store(1);
+    for (;;) ::pause();
+    return 0;
+  });
+  ASSERT_TRUE(weft::testing::WaitFor([&] { return ready->load() == 1; }, server, 60));
+  auto c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000)).value();
+  EXPECT_EQ(I64(c->Call("slow", {AsBytes(EncodeI64(1))}, Deadline::AfterMs(30'000))), 1);  // control
+  std::thread killer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ::kill(server, SIGKILL);
+  });
+  auto r = c->Call("slow", {AsBytes(EncodeI64(60'000))}, Deadline::AfterMs(30'000));
+  killer.join();
+  EXPECT_EQ(r.status().code(), Code::kPeerDead) << r.status().ToString();
+  EXPECT_EQ(weft::testing::Join(server), 128 + SIGKILL);
+  ::munmap(ready, 64);
+}
+
+TEST(IpcTest, AServerOutlivesAClientKilledMidCall) {
+  const std::string id = ServerId();
+  std::atomic<int64_t> value{0};
+  auto server = StartCounter(id, &value);
+  pid_t child = weft::testing::Spawn([&] {
+    auto c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000));
+    if (!c.ok()) return 1;
+    (void)(*c)->Call("slow", {AsBytes(EncodeI64(1000))}, Deadline::Never());
+    return 2;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ::kill(child, SIGKILL);
+  EXPECT_EQ(weft::testing::Join(child), 128 + SIGKILL);
+  // Others are served: the dead client's slow call (a write) finishes first, its reply goes
+  // nowhere, and the server drops the connection.
+  auto c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000)).value();
+  EXPECT_EQ(I64(c->Call("increment", {AsBytes(EncodeI64(7))}, Deadline::AfterMs(120'000))), 7);
+}
+
+TEST(IpcTest, ADeadlineEndsACallThatTakesTooLong) {
+  const std::string id = ServerId();
+  std::atomic<int64_t> value{0};
+  auto server = StartCounter(id, &value);
+  auto c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000)).value();
+  EXPECT_EQ(c->Call("slow", {AsBytes(EncodeI64(500))}, Deadline::AfterMs(50)).status().code(), Code::kTimeout);
+  // The next call gets its own reply, not the late one.
+  EXPECT_EQ(I64(c->Call("increment", {AsBytes(EncodeI64(3))}, Deadline::AfterMs(30'000))), 3);
+}
+
+}  // namespace
+}  // namespace weft::rpc
