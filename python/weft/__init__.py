@@ -19,9 +19,11 @@ from ._errors import __all__ as _error_names  # noqa: E402
 from .channel import Channel  # noqa: E402
 from .log import Log, Record, Tail  # noqa: E402
 from .pool import Pool  # noqa: E402
-from .rpc import Contract, Proxy, check_contract, connect, contract, read, register, unregister  # noqa: E402
+from .rpc import (Contract, Proxy, Server, check_contract, connect, contract, read, register,  # noqa: E402
+                  transferable, unregister)
 from .topic import Publisher, Sample, Subscriber  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["Channel", "Log", "Record", "Tail", "Pool", "Publisher", "Subscriber", "Sample", "Contract",
-           "contract", "read", "check_contract", "register", "unregister", "connect", "Proxy", *_error_names]
+           "contract", "read", "check_contract", "register", "unregister", "connect", "Proxy", "Server", "transferable",
+           *_error_names]

@@ -245,17 +245,203 @@ class Proxy:
         self.close()
 
 
-def connect(contract_cls, name: str, address: Optional[str] = None, timeout: Optional[float] = 30.0) -> Proxy:
-    """A proxy to resource `name` under contract `contract_cls`. Each call waits at most
-    `timeout` seconds for its turn (None: no limit). Raises weft.ContractMismatch, saying what
-    differs, if the resource was registered under another contract."""
+def connect(contract_cls, name: str, address: Optional[str] = None, timeout: Optional[float] = 30.0):
+    """A proxy to resource `name` under contract `contract_cls`: in this process (address None)
+    or at `ipc://<server id>`. Each call waits at most `timeout` seconds (None: no limit).
+    Raises weft.ContractMismatch, saying what differs, if the resource has another contract;
+    weft.PeerDead if its server dies during a call."""
     from ._errors import NotFound
-    if address not in (None, "inproc", "inproc://"):
-        raise InvalidArgument(f"address {address!r}: this build serves resources in-process only so far")
     client = contract_of(contract_cls)
+    if address is not None and address.startswith("ipc://"):
+        return _IpcProxy(client, name, address, timeout)
+    if address not in (None, "inproc", "inproc://"):
+        raise InvalidArgument(f"address {address!r}: expected ipc://<server id> or none (this process)")
     with _registry_lock:
         reg = _registry.get(name)
     if reg is None:
         raise NotFound(f"no resource named {name!r} is registered in this process")
     check_contract(reg.contract, client)
     return Proxy(reg, client, timeout)
+
+
+# ---- codecs: Python values to the bytes of docs/formats/rpc-wire.md --------------------------------
+
+import pickle as _pickle
+import struct as _struct
+
+_transferables = {}
+
+
+def transferable(cls):
+    """Class decorator: `cls` crosses processes through its own serialize(value) -> bytes and
+    deserialize(bytes) -> value (static methods), under the codec name module.qualname."""
+    name = f"{cls.__module__}.{cls.__qualname__}".replace("<", "").replace(">", "")
+    for fn in ("serialize", "deserialize"):
+        if not callable(getattr(cls, fn, None)):
+            raise InvalidArgument(f"@transferable {cls.__qualname__} needs a {fn} method")
+        if not isinstance(cls.__dict__.get(fn), staticmethod):
+            setattr(cls, fn, staticmethod(cls.__dict__[fn]))
+    cls.__weft_transferable__ = name
+    _transferables[name] = cls
+    return cls
+
+
+def _encode(codec: str, value) -> bytes:
+    if codec == "none":
+        return b""
+    if codec == "i64":
+        return _struct.pack("<q", value)
+    if codec == "f64":
+        return _struct.pack("<d", value)
+    if codec == "bool":
+        return b"\x01" if value else b"\x00"
+    if codec == "str":
+        return value.encode("utf-8")
+    if codec == "bytes":
+        return bytes(value)
+    if codec == "ndarray":
+        import numpy as np
+        a = np.ascontiguousarray(value)
+        return _native._ndarray_header(a.dtype.str, list(a.shape)) + a.tobytes()
+    if codec == "pickle":
+        return _pickle.dumps(value, protocol=_pickle.HIGHEST_PROTOCOL)
+    cls = _transferables.get(codec)
+    if cls is None:
+        raise InvalidArgument(f"no @transferable type for codec {codec!r}")
+    return bytes(cls.serialize(value))
+
+
+def _decode(codec: str, data: bytes):
+    from ._errors import Corrupt
+    try:
+        if codec == "none":
+            return None
+        if codec == "i64":
+            return _struct.unpack("<q", data)[0]
+        if codec == "f64":
+            return _struct.unpack("<d", data)[0]
+        if codec == "bool":
+            if data not in (b"\x00", b"\x01"):
+                raise ValueError("not 0 or 1")
+            return data == b"\x01"
+        if codec == "str":
+            return data.decode("utf-8")
+        if codec == "bytes":
+            return data
+        if codec == "ndarray":
+            import numpy as np
+            dtype, shape, off = _native._ndarray_parse(data)
+            return np.frombuffer(data, dtype=np.dtype(dtype), offset=off).reshape(shape)
+        if codec == "pickle":
+            return _pickle.loads(data)
+    except (_struct.error, ValueError, UnicodeDecodeError) as e:
+        raise Corrupt(f"{codec} value: {e}") from None
+    cls = _transferables.get(codec)
+    if cls is None:
+        raise InvalidArgument(f"no @transferable type for codec {codec!r}")
+    return cls.deserialize(data)
+
+
+# ---- serving to other processes ------------------------------------------------------------------
+
+class Server:
+    """Hosts resources at ipc://<id> for other processes (and in this process, directly).
+
+        server = weft.Server("calc")
+        server.register(Counter, CounterImpl(), name="counter")
+        server.serve()        # or start() and carry on; shutdown() ends it
+    """
+
+    def __init__(self, id: str):
+        self._native = _native._RpcServer(id)
+        self._names = []
+        self._started = False
+
+    @property
+    def address(self) -> str:
+        return self._native.address
+
+    def register(self, contract_cls, impl, name: str, on_shutdown=None) -> None:
+        register(contract_cls, impl, name, on_shutdown)  # also reachable in-process, directly
+        reg = _registry[name]
+        methods = sorted(reg.contract.methods, key=lambda m: m.name.encode())
+
+        def dispatch(index: int, args):
+            m = methods[index]
+            values = [_decode(codec, a) for codec, a in zip(m.params, args)]
+            return _encode(m.result, getattr(impl, m.name)(*values))
+
+        try:
+            self._native.register(name, reg.contract.canonical(), dispatch)
+        except BaseException:
+            unregister(name)
+            raise
+        self._names.append(name)
+
+    def start(self) -> None:
+        if not self._started:
+            self._native.start()
+            self._started = True
+
+    def serve(self) -> None:
+        """Serves until interrupted (Ctrl-C), then shuts down gracefully."""
+        import time
+        self.start()
+        try:
+            while True:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.shutdown()
+
+    def shutdown(self, timeout: Optional[float] = 30.0) -> None:
+        """Stops accepting, finishes the calls in flight, runs each resource's on_shutdown."""
+        self._native.shutdown(timeout)
+        names, self._names = self._names, []
+        for name in names:
+            try:
+                unregister(name, timeout)
+            except Exception:
+                pass
+
+    def __enter__(self) -> "Server":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+
+class _IpcProxy:
+    """The proxy for a resource in another process: same API as the in-process one."""
+
+    def __init__(self, contract: Contract, name: str, address: str, timeout: Optional[float]):
+        self._contract = contract
+        self._timeout = timeout
+        self._client = _native._RpcClient(contract.canonical(), name, address, timeout)
+
+    def __getattr__(self, method: str):
+        if method.startswith("_"):
+            raise AttributeError(method)
+        m = self._contract.method(method)
+        if m is None:
+            raise AttributeError(f"contract {self._contract.namespace}/{self._contract.name} has no method {method!r}")
+
+        def call(*args):
+            if len(args) != len(m.params):
+                raise InvalidArgument(f"{method}() takes {len(m.params)} arguments, got {len(args)}")
+            data = [_encode(codec, a) for codec, a in zip(m.params, args)]
+            return _decode(m.result, self._client.call(method, data, self._timeout))
+
+        call.__name__ = method
+        return call
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "_IpcProxy":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -212,3 +212,86 @@ def test_reads_run_together_writes_run_alone():
         weft.unregister("probe")
     assert impl.bad == 0
     assert impl.max_readers >= 2
+
+
+# ---- across processes -----------------------------------------------------------------------------
+
+import os as _os
+import signal as _signal
+import subprocess as _subprocess
+
+import rpc_demo
+
+
+@pytest.fixture
+def store_server(run_python):
+    sid = f"pytest-{_os.getpid()}-{id(object())}"
+    p = run_python(f"import rpc_demo; rpc_demo.serve({sid!r})", stdout=_subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    yield sid, p
+    if p.poll() is None:
+        p.kill()
+    p.wait(timeout=30)
+
+
+def test_calls_across_processes_with_every_codec(store_server):
+    sid, _ = store_server
+    with weft.connect(rpc_demo.Store, name="store", address=f"ipc://{sid}") as s:
+        assert s.increment(5) == 5
+        assert s.increment(7) == 12
+        assert s.value() == 12
+        pts = s.points(1000)
+        assert pts.shape == (1000, 3) and pts.dtype == np.float64
+        assert np.array_equal(pts, np.arange(3000, dtype=np.float64).reshape(1000, 3))
+        assert s.echo("grüße", b"\x00\xff", 2.5, True) == "grüße|00ff|2.5|True"
+        assert s.stash({"a": [1, 2, (3, 4)]}) == 1
+        q = s.shifted(rpc_demo.Point(1.0, 2.0), 0.5)
+        assert (q.x, q.y) == (1.5, 2.0)
+
+
+def test_errors_from_the_resource_reach_the_caller(store_server):
+    sid, _ = store_server
+    with weft.connect(rpc_demo.Store, name="store", address=f"ipc://{sid}") as s:
+        with pytest.raises(weft.NotFound) as e:
+            s.lookup("x")
+        assert "no key 'x'" in str(e.value)
+        with pytest.raises(weft.InternalError) as e:
+            s.lookup("boom")
+        assert "RuntimeError: the resource failed" in str(e.value)
+        assert s.value() == 0  # and it keeps serving
+
+
+def test_contract_mismatch_and_unknown_resource_at_connect(store_server):
+    sid, _ = store_server
+
+    @weft.contract(namespace="demo.store", version="2.0", name="Store")
+    class StoreV2:
+        def increment(self, amount: int) -> int: ...
+
+    with pytest.raises(weft.ContractMismatch) as e:
+        weft.connect(StoreV2, name="store", address=f"ipc://{sid}")
+    assert "version 1.0 on the server, 2.0 on the client" in str(e.value)
+    assert "method 'points' only on the server" in str(e.value)
+    with pytest.raises(weft.NotFound):
+        weft.connect(rpc_demo.Store, name="nothing", address=f"ipc://{sid}")
+    with pytest.raises(weft.NotFound):
+        weft.connect(rpc_demo.Store, name="store", address="ipc://no-such-server")
+
+
+def test_a_client_learns_at_once_that_its_server_died(store_server):
+    sid, proc = store_server
+    s = weft.connect(rpc_demo.Store, name="store", address=f"ipc://{sid}", timeout=60)
+    assert s.nap(0.01) == 0.01  # control: the server answers
+    import threading
+    threading.Timer(0.2, proc.kill).start()
+    with pytest.raises(weft.PeerDead):
+        s.nap(30.0)
+    s.close()
+
+
+def test_a_timeout_ends_a_call(store_server):
+    sid, _ = store_server
+    s = weft.connect(rpc_demo.Store, name="store", address=f"ipc://{sid}", timeout=0.05)
+    with pytest.raises(weft.Timeout):
+        s.nap(1.0)
+    s.close()
