@@ -13,3 +13,26 @@ def test_numpy_frames_example():
                        env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "10 frames checked" in r.stdout
+
+
+def run_example(name):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "examples/python", name)],
+                       env=env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def test_rpc_counter_example():
+    out = run_example("rpc_counter.py")
+    assert "in-process: increment, value, reset as expected" in out
+    assert "counter example ok" in out
+
+
+def test_rpc_greeter_example():
+    assert "greeter example ok" in run_example("rpc_greeter.py")
+
+
+def test_rpc_mesh_store_example():
+    out = run_example("rpc_mesh_store.py")
+    assert "1000000 vertices" in out and "mesh store example ok" in out
