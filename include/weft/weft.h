@@ -274,6 +274,51 @@ WEFT_API void weft_log_tail_cancel(weft_log_tail_t* tail);
 /* Frees the tail. NULL is ignored. */
 WEFT_API void weft_log_tail_free(weft_log_tail_t* tail);
 
+/* ---- rpc: resources served to other processes, at the bytes level ---- */
+
+typedef struct weft_rpc_server weft_rpc_server_t;
+typedef struct weft_rpc_client weft_rpc_client_t;
+typedef struct weft_rpc_reply weft_rpc_reply_t;
+
+/* A method handler. args[i] (sizes[i] bytes, in the parameter's codec) are borrowed until it
+   returns. It sets the result with weft_rpc_reply_set, or an error with weft_rpc_reply_error;
+   it runs on a server thread, under the resource's read/write scheduler. */
+typedef void (*weft_rpc_handler_fn)(void* ctx, int method, const void* const* args, const size_t* sizes,
+                                    size_t nargs, weft_rpc_reply_t* reply);
+
+/* Copies the result's bytes into the reply. */
+WEFT_API int weft_rpc_reply_set(weft_rpc_reply_t* reply, const void* data, size_t n);
+/* Makes the call fail with `code` (a WEFT_E* value) and a message. */
+WEFT_API int weft_rpc_reply_error(weft_rpc_reply_t* reply, int code, const char* message);
+
+/* The hash of a contract's canonical text (docs/formats/rpc-contract.md): 32 hex digits and a
+   NUL into out[33]. WEFT_ECORRUPT if the text is not a canonical contract. */
+WEFT_API int weft_rpc_contract_hash(const char* canonical, char out[33]);
+
+/* A server listening at ipc://<id>. */
+WEFT_API int weft_rpc_server_create(const char* id, weft_rpc_server_t** out);
+/* Serves resource `name` under the contract `canonical`; `fn` handles every method (`method` is
+   the index in the contract's sorted methods). */
+WEFT_API int weft_rpc_server_register(weft_rpc_server_t* server, const char* name, const char* canonical,
+                                      weft_rpc_handler_fn fn, void* ctx);
+WEFT_API int weft_rpc_server_start(weft_rpc_server_t* server);
+/* Stops accepting, finishes calls in flight, frees the server. NULL is ignored. */
+WEFT_API int weft_rpc_server_close(weft_rpc_server_t* server);
+
+/* Connects to resource `name` at `address` ("ipc://<id>"); WEFT_ECONTRACT (with what differs in
+   the error message) if the contracts differ, WEFT_ENOTFOUND if there is no such server or
+   resource. */
+WEFT_API int weft_rpc_client_connect(const char* canonical, const char* name, const char* address,
+                                     int64_t timeout_ns, weft_rpc_client_t** out);
+/* Calls `method`; *result gets a buffer the caller frees with weft_free. WEFT_ETIMEOUT,
+   WEFT_EPEERDEAD if the server died, or the handler's error code. */
+WEFT_API int weft_rpc_client_call(weft_rpc_client_t* client, const char* method, const void* const* args,
+                                  const size_t* sizes, size_t nargs, int64_t timeout_ns, void** result,
+                                  size_t* result_size);
+WEFT_API int weft_rpc_client_close(weft_rpc_client_t* client);
+/* Frees memory the library handed out (rpc results). NULL is ignored. */
+WEFT_API void weft_free(void* p);
+
 #ifdef __cplusplus
 }
 #endif

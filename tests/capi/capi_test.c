@@ -20,6 +20,23 @@ static int checks = 0;
     }                                                                                 \
   } while (0)
 
+/* A counter resource served from C: increment(i64) -> i64 (method 0), value() -> i64 (1). */
+static int64_t counter_value = 0;
+static void counter_handler(void* ctx, int method, const void* const* args, const size_t* sizes, size_t nargs,
+                            weft_rpc_reply_t* reply) {
+  (void)ctx;
+  if (method == 0) {
+    int64_t by = 0;
+    if (nargs != 1 || sizes[0] != 8) {
+      weft_rpc_reply_error(reply, WEFT_EINVAL, "increment takes one i64");
+      return;
+    }
+    memcpy(&by, args[0], 8);
+    counter_value += by;
+  }
+  weft_rpc_reply_set(reply, &counter_value, 8);
+}
+
 int main(void) {
   char name[64];
   snprintf(name, sizeof(name), "test.capi.%d", (int)getpid());
@@ -236,6 +253,49 @@ int main(void) {
     snprintf(cmd, sizeof(cmd), "rm -rf %s", ldir);
     CHECK(system(cmd) == 0);
   }
+
+  /* ---- rpc ---- */
+  const char* counter =
+      "weft-contract 1\nnamespace demo.counter\nname Counter\nversion 0.1.0\n"
+      "method increment write i64 -> i64\nmethod value read -> i64\n";
+  char hash[33];
+  CHECK(weft_rpc_contract_hash(counter, hash) == WEFT_OK && strlen(hash) == 32);
+  CHECK(weft_rpc_contract_hash("not a contract\n", hash) == WEFT_ECORRUPT);
+  char sid[64];
+  snprintf(sid, sizeof(sid), "capi-%d", (int)getpid());
+  char address[80];
+  snprintf(address, sizeof(address), "ipc://%s", sid);
+  weft_rpc_server_t* server = NULL;
+  CHECK(weft_rpc_server_create(sid, &server) == WEFT_OK);
+  CHECK(weft_rpc_server_register(server, "counter", counter, counter_handler, NULL) == WEFT_OK);
+  CHECK(weft_rpc_server_start(server) == WEFT_OK);
+  weft_rpc_client_t* client = NULL;
+  CHECK(weft_rpc_client_connect(counter, "counter", address, 10000000000, &client) == WEFT_OK);
+  int64_t five = 5;
+  const void* cargs[1] = {&five};
+  size_t csizes[1] = {8};
+  void* res = NULL;
+  size_t res_size = 0;
+  for (int i = 1; i <= 3; ++i) {
+    CHECK(weft_rpc_client_call(client, "increment", cargs, csizes, 1, 10000000000, &res, &res_size) == WEFT_OK);
+    int64_t got = 0;
+    if (res_size == 8) memcpy(&got, res, 8);
+    CHECK(res_size == 8 && got == 5 * i);
+    weft_free(res);
+  }
+  size_t bad_size[1] = {3};
+  CHECK(weft_rpc_client_call(client, "increment", cargs, bad_size, 1, 10000000000, &res, &res_size) == WEFT_EINVAL);
+  CHECK(strstr(weft_last_error_message(), "increment takes one i64") != NULL);
+  CHECK(weft_rpc_client_call(client, "nope", NULL, NULL, 0, 10000000000, &res, &res_size) == WEFT_EINVAL);
+  const char* counter_v2 =
+      "weft-contract 1\nnamespace demo.counter\nname Counter\nversion 0.2.0\n"
+      "method increment write i64 -> i64\nmethod value read -> i64\n";
+  weft_rpc_client_t* mismatched = NULL;
+  CHECK(weft_rpc_client_connect(counter_v2, "counter", address, 10000000000, &mismatched) == WEFT_ECONTRACT);
+  CHECK(strstr(weft_last_error_message(), "version 0.1.0 on the server, 0.2.0 on the client") != NULL);
+  CHECK(weft_rpc_client_connect(counter, "nothing", address, 10000000000, &mismatched) == WEFT_ENOTFOUND);
+  CHECK(weft_rpc_client_close(client) == WEFT_OK);
+  CHECK(weft_rpc_server_close(server) == WEFT_OK);
 
   printf("capi_test: %d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
