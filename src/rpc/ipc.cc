@@ -14,6 +14,7 @@
 #include "scheduler.h"
 #include "weft/rpc/rpc.h"
 #include "weft/shm/channel.h"
+#include "weft/shm/pool.h"
 #include "wire.h"
 
 namespace weft::rpc {
@@ -25,6 +26,39 @@ using internal::FrameType;
 using internal::Value;
 
 constexpr size_t kChannelBytes = size_t{4} << 20;
+constexpr size_t kInlineMax = 64 << 10;  // values above this travel as blocks of the server's pool
+
+std::string PoolName(const std::string& id) { return "rpc." + id + ".pool"; }
+
+shm::PoolOptions RpcPoolOptions() {
+  shm::PoolOptions o;
+  o.bytes = size_t{4} << 20;  // small blocks are rare here; large values get their own segments
+  o.max_arenas = 4;
+  o.max_block = size_t{16} << 30;
+  return o;
+}
+
+// Puts a large value into a block of `pool` (held by this process); returns the value entry.
+Result<Value> ToBlock(shm::Pool& pool, ByteView bytes) {
+  auto b = pool.Allocate(bytes.size());
+  if (!b.ok()) return b.status();
+  auto d = pool.Data(*b);
+  if (!d.ok()) return d.status();
+  std::memcpy(d->data(), bytes.data(), bytes.size());
+  Value v;
+  v.in_block = true;
+  v.block = *b;
+  v.length = bytes.size();
+  return v;
+}
+
+// The bytes of a block value, checked against the block's size.
+Result<ByteView> FromBlock(shm::Pool& pool, const Value& v) {
+  auto d = pool.Data(v.block);
+  if (!d.ok()) return d.status();
+  if (v.length > d->size()) return Corrupt("a value says " + std::to_string(v.length) + " bytes, its block has " + std::to_string(d->size()));
+  return ByteView(d->data(), v.length);
+}
 constexpr int64_t kPollSliceMs = 100;  // server loops look at their stop flag this often
 
 sockaddr_un SocketAddress(const std::string& id, socklen_t* len) {
@@ -105,6 +139,7 @@ struct Server::Impl {
 
   std::string id;
   int listen_fd = -1;
+  std::unique_ptr<shm::Pool> pool;  // large values
   std::atomic<bool> stopping{false};
   std::mutex mu;
   std::map<std::string, std::unique_ptr<Hosted>> resources;
@@ -121,7 +156,7 @@ struct Server::Impl {
 
   void Accept();
   void Serve(int fd);
-  std::string Handle(Hosted& h, const internal::Frame& f);
+  std::string Handle(Hosted& h, const internal::Frame& f, uint64_t client_bit);
 };
 
 void Server::Impl::Accept() {
@@ -149,7 +184,10 @@ void Server::Impl::Serve(int fd) {
   }
   std::vector<std::string> head;
   std::string_view canonical;
-  if (!Lines(*hello, 4, &head, &canonical) || head[0] != "hello") return refuse(Corrupt("bad handshake"));
+  if (!Lines(*hello, 5, &head, &canonical) || head[0] != "hello") return refuse(Corrupt("bad handshake"));
+  const int client_slot = std::atoi(head[4].c_str());
+  if (client_slot < 0 || client_slot >= shm::Pool::kMaxHolders) return refuse(Corrupt("bad pool slot in handshake"));
+  const uint64_t client_bit = uint64_t{1} << client_slot;
   Hosted* h = Find(head[1]);
   if (h == nullptr) return refuse(NotFound("no resource named '" + head[1] + "' at ipc://" + id));
   auto client_contract = Contract::Parse(canonical);
@@ -170,7 +208,10 @@ void Server::Impl::Serve(int fd) {
     auto rec = (*req)->Read(Deadline::AfterMs(kPollSliceMs));
     if (!rec.ok()) {
       if (rec.status().code() == Code::kTimeout || rec.status().code() == Code::kWouldBlock) continue;
-      break;  // the client died or closed
+      // The client died or closed: what it held in the pool (arguments it wrote, results it
+      // had not released) comes back.
+      if (rec.status().code() == Code::kPeerDead) pool->RecoverDead();
+      break;
     }
     auto f = DecodeFrame(*rec);
     if (!f.ok()) break;  // a client that sends garbage loses its connection, and only it
@@ -178,13 +219,13 @@ void Server::Impl::Serve(int fd) {
       (*req)->Release().IgnoreError();
       continue;  // cancel and credit frames: nothing in flight to act on here
     }
-    const std::string reply = Handle(*h, *f);
+    const std::string reply = Handle(*h, *f, client_bit);
     (*req)->Release().IgnoreError();  // the arguments were read in place until here
     if (!(*rep)->Write(AsBytes(reply), Deadline::AfterMs(10'000)).ok()) break;
   }
 }
 
-std::string Server::Impl::Handle(Hosted& h, const internal::Frame& f) {
+std::string Server::Impl::Handle(Hosted& h, const internal::Frame& f, uint64_t client_bit) {
   const uint64_t call = f.header.call_id;
   const Contract& c = h.resource.contract;
   if (f.header.method >= c.methods.size()) return ErrorFrame(call, InvalidArgument("no method " + std::to_string(f.header.method)));
@@ -198,19 +239,52 @@ std::string Server::Impl::Handle(Hosted& h, const internal::Frame& f) {
   CallArgs args;
   args.method = static_cast<int>(f.header.method);
   args.deadline = f.header.deadline_ns == 0 ? Deadline::Never() : Deadline::At(f.header.deadline_ns);
+  // Arguments in blocks are read in place; our hold keeps each alive until the handler is done.
+  std::vector<uint64_t> held;
+  auto release = [&] {
+    for (uint64_t b : held) pool->Release(b).IgnoreError();
+  };
   for (const Value& v : *values) {
-    if (v.in_block) return ErrorFrame(call, InvalidArgument("pool-block arguments are not served yet"));
-    args.args.push_back(v.bytes);
+    if (!v.in_block) {
+      args.args.push_back(v.bytes);
+      continue;
+    }
+    Status hs = pool->Hold(v.block);
+    if (!hs.ok()) {
+      release();
+      return ErrorFrame(call, hs.Annotate("argument block"));
+    }
+    held.push_back(v.block);
+    auto b = FromBlock(*pool, v);
+    if (!b.ok()) {
+      release();
+      return ErrorFrame(call, b.status());
+    }
+    args.args.push_back(*b);
   }
   if (!h.scheduler.Enter(m.access, args.deadline)) {
+    release();
     return ErrorFrame(call, Status(Code::kTimeout, "resource busy past the call's deadline"));
   }
   Result<std::string> r = h.handlers[f.header.method](args);
   h.scheduler.Leave(m.access);
+  release();
   if (!r.ok()) return ErrorFrame(call, r.status());
-  Value out;
-  out.bytes = AsBytes(*r);
-  return Frame(FrameType::kReply, call, 0, h.id, f.header.method, {out});
+  if (r->size() <= kInlineMax) {
+    Value out;
+    out.bytes = AsBytes(*r);
+    return Frame(FrameType::kReply, call, 0, h.id, f.header.method, {out});
+  }
+  // A large result goes into a block handed to the client (its hold), ours dropped.
+  auto out = ToBlock(*pool, AsBytes(*r));
+  if (!out.ok()) {
+    Status st = out.status();
+    return ErrorFrame(call, st.Annotate("result"));
+  }
+  Status g = pool->Grant(out->block, client_bit);
+  pool->Release(out->block).IgnoreError();
+  if (!g.ok()) return ErrorFrame(call, g);
+  return Frame(FrameType::kReply, call, 0, h.id, f.header.method, {*out});
 }
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -231,6 +305,15 @@ Result<std::unique_ptr<Server>> Server::Create(const std::string& id) {
     return ErrnoStatus(err, "bind");
   }
   if (::listen(impl->listen_fd, 64) != 0) return ErrnoStatus(errno, "listen");
+  // A pool left by an earlier server of this id that died is reused (its holders recovered).
+  auto pool = shm::Pool::OpenOrCreate(PoolName(id), RpcPoolOptions());
+  if (!pool.ok()) {
+    ::close(impl->listen_fd);
+    Status st = pool.status();
+    return st.Annotate("server pool");
+  }
+  impl->pool = std::move(pool).value();
+  impl->pool->RecoverDead();
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
@@ -284,6 +367,7 @@ std::string Server::address() const { return "ipc://" + impl_->id; }
 // ---- client ---------------------------------------------------------------------------------
 
 struct Client::Impl {
+  std::unique_ptr<shm::Pool> pool;  // the server's, for large values
   Contract contract;
   uint32_t resource = 0;
   std::unique_ptr<shm::Channel> req, rep;
@@ -334,7 +418,16 @@ Result<std::unique_ptr<Client>> Client::Connect(const Contract& contract, const 
     if (err == ECONNREFUSED || err == ENOENT) return NotFound("no server at " + address);
     return ErrnoStatus(err, "connect(" + address + ")");
   }
-  const std::string hello = "hello\n" + name + "\n" + req_name + "\n" + rep_name + "\n" + contract.Canonical();
+  auto pool = shm::Pool::Open(PoolName(id));
+  if (!pool.ok()) {
+    ::close(fd);
+    forget();
+    Status st = pool.status();
+    return st.Annotate("server pool");
+  }
+  impl->pool = std::move(pool).value();
+  const std::string hello = "hello\n" + name + "\n" + req_name + "\n" + rep_name + "\n" +
+                            std::to_string(impl->pool->holder_slot()) + "\n" + contract.Canonical();
   if (::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL) < 0) {
     const int err = errno;
     ::close(fd);
@@ -363,16 +456,31 @@ Result<std::string> Client::Call(std::string_view method, const std::vector<Byte
   if (!m.req) return Status(Code::kClosed, "client is closed");
   const int idx = m.contract.Find(method);
   if (idx < 0) return InvalidArgument("contract " + m.contract.name + " has no method '" + std::string(method) + "'");
+  // Large arguments go in blocks of the server's pool; ours to release once the call is over.
   std::vector<Value> values;
+  std::vector<uint64_t> blocks;
+  struct ReleaseBlocks {
+    shm::Pool* pool;
+    std::vector<uint64_t>* blocks;
+    ~ReleaseBlocks() {
+      for (uint64_t b : *blocks) pool->Release(b).IgnoreError();
+    }
+  } release_blocks{m.pool.get(), &blocks};
   for (ByteView a : args) {
-    Value v;
-    v.bytes = a;
-    values.push_back(v);
+    if (a.size() <= kInlineMax) {
+      Value v;
+      v.bytes = a;
+      values.push_back(v);
+      continue;
+    }
+    auto v = ToBlock(*m.pool, a);
+    if (!v.ok()) return v.status();
+    blocks.push_back(v->block);
+    values.push_back(*v);
   }
   const uint64_t call = m.next_call++;
   const std::string frame = Frame(FrameType::kCall, call, deadline.is_never() ? 0 : deadline.at_ns(), m.resource,
                                   static_cast<uint32_t>(idx), values);
-  if (frame.size() > kChannelBytes / 2 - 64) return TooLarge("arguments above 2 MiB need the pool (not served yet)");
   WEFT_RETURN_IF_ERROR(m.req->Write(AsBytes(frame), deadline));
   for (;;) {
     auto rec = m.rep->Read(deadline);
@@ -393,8 +501,14 @@ Result<std::string> Client::Call(std::string_view method, const std::vector<Byte
       auto vals = DecodeValues(f->payload);
       if (!vals.ok()) {
         out = vals.status();
-      } else if (vals->size() != 1 || (*vals)[0].in_block) {
-        out = Corrupt("a reply carries one inline value");
+      } else if (vals->size() != 1) {
+        out = Corrupt("a reply carries one value");
+      } else if ((*vals)[0].in_block) {
+        // The server handed us a hold on the block: read it, then let it go.
+        auto b = FromBlock(*m.pool, (*vals)[0]);
+        out = b.ok() ? Result<std::string>(std::string(reinterpret_cast<const char*>(b->data()), b->size()))
+                     : Result<std::string>(b.status());
+        m.pool->Release((*vals)[0].block).IgnoreError();
       } else {
         out = std::string(reinterpret_cast<const char*>((*vals)[0].bytes.data()), (*vals)[0].bytes.size());
       }
@@ -410,6 +524,7 @@ Status Client::Close() {
   std::lock_guard<std::mutex> g(impl_->mu);
   impl_->req.reset();
   impl_->rep.reset();
+  impl_->pool.reset();
   return Status::Ok();
 }
 

@@ -5,9 +5,11 @@
 #include <sys/mman.h>
 
 #include <atomic>
+#include <cstring>
 #include <thread>
 
 #include "shm/test_util.h"
+#include "weft/shm/pool.h"
 #include "weft/rpc/rpc.h"
 #include "wire.h"
 
@@ -22,9 +24,13 @@ Contract CounterContract(const char* version = "0.1.0") {
       .Write<int64_t(int64_t)>("increment")
       .Read<int64_t()>("value")
       .Write<int64_t(int64_t)>("slow")  // sleeps that many ms, then returns it
+      .Read<std::vector<uint8_t>(std::vector<uint8_t>)>("echo")
+      .Read<int64_t(std::vector<uint8_t>, int64_t)>("hold_then_size")  // sleeps ms, returns size
       .Build()
       .value();
 }
+
+std::atomic<int> g_holding{0};  // hold_then_size handlers running (in the server's process)
 
 std::string ServerId() { return "test-" + std::to_string(::getpid()) + "-" + std::to_string(rand() % 100000); }
 
@@ -43,6 +49,15 @@ std::unique_ptr<Server> StartCounter(const std::string& id, std::atomic<int64_t>
     const int64_t ms = DecodeI64(a.args[0]).value();
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     return EncodeI64(ms);
+  };
+  r.handlers["echo"] = [](const CallArgs& a) -> Result<std::string> {
+    return std::string(reinterpret_cast<const char*>(a.args[0].data()), a.args[0].size());
+  };
+  r.handlers["hold_then_size"] = [](const CallArgs& a) -> Result<std::string> {
+    g_holding.fetch_add(1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(DecodeI64(a.args[1]).value()));
+    g_holding.fetch_sub(1);
+    return EncodeI64(static_cast<int64_t>(a.args[0].size()));
   };
   EXPECT_TRUE(server->Register("counter", std::move(r)).ok());
   EXPECT_TRUE(server->Start().ok());
@@ -142,6 +157,80 @@ TEST(IpcTest, ADeadlineEndsACallThatTakesTooLong) {
   EXPECT_EQ(c->Call("slow", {AsBytes(EncodeI64(500))}, Deadline::AfterMs(50)).status().code(), Code::kTimeout);
   // The next call gets its own reply, not the late one.
   EXPECT_EQ(I64(c->Call("increment", {AsBytes(EncodeI64(3))}, Deadline::AfterMs(30'000))), 3);
+}
+
+std::string Pattern(size_t n, uint64_t seed) {
+  std::string s(n, '\0');
+  uint64_t x = seed | 1;
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    std::memcpy(&s[i], &x, 8);
+  }
+  for (size_t i = n & ~size_t{7}; i < n; ++i) s[i] = static_cast<char>(i);
+  return s;
+}
+
+uint64_t PoolInUse(const std::string& id) {
+  auto s = shm::Pool::Snapshot("rpc." + id + ".pool");
+  return s.ok() ? s->blocks_in_use + s->large_in_use : 999;
+}
+
+TEST(IpcTest, LargeValuesTravelInThePoolByteExact) {
+  const std::string id = ServerId();
+  std::atomic<int64_t> value{0};
+  auto server = StartCounter(id, &value);
+  pid_t child = weft::testing::Spawn([&] {
+    auto c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000));
+    if (!c.ok()) return 1;
+    for (size_t n : {size_t{100}, size_t{64} << 10, (size_t{64} << 10) + 1, size_t{3} << 20, size_t{64} << 20}) {
+      const std::string in = Pattern(n, n);
+      auto r = (*c)->Call("echo", {AsBytes(in)}, Deadline::AfterMs(60'000));
+      if (!r.ok() || *r != in) return 2;
+    }
+    return 0;
+  });
+  EXPECT_EQ(weft::testing::Join(child), 0);
+  EXPECT_EQ(PoolInUse(id), 0u);  // every block came back
+}
+
+TEST(IpcTest, TwoGigabytesRoundTripByteExact) {
+  const std::string id = ServerId();
+  std::atomic<int64_t> value{0};
+  auto server = StartCounter(id, &value);
+  auto c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000)).value();
+  const size_t n = size_t{2} << 30;
+  std::string in = Pattern(n, 2);
+  auto r = c->Call("echo", {AsBytes(in)}, Deadline::AfterMs(600'000));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->size(), n);
+  EXPECT_TRUE(*r == in);
+  EXPECT_EQ(PoolInUse(id), 0u);
+}
+
+TEST(IpcTest, AServerReclaimsTheBlocksOfAClientKilledMidCall) {
+  const std::string id = ServerId();
+  std::atomic<int64_t> value{0};
+  auto server = StartCounter(id, &value);
+  pid_t child = weft::testing::Spawn([&] {
+    auto c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000));
+    if (!c.ok()) return 1;
+    const std::string big = Pattern(size_t{8} << 20, 5);
+    (void)(*c)->Call("hold_then_size", {AsBytes(big), AsBytes(EncodeI64(1000))}, Deadline::Never());
+    return 2;
+  });
+  // Kill the client while the server reads its argument in place. Negative control: then the
+  // argument's block is in use.
+  ASSERT_TRUE(weft::testing::WaitFor([&] { return g_holding.load() == 1; }, child, 60));
+  EXPECT_EQ(PoolInUse(id), 1u);
+  ::kill(child, SIGKILL);
+  EXPECT_EQ(weft::testing::Join(child), 128 + SIGKILL);
+  // Once the server sees the client gone, everything it held comes back.
+  const int64_t give_up = MonotonicNs() + 60'000'000'000;
+  while (PoolInUse(id) != 0 && MonotonicNs() < give_up) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(PoolInUse(id), 0u);
+  // And it serves the next client.
+  auto c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000)).value();
+  EXPECT_EQ(I64(c->Call("increment", {AsBytes(EncodeI64(1))}, Deadline::AfterMs(60'000))), 1);
 }
 
 }  // namespace

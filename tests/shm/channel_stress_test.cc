@@ -74,6 +74,14 @@ FifoResult RunFifo(uint64_t total_bytes, size_t capacity, size_t max_record, boo
   });
   FifoResult res;
   Rng rng(42);
+  if (slow_consumer) {
+    // Let the ring fill before reading, so the producer has slept at least once whatever the
+    // machine's load (a consumer that happens to keep up would prove nothing).
+    const int64_t give_up = MonotonicNs() + 60'000'000'000;
+    while (rx->Stats().producer_sleeps == 0 && MonotonicNs() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
   for (;;) {
     auto v = rx->Read(Deadline::AfterMs(60'000));
     if (!v.ok()) {
