@@ -202,10 +202,13 @@ void Emit(const std::string& suite, const std::vector<Row>& rows, const Options&
     std::fflush(stdout);
     return;
   }
-  // The weft row of each (case, size, mode, extras) is the reference for the ratio column.
+  // The weft row of each (case, size, mode, extras) is the reference for the ratio column
+  // (`via`, which only Weft's rows carry, does not split groups).
   auto group = [](const Row& r) {
     std::string k = r.case_name + "|" + std::to_string(r.payload_bytes) + "|" + r.mode;
-    for (const auto& [name, value] : r.extra) k += "|" + name + "=" + value;
+    for (const auto& [name, value] : r.extra) {
+      if (name != "via") k += "|" + name + "=" + value;
+    }
     return k;
   };
   std::map<std::string, const Row*> weft;

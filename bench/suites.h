@@ -16,5 +16,6 @@ Row OneWayLink(const char* suite, const char* case_name, const std::string& tran
 void RunPoolSuite(const Options& opt);
 void RunTopicSuite(const Options& opt);
 void RunLogSuite(const Options& opt);
+void RunRpcSuite(const Options& opt);
 
 }  // namespace weft::bench

@@ -140,3 +140,15 @@ def test_bench_log_json_rows_follow_the_contract():
     assert {"weft", "floor"} <= {row["transport"] for row in rows}
     for row in rows:
         assert row["fsync"] == "never" and row["p50_ns"] > 0
+
+
+def test_bench_rpc_json_rows_follow_the_contract():
+    r = subprocess.run([WEFT, "bench", "rpc", "--quick", "--json", "--case", "call"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    import json
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert rows and all(row["suite"] == "rpc" and row["case"] == "call" for row in rows)
+    weft_rows = [row for row in rows if row["transport"] == "weft"]
+    assert weft_rows and all(row["via"] == "ipc" and row["lang"] == "cpp" for row in weft_rows)
+    assert all(row["p50_ns"] > 0 for row in rows)

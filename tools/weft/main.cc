@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   weft::bench::Options bopt;
   std::string suite;
   auto* bench = app.add_subcommand("bench", "Run a benchmark suite side by side with its baselines");
-  bench->add_option("suite", suite, "Suite: channel, pool, topic, log, all")->required();
+  bench->add_option("suite", suite, "Suite: channel, pool, topic, log, rpc, all")->required();
   bench->add_flag("--quick", bopt.quick, "Finish in under a minute");
   bench->add_flag("--json", bopt.json, "One JSON object per line on stdout");
   bench->add_option("--out", bopt.out, "Also append JSON lines to this file");
@@ -73,8 +73,12 @@ int main(int argc, char** argv) {
       weft::bench::RunTopicSuite(bopt);
       ran = true;
     }
+    if (suite == "rpc" || suite == "all") {
+      weft::bench::RunRpcSuite(bopt);
+      ran = true;
+    }
     if (ran) return 0;
-    std::fprintf(stderr, "weft bench: unknown suite '%s' (suites: channel, pool, topic, log, all)\n", suite.c_str());
+    std::fprintf(stderr, "weft bench: unknown suite '%s' (suites: channel, pool, topic, log, rpc, all)\n", suite.c_str());
     return 2;
   }
   if (app.got_subcommand("inspect")) return weft::cli::Inspect(name);
