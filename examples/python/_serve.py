@@ -11,9 +11,16 @@ def serve_in_child(server_id, register):
     pid = os.fork()
     if pid == 0:
         os.close(r)
+        import signal
         server = weft.Server(server_id)
         register(server)
         server.start()
+
+        def stop_serving(*_):
+            server.shutdown()
+            os._exit(0)
+
+        signal.signal(signal.SIGTERM, stop_serving)
         os.write(w, b"1")
         import time
         while True:

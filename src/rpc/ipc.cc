@@ -359,6 +359,9 @@ Status Server::Shutdown(Deadline deadline) {
   for (auto& [name, h] : m.resources) {
     if (h->resource.on_shutdown) h->resource.on_shutdown();
   }
+  // The pool goes with its server (clients still attached keep their mappings).
+  m.pool.reset();
+  shm::Pool::Unlink(PoolName(m.id)).IgnoreError();
   return Status::Ok();
 }
 

@@ -155,6 +155,7 @@ Result<std::unique_ptr<Topic>> Topic::OpenOrCreate(std::string_view name, const 
   if (name.size() > 70) return InvalidArgument("topic name longer than 70 characters");
   WEFT_RETURN_IF_ERROR(ValidateName(name));
   auto topic = std::make_unique<Topic>();
+  bool created_here = false;
   for (int attempt = 0; attempt < 3; ++attempt) {
     Result<Segment> seg = Segment::OpenValidated(name, SegmentKind::kTopic, internal::kTopicLayoutVersion,
                                                  internal::ValidateTopic);
@@ -187,10 +188,15 @@ Result<std::unique_ptr<Topic>> Topic::OpenOrCreate(std::string_view name, const 
     reinterpret_cast<TopicLayout*>(created->base())->config = c;
     created->Publish();
     topic->segment = std::move(created).value();
+    created_here = true;
     break;
   }
   if (topic->segment.base() == nullptr) return Status(Code::kBusy, "topic keeps appearing and vanishing");
-  WEFT_RETURN_IF_ERROR(internal::RegisterName(name, static_cast<uint32_t>(SegmentKind::kTopic)));
+  Status registered = internal::RegisterName(name, static_cast<uint32_t>(SegmentKind::kTopic));
+  if (!registered.ok()) {
+    if (created_here) Segment::Unlink(name).IgnoreError();  // leave nothing behind
+    return registered;
+  }
   topic->layout = reinterpret_cast<TopicLayout*>(topic->segment.base());
   auto pool = Pool::OpenOrCreate(std::string(name) + ".pool", o.pool);
   if (!pool.ok()) {

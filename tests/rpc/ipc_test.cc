@@ -128,6 +128,8 @@ TEST(IpcTest, AClientSeesItsServerDieWithinItsDeadline) {
   EXPECT_EQ(r.status().code(), Code::kPeerDead) << r.status().ToString();
   EXPECT_EQ(weft::testing::Join(server), 128 + SIGKILL);
   ::munmap(ready, 64);
+  c.reset();
+  shm::Pool::Unlink("rpc." + id + ".pool").IgnoreError();  // what the killed server left
 }
 
 TEST(IpcTest, AServerOutlivesAClientKilledMidCall) {
@@ -171,6 +173,7 @@ std::string Pattern(size_t n, uint64_t seed) {
 }
 
 uint64_t PoolInUse(const std::string& id) {
+  // (The servers of these tests live in this process and unlink their pool at shutdown.)
   auto s = shm::Pool::Snapshot("rpc." + id + ".pool");
   return s.ok() ? s->blocks_in_use + s->large_in_use : 999;
 }
