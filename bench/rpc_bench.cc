@@ -4,6 +4,8 @@
 // library: the least any socket RPC pays).
 #include <unistd.h>
 
+#include <cstdio>
+
 #include <atomic>
 #include <cstring>
 #include <string>
@@ -117,6 +119,44 @@ Row CallUds(const std::string& mode, int warm, int n) {
   return r;
 }
 
+// Python clients and servers (bench/python/rpc_call.py): in-process, over ipc://, and a
+// Unix-socket pickle RPC.
+std::vector<Row> PythonCalls(bool quick) {
+  std::vector<Row> rows;
+  const std::string src = WEFT_SOURCE_DIR, bin = WEFT_BINARY_DIR;
+  const std::string cmd = "PYTHONPATH='" + src + "/python:" + bin + "/python' /usr/bin/python3 '" + src +
+                          "/bench/python/rpc_call.py' --tsv" + (quick ? " --quick" : "");
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return rows;
+  char line[1024];
+  while (std::fgets(line, sizeof(line), p) != nullptr) {
+    char transport[32], via[32], note[512];
+    unsigned long long n = 0;
+    double p50 = 0, p99 = 0, p999 = 0;
+    // An empty `via` leaves two tabs together.
+    std::string l(line);
+    if (l.find("\t\t") != std::string::npos) l.replace(l.find("\t\t"), 2, "\t-\t");
+    if (std::sscanf(l.c_str(), "%31[^\t]\t%31[^\t]\t%llu\t%lf\t%lf\t%lf\t%511[^\n]", transport, via, &n, &p50, &p99,
+                    &p999, note) != 7) {
+      continue;
+    }
+    Row r = NewRow("rpc", "call", transport, 8, "");
+    if (std::string(via) != "-") r.extra["via"] = via;
+    r.extra["lang"] = "python";
+    r.latency = true;
+    r.n = n;
+    r.p50_ns = p50;
+    r.p99_ns = p99;
+    r.p999_ns = p999;
+    r.note = note;
+    rows.push_back(r);
+  }
+  if (::pclose(p) != 0 || rows.empty()) {
+    std::fprintf(stderr, "weft bench: the Python case did not run (is the weft module built?)\n");
+  }
+  return rows;
+}
+
 }  // namespace
 
 void RunRpcSuite(const Options& opt) {
@@ -128,6 +168,7 @@ void RunRpcSuite(const Options& opt) {
     res.Add(CallWeft(500, n));
     res.Add(CallUds("spin", 500, n));
     res.Add(CallUds("parked", 500, n));
+    for (const Row& r : PythonCalls(opt.quick)) res.Add(r);
   }
   Emit("rpc", res.Medians(), opt);
 }

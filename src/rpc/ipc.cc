@@ -61,6 +61,17 @@ Result<ByteView> FromBlock(shm::Pool& pool, const Value& v) {
 }
 constexpr int64_t kPollSliceMs = 100;  // server loops look at their stop flag this often
 
+// How both sides wait for the other: spin up to half a millisecond (adaptive: much less while
+// spinning keeps failing, as for an idle client) before sleeping. A caller's own work between
+// calls (a Python client encoding its next arguments, say) often takes tens of microseconds;
+// a shorter spin would put the server to sleep each time, and waking it costs ~30 us here.
+shm::WaitPolicy CallWaits() {
+  shm::WaitPolicy w;
+  w.spin_ns = 500'000;
+  w.adaptive = true;
+  return w;
+}
+
 sockaddr_un SocketAddress(const std::string& id, socklen_t* len) {
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
@@ -194,7 +205,7 @@ void Server::Impl::Serve(int fd) {
   if (!client_contract.ok()) return refuse(client_contract.status());
   Status same = Compare(h->resource.contract, *client_contract);
   if (!same.ok()) return refuse(same);
-  auto req = shm::Channel::Open(head[2], shm::Role::kConsumer);
+  auto req = shm::Channel::Open(head[2], shm::Role::kConsumer, CallWaits());
   if (!req.ok()) return refuse(req.status());
   auto rep = shm::Channel::Open(head[3], shm::Role::kProducer);
   if (!rep.ok()) return refuse(rep.status());
@@ -396,7 +407,7 @@ Result<std::unique_ptr<Client>> Client::Connect(const Contract& contract, const 
     auto req = shm::Channel::Create(req_name, {.capacity = kChannelBytes, .role = shm::Role::kProducer});
     if (!req.ok()) return req.status();
     impl->req = std::move(req).value();
-    auto rep = shm::Channel::Create(rep_name, {.capacity = kChannelBytes, .role = shm::Role::kConsumer});
+    auto rep = shm::Channel::Create(rep_name, {.capacity = kChannelBytes, .role = shm::Role::kConsumer, .wait = CallWaits()});
     if (!rep.ok()) {
       shm::Channel::Unlink(req_name).IgnoreError();
       return rep.status();

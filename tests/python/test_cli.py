@@ -150,5 +150,6 @@ def test_bench_rpc_json_rows_follow_the_contract():
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert rows and all(row["suite"] == "rpc" and row["case"] == "call" for row in rows)
     weft_rows = [row for row in rows if row["transport"] == "weft"]
-    assert weft_rows and all(row["via"] == "ipc" and row["lang"] == "cpp" for row in weft_rows)
+    assert {(row["lang"], row["via"]) for row in weft_rows} == {("cpp", "ipc"), ("python", "inproc"), ("python", "ipc")}
+    assert {"uds", "uds-pickle"} <= {row["transport"] for row in rows}
     assert all(row["p50_ns"] > 0 for row in rows)
