@@ -13,6 +13,7 @@
 #include "errors.h"
 #include "span.h"
 #include "blocking.h"
+#include "buffer.h"
 #include "weft/shm/channel.h"
 
 namespace py = pybind11;
@@ -26,34 +27,6 @@ using weft::shm::Channel;
 namespace weft::py_bind {
 namespace {
 
-
-// A read-only byte view of any buffer-protocol object, held for the scope.
-class BufferView {
- public:
-  explicit BufferView(py::handle obj) {
-    if (PyBytes_CheckExact(obj.ptr())) {
-      data_ = reinterpret_cast<const uint8_t*>(PyBytes_AS_STRING(obj.ptr()));
-      size_ = static_cast<size_t>(PyBytes_GET_SIZE(obj.ptr()));
-      return;
-    }
-    if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_SIMPLE) != 0) throw py::error_already_set();
-    held_ = true;
-    data_ = static_cast<const uint8_t*>(view_.buf);
-    size_ = static_cast<size_t>(view_.len);
-  }
-  ~BufferView() {
-    if (held_) PyBuffer_Release(&view_);
-  }
-  BufferView(const BufferView&) = delete;
-  BufferView& operator=(const BufferView&) = delete;
-  ByteView bytes() const { return ByteView(data_, size_); }
-
- private:
-  Py_buffer view_{};
-  bool held_ = false;
-  const uint8_t* data_ = nullptr;
-  size_t size_ = 0;
-};
 
 // ---- the Channel class ---------------------------------------------------------------------
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "blocking.h"
+#include "buffer.h"
 #include "errors.h"
 #include "span.h"
 #include "weft/log/log.h"
@@ -40,26 +41,6 @@ Fsync ParseFsync(const std::string& s) {
 Log& Get(PyLog& self) {
   if (!self.log) pyerr::Raise(Status(Code::kClosed, "log is closed"));
   return *self.log;
-}
-
-// A buffer argument (bytes, bytearray, memoryview, NumPy array) as bytes, without a copy.
-struct Bytes {
-  py::buffer_info info;
-  ByteView view() const { return ByteView(static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.size * info.itemsize)); }
-};
-Bytes AsBytes(const py::object& o) {
-  py::buffer b = py::reinterpret_borrow<py::buffer>(o);
-  py::buffer_info info = b.request();
-  if (info.ndim > 1) {
-    bool contiguous = true;
-    ssize_t stride = info.itemsize;
-    for (ssize_t i = info.ndim - 1; i >= 0; --i) {
-      contiguous = contiguous && info.strides[i] == stride;
-      stride *= info.shape[i];
-    }
-    if (!contiguous) pyerr::Raise(weft::InvalidArgument("records must be contiguous buffers"));
-  }
-  return Bytes{std::move(info)};
 }
 
 // (seq, timestamp_ns, flags, payload view)
@@ -97,11 +78,11 @@ void BindLog(py::module_& m) {
       .def("append",
            [](PyLog& self, const py::object& data, uint32_t flags) {
              Log& log = Get(self);
-             Bytes b = AsBytes(data);
+             BufferView b(data, "records");
              Result<uint64_t> r = Status(Code::kInternal, "");
              {
                py::gil_scoped_release nogil;  // an fsync may take a while
-               r = log.Append(b.view(), flags);
+               r = log.Append(b.bytes(), flags);
              }
              if (!r.ok()) pyerr::Raise(r.status());
              return *r;
@@ -110,11 +91,12 @@ void BindLog(py::module_& m) {
       .def("append_batch",
            [](PyLog& self, const py::iterable& items, uint32_t flags) -> std::optional<uint64_t> {
              Log& log = Get(self);
-             std::vector<Bytes> held;
-             for (py::handle h : items) held.push_back(AsBytes(py::reinterpret_borrow<py::object>(h)));
+             std::vector<std::unique_ptr<BufferView>> held;
              std::vector<ByteView> views;
-             views.reserve(held.size());
-             for (const Bytes& b : held) views.push_back(b.view());
+             for (py::handle h : items) {
+               held.push_back(std::make_unique<BufferView>(h, "records"));
+               views.push_back(held.back()->bytes());
+             }
              Result<std::optional<uint64_t>> r = Status(Code::kInternal, "");
              {
                py::gil_scoped_release nogil;

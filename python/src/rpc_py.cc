@@ -6,6 +6,7 @@
 #include <string>
 
 #include "blocking.h"
+#include "buffer.h"
 #include "errors.h"
 #include "scheduler.h"
 #include "weft/rpc/contract.h"
@@ -159,10 +160,12 @@ void BindRpc(py::module_& m) {
       .def("call",
            [](PyClient& self, const std::string& method, const py::list& args, std::optional<double> timeout) {
              if (!self.client) pyerr::Raise(Status(Code::kClosed, "proxy is closed"));
-             std::vector<std::string> held;
-             for (py::handle a : args) held.push_back(std::string(py::cast<std::string_view>(py::bytes(py::reinterpret_borrow<py::object>(a)))));
+             std::vector<std::unique_ptr<BufferView>> held;  // the encoded arguments, no copy
              std::vector<ByteView> views;
-             for (const std::string& h : held) views.push_back(AsBytes(h));
+             for (py::handle a : args) {
+               held.push_back(std::make_unique<BufferView>(a));
+               views.push_back(held.back()->bytes());
+             }
              Result<std::string> r = Status(Code::kInternal, "");
              {
                py::gil_scoped_release nogil;

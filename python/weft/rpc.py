@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import collections.abc
 import inspect
+import pickle as _pickle
+import struct as _struct
+import threading as _threading
 import typing
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 from . import _native
-from ._errors import Corrupt, InvalidArgument
+from ._errors import AlreadyExists, Closed, Corrupt, InvalidArgument, NotFound
 
 _BUILTIN = {int: "i64", float: "f64", bool: "bool", str: "str", bytes: "bytes", bytearray: "bytes",
             memoryview: "bytes", type(None): "none", None: "none"}
@@ -150,7 +153,6 @@ def check_contract(server, client) -> None:
 # A resource registered here is reached by a proxy that calls the object directly: no
 # serialization, no copy; the resource's read/write scheduler (the C++ one) orders the calls.
 
-import threading as _threading
 
 _registry = {}
 _registry_lock = _threading.Lock()
@@ -172,7 +174,6 @@ def register(contract_cls, impl, name: str, on_shutdown=None) -> None:
     on_shutdown (or the object's own on_shutdown method) runs at unregister(), after the calls
     in flight have finished.
     """
-    from ._errors import AlreadyExists
     c = contract_of(contract_cls)
     missing = [m.name for m in c.methods if not callable(getattr(impl, m.name, None))]
     if missing:
@@ -188,7 +189,6 @@ def register(contract_cls, impl, name: str, on_shutdown=None) -> None:
 def unregister(name: str, timeout: Optional[float] = 30.0) -> None:
     """Stops serving `name`: new calls fail with weft.Closed, calls in flight finish first, then
     the resource's on_shutdown runs."""
-    from ._errors import NotFound
     with _registry_lock:
         reg = _registry.pop(name, None)
     if reg is None:
@@ -220,10 +220,8 @@ class Proxy:
 
         def call(*args, **kwargs):
             if self._closed:
-                from ._errors import Closed
                 raise Closed("proxy is closed")
             if _registry.get(self._reg.name) is not self._reg:
-                from ._errors import Closed
                 raise Closed(f"resource {self._reg.name!r} is no longer served")
             sched = self._reg.scheduler
             sched.enter(write, self._timeout)
@@ -233,6 +231,7 @@ class Proxy:
                 sched.leave(write)
 
         call.__name__ = method
+        self.__dict__[method] = call  # built once per method, not per attribute lookup
         return call
 
     def close(self) -> None:
@@ -250,7 +249,6 @@ def connect(contract_cls, name: str, address: Optional[str] = None, timeout: Opt
     or at `ipc://<server id>`. Each call waits at most `timeout` seconds (None: no limit).
     Raises weft.ContractMismatch, saying what differs, if the resource has another contract;
     weft.PeerDead if its server dies during a call."""
-    from ._errors import NotFound
     client = contract_of(contract_cls)
     if address is not None and address.startswith("ipc://"):
         return _IpcProxy(client, name, address, timeout)
@@ -266,8 +264,6 @@ def connect(contract_cls, name: str, address: Optional[str] = None, timeout: Opt
 
 # ---- codecs: Python values to the bytes of docs/formats/rpc-wire.md --------------------------------
 
-import pickle as _pickle
-import struct as _struct
 
 _transferables = {}
 
@@ -312,7 +308,6 @@ def _encode(codec: str, value) -> bytes:
 
 
 def _decode(codec: str, data: bytes):
-    from ._errors import Corrupt
     try:
         if codec == "none":
             return None
@@ -435,6 +430,7 @@ class _IpcProxy:
             return _decode(m.result, self._client.call(method, data, self._timeout))
 
         call.__name__ = method
+        self.__dict__[method] = call  # built once per method, not per attribute lookup
         return call
 
     def close(self) -> None:

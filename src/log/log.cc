@@ -166,8 +166,9 @@ struct Log::Impl {
       {
         std::lock_guard<std::mutex> g(seg_mu);
         auto it = std::upper_bound(seg_firsts.begin(), seg_firsts.end(), seq);
-        // Trust the cached list only if a later segment exists or this is a re-read.
-        if (it != seg_firsts.begin() && (it != seg_firsts.end() || attempt == 1)) return *std::prev(it);
+        // The writer keeps its list current; a reader trusts its cached list only if a later
+        // segment exists (else one may have appeared since) or this is a re-read.
+        if (it != seg_firsts.begin() && (writer || it != seg_firsts.end() || attempt == 1)) return *std::prev(it);
       }
       auto list = ListSegments(dir);
       if (!list.ok()) return list.status();

@@ -118,22 +118,24 @@ bool Lines(std::string_view msg, size_t lines, std::vector<std::string>* out, st
   return true;
 }
 
-std::string Frame(FrameType type, uint64_t call_id, int64_t deadline_ns, uint32_t resource, uint32_t method,
-                  const std::vector<Value>& values, uint16_t flags = 0) {
+// Encodes a frame straight into the channel's ring (no staging copy) and publishes it.
+Status SendFrame(shm::Channel& ch, FrameType type, uint64_t call_id, int64_t deadline_ns, uint32_t resource,
+                 uint32_t method, const std::vector<Value>& values, Deadline deadline) {
   const size_t vsize = internal::ValuesSize(values);
-  std::string out(sizeof(internal::FrameHeader) + vsize, '\0');
-  internal::EncodeHeader(type, flags, resource, method, call_id, deadline_ns, static_cast<uint32_t>(vsize),
-                         reinterpret_cast<uint8_t*>(out.data()));
-  internal::EncodeValues(values, reinterpret_cast<uint8_t*>(out.data()) + sizeof(internal::FrameHeader));
-  return out;
+  auto buf = ch.Reserve(sizeof(internal::FrameHeader) + vsize, deadline);
+  if (!buf.ok()) return buf.status();
+  internal::EncodeHeader(type, 0, resource, method, call_id, deadline_ns, static_cast<uint32_t>(vsize), buf->data());
+  internal::EncodeValues(values, buf->data() + sizeof(internal::FrameHeader));
+  return ch.Commit(sizeof(internal::FrameHeader) + vsize);
 }
 
-std::string ErrorFrame(uint64_t call_id, const Status& s) {
+Status SendError(shm::Channel& ch, uint64_t call_id, const Status& s, Deadline deadline) {
   const std::string payload = internal::EncodeError(s);
-  std::string out(sizeof(internal::FrameHeader), '\0');
-  internal::EncodeHeader(FrameType::kError, 0, 0, 0, call_id, 0, static_cast<uint32_t>(payload.size()),
-                         reinterpret_cast<uint8_t*>(out.data()));
-  return out + payload;
+  auto buf = ch.Reserve(sizeof(internal::FrameHeader) + payload.size(), deadline);
+  if (!buf.ok()) return buf.status();
+  internal::EncodeHeader(FrameType::kError, 0, 0, 0, call_id, 0, static_cast<uint32_t>(payload.size()), buf->data());
+  std::memcpy(buf->data() + sizeof(internal::FrameHeader), payload.data(), payload.size());
+  return ch.Commit(sizeof(internal::FrameHeader) + payload.size());
 }
 
 }  // namespace
@@ -167,7 +169,9 @@ struct Server::Impl {
 
   void Accept();
   void Serve(int fd);
-  std::string Handle(Hosted& h, const internal::Frame& f, uint64_t client_bit);
+  // Runs one call; the result's value (inline bytes kept in *storage, or a block handed to the
+  // client), or the error to send back.
+  Result<Value> Handle(Hosted& h, const internal::Frame& f, uint64_t client_bit, std::string* storage);
 };
 
 void Server::Impl::Accept() {
@@ -230,22 +234,27 @@ void Server::Impl::Serve(int fd) {
       (*req)->Release().IgnoreError();
       continue;  // cancel and credit frames: nothing in flight to act on here
     }
-    const std::string reply = Handle(*h, *f, client_bit);
+    const uint64_t call = f->header.call_id;
+    const uint32_t method = f->header.method;
+    std::string storage;
+    Result<Value> out = Handle(*h, *f, client_bit, &storage);
     (*req)->Release().IgnoreError();  // the arguments were read in place until here
-    if (!(*rep)->Write(AsBytes(reply), Deadline::AfterMs(10'000)).ok()) break;
+    const Deadline send_by = Deadline::AfterMs(10'000);
+    Status sent = out.ok() ? SendFrame(**rep, FrameType::kReply, call, 0, h->id, method, {*out}, send_by)
+                           : SendError(**rep, call, out.status(), send_by);
+    if (!sent.ok()) break;
   }
 }
 
-std::string Server::Impl::Handle(Hosted& h, const internal::Frame& f, uint64_t client_bit) {
-  const uint64_t call = f.header.call_id;
+Result<Value> Server::Impl::Handle(Hosted& h, const internal::Frame& f, uint64_t client_bit, std::string* storage) {
   const Contract& c = h.resource.contract;
-  if (f.header.method >= c.methods.size()) return ErrorFrame(call, InvalidArgument("no method " + std::to_string(f.header.method)));
+  if (f.header.method >= c.methods.size()) return InvalidArgument("no method " + std::to_string(f.header.method));
   const MethodSpec& m = c.methods[f.header.method];
   auto values = DecodeValues(f.payload);
-  if (!values.ok()) return ErrorFrame(call, values.status());
+  if (!values.ok()) return values.status();
   if (values->size() != m.params.size()) {
-    return ErrorFrame(call, InvalidArgument("method '" + m.name + "' takes " + std::to_string(m.params.size()) +
-                                                " arguments, got " + std::to_string(values->size())));
+    return InvalidArgument("method '" + m.name + "' takes " + std::to_string(m.params.size()) + " arguments, got " +
+                           std::to_string(values->size()));
   }
   CallArgs args;
   args.method = static_cast<int>(f.header.method);
@@ -263,39 +272,40 @@ std::string Server::Impl::Handle(Hosted& h, const internal::Frame& f, uint64_t c
     Status hs = pool->Hold(v.block);
     if (!hs.ok()) {
       release();
-      return ErrorFrame(call, hs.Annotate("argument block"));
+      return hs.Annotate("argument block");
     }
     held.push_back(v.block);
     auto b = FromBlock(*pool, v);
     if (!b.ok()) {
       release();
-      return ErrorFrame(call, b.status());
+      return b.status();
     }
     args.args.push_back(*b);
   }
   if (!h.scheduler.Enter(m.access, args.deadline)) {
     release();
-    return ErrorFrame(call, Status(Code::kTimeout, "resource busy past the call's deadline"));
+    return Status(Code::kTimeout, "resource busy past the call's deadline");
   }
   Result<std::string> r = h.handlers[f.header.method](args);
   h.scheduler.Leave(m.access);
   release();
-  if (!r.ok()) return ErrorFrame(call, r.status());
+  if (!r.ok()) return r.status();
   if (r->size() <= kInlineMax) {
+    *storage = std::move(r).value();
     Value out;
-    out.bytes = AsBytes(*r);
-    return Frame(FrameType::kReply, call, 0, h.id, f.header.method, {out});
+    out.bytes = AsBytes(*storage);
+    return out;
   }
   // A large result goes into a block handed to the client (its hold), ours dropped.
   auto out = ToBlock(*pool, AsBytes(*r));
   if (!out.ok()) {
     Status st = out.status();
-    return ErrorFrame(call, st.Annotate("result"));
+    return st.Annotate("result");
   }
   Status g = pool->Grant(out->block, client_bit);
   pool->Release(out->block).IgnoreError();
-  if (!g.ok()) return ErrorFrame(call, g);
-  return Frame(FrameType::kReply, call, 0, h.id, f.header.method, {*out});
+  if (!g.ok()) return g;
+  return *out;
 }
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -493,9 +503,8 @@ Result<std::string> Client::Call(std::string_view method, const std::vector<Byte
     values.push_back(*v);
   }
   const uint64_t call = m.next_call++;
-  const std::string frame = Frame(FrameType::kCall, call, deadline.is_never() ? 0 : deadline.at_ns(), m.resource,
-                                  static_cast<uint32_t>(idx), values);
-  WEFT_RETURN_IF_ERROR(m.req->Write(AsBytes(frame), deadline));
+  WEFT_RETURN_IF_ERROR(SendFrame(*m.req, FrameType::kCall, call, deadline.is_never() ? 0 : deadline.at_ns(), m.resource,
+                                 static_cast<uint32_t>(idx), values, deadline));
   for (;;) {
     auto rec = m.rep->Read(deadline);
     if (!rec.ok()) return rec.status();
