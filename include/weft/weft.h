@@ -48,7 +48,8 @@ enum {
   WEFT_ECONTRACT = 14,     /* RPC contract mismatch */
   WEFT_EINTERNAL = 15,     /* a bug */
   WEFT_EPERM = 16,         /* not permitted */
-  WEFT_ERANGE = 17         /* a position outside what exists (e.g. removed by retention) */
+  WEFT_ERANGE = 17,        /* a position outside what exists (e.g. removed by retention) */
+  WEFT_ECANCELED = 18      /* the caller cancelled the operation */
 };
 
 /* The ABI version this library implements (WEFT_ABI_VERSION when built). */

@@ -17,24 +17,24 @@ void BindRpc(py::module_& m);
 namespace weft::pyerr {
 
 namespace {
-PyObject* g_errors[18] = {};
+PyObject* g_errors[19] = {};
 PyObject* g_base = nullptr;
 }  // namespace
 
 void LoadErrors() {
   pybind11::module_ errors = pybind11::module_::import("weft._errors");
-  static const char* kNames[18] = {
+  static const char* kNames[19] = {
       nullptr,         "InvalidArgument", "NotFound",   "AlreadyExists",   "WouldBlock",
       "Timeout",       "PeerDead",        "Closed",     "TooLarge",        "Corrupt",
       "VersionMismatch", "WrongKind",     "Busy",       "IoError",         "ContractMismatch",
-      "InternalError", "PermissionDenied", "OutOfRange"};
+      "InternalError", "PermissionDenied", "OutOfRange",      "Cancelled"};
   g_base = pybind11::object(errors.attr("Error")).release().ptr();
-  for (int i = 1; i < 18; ++i) g_errors[i] = pybind11::object(errors.attr(kNames[i])).release().ptr();
+  for (int i = 1; i < 19; ++i) g_errors[i] = pybind11::object(errors.attr(kNames[i])).release().ptr();
 }
 
 void Raise(const Status& status) {
   int code = static_cast<int>(status.code());
-  PyObject* cls = (code > 0 && code < 18) ? g_errors[code] : g_base;
+  PyObject* cls = (code > 0 && code < 19) ? g_errors[code] : g_base;
   PyErr_SetString(cls, status.message().c_str());
   throw pybind11::error_already_set();
 }

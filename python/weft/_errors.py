@@ -79,5 +79,9 @@ class OutOfRange(Error, IndexError):
     code = 17
 
 
+class Cancelled(Error):
+    code = 18
+
+
 __all__ = [name for name, obj in list(globals().items())
            if isinstance(obj, type) and issubclass(obj, Error)]

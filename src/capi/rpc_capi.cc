@@ -43,7 +43,7 @@ int weft_rpc_reply_set(weft_rpc_reply_t* reply, const void* data, size_t n) {
 
 int weft_rpc_reply_error(weft_rpc_reply_t* reply, int code, const char* message) {
   if (reply == nullptr) return FailInvalid("reply must not be NULL");
-  if (code <= 0 || code > WEFT_ERANGE) return FailInvalid("code must be a WEFT_E* error");
+  if (code <= 0 || code > WEFT_ECANCELED) return FailInvalid("code must be a WEFT_E* error");
   reply->set = true;
   reply->error = Status(static_cast<Code>(code), message != nullptr ? message : "");
   return WEFT_OK;

@@ -27,6 +27,7 @@ const char* CodeName(Code code) {
     case Code::kInternal: return "internal";
     case Code::kPermissionDenied: return "permission_denied";
     case Code::kOutOfRange: return "out_of_range";
+    case Code::kCancelled: return "cancelled";
   }
   return "unknown";
 }

@@ -1,5 +1,6 @@
 // The ipc:// transport: a handshake over an abstract Unix socket, then a channel pair per
-// client carrying frames (docs/formats/rpc-wire.md).
+// client carrying frames (docs/formats/rpc-wire.md); and inproc://, the same API as a direct
+// call in this process.
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -7,6 +8,8 @@
 
 #include <atomic>
 #include <cstring>
+#include <condition_variable>
+#include <deque>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -14,6 +17,7 @@
 #include "scheduler.h"
 #include "weft/rpc/rpc.h"
 #include "weft/shm/channel.h"
+#include "blocks.h"
 #include "weft/shm/pool.h"
 #include "wire.h"
 
@@ -24,9 +28,12 @@ using internal::DecodeFrame;
 using internal::DecodeValues;
 using internal::FrameType;
 using internal::Value;
+using internal::Blocks;
 
 constexpr size_t kChannelBytes = size_t{4} << 20;
 constexpr size_t kInlineMax = 64 << 10;  // values above this travel as blocks of the server's pool
+constexpr int64_t kInitialCredit = 16;   // chunks a server may send before the client's first credit
+constexpr uint32_t kCreditBatch = 8;     // the client grants credit this many chunks at a time
 
 std::string PoolName(const std::string& id) { return "rpc." + id + ".pool"; }
 
@@ -38,27 +45,6 @@ shm::PoolOptions RpcPoolOptions() {
   return o;
 }
 
-// Puts a large value into a block of `pool` (held by this process); returns the value entry.
-Result<Value> ToBlock(shm::Pool& pool, ByteView bytes) {
-  auto b = pool.Allocate(bytes.size());
-  if (!b.ok()) return b.status();
-  auto d = pool.Data(*b);
-  if (!d.ok()) return d.status();
-  std::memcpy(d->data(), bytes.data(), bytes.size());
-  Value v;
-  v.in_block = true;
-  v.block = *b;
-  v.length = bytes.size();
-  return v;
-}
-
-// The bytes of a block value, checked against the block's size.
-Result<ByteView> FromBlock(shm::Pool& pool, const Value& v) {
-  auto d = pool.Data(v.block);
-  if (!d.ok()) return d.status();
-  if (v.length > d->size()) return Corrupt("a value says " + std::to_string(v.length) + " bytes, its block has " + std::to_string(d->size()));
-  return ByteView(d->data(), v.length);
-}
 constexpr int64_t kPollSliceMs = 100;  // server loops look at their stop flag this often
 
 // How both sides wait for the other: spin up to half a millisecond (adaptive: much less while
@@ -138,41 +124,273 @@ Status SendError(shm::Channel& ch, uint64_t call_id, const Status& s, Deadline d
   return ch.Commit(sizeof(internal::FrameHeader) + payload.size());
 }
 
+// Cancel and credit frames: u32 count (credit: chunks the server may send), u32 0.
+Status SendControl(shm::Channel& ch, FrameType type, uint64_t call_id, uint32_t count, Deadline deadline) {
+  auto buf = ch.Reserve(sizeof(internal::FrameHeader) + 8, deadline);
+  if (!buf.ok()) return buf.status();
+  internal::EncodeHeader(type, 0, 0, 0, call_id, 0, 8, buf->data());
+  std::memset(buf->data() + sizeof(internal::FrameHeader), 0, 8);
+  std::memcpy(buf->data() + sizeof(internal::FrameHeader), &count, 4);
+  return ch.Commit(sizeof(internal::FrameHeader) + 8);
+}
+
+uint32_t ControlCount(const internal::Frame& f) {
+  uint32_t n = 0;
+  if (f.payload.size() >= 4) std::memcpy(&n, f.payload.data(), 4);
+  return n;
+}
+
+// Servers of this process by id, for inproc:// clients.
+std::mutex g_servers_mu;
+std::map<std::string, Server::Impl*>& Servers() {
+  static auto* servers = new std::map<std::string, Server::Impl*>;
+  return *servers;
+}
+
 }  // namespace
 
 // ---- server ---------------------------------------------------------------------------------
 
-struct Server::Impl {
-  struct Hosted {
-    uint32_t id = 0;
-    Resource resource;
-    std::vector<Handler> handlers;  // by method index
-    internal::Scheduler scheduler;
-  };
+struct Hosted {
+  uint32_t id = 0;
+  Resource resource;
+  std::vector<Handler> handlers;  // by method index
+  internal::Scheduler scheduler;
+  std::atomic<bool> closed{false};
+  std::atomic<int> inproc_calls{0};  // in-process calls in flight
+};
 
+struct Server::Impl {
   std::string id;
   int listen_fd = -1;
-  std::unique_ptr<shm::Pool> pool;  // large values
+  std::shared_ptr<Blocks> blocks;  // the server's pool: large values
   std::atomic<bool> stopping{false};
   std::mutex mu;
-  std::map<std::string, std::unique_ptr<Hosted>> resources;
+  std::map<std::string, std::shared_ptr<Hosted>> resources;
   std::thread acceptor;
   std::list<std::thread> connections;
   bool started = false;
   bool shut = false;
 
-  Hosted* Find(const std::string& name) {
+  std::shared_ptr<Hosted> Find(const std::string& name) {
     std::lock_guard<std::mutex> g(mu);
     auto it = resources.find(name);
-    return it == resources.end() ? nullptr : it->second.get();
+    return it == resources.end() ? nullptr : it->second;
   }
 
   void Accept();
   void Serve(int fd);
-  // Runs one call; the result's value (inline bytes kept in *storage, or a block handed to the
-  // client), or the error to send back.
-  Result<Value> Handle(Hosted& h, const internal::Frame& f, uint64_t client_bit, std::string* storage);
 };
+
+namespace {
+
+// What a call's result or chunk becomes on the wire: the block it already lives in (held here:
+// the client gets a hold of its own), a copy in a new block (large), or inline bytes.
+// `keep` holds what must outlive the frame's sending.
+Result<Value> WireValue(Blocks& blocks, ByteView bytes, const std::shared_ptr<Held>& in_place, uint64_t client_bit) {
+  Value v;
+  if (in_place != nullptr) {
+    uint64_t already = 0;
+    WEFT_RETURN_IF_ERROR(blocks.Grant(in_place->block(), client_bit, &already));
+    if (already == 0) {
+      v.in_block = true;
+      v.block = in_place->block();
+      v.length = bytes.size();
+      return v;
+    }
+    // The client holds this block already (an earlier result it still holds): granting gave it
+    // nothing, so it gets a copy it can let go of on its own.
+  } else if (bytes.size() <= kInlineMax) {
+    v.bytes = bytes;
+    return v;
+  }
+  auto copy = blocks.CopyToBlock(bytes);
+  if (!copy.ok()) return copy.status();
+  Status g = blocks.Grant(copy->block, client_bit, nullptr);
+  blocks.Release(copy->block).IgnoreError();  // the client's hold is the only one now
+  if (!g.ok()) return g;
+  return *copy;
+}
+
+// One call from an ipc:// client, served on its connection's thread.
+class IpcCall final : public CallContext {
+ public:
+  IpcCall(Server::Impl& srv, Hosted& h, shm::Channel& req, shm::Channel& rep, uint64_t client_bit)
+      : srv_(srv), h_(h), req_(req), rep_(rep), client_bit_(client_bit) {}
+
+  // Runs the call in frame `f` (the record just read) and answers. Non-OK: drop the connection.
+  Status Run(const internal::Frame& f);
+
+  bool Cancelled() override {
+    if (!cancelled_ && gone_.ok()) Poll(Deadline::Now());
+    return cancelled_;
+  }
+
+  Status Yield(ByteView chunk) override {
+    if (!stream_) return InvalidArgument("Yield from a method that does not stream");
+    while (credits_ <= 0) {
+      if (cancelled_) return Status(Code::kCancelled, "the client cancelled the stream");
+      if (!gone_.ok()) return gone_;
+      if (srv_.stopping.load()) return Status(Code::kClosed, "the server is shutting down");
+      Poll(Deadline::AfterMs(kPollSliceMs));
+    }
+    if (cancelled_) return Status(Code::kCancelled, "the client cancelled the stream");
+    auto v = WireValue(*srv_.blocks, chunk, srv_.blocks->Find(chunk.data(), chunk.size()), client_bit_);
+    if (!v.ok()) return v.status();
+    --credits_;
+    return SendFrame(rep_, FrameType::kChunk, call_, 0, h_.id, method_, {*v}, Deadline::AfterMs(10'000));
+  }
+
+  Result<std::shared_ptr<Held>> Loan(size_t n) override { return srv_.blocks->Loan(n); }
+
+  Status ReturnHeld(ByteView bytes) override {
+    auto held = srv_.blocks->Find(bytes.data(), bytes.size());
+    if (held == nullptr) return NotFound("ReturnHeld: the bytes do not start a block held by this server");
+    result_hold_ = std::move(held);
+    result_view_ = bytes;
+    return Status::Ok();
+  }
+
+  std::shared_ptr<Held> ArgumentHold(size_t i) override { return i < arg_holds_.size() ? arg_holds_[i] : nullptr; }
+
+ private:
+  // Takes the frames that arrived for this call (cancel, credit) until `d`, stopping at a frame
+  // that is not for it (the next call, garbage: put back for the connection loop).
+  void Poll(Deadline d) {
+    for (;;) {
+      auto rec = req_.Read(d);
+      if (!rec.ok()) {
+        const Code c = rec.status().code();
+        if (c != Code::kTimeout && c != Code::kWouldBlock) gone_ = rec.status();
+        return;
+      }
+      auto f = DecodeFrame(*rec);
+      if (!f.ok() || f->type() == FrameType::kCall) {
+        req_.Unread().IgnoreError();
+        return;
+      }
+      if (f->header.call_id == call_) {
+        if (f->type() == FrameType::kCancel) cancelled_ = true;
+        if (f->type() == FrameType::kCredit) credits_ += ControlCount(*f);
+      }
+      if (record_held_) {
+        ++records_;  // released with the call's own record, which is older
+      } else {
+        req_.Release().IgnoreError();
+      }
+      if (cancelled_) return;
+      d = Deadline::Now();  // after one frame, take only what is already there
+    }
+  }
+
+  Result<Value> Execute(const internal::Frame& f, std::string* storage);
+
+  Server::Impl& srv_;
+  Hosted& h_;
+  shm::Channel& req_;
+  shm::Channel& rep_;
+  uint64_t client_bit_;
+  uint64_t call_ = 0;
+  uint32_t method_ = 0;
+  bool stream_ = false;
+  bool cancelled_ = false;
+  bool record_held_ = true;  // the call's record (its inline arguments) is still borrowed
+  size_t records_ = 1;       // records to release when the call ends
+  int64_t credits_ = kInitialCredit;
+  Status gone_;              // the client died or closed
+  std::vector<std::shared_ptr<Held>> arg_holds_;
+  std::shared_ptr<Held> result_hold_;
+  ByteView result_view_;
+};
+
+Result<Value> IpcCall::Execute(const internal::Frame& f, std::string* storage) {
+  const Contract& c = h_.resource.contract;
+  if (f.header.method >= c.methods.size()) return InvalidArgument("no method " + std::to_string(f.header.method));
+  const MethodSpec& m = c.methods[f.header.method];
+  stream_ = m.stream;
+  auto values = DecodeValues(f.payload);
+  if (!values.ok()) return values.status();
+  if (values->size() != m.params.size()) {
+    return InvalidArgument("method '" + m.name + "' takes " + std::to_string(m.params.size()) + " arguments, got " +
+                           std::to_string(values->size()));
+  }
+  std::vector<ByteView> args(values->size());
+  std::vector<std::string> copies;  // a stream's inline arguments, so its record can go at once
+  arg_holds_.resize(values->size());
+  if (stream_) copies.reserve(values->size());
+  for (size_t i = 0; i < values->size(); ++i) {
+    const Value& v = (*values)[i];
+    if (!v.in_block) {
+      if (stream_) {
+        copies.emplace_back(reinterpret_cast<const char*>(v.bytes.data()), v.bytes.size());
+        args[i] = AsBytes(copies.back());
+      } else {
+        args[i] = v.bytes;
+      }
+      continue;
+    }
+    // Arguments in blocks are read in place; our hold keeps each alive while it is used.
+    auto held = srv_.blocks->Take(v.block, v.length);
+    if (!held.ok()) {
+      Status st = held.status();
+      return st.Annotate("argument " + std::to_string(i));
+    }
+    arg_holds_[i] = *held;
+    args[i] = (*held)->bytes();
+  }
+  if (stream_) {  // a stream reads credit frames as it goes: its record must not hold them up
+    req_.Release(records_).IgnoreError();
+    records_ = 0;
+    record_held_ = false;
+  }
+  CallArgs a;
+  a.method = static_cast<int>(f.header.method);
+  a.args = args;
+  a.deadline = f.header.deadline_ns == 0 ? Deadline::Never() : Deadline::At(f.header.deadline_ns);
+  a.context = this;
+  const std::function<bool()> cancelled = [this] { return Cancelled(); };
+  if (!h_.scheduler.Enter(m.access, a.deadline, &cancelled)) {
+    if (cancelled_) return Status(Code::kCancelled, "cancelled while waiting for the resource");
+    return Status(Code::kTimeout, "resource busy past the call's deadline");
+  }
+  Result<std::string> r = h_.handlers[f.header.method](a);
+  h_.scheduler.Leave(m.access);
+  arg_holds_.clear();  // a handler that kept one keeps its block
+  if (cancelled_) return Status(Code::kCancelled, "the client cancelled the call");
+  if (!r.ok()) return r.status();
+  if (stream_) return Value{};
+  ByteView bytes = result_hold_ ? result_view_ : AsBytes(*r);
+  auto out = WireValue(*srv_.blocks, bytes, result_hold_, client_bit_);
+  if (out.ok() && !out->in_block) {
+    // Inline bytes: keep them alive until the reply is written.
+    if (result_hold_) {
+      storage->assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    } else {
+      *storage = std::move(r).value();
+    }
+    out->bytes = AsBytes(*storage);
+  }
+  return out;
+}
+
+Status IpcCall::Run(const internal::Frame& f) {
+  call_ = f.header.call_id;
+  method_ = f.header.method;
+  std::string storage;
+  Result<Value> out = Execute(f, &storage);
+  result_hold_.reset();
+  if (records_ > 0) req_.Release(records_).IgnoreError();  // the arguments were read in place until here
+  if (!gone_.ok()) {
+    if (out.ok() && out->in_block) srv_.blocks->RecoverDead();
+    return gone_;
+  }
+  const Deadline send_by = Deadline::AfterMs(10'000);
+  if (!out.ok()) return SendError(rep_, call_, out.status(), send_by);
+  if (stream_) return SendFrame(rep_, FrameType::kEnd, call_, 0, h_.id, method_, {}, send_by);
+  return SendFrame(rep_, FrameType::kReply, call_, 0, h_.id, method_, {*out}, send_by);
+}
+
+}  // namespace
 
 void Server::Impl::Accept() {
   while (!stopping.load()) {
@@ -203,7 +421,7 @@ void Server::Impl::Serve(int fd) {
   const int client_slot = std::atoi(head[4].c_str());
   if (client_slot < 0 || client_slot >= shm::Pool::kMaxHolders) return refuse(Corrupt("bad pool slot in handshake"));
   const uint64_t client_bit = uint64_t{1} << client_slot;
-  Hosted* h = Find(head[1]);
+  std::shared_ptr<Hosted> h = Find(head[1]);
   if (h == nullptr) return refuse(NotFound("no resource named '" + head[1] + "' at ipc://" + id));
   auto client_contract = Contract::Parse(canonical);
   if (!client_contract.ok()) return refuse(client_contract.status());
@@ -225,87 +443,22 @@ void Server::Impl::Serve(int fd) {
       if (rec.status().code() == Code::kTimeout || rec.status().code() == Code::kWouldBlock) continue;
       // The client died or closed: what it held in the pool (arguments it wrote, results it
       // had not released) comes back.
-      if (rec.status().code() == Code::kPeerDead) pool->RecoverDead();
+      if (rec.status().code() == Code::kPeerDead) blocks->RecoverDead();
       break;
     }
     auto f = DecodeFrame(*rec);
     if (!f.ok()) break;  // a client that sends garbage loses its connection, and only it
     if (f->type() != FrameType::kCall) {
       (*req)->Release().IgnoreError();
-      continue;  // cancel and credit frames: nothing in flight to act on here
+      continue;  // cancel and credit frames of calls already answered
     }
-    const uint64_t call = f->header.call_id;
-    const uint32_t method = f->header.method;
-    std::string storage;
-    Result<Value> out = Handle(*h, *f, client_bit, &storage);
-    (*req)->Release().IgnoreError();  // the arguments were read in place until here
-    const Deadline send_by = Deadline::AfterMs(10'000);
-    Status sent = out.ok() ? SendFrame(**rep, FrameType::kReply, call, 0, h->id, method, {*out}, send_by)
-                           : SendError(**rep, call, out.status(), send_by);
-    if (!sent.ok()) break;
-  }
-}
-
-Result<Value> Server::Impl::Handle(Hosted& h, const internal::Frame& f, uint64_t client_bit, std::string* storage) {
-  const Contract& c = h.resource.contract;
-  if (f.header.method >= c.methods.size()) return InvalidArgument("no method " + std::to_string(f.header.method));
-  const MethodSpec& m = c.methods[f.header.method];
-  auto values = DecodeValues(f.payload);
-  if (!values.ok()) return values.status();
-  if (values->size() != m.params.size()) {
-    return InvalidArgument("method '" + m.name + "' takes " + std::to_string(m.params.size()) + " arguments, got " +
-                           std::to_string(values->size()));
-  }
-  CallArgs args;
-  args.method = static_cast<int>(f.header.method);
-  args.deadline = f.header.deadline_ns == 0 ? Deadline::Never() : Deadline::At(f.header.deadline_ns);
-  // Arguments in blocks are read in place; our hold keeps each alive until the handler is done.
-  std::vector<uint64_t> held;
-  auto release = [&] {
-    for (uint64_t b : held) pool->Release(b).IgnoreError();
-  };
-  for (const Value& v : *values) {
-    if (!v.in_block) {
-      args.args.push_back(v.bytes);
-      continue;
+    IpcCall call(*this, *h, **req, **rep, client_bit);
+    Status s = call.Run(*f);
+    if (!s.ok()) {
+      if (s.code() == Code::kPeerDead) blocks->RecoverDead();
+      break;
     }
-    Status hs = pool->Hold(v.block);
-    if (!hs.ok()) {
-      release();
-      return hs.Annotate("argument block");
-    }
-    held.push_back(v.block);
-    auto b = FromBlock(*pool, v);
-    if (!b.ok()) {
-      release();
-      return b.status();
-    }
-    args.args.push_back(*b);
   }
-  if (!h.scheduler.Enter(m.access, args.deadline)) {
-    release();
-    return Status(Code::kTimeout, "resource busy past the call's deadline");
-  }
-  Result<std::string> r = h.handlers[f.header.method](args);
-  h.scheduler.Leave(m.access);
-  release();
-  if (!r.ok()) return r.status();
-  if (r->size() <= kInlineMax) {
-    *storage = std::move(r).value();
-    Value out;
-    out.bytes = AsBytes(*storage);
-    return out;
-  }
-  // A large result goes into a block handed to the client (its hold), ours dropped.
-  auto out = ToBlock(*pool, AsBytes(*r));
-  if (!out.ok()) {
-    Status st = out.status();
-    return st.Annotate("result");
-  }
-  Status g = pool->Grant(out->block, client_bit);
-  pool->Release(out->block).IgnoreError();
-  if (!g.ok()) return g;
-  return *out;
 }
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -333,15 +486,19 @@ Result<std::unique_ptr<Server>> Server::Create(const std::string& id) {
     Status st = pool.status();
     return st.Annotate("server pool");
   }
-  impl->pool = std::move(pool).value();
-  impl->pool->RecoverDead();
+  impl->blocks = Blocks::Make(std::move(pool).value());
+  impl->blocks->RecoverDead();
+  {
+    std::lock_guard<std::mutex> g(g_servers_mu);
+    Servers()[id] = impl.get();
+  }
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
 Status Server::Register(const std::string& name, Resource resource) {
   if (name.empty() || name.size() > 128) return InvalidArgument("resource name must be 1 to 128 bytes");
   WEFT_RETURN_IF_ERROR(Validate(resource.contract));
-  auto h = std::make_unique<Impl::Hosted>();
+  auto h = std::make_shared<Hosted>();
   for (const MethodSpec& m : resource.contract.methods) {
     auto it = resource.handlers.find(m.name);
     if (it == resource.handlers.end() || !it->second) return InvalidArgument("no handler for method '" + m.name + "'");
@@ -366,6 +523,10 @@ Status Server::Shutdown(Deadline deadline) {
   Impl& m = *impl_;
   if (m.shut) return Status::Ok();
   m.shut = true;
+  {
+    std::lock_guard<std::mutex> g(g_servers_mu);
+    Servers().erase(m.id);
+  }
   m.stopping.store(true);
   if (m.acceptor.joinable()) m.acceptor.join();
   ::close(m.listen_fd);
@@ -376,28 +537,237 @@ Status Server::Shutdown(Deadline deadline) {
     conns.swap(m.connections);
   }
   for (std::thread& t : conns) t.join();
-  (void)deadline;
+  for (auto& [name, h] : m.resources) {
+    h->closed.store(true);
+    // In-process calls that got in before the flag finish first.
+    while (h->inproc_calls.load() != 0 && !deadline.Expired()) std::this_thread::yield();
+  }
   for (auto& [name, h] : m.resources) {
     if (h->resource.on_shutdown) h->resource.on_shutdown();
   }
-  // The pool goes with its server (clients still attached keep their mappings).
-  m.pool.reset();
+  // The pool goes with its server (clients still attached, and holds still alive here, keep
+  // their mappings).
+  m.blocks.reset();
   shm::Pool::Unlink(PoolName(m.id)).IgnoreError();
   return Status::Ok();
 }
 
 std::string Server::address() const { return "ipc://" + impl_->id; }
 
+Result<std::shared_ptr<Held>> Server::Loan(size_t n) {
+  if (!impl_->blocks) return Status(Code::kClosed, "the server is shut down");
+  return impl_->blocks->Loan(n);
+}
+
+HoldStats Server::hold_stats() const { return impl_->blocks ? impl_->blocks->stats() : HoldStats{}; }
+
 // ---- client ---------------------------------------------------------------------------------
 
+namespace {
+
+// A call made in this process: the handler runs on the caller's thread.
+class InprocCall final : public CallContext {
+ public:
+  InprocCall(const std::shared_ptr<Blocks>& blocks, const CancelToken* cancel) : blocks_(blocks), cancel_(cancel) {}
+  bool Cancelled() override { return cancel_ != nullptr && cancel_->cancelled(); }
+  Status Yield(ByteView chunk) override {
+    if (!sink_) return InvalidArgument("Yield from a method that does not stream");
+    return sink_(chunk);
+  }
+  Result<std::shared_ptr<Held>> Loan(size_t n) override { return blocks_->Loan(n); }
+  Status ReturnHeld(ByteView bytes) override {
+    held_ = blocks_->Find(bytes.data(), bytes.size());
+    if (held_ == nullptr) return NotFound("ReturnHeld: the bytes do not start a block held by this server");
+    view_ = bytes;
+    return Status::Ok();
+  }
+  std::shared_ptr<Held> ArgumentHold(size_t) override { return nullptr; }
+
+  std::function<Status(ByteView)> sink_;  // streams: takes each chunk
+  std::shared_ptr<Held> held_;
+  ByteView view_;
+
+ private:
+  std::shared_ptr<Blocks> blocks_;
+  const CancelToken* cancel_;
+};
+
+}  // namespace
+
 struct Client::Impl {
-  std::unique_ptr<shm::Pool> pool;  // the server's, for large values
   Contract contract;
+  std::shared_ptr<Blocks> blocks;  // the server's pool, for large values
+  std::mutex mu;                   // one call at a time on this connection
+  bool stream_open = false;        // a Stream owns the connection until it ends
+  // ipc://
   uint32_t resource = 0;
   std::unique_ptr<shm::Channel> req, rep;
-  std::mutex mu;  // one call at a time on this connection
   uint64_t next_call = 1;
+  std::map<uint64_t, std::vector<std::shared_ptr<Held>>> arg_holds;  // by call, until its answer
+  // inproc://
+  std::shared_ptr<Hosted> local;
+
+  Result<int> Method(std::string_view method, bool stream) const {
+    const int idx = contract.Find(method);
+    if (idx < 0) return InvalidArgument("contract " + contract.name + " has no method '" + std::string(method) + "'");
+    if (contract.methods[idx].stream != stream) {
+      return InvalidArgument("method '" + std::string(method) + (stream ? "' does not stream: call it" : "' streams: open it as a stream"));
+    }
+    return idx;
+  }
+  Result<uint64_t> Send(int idx, const std::vector<ByteView>& args, Deadline deadline);
+  // Reads frames until one for `call`; frames of earlier calls (timed out, cancelled) are dropped
+  // and any hold they carried released. Cancels the call if the token says so.
+  Result<internal::Frame> Await(uint64_t call, const CallOptions& o);
+  Result<Reply> ToReply(const internal::Frame& f, bool hold);
+  void Drop(const internal::Frame& f);
+  Result<Reply> CallLocal(int idx, const std::vector<ByteView>& args, const CallOptions& o);
 };
+
+Result<uint64_t> Client::Impl::Send(int idx, const std::vector<ByteView>& args, Deadline deadline) {
+  // Large arguments go in blocks of the server's pool: as they are if they start a block we
+  // hold (a loan, a held result), else copied into a new one. Our holds stay until the call's
+  // answer arrives, even if we stop waiting for it: the server takes its own hold when it
+  // reads the call, which may be later.
+  std::vector<Value> values(args.size());
+  std::vector<std::shared_ptr<Held>> keep;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const ByteView a = args[i];
+    if (a.size() <= kInlineMax) {
+      values[i].bytes = a;
+      continue;
+    }
+    std::shared_ptr<Held> h = blocks->Find(a.data(), a.size());
+    if (h == nullptr) {
+      auto copy = blocks->CopyToBlock(a);
+      if (!copy.ok()) return copy.status();
+      auto adopted = blocks->Adopt(copy->block, copy->length);
+      if (!adopted.ok()) return adopted.status();
+      h = *std::move(adopted);
+    }
+    values[i] = Value{true, {}, h->block(), a.size()};
+    keep.push_back(std::move(h));
+  }
+  const uint64_t call = next_call++;
+  WEFT_RETURN_IF_ERROR(SendFrame(*req, FrameType::kCall, call, deadline.is_never() ? 0 : deadline.at_ns(), resource,
+                                 static_cast<uint32_t>(idx), values, deadline));
+  if (!keep.empty()) arg_holds[call] = std::move(keep);
+  return call;
+}
+
+Result<internal::Frame> Client::Impl::Await(uint64_t call, const CallOptions& o) {
+  for (;;) {
+    if (o.cancel != nullptr && o.cancel->cancelled()) {
+      SendControl(*req, FrameType::kCancel, call, 0, Deadline::AfterMs(1000)).IgnoreError();
+      return Status(Code::kCancelled, "the call was cancelled");
+    }
+    Deadline d = o.deadline;
+    if (o.cancel != nullptr) {  // look at the token every millisecond
+      const Deadline slice = Deadline::AfterMs(1);
+      if (d.is_never() || slice.at_ns() < d.at_ns()) d = slice;
+    }
+    auto rec = rep->Read(d);
+    if (!rec.ok()) {
+      const Code c = rec.status().code();
+      if ((c == Code::kTimeout || c == Code::kWouldBlock) && o.cancel != nullptr && !o.deadline.Expired()) continue;
+      return rec.status();
+    }
+    auto f = DecodeFrame(*rec);
+    if (!f.ok()) {
+      rep->Release().IgnoreError();
+      return f.status();
+    }
+    if (f->header.call_id != call) {  // the answer of an earlier call that timed out or was cancelled
+      Drop(*f);
+      rep->Release().IgnoreError();
+      continue;
+    }
+    return f;  // the caller releases the record
+  }
+}
+
+void Client::Impl::Drop(const internal::Frame& f) {
+  if (f.type() == FrameType::kReply || f.type() == FrameType::kChunk) {
+    auto vals = DecodeValues(f.payload);
+    if (vals.ok()) {
+      for (const Value& v : *vals) {
+        if (v.in_block) blocks->Release(v.block).IgnoreError();  // the hold the server granted us
+      }
+    }
+  }
+  if (f.type() != FrameType::kChunk) arg_holds.erase(f.header.call_id);
+}
+
+Result<Reply> Client::Impl::ToReply(const internal::Frame& f, bool hold) {
+  if (f.type() == FrameType::kError) return internal::DecodeError(f.payload);
+  if (f.type() != FrameType::kReply && f.type() != FrameType::kChunk) return Corrupt("unexpected frame in reply");
+  auto vals = DecodeValues(f.payload);
+  if (!vals.ok()) return vals.status();
+  if (vals->size() != 1) {
+    for (const Value& v : *vals) {
+      if (v.in_block) blocks->Release(v.block).IgnoreError();
+    }
+    return Corrupt("a reply carries one value");
+  }
+  const Value& v = (*vals)[0];
+  Reply r;
+  if (!v.in_block) {
+    r.inline_bytes.assign(reinterpret_cast<const char*>(v.bytes.data()), v.bytes.size());
+    return r;
+  }
+  auto h = blocks->Adopt(v.block, v.length);  // the server granted us a hold on it
+  if (!h.ok()) return h.status();
+  if (hold) {
+    r.held = *std::move(h);
+    r.held_length = v.length;
+  } else {
+    r.inline_bytes.assign(reinterpret_cast<const char*>((*h)->bytes().data()), v.length);
+  }
+  return r;
+}
+
+Result<Reply> Client::Impl::CallLocal(int idx, const std::vector<ByteView>& args, const CallOptions& o) {
+  Hosted& h = *local;
+  h.inproc_calls.fetch_add(1, std::memory_order_acquire);
+  struct Out {
+    Hosted& h;
+    ~Out() { h.inproc_calls.fetch_sub(1, std::memory_order_release); }
+  } out{h};
+  if (h.closed.load(std::memory_order_acquire)) return Status(Code::kClosed, "the resource's server shut down");
+  const MethodSpec& ms = contract.methods[idx];
+  if (args.size() != ms.params.size()) {
+    return InvalidArgument("method '" + ms.name + "' takes " + std::to_string(ms.params.size()) + " arguments, got " +
+                           std::to_string(args.size()));
+  }
+  InprocCall ctx(blocks, o.cancel);
+  CallArgs a;
+  a.method = idx;
+  a.args = args;
+  a.deadline = o.deadline;
+  a.context = &ctx;
+  std::function<bool()> cancelled;
+  if (o.cancel != nullptr) cancelled = [&o] { return o.cancel->cancelled(); };
+  if (!h.scheduler.Enter(ms.access, o.deadline, o.cancel != nullptr ? &cancelled : nullptr)) {
+    if (o.cancel != nullptr && o.cancel->cancelled()) return Status(Code::kCancelled, "the call was cancelled");
+    return Status(Code::kTimeout, "resource busy past the call's deadline");
+  }
+  Result<std::string> r = h.handlers[idx](a);
+  h.scheduler.Leave(ms.access);
+  if (o.cancel != nullptr && o.cancel->cancelled()) return Status(Code::kCancelled, "the call was cancelled");
+  if (!r.ok()) return r.status();
+  Reply rep;
+  if (ctx.held_ != nullptr) {
+    if (o.hold) {
+      rep.held = std::move(ctx.held_);
+      rep.held_length = ctx.view_.size();
+    } else {
+      rep.inline_bytes.assign(reinterpret_cast<const char*>(ctx.view_.data()), ctx.view_.size());
+    }
+  } else {
+    rep.inline_bytes = std::move(r).value();
+  }
+  return rep;
+}
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() { Close().IgnoreError(); }
@@ -405,7 +775,21 @@ Client::~Client() { Close().IgnoreError(); }
 Result<std::unique_ptr<Client>> Client::Connect(const Contract& contract, const std::string& name,
                                                 const std::string& address, Deadline deadline) {
   WEFT_RETURN_IF_ERROR(Validate(contract));
-  if (address.rfind("ipc://", 0) != 0) return InvalidArgument("address '" + address + "': expected ipc://<id>");
+  if (address.rfind("inproc://", 0) == 0) {
+    const std::string id = address.substr(9);
+    std::lock_guard<std::mutex> g(g_servers_mu);
+    auto it = Servers().find(id);
+    if (it == Servers().end()) return NotFound("no server " + address + " in this process");
+    std::shared_ptr<Hosted> h = it->second->Find(name);
+    if (h == nullptr) return NotFound("no resource named '" + name + "' at " + address);
+    WEFT_RETURN_IF_ERROR(Compare(h->resource.contract, contract));
+    auto impl = std::make_unique<Impl>();
+    impl->contract = contract;
+    impl->local = std::move(h);
+    impl->blocks = it->second->blocks;
+    return std::unique_ptr<Client>(new Client(std::move(impl)));
+  }
+  if (address.rfind("ipc://", 0) != 0) return InvalidArgument("address '" + address + "': expected ipc://<id> or inproc://<id>");
   const std::string id = address.substr(6);
   if (!ValidId(id)) return InvalidArgument("address '" + address + "': bad server id");
   static std::atomic<uint64_t> counter{0};
@@ -449,9 +833,9 @@ Result<std::unique_ptr<Client>> Client::Connect(const Contract& contract, const 
     Status st = pool.status();
     return st.Annotate("server pool");
   }
-  impl->pool = std::move(pool).value();
+  impl->blocks = Blocks::Make(std::move(pool).value());
   const std::string hello = "hello\n" + name + "\n" + req_name + "\n" + rep_name + "\n" +
-                            std::to_string(impl->pool->holder_slot()) + "\n" + contract.Canonical();
+                            std::to_string(impl->blocks->holder_slot()) + "\n" + contract.Canonical();
   if (::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL) < 0) {
     const int err = errno;
     ::close(fd);
@@ -466,7 +850,7 @@ Result<std::unique_ptr<Client>> Client::Connect(const Contract& contract, const 
   std::string_view rest;
   if (Lines(*answer, 2, &head, &rest) && head[0] == "error") {
     const int code = std::atoi(head[1].c_str());
-    if (code <= 0 || code > static_cast<int>(Code::kOutOfRange)) return Corrupt("bad handshake answer");
+    if (code <= 0 || code > static_cast<int>(Code::kCancelled)) return Corrupt("bad handshake answer");
     return Status(static_cast<Code>(code), std::string(rest));
   }
   if (head.size() != 2 || head[0] != "ok") return Corrupt("bad handshake answer from " + address);
@@ -474,81 +858,233 @@ Result<std::unique_ptr<Client>> Client::Connect(const Contract& contract, const 
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 
-Result<std::string> Client::Call(std::string_view method, const std::vector<ByteView>& args, Deadline deadline) {
+Result<Reply> Client::Invoke(std::string_view method, const std::vector<ByteView>& args, const CallOptions& options) {
   Impl& m = *impl_;
+  auto idx = m.Method(method, false);
+  if (!idx.ok()) return idx.status();
+  if (m.local != nullptr) return m.CallLocal(*idx, args, options);  // calls run side by side, ordered by the scheduler
   std::lock_guard<std::mutex> g(m.mu);
   if (!m.req) return Status(Code::kClosed, "client is closed");
-  const int idx = m.contract.Find(method);
-  if (idx < 0) return InvalidArgument("contract " + m.contract.name + " has no method '" + std::string(method) + "'");
-  // Large arguments go in blocks of the server's pool; ours to release once the call is over.
-  std::vector<Value> values;
-  std::vector<uint64_t> blocks;
-  struct ReleaseBlocks {
-    shm::Pool* pool;
-    std::vector<uint64_t>* blocks;
-    ~ReleaseBlocks() {
-      for (uint64_t b : *blocks) pool->Release(b).IgnoreError();
-    }
-  } release_blocks{m.pool.get(), &blocks};
-  for (ByteView a : args) {
-    if (a.size() <= kInlineMax) {
-      Value v;
-      v.bytes = a;
-      values.push_back(v);
-      continue;
-    }
-    auto v = ToBlock(*m.pool, a);
-    if (!v.ok()) return v.status();
-    blocks.push_back(v->block);
-    values.push_back(*v);
-  }
-  const uint64_t call = m.next_call++;
-  WEFT_RETURN_IF_ERROR(SendFrame(*m.req, FrameType::kCall, call, deadline.is_never() ? 0 : deadline.at_ns(), m.resource,
-                                 static_cast<uint32_t>(idx), values, deadline));
-  for (;;) {
-    auto rec = m.rep->Read(deadline);
-    if (!rec.ok()) return rec.status();
-    auto f = DecodeFrame(*rec);
-    if (!f.ok()) {
-      m.rep->Release().IgnoreError();
-      return f.status();
-    }
-    if (f->header.call_id != call) {  // the late reply of an earlier call that timed out
-      m.rep->Release().IgnoreError();
-      continue;
-    }
-    Result<std::string> out = Status(Code::kInternal, "");
-    if (f->type() == FrameType::kError) {
-      out = internal::DecodeError(f->payload);
-    } else if (f->type() == FrameType::kReply) {
-      auto vals = DecodeValues(f->payload);
-      if (!vals.ok()) {
-        out = vals.status();
-      } else if (vals->size() != 1) {
-        out = Corrupt("a reply carries one value");
-      } else if ((*vals)[0].in_block) {
-        // The server handed us a hold on the block: read it, then let it go.
-        auto b = FromBlock(*m.pool, (*vals)[0]);
-        out = b.ok() ? Result<std::string>(std::string(reinterpret_cast<const char*>(b->data()), b->size()))
-                     : Result<std::string>(b.status());
-        m.pool->Release((*vals)[0].block).IgnoreError();
-      } else {
-        out = std::string(reinterpret_cast<const char*>((*vals)[0].bytes.data()), (*vals)[0].bytes.size());
-      }
-    } else {
-      out = Corrupt("unexpected frame in reply");
-    }
-    m.rep->Release().IgnoreError();
-    return out;
-  }
+  if (m.stream_open) return Status(Code::kBusy, "a stream is open on this connection: finish or cancel it first");
+  auto call = m.Send(*idx, args, options.deadline);
+  if (!call.ok()) return call.status();
+  auto f = m.Await(*call, options);
+  if (!f.ok()) return f.status();
+  Result<Reply> r = m.ToReply(*f, options.hold);
+  m.arg_holds.erase(*call);
+  m.rep->Release().IgnoreError();
+  return r;
 }
+
+Result<std::string> Client::Call(std::string_view method, const std::vector<ByteView>& args, Deadline deadline) {
+  CallOptions o;
+  o.deadline = deadline;
+  auto r = Invoke(method, args, o);
+  if (!r.ok()) return r.status();
+  return std::move(r->inline_bytes);
+}
+
+Result<std::shared_ptr<Held>> Client::Loan(size_t n) {
+  if (!impl_->blocks) return Status(Code::kClosed, "client is closed");
+  return impl_->blocks->Loan(n);
+}
+
+HoldStats Client::hold_stats() const { return impl_->blocks ? impl_->blocks->stats() : HoldStats{}; }
 
 Status Client::Close() {
   std::lock_guard<std::mutex> g(impl_->mu);
   impl_->req.reset();
   impl_->rep.reset();
-  impl_->pool.reset();
+  impl_->arg_holds.clear();
+  impl_->blocks.reset();  // the pool stays mapped while holds handed out are alive
+  impl_->local.reset();
   return Status::Ok();
+}
+
+// ---- streams --------------------------------------------------------------------------------
+
+struct Stream::Impl {
+  Client::Impl* client = nullptr;
+  CallOptions options;
+  bool done = false;
+  // ipc://
+  uint64_t call = 0;
+  uint32_t consumed = 0;  // chunks taken since the last credit
+  // inproc://: the handler runs on a thread of its own, under the same credit as over ipc://.
+  std::thread worker;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::string> chunks;
+  int64_t credits = kInitialCredit;
+  bool finished = false;
+  Status final;
+  CancelToken stop;
+
+  void End() {
+    if (done) return;
+    done = true;
+    if (worker.joinable()) {
+      stop.Cancel();
+      cv.notify_all();
+      worker.join();
+      return;
+    }
+    std::lock_guard<std::mutex> g(client->mu);
+    client->stream_open = false;
+  }
+};
+
+Stream::Stream(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Stream::~Stream() { Cancel(); }
+
+void Stream::Cancel() {
+  Impl& s = *impl_;
+  if (s.done) return;
+  if (!s.worker.joinable() && s.client->req) {
+    std::lock_guard<std::mutex> g(s.client->mu);
+    SendControl(*s.client->req, FrameType::kCancel, s.call, 0, Deadline::AfterMs(1000)).IgnoreError();
+  }
+  s.End();
+}
+
+Result<std::optional<Reply>> Stream::Next(Deadline deadline) {
+  Impl& s = *impl_;
+  if (s.done) return std::optional<Reply>();
+  CallOptions o = s.options;
+  if (deadline.at_ns() < o.deadline.at_ns()) o.deadline = deadline;
+  if (s.worker.joinable()) {  // in-process
+    std::unique_lock<std::mutex> lk(s.mu);
+    while (s.chunks.empty() && !s.finished) {
+      if (o.cancel != nullptr && o.cancel->cancelled()) {
+        lk.unlock();
+        Cancel();
+        return Status(Code::kCancelled, "the stream was cancelled");
+      }
+      if (o.deadline.Expired()) return Status(Code::kTimeout, "no chunk before the deadline");
+      s.cv.wait_for(lk, std::chrono::milliseconds(1));
+    }
+    if (!s.chunks.empty()) {
+      Reply r;
+      r.inline_bytes = std::move(s.chunks.front());
+      s.chunks.pop_front();
+      if (++s.consumed >= kCreditBatch) {
+        s.credits += s.consumed;
+        s.consumed = 0;
+        s.cv.notify_all();
+      }
+      return std::optional<Reply>(std::move(r));
+    }
+    Status final = s.final;
+    lk.unlock();
+    s.End();
+    if (!final.ok()) return final;
+    return std::optional<Reply>();
+  }
+  Client::Impl& m = *s.client;
+  Result<std::optional<Reply>> out = std::optional<Reply>();
+  {
+    std::lock_guard<std::mutex> g(m.mu);
+    if (!m.rep) return Status(Code::kClosed, "client is closed");
+    auto f = m.Await(s.call, o);
+    if (!f.ok()) {
+      if (f.status().code() == Code::kCancelled) s.done = true;
+      if (s.done || f.status().code() == Code::kPeerDead || f.status().code() == Code::kClosed) {
+        s.done = true;
+        m.stream_open = false;
+      }
+      return f.status();
+    }
+    if (f->type() == FrameType::kChunk) {
+      auto r = m.ToReply(*f, o.hold);
+      m.rep->Release().IgnoreError();
+      if (!r.ok()) return r.status();
+      if (++s.consumed >= kCreditBatch) {
+        Status c = SendControl(*m.req, FrameType::kCredit, s.call, s.consumed, o.deadline);
+        if (!c.ok()) return c;
+        s.consumed = 0;
+      }
+      return std::optional<Reply>(*std::move(r));
+    }
+    if (f->type() == FrameType::kEnd) {
+      out = std::optional<Reply>();
+    } else if (f->type() == FrameType::kError) {
+      out = internal::DecodeError(f->payload);
+    } else {
+      out = Corrupt("unexpected frame in a stream");
+    }
+    m.arg_holds.erase(s.call);
+    m.rep->Release().IgnoreError();
+    m.stream_open = false;
+  }
+  s.done = true;
+  return out;
+}
+
+Result<std::unique_ptr<Stream>> Client::OpenStream(std::string_view method, const std::vector<ByteView>& args,
+                                                   const CallOptions& options) {
+  Impl& m = *impl_;
+  auto idx = m.Method(method, true);
+  if (!idx.ok()) return idx.status();
+  auto s = std::make_unique<Stream::Impl>();
+  s->client = &m;
+  s->options = options;
+  if (m.local != nullptr) {
+    Hosted& h = *m.local;
+    const MethodSpec& ms = m.contract.methods[*idx];
+    if (args.size() != ms.params.size()) return InvalidArgument("method '" + ms.name + "' takes " + std::to_string(ms.params.size()) + " arguments");
+    if (h.closed.load()) return Status(Code::kClosed, "the resource's server shut down");
+    // The handler's arguments are copied: it runs on after this call returns.
+    auto copies = std::make_shared<std::vector<std::string>>();
+    for (ByteView a : args) copies->emplace_back(reinterpret_cast<const char*>(a.data()), a.size());
+    Stream::Impl* raw = s.get();
+    std::shared_ptr<Hosted> hosted = m.local;
+    std::shared_ptr<Blocks> blocks = m.blocks;
+    const int index = *idx;
+    hosted->inproc_calls.fetch_add(1);
+    s->worker = std::thread([raw, hosted, blocks, copies, index, access = ms.access] {
+      std::vector<ByteView> views;
+      for (const std::string& c : *copies) views.push_back(AsBytes(c));
+      InprocCall ctx(blocks, &raw->stop);
+      ctx.sink_ = [raw](ByteView chunk) -> Status {
+        std::unique_lock<std::mutex> lk(raw->mu);
+        raw->cv.wait(lk, [&] { return raw->credits > 0 || raw->stop.cancelled(); });
+        if (raw->stop.cancelled()) return Status(Code::kCancelled, "the client cancelled the stream");
+        --raw->credits;
+        raw->chunks.emplace_back(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+        raw->cv.notify_all();
+        return Status::Ok();
+      };
+      CallArgs a;
+      a.method = index;
+      a.args = views;
+      a.deadline = raw->options.deadline;
+      a.context = &ctx;
+      const std::function<bool()> cancelled = [raw] { return raw->stop.cancelled(); };
+      Status final;
+      if (!hosted->scheduler.Enter(access, a.deadline, &cancelled)) {
+        final = Status(Code::kTimeout, "resource busy past the call's deadline");
+      } else {
+        Result<std::string> r = hosted->handlers[index](a);
+        hosted->scheduler.Leave(access);
+        if (!r.ok()) final = r.status();
+      }
+      hosted->inproc_calls.fetch_sub(1);
+      std::lock_guard<std::mutex> g(raw->mu);
+      raw->finished = true;
+      raw->final = final;
+      raw->cv.notify_all();
+    });
+    return std::unique_ptr<Stream>(new Stream(std::move(s)));
+  }
+  std::lock_guard<std::mutex> g(m.mu);
+  if (!m.req) return Status(Code::kClosed, "client is closed");
+  if (m.stream_open) return Status(Code::kBusy, "a stream is open on this connection: finish or cancel it first");
+  auto call = m.Send(*idx, args, options.deadline);
+  if (!call.ok()) return call.status();
+  s->call = *call;
+  m.stream_open = true;
+  return std::unique_ptr<Stream>(new Stream(std::move(s)));
 }
 
 }  // namespace weft::rpc

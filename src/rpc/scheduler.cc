@@ -5,11 +5,6 @@
 
 namespace weft::rpc::internal {
 
-bool Scheduler::CanStart(uint64_t ticket, Access access) const {
-  if (ticket != serving_ || writer_) return false;
-  return access == Access::kRead || readers_ == 0;
-}
-
 void Scheduler::Advance() {
   ++serving_;
   while (!abandoned_.empty() && *abandoned_.begin() == serving_) {
@@ -18,17 +13,35 @@ void Scheduler::Advance() {
   }
 }
 
-bool Scheduler::Enter(Access access, Deadline deadline) {
+void Scheduler::WakeQueued() {
+  std::lock_guard<std::mutex> lk(mu_);  // a queued call checks and sleeps under mu_: no lost wake-up
+  cv_.notify_all();
+}
+
+bool Scheduler::EnterSlow(Access access, Deadline deadline, const std::function<bool()>* cancelled) {
+  // Queue first: from here no arrival takes the fast path past us.
+  state_.fetch_add(kQueued, std::memory_order_relaxed);
   std::unique_lock<std::mutex> lk(mu_);
   const uint64_t ticket = next_ticket_++;
-  while (!CanStart(ticket, access)) {
-    if (deadline.is_never()) {
-      cv_.wait(lk);
-      continue;
+  const uint64_t add = access == Access::kRead ? 1 : kWriter;
+  for (;;) {
+    // A cancelled call gives up even when its turn has come: it never runs.
+    bool gave_up = cancelled != nullptr && (*cancelled)();
+    if (!gave_up && ticket == serving_) {
+      uint64_t s = state_.load(std::memory_order_relaxed);
+      while ((s & kWriter) == 0 && (access == Access::kRead || (s & kReaderMask) == 0)) {
+        if (state_.compare_exchange_weak(s, s - kQueued + add, std::memory_order_acquire)) {
+          Count(access, s);
+          Advance();
+          cv_.notify_all();  // the next ticket may be a read that can run beside this one
+          return true;
+        }
+      }
     }
-    const int64_t left = deadline.RemainingNs();
-    if (left == 0) {
-      ++stats_.timeouts;
+    gave_up = gave_up || deadline.Expired();
+    if (gave_up) {
+      timeouts_.fetch_add(1, std::memory_order_relaxed);
+      state_.fetch_sub(kQueued, std::memory_order_relaxed);
       if (ticket == serving_) {
         Advance();
       } else {
@@ -37,34 +50,23 @@ bool Scheduler::Enter(Access access, Deadline deadline) {
       cv_.notify_all();  // whoever holds the next ticket may start now
       return false;
     }
-    cv_.wait_for(lk, std::chrono::nanoseconds(left));
+    int64_t wait = deadline.RemainingNs();
+    if (cancelled != nullptr) wait = std::min<int64_t>(wait, 1'000'000);
+    if (wait == Deadline::kNever) {
+      cv_.wait(lk);
+    } else {
+      cv_.wait_for(lk, std::chrono::nanoseconds(wait));
+    }
   }
-  if (access == Access::kRead) {
-    ++readers_;
-    ++stats_.reads;
-    stats_.max_readers = std::max(stats_.max_readers, readers_);
-  } else {
-    writer_ = true;
-    ++stats_.writes;
-  }
-  Advance();
-  cv_.notify_all();  // the next ticket may be a read that can run beside this one
-  return true;
-}
-
-void Scheduler::Leave(Access access) {
-  std::lock_guard<std::mutex> lk(mu_);
-  if (access == Access::kRead) {
-    --readers_;
-  } else {
-    writer_ = false;
-  }
-  cv_.notify_all();
 }
 
 Scheduler::Stats Scheduler::stats() {
-  std::lock_guard<std::mutex> lk(mu_);
-  return stats_;
+  Stats s;
+  s.reads = reads_.load();
+  s.writes = writes_.load();
+  s.timeouts = timeouts_.load();
+  s.max_readers = max_readers_.load();
+  return s;
 }
 
 }  // namespace weft::rpc::internal

@@ -579,7 +579,7 @@ Status Pool::Hold(BlockId id, bool* added) {
   }
 }
 
-Status Pool::Grant(BlockId id, uint64_t holder_bits) {
+Status Pool::Grant(BlockId id, uint64_t holder_bits, uint64_t* already) {
   if (slot_ < 0) return Status(Code::kClosed, "pool is closed");
   uint64_t* mask = MaskOf(id);
   if (mask == nullptr) return InvalidArgument("not a block of pool '" + segment_.name() + "': " + std::to_string(id));
@@ -590,6 +590,7 @@ Status Pool::Grant(BlockId id, uint64_t holder_bits) {
     A(*mask).fetch_and(~(holder_bits & ~old), std::memory_order_acq_rel);  // undo what we added
     return InvalidArgument("Grant of block " + std::to_string(id) + " not held by this process");
   }
+  if (already) *already = old & holder_bits;
   return Status::Ok();
 }
 

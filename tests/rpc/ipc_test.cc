@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "shm/test_util.h"
+#include "store_resource.h"
 #include "weft/shm/pool.h"
 #include "weft/rpc/rpc.h"
 #include "wire.h"
@@ -234,6 +235,49 @@ TEST(IpcTest, AServerReclaimsTheBlocksOfAClientKilledMidCall) {
   // And it serves the next client.
   auto c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000)).value();
   EXPECT_EQ(I64(c->Call("increment", {AsBytes(EncodeI64(1))}, Deadline::AfterMs(60'000))), 1);
+}
+
+TEST(IpcTest, AServerReclaimsWhatAKilledClientHeldInHoldMode) {
+  const std::string id = ServerId();
+  testing::StoreState st;
+  auto server = Server::Create(id).value();
+  ASSERT_TRUE(server->Register("store", testing::StoreResource(*server, &st)).ok());
+  ASSERT_TRUE(server->Start().ok());
+  auto* ready = static_cast<std::atomic<int>*>(
+      ::mmap(nullptr, 64, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  ASSERT_EQ(PoolInUse(id), 1u);  // the resource's own block
+  pid_t child = weft::testing::Spawn([&] {
+    auto c = Client::Connect(testing::StoreContract(), "store", "ipc://" + id, Deadline::AfterMs(10'000));
+    if (!c.ok()) return 1;
+    CallOptions hold;
+    hold.deadline = Deadline::AfterMs(60'000);
+    hold.hold = true;
+    std::vector<Reply> kept;
+    const std::string big = Pattern(size_t{16} << 20, 9);
+    for (int i = 0; i < 3; ++i) {  // three large results of their own, held in place
+      auto r = (*c)->Invoke("echo", {AsBytes(big)}, hold);
+      if (!r.ok() || !r->in_shared_memory()) return 2;
+      kept.push_back(*std::move(r));
+    }
+    auto shared = (*c)->Invoke("get", {}, hold);  // and a hold on the resource's own block
+    if (!shared.ok() || !shared->in_shared_memory()) return 3;
+    kept.push_back(*std::move(shared));
+    ready->store(1);
+    for (;;) ::pause();
+    return 0;
+  });
+  ASSERT_TRUE(weft::testing::WaitFor([&] { return ready->load() == 1; }, child, 60));
+  // Negative control: the client's three results are in use while it lives and holds them.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(PoolInUse(id), 4u);
+  ::kill(child, SIGKILL);
+  EXPECT_EQ(weft::testing::Join(child), 128 + SIGKILL);
+  const int64_t give_up = MonotonicNs() + 60'000'000'000;
+  while (PoolInUse(id) != 1 && MonotonicNs() < give_up) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(PoolInUse(id), 1u);  // the results are free; the resource's block stays, its own
+  st.shared.reset();
+  EXPECT_EQ(PoolInUse(id), 0u);  // the pool is back to full capacity
+  ::munmap(ready, 64);
 }
 
 }  // namespace

@@ -39,6 +39,7 @@ enum class Code : int {
   kInternal = 15,         // a bug; please report
   kPermissionDenied = 16, // not allowed by the operating system
   kOutOfRange = 17,       // a position outside what exists (for example removed by retention)
+  kCancelled = 18,        // the caller cancelled the operation
 };
 
 // Returns a stable lower-case name for `code` ("peer_dead").

@@ -3,7 +3,14 @@
 // one by name, checks contracts before the first call, and calls methods with deadlines.
 // Requests and replies travel over a channel pair per client (docs/formats/rpc-wire.md); the
 // handshake goes over an abstract Unix socket. A client sees its server die as kPeerDead; a
-// server sees a client die and drops its connection.
+// server sees a client die and releases everything that client held.
+//
+// Large values (above 64 KiB) travel as blocks of the server's pool without a copy on the
+// wire. A caller may hold a result in place (CallOptions::hold: the Reply keeps a Held), build
+// an argument in place (Client::Loan), and a handler may return memory it keeps in the pool
+// (Server::Loan + CallContext::ReturnHeld): then nothing is copied at all. Streaming methods
+// send chunks with CallContext::Yield under the client's credit; any call can be cancelled.
+// The same Client API reaches a resource in this process ("inproc://<id>": a direct call).
 //
 //   auto server = Server::Create("calc").value();
 //   server->Register("counter", {counter_contract, {{"increment", Increment}, ...}});
@@ -12,10 +19,13 @@
 //   std::string result = client->Call("increment", {AsBytes(EncodeI64(5))}, Deadline::AfterMs(1000)).value();
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -26,14 +36,91 @@
 
 namespace weft::rpc {
 
+namespace internal {
+class Blocks;
+}
+
+// Set from any thread to cancel the calls it was given to: the caller gets kCancelled at once;
+// the handler sees CallContext::Cancelled() and its result is dropped.
+class CancelToken {
+ public:
+  void Cancel() { flag_.store(true, std::memory_order_release); }
+  bool cancelled() const { return flag_.load(std::memory_order_acquire); }
+
+ private:
+  std::atomic<bool> flag_{false};
+};
+
+// Blocks of a server's pool held in this process (loans, held results, borrowed arguments).
+struct HoldStats {
+  uint64_t active_holds = 0;
+  uint64_t held_bytes = 0;
+  double oldest_hold_seconds = 0;  // age of the oldest hold alive
+};
+// Summed over every client and server of this process.
+HoldStats ProcessHoldStats();
+
+// A hold on one block of a server's pool: the bytes stay valid, in place, while it lives.
+// Passed back as an argument (Client) or returned with CallContext::ReturnHeld (Server), the
+// bytes cross without a copy. Thread-safe to drop from any thread.
+class Held {
+ public:
+  ~Held();
+  Held(const Held&) = delete;
+  Held& operator=(const Held&) = delete;
+  ByteView bytes() const { return ByteView(data_, size_); }
+  MutableBytes mutable_bytes() { return MutableBytes(data_, size_); }  // write before sending
+  size_t size() const { return size_; }
+  uint64_t block() const { return block_; }
+
+ private:
+  friend class internal::Blocks;
+  Held(std::shared_ptr<internal::Blocks> owner, uint64_t block, uint8_t* data, size_t size);
+  std::shared_ptr<internal::Blocks> owner_;
+  uint64_t block_;
+  uint8_t* data_;
+  size_t size_;
+  int64_t since_ns_;
+};
+
+// A result: bytes of its own, or (hold mode, large values) a hold on the block it arrived in.
+struct Reply {
+  std::string inline_bytes;
+  std::shared_ptr<Held> held;
+  size_t held_length = 0;  // the result's bytes at the start of the held block
+  ByteView bytes() const { return held ? ByteView(held->bytes().data(), held_length) : AsBytes(inline_bytes); }
+  bool in_shared_memory() const { return held != nullptr; }
+};
+
+// What a handler may do beyond reading its arguments. Valid during the call.
+class CallContext {
+ public:
+  virtual ~CallContext() = default;
+  // True once the client cancelled this call (the handler may stop early; its result is dropped).
+  virtual bool Cancelled() = 0;
+  // Streaming methods: sends one chunk, waiting while the client has no credit for more.
+  // kCancelled if the client cancelled, kPeerDead / kClosed if it went away.
+  virtual Status Yield(ByteView chunk) = 0;
+  // A block of the server's pool, held by this server (for the result or for the resource).
+  virtual Result<std::shared_ptr<Held>> Loan(size_t n) = 0;
+  // The result is `bytes`, which must start a block held here (a loan, an argument's block):
+  // the client gets it without a copy, and the string the handler returns is ignored.
+  // kNotFound if `bytes` is not such a block.
+  virtual Status ReturnHeld(ByteView bytes) = 0;
+  // The hold on argument i if it arrived in a block (keep it to use the bytes after the call).
+  virtual std::shared_ptr<Held> ArgumentHold(size_t i) = 0;
+};
+
 // One call as a handler sees it; the argument bytes are borrowed until the handler returns.
 struct CallArgs {
   int method = 0;  // index into the contract's methods
-  std::vector<ByteView> args;
+  std::span<const ByteView> args;
   Deadline deadline = Deadline::Never();
+  CallContext* context = nullptr;
 };
 
 // Returns the result's bytes (in the method's result codec), or an error for the caller.
+// A streaming method Yields its chunks and returns an empty string at the end.
 using Handler = std::function<Result<std::string>(const CallArgs&)>;
 
 struct Resource {
@@ -48,7 +135,7 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Listens at ipc://<id> (kAlreadyExists if another server has that id).
+  // Listens at ipc://<id> and inproc://<id> (kAlreadyExists if another server has that id).
   static Result<std::unique_ptr<Server>> Create(const std::string& id);
   Status Register(const std::string& name, Resource resource);
   // Serves in background threads: one accepting, one per connected client.
@@ -56,11 +143,40 @@ class Server {
   // Stops accepting, lets calls in flight finish (until the deadline), runs on_shutdown hooks.
   Status Shutdown(Deadline deadline);
   std::string address() const;
+  // A block of this server's pool for a resource's own data; returned by a handler through
+  // CallContext::ReturnHeld it reaches clients without a copy (they see later writes to it).
+  Result<std::shared_ptr<Held>> Loan(size_t n);
+  HoldStats hold_stats() const;
 
   struct Impl;
 
  private:
   explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+struct CallOptions {
+  Deadline deadline = Deadline::Never();
+  const CancelToken* cancel = nullptr;
+  bool hold = false;  // large results stay in shared memory (Reply::held) instead of being copied
+};
+
+class Client;
+
+// The chunks of a streaming call, in order. Cancel (or destroy) to stop it early. The Client
+// must outlive it; the connection carries no other call while it is open (kBusy).
+class Stream {
+ public:
+  ~Stream();
+  // The next chunk, or nullopt at the end. kCancelled after Cancel; the call's error if it failed.
+  Result<std::optional<Reply>> Next(Deadline deadline);
+  void Cancel();
+
+  struct Impl;
+
+ private:
+  friend class Client;
+  explicit Stream(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
@@ -70,18 +186,30 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // Connects to resource `name` at `address` ("ipc://<id>"). kNotFound if no server or no such
-  // resource; kContractMismatch (saying what differs) if the contracts differ.
+  // Connects to resource `name` at `address` ("ipc://<id>", or "inproc://<id>" for a server of
+  // this process). kNotFound if no server or no such resource; kContractMismatch (saying what
+  // differs) if the contracts differ.
   static Result<std::unique_ptr<Client>> Connect(const Contract& contract, const std::string& name,
                                                  const std::string& address, Deadline deadline);
   // Calls `method` with argument bytes (one per parameter, in its codec); the result's bytes.
   // kTimeout if the deadline passes, kPeerDead if the server dies meanwhile.
   Result<std::string> Call(std::string_view method, const std::vector<ByteView>& args, Deadline deadline);
+  // The same with options: cancellation, hold mode. An argument that starts a Held of this
+  // client (a Loan, a held result) is sent as its block, without a copy.
+  Result<Reply> Invoke(std::string_view method, const std::vector<ByteView>& args, const CallOptions& options);
+  // Starts a streaming method; its chunks come with credit-based flow control.
+  Result<std::unique_ptr<Stream>> OpenStream(std::string_view method, const std::vector<ByteView>& args,
+                                             const CallOptions& options);
+  // A block of the server's pool to build an argument in: passed as an argument, it is not
+  // copied (in-process, no argument is copied anyway).
+  Result<std::shared_ptr<Held>> Loan(size_t n);
+  HoldStats hold_stats() const;
   Status Close();
 
   struct Impl;
 
  private:
+  friend class Stream;
   explicit Client(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -110,7 +110,8 @@ class Pool {
   Status Release(BlockId id);
   // Adds other holders' bits to a block this process holds: hands them a hold each (how a
   // publisher gives a sample to subscribers). `holder_bits`: bit i = holder slot i.
-  Status Grant(BlockId id, uint64_t holder_bits);
+  // *already (if given) gets the bits that were set before: those holders gained nothing.
+  Status Grant(BlockId id, uint64_t holder_bits, uint64_t* already = nullptr);
   // Drops holder `slot`'s hold on a block (for example a sample a subscriber never took).
   Status Revoke(BlockId id, int slot);
   // Releases every block held by processes that died; returns how many holders were recovered.

@@ -1,0 +1,57 @@
+// The server's pool as one process uses it: one lock around the Pool (used by every call thread
+// and by holds dropped from any thread), and a registry of the Held objects alive here, so an
+// argument or result that starts a held block is recognised and sent as that block. Internal.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "weft/rpc/rpc.h"
+#include "weft/shm/pool.h"
+#include "wire.h"
+
+namespace weft::rpc::internal {
+
+class Blocks : public std::enable_shared_from_this<Blocks> {
+ public:
+  static std::shared_ptr<Blocks> Make(std::unique_ptr<shm::Pool> pool);
+  ~Blocks();
+
+  // A new block of at least n bytes, held here (size() == n).
+  Result<std::shared_ptr<Held>> Loan(size_t n);
+  // A block another process granted us a hold on (our bit is set): wraps that hold.
+  Result<std::shared_ptr<Held>> Adopt(uint64_t block, uint64_t length);
+  // Adds a hold of ours on a block another process holds (an argument sent to us).
+  Result<std::shared_ptr<Held>> Take(uint64_t block, uint64_t length);
+  // The Held alive here whose bytes start at p with room for n bytes, or null.
+  std::shared_ptr<Held> Find(const void* p, size_t n);
+  // A copy of `bytes` in a new block held here (a large value that was not in a block).
+  Result<Value> CopyToBlock(ByteView bytes);
+  // Adds `bits` holders to a block we hold. *already: those that held it before (they gained nothing).
+  Status Grant(uint64_t block, uint64_t bits, uint64_t* already);
+  Status Release(uint64_t block);
+  size_t RecoverDead();
+  int holder_slot();
+  HoldStats stats();
+  const std::string& pool_name() const { return name_; }
+
+ private:
+  friend class weft::rpc::Held;
+  explicit Blocks(std::unique_ptr<shm::Pool> pool);
+  Result<std::shared_ptr<Held>> Wrap(uint64_t block, uint64_t length);  // mu_ held
+  void Drop(Held* h);  // from ~Held
+
+  std::mutex mu_;
+  std::unique_ptr<shm::Pool> pool_;
+  std::string name_;
+  struct Entry {
+    Held* raw;
+    std::weak_ptr<Held> weak;
+  };
+  std::multimap<const uint8_t*, Entry> live_;  // by data start
+  uint64_t held_bytes_ = 0;
+};
+
+}  // namespace weft::rpc::internal
