@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
 #include <string>
 
 #include "blocking.h"
@@ -32,6 +33,24 @@ Status FromPython(py::error_already_set& e) {
   return Status(code, code == Code::kInternal ? type + ": " + msg : msg);
 }
 
+// A hold on a block of a server's pool, as a Python buffer. The block stays valid while this
+// object lives, which is while anything viewing it (a memoryview, a NumPy array) lives: there
+// is no way to read it after it is gone. Loans are writable, received values read-only.
+struct PyBlock {
+  std::shared_ptr<weft::rpc::Held> held;
+  size_t size = 0;  // the value's bytes at the start of the block
+  bool writable = false;
+};
+
+py::object WrapBlock(std::shared_ptr<weft::rpc::Held> held, size_t size, bool writable) {
+  return py::cast(PyBlock{std::move(held), size, writable});
+}
+
+// The call being served on this thread, for weft.cancelled().
+thread_local weft::rpc::CallContext* t_call = nullptr;
+
+constexpr size_t kInlineMax = 64 << 10;
+
 struct PyServer {
   std::unique_ptr<weft::rpc::Server> server;
   PyServer(std::unique_ptr<weft::rpc::Server> s) : server(std::move(s)) {}
@@ -46,6 +65,56 @@ struct PyServer {
 struct PyClient {
   std::unique_ptr<weft::rpc::Client> client;
 };
+struct PyStream {
+  std::unique_ptr<weft::rpc::Stream> stream;
+  bool hold = false;
+};
+struct PyCancel {
+  std::shared_ptr<weft::rpc::CancelToken> token = std::make_shared<weft::rpc::CancelToken>();
+};
+
+// A value as Python sees it: bytes of its own, or a PyBlock over shared memory.
+py::object ReplyObject(weft::rpc::Reply& r, bool hold) {
+  if (r.held != nullptr) {
+    if (hold) return WrapBlock(std::move(r.held), r.held_length, false);
+    const ByteView b = r.bytes();
+    return py::bytes(reinterpret_cast<const char*>(b.data()), b.size());  // the one copy
+  }
+  return py::bytes(r.inline_bytes);
+}
+
+// The result (or a chunk) a Python handler produced, for the reply: a buffer that starts a block
+// this server holds is sent as that block; other large values are copied once into a new block;
+// small ones inline. *out gets the bytes when they travel inline.
+Status SendBack(weft::rpc::CallContext& ctx, py::handle value, std::string* out) {
+  BufferView view(value, "results");
+  const ByteView b = view.bytes();
+  if (b.size() <= kInlineMax) {
+    out->assign(reinterpret_cast<const char*>(b.data()), b.size());
+    return Status::Ok();
+  }
+  if (ctx.ReturnHeld(b).ok()) return Status::Ok();
+  auto loan = ctx.Loan(b.size());
+  if (!loan.ok()) return loan.status();
+  std::memcpy((*loan)->mutable_bytes().data(), b.data(), b.size());
+  return ctx.ReturnHeld((*loan)->bytes());
+}
+
+py::dict HoldDict(const weft::rpc::HoldStats& s) {
+  py::dict d;
+  d["active_holds"] = s.active_holds;
+  d["total_held_bytes"] = s.held_bytes;
+  d["oldest_hold_seconds"] = s.oldest_hold_seconds;
+  return d;
+}
+
+weft::rpc::CallOptions Options(std::optional<double> timeout, bool hold, const PyCancel* cancel) {
+  weft::rpc::CallOptions o;
+  o.deadline = ToDeadline(timeout);
+  o.hold = hold;
+  o.cancel = cancel != nullptr ? cancel->token.get() : nullptr;
+  return o;
+}
 
 }  // namespace
 
@@ -115,13 +184,50 @@ void BindRpc(py::module_& m) {
              r.contract = *c;
              auto fn = std::make_shared<py::object>(std::move(dispatch));
              for (size_t i = 0; i < c->methods.size(); ++i) {
-               r.handlers[c->methods[i].name] = [fn](const weft::rpc::CallArgs& a) -> Result<std::string> {
+               const bool stream = c->methods[i].stream;
+               r.handlers[c->methods[i].name] = [fn, stream](const weft::rpc::CallArgs& a) -> Result<std::string> {
                  py::gil_scoped_acquire gil;
+                 weft::rpc::CallContext& ctx = *a.context;
+                 struct Current {
+                   explicit Current(weft::rpc::CallContext* c) { t_call = c; }
+                   ~Current() { t_call = nullptr; }
+                 } current(&ctx);
                  try {
+                   // Arguments that came in blocks are read in place (borrowed input): the
+                   // handler sees a buffer over shared memory that lives as long as it is used.
                    py::list args;
-                   for (ByteView b : a.args) args.append(py::bytes(reinterpret_cast<const char*>(b.data()), b.size()));
+                   for (size_t k = 0; k < a.args.size(); ++k) {
+                     if (auto h = ctx.ArgumentHold(k)) {
+                       args.append(WrapBlock(std::move(h), a.args[k].size(), false));
+                     } else {
+                       args.append(py::bytes(reinterpret_cast<const char*>(a.args[k].data()), a.args[k].size()));
+                     }
+                   }
                    py::object out = (*fn)(a.method, args);
-                   return std::string(py::cast<std::string_view>(py::bytes(out)));
+                   std::string bytes;
+                   if (!stream) {
+                     Status s = SendBack(ctx, out, &bytes);
+                     if (!s.ok()) return s;
+                     return bytes;
+                   }
+                   py::iterator it = py::iter(out);
+                   auto close = [&] {
+                     if (py::hasattr(out, "close")) out.attr("close")();
+                   };
+                   for (; it != py::iterator::sentinel(); ++it) {
+                     py::object chunk = py::reinterpret_borrow<py::object>(*it);
+                     BufferView view(chunk, "stream chunks");
+                     Status s;
+                     {
+                       py::gil_scoped_release nogil;  // waiting for credit must not stop other calls
+                       s = ctx.Yield(view.bytes());
+                     }
+                     if (!s.ok()) {
+                       close();
+                       return s;
+                     }
+                   }
+                   return std::string();
                  } catch (py::error_already_set& e) {
                    return FromPython(e);
                  }
@@ -141,7 +247,16 @@ void BindRpc(py::module_& m) {
              pyerr::Check(s);
            },
            py::arg("timeout") = py::none())
-      .def_property_readonly("address", [](PyServer& self) { return self.server->address(); });
+      .def_property_readonly("address", [](PyServer& self) { return self.server->address(); })
+      .def(
+          "loan",
+          [](PyServer& self, size_t n) {
+            auto h = self.server->Loan(n);
+            if (!h.ok()) pyerr::Raise(h.status());
+            return WrapBlock(*std::move(h), n, true);
+          },
+          py::arg("nbytes"))
+      .def("hold_stats", [](PyServer& self) { return HoldDict(self.server->hold_stats()); });
 
   py::class_<PyClient>(m, "_RpcClient")
       .def(py::init([](const std::string& canonical, const std::string& name, const std::string& address,
@@ -157,25 +272,103 @@ void BindRpc(py::module_& m) {
              return PyClient{std::move(client).value()};
            }),
            py::arg("canonical"), py::arg("name"), py::arg("address"), py::arg("timeout"))
-      .def("call",
-           [](PyClient& self, const std::string& method, const py::list& args, std::optional<double> timeout) {
-             if (!self.client) pyerr::Raise(Status(Code::kClosed, "proxy is closed"));
-             std::vector<std::unique_ptr<BufferView>> held;  // the encoded arguments, no copy
-             std::vector<ByteView> views;
-             for (py::handle a : args) {
-               held.push_back(std::make_unique<BufferView>(a));
-               views.push_back(held.back()->bytes());
-             }
-             Result<std::string> r = Status(Code::kInternal, "");
-             {
-               py::gil_scoped_release nogil;
-               r = self.client->Call(method, views, ToDeadline(timeout));
-             }
-             if (!r.ok()) pyerr::Raise(r.status());
-             return py::bytes(*r);
-           },
-           py::arg("method"), py::arg("args"), py::arg("timeout"))
-      .def("close", [](PyClient& self) { self.client.reset(); });
+      .def(
+          "call",
+          [](PyClient& self, const std::string& method, const py::list& args, std::optional<double> timeout, bool hold,
+             const PyCancel* cancel) {
+            if (!self.client) pyerr::Raise(Status(Code::kClosed, "proxy is closed"));
+            std::vector<std::unique_ptr<BufferView>> held;  // the encoded arguments, no copy
+            std::vector<ByteView> views;
+            for (py::handle a : args) {
+              held.push_back(std::make_unique<BufferView>(a, "arguments"));
+              views.push_back(held.back()->bytes());
+            }
+            // Large results always arrive held; without hold mode they are copied once, straight
+            // into the bytes object returned.
+            weft::rpc::CallOptions o = Options(timeout, true, cancel);
+            Result<weft::rpc::Reply> r = Status(Code::kInternal, "");
+            {
+              py::gil_scoped_release nogil;
+              r = self.client->Invoke(method, views, o);
+            }
+            if (!r.ok()) pyerr::Raise(r.status());
+            return ReplyObject(*r, hold);
+          },
+          py::arg("method"), py::arg("args"), py::arg("timeout"), py::arg("hold") = false, py::arg("cancel") = nullptr)
+      .def(
+          "open_stream",
+          [](PyClient& self, const std::string& method, const py::list& args, std::optional<double> timeout, bool hold,
+             const PyCancel* cancel) {
+            if (!self.client) pyerr::Raise(Status(Code::kClosed, "proxy is closed"));
+            std::vector<std::unique_ptr<BufferView>> held;
+            std::vector<ByteView> views;
+            for (py::handle a : args) {
+              held.push_back(std::make_unique<BufferView>(a, "arguments"));
+              views.push_back(held.back()->bytes());
+            }
+            Result<std::unique_ptr<weft::rpc::Stream>> s = Status(Code::kInternal, "");
+            {
+              py::gil_scoped_release nogil;
+              s = self.client->OpenStream(method, views, Options(timeout, true, cancel));
+            }
+            if (!s.ok()) pyerr::Raise(s.status());
+            return PyStream{std::move(s).value(), hold};
+          },
+          py::arg("method"), py::arg("args"), py::arg("timeout"), py::arg("hold") = false, py::arg("cancel") = nullptr,
+          py::keep_alive<0, 1>())
+      .def(
+          "loan",
+          [](PyClient& self, size_t n) {
+            if (!self.client) pyerr::Raise(Status(Code::kClosed, "proxy is closed"));
+            auto h = self.client->Loan(n);
+            if (!h.ok()) pyerr::Raise(h.status());
+            return WrapBlock(*std::move(h), n, true);
+          },
+          py::arg("nbytes"))
+      .def("hold_stats", [](PyClient& self) { return HoldDict(self.client ? self.client->hold_stats() : weft::rpc::HoldStats{}); })
+      .def("close", [](PyClient& self) {
+        py::gil_scoped_release nogil;
+        self.client.reset();
+      });
+
+  py::class_<PyStream>(m, "_RpcStream")
+      .def(
+          "next",
+          [](PyStream& self, std::optional<double> timeout) -> py::object {
+            if (!self.stream) return py::none();
+            Result<std::optional<weft::rpc::Reply>> r = Status(Code::kInternal, "");
+            {
+              py::gil_scoped_release nogil;
+              r = self.stream->Next(ToDeadline(timeout));
+            }
+            if (!r.ok()) pyerr::Raise(r.status());
+            if (!r->has_value()) return py::none();
+            return ReplyObject(**r, self.hold);
+          },
+          py::arg("timeout"))
+      .def("cancel", [](PyStream& self) {
+        if (!self.stream) return;
+        py::gil_scoped_release nogil;
+        self.stream->Cancel();
+      });
+
+  py::class_<PyCancel>(m, "CancelToken", "Cancels the calls it is given to (weft.call(..., cancel=token)); thread-safe.")
+      .def(py::init<>())
+      .def("cancel", [](PyCancel& self) { self.token->Cancel(); })
+      .def_property_readonly("cancelled", [](PyCancel& self) { return self.token->cancelled(); });
+
+  // A block of a server's pool as a buffer (see PyBlock).
+  py::class_<PyBlock>(m, "_Block", py::buffer_protocol(), py::dynamic_attr())
+      .def_buffer([](PyBlock& b) {
+        return py::buffer_info(const_cast<uint8_t*>(b.held->bytes().data()), 1, "B", 1, {static_cast<py::ssize_t>(b.size)}, {1},
+                               !b.writable);
+      })
+      .def_property_readonly("nbytes", [](PyBlock& b) { return b.size; })
+      .def_property_readonly("address", [](PyBlock& b) { return reinterpret_cast<uintptr_t>(b.held->bytes().data()); })
+      .def_property_readonly("block", [](PyBlock& b) { return b.held->block(); });
+
+  m.def("_hold_stats", [] { return HoldDict(weft::rpc::ProcessHoldStats()); });
+  m.def("_cancelled", [] { return t_call != nullptr && t_call->Cancelled(); });
 
   // ndarray values: the header of docs/formats/rpc-wire.md, built and checked in one place.
   m.def("_ndarray_header", [](const std::string& dtype, const std::vector<uint64_t>& shape) {

@@ -23,11 +23,15 @@ import pickle as _pickle
 import struct as _struct
 import threading as _threading
 import typing
+import warnings as _warnings
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 from . import _native
-from ._errors import AlreadyExists, Closed, Corrupt, InvalidArgument, NotFound
+from ._errors import AlreadyExists, Cancelled, Closed, Corrupt, InvalidArgument, NotFound
+
+CancelToken = _native.CancelToken
+_INLINE_MAX = 64 << 10  # values above this travel as blocks of the server's pool
 
 _BUILTIN = {int: "i64", float: "f64", bool: "bool", str: "str", bytes: "bytes", bytearray: "bytes",
             memoryview: "bytes", type(None): "none", None: "none"}
@@ -218,19 +222,33 @@ class Proxy:
             raise AttributeError(f"contract {self._contract.namespace}/{self._contract.name} has no method {method!r}")
         write = self._reg.writes[method]
 
-        def call(*args, **kwargs):
+        def invoke(args, kwargs, timeout, cancel):
             if self._closed:
                 raise Closed("proxy is closed")
             if _registry.get(self._reg.name) is not self._reg:
                 raise Closed(f"resource {self._reg.name!r} is no longer served")
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled("the call was cancelled")
             sched = self._reg.scheduler
-            sched.enter(write, self._timeout)
+            sched.enter(write, timeout)
+            outer = getattr(_current, "cancel", None)
+            _current.cancel = cancel
             try:
-                return getattr(self._reg.impl, method)(*args, **kwargs)
+                out = getattr(self._reg.impl, method)(*args, **kwargs)
             finally:
+                _current.cancel = outer
                 sched.leave(write)
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled("the call was cancelled")
+            return out
+
+        def call(*args, **kwargs):
+            return invoke(args, kwargs, self._timeout, None)
 
         call.__name__ = method
+        call.__weft_invoke__ = lambda args, hold, cancel, timeout: Held(invoke(args, {}, timeout, cancel), None) \
+            if hold else invoke(args, {}, timeout, cancel)
+        call.__weft_timeout__ = lambda: self._timeout
         self.__dict__[method] = call  # built once per method, not per attribute lookup
         return call
 
@@ -270,9 +288,15 @@ _transferables = {}
 
 def transferable(cls):
     """Class decorator: `cls` crosses processes through its own serialize(value) -> bytes and
-    deserialize(bytes) -> value (static methods), under the codec name module.qualname."""
+    deserialize(bytes) -> value (static methods), under the codec name module.qualname.
+
+    An optional from_buffer(memoryview) -> value builds a view over shared memory instead of a
+    copy: used for held results and for arguments a resource reads in place. serialize may
+    return a buffer; one that lies in a loaned block (weft.loan_buffer) is sent without a copy."""
     name = f"{cls.__module__}.{cls.__qualname__}".replace("<", "").replace(">", "")
-    for fn in ("serialize", "deserialize"):
+    for fn in ("serialize", "deserialize", "from_buffer"):
+        if fn == "from_buffer" and fn not in cls.__dict__:
+            continue
         if not callable(getattr(cls, fn, None)):
             raise InvalidArgument(f"@transferable {cls.__qualname__} needs a {fn} method")
         if not isinstance(cls.__dict__.get(fn), staticmethod):
@@ -282,7 +306,38 @@ def transferable(cls):
     return cls
 
 
-def _encode(codec: str, value) -> bytes:
+def _owner_block(obj):
+    """The _Block whose memory `obj` (an array, a memoryview, ...) views, if any."""
+    for _ in range(64):
+        if obj is None or isinstance(obj, _native._Block):
+            return obj
+        obj = obj.obj if isinstance(obj, memoryview) else getattr(obj, "base", None)
+    return None
+
+
+def block_id(obj):
+    """The id of the pool block `obj` views (a held value, an argument read in place, a loan),
+    or None if it is ordinary memory."""
+    b = _owner_block(obj)
+    return None if b is None else b.block
+
+
+def _block_of(a):
+    """The pool block a NumPy array was loaned in (weft.loan_array), if it is that whole array."""
+    base = _owner_block(a)
+    if base is None:
+        return None
+    info = getattr(base, "_weft_array", None)
+    if info is None or not a.flags.c_contiguous or a.dtype.str != info[0] or tuple(a.shape) != info[1]:
+        return None
+    if a.__array_interface__["data"][0] != base.address + info[2]:
+        return None
+    return memoryview(base)[: info[2] + a.nbytes]
+
+
+def _encode(codec: str, value, loan=None):
+    """The wire bytes of a value (bytes or any buffer). `loan(n)`, if given, lends a block of the
+    server's pool: large arrays are then written once, straight into shared memory."""
     if codec == "none":
         return b""
     if codec == "i64":
@@ -297,17 +352,30 @@ def _encode(codec: str, value) -> bytes:
         return bytes(value)
     if codec == "ndarray":
         import numpy as np
-        a = np.ascontiguousarray(value)
-        return _native._ndarray_header(a.dtype.str, list(a.shape)) + a.tobytes()
+        a = value if isinstance(value, np.ndarray) else np.asarray(value)
+        wire = _block_of(a)
+        if wire is not None:  # already in shared memory: sent as it is
+            return wire
+        header = _native._ndarray_header(a.dtype.str, list(a.shape))
+        if loan is not None and len(header) + a.nbytes > _INLINE_MAX:
+            block = loan(len(header) + a.nbytes)
+            view = memoryview(block)
+            view[: len(header)] = header
+            np.copyto(np.frombuffer(block, dtype=a.dtype, count=a.size, offset=len(header)).reshape(a.shape), a)
+            return view
+        return header + np.ascontiguousarray(a).tobytes()
     if codec == "pickle":
         return _pickle.dumps(value, protocol=_pickle.HIGHEST_PROTOCOL)
     cls = _transferables.get(codec)
     if cls is None:
         raise InvalidArgument(f"no @transferable type for codec {codec!r}")
-    return bytes(cls.serialize(value))
+    out = cls.serialize(value)
+    return out if isinstance(out, (bytes, memoryview, _native._Block)) else bytes(out)
 
 
-def _decode(codec: str, data: bytes):
+def _decode(codec: str, data):
+    """A value from its wire bytes: `data` is bytes, or a _Block over shared memory (a held
+    result, an argument read in place), which arrays and from_buffer types then view."""
     try:
         if codec == "none":
             return None
@@ -320,12 +388,14 @@ def _decode(codec: str, data: bytes):
                 raise ValueError("not 0 or 1")
             return data == b"\x01"
         if codec == "str":
-            return data.decode("utf-8")
+            return str(data, "utf-8")
         if codec == "bytes":
-            return data
+            return data if isinstance(data, bytes) else bytes(data)
         if codec == "ndarray":
             import numpy as np
             dtype, shape, off = _native._ndarray_parse(data)
+            if isinstance(data, _native._Block):  # can be passed on without a copy
+                data._weft_array = (np.dtype(dtype).str, tuple(shape), off)
             return np.frombuffer(data, dtype=np.dtype(dtype), offset=off).reshape(shape)
         if codec == "pickle":
             return _pickle.loads(data)
@@ -334,6 +404,11 @@ def _decode(codec: str, data: bytes):
     cls = _transferables.get(codec)
     if cls is None:
         raise InvalidArgument(f"no @transferable type for codec {codec!r}")
+    if isinstance(data, _native._Block):
+        from_buffer = getattr(cls, "from_buffer", None)
+        if from_buffer is not None:  # a view over shared memory, no copy
+            return from_buffer(memoryview(data))
+        data = bytes(data)
     return cls.deserialize(data)
 
 
@@ -361,10 +436,15 @@ class Server:
         reg = _registry[name]
         methods = sorted(reg.contract.methods, key=lambda m: m.name.encode())
 
+        loan = self._native.loan
+
         def dispatch(index: int, args):
             m = methods[index]
             values = [_decode(codec, a) for codec, a in zip(m.params, args)]
-            return _encode(m.result, getattr(impl, m.name)(*values))
+            out = getattr(impl, m.name)(*values)
+            if m.stream:
+                return (_encode(m.result, x, loan) for x in out)
+            return _encode(m.result, out, loan)
 
         try:
             self._native.register(name, reg.contract.canonical(), dispatch)
@@ -372,6 +452,10 @@ class Server:
             unregister(name)
             raise
         self._names.append(name)
+
+    def hold_stats(self) -> dict:
+        """Blocks of this server's pool held here: loans and arguments still referenced."""
+        return self._native.hold_stats()
 
     def start(self) -> None:
         if not self._started:
@@ -423,13 +507,26 @@ class _IpcProxy:
         if m is None:
             raise AttributeError(f"contract {self._contract.namespace}/{self._contract.name} has no method {method!r}")
 
-        def call(*args):
+        client = self._client
+
+        def invoke(args, hold, cancel, timeout):
             if len(args) != len(m.params):
                 raise InvalidArgument(f"{method}() takes {len(m.params)} arguments, got {len(args)}")
-            data = [_encode(codec, a) for codec, a in zip(m.params, args)]
-            return _decode(m.result, self._client.call(method, data, self._timeout))
+            data = [_encode(codec, a, client.loan) for codec, a in zip(m.params, args)]
+            if m.stream:
+                return _RemoteStream(client.open_stream(method, data, timeout, hold, cancel), m.result, timeout)
+            out = client.call(method, data, timeout, hold, cancel)
+            value = _decode(m.result, out)
+            if hold:
+                return Held(value, out if isinstance(out, _native._Block) else None)
+            return value
+
+        def call(*args):
+            return invoke(args, False, None, self._timeout)
 
         call.__name__ = method
+        call.__weft_invoke__ = invoke
+        call.__weft_timeout__ = lambda: self._timeout
         self.__dict__[method] = call  # built once per method, not per attribute lookup
         return call
 
@@ -441,3 +538,169 @@ class _IpcProxy:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _RemoteStream:
+    """The chunks of a streaming method, decoded as they come. close() (or leaving a `with`)
+    cancels what is left."""
+
+    def __init__(self, native, codec: str, timeout):
+        self._native = native
+        self._codec = codec
+        self._timeout = timeout
+        self._done = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._done:
+            raise StopIteration
+        out = self._native.next(self._timeout)
+        if out is None:
+            self._done = True
+            raise StopIteration
+        return _decode(self._codec, out)
+
+    def close(self) -> None:
+        if not self._done:
+            self._done = True
+            self._native.cancel()
+
+    cancel = close
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+# ---- hold mode, loans, cancellation --------------------------------------------------------------
+
+_current = _threading.local()  # the cancel token of the in-process call running on this thread
+
+
+class Held:
+    """A result kept in shared memory: `value` views it in place (a NumPy array, a from_buffer
+    type) until release() or the end of a `with` block. Arrays taken from it stay valid for as
+    long as they are referenced; the block is returned when the last reference goes."""
+
+    __slots__ = ("_value", "_buffer", "_released")
+
+    def __init__(self, value, buffer):
+        self._value = value
+        self._buffer = buffer
+        self._released = False
+
+    @property
+    def value(self):
+        if self._released:
+            raise Closed("the held result was released")
+        return self._value
+
+    @property
+    def buffer(self):
+        """The raw wire bytes in shared memory (a memoryview), or None if the result was small."""
+        if self._released:
+            raise Closed("the held result was released")
+        return None if self._buffer is None else memoryview(self._buffer)
+
+    @property
+    def in_shared_memory(self) -> bool:
+        return self._buffer is not None
+
+    def release(self) -> None:
+        self._value = None
+        self._buffer = None
+        self._released = True
+
+    def __enter__(self) -> "Held":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def __del__(self):
+        if not self._released and self._buffer is not None:
+            _warnings.warn("a weft.Held result was garbage-collected without release()", ResourceWarning, stacklevel=2)
+
+
+def _invoker(method):
+    fn = getattr(method, "__weft_invoke__", None)
+    if fn is None:
+        raise TypeError(f"{method!r} is not a method of a weft proxy")
+    return fn
+
+
+_DEFAULT = object()
+
+
+def call(method, *args, timeout=_DEFAULT, cancel=None, hold: bool = False):
+    """Calls a proxy's method with per-call options: `timeout` (seconds; default the proxy's),
+    `cancel` (a weft.CancelToken: cancel() from any thread ends the call with weft.Cancelled),
+    `hold` (return a weft.Held instead of a copy)."""
+    if timeout is _DEFAULT:
+        timeout = method.__weft_timeout__()
+    return _invoker(method)(args, hold, cancel, timeout)
+
+
+def hold(method):
+    """`with weft.hold(proxy.method)(*args) as held:` -- the result stays in shared memory and
+    `held.value` views it in place (no copy) until released."""
+    invoke = _invoker(method)
+
+    def held_call(*args, timeout=_DEFAULT, cancel=None):
+        return invoke(args, True, cancel, method.__weft_timeout__() if timeout is _DEFAULT else timeout)
+
+    return held_call
+
+
+def cancelled() -> bool:
+    """Inside a resource's method: whether the caller has cancelled this call."""
+    token = getattr(_current, "cancel", None)
+    if token is not None:
+        return token.cancelled
+    return _native._cancelled()
+
+
+def hold_stats() -> dict:
+    """Blocks of shared memory held by this process (held results, loans, borrowed arguments):
+    {'active_holds', 'total_held_bytes', 'oldest_hold_seconds'}."""
+    return _native._hold_stats()
+
+
+def loan_buffer(target, nbytes: int):
+    """A writable buffer of `nbytes` in the shared memory of `target`'s server (`target`: an
+    ipc proxy or a weft.Server). Sent as an argument or returned as a result, it is not copied."""
+    if isinstance(target, _IpcProxy):
+        return target._client.loan(nbytes)
+    if isinstance(target, Server):
+        return target._native.loan(nbytes)
+    if isinstance(target, Proxy):
+        return bytearray(nbytes)  # in-process: nothing is copied anyway
+    raise TypeError(f"loan_buffer needs an ipc proxy or a weft.Server, got {type(target).__name__}")
+
+
+def loan_array(target, shape, dtype="float64"):
+    """A NumPy array in the shared memory of `target`'s server, to fill in place: passed as an
+    argument (or returned by a resource, for a weft.Server) it crosses without a copy."""
+    import numpy as np
+    dt = np.dtype(dtype)
+    shape = tuple(shape) if isinstance(shape, (tuple, list)) else (int(shape),)
+    if isinstance(target, Proxy):
+        return np.empty(shape, dt)
+    header = _native._ndarray_header(dt.str, list(shape))
+    count = 1
+    for d in shape:
+        count *= d
+    block = loan_buffer(target, len(header) + count * dt.itemsize)
+    memoryview(block)[: len(header)] = header
+    block._weft_array = (dt.str, shape, len(header))
+    return np.frombuffer(block, dtype=dt, count=count, offset=len(header)).reshape(shape)

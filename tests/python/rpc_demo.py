@@ -1,7 +1,8 @@
 """Contracts and resources shared by the RPC tests and the server processes they start."""
 
 import struct
-from typing import Optional
+import time
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -80,11 +81,133 @@ class StoreImpl:
         return seconds
 
 
+@weft.transferable
+class Table:
+    """Rows of (row_id u32, x, y, z f64), stored by column in one buffer: a 64-byte header
+    (u64 rows), then row_id, x, y, z, each starting 64-byte aligned."""
+
+    def __init__(self, rows: int, buf):
+        self.rows, self.buf = rows, buf
+        off = 64
+        self.row_id = np.frombuffer(buf, dtype=np.uint32, count=rows, offset=off)
+        off += (rows * 4 + 63) // 64 * 64
+        self.x = np.frombuffer(buf, dtype=np.float64, count=rows, offset=off)
+        self.y = np.frombuffer(buf, dtype=np.float64, count=rows, offset=off + rows * 8)
+        self.z = np.frombuffer(buf, dtype=np.float64, count=rows, offset=off + rows * 16)
+
+    @staticmethod
+    def nbytes(rows: int) -> int:
+        return 64 + (rows * 4 + 63) // 64 * 64 + rows * 24
+
+    @staticmethod
+    def build(rows: int, buf=None) -> "Table":
+        buf = bytearray(Table.nbytes(rows)) if buf is None else buf
+        memoryview(buf)[:8] = struct.pack("<Q", rows)
+        t = Table(rows, buf)
+        t.row_id[:] = np.arange(rows, dtype=np.uint32)
+        t.x[:] = np.arange(rows) * 0.5
+        t.y[:] = 1.0
+        t.z[:] = -0.25
+        return t
+
+    def serialize(t: "Table"):
+        return t.buf
+
+    def deserialize(raw: bytes) -> "Table":
+        return Table(struct.unpack_from("<Q", raw)[0], raw)
+
+    def from_buffer(buf: memoryview) -> "Table":
+        return Table(struct.unpack_from("<Q", buf)[0], buf)
+
+
+@weft.contract(namespace="demo.grid", version="1.0")
+class Grid:
+    @weft.read
+    def mesh(self) -> np.ndarray: ...
+
+    @weft.read
+    def table(self) -> Table: ...
+
+    @weft.read
+    def total(self, a: np.ndarray) -> float: ...
+
+    @weft.read
+    def last_block(self) -> str: ...
+
+    @weft.read
+    def count(self, n: int) -> Iterator[int]: ...
+
+    @weft.read
+    def chunks(self, n: int, size: int) -> Iterator[np.ndarray]: ...
+
+    @weft.read
+    def produced(self) -> int: ...
+
+    def spin(self, seconds: float) -> bool: ...
+
+    @weft.read
+    def spins_cancelled(self) -> int: ...
+
+
+class GridImpl:
+    """Keeps its mesh and table in the server's shared memory, so they are returned in place."""
+
+    def __init__(self, server: Optional["weft.Server"] = None, rows: int = 10_000):
+        target = server if server is not None else None
+        if target is not None:
+            self._mesh = weft.loan_array(target, (rows, 3), "float64")
+            self._table = Table.build(rows, weft.loan_buffer(target, Table.nbytes(rows)))
+        else:
+            self._mesh = np.empty((rows, 3))
+            self._table = Table.build(rows)
+        self._mesh[:] = np.arange(rows * 3, dtype=np.float64).reshape(rows, 3)
+        self._last_block = 0
+        self._produced = 0
+        self._cancelled = 0
+
+    def mesh(self) -> np.ndarray:
+        return self._mesh
+
+    def table(self) -> Table:
+        return self._table
+
+    def total(self, a: np.ndarray) -> float:
+        self._last_block = weft.block_id(a) or 0  # the argument's own block: read in place
+        return float(a.sum())
+
+    def last_block(self) -> str:
+        return str(self._last_block)  # block ids are u64
+
+    def count(self, n: int) -> Iterator[int]:
+        for i in range(n):
+            yield i
+            self._produced += 1
+
+    def chunks(self, n: int, size: int) -> Iterator[np.ndarray]:
+        for i in range(n):
+            yield np.full(size, i, dtype=np.int64)
+
+    def produced(self) -> int:
+        return self._produced
+
+    def spin(self, seconds: float) -> bool:
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            if weft.cancelled():
+                self._cancelled += 1
+                return True
+            time.sleep(0.001)
+        return False
+
+    def spins_cancelled(self) -> int:
+        return self._cancelled
+
+
 def serve(server_id: str) -> None:
-    """Runs in a child process: serves a Store until killed."""
-    import time
+    """Runs in a child process: serves a Store and a Grid until killed."""
     server = weft.Server(server_id)
     server.register(Store, StoreImpl(), name="store")
+    server.register(Grid, GridImpl(server), name="grid")
     server.start()
     print("ready", flush=True)
     while True:

@@ -1,6 +1,8 @@
 """Contracts from Python: canonical text, hash stability across languages, mismatch details."""
 
 import hashlib
+import threading
+import time
 from typing import Iterator
 
 import numpy as np
@@ -299,3 +301,122 @@ def test_a_timeout_ends_a_call(store_server):
     with pytest.raises(weft.Timeout):
         s.nap(1.0)
     s.close()
+
+
+# ---- hold mode, loans, streams, cancellation -----------------------------------------------------
+
+def _block_id(a):
+    return str(weft.block_id(a) or 0)
+
+
+def test_hold_mode_views_the_resources_own_shared_memory(store_server):
+    sid, _ = store_server
+    with weft.connect(rpc_demo.Grid, name="grid", address=f"ipc://{sid}") as g:
+        want = np.arange(30_000, dtype=np.float64).reshape(10_000, 3)
+        assert weft.hold_stats()["active_holds"] == 0
+        with weft.hold(g.mesh)() as held:
+            v = held.value
+            assert held.in_shared_memory and not v.flags.writeable
+            assert np.array_equal(v, want)
+            assert weft.hold_stats()["active_holds"] == 1
+            assert weft.hold_stats()["total_held_bytes"] >= want.nbytes
+        with pytest.raises(weft.Closed):
+            held.value
+        assert weft.hold_stats()["active_holds"] == 1  # `v` still views the block: it stays
+        del v
+        assert weft.hold_stats()["active_holds"] == 0
+        copy = g.mesh()  # without hold: a copy of its own
+        assert np.array_equal(copy, want) and weft.block_id(copy) is None
+        # A from_buffer type is built over shared memory in hold mode, from bytes otherwise.
+        held = weft.hold(g.table)()
+        t = held.value
+        assert t.rows == 10_000 and t.row_id[9999] == 9999 and t.x[10] == 5.0
+        assert isinstance(t.buf, memoryview)
+        held.release()
+        del t
+        t = g.table()
+        assert isinstance(t.buf, bytes) and float(t.x.sum() + t.y.sum() + t.z.sum()) == 24_997_500.0 + 10_000 - 2_500
+        assert weft.hold_stats()["active_holds"] == 0
+
+
+def test_an_unreleased_hold_warns_when_collected(store_server):
+    sid, _ = store_server
+    with weft.connect(rpc_demo.Grid, name="grid", address=f"ipc://{sid}") as g:
+        held = weft.hold(g.mesh)()
+        with pytest.warns(ResourceWarning):
+            del held
+            import gc
+            gc.collect()
+        assert weft.hold_stats()["active_holds"] == 0
+
+
+def test_a_loaned_array_is_read_in_place_by_the_resource(store_server):
+    sid, _ = store_server
+    with weft.connect(rpc_demo.Grid, name="grid", address=f"ipc://{sid}") as g:
+        a = weft.loan_array(g, (200_000,), "float64")
+        a[:] = 0.5
+        assert g.total(a) == 100_000.0
+        assert g.last_block() == _block_id(a)  # the server read the very block we wrote
+        b = np.full(200_000, 0.5)
+        assert g.total(b) == 100_000.0  # an ordinary array is copied into a block of its own
+        assert g.last_block() not in ("0", _block_id(a))
+        small = np.ones(10)
+        assert g.total(small) == 10.0 and g.last_block() == "0"  # small values travel inline
+        # A held result is passed on as it is, too.
+        with weft.hold(g.mesh)() as held:
+            assert g.total(held.value) == float(np.arange(30_000).sum())
+            assert g.last_block() == _block_id(held.value)
+
+
+def test_streams_deliver_in_order_and_stop_when_closed(store_server):
+    sid, _ = store_server
+    with weft.connect(rpc_demo.Grid, name="grid", address=f"ipc://{sid}") as g:
+        assert list(g.count(100)) == list(range(100))
+        for i, c in enumerate(g.chunks(5, 100_000)):
+            assert c.shape == (100_000,) and c[0] == i and c[-1] == i
+        held = weft.call(g.chunks, 3, 100_000, hold=True)
+        assert [int(c[0]) for c in held] == [0, 1, 2]
+        before = g.produced()
+        s = g.count(10**9)
+        assert [next(s) for _ in range(3)] == [0, 1, 2]
+        with pytest.raises(weft.Busy):  # one call at a time on a connection
+            g.produced()
+        s.close()
+        ran = g.produced() - before
+        assert 3 <= ran < 10**6  # the producer stopped (it may have run ahead by its credit)
+        time.sleep(0.2)
+        assert g.produced() - before == ran
+        assert list(g.count(3)) == [0, 1, 2]
+
+
+def test_cancel_ends_a_call_and_the_resource_sees_it(store_server):
+    sid, _ = store_server
+    with weft.connect(rpc_demo.Grid, name="grid", address=f"ipc://{sid}", timeout=60) as g:
+        token = weft.CancelToken()
+        threading.Timer(0.2, token.cancel).start()
+        with pytest.raises(weft.Cancelled):
+            weft.call(g.spin, 60.0, cancel=token)
+        for _ in range(1000):
+            if g.spins_cancelled() == 1:
+                break
+            time.sleep(0.01)
+        assert g.spins_cancelled() == 1
+        assert weft.call(g.spin, 0.01, cancel=weft.CancelToken()) is False  # control: not cancelled
+        assert g.spins_cancelled() == 1
+
+
+def test_the_same_options_work_in_process():
+    weft.register(rpc_demo.Grid, rpc_demo.GridImpl(), name="grid-local")
+    try:
+        g = weft.connect(rpc_demo.Grid, name="grid-local")
+        with weft.hold(g.mesh)() as held:
+            assert not held.in_shared_memory and held.value.shape == (10_000, 3)
+        assert list(g.count(5)) == [0, 1, 2, 3, 4]
+        token = weft.CancelToken()
+        threading.Timer(0.1, token.cancel).start()
+        with pytest.raises(weft.Cancelled):
+            weft.call(g.spin, 60.0, cancel=token)
+        assert g.spins_cancelled() == 1
+        assert weft.loan_array(g, (4,), "int32").dtype == np.int32
+    finally:
+        weft.unregister("grid-local")
