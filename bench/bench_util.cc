@@ -1,6 +1,12 @@
 #include "bench_util.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -267,6 +273,66 @@ int Join(pid_t pid) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return -1;
+}
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+pid_t StartProcess(const std::vector<std::string>& argv, const std::string& ready) {
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return -1;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  if (pid < 0) {
+    ::close(out[0]);
+    return -1;
+  }
+  bool up = ready.empty();
+  std::string line;
+  pollfd p{out[0], POLLIN, 0};
+  const int64_t until = MonotonicNs() + 60'000'000'000;
+  while (!up && MonotonicNs() < until && ::poll(&p, 1, 1000) >= 0) {
+    char c;
+    const ssize_t n = (p.revents & (POLLIN | POLLHUP)) ? ::read(out[0], &c, 1) : 0;
+    if (n < 0 || ((p.revents & POLLHUP) && n == 0)) break;
+    if (n == 0) continue;
+    if (c != '\n') {
+      line += c;
+      continue;
+    }
+    up = line.rfind(ready, 0) == 0;
+    line.clear();
+  }
+  ::close(out[0]);  // (the server's later output goes nowhere: a closed pipe)
+  if (!up) {
+    StopProcess(pid);
+    return -1;
+  }
+  return pid;
+}
+
+void StopProcess(pid_t pid) {
+  if (pid <= 0) return;
+  ::kill(pid, SIGKILL);
+  int st;
+  ::waitpid(pid, &st, 0);
 }
 
 void* SharedAlloc(size_t bytes) {

@@ -62,6 +62,13 @@ pid_t Fork(const std::function<int()>& body);
 // Waits for a child; returns its exit code (or 128 + signal).
 int Join(pid_t pid);
 
+// A free TCP port on 127.0.0.1 (for servers the benches start).
+int FreePort();
+// Starts a program (argv[0] a path) with stdout read here; waits up to a minute for it to print
+// a line starting with `ready` (if given). Returns its pid, or -1. StopProcess kills and reaps it.
+pid_t StartProcess(const std::vector<std::string>& argv, const std::string& ready = "");
+void StopProcess(pid_t pid);
+
 // Anonymous shared memory that survives fork (for control blocks and sample arrays).
 void* SharedAlloc(size_t bytes);
 void SharedFree(void* p, size_t bytes);

@@ -1,7 +1,10 @@
 // `weft bench rpc`: resource calls. Case `call`: the round trip of a small call (increment an
-// i64 counter) from a client to a server in another process, over Weft's ipc:// transport and
-// over a Unix socket carrying the same request and reply bytes with the same handler (no
-// library: the least any socket RPC pays).
+// i64 counter): in-process (inproc://, a direct call through the resource's scheduler), and to a
+// server in another process over Weft's ipc://, beside gRPC on loopback (Debian's libgrpc++),
+// a Unix socket carrying the same request and reply bytes with the same handler (no library:
+// the least any socket RPC pays) and the floor (two processes handing a counter back and forth
+// through one shared cache line). Python rows, and case `numpy` (tables of 1 K to 3 M rows
+// fetched and aggregated), come from bench/python/.
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,6 +15,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "grpc_client.h"
 #include "links.h"
 #include "suites.h"
 #include "weft/core/clock.h"
@@ -29,11 +33,97 @@ rpc::Contract Counter() {
   return rpc::ContractBuilder("bench.counter", "Counter", "1").Write<int64_t(int64_t)>("increment").Build().value();
 }
 
-Row CallRow(const std::string& transport, std::vector<int64_t>& samples, const std::string& mode = "") {
+Row CallRow(const std::string& transport, std::vector<int64_t>& samples, const std::string& mode = "",
+            const std::string& via = "ipc") {
   Row r = NewRow("rpc", "call", transport, 8, mode);
-  if (transport == "weft") r.extra["via"] = "ipc";
+  if (transport == "weft") r.extra["via"] = via;
   r.extra["lang"] = "cpp";
   SetLatency(r, samples);
+  return r;
+}
+
+rpc::Resource CounterResource(int64_t* value) {
+  rpc::Resource r;
+  r.contract = Counter();
+  r.handlers["increment"] = [value](const rpc::CallArgs& a) -> Result<std::string> {
+    int64_t by;
+    std::memcpy(&by, a.args[0].data(), 8);
+    *value += by;
+    return std::string(reinterpret_cast<const char*>(value), 8);
+  };
+  return r;
+}
+
+// The same call in this process: the proxy calls the handler through the resource's
+// scheduler. Timed in batches of 1000 (reading the clock costs as much as the call).
+Row CallInproc(int warm, int n) {
+  const std::string id = "bench-inproc-" + std::to_string(::getpid());
+  std::vector<int64_t> samples;
+  int64_t value = 0;
+  auto server = rpc::Server::Create(id);
+  if (server.ok() && (*server)->Register("counter", CounterResource(&value)).ok()) {
+    auto client = rpc::Client::Connect(Counter(), "counter", "inproc://" + id, Deadline::AfterMs(10'000));
+    if (client.ok()) {
+      const int64_t one = 1;
+      const std::vector<ByteView> args{ByteView(reinterpret_cast<const uint8_t*>(&one), 8)};
+      const Deadline deadline = Deadline::AfterMs(600'000);
+      constexpr int kBatch = 1000;
+      for (int b = 0; b < (warm + n) / 10; ++b) {
+        const int64_t t0 = MonotonicNs();
+        for (int i = 0; i < kBatch; ++i) {
+          auto r = (*client)->Call("increment", args, deadline);
+          if (!r.ok()) return CallRow("weft", samples, "", "inproc");
+        }
+        const int64_t t1 = MonotonicNs();
+        if (b >= warm / 10) samples.push_back((t1 - t0) / kBatch);
+      }
+    }
+  }
+  Row r = CallRow("weft", samples, "", "inproc");
+  r.note = "C++ client and resource in one process: a direct call through the scheduler (batches of 1000)";
+  return r;
+}
+
+// Two processes hand a counter back and forth through one shared cache line, both spinning:
+// the least a cross-process round trip costs on this machine.
+Row CallFloor(int warm, int n) {
+  auto* c = static_cast<Ctl*>(SharedAlloc(sizeof(Ctl)));
+  const int total = warm + n;
+  pid_t child = Fork([&] {
+    for (uint64_t i = 1; i <= static_cast<uint64_t>(total); ++i) {
+      WaitAtLeast(c->ready, i);
+      c->stop.store(i, std::memory_order_release);
+    }
+    return 0;
+  });
+  std::vector<int64_t> samples;
+  for (int i = 1; i <= total; ++i) {
+    const int64_t t0 = MonotonicNs();
+    c->ready.store(i, std::memory_order_release);
+    WaitAtLeast(c->stop, i);
+    const int64_t t1 = MonotonicNs();
+    if (i > warm) samples.push_back(t1 - t0);
+  }
+  Join(child);
+  SharedFree(c, sizeof(Ctl));
+  Row r = CallRow("floor", samples);
+  r.note = "a counter handed to another process and back through shared memory, both spinning";
+  return r;
+}
+
+// gRPC on loopback: a server process of its own (weft_grpc_server) and a synchronous stub.
+Row CallGrpc(int warm, int n) {
+  const int port = FreePort();
+  const std::string server = std::string(WEFT_BINARY_DIR) + "/bench/weft_grpc_server";
+  std::vector<int64_t> samples;
+  const pid_t pid = StartProcess({server, std::to_string(port)}, "ready");
+  if (pid > 0) {
+    samples = GrpcCallSamples(port, warm, n);
+    StopProcess(pid);
+  }
+  Row r = CallRow("grpc", samples);
+  r.note = samples.empty() ? "skipped: the gRPC server did not start"
+                           : "Debian libgrpc++, protobuf messages, synchronous stub, TCP on 127.0.0.1";
   return r;
 }
 
@@ -44,15 +134,7 @@ Row CallWeft(int warm, int n) {
     auto server = rpc::Server::Create(id);
     if (!server.ok()) return 1;
     int64_t value = 0;
-    rpc::Resource r;
-    r.contract = Counter();
-    r.handlers["increment"] = [&value](const rpc::CallArgs& a) -> Result<std::string> {
-      int64_t by;
-      std::memcpy(&by, a.args[0].data(), 8);
-      value += by;
-      return std::string(reinterpret_cast<const char*>(&value), 8);
-    };
-    if (!(*server)->Register("counter", std::move(r)).ok() || !(*server)->Start().ok()) return 2;
+    if (!(*server)->Register("counter", CounterResource(&value)).ok() || !(*server)->Start().ok()) return 2;
     c->ready.store(1);
     while (c->stop.load() == 0) ::usleep(1000);
     return 0;
@@ -119,40 +201,39 @@ Row CallUds(const std::string& mode, int warm, int n) {
   return r;
 }
 
-// Python clients and servers (bench/python/rpc_call.py): in-process, over ipc://, and a
-// Unix-socket pickle RPC.
-std::vector<Row> PythonCalls(bool quick) {
+// Rows measured by a Python script of bench/python/: one per line, tab-separated: case,
+// transport, via, mode, rows, n, p50, p99, p99.9 (ns), note; "-" for an empty field.
+std::vector<Row> PythonRows(const std::string& script, bool quick) {
   std::vector<Row> rows;
   const std::string src = WEFT_SOURCE_DIR, bin = WEFT_BINARY_DIR;
-  const std::string cmd = "PYTHONPATH='" + src + "/python:" + bin + "/python' /usr/bin/python3 '" + src +
-                          "/bench/python/rpc_call.py' --tsv" + (quick ? " --quick" : "");
+  const std::string cmd = "PYTHONPATH='" + src + "/python:" + bin + "/python' WEFT_BINARY_DIR='" + bin +
+                          "' /usr/bin/python3 '" + src + "/bench/python/" + script + "' --tsv" + (quick ? " --quick" : "");
   FILE* p = ::popen(cmd.c_str(), "r");
   if (p == nullptr) return rows;
-  char line[1024];
+  char line[2048];
   while (std::fgets(line, sizeof(line), p) != nullptr) {
-    char transport[32], via[32], note[512];
-    unsigned long long n = 0;
-    double p50 = 0, p99 = 0, p999 = 0;
-    // An empty `via` leaves two tabs together.
+    std::vector<std::string> f;
     std::string l(line);
-    if (l.find("\t\t") != std::string::npos) l.replace(l.find("\t\t"), 2, "\t-\t");
-    if (std::sscanf(l.c_str(), "%31[^\t]\t%31[^\t]\t%llu\t%lf\t%lf\t%lf\t%511[^\n]", transport, via, &n, &p50, &p99,
-                    &p999, note) != 7) {
-      continue;
-    }
-    Row r = NewRow("rpc", "call", transport, 8, "");
-    if (std::string(via) != "-") r.extra["via"] = via;
+    if (!l.empty() && l.back() == '\n') l.pop_back();
+    size_t pos = 0;
+    for (size_t tab; (tab = l.find('\t', pos)) != std::string::npos; pos = tab + 1) f.push_back(l.substr(pos, tab - pos));
+    f.push_back(l.substr(pos));
+    if (f.size() != 10) continue;
+    const uint64_t table_rows = f[4] == "-" ? 0 : std::stoull(f[4]);
+    Row r = NewRow("rpc", f[0], f[1], f[0] == "call" ? 8 : table_rows * 28, f[3] == "-" ? "" : f[3]);
+    if (f[2] != "-") r.extra["via"] = f[2];
+    if (table_rows != 0) r.extra["rows"] = f[4];
     r.extra["lang"] = "python";
     r.latency = true;
-    r.n = n;
-    r.p50_ns = p50;
-    r.p99_ns = p99;
-    r.p999_ns = p999;
-    r.note = note;
+    r.n = std::stoull(f[5]);
+    r.p50_ns = std::stod(f[6]);
+    r.p99_ns = std::stod(f[7]);
+    r.p999_ns = std::stod(f[8]);
+    r.note = f[9];
     rows.push_back(r);
   }
   if (::pclose(p) != 0 || rows.empty()) {
-    std::fprintf(stderr, "weft bench: the Python case did not run (is the weft module built?)\n");
+    std::fprintf(stderr, "weft bench: %s did not run (is the weft module built?)\n", script.c_str());
   }
   return rows;
 }
@@ -164,11 +245,18 @@ void RunRpcSuite(const Options& opt) {
   Results res;
   const int n = opt.quick ? 2000 : 20'000;
   for (int round = 0; round < (opt.quick ? 1 : 3); ++round) {
-    if (!want("call")) break;
-    res.Add(CallWeft(500, n));
-    res.Add(CallUds("spin", 500, n));
-    res.Add(CallUds("parked", 500, n));
-    for (const Row& r : PythonCalls(opt.quick)) res.Add(r);
+    if (want("call")) {
+      res.Add(CallInproc(500, n));
+      res.Add(CallWeft(500, n));
+      res.Add(CallGrpc(500, n / 4));
+      res.Add(CallUds("spin", 500, n));
+      res.Add(CallUds("parked", 500, n));
+      res.Add(CallFloor(500, n));
+      for (const Row& r : PythonRows("rpc_call.py", opt.quick)) res.Add(r);
+    }
+    if (want("numpy")) {
+      for (const Row& r : PythonRows("rpc_numpy.py", opt.quick)) res.Add(r);
+    }
   }
   Emit("rpc", res.Medians(), opt);
 }

@@ -1,9 +1,11 @@
 """Python small-call round trips for `weft bench rpc`: a counter's increment(1), in-process
-(a direct call), over Weft's ipc:// to a server in another process, and over a Unix-socket
-pickle RPC (length-prefixed pickled requests and replies, server in another process).
+(a direct call), over Weft's ipc:// to a server in another process, over gRPC on loopback
+(Debian's python3-grpcio, the same 8-byte request and reply), and over a Unix-socket pickle
+RPC (length-prefixed pickled requests and replies, server in another process).
 
-Prints TSV rows (transport, via, n, p50, p99, p999 in ns, note) for `weft bench rpc`, or JSON
-rows when run directly.
+Prints TSV rows (see rpc_bench.cc: PythonRows) for `weft bench rpc`, or JSON rows when run
+directly. `--grpc-server PORT` runs the gRPC server (a process of its own: gRPC and fork() do
+not mix).
 """
 
 import json
@@ -95,6 +97,53 @@ def run_ipc(warm, n):
         os.waitpid(pid, 0)
 
 
+def serve_grpc(port):
+    import grpc
+    from concurrent import futures
+    impl = CounterImpl()
+
+    def increment(request, context):
+        return struct.pack("<q", impl.increment(struct.unpack("<q", request)[0]))
+
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Counter", {"Increment": grpc.unary_unary_rpc_method_handler(increment)})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1), handlers=[handler])
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    print("ready", flush=True)
+    server.wait_for_termination()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(args, script=__file__):
+    """A server process of its own (`script` with `args`), once it has printed "ready"."""
+    import subprocess
+    p = subprocess.Popen([sys.executable, os.path.abspath(script), *args], stdout=subprocess.PIPE, text=True)
+    if p.stdout.readline().strip() != "ready":
+        p.kill()
+        raise RuntimeError(f"server {args} did not start")
+    return p
+
+
+def run_grpc(warm, n):
+    port = free_port()
+    server = start_server(["--grpc-server", str(port)])
+    import grpc
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+            stub = channel.unary_unary("/bench.Counter/Increment")
+            return time_calls(lambda a: struct.unpack("<q", stub(struct.pack("<q", a)))[0], warm, n)
+    finally:
+        server.kill()
+        server.wait()
+
+
 def _recv_exact(sock, n):
     buf = bytearray()
     while len(buf) < n:
@@ -137,21 +186,30 @@ def run_uds_pickle(warm, n):
         os.waitpid(pid, 0)
 
 
+def emit(rows):
+    """Prints rows (dicts: case, transport, via, mode, rows, n, p50, p99, p999, note)."""
+    for r in rows:
+        if "--tsv" in sys.argv:
+            print("\t".join(str(r.get(k) or "-") for k in
+                            ("case", "transport", "via", "mode", "rows", "n", "p50", "p99", "p999", "note")), flush=True)
+        else:
+            print(json.dumps(dict(suite="rpc", lang="python", **{k: v for k, v in r.items() if v not in ("", None)})))
+
+
 def main():
+    if "--grpc-server" in sys.argv:
+        return serve_grpc(int(sys.argv[sys.argv.index("--grpc-server") + 1]))
     quick = "--quick" in sys.argv
     n = 2000 if quick else 20000
     rows = []
-    for transport, via, fn, note in (
-            ("weft", "inproc", run_inproc, "python proxy, direct call, no serialization"),
-            ("weft", "ipc", run_ipc, "python client and server in two processes"),
-            ("uds-pickle", "", run_uds_pickle, "pickled requests and replies over a Unix socket, server in another process")):
-        p50, p99, p999 = percentiles(fn(500, n))
-        rows.append(dict(transport=transport, via=via, n=n, p50=p50, p99=p99, p999=p999, note=note))
-    for r in rows:
-        if "--tsv" in sys.argv:
-            print("\t".join(str(r[k]) for k in ("transport", "via", "n", "p50", "p99", "p999", "note")))
-        else:
-            print(json.dumps(dict(suite="rpc", case="call", lang="python", **r)))
+    for transport, via, fn, count, note in (
+            ("weft", "inproc", run_inproc, n, "python proxy, direct call, no serialization"),
+            ("weft", "ipc", run_ipc, n, "python client and server in two processes"),
+            ("grpc", "", run_grpc, n // 4, "python3-grpcio, the same 8-byte request and reply, TCP on 127.0.0.1"),
+            ("uds-pickle", "", run_uds_pickle, n, "pickled requests and replies over a Unix socket, server in another process")):
+        p50, p99, p999 = percentiles(fn(500, count))
+        rows.append(dict(case="call", transport=transport, via=via, n=count, p50=p50, p99=p99, p999=p999, note=note))
+    emit(rows)
 
 
 if __name__ == "__main__":

@@ -156,8 +156,10 @@ struct Hosted {
   Resource resource;
   std::vector<Handler> handlers;  // by method index
   internal::Scheduler scheduler;
+  // Set at Shutdown. An in-process call checks it once it holds its turn in the scheduler, and
+  // Shutdown takes a write turn after setting it: so a call either finishes before Shutdown
+  // goes on, or sees the flag and does not run.
   std::atomic<bool> closed{false};
-  std::atomic<int> inproc_calls{0};  // in-process calls in flight
 };
 
 struct Server::Impl {
@@ -540,7 +542,7 @@ Status Server::Shutdown(Deadline deadline) {
   for (auto& [name, h] : m.resources) {
     h->closed.store(true);
     // In-process calls that got in before the flag finish first.
-    while (h->inproc_calls.load() != 0 && !deadline.Expired()) std::this_thread::yield();
+    if (h->scheduler.Enter(Access::kWrite, deadline)) h->scheduler.Leave(Access::kWrite);
   }
   for (auto& [name, h] : m.resources) {
     if (h->resource.on_shutdown) h->resource.on_shutdown();
@@ -568,7 +570,8 @@ namespace {
 // A call made in this process: the handler runs on the caller's thread.
 class InprocCall final : public CallContext {
  public:
-  InprocCall(const std::shared_ptr<Blocks>& blocks, const CancelToken* cancel) : blocks_(blocks), cancel_(cancel) {}
+  // `blocks` must outlive the call (the caller's reference keeps it).
+  InprocCall(Blocks* blocks, const CancelToken* cancel) : blocks_(blocks), cancel_(cancel) {}
   bool Cancelled() override { return cancel_ != nullptr && cancel_->cancelled(); }
   Status Yield(ByteView chunk) override {
     if (!sink_) return InvalidArgument("Yield from a method that does not stream");
@@ -588,7 +591,7 @@ class InprocCall final : public CallContext {
   ByteView view_;
 
  private:
-  std::shared_ptr<Blocks> blocks_;
+  Blocks* blocks_;
   const CancelToken* cancel_;
 };
 
@@ -622,6 +625,8 @@ struct Client::Impl {
   Result<Reply> ToReply(const internal::Frame& f, bool hold);
   void Drop(const internal::Frame& f);
   Result<Reply> CallLocal(int idx, const std::vector<ByteView>& args, const CallOptions& o);
+  // The handler's own result (the caller looks at ctx for a held one).
+  Result<std::string> RunLocal(int idx, const std::vector<ByteView>& args, const CallOptions& o, InprocCall& ctx);
 };
 
 Result<uint64_t> Client::Impl::Send(int idx, const std::vector<ByteView>& args, Deadline deadline) {
@@ -727,33 +732,8 @@ Result<Reply> Client::Impl::ToReply(const internal::Frame& f, bool hold) {
 }
 
 Result<Reply> Client::Impl::CallLocal(int idx, const std::vector<ByteView>& args, const CallOptions& o) {
-  Hosted& h = *local;
-  h.inproc_calls.fetch_add(1, std::memory_order_acquire);
-  struct Out {
-    Hosted& h;
-    ~Out() { h.inproc_calls.fetch_sub(1, std::memory_order_release); }
-  } out{h};
-  if (h.closed.load(std::memory_order_acquire)) return Status(Code::kClosed, "the resource's server shut down");
-  const MethodSpec& ms = contract.methods[idx];
-  if (args.size() != ms.params.size()) {
-    return InvalidArgument("method '" + ms.name + "' takes " + std::to_string(ms.params.size()) + " arguments, got " +
-                           std::to_string(args.size()));
-  }
-  InprocCall ctx(blocks, o.cancel);
-  CallArgs a;
-  a.method = idx;
-  a.args = args;
-  a.deadline = o.deadline;
-  a.context = &ctx;
-  std::function<bool()> cancelled;
-  if (o.cancel != nullptr) cancelled = [&o] { return o.cancel->cancelled(); };
-  if (!h.scheduler.Enter(ms.access, o.deadline, o.cancel != nullptr ? &cancelled : nullptr)) {
-    if (o.cancel != nullptr && o.cancel->cancelled()) return Status(Code::kCancelled, "the call was cancelled");
-    return Status(Code::kTimeout, "resource busy past the call's deadline");
-  }
-  Result<std::string> r = h.handlers[idx](a);
-  h.scheduler.Leave(ms.access);
-  if (o.cancel != nullptr && o.cancel->cancelled()) return Status(Code::kCancelled, "the call was cancelled");
+  InprocCall ctx(blocks.get(), o.cancel);
+  Result<std::string> r = RunLocal(idx, args, o, ctx);
   if (!r.ok()) return r.status();
   Reply rep;
   if (ctx.held_ != nullptr) {
@@ -767,6 +747,35 @@ Result<Reply> Client::Impl::CallLocal(int idx, const std::vector<ByteView>& args
     rep.inline_bytes = std::move(r).value();
   }
   return rep;
+}
+
+Result<std::string> Client::Impl::RunLocal(int idx, const std::vector<ByteView>& args, const CallOptions& o,
+                                           InprocCall& ctx) {
+  Hosted& h = *local;
+  const MethodSpec& ms = contract.methods[idx];
+  if (args.size() != ms.params.size()) {
+    return InvalidArgument("method '" + ms.name + "' takes " + std::to_string(ms.params.size()) + " arguments, got " +
+                           std::to_string(args.size()));
+  }
+  CallArgs a;
+  a.method = idx;
+  a.args = args;
+  a.deadline = o.deadline;
+  a.context = &ctx;
+  std::function<bool()> cancelled;
+  if (o.cancel != nullptr) cancelled = [&o] { return o.cancel->cancelled(); };
+  if (!h.scheduler.Enter(ms.access, o.deadline, o.cancel != nullptr ? &cancelled : nullptr)) {
+    if (o.cancel != nullptr && o.cancel->cancelled()) return Status(Code::kCancelled, "the call was cancelled");
+    return Status(Code::kTimeout, "resource busy past the call's deadline");
+  }
+  if (h.closed.load(std::memory_order_relaxed)) {  // ordered by the scheduler's turn (see Hosted)
+    h.scheduler.Leave(ms.access);
+    return Status(Code::kClosed, "the resource's server shut down");
+  }
+  Result<std::string> r = h.handlers[idx](a);
+  h.scheduler.Leave(ms.access);
+  if (o.cancel != nullptr && o.cancel->cancelled()) return Status(Code::kCancelled, "the call was cancelled");
+  return r;
 }
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -879,6 +888,15 @@ Result<Reply> Client::Invoke(std::string_view method, const std::vector<ByteView
 Result<std::string> Client::Call(std::string_view method, const std::vector<ByteView>& args, Deadline deadline) {
   CallOptions o;
   o.deadline = deadline;
+  Impl& m = *impl_;
+  if (m.local != nullptr) {  // the handler's string itself, without a Reply around it
+    const int idx = m.contract.Find(method);
+    if (idx < 0 || m.contract.methods[idx].stream) return m.Method(method, false).status();
+    InprocCall ctx(m.blocks.get(), nullptr);
+    Result<std::string> r = m.RunLocal(idx, args, o, ctx);
+    if (r.ok() && ctx.held_ != nullptr) return std::string(reinterpret_cast<const char*>(ctx.view_.data()), ctx.view_.size());
+    return r;
+  }
   auto r = Invoke(method, args, o);
   if (!r.ok()) return r.status();
   return std::move(r->inline_bytes);
@@ -1033,7 +1051,6 @@ Result<std::unique_ptr<Stream>> Client::OpenStream(std::string_view method, cons
     Hosted& h = *m.local;
     const MethodSpec& ms = m.contract.methods[*idx];
     if (args.size() != ms.params.size()) return InvalidArgument("method '" + ms.name + "' takes " + std::to_string(ms.params.size()) + " arguments");
-    if (h.closed.load()) return Status(Code::kClosed, "the resource's server shut down");
     // The handler's arguments are copied: it runs on after this call returns.
     auto copies = std::make_shared<std::vector<std::string>>();
     for (ByteView a : args) copies->emplace_back(reinterpret_cast<const char*>(a.data()), a.size());
@@ -1041,11 +1058,10 @@ Result<std::unique_ptr<Stream>> Client::OpenStream(std::string_view method, cons
     std::shared_ptr<Hosted> hosted = m.local;
     std::shared_ptr<Blocks> blocks = m.blocks;
     const int index = *idx;
-    hosted->inproc_calls.fetch_add(1);
     s->worker = std::thread([raw, hosted, blocks, copies, index, access = ms.access] {
       std::vector<ByteView> views;
       for (const std::string& c : *copies) views.push_back(AsBytes(c));
-      InprocCall ctx(blocks, &raw->stop);
+      InprocCall ctx(blocks.get(), &raw->stop);
       ctx.sink_ = [raw](ByteView chunk) -> Status {
         std::unique_lock<std::mutex> lk(raw->mu);
         raw->cv.wait(lk, [&] { return raw->credits > 0 || raw->stop.cancelled(); });
@@ -1064,12 +1080,14 @@ Result<std::unique_ptr<Stream>> Client::OpenStream(std::string_view method, cons
       Status final;
       if (!hosted->scheduler.Enter(access, a.deadline, &cancelled)) {
         final = Status(Code::kTimeout, "resource busy past the call's deadline");
+      } else if (hosted->closed.load(std::memory_order_relaxed)) {
+        hosted->scheduler.Leave(access);
+        final = Status(Code::kClosed, "the resource's server shut down");
       } else {
         Result<std::string> r = hosted->handlers[index](a);
         hosted->scheduler.Leave(access);
         if (!r.ok()) final = r.status();
       }
-      hosted->inproc_calls.fetch_sub(1);
       std::lock_guard<std::mutex> g(raw->mu);
       raw->finished = true;
       raw->final = final;

@@ -86,8 +86,9 @@ Status Channel::WaitFor(Ready&& ready, const uint64_t* futex_cursor, Deadline de
   // Spin phase.
   const bool forever = wait_.spin_ns == WaitPolicy::kSpinForever;
   const int64_t spin = forever ? INT64_MAX : spin_ns_;
+  int64_t start = 0;  // when spinning began (0: it did not)
   if (spin > 0) {
-    const int64_t start = MonotonicNs();
+    start = MonotonicNs();
     int64_t next_check = start + kPeerCheckIntervalNs;
     for (uint32_t i = 1;; ++i) {
       if (ready()) {
@@ -107,20 +108,31 @@ Status Channel::WaitFor(Ready&& ready, const uint64_t* futex_cursor, Deadline de
         }
       }
     }
-    if (wait_.adaptive && !forever) spin_ns_ = internal::SpinWasted(spin_ns_, wait_.spin_ns);
   }
+  // Adapts the spin budget to how long this wait took in the end (see SpinAfterSleep).
+  auto woke = [&] {
+    if (wait_.adaptive && !forever && start != 0) {
+      spin_ns_ = internal::SpinAfterSleep(spin_ns_, wait_.spin_ns, MonotonicNs() - start);
+    }
+    return Status::Ok();
+  };
+  auto gave_up = [&] {
+    if (wait_.adaptive && !forever && start != 0) spin_ns_ = internal::SpinWasted(spin_ns_, wait_.spin_ns);
+  };
 
   // Sleep phase: futex on the low half of the cursor the peer advances.
   const uint32_t* word = internal::LowWord(futex_cursor);
   for (;;) {
     PeerState ps = CheckPeer();
     if (ps == PeerState::kDead || ps == PeerState::kClosed) {
-      if (ready()) return Status::Ok();
+      if (ready()) return woke();
+      gave_up();
       return PeerFailure(ps);
     }
     const int64_t left = deadline.RemainingNs();
     if (left == 0) {
-      if (ready()) return Status::Ok();
+      if (ready()) return woke();
+      gave_up();
       return Status(Code::kTimeout, "timed out waiting on channel '" + segment_.name() + "'");
     }
     // SYNC POINT A: relaxed store then a seq_cst fence, paired with the fence after the
@@ -131,14 +143,14 @@ Status Channel::WaitFor(Ready&& ready, const uint64_t* futex_cursor, Deadline de
     const uint32_t expected = Atomic(*const_cast<uint32_t*>(word)).load(std::memory_order_relaxed);
     if (ready()) {
       Atomic(flags.sleeping).store(0, std::memory_order_relaxed);
-      return Status::Ok();
+      return woke();
     }
     Bump(stats.sleeps);
     const int64_t slice = std::min(left, std::max<int64_t>(wait_.liveness_check_ns, 1000));
     if (internal::FutexWait(word, expected, slice) && slice < left) Bump(stats.sleep_timeouts);
     // relaxed is enough since a stale 1 only costs the peer a spare wake.
     Atomic(flags.sleeping).store(0, std::memory_order_relaxed);
-    if (ready()) return Status::Ok();
+    if (ready()) return woke();
   }
 }
 

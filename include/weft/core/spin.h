@@ -18,5 +18,12 @@ inline int64_t SpinPaid(int64_t current, int64_t most) { return std::min(current
 inline int64_t SpinWasted(int64_t current, int64_t most) {
   return std::max(current / 2, std::min(kMinSpinNs, most));
 }
+// The budget after a spin that ended without work, then a sleep that ended with work
+// `waited_ns` after the spin began. If the most spinning allowed would have caught it, the
+// budget grows as if the spin had paid: otherwise a budget once shrunk (after an idle spell)
+// could never grow back, since only a spin that already catches the peer pays.
+inline int64_t SpinAfterSleep(int64_t current, int64_t most, int64_t waited_ns) {
+  return waited_ns <= most ? SpinPaid(current, most) : SpinWasted(current, most);
+}
 
 }  // namespace weft

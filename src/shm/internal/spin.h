@@ -7,4 +7,5 @@ namespace weft::shm::internal {
 using weft::kMinSpinNs;
 using weft::SpinPaid;
 using weft::SpinWasted;
+using weft::SpinAfterSleep;
 }  // namespace weft::shm::internal

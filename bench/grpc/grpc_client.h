@@ -1,0 +1,13 @@
+// The gRPC client of `weft bench rpc`'s baseline rows, in a file of its own so that gRPC's
+// headers are compiled once.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace weft::bench {
+
+// Round trips of Increment(1) to the server at 127.0.0.1:<port>, after `warm` unmeasured ones.
+std::vector<int64_t> GrpcCallSamples(int port, int warm, int n);
+
+}  // namespace weft::bench

@@ -1,0 +1,275 @@
+"""NumPy round trips for `weft bench rpc`, case `numpy`: a table of N rows (row_id u32 and x, y,
+z f64, stored by column) fetched from a resource in another process, then the client's
+aggregation sum(x) + sum(y) + sum(z) over it, the same in every row. Modes:
+
+  hold  the table is viewed in place in the server's shared memory (weft.hold)
+  copy  the client gets a copy of its own
+  loan  the other direction: the client's table, built in shared memory (weft.loan_buffer),
+        aggregated by the resource in place; only the sum comes back
+
+Baselines: gRPC (python3-grpcio; the table's bytes in one message, the server in a process of
+its own), a Unix-socket pickle RPC (the columns pickled, protocol 5), and the floor: the
+aggregation alone, on a table in local memory.
+
+Prints TSV rows (see rpc_bench.cc: PythonRows), or JSON rows when run directly.
+"""
+
+import os
+import pickle
+import signal
+import socket
+import struct
+import sys
+import time
+
+import numpy as np
+
+import weft
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rpc_call import emit, fork_server, free_port, percentiles, start_server, _recv_exact  # noqa: E402
+
+
+@weft.transferable
+class Table:
+    """row_id u32, x, y, z f64 by column in one buffer: a 64-byte header (u64 rows), then each
+    column starting 64-byte aligned. from_buffer views shared memory; deserialize views bytes."""
+
+    def __init__(self, rows, buf):
+        self.rows, self.buf = rows, buf
+        off = 64
+        self.row_id = np.frombuffer(buf, dtype=np.uint32, count=rows, offset=off)
+        off += (rows * 4 + 63) // 64 * 64
+        self.x = np.frombuffer(buf, dtype=np.float64, count=rows, offset=off)
+        self.y = np.frombuffer(buf, dtype=np.float64, count=rows, offset=off + rows * 8)
+        self.z = np.frombuffer(buf, dtype=np.float64, count=rows, offset=off + rows * 16)
+
+    @staticmethod
+    def nbytes(rows):
+        return 64 + (rows * 4 + 63) // 64 * 64 + rows * 24
+
+    @staticmethod
+    def build(rows, buf=None):
+        buf = bytearray(Table.nbytes(rows)) if buf is None else buf
+        memoryview(buf)[:8] = struct.pack("<Q", rows)
+        t = Table(rows, buf)
+        t.row_id[:] = np.arange(rows, dtype=np.uint32)
+        rng = np.random.default_rng(rows)
+        t.x[:], t.y[:], t.z[:] = rng.random(rows), rng.random(rows), rng.random(rows)
+        return t
+
+    def serialize(t):
+        return t.buf  # a loaned buffer is sent as it is
+
+    def deserialize(raw):
+        return Table(struct.unpack_from("<Q", raw)[0], raw)
+
+    def from_buffer(buf):
+        return Table(struct.unpack_from("<Q", buf)[0], buf)
+
+
+def aggregate(t):
+    return float(t.x.sum() + t.y.sum() + t.z.sum())
+
+
+@weft.contract(namespace="bench.tables", version="1")
+class Tables:
+    @weft.read
+    def table(self, rows: int) -> Table: ...
+
+    @weft.read
+    def aggregate(self, t: Table) -> float: ...
+
+
+class TablesImpl:
+    """Keeps its tables in the server's shared memory, where clients can view them."""
+
+    def __init__(self, server, sizes):
+        self.tables = {n: Table.build(n, weft.loan_buffer(server, Table.nbytes(n))) for n in sizes}
+
+    def table(self, rows: int) -> Table:
+        return self.tables[rows]
+
+    def aggregate(self, t: Table) -> float:
+        return aggregate(t)
+
+
+def reps(rows, quick):
+    n = 200 if rows <= 10_000 else 60 if rows <= 100_000 else 20 if rows <= 1_000_000 else 8
+    return max(3, n // 4) if quick else n
+
+
+def timed(fn, n, warm=3):
+    for _ in range(warm):
+        fn()
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        fn()
+        out.append(time.perf_counter_ns() - t0)
+    return out
+
+
+def row(transport, mode, rows, samples, note, via=""):
+    p50, p99, p999 = percentiles(samples)
+    return dict(case="numpy", transport=transport, via=via, mode=mode, rows=rows, n=len(samples), p50=p50, p99=p99,
+                p999=p999, note=note)
+
+
+def weft_rows(sizes, quick):
+    sid = f"pynumpy-{os.getpid()}"
+
+    def serve(w):
+        server = weft.Server(sid)
+        server.register(Tables, TablesImpl(server, sizes), name="tables")
+        server.start()
+        signal.signal(signal.SIGTERM, lambda *_: (server.shutdown(), os._exit(0)))
+        os.write(w, b"1")
+        while True:
+            time.sleep(1)
+
+    pid = fork_server(serve)
+    out = []
+    try:
+        with weft.connect(Tables, name="tables", address=f"ipc://{sid}", timeout=60) as p:
+            held_call = weft.hold(p.table)
+            for rows in sizes:
+                want = aggregate(p.table(rows))
+
+                def hold():
+                    with held_call(rows) as h:
+                        assert aggregate(h.value) == want
+
+                def copy():
+                    assert aggregate(p.table(rows)) == want
+
+                mine = Table.build(rows, weft.loan_buffer(p, Table.nbytes(rows)))
+                mine_sum = aggregate(mine)
+
+                def loan():
+                    assert p.aggregate(mine) == mine_sum
+
+                out.append(row("weft", "hold", rows, timed(hold, reps(rows, quick)),
+                               "the table viewed in the server's shared memory (weft.hold), then aggregated", "ipc"))
+                out.append(row("weft", "copy", rows, timed(copy, reps(rows, quick)),
+                               "the table copied out of shared memory into the client's own bytes, then aggregated",
+                               "ipc"))
+                out.append(row("weft", "loan", rows, timed(loan, reps(rows, quick)),
+                               "the client's table (built in a loaned block) aggregated by the resource in place",
+                               "ipc"))
+                del mine
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+    return out
+
+
+def serve_grpc(port, sizes):
+    import grpc
+    from concurrent import futures
+    tables = {n: bytes(Table.build(n).buf) for n in sizes}
+
+    def table(request, context):
+        return tables[struct.unpack("<q", request)[0]]
+
+    handler = grpc.method_handlers_generic_handler("bench.Tables",
+                                                   {"Table": grpc.unary_unary_rpc_method_handler(table)})
+    opts = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1), handlers=[handler], options=opts)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    print("ready", flush=True)
+    server.wait_for_termination()
+
+
+def grpc_rows(sizes, quick):
+    port = free_port()
+    proc = start_server(["--grpc-server", str(port), ",".join(map(str, sizes))], __file__)
+    import grpc
+    out = []
+    try:
+        opts = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=opts) as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+            stub = channel.unary_unary("/bench.Tables/Table")
+            for rows in sizes:
+                req = struct.pack("<q", rows)
+                out.append(row("grpc", "copy", rows, timed(lambda: aggregate(Table.deserialize(stub(req))), reps(rows, quick)),
+                               "python3-grpcio, the table's bytes in one message, TCP on 127.0.0.1"))
+    finally:
+        proc.kill()
+        proc.wait()
+    return out
+
+
+def pickle_rows(sizes, quick):
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+    def serve(w):
+        a.close()
+        tables = {n: Table.build(n) for n in sizes}
+        os.write(w, b"1")
+        try:
+            while True:
+                rows = struct.unpack("<q", _recv_exact(b, 8))[0]
+                t = tables[rows]
+                data = pickle.dumps((t.row_id, t.x, t.y, t.z), protocol=5)
+                b.sendall(struct.pack("<Q", len(data)) + data)
+        except EOFError:
+            pass
+
+    pid = fork_server(serve)
+    b.close()
+
+    class Cols:
+        def __init__(self, cols):
+            self.row_id, self.x, self.y, self.z = cols
+
+    def fetch(rows):
+        a.sendall(struct.pack("<q", rows))
+        size = struct.unpack("<Q", _recv_exact(a, 8))[0]
+        buf = bytearray(size)
+        view, got = memoryview(buf), 0
+        while got < size:
+            n = a.recv_into(view[got:])
+            if n == 0:
+                raise EOFError
+            got += n
+        return Cols(pickle.loads(buf))
+
+    out = []
+    try:
+        for rows in sizes:
+            out.append(row("uds-pickle", "copy", rows, timed(lambda: aggregate(fetch(rows)), reps(rows, quick)),
+                           "the columns pickled (protocol 5) over a Unix socket, server in another process"))
+    finally:
+        a.close()
+        os.waitpid(pid, 0)
+    return out
+
+
+def floor_rows(sizes, quick):
+    out = []
+    for rows in sizes:
+        t = Table.build(rows)
+        out.append(row("floor", "", rows, timed(lambda: aggregate(t), reps(rows, quick)),
+                       "the aggregation alone, on a table in local memory"))
+    return out
+
+
+SIZES = [1_000, 10_000, 100_000, 1_000_000, 3_000_000]
+
+
+def main():
+    if "--grpc-server" in sys.argv:
+        i = sys.argv.index("--grpc-server")
+        return serve_grpc(int(sys.argv[i + 1]), [int(x) for x in sys.argv[i + 2].split(",")])
+    quick = "--quick" in sys.argv
+    rows = weft_rows(SIZES, quick) + grpc_rows(SIZES, quick) + pickle_rows(SIZES, quick) + floor_rows(SIZES, quick)
+    order = {"weft": 0, "grpc": 1, "uds-pickle": 2, "floor": 3}
+    rows.sort(key=lambda r: (r["rows"], order[r["transport"]]))
+    emit(rows)
+
+
+if __name__ == "__main__":
+    main()
