@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <atomic>
 #include <cstring>
@@ -10,6 +12,7 @@
 
 #include "shm/test_util.h"
 #include "store_resource.h"
+#include "weft/shm/channel.h"
 #include "weft/shm/pool.h"
 #include "weft/rpc/rpc.h"
 #include "wire.h"
@@ -235,6 +238,101 @@ TEST(IpcTest, AServerReclaimsTheBlocksOfAClientKilledMidCall) {
   // And it serves the next client.
   auto c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000)).value();
   EXPECT_EQ(I64(c->Call("increment", {AsBytes(EncodeI64(1))}, Deadline::AfterMs(60'000))), 1);
+}
+
+// A client written by hand, speaking the wire format directly: it can send what no Client would.
+struct RawClient {
+  std::unique_ptr<shm::Channel> req, rep;
+  std::unique_ptr<shm::Pool> pool;
+  uint32_t resource = 0;
+
+  bool Connect(const std::string& id, const Contract& contract) {
+    static int n = 0;
+    const std::string stem = "raw-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+    req = shm::Channel::Create(stem + "-req", {.capacity = 1 << 20, .role = shm::Role::kProducer, .wait = {}}).value();
+    rep = shm::Channel::Create(stem + "-rep", {.capacity = 1 << 20, .role = shm::Role::kConsumer, .wait = {}}).value();
+    pool = shm::Pool::Open("rpc." + id + ".pool").value();
+    const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    const std::string name = "weft.rpc." + id;
+    std::memcpy(a.sun_path + 1, name.data(), name.size());
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), offsetof(sockaddr_un, sun_path) + 1 + name.size()) != 0) return false;
+    const std::string hello = "hello\ncounter\n" + stem + "-req\n" + stem + "-rep\n" +
+                              std::to_string(pool->holder_slot()) + "\n" + contract.Canonical();
+    (void)!::send(fd, hello.data(), hello.size(), 0);
+    char buf[4096];
+    const ssize_t got = ::recv(fd, buf, sizeof(buf), 0);
+    ::close(fd);
+    shm::Channel::Unlink(stem + "-req").IgnoreError();
+    shm::Channel::Unlink(stem + "-rep").IgnoreError();
+    if (got < 3 || std::string(buf, 3) != "ok\n") return false;
+    resource = static_cast<uint32_t>(std::atoi(buf + 3));
+    return true;
+  }
+  void Send(uint32_t method, const std::vector<internal::Value>& values, uint64_t call) {
+    std::string frame(sizeof(internal::FrameHeader) + internal::ValuesSize(values), '\0');
+    auto* p = reinterpret_cast<uint8_t*>(frame.data());
+    internal::EncodeHeader(internal::FrameType::kCall, 0, resource, method, call, 0,
+                           static_cast<uint32_t>(frame.size() - sizeof(internal::FrameHeader)), p);
+    internal::EncodeValues(values, p + sizeof(internal::FrameHeader));
+    ASSERT_TRUE(req->Write(AsBytes(frame), Deadline::AfterMs(10'000)).ok());
+  }
+  // The code of the answer to `call` (kOk for a reply).
+  Code Answer(uint64_t call) {
+    auto rec = rep->Read(Deadline::AfterMs(60'000));
+    if (!rec.ok()) return rec.status().code();
+    auto f = internal::DecodeFrame(*rec);
+    Code c = Code::kCorrupt;
+    if (f.ok() && f->header.call_id == call) {
+      c = f->type() == internal::FrameType::kReply ? Code::kOk : internal::DecodeError(f->payload).code();
+    }
+    rep->Release().IgnoreError();
+    return c;
+  }
+};
+
+TEST(IpcTest, AHostileClientGetsClearErrorsAndOthersAreServed) {
+  const std::string id = ServerId();
+  std::atomic<int64_t> value{0};
+  auto server = StartCounter(id, &value);
+  auto good = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000)).value();
+  RawClient raw;
+  ASSERT_TRUE(raw.Connect(id, CounterContract()));
+  const std::string one = EncodeI64(1);
+  const int inc = CounterContract().Find("increment");
+  internal::Value arg;
+  arg.bytes = AsBytes(one);
+  raw.Send(inc, {arg}, 1);
+  EXPECT_EQ(raw.Answer(1), Code::kOk);  // control: a well-formed call
+  raw.Send(999, {arg}, 2);
+  EXPECT_EQ(raw.Answer(2), Code::kInvalidArgument);  // no such method
+  raw.Send(inc, {arg, arg}, 3);
+  EXPECT_EQ(raw.Answer(3), Code::kInvalidArgument);  // too many arguments
+  internal::Value bogus;
+  bogus.in_block = true;
+  bogus.block = 0xdead0000beefULL;
+  bogus.length = 1 << 20;
+  raw.Send(inc, {bogus}, 4);
+  EXPECT_NE(raw.Answer(4), Code::kOk);  // a block that is not there
+  EXPECT_EQ(I64(good->Call("increment", {AsBytes(EncodeI64(10))}, Deadline::AfterMs(60'000))), 11);
+  // Bytes that are no frame at all: the server drops this connection, and only it.
+  ASSERT_TRUE(raw.req->Write(AsBytes(std::string("not a frame at all, not even close")), Deadline::AfterMs(10'000)).ok());
+  EXPECT_EQ(raw.rep->Read(Deadline::AfterMs(60'000)).status().code(), Code::kClosed);
+  EXPECT_EQ(I64(good->Call("increment", {AsBytes(EncodeI64(10))}, Deadline::AfterMs(60'000))), 21);
+}
+
+TEST(IpcTest, AnOversizeArgumentIsRefusedAtOnce) {
+  const std::string id = ServerId();
+  std::atomic<int64_t> value{0};
+  auto server = StartCounter(id, &value);
+  auto c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000)).value();
+  // 32 GB claimed (never read: the pool refuses the size before any byte is copied).
+  const uint8_t byte = 0;
+  auto r = c->Call("echo", {ByteView(&byte, size_t{32} << 30)}, Deadline::AfterMs(60'000));
+  EXPECT_EQ(r.status().code(), Code::kTooLarge) << r.status().ToString();
+  EXPECT_EQ(I64(c->Call("increment", {AsBytes(EncodeI64(2))}, Deadline::AfterMs(60'000))), 2);
+  EXPECT_EQ(PoolInUse(id), 0u);
 }
 
 TEST(IpcTest, AServerReclaimsWhatAKilledClientHeldInHoldMode) {
