@@ -35,7 +35,11 @@ struct Fixture {
   std::unique_ptr<Client> Connect(const std::string& scheme) {
     return Client::Connect(StoreContract(), "store", scheme + id, Deadline::AfterMs(10'000)).value();
   }
-  ~Fixture() { st.shared.reset(); }
+  ~Fixture() {
+    server->Shutdown(Deadline::AfterMs(10'000)).IgnoreError();  // joins the server's threads first
+    std::lock_guard<std::mutex> g(st.mu);
+    st.shared.reset();
+  }
 };
 
 // Waits (bounded) until `v` stops changing for a while, then returns it.
@@ -66,7 +70,10 @@ TEST_P(Transports, HoldModeGivesTheResourcesOwnBlockInPlace) {
   ASSERT_EQ(r->bytes().size(), testing::kSharedBytes);
   EXPECT_EQ(r->bytes()[1000], static_cast<uint8_t>(7000));
   // The same memory: what the resource writes later, the holder sees.
-  fx.st.shared->mutable_bytes()[1000] = 0xAB;
+  {
+    std::lock_guard<std::mutex> g(fx.st.mu);
+    fx.st.shared->mutable_bytes()[1000] = 0xAB;
+  }
   EXPECT_EQ(r->bytes()[1000], 0xAB);
   if (std::string(GetParam()) == "ipc://") {
     EXPECT_EQ(r->held->block(), fx.st.shared->block());
