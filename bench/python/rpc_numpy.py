@@ -116,52 +116,50 @@ def row(transport, mode, rows, samples, note, via=""):
                 p999=p999, note=note)
 
 
-def weft_rows(sizes, quick):
-    sid = f"pynumpy-{os.getpid()}"
+class WeftSide:
+    """A Weft server in another process; hold, copy and loan round trips to it."""
 
-    def serve(w):
-        server = weft.Server(sid)
-        server.register(Tables, TablesImpl(server, sizes), name="tables")
-        server.start()
-        signal.signal(signal.SIGTERM, lambda *_: (server.shutdown(), os._exit(0)))
-        os.write(w, b"1")
-        while True:
-            time.sleep(1)
+    def __init__(self, sizes):
+        sid = f"pynumpy-{os.getpid()}"
 
-    pid = fork_server(serve)
-    out = []
-    try:
-        with weft.connect(Tables, name="tables", address=f"ipc://{sid}", timeout=60) as p:
-            held_call = weft.hold(p.table)
-            for rows in sizes:
-                want = aggregate(p.table(rows))
+        def serve(w):
+            server = weft.Server(sid)
+            server.register(Tables, TablesImpl(server, sizes), name="tables")
+            server.start()
+            signal.signal(signal.SIGTERM, lambda *_: (server.shutdown(), os._exit(0)))
+            os.write(w, b"1")
+            while True:
+                time.sleep(1)
 
-                def hold():
-                    with held_call(rows) as h:
-                        assert aggregate(h.value) == want
+        self.pid = fork_server(serve)
+        self.proxy = weft.connect(Tables, name="tables", address=f"ipc://{sid}", timeout=60)
 
-                def copy():
-                    assert aggregate(p.table(rows)) == want
+    def cases(self, rows):
+        p = self.proxy
+        held_call = weft.hold(p.table)
+        want = aggregate(p.table(rows))
 
-                mine = Table.build(rows, weft.loan_buffer(p, Table.nbytes(rows)))
-                mine_sum = aggregate(mine)
+        def hold():
+            with held_call(rows) as h:
+                assert aggregate(h.value) == want
 
-                def loan():
-                    assert p.aggregate(mine) == mine_sum
+        def copy():
+            assert aggregate(p.table(rows)) == want
 
-                out.append(row("weft", "hold", rows, timed(hold, reps(rows, quick)),
-                               "the table viewed in the server's shared memory (weft.hold), then aggregated", "ipc"))
-                out.append(row("weft", "copy", rows, timed(copy, reps(rows, quick)),
-                               "the table copied out of shared memory into the client's own bytes, then aggregated",
-                               "ipc"))
-                out.append(row("weft", "loan", rows, timed(loan, reps(rows, quick)),
-                               "the client's table (built in a loaned block) aggregated by the resource in place",
-                               "ipc"))
-                del mine
-    finally:
-        os.kill(pid, signal.SIGTERM)
-        os.waitpid(pid, 0)
-    return out
+        mine = Table.build(rows, weft.loan_buffer(p, Table.nbytes(rows)))
+        mine_sum = aggregate(mine)
+
+        def loan():
+            assert p.aggregate(mine) == mine_sum
+
+        return [("weft", "hold", hold, "the table viewed in the server's shared memory (weft.hold), then aggregated"),
+                ("weft", "copy", copy, "the table copied out of shared memory into the client's own bytes, then aggregated"),
+                ("weft", "loan", loan, "the client's table (built in a loaned block) aggregated by the resource in place")]
+
+    def close(self):
+        self.proxy.close()
+        os.kill(self.pid, signal.SIGTERM)
+        os.waitpid(self.pid, 0)
 
 
 def serve_grpc(port, sizes):
@@ -182,79 +180,84 @@ def serve_grpc(port, sizes):
     server.wait_for_termination()
 
 
-def grpc_rows(sizes, quick):
-    port = free_port()
-    proc = start_server(["--grpc-server", str(port), ",".join(map(str, sizes))], __file__)
-    import grpc
-    out = []
-    try:
+class GrpcSide:
+    def __init__(self, sizes):
+        port = free_port()
+        self.proc = start_server(["--grpc-server", str(port), ",".join(map(str, sizes))], __file__)
+        import grpc
         opts = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
-        with grpc.insecure_channel(f"127.0.0.1:{port}", options=opts) as channel:
-            grpc.channel_ready_future(channel).result(timeout=30)
-            stub = channel.unary_unary("/bench.Tables/Table")
-            for rows in sizes:
-                req = struct.pack("<q", rows)
-                out.append(row("grpc", "copy", rows, timed(lambda: aggregate(Table.deserialize(stub(req))), reps(rows, quick)),
-                               "python3-grpcio, the table's bytes in one message, TCP on 127.0.0.1"))
-    finally:
-        proc.kill()
-        proc.wait()
-    return out
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=opts)
+        grpc.channel_ready_future(self.channel).result(timeout=30)
+        self.stub = self.channel.unary_unary("/bench.Tables/Table")
+
+    def cases(self, rows):
+        req = struct.pack("<q", rows)
+        return [("grpc", "copy", lambda: aggregate(Table.deserialize(self.stub(req))),
+                 "python3-grpcio, the table's bytes in one message, TCP on 127.0.0.1")]
+
+    def close(self):
+        self.channel.close()
+        self.proc.kill()
+        self.proc.wait()
 
 
-def pickle_rows(sizes, quick):
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+class PickleSide:
+    def __init__(self, sizes):
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 
-    def serve(w):
-        a.close()
-        tables = {n: Table.build(n) for n in sizes}
-        os.write(w, b"1")
-        try:
-            while True:
-                rows = struct.unpack("<q", _recv_exact(b, 8))[0]
-                t = tables[rows]
-                data = pickle.dumps((t.row_id, t.x, t.y, t.z), protocol=5)
-                b.sendall(struct.pack("<Q", len(data)) + data)
-        except EOFError:
-            pass
+        def serve(w):
+            a.close()
+            tables = {n: Table.build(n) for n in sizes}
+            os.write(w, b"1")
+            try:
+                while True:
+                    rows = struct.unpack("<q", _recv_exact(b, 8))[0]
+                    t = tables[rows]
+                    data = pickle.dumps((t.row_id, t.x, t.y, t.z), protocol=5)
+                    b.sendall(struct.pack("<Q", len(data)) + data)
+            except EOFError:
+                pass
 
-    pid = fork_server(serve)
-    b.close()
+        self.pid = fork_server(serve)
+        b.close()
+        self.sock = a
 
-    class Cols:
-        def __init__(self, cols):
-            self.row_id, self.x, self.y, self.z = cols
-
-    def fetch(rows):
-        a.sendall(struct.pack("<q", rows))
-        size = struct.unpack("<Q", _recv_exact(a, 8))[0]
+    def fetch(self, rows):
+        self.sock.sendall(struct.pack("<q", rows))
+        size = struct.unpack("<Q", _recv_exact(self.sock, 8))[0]
         buf = bytearray(size)
         view, got = memoryview(buf), 0
         while got < size:
-            n = a.recv_into(view[got:])
+            n = self.sock.recv_into(view[got:])
             if n == 0:
                 raise EOFError
             got += n
         return Cols(pickle.loads(buf))
 
-    out = []
-    try:
-        for rows in sizes:
-            out.append(row("uds-pickle", "copy", rows, timed(lambda: aggregate(fetch(rows)), reps(rows, quick)),
-                           "the columns pickled (protocol 5) over a Unix socket, server in another process"))
-    finally:
-        a.close()
-        os.waitpid(pid, 0)
-    return out
+    def cases(self, rows):
+        return [("uds-pickle", "copy", lambda: aggregate(self.fetch(rows)),
+                 "the columns pickled (protocol 5) over a Unix socket, server in another process")]
+
+    def close(self):
+        self.sock.close()
+        os.waitpid(self.pid, 0)
 
 
-def floor_rows(sizes, quick):
-    out = []
-    for rows in sizes:
-        t = Table.build(rows)
-        out.append(row("floor", "", rows, timed(lambda: aggregate(t), reps(rows, quick)),
-                       "the aggregation alone, on a table in local memory"))
-    return out
+class Cols:
+    def __init__(self, cols):
+        self.row_id, self.x, self.y, self.z = cols
+
+
+class FloorSide:
+    def __init__(self, sizes):
+        self.tables = {n: Table.build(n) for n in sizes}
+
+    def cases(self, rows):
+        t = self.tables[rows]
+        return [("floor", "", lambda: aggregate(t), "the aggregation alone, on a table in local memory")]
+
+    def close(self):
+        pass
 
 
 SIZES = [1_000, 10_000, 100_000, 1_000_000, 3_000_000]
@@ -265,9 +268,28 @@ def main():
         i = sys.argv.index("--grpc-server")
         return serve_grpc(int(sys.argv[i + 1]), [int(x) for x in sys.argv[i + 2].split(",")])
     quick = "--quick" in sys.argv
-    rows = weft_rows(SIZES, quick) + grpc_rows(SIZES, quick) + pickle_rows(SIZES, quick) + floor_rows(SIZES, quick)
-    order = {"weft": 0, "grpc": 1, "uds-pickle": 2, "floor": 3}
-    rows.sort(key=lambda r: (r["rows"], order[r["transport"]]))
+    sides = [FloorSide(SIZES), WeftSide(SIZES), GrpcSide(SIZES), PickleSide(SIZES)]
+    rows = []
+    try:
+        for side in sides:  # every path once, then a pause for the servers' start-up work to end
+            for _, _, fn, _ in side.cases(SIZES[0]):
+                fn()
+        time.sleep(1.0)
+        for n in SIZES:
+            # Every case of a size in turns, a few repetitions at a time: the machine's memory
+            # bandwidth drifts over seconds here, and every row should see the same drift.
+            cases = [c for side in sides for c in side.cases(n)]
+            samples = {i: [] for i in range(len(cases))}
+            total = reps(n, quick)
+            turns = 5 if total >= 5 else 1
+            for _ in range(turns):
+                for i, (_, _, fn, _) in enumerate(cases):
+                    samples[i] += timed(fn, max(1, total // turns), warm=1)
+            for i, (transport, mode, _, note) in enumerate(cases):
+                rows.append(row(transport, mode, n, samples[i], note, "ipc" if transport == "weft" else ""))
+    finally:
+        for side in sides:
+            side.close()
     emit(rows)
 
 
