@@ -28,44 +28,7 @@ import weft
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rpc_call import emit, fork_server, free_port, percentiles, start_server, _recv_exact  # noqa: E402
-
-
-@weft.transferable
-class Table:
-    """row_id u32, x, y, z f64 by column in one buffer: a 64-byte header (u64 rows), then each
-    column starting 64-byte aligned. from_buffer views shared memory; deserialize views bytes."""
-
-    def __init__(self, rows, buf):
-        self.rows, self.buf = rows, buf
-        off = 64
-        self.row_id = np.frombuffer(buf, dtype=np.uint32, count=rows, offset=off)
-        off += (rows * 4 + 63) // 64 * 64
-        self.x = np.frombuffer(buf, dtype=np.float64, count=rows, offset=off)
-        self.y = np.frombuffer(buf, dtype=np.float64, count=rows, offset=off + rows * 8)
-        self.z = np.frombuffer(buf, dtype=np.float64, count=rows, offset=off + rows * 16)
-
-    @staticmethod
-    def nbytes(rows):
-        return 64 + (rows * 4 + 63) // 64 * 64 + rows * 24
-
-    @staticmethod
-    def build(rows, buf=None):
-        buf = bytearray(Table.nbytes(rows)) if buf is None else buf
-        memoryview(buf)[:8] = struct.pack("<Q", rows)
-        t = Table(rows, buf)
-        t.row_id[:] = np.arange(rows, dtype=np.uint32)
-        rng = np.random.default_rng(rows)
-        t.x[:], t.y[:], t.z[:] = rng.random(rows), rng.random(rows), rng.random(rows)
-        return t
-
-    def serialize(t):
-        return t.buf  # a loaned buffer is sent as it is
-
-    def deserialize(raw):
-        return Table(struct.unpack_from("<Q", raw)[0], raw)
-
-    def from_buffer(buf):
-        return Table(struct.unpack_from("<Q", buf)[0], buf)
+from tables import Table  # noqa: E402
 
 
 def aggregate(t):

@@ -5,6 +5,7 @@
 // with an 8-byte header {u32 length, u32 flags} and occupies align8(8 + length) bytes. A record
 // that would cross the end of the ring is preceded by a pad record reaching exactly to the
 // end, so every payload is contiguous.
+#include <sched.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@ using internal::Atomic;
 namespace {
 
 constexpr int64_t kPeerCheckIntervalNs = 1'000'000;
+constexpr int64_t kSpinYieldNs = 20'000;  // a spinning wait offers its core this often
 
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -90,6 +92,7 @@ Status Channel::WaitFor(Ready&& ready, const uint64_t* futex_cursor, Deadline de
   if (spin > 0) {
     start = MonotonicNs();
     int64_t next_check = start + kPeerCheckIntervalNs;
+    int64_t next_yield = start + kSpinYieldNs;
     for (uint32_t i = 1;; ++i) {
       if (ready()) {
         Bump(stats.spins);
@@ -101,6 +104,13 @@ Status Channel::WaitFor(Ready&& ready, const uint64_t* futex_cursor, Deadline de
         const int64_t now = MonotonicNs();
         if (now - start >= spin) break;
         if (deadline.at_ns() <= now) break;
+        if (now >= next_yield) {
+          // Let a peer that shares this core run: spinning would otherwise hold it off until
+          // the spin ends, and each exchange would cost a whole spin. (Returns at once if
+          // nothing else is runnable here.)
+          next_yield = now + kSpinYieldNs;
+          ::sched_yield();
+        }
         if (now >= next_check) {
           next_check = now + kPeerCheckIntervalNs;
           PeerState ps = CheckPeer();

@@ -8,6 +8,11 @@ import numpy as np
 
 import weft
 
+import os.path as _os_path
+import sys as _sys
+_sys.path.insert(0, _os_path.join(_os_path.dirname(_os_path.abspath(__file__)), "..", "..", "bench", "python"))
+from tables import Table  # noqa: E402  (the columnar table of the benchmarks)
+
 
 @weft.transferable
 class Point:
@@ -79,45 +84,6 @@ class StoreImpl:
         import time
         time.sleep(seconds)
         return seconds
-
-
-@weft.transferable
-class Table:
-    """Rows of (row_id u32, x, y, z f64), stored by column in one buffer: a 64-byte header
-    (u64 rows), then row_id, x, y, z, each starting 64-byte aligned."""
-
-    def __init__(self, rows: int, buf):
-        self.rows, self.buf = rows, buf
-        off = 64
-        self.row_id = np.frombuffer(buf, dtype=np.uint32, count=rows, offset=off)
-        off += (rows * 4 + 63) // 64 * 64
-        self.x = np.frombuffer(buf, dtype=np.float64, count=rows, offset=off)
-        self.y = np.frombuffer(buf, dtype=np.float64, count=rows, offset=off + rows * 8)
-        self.z = np.frombuffer(buf, dtype=np.float64, count=rows, offset=off + rows * 16)
-
-    @staticmethod
-    def nbytes(rows: int) -> int:
-        return 64 + (rows * 4 + 63) // 64 * 64 + rows * 24
-
-    @staticmethod
-    def build(rows: int, buf=None) -> "Table":
-        buf = bytearray(Table.nbytes(rows)) if buf is None else buf
-        memoryview(buf)[:8] = struct.pack("<Q", rows)
-        t = Table(rows, buf)
-        t.row_id[:] = np.arange(rows, dtype=np.uint32)
-        t.x[:] = np.arange(rows) * 0.5
-        t.y[:] = 1.0
-        t.z[:] = -0.25
-        return t
-
-    def serialize(t: "Table"):
-        return t.buf
-
-    def deserialize(raw: bytes) -> "Table":
-        return Table(struct.unpack_from("<Q", raw)[0], raw)
-
-    def from_buffer(buf: memoryview) -> "Table":
-        return Table(struct.unpack_from("<Q", buf)[0], buf)
 
 
 @weft.contract(namespace="demo.grid", version="1.0")
