@@ -25,7 +25,7 @@ using internal::Atomic;
 namespace {
 
 constexpr int64_t kPeerCheckIntervalNs = 1'000'000;
-constexpr int64_t kSpinYieldNs = 20'000;  // a spinning wait offers its core this often
+constexpr int64_t kSpinYieldNs = 10'000;  // a spinning wait offers its core this often
 
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
