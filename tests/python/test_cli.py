@@ -150,6 +150,24 @@ def test_bench_rpc_json_rows_follow_the_contract():
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert rows and all(row["suite"] == "rpc" and row["case"] == "call" for row in rows)
     weft_rows = [row for row in rows if row["transport"] == "weft"]
-    assert {(row["lang"], row["via"]) for row in weft_rows} == {("cpp", "ipc"), ("python", "inproc"), ("python", "ipc")}
-    assert {"uds", "uds-pickle"} <= {row["transport"] for row in rows}
+    assert {(row["lang"], row["via"]) for row in weft_rows} == {("cpp", "inproc"), ("cpp", "ipc"), ("python", "inproc"),
+                                                                ("python", "ipc")}
+    assert {"uds", "uds-pickle", "grpc", "floor"} <= {row["transport"] for row in rows}
+    assert {row["lang"] for row in rows if row["transport"] == "grpc"} == {"cpp", "python"}
     assert all(row["p50_ns"] > 0 for row in rows)
+
+
+def test_bench_rpc_numpy_rows_follow_the_contract():
+    r = subprocess.run([WEFT, "bench", "rpc", "--quick", "--json", "--case", "numpy"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    import json
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert rows and all(row["suite"] == "rpc" and row["case"] == "numpy" and row["lang"] == "python" for row in rows)
+    sizes = {1000, 10_000, 100_000, 1_000_000, 3_000_000}
+    for mode in ("hold", "copy", "loan"):
+        weft_rows = [row for row in rows if row["transport"] == "weft" and row["mode"] == mode]
+        assert {row["rows"] for row in weft_rows} == sizes and all(row["via"] == "ipc" for row in weft_rows)
+    for transport in ("grpc", "uds-pickle", "floor"):
+        assert {row["rows"] for row in rows if row["transport"] == transport} == sizes
+    assert all(row["p50_ns"] > 0 and row["payload_bytes"] == int(row["rows"]) * 28 for row in rows)
