@@ -62,11 +62,24 @@ struct PyServer {
     server.reset();
   }
 };
+using StreamSlot = std::shared_ptr<std::unique_ptr<weft::rpc::Stream>>;
 struct PyClient {
   std::unique_ptr<weft::rpc::Client> client;
+  std::vector<std::weak_ptr<std::unique_ptr<weft::rpc::Stream>>> streams;
+  // Streams end before their client (a Stream must not outlive the Client it reads from).
+  void Close() {
+    for (auto& w : streams) {
+      if (StreamSlot s = w.lock()) s->reset();
+    }
+    streams.clear();
+    client.reset();
+  }
+  ~PyClient() { Close(); }
+  PyClient() = default;
+  PyClient(PyClient&&) = default;
 };
 struct PyStream {
-  std::unique_ptr<weft::rpc::Stream> stream;
+  StreamSlot stream;  // emptied if the proxy is closed first
   bool hold = false;
 };
 struct PyCancel {
@@ -269,7 +282,9 @@ void BindRpc(py::module_& m) {
                client = weft::rpc::Client::Connect(*c, name, address, ToDeadline(timeout));
              }
              if (!client.ok()) pyerr::Raise(client.status());
-             return PyClient{std::move(client).value()};
+             PyClient out;
+             out.client = std::move(client).value();
+             return out;
            }),
            py::arg("canonical"), py::arg("name"), py::arg("address"), py::arg("timeout"))
       .def(
@@ -312,7 +327,9 @@ void BindRpc(py::module_& m) {
               s = self.client->OpenStream(method, views, Options(timeout, true, cancel));
             }
             if (!s.ok()) pyerr::Raise(s.status());
-            return PyStream{std::move(s).value(), hold};
+            StreamSlot slot = std::make_shared<std::unique_ptr<weft::rpc::Stream>>(std::move(s).value());
+            self.streams.push_back(slot);
+            return PyStream{std::move(slot), hold};
           },
           py::arg("method"), py::arg("args"), py::arg("timeout"), py::arg("hold") = false, py::arg("cancel") = nullptr,
           py::keep_alive<0, 1>())
@@ -328,18 +345,18 @@ void BindRpc(py::module_& m) {
       .def("hold_stats", [](PyClient& self) { return HoldDict(self.client ? self.client->hold_stats() : weft::rpc::HoldStats{}); })
       .def("close", [](PyClient& self) {
         py::gil_scoped_release nogil;
-        self.client.reset();
+        self.Close();
       });
 
   py::class_<PyStream>(m, "_RpcStream")
       .def(
           "next",
           [](PyStream& self, std::optional<double> timeout) -> py::object {
-            if (!self.stream) return py::none();
+            if (!*self.stream) pyerr::Raise(Status(Code::kClosed, "the proxy of this stream is closed"));
             Result<std::optional<weft::rpc::Reply>> r = Status(Code::kInternal, "");
             {
               py::gil_scoped_release nogil;
-              r = self.stream->Next(ToDeadline(timeout));
+              r = (*self.stream)->Next(ToDeadline(timeout));
             }
             if (!r.ok()) pyerr::Raise(r.status());
             if (!r->has_value()) return py::none();
@@ -347,9 +364,9 @@ void BindRpc(py::module_& m) {
           },
           py::arg("timeout"))
       .def("cancel", [](PyStream& self) {
-        if (!self.stream) return;
+        if (!*self.stream) return;
         py::gil_scoped_release nogil;
-        self.stream->Cancel();
+        (*self.stream)->Cancel();
       });
 
   py::class_<PyCancel>(m, "CancelToken", "Cancels the calls it is given to (weft.call(..., cancel=token)); thread-safe.")

@@ -387,6 +387,10 @@ def test_streams_deliver_in_order_and_stop_when_closed(store_server):
         time.sleep(0.2)
         assert g.produced() - before == ran
         assert list(g.count(3)) == [0, 1, 2]
+        open_stream = g.count(10)
+        assert next(open_stream) == 0
+    with pytest.raises(weft.Closed):  # its proxy closed (the stream was ended first)
+        next(open_stream)
 
 
 def test_cancel_ends_a_call_and_the_resource_sees_it(store_server):
