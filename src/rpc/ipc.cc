@@ -106,11 +106,11 @@ bool Lines(std::string_view msg, size_t lines, std::vector<std::string>* out, st
 
 // Encodes a frame straight into the channel's ring (no staging copy) and publishes it.
 Status SendFrame(shm::Channel& ch, FrameType type, uint64_t call_id, int64_t deadline_ns, uint32_t resource,
-                 uint32_t method, const std::vector<Value>& values, Deadline deadline) {
+                 uint32_t method, const std::vector<Value>& values, Deadline deadline, uint16_t flags = 0) {
   const size_t vsize = internal::ValuesSize(values);
   auto buf = ch.Reserve(sizeof(internal::FrameHeader) + vsize, deadline);
   if (!buf.ok()) return buf.status();
-  internal::EncodeHeader(type, 0, resource, method, call_id, deadline_ns, static_cast<uint32_t>(vsize), buf->data());
+  internal::EncodeHeader(type, flags, resource, method, call_id, deadline_ns, static_cast<uint32_t>(vsize), buf->data());
   internal::EncodeValues(values, buf->data() + sizeof(internal::FrameHeader));
   return ch.Commit(sizeof(internal::FrameHeader) + vsize);
 }
@@ -618,7 +618,7 @@ struct Client::Impl {
     }
     return idx;
   }
-  Result<uint64_t> Send(int idx, const std::vector<ByteView>& args, Deadline deadline);
+  Result<uint64_t> Send(int idx, const std::vector<ByteView>& args, Deadline deadline, bool hold);
   // Reads frames until one for `call`; frames of earlier calls (timed out, cancelled) are dropped
   // and any hold they carried released. Cancels the call if the token says so.
   Result<internal::Frame> Await(uint64_t call, const CallOptions& o);
@@ -629,7 +629,7 @@ struct Client::Impl {
   Result<std::string> RunLocal(int idx, const std::vector<ByteView>& args, const CallOptions& o, InprocCall& ctx);
 };
 
-Result<uint64_t> Client::Impl::Send(int idx, const std::vector<ByteView>& args, Deadline deadline) {
+Result<uint64_t> Client::Impl::Send(int idx, const std::vector<ByteView>& args, Deadline deadline, bool hold) {
   // Large arguments go in blocks of the server's pool: as they are if they start a block we
   // hold (a loan, a held result), else copied into a new one. Our holds stay until the call's
   // answer arrives, even if we stop waiting for it: the server takes its own hold when it
@@ -655,7 +655,7 @@ Result<uint64_t> Client::Impl::Send(int idx, const std::vector<ByteView>& args, 
   }
   const uint64_t call = next_call++;
   WEFT_RETURN_IF_ERROR(SendFrame(*req, FrameType::kCall, call, deadline.is_never() ? 0 : deadline.at_ns(), resource,
-                                 static_cast<uint32_t>(idx), values, deadline));
+                                 static_cast<uint32_t>(idx), values, deadline, hold ? internal::kFlagHold : 0));
   if (!keep.empty()) arg_holds[call] = std::move(keep);
   return call;
 }
@@ -875,7 +875,7 @@ Result<Reply> Client::Invoke(std::string_view method, const std::vector<ByteView
   std::lock_guard<std::mutex> g(m.mu);
   if (!m.req) return Status(Code::kClosed, "client is closed");
   if (m.stream_open) return Status(Code::kBusy, "a stream is open on this connection: finish or cancel it first");
-  auto call = m.Send(*idx, args, options.deadline);
+  auto call = m.Send(*idx, args, options.deadline, options.hold);
   if (!call.ok()) return call.status();
   auto f = m.Await(*call, options);
   if (!f.ok()) return f.status();
@@ -1098,7 +1098,7 @@ Result<std::unique_ptr<Stream>> Client::OpenStream(std::string_view method, cons
   std::lock_guard<std::mutex> g(m.mu);
   if (!m.req) return Status(Code::kClosed, "client is closed");
   if (m.stream_open) return Status(Code::kBusy, "a stream is open on this connection: finish or cancel it first");
-  auto call = m.Send(*idx, args, options.deadline);
+  auto call = m.Send(*idx, args, options.deadline, options.hold);
   if (!call.ok()) return call.status();
   s->call = *call;
   m.stream_open = true;

@@ -12,6 +12,7 @@
 
 #include "weft/core/bytes.h"
 #include "weft/core/status.h"
+#include "weft/rpc/codec.h"
 
 namespace weft::rpc::internal {
 
@@ -81,14 +82,14 @@ Status DecodeError(ByteView payload);
 
 // ---- builtin codecs: the bytes of one value of a codec -----------------------------------------
 
-std::string EncodeI64(int64_t v);
-std::string EncodeF64(double v);
-std::string EncodeBool(bool v);
-Result<int64_t> DecodeI64(ByteView b);
-Result<double> DecodeF64(ByteView b);
-Result<bool> DecodeBool(ByteView b);
-// str and bytes are their own bytes; str must be UTF-8.
-Status CheckUtf8(ByteView b);
+// Scalars and UTF-8 checks: weft/rpc/codec.h (public); str and bytes are their own bytes.
+using weft::rpc::CheckUtf8;
+using weft::rpc::DecodeBool;
+using weft::rpc::DecodeF64;
+using weft::rpc::DecodeI64;
+using weft::rpc::EncodeBool;
+using weft::rpc::EncodeF64;
+using weft::rpc::EncodeI64;
 
 // ndarray: a header (magic "WNDA", header size, dtype as NumPy's dtype.str such as "<f8", ndim,
 // shape), padded so the data starts 64-byte aligned, then the C-order data.

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "store_resource.h"
+#include "weft/rpc/codec.h"
 #include "weft/shm/pool.h"
 
 namespace weft::rpc {
@@ -274,6 +275,52 @@ TEST(CallsTest, InprocCallsReachTheHandlerDirectly) {
             Code::kContractMismatch);
   fx.server->Shutdown(Deadline::AfterMs(10'000)).IgnoreError();
   EXPECT_EQ(c->Call("echo", {AsBytes("x")}, Deadline::AfterMs(1000)).status().code(), Code::kClosed);
+}
+
+TEST_P(Transports, TypedHandlersAndCallsUseTheBuiltinCodecs) {
+  const std::string id = ServerId();
+  auto contract = ContractBuilder("test.typed", "Typed", "1")
+                      .Read<std::string(std::string, int64_t)>("repeat")
+                      .Read<double(std::vector<uint8_t>, bool)>("mean")
+                      .Write<void(int64_t)>("set")
+                      .Read<int64_t()>("get")
+                      .Build()
+                      .value();
+  int64_t stored = 0;
+  Resource r;
+  r.contract = contract;
+  r.handlers["repeat"] = Typed<std::string(std::string, int64_t)>([](const std::string& s, int64_t n) -> Result<std::string> {
+    if (n < 0) return InvalidArgument("negative count");
+    std::string out;
+    for (int64_t i = 0; i < n; ++i) out += s;
+    return out;
+  });
+  r.handlers["mean"] = Typed<double(std::vector<uint8_t>, bool)>([](const std::vector<uint8_t>& b, bool half) {
+    double sum = 0;
+    for (uint8_t x : b) sum += x;
+    return (b.empty() ? 0 : sum / b.size()) * (half ? 0.5 : 1.0);
+  });
+  r.handlers["set"] = Typed<void(int64_t)>([&](int64_t v) { stored = v; });
+  r.handlers["get"] = Typed<int64_t()>([&] { return stored; });
+  auto server = Server::Create(id).value();
+  ASSERT_TRUE(server->Register("typed", std::move(r)).ok());
+  ASSERT_TRUE(server->Start().ok());
+  auto c = Client::Connect(contract, "typed", GetParam() + id, Deadline::AfterMs(10'000)).value();
+  const Deadline d = Deadline::AfterMs(60'000);
+  EXPECT_EQ(CallAs<std::string>(*c, "repeat", d, std::string("ab"), int64_t{3}).value(), "ababab");
+  EXPECT_EQ(CallAs<std::string>(*c, "repeat", d, std::string("ab"), int64_t{-1}).status().code(), Code::kInvalidArgument);
+  EXPECT_DOUBLE_EQ(CallAs<double>(*c, "mean", d, std::vector<uint8_t>{1, 2, 3, 6}, true).value(), 1.5);
+  ASSERT_TRUE(CallAs<void>(*c, "set", d, int64_t{42}).ok());
+  EXPECT_EQ(CallAs<int64_t>(*c, "get", d).value(), 42);
+  // Bytes that do not decode are the caller's error, named: a str that is not UTF-8, an i64 of 3 bytes.
+  const std::string bad_utf8 = "\xff\xfe";
+  auto bad = c->Call("repeat", {AsBytes(bad_utf8), AsBytes(EncodeI64(1))}, d);
+  EXPECT_EQ(bad.status().code(), Code::kCorrupt);
+  EXPECT_NE(bad.status().message().find("UTF-8"), std::string::npos);
+  EXPECT_EQ(c->Call("set", {AsBytes(std::string("abc"))}, d).status().code(), Code::kCorrupt);
+  EXPECT_EQ(CallAs<int64_t>(*c, "get", d).value(), 42);  // unchanged by the bad call
+  // A result read as the wrong type is refused too.
+  EXPECT_EQ(CallAs<int64_t>(*c, "repeat", d, std::string("abc"), int64_t{1}).status().code(), Code::kCorrupt);
 }
 
 }  // namespace
