@@ -320,6 +320,50 @@ WEFT_API int weft_rpc_client_close(weft_rpc_client_t* client);
 /* Frees memory the library handed out (rpc results). NULL is ignored. */
 WEFT_API void weft_free(void* p);
 
+/* In a handler: nonzero once the caller has cancelled this call (the handler may stop early;
+   its result is dropped). */
+WEFT_API int weft_rpc_reply_cancelled(weft_rpc_reply_t* reply);
+/* In a handler of a streaming method: sends one chunk, waiting while the caller has no credit
+   for more. WEFT_ECANCELED if the caller cancelled (stop then), WEFT_EPEERDEAD / WEFT_ECLOSED
+   if it went away. The handler ends the stream by returning (with no result set, or an error). */
+WEFT_API int weft_rpc_reply_yield(weft_rpc_reply_t* reply, const void* data, size_t n);
+
+/* A cancel token: weft_rpc_cancel from any thread ends the calls it was given to with
+   WEFT_ECANCELED. */
+typedef struct weft_rpc_cancel weft_rpc_cancel_t;
+WEFT_API int weft_rpc_cancel_new(weft_rpc_cancel_t** out);
+WEFT_API void weft_rpc_cancel(weft_rpc_cancel_t* token);
+WEFT_API void weft_rpc_cancel_free(weft_rpc_cancel_t* token);
+
+/* A value held in place: a result in hold mode (large ones stay in the server's shared memory,
+   no copy), or a loan (a block of the server's pool to build an argument in: passed to a call
+   by its data pointer, it is sent without a copy). Valid until weft_rpc_held_free. */
+typedef struct weft_rpc_held weft_rpc_held_t;
+/* Its bytes (writable for a loan). */
+WEFT_API void* weft_rpc_held_data(const weft_rpc_held_t* held, size_t* size);
+/* Nonzero if the bytes are in shared memory (not a small result copied here). */
+WEFT_API int weft_rpc_held_in_shared_memory(const weft_rpc_held_t* held);
+WEFT_API void weft_rpc_held_free(weft_rpc_held_t* held);
+/* A loan of n bytes from the server's pool. */
+WEFT_API int weft_rpc_client_loan(weft_rpc_client_t* client, size_t n, weft_rpc_held_t** out);
+/* weft_rpc_client_call with a cancel token (or NULL), the result held in place. */
+WEFT_API int weft_rpc_client_call_held(weft_rpc_client_t* client, const char* method, const void* const* args,
+                                       const size_t* sizes, size_t nargs, int64_t timeout_ns,
+                                       const weft_rpc_cancel_t* cancel, weft_rpc_held_t** out);
+
+/* The chunks of a streaming method. */
+typedef struct weft_rpc_stream weft_rpc_stream_t;
+WEFT_API int weft_rpc_client_stream(weft_rpc_client_t* client, const char* method, const void* const* args,
+                                    const size_t* sizes, size_t nargs, int64_t timeout_ns,
+                                    weft_rpc_stream_t** out);
+/* The next chunk into *chunk (free with weft_free) and *size; at the end of the stream WEFT_OK
+   with *chunk NULL. The call's error if it failed; WEFT_ECANCELED after weft_rpc_stream_cancel. */
+WEFT_API int weft_rpc_stream_next(weft_rpc_stream_t* stream, int64_t timeout_ns, void** chunk, size_t* size);
+/* Stops the stream (the server stops producing); frees nothing. */
+WEFT_API void weft_rpc_stream_cancel(weft_rpc_stream_t* stream);
+/* Cancels if unfinished and frees. Must come before weft_rpc_client_close. NULL is ignored. */
+WEFT_API void weft_rpc_stream_free(weft_rpc_stream_t* stream);
+
 #ifdef __cplusplus
 }
 #endif

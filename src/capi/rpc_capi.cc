@@ -29,7 +29,26 @@ struct weft_rpc_reply {
   bool set = false;
   std::string data;
   Status error;
+  weft::rpc::CallContext* context = nullptr;
 };
+struct weft_rpc_cancel {
+  weft::rpc::CancelToken token;
+};
+struct weft_rpc_held {
+  weft::rpc::Reply value;           // a result: bytes here, or a hold in shared memory
+  std::shared_ptr<weft::rpc::Held> loan;
+};
+struct weft_rpc_stream {
+  std::unique_ptr<weft::rpc::Stream> stream;
+};
+
+namespace {
+std::vector<ByteView> Views(const void* const* args, const size_t* sizes, size_t nargs) {
+  std::vector<ByteView> views;
+  for (size_t i = 0; i < nargs; ++i) views.emplace_back(static_cast<const uint8_t*>(args[i]), sizes[i]);
+  return views;
+}
+}  // namespace
 
 extern "C" {
 
@@ -78,8 +97,10 @@ int weft_rpc_server_register(weft_rpc_server_t* server, const char* name, const 
   if (!c.ok()) return Fail(c.status());
   weft::rpc::Resource r;
   r.contract = *c;
+  std::vector<bool> stream_methods;
+  for (const auto& m : c->methods) stream_methods.push_back(m.stream);
   for (const auto& m : c->methods) {
-    r.handlers[m.name] = [fn, ctx](const weft::rpc::CallArgs& a) -> Result<std::string> {
+    r.handlers[m.name] = [fn, ctx, stream_methods](const weft::rpc::CallArgs& a) -> Result<std::string> {
       std::vector<const void*> ptrs;
       std::vector<size_t> sizes;
       for (ByteView b : a.args) {
@@ -87,7 +108,12 @@ int weft_rpc_server_register(weft_rpc_server_t* server, const char* name, const 
         sizes.push_back(b.size());
       }
       weft_rpc_reply reply;
+      reply.context = a.context;
       fn(ctx, a.method, ptrs.data(), sizes.data(), ptrs.size(), &reply);
+      if (!reply.set && a.context != nullptr && static_cast<size_t>(a.method) < stream_methods.size() &&
+          stream_methods[a.method]) {
+        return std::string();  // a stream that ended
+      }
       if (!reply.set) return Status(Code::kInternal, "the handler set no result");
       if (!reply.error.ok()) return std::move(reply.error);
       return std::move(reply.data);
@@ -132,9 +158,7 @@ int weft_rpc_client_call(weft_rpc_client_t* client, const char* method, const vo
   }
   *result = nullptr;
   *result_size = 0;
-  std::vector<ByteView> views;
-  for (size_t i = 0; i < nargs; ++i) views.emplace_back(static_cast<const uint8_t*>(args[i]), sizes[i]);
-  auto r = client->client->Call(method, views, ToDeadline(timeout_ns));
+  auto r = client->client->Call(method, Views(args, sizes, nargs), ToDeadline(timeout_ns));
   if (!r.ok()) return Fail(r.status());
   void* buf = std::malloc(r->size() > 0 ? r->size() : 1);
   if (buf == nullptr) return FailInvalid("out of memory");
@@ -152,5 +176,118 @@ int weft_rpc_client_close(weft_rpc_client_t* client) {
 }
 
 void weft_free(void* p) { std::free(p); }
+
+int weft_rpc_reply_cancelled(weft_rpc_reply_t* reply) {
+  return reply != nullptr && reply->context != nullptr && reply->context->Cancelled() ? 1 : 0;
+}
+
+int weft_rpc_reply_yield(weft_rpc_reply_t* reply, const void* data, size_t n) {
+  if (reply == nullptr || reply->context == nullptr || (data == nullptr && n != 0)) {
+    return FailInvalid("reply (of a running call) and data must not be NULL");
+  }
+  return Done(reply->context->Yield(ByteView(static_cast<const uint8_t*>(data), n)));
+}
+
+int weft_rpc_cancel_new(weft_rpc_cancel_t** out) {
+  if (out == nullptr) return FailInvalid("out must not be NULL");
+  *out = new (std::nothrow) weft_rpc_cancel_t;
+  return *out != nullptr ? WEFT_OK : FailInvalid("out of memory");
+}
+
+void weft_rpc_cancel(weft_rpc_cancel_t* token) {
+  if (token != nullptr) token->token.Cancel();
+}
+
+void weft_rpc_cancel_free(weft_rpc_cancel_t* token) { delete token; }
+
+void* weft_rpc_held_data(const weft_rpc_held_t* held, size_t* size) {
+  if (held == nullptr) {
+    if (size != nullptr) *size = 0;
+    return nullptr;
+  }
+  if (held->loan != nullptr) {
+    if (size != nullptr) *size = held->loan->size();
+    return held->loan->mutable_bytes().data();
+  }
+  const ByteView b = held->value.bytes();
+  if (size != nullptr) *size = b.size();
+  return const_cast<uint8_t*>(b.data());
+}
+
+int weft_rpc_held_in_shared_memory(const weft_rpc_held_t* held) {
+  return held != nullptr && (held->loan != nullptr || held->value.in_shared_memory()) ? 1 : 0;
+}
+
+void weft_rpc_held_free(weft_rpc_held_t* held) { delete held; }
+
+int weft_rpc_client_loan(weft_rpc_client_t* client, size_t n, weft_rpc_held_t** out) {
+  if (client == nullptr || out == nullptr) return FailInvalid("client and out must not be NULL");
+  *out = nullptr;
+  auto loan = client->client->Loan(n);
+  if (!loan.ok()) return Fail(loan.status());
+  auto* h = new (std::nothrow) weft_rpc_held;
+  if (h == nullptr) return FailInvalid("out of memory");
+  h->loan = std::move(loan).value();
+  *out = h;
+  return WEFT_OK;
+}
+
+int weft_rpc_client_call_held(weft_rpc_client_t* client, const char* method, const void* const* args,
+                              const size_t* sizes, size_t nargs, int64_t timeout_ns, const weft_rpc_cancel_t* cancel,
+                              weft_rpc_held_t** out) {
+  if (client == nullptr || method == nullptr || out == nullptr || (nargs != 0 && (args == nullptr || sizes == nullptr))) {
+    return FailInvalid("client, method, out (and args, sizes) must not be NULL");
+  }
+  *out = nullptr;
+  weft::rpc::CallOptions o;
+  o.deadline = ToDeadline(timeout_ns);
+  o.hold = true;
+  o.cancel = cancel != nullptr ? &cancel->token : nullptr;
+  auto r = client->client->Invoke(method, Views(args, sizes, nargs), o);
+  if (!r.ok()) return Fail(r.status());
+  auto* h = new (std::nothrow) weft_rpc_held;
+  if (h == nullptr) return FailInvalid("out of memory");
+  h->value = std::move(r).value();
+  *out = h;
+  return WEFT_OK;
+}
+
+int weft_rpc_client_stream(weft_rpc_client_t* client, const char* method, const void* const* args, const size_t* sizes,
+                           size_t nargs, int64_t timeout_ns, weft_rpc_stream_t** out) {
+  if (client == nullptr || method == nullptr || out == nullptr || (nargs != 0 && (args == nullptr || sizes == nullptr))) {
+    return FailInvalid("client, method, out (and args, sizes) must not be NULL");
+  }
+  *out = nullptr;
+  weft::rpc::CallOptions o;
+  o.deadline = ToDeadline(timeout_ns);
+  auto s = client->client->OpenStream(method, Views(args, sizes, nargs), o);
+  if (!s.ok()) return Fail(s.status());
+  auto* h = new (std::nothrow) weft_rpc_stream{std::move(s).value()};
+  if (h == nullptr) return FailInvalid("out of memory");
+  *out = h;
+  return WEFT_OK;
+}
+
+int weft_rpc_stream_next(weft_rpc_stream_t* stream, int64_t timeout_ns, void** chunk, size_t* size) {
+  if (stream == nullptr || chunk == nullptr || size == nullptr) return FailInvalid("stream, chunk and size must not be NULL");
+  *chunk = nullptr;
+  *size = 0;
+  auto r = stream->stream->Next(ToDeadline(timeout_ns));
+  if (!r.ok()) return Fail(r.status());
+  if (!r->has_value()) return WEFT_OK;
+  const ByteView b = (*r)->bytes();
+  void* buf = std::malloc(b.size() > 0 ? b.size() : 1);
+  if (buf == nullptr) return FailInvalid("out of memory");
+  if (!b.empty()) std::memcpy(buf, b.data(), b.size());
+  *chunk = buf;
+  *size = b.size();
+  return WEFT_OK;
+}
+
+void weft_rpc_stream_cancel(weft_rpc_stream_t* stream) {
+  if (stream != nullptr) stream->stream->Cancel();
+}
+
+void weft_rpc_stream_free(weft_rpc_stream_t* stream) { delete stream; }
 
 }  // extern "C"

@@ -1,5 +1,7 @@
 /* Pure C test of the C ABI: compiles as C11 against weft.h only. */
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,50 @@ static void counter_handler(void* ctx, int method, const void* const* args, cons
     counter_value += by;
   }
   weft_rpc_reply_set(reply, &counter_value, 8);
+}
+
+/* A feed served from C: big(n) -> n bytes (method 0), count(n) -> stream of i64 (1), spin() runs
+   until cancelled (2), sum(bytes) -> i64 (3). */
+static atomic_int feed_saw_cancel = 0;
+static atomic_int feed_stream_stopped = 0;
+static void feed_handler(void* ctx, int method, const void* const* args, const size_t* sizes, size_t nargs,
+                         weft_rpc_reply_t* reply) {
+  (void)ctx;
+  int64_t n = 0;
+  if (method != 2 && method != 3 && (nargs != 1 || sizes[0] != 8)) {
+    weft_rpc_reply_error(reply, WEFT_EINVAL, "takes one i64");
+    return;
+  }
+  if (method == 0 || method == 1) memcpy(&n, args[0], 8);
+  if (method == 0) {
+    unsigned char* buf = malloc((size_t)n);
+    for (int64_t i = 0; i < n; ++i) buf[i] = (unsigned char)(i & 0xff);
+    weft_rpc_reply_set(reply, buf, (size_t)n);
+    free(buf);
+  } else if (method == 1) {
+    for (int64_t i = 0; i < n; ++i) {
+      if (weft_rpc_reply_yield(reply, &i, 8) != WEFT_OK) {
+        feed_stream_stopped = 1;
+        return;
+      }
+    }
+  } else if (method == 2) {
+    int64_t one = 1;
+    while (!weft_rpc_reply_cancelled(reply)) usleep(200);
+    feed_saw_cancel = 1;
+    weft_rpc_reply_set(reply, &one, 8);
+  } else {
+    int64_t total = 0;
+    const unsigned char* b = args[0];
+    for (size_t i = 0; i < sizes[0]; ++i) total += b[i];
+    weft_rpc_reply_set(reply, &total, 8);
+  }
+}
+
+static void* cancel_later(void* token) {
+  usleep(100000);
+  weft_rpc_cancel((weft_rpc_cancel_t*)token);
+  return NULL;
 }
 
 int main(void) {
@@ -295,6 +341,83 @@ int main(void) {
   CHECK(strstr(weft_last_error_message(), "version 0.1.0 on the server, 0.2.0 on the client") != NULL);
   CHECK(weft_rpc_client_connect(counter, "nothing", address, 10000000000, &mismatched) == WEFT_ENOTFOUND);
   CHECK(weft_rpc_client_close(client) == WEFT_OK);
+
+  /* Hold mode, loans, streams and cancellation. */
+  const char* feed =
+      "weft-contract 1\nnamespace demo.feed\nname Feed\nversion 1\nmethod big read i64 -> bytes\n"
+      "method count read i64 -> stream i64\nmethod spin write -> i64\nmethod sum read bytes -> i64\n";
+  CHECK(weft_rpc_server_register(server, "feed", feed, feed_handler, NULL) == WEFT_OK);
+  weft_rpc_client_t* fc = NULL;
+  CHECK(weft_rpc_client_connect(feed, "feed", address, 10000000000, &fc) == WEFT_OK);
+  int64_t big_n = 1 << 20;
+  const void* bargs[1] = {&big_n};
+  size_t bsizes[1] = {8};
+  weft_rpc_held_t* held = NULL;
+  CHECK(weft_rpc_client_call_held(fc, "big", bargs, bsizes, 1, 10000000000, NULL, &held) == WEFT_OK);
+  size_t held_size = 0;
+  const unsigned char* hb = weft_rpc_held_data(held, &held_size);
+  CHECK(held_size == (size_t)big_n && hb != NULL && hb[1000] == (1000 & 0xff) && hb[big_n - 1] == 0xff);
+  CHECK(weft_rpc_held_in_shared_memory(held) == 1); /* large: viewed in place */
+  weft_rpc_held_free(held);
+  int64_t small_n = 100;
+  bargs[0] = &small_n;
+  CHECK(weft_rpc_client_call_held(fc, "big", bargs, bsizes, 1, 10000000000, NULL, &held) == WEFT_OK);
+  CHECK(weft_rpc_held_in_shared_memory(held) == 0); /* small: copied here */
+  weft_rpc_held_free(held);
+  weft_rpc_held_t* loan = NULL;
+  CHECK(weft_rpc_client_loan(fc, 200000, &loan) == WEFT_OK);
+  size_t loan_size = 0;
+  unsigned char* lb = weft_rpc_held_data(loan, &loan_size);
+  CHECK(loan_size == 200000 && weft_rpc_held_in_shared_memory(loan) == 1);
+  memset(lb, 2, loan_size);
+  const void* largs[1] = {lb};
+  size_t lsizes[1] = {loan_size};
+  CHECK(weft_rpc_client_call(fc, "sum", largs, lsizes, 1, 10000000000, &res, &res_size) == WEFT_OK);
+  int64_t sum = 0;
+  if (res_size == 8) memcpy(&sum, res, 8);
+  CHECK(sum == 400000);
+  weft_free(res);
+  weft_rpc_held_free(loan);
+  int64_t count_n = 20;
+  const void* cntargs[1] = {&count_n};
+  weft_rpc_stream_t* stream = NULL;
+  CHECK(weft_rpc_client_stream(fc, "count", cntargs, bsizes, 1, 10000000000, &stream) == WEFT_OK);
+  int in_order = 1;
+  for (int64_t i = 0; i < count_n; ++i) {
+    void* chunk = NULL;
+    size_t chunk_size = 0;
+    int64_t v = -1;
+    if (weft_rpc_stream_next(stream, 10000000000, &chunk, &chunk_size) != WEFT_OK || chunk_size != 8) in_order = 0;
+    if (chunk != NULL) memcpy(&v, chunk, 8);
+    if (v != i) in_order = 0;
+    weft_free(chunk);
+  }
+  CHECK(in_order);
+  void* end = (void*)1;
+  size_t end_size = 1;
+  CHECK(weft_rpc_stream_next(stream, 10000000000, &end, &end_size) == WEFT_OK && end == NULL && end_size == 0);
+  weft_rpc_stream_free(stream);
+  count_n = 1000000000;
+  CHECK(weft_rpc_client_stream(fc, "count", cntargs, bsizes, 1, 10000000000, &stream) == WEFT_OK);
+  void* first_chunk = NULL;
+  CHECK(weft_rpc_stream_next(stream, 10000000000, &first_chunk, &end_size) == WEFT_OK && first_chunk != NULL);
+  weft_free(first_chunk);
+  weft_rpc_stream_cancel(stream);
+  weft_rpc_stream_free(stream);
+  for (int i = 0; i < 10000 && !feed_stream_stopped; ++i) usleep(1000);
+  CHECK(feed_stream_stopped == 1); /* the producer stopped */
+  weft_rpc_cancel_t* token = NULL;
+  CHECK(weft_rpc_cancel_new(&token) == WEFT_OK);
+  pthread_t canceller;
+  pthread_create(&canceller, NULL, cancel_later, token);
+  CHECK(weft_rpc_client_call_held(fc, "spin", NULL, NULL, 0, 60000000000, token, &held) == WEFT_ECANCELED);
+  pthread_join(canceller, NULL);
+  weft_rpc_cancel_free(token);
+  for (int i = 0; i < 10000 && !feed_saw_cancel; ++i) usleep(1000);
+  CHECK(feed_saw_cancel == 1);
+  CHECK(weft_rpc_client_call(fc, "sum", largs, csizes, 1, 10000000000, &res, &res_size) == WEFT_OK); /* goes on */
+  weft_free(res);
+  CHECK(weft_rpc_client_close(fc) == WEFT_OK);
   CHECK(weft_rpc_server_close(server) == WEFT_OK);
 
   printf("capi_test: %d checks, %d failed\n", checks, failures);
