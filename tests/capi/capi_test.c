@@ -268,6 +268,7 @@ int main(void) {
   weft_log_record_t rec;
   CHECK(weft_log_read(lg, 0, &rec) == WEFT_OK && rec.size == 5 && memcmp(rec.data, "first", 5) == 0 && rec.flags == 7);
   CHECK(weft_log_read(lg, 4, &rec) == WEFT_ERANGE);
+  CHECK(weft_log_sync(lg) == WEFT_OK);
   weft_log_stats_t lst;
   memset(&lst, 0, sizeof(lst));
   lst.struct_size = sizeof(lst);
