@@ -205,6 +205,29 @@ def unregister(name: str, timeout: Optional[float] = 30.0) -> None:
         reg.scheduler.leave(True)
 
 
+def _scheduled(chunks, sched, write, timeout, cancel):
+    """An in-process stream: each chunk is produced under the resource's scheduler (a writing
+    stream runs alone while it produces), and a cancelled token stops it."""
+    it = iter(chunks)
+    while True:
+        if cancel is not None and cancel.cancelled:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+            raise Cancelled("the stream was cancelled")
+        sched.enter(write, timeout)
+        outer = getattr(_current, "cancel", None)
+        _current.cancel = cancel
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        finally:
+            _current.cancel = outer
+            sched.leave(write)
+        yield item
+
+
 class Proxy:
     """Calls a resource's methods; the same API for every transport. Use as a context manager
     or call close()."""
@@ -221,6 +244,7 @@ class Proxy:
         if self._contract.method(method) is None:
             raise AttributeError(f"contract {self._contract.namespace}/{self._contract.name} has no method {method!r}")
         write = self._reg.writes[method]
+        stream = self._contract.method(method).stream
 
         def invoke(args, kwargs, timeout, cancel):
             if self._closed:
@@ -240,6 +264,8 @@ class Proxy:
                 sched.leave(write)
             if cancel is not None and cancel.cancelled:
                 raise Cancelled("the call was cancelled")
+            if stream:
+                return _scheduled(out, sched, write, timeout, cancel)
             return out
 
         reg, sched, target = self._reg, self._reg.scheduler, getattr(self._reg.impl, method)
@@ -254,6 +280,10 @@ class Proxy:
                 return target(*args, **kwargs)
             finally:
                 sched.leave(write)
+
+        if stream:
+            def call(*args, **kwargs):
+                return invoke(args, kwargs, self._timeout, None)
 
         call.__name__ = method
         call.__weft_invoke__ = lambda args, hold, cancel, timeout: Held(invoke(args, {}, timeout, cancel), None) \

@@ -416,6 +416,12 @@ def test_the_same_options_work_in_process():
         with weft.hold(g.mesh)() as held:
             assert not held.in_shared_memory and held.value.shape == (10_000, 3)
         assert list(g.count(5)) == [0, 1, 2, 3, 4]
+        stop = weft.CancelToken()
+        s = weft.call(g.count, 10**9, cancel=stop)
+        assert next(s) == 0 and next(s) == 1
+        stop.cancel()
+        with pytest.raises(weft.Cancelled):
+            next(s)
         token = weft.CancelToken()
         threading.Timer(0.1, token.cancel).start()
         with pytest.raises(weft.Cancelled):
