@@ -430,3 +430,41 @@ def test_the_same_options_work_in_process():
         assert weft.loan_array(g, (4,), "int32").dtype == np.int32
     finally:
         weft.unregister("grid-local")
+
+
+def test_a_server_reclaims_what_a_killed_python_client_held(store_server, run_python):
+    sid, _ = store_server
+
+    def in_use():
+        s = weft.Pool.snapshot(f"rpc.{sid}.pool")
+        return s["blocks_in_use"] + s["large_in_use"]
+
+    with weft.connect(rpc_demo.Grid, name="grid", address=f"ipc://{sid}") as g:
+        g.mesh()  # the resource's own blocks exist from here on
+    base = in_use()
+    client = run_python(
+        "import sys, time, weft, rpc_demo\n"
+        f"g = weft.connect(rpc_demo.Grid, name='grid', address='ipc://{sid}')\n"
+        "mesh = weft.hold(g.mesh)()\n"                       # a grant of the resource's block
+        "chunk = next(iter(weft.call(g.chunks, 1, 100_000, hold=True)))\n"  # a block of its own
+        "loan = weft.loan_array(g, (100_000,), 'float64')\n"  # and a loan
+        "assert weft.hold_stats()['active_holds'] == 3\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(600)\n", stdout=_subprocess.PIPE, text=True)
+    try:
+        assert client.stdout.readline().strip() == "ready"
+        time.sleep(0.3)
+        assert in_use() == base + 2  # negative control: the chunk and the loan, held while it lives
+        client.kill()
+        client.wait(timeout=30)
+        for _ in range(6000):
+            if in_use() == base:
+                break
+            time.sleep(0.01)
+        assert in_use() == base  # all of it back; the resource's own blocks stay its own
+        with weft.connect(rpc_demo.Grid, name="grid", address=f"ipc://{sid}") as g:
+            with weft.hold(g.mesh)() as held:  # and the block it had a grant on is intact
+                assert held.value[1, 2] == 5.0
+    finally:
+        if client.poll() is None:
+            client.kill()
