@@ -188,7 +188,6 @@ namespace {
 
 // What a call's result or chunk becomes on the wire: the block it already lives in (held here:
 // the client gets a hold of its own), a copy in a new block (large), or inline bytes.
-// `keep` holds what must outlive the frame's sending.
 Result<Value> WireValue(Blocks& blocks, ByteView bytes, const std::shared_ptr<Held>& in_place, uint64_t client_bit) {
   Value v;
   if (in_place != nullptr) {
