@@ -46,6 +46,40 @@ py::object WrapBlock(std::shared_ptr<weft::rpc::Held> held, size_t size, bool wr
   return py::cast(PyBlock{std::move(held), size, writable});
 }
 
+// The GIL for a server thread, with one Python thread state kept for the thread's life: making
+// one per call (as PyGILState_Ensure does on a thread Python did not start) costs an mmap and
+// munmap of its frame stack each time. The thread state goes when the thread ends.
+class ServerThreadGil {
+ public:
+  ServerThreadGil() {
+    Kept& k = kept();
+    if (k.ts == nullptr) {
+      k.st = PyGILState_Ensure();  // creates the thread state, and takes the GIL
+      k.ts = PyThreadState_Get();
+    } else {
+      PyEval_RestoreThread(k.ts);
+    }
+  }
+  ~ServerThreadGil() { PyEval_SaveThread(); }
+  ServerThreadGil(const ServerThreadGil&) = delete;
+  ServerThreadGil& operator=(const ServerThreadGil&) = delete;
+
+ private:
+  struct Kept {
+    PyThreadState* ts = nullptr;
+    PyGILState_STATE st{};
+    ~Kept() {
+      if (ts == nullptr || !Py_IsInitialized() || _Py_IsFinalizing()) return;
+      PyEval_RestoreThread(ts);
+      PyGILState_Release(st);  // deletes the thread state and releases the GIL
+    }
+  };
+  static Kept& kept() {
+    thread_local Kept k;
+    return k;
+  }
+};
+
 // The call being served on this thread, for weft.cancelled().
 thread_local weft::rpc::CallContext* t_call = nullptr;
 
@@ -199,7 +233,7 @@ void BindRpc(py::module_& m) {
              for (size_t i = 0; i < c->methods.size(); ++i) {
                const bool stream = c->methods[i].stream;
                r.handlers[c->methods[i].name] = [fn, stream](const weft::rpc::CallArgs& a) -> Result<std::string> {
-                 py::gil_scoped_acquire gil;
+                 ServerThreadGil gil;
                  weft::rpc::CallContext& ctx = *a.context;
                  struct Current {
                    explicit Current(weft::rpc::CallContext* c) { t_call = c; }
