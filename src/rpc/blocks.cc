@@ -75,27 +75,11 @@ std::shared_ptr<Held> Blocks::Find(const void* p, size_t n) {
   return nullptr;
 }
 
-Result<Value> Blocks::CopyToBlock(ByteView bytes) {
-  uint64_t block;
-  uint8_t* data;
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    auto b = pool_->Allocate(bytes.size());
-    if (!b.ok()) return b.status();
-    auto d = pool_->Data(*b);
-    if (!d.ok()) {
-      pool_->Release(*b).IgnoreError();
-      return d.status();
-    }
-    block = *b;
-    data = d->data();
-  }
-  std::memcpy(data, bytes.data(), bytes.size());  // outside the lock: other calls go on
-  Value v;
-  v.in_block = true;
-  v.block = block;
-  v.length = bytes.size();
-  return v;
+Result<std::shared_ptr<Held>> Blocks::Copy(ByteView bytes) {
+  auto h = Loan(bytes.size());
+  if (!h.ok()) return h.status();
+  if (!bytes.empty()) std::memcpy((*h)->mutable_bytes().data(), bytes.data(), bytes.size());  // outside the lock
+  return h;
 }
 
 Status Blocks::Grant(uint64_t block, uint64_t bits, uint64_t* already) {

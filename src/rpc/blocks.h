@@ -10,7 +10,6 @@
 
 #include "weft/rpc/rpc.h"
 #include "weft/shm/pool.h"
-#include "wire.h"
 
 namespace weft::rpc::internal {
 
@@ -28,7 +27,7 @@ class Blocks : public std::enable_shared_from_this<Blocks> {
   // The Held alive here whose bytes start at p with room for n bytes, or null.
   std::shared_ptr<Held> Find(const void* p, size_t n);
   // A copy of `bytes` in a new block held here (a large value that was not in a block).
-  Result<Value> CopyToBlock(ByteView bytes);
+  Result<std::shared_ptr<Held>> Copy(ByteView bytes);
   // Adds `bits` holders to a block we hold. *already: those that held it before (they gained nothing).
   Status Grant(uint64_t block, uint64_t bits, uint64_t* already);
   Status Release(uint64_t block);

@@ -205,12 +205,13 @@ Result<Value> WireValue(Blocks& blocks, ByteView bytes, const std::shared_ptr<He
     v.bytes = bytes;
     return v;
   }
-  auto copy = blocks.CopyToBlock(bytes);
+  auto copy = blocks.Copy(bytes);  // our hold ends with `copy`: the client's is then the only one
   if (!copy.ok()) return copy.status();
-  Status g = blocks.Grant(copy->block, client_bit, nullptr);
-  blocks.Release(copy->block).IgnoreError();  // the client's hold is the only one now
-  if (!g.ok()) return g;
-  return *copy;
+  WEFT_RETURN_IF_ERROR(blocks.Grant((*copy)->block(), client_bit, nullptr));
+  v.in_block = true;
+  v.block = (*copy)->block();
+  v.length = bytes.size();
+  return v;
 }
 
 // One call from an ipc:// client, served on its connection's thread.
@@ -317,7 +318,6 @@ Result<Value> IpcCall::Execute(const internal::Frame& f, std::string* storage) {
   }
   std::vector<ByteView> args(values->size());
   std::vector<std::string> copies;  // a stream's inline arguments, so its record can go at once
-  arg_holds_.resize(values->size());
   if (stream_) copies.reserve(values->size());
   for (size_t i = 0; i < values->size(); ++i) {
     const Value& v = (*values)[i];
@@ -336,6 +336,7 @@ Result<Value> IpcCall::Execute(const internal::Frame& f, std::string* storage) {
       Status st = held.status();
       return st.Annotate("argument " + std::to_string(i));
     }
+    if (arg_holds_.empty()) arg_holds_.resize(values->size());  // only calls with block arguments pay
     arg_holds_[i] = *held;
     args[i] = (*held)->bytes();
   }
@@ -643,11 +644,9 @@ Result<uint64_t> Client::Impl::Send(int idx, const std::vector<ByteView>& args, 
     }
     std::shared_ptr<Held> h = blocks->Find(a.data(), a.size());
     if (h == nullptr) {
-      auto copy = blocks->CopyToBlock(a);
+      auto copy = blocks->Copy(a);
       if (!copy.ok()) return copy.status();
-      auto adopted = blocks->Adopt(copy->block, copy->length);
-      if (!adopted.ok()) return adopted.status();
-      h = *std::move(adopted);
+      h = *std::move(copy);
     }
     values[i] = Value{true, {}, h->block(), a.size()};
     keep.push_back(std::move(h));
