@@ -133,6 +133,9 @@ Status Channel::WaitFor(Ready&& ready, const uint64_t* futex_cursor, Deadline de
   // Sleep phase: futex on the low half of the cursor the peer advances.
   const uint32_t* word = internal::LowWord(futex_cursor);
   for (;;) {
+    if (segment_.damaged()) {
+      return Corrupt("channel '" + segment_.name() + "': another process shrank its shared memory; the channel is gone");
+    }
     PeerState ps = CheckPeer();
     if (ps == PeerState::kDead || ps == PeerState::kClosed) {
       if (ready()) return woke();

@@ -30,6 +30,11 @@ Status ValidateChannel(const void* bytes, size_t size) {
   if (size < kDataOffset) return Corrupt("channel segment smaller than its layout");
   ChannelConfig c;
   std::memcpy(&c, static_cast<const uint8_t*>(bytes) + offsetof(ChannelLayout, config), sizeof(c));
+  return ValidateChannelConfig(c, size);
+}
+
+Status ValidateChannelConfig(const ChannelConfig& c, size_t size) {
+  if (size < kDataOffset) return Corrupt("channel segment smaller than its layout");
   if (c.data_offset != kDataOffset) return Corrupt("channel data offset is not 4096");
   if (c.capacity < kMinCapacity || c.capacity % 8 != 0) {
     return Corrupt("channel capacity " + std::to_string(c.capacity) + " is not a multiple of 8 >= 64");
@@ -68,13 +73,24 @@ EndpointInfo DescribeSlot(const internal::EndpointSlot& slot, bool liveness) {
 
 }  // namespace
 
-Channel::Channel(Segment segment, Role role, const WaitPolicy& wait)
+Channel::Channel(Segment segment, const internal::ChannelConfig& config, Role role, const WaitPolicy& wait)
     : segment_(std::move(segment)), role_(role), wait_(wait), spin_ns_(wait.spin_ns) {
   layout_ = reinterpret_cast<ChannelLayout*>(segment_.base());
   data_ = segment_.base() + internal::kDataOffset;
-  capacity_ = layout_->config.capacity;
-  max_record_ = layout_->config.max_record;
-  overflow_ = static_cast<Overflow>(layout_->config.overflow);
+  capacity_ = config.capacity;
+  max_record_ = config.max_record;
+  overflow_ = static_cast<Overflow>(config.overflow);
+}
+
+// The geometry is copied out of shared memory once and validated as copied: a process that
+// scribbles the shared config later changes nothing this endpoint relies on.
+Result<std::unique_ptr<Channel>> Channel::Adopt(Result<Segment> seg, Role role, const WaitPolicy& wait) {
+  if (!seg.ok()) return seg.status();
+  internal::ChannelConfig c;
+  std::memcpy(&c, seg->base() + offsetof(ChannelLayout, config), sizeof(c));
+  Status v = internal::ValidateChannelConfig(c, seg->size());
+  if (!v.ok()) return v.Annotate("channel '" + seg->name() + "'");
+  return std::unique_ptr<Channel>(new Channel(std::move(seg).value(), c, role, wait));
 }
 
 Channel::~Channel() {
@@ -83,8 +99,10 @@ Channel::~Channel() {
   if (send_fd_ >= 0) ::close(send_fd_);
 }
 
-Result<std::unique_ptr<Channel>> Channel::Create(std::string_view name,
-                                                 const ChannelOptions& options) {
+namespace {
+
+// Checks the options and gives the channel's config; nothing is created.
+Result<internal::ChannelConfig> ConfigFor(const ChannelOptions& options) {
   uint64_t capacity = internal::Align8(options.capacity);
   if (capacity < internal::kMinCapacity) capacity = internal::kMinCapacity;
   if (capacity > (uint64_t{1} << 46)) return InvalidArgument("channel capacity above 64 TiB");
@@ -96,32 +114,64 @@ Result<std::unique_ptr<Channel>> Channel::Create(std::string_view name,
                            " bytes (at most capacity/2 - 64 = " + std::to_string(most) + ")");
   }
   if (static_cast<uint32_t>(options.overflow) > 2) return InvalidArgument("unknown overflow policy");
-  Result<Segment> seg = Segment::Create(name, SegmentKind::kChannel, internal::kChannelLayoutVersion,
-                                        internal::kDataOffset + capacity);
+  internal::ChannelConfig c{};
+  c.capacity = capacity;
+  c.max_record = max_record;
+  c.overflow = static_cast<uint32_t>(options.overflow);
+  c.data_offset = internal::kDataOffset;
+  return c;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Channel>> Channel::Make(Result<Segment> seg, const internal::ChannelConfig& c,
+                                               const ChannelOptions& options) {
   if (!seg.ok()) return seg.status();
   auto* l = reinterpret_cast<ChannelLayout*>(seg->base());
-  l->config.capacity = capacity;
-  l->config.max_record = max_record;
-  l->config.overflow = static_cast<uint32_t>(options.overflow);
-  l->config.data_offset = internal::kDataOffset;
+  l->config = c;
   l->consumer.hold = internal::kNoHold;
   seg->Publish();
-  std::unique_ptr<Channel> ch(new Channel(std::move(seg).value(), options.role, options.wait));
-  Status s = ch->Attach();
-  if (!s.ok()) {
-    Segment::Unlink(name).IgnoreError();
-    return s;
-  }
+  std::unique_ptr<Channel> ch(new Channel(std::move(seg).value(), c, options.role, options.wait));
+  WEFT_RETURN_IF_ERROR(ch->Attach());
   return ch;
+}
+
+Result<std::unique_ptr<Channel>> Channel::Create(std::string_view name,
+                                                 const ChannelOptions& options) {
+  auto c = ConfigFor(options);
+  if (!c.ok()) return c.status();
+  Result<Segment> seg = Segment::Create(name, SegmentKind::kChannel, internal::kChannelLayoutVersion,
+                                        internal::kDataOffset + c->capacity);
+  if (!seg.ok()) return seg.status();
+  auto ch = Make(std::move(seg), *c, options);
+  if (!ch.ok()) Segment::Unlink(name).IgnoreError();  // ours: leave nothing behind
+  return ch;
+}
+
+Result<std::unique_ptr<Channel>> Channel::CreateSealed(std::string_view name, const ChannelOptions& options) {
+  auto c = ConfigFor(options);
+  if (!c.ok()) return c.status();
+  return Make(Segment::CreateSealed(name, SegmentKind::kChannel, internal::kChannelLayoutVersion,
+                                    internal::kDataOffset + c->capacity),
+              *c, options);
 }
 
 Result<std::unique_ptr<Channel>> Channel::Open(std::string_view name, Role role,
                                                const WaitPolicy& wait) {
-  Result<Segment> seg = Segment::OpenValidated(name, SegmentKind::kChannel, internal::kChannelLayoutVersion,
-                                               internal::ValidateChannel);
-  if (!seg.ok()) return seg.status();
-  std::unique_ptr<Channel> ch(new Channel(std::move(seg).value(), role, wait));
-  WEFT_RETURN_IF_ERROR(ch->Attach());
+  auto ch = Adopt(Segment::OpenValidated(name, SegmentKind::kChannel, internal::kChannelLayoutVersion,
+                                         internal::ValidateChannel),
+                 role, wait);
+  if (!ch.ok()) return ch.status();
+  WEFT_RETURN_IF_ERROR((*ch)->Attach());
+  return ch;
+}
+
+Result<std::unique_ptr<Channel>> Channel::OpenSealed(int fd, Role role, const WaitPolicy& wait) {
+  auto ch = Adopt(Segment::OpenSealed(fd, static_cast<uint32_t>(SegmentKind::kChannel),
+                                      internal::kChannelLayoutVersion, internal::ValidateChannel),
+                 role, wait);
+  if (!ch.ok()) return ch.status();
+  WEFT_RETURN_IF_ERROR((*ch)->Attach());
   return ch;
 }
 
@@ -277,12 +327,12 @@ ChannelSnapshot Channel::Describe(bool liveness) const {
 }
 
 Result<ChannelSnapshot> Channel::Snapshot(std::string_view name) {
-  Result<Segment> seg = Segment::OpenValidated(name, SegmentKind::kChannel, internal::kChannelLayoutVersion,
-                                               internal::ValidateChannel);
-  if (!seg.ok()) return seg.status();
   // A detached view: never attached, so its destructor leaves the slots alone.
-  Channel view(std::move(seg).value(), Role::kConsumer, WaitPolicy{});
-  return view.Describe(true);
+  auto view = Adopt(Segment::OpenValidated(name, SegmentKind::kChannel, internal::kChannelLayoutVersion,
+                                           internal::ValidateChannel),
+                    Role::kConsumer, WaitPolicy{});
+  if (!view.ok()) return view.status();
+  return (*view)->Describe(true);
 }
 
 }  // namespace weft::shm

@@ -45,14 +45,6 @@ int ClassFor(size_t n) {
 
 uint64_t ClassBytes(int cls) { return uint64_t{Pool::kMinBlock} << cls; }
 
-ArenaEntry* ArenaEntries(PoolLayout* l) {
-  return reinterpret_cast<ArenaEntry*>(reinterpret_cast<uint8_t*>(l) + l->config.arenas_offset);
-}
-
-LargeEntry* LargeEntries(PoolLayout* l) {
-  return reinterpret_cast<LargeEntry*>(reinterpret_cast<uint8_t*>(l) + l->config.large_offset);
-}
-
 // A block of the page was freed: the page has room again.
 void PageNotFull(uint64_t& word) {
   // relaxed is enough since the flag is only a hint for FindPage.
@@ -71,6 +63,10 @@ Status ValidatePool(const void* bytes, size_t size) {
   if (size < sizeof(PoolLayout)) return Corrupt("pool segment smaller than its layout");
   PoolConfig c;
   std::memcpy(&c, static_cast<const uint8_t*>(bytes) + offsetof(PoolLayout, config), sizeof(c));
+  return ValidatePoolConfig(c, size);
+}
+
+Status ValidatePoolConfig(const PoolConfig& c, size_t size) {
   if (c.page_size != kPoolPageSize) return Corrupt("pool page size is not 64 KiB");
   if (c.arena_pages == 0 || c.arena_pages > (uint64_t{1} << 24)) return Corrupt("pool arena size out of range");
   if (c.max_arenas == 0 || c.max_arenas > 1024) return Corrupt("pool arena count out of range");
@@ -99,16 +95,40 @@ size_t Pool::BlockSizeFor(size_t n) {
   return ClassBytes(ClassFor(n));
 }
 
-Pool::Pool(Segment segment) : segment_(std::move(segment)) {
+Pool::Pool(Segment segment, const Geometry& config) : segment_(std::move(segment)), config_(config) {
   layout_ = reinterpret_cast<PoolLayout*>(segment_.base());
-  arena_pages_ = layout_->config.arena_pages;
-  max_arenas_ = layout_->config.max_arenas;
+  arena_entries_ = reinterpret_cast<ArenaEntry*>(segment_.base() + config_.arenas_offset);
+  large_entries_ = reinterpret_cast<LargeEntry*>(segment_.base() + config_.large_offset);
+  arena_pages_ = config_.arena_pages;
+  max_arenas_ = config_.max_arenas;
   arenas_.resize(max_arenas_);
   std::fill(std::begin(cur_page_), std::end(cur_page_), -1);
   std::fill(std::begin(cursor_), std::end(cursor_), 0);
 }
 
 Pool::~Pool() { Close().IgnoreError(); }
+
+namespace {
+
+// The pool's geometry, copied once out of shared memory and validated as copied: a process
+// that scribbles the shared config later changes nothing this process relies on.
+Pool::Geometry GeometryOf(const internal::PoolConfig& c) {
+  return {c.arena_pages, c.max_arenas, c.arenas_offset, c.large_offset, c.large_count, c.max_block};
+}
+
+Result<Pool::Geometry> ReadConfig(const Segment& seg) {
+  internal::PoolConfig c;
+  std::memcpy(&c, seg.base() + offsetof(PoolLayout, config), sizeof(c));
+  Status v = internal::ValidatePoolConfig(c, seg.size());
+  if (!v.ok()) return v.Annotate("pool '" + seg.name() + "'");
+  return GeometryOf(c);
+}
+
+Result<Segment> OpenPoolSegment(std::string_view name) {
+  return Segment::OpenValidated(name, SegmentKind::kPool, internal::kPoolLayoutVersion, internal::ValidatePool);
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Pool>> Pool::Create(std::string_view name, const PoolOptions& options) {
   if (name.size() > 80) return InvalidArgument("pool name longer than 80 characters");
@@ -129,7 +149,7 @@ Result<std::unique_ptr<Pool>> Pool::Create(std::string_view name, const PoolOpti
   if (!seg.ok()) return seg.status();
   reinterpret_cast<PoolLayout*>(seg->base())->config = c;
   seg->Publish();
-  std::unique_ptr<Pool> pool(new Pool(std::move(seg).value()));
+  std::unique_ptr<Pool> pool(new Pool(std::move(seg).value(), GeometryOf(c)));
   Status s = pool->Attach();
   if (s.ok() && !pool->AddArena()) s = Status(Code::kIoError, "could not create the first arena");
   if (!s.ok()) {
@@ -141,10 +161,11 @@ Result<std::unique_ptr<Pool>> Pool::Create(std::string_view name, const PoolOpti
 }
 
 Result<std::unique_ptr<Pool>> Pool::Open(std::string_view name) {
-  Result<Segment> seg = Segment::OpenValidated(name, SegmentKind::kPool, internal::kPoolLayoutVersion,
-                                               internal::ValidatePool);
+  Result<Segment> seg = OpenPoolSegment(name);
   if (!seg.ok()) return seg.status();
-  std::unique_ptr<Pool> pool(new Pool(std::move(seg).value()));
+  auto config = ReadConfig(*seg);
+  if (!config.ok()) return config.status();
+  std::unique_ptr<Pool> pool(new Pool(std::move(seg).value(), *config));
   WEFT_RETURN_IF_ERROR(pool->Attach());
   return pool;
 }
@@ -160,10 +181,11 @@ Result<std::unique_ptr<Pool>> Pool::OpenOrCreate(std::string_view name, const Po
 }
 
 Result<PoolStats> Pool::Snapshot(std::string_view name) {
-  Result<Segment> seg = Segment::OpenValidated(name, SegmentKind::kPool, internal::kPoolLayoutVersion,
-                                               internal::ValidatePool);
+  Result<Segment> seg = OpenPoolSegment(name);
   if (!seg.ok()) return seg.status();
-  Pool view(std::move(seg).value());  // never attached: its destructor changes nothing
+  auto config = ReadConfig(*seg);
+  if (!config.ok()) return config.status();
+  Pool view(std::move(seg).value(), *config);  // never attached: its destructor changes nothing
   return view.Stats();
 }
 
@@ -174,20 +196,19 @@ std::string Pool::LargeName(uint64_t serial) const {
 }
 
 Status Pool::Unlink(std::string_view name) {
-  Result<Segment> seg = Segment::OpenValidated(name, SegmentKind::kPool, internal::kPoolLayoutVersion,
-                                               internal::ValidatePool);
-  if (seg.ok()) {
-    auto* l = reinterpret_cast<PoolLayout*>(seg->base());
-    ArenaEntry* a = ArenaEntries(l);
-    for (uint64_t i = 0; i < l->config.max_arenas; ++i) {
+  Result<Segment> seg = OpenPoolSegment(name);
+  auto config = seg.ok() ? ReadConfig(*seg) : Result<Pool::Geometry>(seg.status());
+  if (config.ok()) {
+    ArenaEntry* a = reinterpret_cast<ArenaEntry*>(seg->base() + config->arenas_offset);
+    for (uint64_t i = 0; i < config->max_arenas; ++i) {
       if (A(a[i].state).load(std::memory_order_acquire) != internal::kArenaEmpty) {
         Segment::Unlink(std::string(name) + ".A" + std::to_string(i)).IgnoreError();
       }
     }
-    LargeEntry* e = LargeEntries(l);
-    for (uint64_t i = 0; i < l->config.large_count; ++i) {
+    LargeEntry* e = reinterpret_cast<LargeEntry*>(seg->base() + config->large_offset);
+    for (uint64_t i = 0; i < config->large_count; ++i) {
       if (A(e[i].capacity).load(std::memory_order_acquire) != 0) {
-        Segment::Unlink(std::string(name) + ".L" + std::to_string(e[i].serial)).IgnoreError();
+        Segment::Unlink(std::string(name) + ".L" + std::to_string(A(e[i].serial).load(std::memory_order_relaxed))).IgnoreError();
       }
     }
   }
@@ -200,7 +221,7 @@ Pool::Arena* Pool::MapArena(uint64_t index) {
   if (index >= max_arenas_) return nullptr;
   if (arenas_[index]) return arenas_[index].get();
   // acquire: pairs with the release that made the arena ready.
-  if (A(ArenaEntries(layout_)[index].state).load(std::memory_order_acquire) != internal::kArenaReady) {
+  if (A(arena_entries_[index].state).load(std::memory_order_acquire) != internal::kArenaReady) {
     return nullptr;
   }
   Result<Segment> seg = Segment::Open(ArenaName(index), static_cast<uint32_t>(SegmentKind::kBlock),
@@ -223,7 +244,7 @@ Pool::Arena* Pool::MapArena(uint64_t index) {
 // Returns false when every arena is in use.
 bool Pool::AddArena() {
   const uint64_t me = internal::kArenaCreating | static_cast<uint32_t>(SelfIdentity().pid);
-  ArenaEntry* entries = ArenaEntries(layout_);
+  ArenaEntry* entries = arena_entries_;
   for (uint64_t i = 0; i < max_arenas_; ++i) {
     uint64_t st = A(entries[i].state).load(std::memory_order_acquire);
     if (st == internal::kArenaReady) continue;
@@ -289,9 +310,10 @@ void Pool::ClearHolder(int slot, uint64_t* freed) {
     for (uint64_t p = 0; p < arena_pages_; ++p) {
       const uint64_t cls1 = internal::PageClass(A(arena->pages[p]).load(std::memory_order_acquire));
       if (cls1 == 0 || cls1 > kClasses) continue;
-      const uint64_t stride = uint64_t{1} << (cls1 - 1);
+      // Every unit, not only block starts: a claim a dead allocator was undoing after the
+      // page changed class may sit between them.
       uint64_t* m = arena->masks + p * kUnitsPerPage;
-      for (uint64_t u = 0; u < kUnitsPerPage; u += stride) {
+      for (uint64_t u = 0; u < kUnitsPerPage; ++u) {
         if ((A(m[u]).load(std::memory_order_relaxed) & bit) == 0) continue;
         // acq_rel: the holder's writes are done before the block can be reused.
         if (A(m[u]).fetch_and(~bit, std::memory_order_acq_rel) == bit) {
@@ -301,10 +323,13 @@ void Pool::ClearHolder(int slot, uint64_t* freed) {
       }
     }
   }
-  LargeEntry* e = LargeEntries(layout_);
-  for (uint64_t i = 0; i < layout_->config.large_count; ++i) {
+  LargeEntry* e = large_entries_;
+  for (uint64_t i = 0; i < config_.large_count; ++i) {
     if ((A(e[i].mask).load(std::memory_order_relaxed) & bit) == 0) continue;
-    if (A(e[i].mask).fetch_and(~bit, std::memory_order_acq_rel) == bit) ++*freed;  // kept for reuse
+    if (A(e[i].mask).fetch_and(~bit, std::memory_order_acq_rel) == bit) {
+      ++*freed;
+      LargeFreed(i);  // kept for reuse unless huge
+    }
   }
 }
 
@@ -358,11 +383,12 @@ int64_t Pool::FindPage(int cls) {
       uint64_t& word = arena->pages[g % arena_pages_];
       uint64_t w = A(word).load(std::memory_order_acquire);
       bool take = false;
+      if (w & internal::kPageClosing) continue;  // being returned to the unassigned state
       if (pass == 0) take = internal::PageClass(w) == want && !(w & internal::kPageFull);
       if (pass == 2) take = internal::PageClass(w) == want;
       if (pass == 1 && internal::PageClass(w) == 0) {
-        // acq_rel: the page becomes this class's for good; a failed CAS means another
-        // process assigned it first (to some class): move on.
+        // acq_rel: the page becomes this class's (until all its blocks are free and it is
+        // reclaimed); a failed CAS means another process assigned it first: move on.
         take = A(word).compare_exchange_strong(w, want << 32, std::memory_order_acq_rel);
       }
       if (take) {
@@ -393,9 +419,17 @@ Result<BlockId> Pool::AllocateSmall(int cls) {
       for (uint64_t k = 0; k < per_page; ++k) {
         uint64_t& word = m[i * stride];
         uint64_t expected = 0;
-        // acq_rel: claims the block; acquires the previous holder's release of it.
+        // seq_cst: claims the block and acquires the previous holder's release of it; and
+        // SYNC POINT C with ReclaimPage: the claim is ordered before the page-word load below,
+        // as the reclaimer's closing mark is before its scan of the masks. Either it sees our
+        // bit and keeps the page, or we see its mark and give the block back.
         if (A(word).load(std::memory_order_relaxed) == 0 &&
-            A(word).compare_exchange_strong(expected, bit_, std::memory_order_acq_rel)) {
+            A(word).compare_exchange_strong(expected, bit_, std::memory_order_seq_cst)) {
+          const uint64_t pw = A(arena->pages[p]).load(std::memory_order_seq_cst);
+          if (internal::PageClass(pw) != static_cast<uint64_t>(cls) + 1 || (pw & internal::kPageClosing)) {
+            A(word).fetch_and(~bit_, std::memory_order_release);  // the page is being returned
+            break;
+          }
           cursor_[cls] = i + 1 == per_page ? 0 : i + 1;
           ++local_.allocations;
           return (a << kArenaShift) | (p * kUnitsPerPage + i * stride);
@@ -406,8 +440,10 @@ Result<BlockId> Pool::AllocateSmall(int cls) {
       A(arena->pages[p]).fetch_or(internal::kPageFull, std::memory_order_relaxed);
       cur_page_[cls] = -1;
     }
-    // Every page is taken: free what dead holders held, then grow by an arena.
+    // Every page is taken: free what dead holders held, return pages whose blocks are all
+    // free (any class) to the unassigned state, then grow by an arena.
     if (round == 0 && RecoverDead() > 0) continue;
+    if (ReclaimEmptyPages() > 0) continue;
     if (!AddArena()) break;
   }
   return Status(Code::kWouldBlock, "pool '" + segment_.name() + "' has no free block of " +
@@ -418,8 +454,8 @@ Result<BlockId> Pool::AllocateSmall(int cls) {
 // segment. Segments are not unlinked when their block is freed, so that steady traffic of
 // large samples maps nothing and unmaps nothing; TrimLarge and Unlink remove them.
 Result<BlockId> Pool::AllocateLarge(size_t n) {
-  LargeEntry* e = LargeEntries(layout_);
-  const uint64_t count = layout_->config.large_count;
+  LargeEntry* e = large_entries_;
+  const uint64_t count = config_.large_count;
   for (int round = 0; round < 2; ++round) {
     for (int pass = 0; pass < 2; ++pass) {
       for (uint64_t i = 0; i < count; ++i) {
@@ -471,33 +507,94 @@ Result<BlockId> Pool::AllocateLarge(size_t n) {
                                        " large blocks in use");
 }
 
-size_t Pool::TrimLarge() {
-  LargeEntry* e = LargeEntries(layout_);
-  size_t trimmed = 0;
-  for (uint64_t i = 0; i < layout_->config.large_count; ++i) {
-    uint64_t expected = 0;
-    if (A(e[i].capacity).load(std::memory_order_relaxed) == 0 ||
-        !A(e[i].mask).compare_exchange_strong(expected, bit_, std::memory_order_acq_rel)) {
-      continue;
-    }
-    const uint64_t serial = A(e[i].serial).load(std::memory_order_relaxed);
-    Segment::Unlink(LargeName(serial)).IgnoreError();
-    large_maps_.erase(serial);
-    A(e[i].capacity).store(0, std::memory_order_relaxed);
-    A(e[i].mask).fetch_and(~bit_, std::memory_order_release);
-    ++trimmed;
+// Removes the segment of free large entry i, if it has one and is still free (claimed for the
+// duration with our bit, so no allocation reuses it meanwhile).
+bool Pool::TrimEntry(uint64_t i) {
+  LargeEntry& e = large_entries_[i];
+  uint64_t expected = 0;
+  if (slot_ < 0 || A(e.capacity).load(std::memory_order_relaxed) == 0 ||
+      !A(e.mask).compare_exchange_strong(expected, bit_, std::memory_order_acq_rel)) {
+    return false;
   }
+  const uint64_t serial = A(e.serial).load(std::memory_order_relaxed);
+  Segment::Unlink(LargeName(serial)).IgnoreError();
+  large_maps_.erase(serial);
+  A(e.capacity).store(0, std::memory_order_relaxed);
+  // release: the entry is free again, its capacity cleared first.
+  A(e.mask).fetch_and(~bit_, std::memory_order_release);
+  return true;
+}
+
+// A freed large block keeps its segment for reuse only up to kKeepLargeBytes: one huge result
+// must not pin gigabytes of memory after it is gone.
+void Pool::LargeFreed(uint64_t i) {
+  if (A(large_entries_[i].capacity).load(std::memory_order_relaxed) > kKeepLargeBytes) TrimEntry(i);
+}
+
+size_t Pool::TrimLarge() {
+  size_t trimmed = 0;
+  for (uint64_t i = 0; i < config_.large_count; ++i) trimmed += TrimEntry(i) ? 1 : 0;
   return trimmed;
+}
+
+Status Pool::Damaged() const {
+  return Corrupt("pool '" + segment_.name() + "': another process shrank its shared memory; its blocks are gone");
 }
 
 Result<BlockId> Pool::Allocate(size_t n) {
   if (slot_ < 0) return Status(Code::kClosed, "pool is closed");
-  if (n > layout_->config.max_block) {
+  if (segment_.damaged()) return Damaged();
+  if (n > config_.max_block) {
     return TooLarge("block of " + std::to_string(n) + " bytes exceeds max_block " +
-                    std::to_string(layout_->config.max_block) + " of pool '" + segment_.name() + "'");
+                    std::to_string(config_.max_block) + " of pool '" + segment_.name() + "'");
   }
   if (n > kPageSize) return AllocateLarge(n);
   return AllocateSmall(ClassFor(n == 0 ? 1 : n));
+}
+
+// ---- returning pages ------------------------------------------------------------------------
+
+// Returns page p of `arena` to the unassigned state if every one of its blocks is free.
+// Case analysis of the page word w:
+//  1. unassigned, or closing by a live process: leave it.
+//  2. assigned (or closing by a dead process): mark it closing with our pid by CAS (a failed
+//     CAS: someone changed it; leave it), then scan every mask word: any bit set (an allocator
+//     claimed a block meanwhile) restores the class; none sets the word to unassigned.
+// SYNC POINT C pairs with the allocator's claim-then-check in AllocateSmall. A process killed
+// while closing leaves the mark with its pid: the next reclaimer takes over (case 2).
+bool Pool::ReclaimPage(Arena* arena, uint64_t p) {
+  uint64_t& word = arena->pages[p];
+  uint64_t w = A(word).load(std::memory_order_acquire);
+  const uint64_t cls1 = internal::PageClass(w);
+  if (cls1 == 0 || cls1 > kClasses) return false;
+  if ((w & internal::kPageClosing) && IsAlive({internal::PageCloser(w), 0})) return false;
+  uint64_t* m = arena->masks + p * kUnitsPerPage;
+  for (uint64_t u = 0; u < kUnitsPerPage; ++u) {
+    if (A(m[u]).load(std::memory_order_relaxed) != 0) return false;  // cheap look first
+  }
+  const uint64_t closing = internal::ClosingWord(cls1, SelfIdentity().pid);
+  // seq_cst: SYNC POINT C (see AllocateSmall).
+  if (!A(word).compare_exchange_strong(w, closing, std::memory_order_seq_cst)) return false;
+  for (uint64_t u = 0; u < kUnitsPerPage; ++u) {
+    if (A(m[u]).load(std::memory_order_seq_cst) != 0) {
+      A(word).store(cls1 << 32, std::memory_order_release);  // in use after all: keep it
+      return false;
+    }
+  }
+  // release: our scan is done before the page can be given to another class.
+  A(word).store(0, std::memory_order_release);
+  return true;
+}
+
+size_t Pool::ReclaimEmptyPages() {
+  size_t n = 0;
+  for (uint64_t a = 0; a < max_arenas_; ++a) {
+    Arena* arena = MapArena(a);
+    if (arena == nullptr) continue;
+    for (uint64_t p = 0; p < arena_pages_; ++p) n += ReclaimPage(arena, p) ? 1 : 0;
+  }
+  for (int c = 0; c < kClasses; ++c) cur_page_[c] = -1;  // cached pages may be gone
+  return n;
 }
 
 // ---- blocks ---------------------------------------------------------------------------------
@@ -521,8 +618,8 @@ uint64_t* Pool::SmallMask(BlockId id, uint64_t* block_bytes, Arena** arena_out) 
 Result<MutableBytes> Pool::Data(BlockId id) {
   if (id & kLargeBit) {
     const uint64_t i = id & ~kLargeBit;
-    if (i >= layout_->config.large_count) return NotFound("no large block " + std::to_string(i));
-    LargeEntry& e = LargeEntries(layout_)[i];
+    if (i >= config_.large_count) return NotFound("no large block " + std::to_string(i));
+    LargeEntry& e = large_entries_[i];
     if (A(e.mask).load(std::memory_order_acquire) == 0) return InvalidArgument("large block is free");
     const uint64_t serial = A(e.serial).load(std::memory_order_relaxed);
     const uint64_t size = A(e.size).load(std::memory_order_relaxed);
@@ -534,9 +631,11 @@ Result<MutableBytes> Pool::Data(BlockId id) {
         Status st = seg.status();
         return st.Annotate("large block");
       }
-      if (seg->size() < internal::kLargeDataOffset + size) return Corrupt("large block segment too small");
       it = large_maps_.emplace(serial, std::move(seg).value()).first;
     }
+    // The size is shared (any holder may scribble it): never past this process's mapping.
+    if (it->second.size() < internal::kLargeDataOffset || size > it->second.size() - internal::kLargeDataOffset) return Corrupt("large block larger than its segment");
+    if (segment_.damaged() || it->second.damaged()) return Damaged();
     return MutableBytes(it->second.base() + internal::kLargeDataOffset, size);
   }
   uint64_t bytes = 0;
@@ -544,6 +643,7 @@ Result<MutableBytes> Pool::Data(BlockId id) {
   if (SmallMask(id, &bytes, &arena) == nullptr) {
     return InvalidArgument("not a block of pool '" + segment_.name() + "': " + std::to_string(id));
   }
+  if (arena->segment.damaged()) return Damaged();
   const uint64_t u = id & ((uint64_t{1} << kArenaShift) - 1);
   return MutableBytes(arena->data + u * kUnit, bytes);
 }
@@ -552,7 +652,7 @@ Result<MutableBytes> Pool::Data(BlockId id) {
 uint64_t* Pool::MaskOf(BlockId id) {
   if (id & kLargeBit) {
     const uint64_t i = id & ~kLargeBit;
-    return i < layout_->config.large_count ? &LargeEntries(layout_)[i].mask : nullptr;
+    return i < config_.large_count ? &large_entries_[i].mask : nullptr;
   }
   uint64_t bytes = 0;
   Arena* arena = nullptr;
@@ -561,6 +661,7 @@ uint64_t* Pool::MaskOf(BlockId id) {
 
 Status Pool::Hold(BlockId id, bool* added) {
   if (slot_ < 0) return Status(Code::kClosed, "pool is closed");
+  if (segment_.damaged()) return Damaged();
   uint64_t* mask = MaskOf(id);
   if (mask == nullptr) return InvalidArgument("not a block of pool '" + segment_.name() + "': " + std::to_string(id));
   uint64_t m = A(*mask).load(std::memory_order_acquire);
@@ -577,6 +678,42 @@ Status Pool::Hold(BlockId id, bool* added) {
       return Status::Ok();
     }
   }
+}
+
+Status Pool::HoldIfHeldBy(BlockId id, uint64_t holder_bits, bool* added) {
+  if (slot_ < 0) return Status(Code::kClosed, "pool is closed");
+  if (segment_.damaged()) return Damaged();
+  uint64_t* mask = MaskOf(id);
+  if (mask == nullptr) return InvalidArgument("not a block of pool '" + segment_.name() + "': " + std::to_string(id));
+  uint64_t m = A(*mask).load(std::memory_order_acquire);
+  for (;;) {
+    if ((m & holder_bits) == 0) {
+      return Status(Code::kPermissionDenied, "block " + std::to_string(id) + " is not held by the peer that named it");
+    }
+    if (m & bit_) {
+      ++extra_holds_[id];
+      if (added) *added = false;
+      return Status::Ok();
+    }
+    // acq_rel: joins the holders while one of `holder_bits` still holds it (the mask we
+    // compare against has that bit); a failed CAS re-reads and decides again.
+    if (A(*mask).compare_exchange_weak(m, m | bit_, std::memory_order_acq_rel)) {
+      if (added) *added = true;
+      return Status::Ok();
+    }
+  }
+}
+
+bool Pool::HolderIs(int slot, int32_t pid) const {
+  if (slot < 0 || slot >= kMaxHolders) return false;
+  const internal::SlotView v = internal::ReadSlot(layout_->holders[slot]);
+  return v.state == internal::kSlotAttached && v.who.pid == pid && !internal::HolderGone(v);
+}
+
+bool Pool::HeldBy(BlockId id, int slot) {
+  if (slot < 0 || slot >= kMaxHolders) return false;
+  uint64_t* mask = MaskOf(id);
+  return mask != nullptr && (A(*mask).load(std::memory_order_acquire) >> slot & 1) != 0;
 }
 
 Status Pool::Grant(BlockId id, uint64_t holder_bits, uint64_t* already) {
@@ -617,11 +754,12 @@ Status Pool::Release(BlockId id) {
 Status Pool::ClearBit(BlockId id, uint64_t bit) {
   if (id & kLargeBit) {
     const uint64_t i = id & ~kLargeBit;
-    if (i >= layout_->config.large_count) return InvalidArgument("no large block " + std::to_string(i));
-    LargeEntry& e = LargeEntries(layout_)[i];
+    if (i >= config_.large_count) return InvalidArgument("no large block " + std::to_string(i));
+    LargeEntry& e = large_entries_[i];
     // The segment and this process's mapping stay, for reuse by the next large request.
     const uint64_t old = A(e.mask).fetch_and(~bit, std::memory_order_acq_rel);
     if ((old & bit) == 0) return InvalidArgument("large block " + std::to_string(i) + " not held by that holder");
+    if (old == bit) LargeFreed(i);
     return Status::Ok();
   }
   uint64_t bytes = 0;
@@ -655,8 +793,8 @@ void Pool::ForEachBlock(PoolStats* s, Visit&& visit) {
       }
     }
   }
-  LargeEntry* e = LargeEntries(layout_);
-  for (uint64_t i = 0; i < layout_->config.large_count; ++i) {
+  LargeEntry* e = large_entries_;
+  for (uint64_t i = 0; i < config_.large_count; ++i) {
     const uint64_t m = A(e[i].mask).load(std::memory_order_relaxed);
     if (m != 0) visit(kLargeBit | i, m, A(e[i].size).load(std::memory_order_relaxed));
   }

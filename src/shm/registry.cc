@@ -39,12 +39,19 @@ std::atomic_ref<T> A(T& v) {
   return std::atomic_ref<T>(v);
 }
 
+}  // namespace
+
+std::string RegistryName() { return "registry." + std::to_string(::geteuid()); }
+
+namespace {
+
 Result<Segment> OpenRegistry() {
+  const std::string registry = RegistryName();
   for (int attempt = 0; attempt < 3; ++attempt) {
-    Result<Segment> seg = Segment::OpenValidated(kRegistryName, SegmentKind::kRegistry, kRegistryLayoutVersion,
+    Result<Segment> seg = Segment::OpenValidated(registry, SegmentKind::kRegistry, kRegistryLayoutVersion,
                                                  ValidateRegistry);
     if (seg.ok() || seg.status().code() != Code::kNotFound) return seg;
-    Result<Segment> created = Segment::Create(kRegistryName, SegmentKind::kRegistry, kRegistryLayoutVersion,
+    Result<Segment> created = Segment::Create(registry, SegmentKind::kRegistry, kRegistryLayoutVersion,
                                               kEntriesOffset + kEntries * sizeof(RegistryEntry));
     if (!created.ok()) {
       if (created.status().code() == Code::kAlreadyExists) continue;  // lost the race: open it

@@ -2,16 +2,19 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 #include <type_traits>
 
+#include "internal/fault_guard.h"
 #include "weft/core/clock.h"
 #include "weft/shm/process.h"
 
@@ -41,6 +44,36 @@ std::string ShmPath(std::string_view name) {
 size_t PageRound(size_t n) {
   const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   return (n + page - 1) / page * page;
+}
+
+constexpr unsigned kSealedSet = F_SEAL_SHRINK | F_SEAL_GROW;
+
+std::string UserName(uid_t uid) {
+  char buf[1024];
+  passwd pw{};
+  passwd* out = nullptr;
+  if (::getpwuid_r(uid, &pw, buf, sizeof(buf), &out) == 0 && out != nullptr) {
+    return std::to_string(uid) + " (" + out->pw_name + ")";
+  }
+  return std::to_string(uid);
+}
+
+// A segment is trusted only if this uid owns it and nobody else may open it: another uid's
+// object (a squatted name) could be read, scribbled or shrunk by that uid at will.
+Status CheckOwner(const struct stat& st, std::string_view what) {
+  const uid_t me = ::geteuid();
+  if (st.st_uid != me) {
+    return Status(Code::kPermissionDenied, std::string(what) + " belongs to uid " + UserName(st.st_uid) +
+                                               ", not to this process's uid " + UserName(me) +
+                                               "; refusing to use another user's object");
+  }
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return Status(Code::kPermissionDenied, std::string(what) + " has mode " + mode +
+                                               ": other users may open it; refusing to use it");
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -106,27 +139,62 @@ Status ValidateHeader(const void* bytes, size_t size, uint32_t expected_kind,
   return Status::Ok();
 }
 
-Segment::~Segment() {
+Segment::~Segment() { Reset(); }
+
+void Segment::Reset() {
+  internal::UnguardMapping(guard_);
+  guard_ = -1;
   if (base_ != nullptr) ::munmap(base_, size_);
+  base_ = nullptr;
+  size_ = 0;
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
 }
 
 Segment::Segment(Segment&& other) noexcept
-    : base_(other.base_), size_(other.size_), name_(std::move(other.name_)) {
+    : base_(other.base_), size_(other.size_), name_(std::move(other.name_)), guard_(other.guard_), fd_(other.fd_) {
   other.base_ = nullptr;
   other.size_ = 0;
+  other.guard_ = -1;
+  other.fd_ = -1;
 }
 
 Segment& Segment::operator=(Segment&& other) noexcept {
   if (this != &other) {
-    if (base_ != nullptr) ::munmap(base_, size_);
+    Reset();
     base_ = other.base_;
     size_ = other.size_;
     name_ = std::move(other.name_);
+    guard_ = other.guard_;
+    fd_ = other.fd_;
     other.base_ = nullptr;
     other.size_ = 0;
+    other.guard_ = -1;
+    other.fd_ = -1;
   }
   return *this;
 }
+
+bool Segment::damaged() const { return internal::MappingDamaged(guard_); }
+
+namespace {
+
+// Fills in a new segment's header (all but the magic).
+void InitHeader(SegmentHeader* h, std::string_view name, SegmentKind kind, uint32_t kind_version,
+                size_t size) {
+  h->version = kSegmentVersion;
+  h->kind = static_cast<uint32_t>(kind);
+  h->kind_version = kind_version;
+  h->header_bytes = sizeof(SegmentHeader);
+  h->total_bytes = size;
+  ProcessIdentity self = SelfIdentity();
+  h->creator_pid = self.pid;
+  h->creator_start_ticks = self.start_ticks;
+  h->created_unix_ns = WallNs();
+  std::memcpy(h->name, name.data(), name.size());
+}
+
+}  // namespace
 
 Result<Segment> Segment::Create(std::string_view name, SegmentKind kind, uint32_t kind_version,
                                 size_t total_bytes) {
@@ -161,17 +229,67 @@ Result<Segment> Segment::Create(std::string_view name, SegmentKind kind, uint32_
   seg.base_ = static_cast<uint8_t*>(p);
   seg.size_ = size;
   seg.name_ = std::string(name);
-  SegmentHeader* h = seg.header();
-  h->version = kSegmentVersion;
-  h->kind = static_cast<uint32_t>(kind);
-  h->kind_version = kind_version;
-  h->header_bytes = sizeof(SegmentHeader);
-  h->total_bytes = size;
-  ProcessIdentity self = SelfIdentity();
-  h->creator_pid = self.pid;
-  h->creator_start_ticks = self.start_ticks;
-  h->created_unix_ns = WallNs();
-  std::memcpy(h->name, name.data(), name.size());
+  seg.guard_ = internal::GuardMapping(p, size);
+  InitHeader(seg.header(), name, kind, kind_version, size);
+  return seg;
+}
+
+Result<Segment> Segment::CreateSealed(std::string_view name, SegmentKind kind, uint32_t kind_version,
+                                      size_t total_bytes) {
+  WEFT_RETURN_IF_ERROR(ValidateName(name));
+  if (total_bytes < sizeof(SegmentHeader)) return InvalidArgument("segment too small");
+  const size_t size = PageRound(total_bytes);
+  const std::string label = "weft." + std::string(name);
+  const int fd = ::memfd_create(label.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return ErrnoStatus(errno, "memfd_create(" + label + ")");
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0 ||
+      ::fcntl(fd, F_ADD_SEALS, kSealedSet | F_SEAL_SEAL) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return ErrnoStatus(err, "sealing " + label);
+  }
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+  if (p == MAP_FAILED) {
+    const int err = errno;
+    ::close(fd);
+    return ErrnoStatus(err, "mmap(" + label + ")");
+  }
+  Segment seg;
+  seg.base_ = static_cast<uint8_t*>(p);
+  seg.size_ = size;
+  seg.name_ = std::string(name);
+  seg.fd_ = fd;  // sealed: cannot shrink, so no guard is needed
+  InitHeader(seg.header(), name, kind, kind_version, size);
+  return seg;
+}
+
+Result<Segment> Segment::OpenSealed(int fd, uint32_t expected_kind, uint32_t expected_kind_version,
+                                    Status (*validate)(const void* bytes, size_t size)) {
+  const int seals = ::fcntl(fd, F_GET_SEALS);
+  if (seals < 0 || (static_cast<unsigned>(seals) & kSealedSet) != kSealedSet) {
+    return Status(Code::kPermissionDenied, "a shared segment passed as a descriptor must be a memfd sealed "
+                                           "against shrinking and growing");
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return ErrnoStatus(errno, "fstat(sealed segment)");
+  const size_t size = static_cast<size_t>(st.st_size);
+  if (size < sizeof(SegmentHeader)) return Corrupt("sealed segment of " + std::to_string(size) + " bytes");
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+  if (p == MAP_FAILED) return ErrnoStatus(errno, "mmap(sealed segment)");
+  Segment seg;
+  seg.base_ = static_cast<uint8_t*>(p);
+  seg.size_ = size;
+  // acquire: pairs with the release in Segment::Publish.
+  if (std::atomic_ref<uint64_t>(seg.header()->magic).load(std::memory_order_acquire) == 0) {
+    return Corrupt("sealed segment was never initialized");
+  }
+  WEFT_RETURN_IF_ERROR(ValidateHeader(p, size, expected_kind, expected_kind_version));
+  char name[sizeof(SegmentHeader::name)];
+  std::memcpy(name, seg.header()->name, sizeof(name));
+  name[sizeof(name) - 1] = '\0';
+  WEFT_RETURN_IF_ERROR(ValidateName(name));
+  seg.name_ = name;
+  if (validate != nullptr) WEFT_RETURN_IF_ERROR(validate(p, size));
   return seg;
 }
 
@@ -193,10 +311,20 @@ Result<Segment> Segment::Open(std::string_view name, uint32_t expected_kind,
     }
     return s;
   }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return ErrnoStatus(err, "fstat(" + path + ")");
+  }
+  Status owner = CheckOwner(st, "segment '" + std::string(name) + "'");
+  if (!owner.ok()) {
+    ::close(fd);
+    return owner;
+  }
   // A creator between shm_open and Publish leaves a short or unpublished segment: wait a
   // little for it, then call it corrupt.
   const Deadline deadline = Deadline::AfterMs(1000);
-  struct stat st {};
   void* p = MAP_FAILED;
   size_t size = 0;
   for (;;) {
@@ -231,6 +359,7 @@ Result<Segment> Segment::Open(std::string_view name, uint32_t expected_kind,
   seg.base_ = static_cast<uint8_t*>(p);
   seg.size_ = size;
   seg.name_ = std::string(name);
+  seg.guard_ = internal::GuardMapping(p, size);
   Status s = ValidateHeader(p, size, expected_kind, expected_kind_version);
   if (!s.ok()) return s.Annotate("segment '" + std::string(name) + "'");
   return seg;

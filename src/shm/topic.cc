@@ -104,6 +104,10 @@ Status ValidateTopic(const void* bytes, size_t size) {
   if (size < sizeof(TopicLayout)) return Corrupt("topic segment smaller than its layout");
   TopicConfig c;
   std::memcpy(&c, static_cast<const uint8_t*>(bytes) + offsetof(TopicLayout, config), sizeof(c));
+  return ValidateTopicConfig(c, size);
+}
+
+Status ValidateTopicConfig(const TopicConfig& c, size_t size) {
   if (c.max_publishers == 0 || c.max_publishers > 64 || c.max_subscribers == 0 || c.max_subscribers > 64) {
     return Corrupt("topic publisher or subscriber count out of range");
   }
@@ -129,12 +133,28 @@ Status ValidateTopic(const void* bytes, size_t size) {
 
 // The mapped topic segment and this endpoint's membership of the topic's pool.
 class Topic {
+ private:
+  internal::TopicConfig cfg_{};
+
  public:
   Segment segment;
   TopicLayout* layout = nullptr;
   std::unique_ptr<Pool> pool;
 
-  const internal::TopicConfig& config() const { return layout->config; }
+  // Takes the mapped segment; its config is copied once and validated as copied, and never
+  // read from shared memory again (a scribbled count or stride changes nothing here).
+  Status Adopt(Segment seg) {
+    segment = std::move(seg);
+    layout = reinterpret_cast<TopicLayout*>(segment.base());
+    std::memcpy(&cfg_, segment.base() + offsetof(TopicLayout, config), sizeof(cfg_));
+    Status v = internal::ValidateTopicConfig(cfg_, segment.size());
+    if (!v.ok()) return v.Annotate("topic '" + segment.name() + "'");
+    return Status::Ok();
+  }
+  const internal::TopicConfig& config() const { return cfg_; }
+  Status Damaged() const {
+    return Corrupt("topic '" + segment.name() + "': another process shrank its shared memory; the topic is gone");
+  }
   PublisherRecord& pub(int i) {
     return *reinterpret_cast<PublisherRecord*>(segment.base() + config().pubs_offset + i * config().pub_stride);
   }
@@ -160,7 +180,7 @@ Result<std::unique_ptr<Topic>> Topic::OpenOrCreate(std::string_view name, const 
     Result<Segment> seg = Segment::OpenValidated(name, SegmentKind::kTopic, internal::kTopicLayoutVersion,
                                                  internal::ValidateTopic);
     if (seg.ok()) {
-      topic->segment = std::move(seg).value();
+      WEFT_RETURN_IF_ERROR(topic->Adopt(std::move(seg).value()));
       break;
     }
     if (seg.status().code() != Code::kNotFound) return seg.status();
@@ -187,7 +207,7 @@ Result<std::unique_ptr<Topic>> Topic::OpenOrCreate(std::string_view name, const 
     }
     reinterpret_cast<TopicLayout*>(created->base())->config = c;
     created->Publish();
-    topic->segment = std::move(created).value();
+    WEFT_RETURN_IF_ERROR(topic->Adopt(std::move(created).value()));
     created_here = true;
     break;
   }
@@ -197,7 +217,6 @@ Result<std::unique_ptr<Topic>> Topic::OpenOrCreate(std::string_view name, const 
     if (created_here) Segment::Unlink(name).IgnoreError();  // leave nothing behind
     return registered;
   }
-  topic->layout = reinterpret_cast<TopicLayout*>(topic->segment.base());
   auto pool = Pool::OpenOrCreate(std::string(name) + ".pool", o.pool);
   if (!pool.ok()) {
     Status st = pool.status();
@@ -229,8 +248,7 @@ Result<TopicInfo> InspectTopic(std::string_view name) {
                                                internal::ValidateTopic);
   if (!seg.ok()) return seg.status();
   Topic t;
-  t.segment = std::move(seg).value();
-  t.layout = reinterpret_cast<TopicLayout*>(t.segment.base());
+  WEFT_RETURN_IF_ERROR(t.Adopt(std::move(seg).value()));
   const internal::TopicConfig& c = t.config();
   TopicInfo info;
   info.max_publishers = c.max_publishers;
@@ -302,7 +320,7 @@ Result<std::unique_ptr<Publisher>> Publisher::Open(std::string_view name, const 
       const uint64_t tail = A(ring.tail).load(std::memory_order_acquire);
       if (tail == 0) continue;
       const SampleEntry e = LoadEntry(t.entries(*index, static_cast<int>(s))[(tail - 1) % t.config().queue_depth]);
-      if (e.block == block && e.seq == seq) visible |= uint64_t{1} << e.pool_slot;
+      if (e.block == block && e.seq == seq && e.pool_slot < 64) visible |= uint64_t{1} << e.pool_slot;
     }
     for (uint64_t b = bits & ~visible; b != 0; b &= b - 1) {
       t.pool->Revoke(block, std::countr_zero(b)).IgnoreError();
@@ -355,6 +373,7 @@ Status Publisher::Publish(Sample& sample, size_t size, Deadline deadline) {
 Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
   if (index_ < 0) return Status(Code::kClosed, "publisher is closed");
   Topic& t = *topic_;
+  if (t.segment.damaged()) return t.Damaged();
   {
     auto d = t.pool->Data(block);
     if (!d.ok()) return d.status();
@@ -363,6 +382,7 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
   const uint32_t depth = t.config().queue_depth;
   const int subs = static_cast<int>(t.config().max_subscribers);
   uint64_t targets = 0, grant = 0;
+  uint32_t slot_of[Pool::kMaxHolders] = {};  // by subscriber index: the pool slot read once
   // 1. Make room in every attached subscriber's queue, or drop per its policy.
   for (int s = 0; s < subs; ++s) {
     internal::SubscriberRecord& rec = t.sub(s);
@@ -445,8 +465,12 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
                           std::min({deadline.RemainingNs(), kLivenessSliceNs, next_liveness_ns - t_now}));
     }
     if (skip) continue;
+    // The slot is shared memory a subscriber wrote: a value out of range names nobody.
+    const uint32_t pool_slot = A(rec.state.pool_slot).load(std::memory_order_relaxed);
+    if (pool_slot >= static_cast<uint32_t>(Pool::kMaxHolders)) continue;
     targets |= uint64_t{1} << s;
-    grant |= uint64_t{1} << A(rec.state.pool_slot).load(std::memory_order_relaxed);
+    grant |= uint64_t{1} << pool_slot;
+    slot_of[s] = pool_slot;
   }
   // 2. Write the entries (not yet visible), 3. hand out the holds, 4. make the entries visible.
   const uint64_t seq = A(t.pub(index_).state.seq).load(std::memory_order_relaxed) + 1;
@@ -455,7 +479,7 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
     Ring& ring = t.ring(index_, s);
     const uint64_t tail = A(ring.tail).load(std::memory_order_relaxed);
     StoreEntry(t.entries(index_, s)[tail % depth],
-               {block, size, seq, A(t.sub(s).state.pool_slot).load(std::memory_order_relaxed)});
+               {block, size, seq, slot_of[s]});
   }
   internal::PublisherState& ps = t.pub(index_).state;
   A(ps.pending_block).store(block, std::memory_order_relaxed);
@@ -659,6 +683,7 @@ bool Subscriber::TryTake(Sample* out) {
 Result<Sample> Subscriber::Take(Deadline deadline) {
   if (index_ < 0) return Status(Code::kClosed, "subscriber is closed");
   Topic& t = *topic_;
+  if (t.segment.damaged()) return t.Damaged();
   internal::SubscriberState& st = t.sub(index_).state;
   Sample out;
   auto done = [&] {
@@ -722,6 +747,7 @@ Result<Sample> Subscriber::Take(Deadline deadline) {
     A(wake.sleepers).fetch_add(1, std::memory_order_seq_cst);
     if (TryTake(&out)) return done();
     if (internal::FutexWait(&wake.events, ev, std::min(left, kLivenessSliceNs))) {
+      if (t.segment.damaged()) return t.Damaged();
       RecoverOrphans();  // a quiet slice: see whether a dead publisher left us holds
     }
     if (TryTake(&out)) return done();

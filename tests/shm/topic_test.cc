@@ -301,9 +301,11 @@ TEST(TopicRegistryTest, TopicsAreFoundByNameRacesAndDeathsIncluded) {
   EXPECT_EQ(std::count(names->begin(), names->end(), a.name), 0);
 }
 
+std::string RegistryOfThisUser() { return "registry." + std::to_string(::geteuid()); }
+
 TEST(TopicRegistryTest, RegistryOutlivesACreatorKilledRightAfterCreatingIt) {
   TopicName a, b;
-  Segment::Unlink("registry").IgnoreError();  // serial test: nobody else uses it meanwhile
+  Segment::Unlink(RegistryOfThisUser()).IgnoreError();  // serial test: nobody else uses it meanwhile
   pid_t child = Spawn([&] {
     auto p = Publisher::Open(a.name, Small());  // creates the registry
     if (!p.ok()) return 1;
@@ -311,7 +313,7 @@ TEST(TopicRegistryTest, RegistryOutlivesACreatorKilledRightAfterCreatingIt) {
     return 0;
   });
   EXPECT_EQ(Join(child), 128 + SIGKILL);
-  auto reg = Segment::Open("registry", 3, 1);
+  auto reg = Segment::Open(RegistryOfThisUser(), 3, 1);
   ASSERT_TRUE(reg.ok());
   EXPECT_EQ(reg->header()->creator_pid, child);
   auto pub = Publisher::Open(b.name, Small());
@@ -325,7 +327,7 @@ TEST(TopicRegistryTest, RegistryOutlivesACreatorKilledRightAfterCreatingIt) {
   std::memcpy(reg->base() + 192, &bogus, 8);
   EXPECT_EQ(ListTopics().status().code(), Code::kCorrupt);
   EXPECT_EQ(Publisher::Open(UniqueName("other"), Small()).status().code(), Code::kCorrupt);
-  ASSERT_TRUE(Segment::Unlink("registry").ok());
+  ASSERT_TRUE(Segment::Unlink(RegistryOfThisUser()).ok());
   Pool::Unlink(UniqueName("x")).IgnoreError();
 }
 

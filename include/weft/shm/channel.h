@@ -41,6 +41,7 @@
 namespace weft::shm {
 namespace internal {
 struct ChannelLayout;
+struct ChannelConfig;
 }
 
 enum class Role : uint8_t { kProducer = 0, kConsumer = 1 };
@@ -110,6 +111,15 @@ class Channel {
   // holds that role; takes over the role of a dead or closed one (re-attach).
   static Result<std::unique_ptr<Channel>> Open(std::string_view name, Role role,
                                                const WaitPolicy& wait = {});
+  // Creates an unnamed channel in sealed memory (Segment::CreateSealed): hand fd() to the peer,
+  // which opens it with OpenSealed; neither side can then shrink the memory the other maps.
+  // `name` labels it (errors, doorbells).
+  static Result<std::unique_ptr<Channel>> CreateSealed(std::string_view name, const ChannelOptions& options);
+  // Attaches as `role` to a sealed channel received as a descriptor (not taken over).
+  // kPermissionDenied if the memory is not sealed against shrinking.
+  static Result<std::unique_ptr<Channel>> OpenSealed(int fd, Role role, const WaitPolicy& wait = {});
+  // The descriptor of a sealed channel (owned by this object), else -1.
+  int fd() const { return segment_.fd(); }
   // Removes the name. Attached endpoints keep working.
   static Status Unlink(std::string_view name);
   // Reads a channel's state without attaching.
@@ -170,7 +180,10 @@ class Channel {
   ChannelSnapshot Stats() const;
 
  private:
-  Channel(Segment segment, Role role, const WaitPolicy& wait);
+  Channel(Segment segment, const internal::ChannelConfig& config, Role role, const WaitPolicy& wait);
+  static Result<std::unique_ptr<Channel>> Adopt(Result<Segment> seg, Role role, const WaitPolicy& wait);
+  static Result<std::unique_ptr<Channel>> Make(Result<Segment> seg, const internal::ChannelConfig& c,
+                                               const ChannelOptions& options);
 
   Status Attach();
   ChannelSnapshot Describe(bool liveness) const;

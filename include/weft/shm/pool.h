@@ -38,6 +38,8 @@
 namespace weft::shm {
 namespace internal {
 struct PoolLayout;
+struct ArenaEntry;
+struct LargeEntry;
 }
 
 // Names a block in a pool; the same value in every process.
@@ -79,6 +81,14 @@ class Pool {
   static constexpr size_t kMinBlock = 64;
   static constexpr int kClasses = 11;  // 64 B ... 64 KiB
   static constexpr int kMaxHolders = 64;
+  // A freed large block's segment is kept for reuse up to this size, and removed above it.
+  static constexpr size_t kKeepLargeBytes = size_t{256} << 20;
+
+  // The pool's geometry as this process copied it out of shared memory at open, validated;
+  // never re-read, so a scribbled shared config changes nothing here.
+  struct Geometry {
+    uint64_t arena_pages, max_arenas, arenas_offset, large_offset, large_count, max_block;
+  };
 
   ~Pool();  // Close
   Pool(const Pool&) = delete;
@@ -106,6 +116,14 @@ class Pool {
   // *added (if given) says whether this process's bit was newly set (false: it already held
   // the block, and this hold is counted locally).
   Status Hold(BlockId id, bool* added = nullptr);
+  // Hold, but only while one of `holder_bits` holds the block: how a server takes a block a
+  // peer names, so that a peer can name only blocks it holds. kPermissionDenied otherwise.
+  Status HoldIfHeldBy(BlockId id, uint64_t holder_bits, bool* added = nullptr);
+  // True if holder `slot` is attached by the live process `pid` (checked against a pid the
+  // kernel vouches for, such as SO_PEERCRED's).
+  bool HolderIs(int slot, int32_t pid) const;
+  // True if holder `slot` holds block `id` now (racy: a check, not a hold).
+  bool HeldBy(BlockId id, int slot);
   // Drops one hold of this process; the block is free once no process holds it.
   Status Release(BlockId id);
   // Adds other holders' bits to a block this process holds: hands them a hold each (how a
@@ -133,7 +151,7 @@ class Pool {
  private:
   struct Arena;  // this process's mapping of one arena
 
-  explicit Pool(Segment segment);
+  Pool(Segment segment, const Geometry& geometry);
   Status Attach();
   void ClearHolder(int slot, uint64_t* freed);
   Result<BlockId> AllocateSmall(int cls);
@@ -141,16 +159,24 @@ class Pool {
   void ForEachBlock(PoolStats* s, Visit&& visit);
   Result<BlockId> AllocateLarge(size_t n);
   int64_t FindPage(int cls);
+  bool ReclaimPage(Arena* arena, uint64_t p);
+  size_t ReclaimEmptyPages();
   bool AddArena();
   Arena* MapArena(uint64_t index);
   uint64_t* SmallMask(BlockId id, uint64_t* block_bytes, Arena** arena);
   uint64_t* MaskOf(BlockId id);
   Status ClearBit(BlockId id, uint64_t bit);
+  Status Damaged() const;
+  bool TrimEntry(uint64_t i);
+  void LargeFreed(uint64_t i);  // the kCorrupt of a pool whose memory was shrunk under it
   std::string ArenaName(uint64_t index) const;
   std::string LargeName(uint64_t serial) const;
 
   Segment segment_;
+  Geometry config_;
   internal::PoolLayout* layout_ = nullptr;  // borrowed from segment_
+  internal::ArenaEntry* arena_entries_ = nullptr;
+  internal::LargeEntry* large_entries_ = nullptr;
   uint64_t arena_pages_ = 0;
   uint64_t max_arenas_ = 0;
   std::vector<std::unique_ptr<Arena>> arenas_;  // by index; null until mapped here

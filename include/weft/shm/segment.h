@@ -3,6 +3,12 @@
 // layout versions and the creator's identity. Thread rule: a Segment is one mapping owned by
 // one object; the bytes inside follow the rules of the kind that uses them.
 //
+// Trust (docs/security.md): Open refuses a segment owned by another uid, or readable or
+// writable by others, with kPermissionDenied naming its owner. Every mapping is guarded: if
+// another process shrinks the file under it, the access that would die of SIGBUS reads zeros
+// instead and the segment reports damaged() (the kind then answers kCorrupt). Sealed segments
+// (memfd, F_SEAL_SHRINK | F_SEAL_GROW) are passed as descriptors and cannot shrink at all.
+//
 //   Result<Segment> seg = Segment::Create("frames", SegmentKind::kChannel, 1, 1 << 20);
 #pragma once
 
@@ -75,6 +81,16 @@ class Segment {
   // Names (without the "weft." prefix) of all Weft segments on this host.
   static std::vector<std::string> List();
 
+  // Creates an unnamed segment (memfd) of `total_bytes`, sealed so that no process holding
+  // its descriptor can shrink or grow it; `name` only labels it (header, doorbells). Publish
+  // as for Create, then hand fd() to the peer (for example with SCM_RIGHTS).
+  static Result<Segment> CreateSealed(std::string_view name, SegmentKind kind, uint32_t kind_version,
+                                      size_t total_bytes);
+  // Maps a sealed segment received as a descriptor (not taken over: the caller closes `fd`).
+  // kPermissionDenied unless it is sealed against shrinking and growing; then validated as Open.
+  static Result<Segment> OpenSealed(int fd, uint32_t expected_kind, uint32_t expected_kind_version,
+                                    Status (*validate)(const void* bytes, size_t size) = nullptr);
+
   // Makes the segment visible to Open (release store of the magic).
   void Publish();
 
@@ -82,11 +98,20 @@ class Segment {
   size_t size() const { return size_; }
   const std::string& name() const { return name_; }
   SegmentHeader* header() const { return reinterpret_cast<SegmentHeader*>(base_); }
+  // The descriptor of a sealed segment (owned by this object), else -1.
+  int fd() const { return fd_; }
+  // True once another process shrank the memory under this mapping: the mapping then reads
+  // zeros and writes go nowhere. Racy by nature: a check, not a guarantee of the next access.
+  bool damaged() const;
 
  private:
+  void Reset();
+
   uint8_t* base_ = nullptr;
   size_t size_ = 0;
   std::string name_;
+  int guard_ = -1;  // entry in the fault guard's table (internal/fault_guard.h)
+  int fd_ = -1;
 };
 
 }  // namespace weft::shm

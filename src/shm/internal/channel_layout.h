@@ -110,6 +110,8 @@ inline constexpr uint32_t AlignGapWords(uint64_t off) {
 // Checks the segment header and the channel config of a mapped segment of `size` bytes.
 // Reads nothing outside [bytes, bytes + size). Fuzzed.
 Status ValidateChannel(const void* bytes, size_t size);
+// Checks a copy of a channel's config against the size of its segment.
+Status ValidateChannelConfig(const ChannelConfig& c, size_t size);
 
 // Test hooks, off in normal use. They let tests prove that their checks can fail.
 struct TestHooks {

@@ -79,10 +79,19 @@ inline uint64_t PageClass(uint64_t page_word) { return page_word >> 32; }  // cl
 // Set by an allocator that found no free block in the page; cleared by whoever frees one.
 // Only a hint for choosing pages: a page flagged full is still searched before giving up.
 inline constexpr uint64_t kPageFull = 1;
+// Set, with the pid of the process doing it in bits 8..39, while a page whose blocks all look
+// free is being returned to the unassigned state (Pool::ReclaimPage).
+inline constexpr uint64_t kPageClosing = 2;
+inline uint64_t ClosingWord(uint64_t cls1, int32_t pid) {
+  return cls1 << 32 | (uint64_t{static_cast<uint32_t>(pid)} & 0xFFFFFF) << 8 | kPageClosing;
+}
+inline int32_t PageCloser(uint64_t page_word) { return static_cast<int32_t>(page_word >> 8 & 0xFFFFFF); }
 
 // Checks the segment header and the pool config of a mapped segment of `size` bytes. Reads
 // nothing outside [bytes, bytes + size). Fuzzed.
 Status ValidatePool(const void* bytes, size_t size);
+// Checks a copy of a pool's config against the size of its segment.
+Status ValidatePoolConfig(const PoolConfig& c, size_t size);
 // Checks an arena segment against the pool's arena size.
 Status ValidateArena(const void* bytes, size_t size, uint64_t arena_pages);
 

@@ -1,5 +1,5 @@
-// The registry: one segment "weft.registry" listing named objects (topics) so that they can be
-// found without a daemon. Created by the first process that needs it (safe when several race);
+// The registry: one segment per user, "weft.registry.<uid>", listing that user's named objects
+// (topics) so that they can be found without a daemon; no user can lock another out of it. Created by the first process that needs it (safe when several race);
 // it does not depend on its creator. Format: docs/formats/registry.md. Internal to shm.
 #pragma once
 
@@ -13,7 +13,8 @@
 namespace weft::shm::internal {
 
 inline constexpr uint32_t kRegistryLayoutVersion = 1;
-inline constexpr const char* kRegistryName = "registry";
+// "registry.<uid>" for this process's effective uid.
+std::string RegistryName();
 
 // Records `name` (of segment kind `kind`) unless it is there already. Entries whose segment is
 // gone are reclaimed when the table is full.

@@ -115,5 +115,7 @@ static_assert(sizeof(Ring) == 128, "topic format v2 layout");
 
 // Checks the segment header and topic config of a mapped segment. Fuzzed.
 Status ValidateTopic(const void* bytes, size_t size);
+// Checks a copy of a topic's config against the size of its segment.
+Status ValidateTopicConfig(const TopicConfig& c, size_t size);
 
 }  // namespace weft::shm::internal
