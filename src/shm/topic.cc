@@ -529,6 +529,8 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
     // release: the entry is complete before late joiners see the count.
     A(ps.history_count).store(count + 1, std::memory_order_release);
   }
+  // A shrink under us during the publish left it talking to zeros: nobody got the sample.
+  if (t.segment.damaged()) return t.Damaged();
   return Status::Ok();
 }
 
