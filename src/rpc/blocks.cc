@@ -58,11 +58,21 @@ Result<std::shared_ptr<Held>> Blocks::Adopt(uint64_t block, uint64_t length) {
   return Wrap(block, length);
 }
 
-Result<std::shared_ptr<Held>> Blocks::Take(uint64_t block, uint64_t length) {
+Result<std::shared_ptr<Held>> Blocks::Take(uint64_t block, uint64_t length, uint64_t holder_bits) {
   std::lock_guard<std::mutex> g(mu_);
-  Status s = pool_->Hold(block);
+  Status s = pool_->HoldIfHeldBy(block, holder_bits);
   if (!s.ok()) return s;
   return Wrap(block, length);
+}
+
+bool Blocks::HolderIs(int slot, int32_t pid) {
+  std::lock_guard<std::mutex> g(mu_);
+  return pool_->HolderIs(slot, pid);
+}
+
+bool Blocks::HeldBy(uint64_t block, int slot) {
+  std::lock_guard<std::mutex> g(mu_);
+  return pool_->HeldBy(block, slot);
 }
 
 std::shared_ptr<Held> Blocks::Find(const void* p, size_t n) {

@@ -22,8 +22,13 @@ class Blocks : public std::enable_shared_from_this<Blocks> {
   Result<std::shared_ptr<Held>> Loan(size_t n);
   // A block another process granted us a hold on (our bit is set): wraps that hold.
   Result<std::shared_ptr<Held>> Adopt(uint64_t block, uint64_t length);
-  // Adds a hold of ours on a block another process holds (an argument sent to us).
-  Result<std::shared_ptr<Held>> Take(uint64_t block, uint64_t length);
+  // Adds a hold of ours on a block that a holder in `holder_bits` holds (an argument a peer
+  // sent us): a peer can pass only blocks it holds. kPermissionDenied otherwise.
+  Result<std::shared_ptr<Held>> Take(uint64_t block, uint64_t length, uint64_t holder_bits);
+  // True if pool holder `slot` is attached by the live process `pid`.
+  bool HolderIs(int slot, int32_t pid);
+  // True if pool holder `slot` holds `block` now (racy).
+  bool HeldBy(uint64_t block, int slot);
   // The Held alive here whose bytes start at p with room for n bytes, or null.
   std::shared_ptr<Held> Find(const void* p, size_t n);
   // A copy of `bytes` in a new block held here (a large value that was not in a block).

@@ -3,17 +3,21 @@
 // call in this process.
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <condition_variable>
+#include <system_error>
 #include <deque>
 #include <list>
 #include <mutex>
 #include <thread>
 
+#include "internal/handshake.h"
 #include "scheduler.h"
 #include "weft/rpc/rpc.h"
 #include "weft/shm/channel.h"
@@ -75,35 +79,6 @@ bool ValidId(const std::string& id) {
   return true;
 }
 
-// Waits up to the deadline for a message on a seqpacket socket.
-Result<std::string> RecvMessage(int fd, Deadline deadline) {
-  pollfd p{fd, POLLIN, 0};
-  const int64_t left = deadline.RemainingNs();
-  const int ms = deadline.is_never() ? -1 : static_cast<int>(std::min<int64_t>(left / 1'000'000 + 1, INT32_MAX));
-  const int r = ::poll(&p, 1, ms);
-  if (r == 0) return Status(Code::kTimeout, "no answer in the handshake");
-  if (r < 0) return ErrnoStatus(errno, "poll");
-  std::string buf(1 << 20, '\0');
-  const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
-  if (n < 0) return ErrnoStatus(errno, "recv");
-  if (n == 0) return Status(Code::kPeerDead, "the peer closed the connection during the handshake");
-  buf.resize(static_cast<size_t>(n));
-  return buf;
-}
-
-// Splits off the first `lines` lines; the rest is returned in *rest.
-bool Lines(std::string_view msg, size_t lines, std::vector<std::string>* out, std::string_view* rest) {
-  size_t pos = 0;
-  for (size_t i = 0; i < lines; ++i) {
-    const size_t nl = msg.find('\n', pos);
-    if (nl == std::string_view::npos) return false;
-    out->emplace_back(msg.substr(pos, nl - pos));
-    pos = nl + 1;
-  }
-  *rest = msg.substr(pos);
-  return true;
-}
-
 // Encodes a frame straight into the channel's ring (no staging copy) and publishes it.
 Status SendFrame(shm::Channel& ch, FrameType type, uint64_t call_id, int64_t deadline_ns, uint32_t resource,
                  uint32_t method, const std::vector<Value>& values, Deadline deadline, uint16_t flags = 0) {
@@ -162,15 +137,33 @@ struct Hosted {
   std::atomic<bool> closed{false};
 };
 
+// One accepted connection's thread; reaped (joined) by the acceptor once `done`.
+struct Connection {
+  std::thread thread;
+  std::atomic<bool> done{false};
+  bool handshaking = true;  // guarded by Server::Impl::mu
+  uint32_t uid = 0;
+};
+
+// What the server knows of a connected client: verified, never taken from what it claims.
+struct Peer {
+  int32_t pid = 0;
+  uint32_t uid = 0;
+  int pool_slot = internal::kNoSlot;  // verified attached by `pid`; kNoSlot: no pool access
+  uint64_t bit() const { return pool_slot == internal::kNoSlot ? 0 : uint64_t{1} << pool_slot; }
+};
+
 struct Server::Impl {
   std::string id;
+  ServerOptions options;
   int listen_fd = -1;
   std::shared_ptr<Blocks> blocks;  // the server's pool: large values
   std::atomic<bool> stopping{false};
   std::mutex mu;
   std::map<std::string, std::shared_ptr<Hosted>> resources;
   std::thread acceptor;
-  std::list<std::thread> connections;
+  std::list<Connection> connections;  // guarded by mu
+  uint64_t refused = 0;               // connections turned away (policy, caps, no thread)
   bool started = false;
   bool shut = false;
 
@@ -181,15 +174,30 @@ struct Server::Impl {
   }
 
   void Accept();
-  void Serve(int fd);
+  // Joins connection threads that have finished. mu held.
+  void Reap();
+  // The verdict on a new connection before any thread is spent on it. mu held.
+  Status Admit(const ucred& cred) const;
+  void Serve(int fd, Connection* conn, ucred cred);
+  Status Handshake(int fd, Connection* conn, const ucred& cred, Peer* peer, std::shared_ptr<Hosted>* hosted,
+                   std::unique_ptr<shm::Channel>* req, std::unique_ptr<shm::Channel>* rep);
 };
 
 namespace {
 
 // What a call's result or chunk becomes on the wire: the block it already lives in (held here:
 // the client gets a hold of its own), a copy in a new block (large), or inline bytes.
-Result<Value> WireValue(Blocks& blocks, ByteView bytes, const std::shared_ptr<Held>& in_place, uint64_t client_bit) {
+Result<Value> WireValue(Blocks& blocks, ByteView bytes, const std::shared_ptr<Held>& in_place, uint64_t client_bit,
+                        size_t inline_most) {
   Value v;
+  if (client_bit == 0) {  // a client that does not map the pool gets everything inline
+    if (bytes.size() > inline_most) {
+      return TooLarge("a value of " + std::to_string(bytes.size()) + " bytes needs the server's shared pool, which "
+                      "this client does not map (at most " + std::to_string(inline_most) + " bytes inline)");
+    }
+    v.bytes = bytes;
+    return v;
+  }
   if (in_place != nullptr) {
     uint64_t already = 0;
     WEFT_RETURN_IF_ERROR(blocks.Grant(in_place->block(), client_bit, &already));
@@ -217,8 +225,10 @@ Result<Value> WireValue(Blocks& blocks, ByteView bytes, const std::shared_ptr<He
 // One call from an ipc:// client, served on its connection's thread.
 class IpcCall final : public CallContext {
  public:
-  IpcCall(Server::Impl& srv, Hosted& h, shm::Channel& req, shm::Channel& rep, uint64_t client_bit)
-      : srv_(srv), h_(h), req_(req), rep_(rep), client_bit_(client_bit) {}
+  // `granted`: blocks this connection granted to the client (by id: bytes), for its quota.
+  IpcCall(Server::Impl& srv, Hosted& h, shm::Channel& req, shm::Channel& rep, const Peer& peer,
+          std::map<uint64_t, uint64_t>* granted)
+      : srv_(srv), h_(h), req_(req), rep_(rep), peer_(peer), client_bit_(peer.bit()), granted_(granted) {}
 
   // Runs the call in frame `f` (the record just read) and answers. Non-OK: drop the connection.
   Status Run(const internal::Frame& f);
@@ -237,7 +247,7 @@ class IpcCall final : public CallContext {
       Poll(Deadline::AfterMs(kPollSliceMs));
     }
     if (cancelled_) return Status(Code::kCancelled, "the client cancelled the stream");
-    auto v = WireValue(*srv_.blocks, chunk, srv_.blocks->Find(chunk.data(), chunk.size()), client_bit_);
+    auto v = Answer(chunk, srv_.blocks->Find(chunk.data(), chunk.size()));
     if (!v.ok()) return v.status();
     --credits_;
     return SendFrame(rep_, FrameType::kChunk, call_, 0, h_.id, method_, {*v}, Deadline::AfterMs(10'000));
@@ -286,12 +296,16 @@ class IpcCall final : public CallContext {
   }
 
   Result<Value> Execute(const internal::Frame& f, std::string* storage);
+  // A result or chunk on the wire (WireValue), within the client's quota of held bytes.
+  Result<Value> Answer(ByteView bytes, const std::shared_ptr<Held>& in_place);
 
   Server::Impl& srv_;
   Hosted& h_;
   shm::Channel& req_;
   shm::Channel& rep_;
+  Peer peer_;
   uint64_t client_bit_;
+  std::map<uint64_t, uint64_t>* granted_;
   uint64_t call_ = 0;
   uint32_t method_ = 0;
   bool stream_ = false;
@@ -304,6 +318,32 @@ class IpcCall final : public CallContext {
   std::shared_ptr<Held> result_hold_;
   ByteView result_view_;
 };
+
+Result<Value> IpcCall::Answer(ByteView bytes, const std::shared_ptr<Held>& in_place) {
+  const size_t inline_most = rep_.max_record() - sizeof(internal::FrameHeader) - 64;
+  if (client_bit_ != 0 && (in_place != nullptr || bytes.size() > kInlineMax)) {
+    // Quota: what this client still holds of what we granted it (blocks it let go of, or
+    // whose hold ended with its pool membership, no longer count).
+    uint64_t held = 0;
+    for (auto it = granted_->begin(); it != granted_->end();) {
+      if (srv_.blocks->HeldBy(it->first, peer_.pool_slot)) {
+        held += it->second;
+        ++it;
+      } else {
+        it = granted_->erase(it);
+      }
+    }
+    const uint64_t quota = srv_.options.max_held_bytes_per_client;
+    if (held + bytes.size() > quota) {
+      return Status(Code::kBusy, "the client holds " + std::to_string(held) + " bytes of results it has not "
+                                 "released; a result of " + std::to_string(bytes.size()) +
+                                 " bytes would pass its quota of " + std::to_string(quota));
+    }
+  }
+  auto v = WireValue(*srv_.blocks, bytes, in_place, client_bit_, inline_most);
+  if (v.ok() && v->in_block) (*granted_)[v->block] = bytes.size();
+  return v;
+}
 
 Result<Value> IpcCall::Execute(const internal::Frame& f, std::string* storage) {
   const Contract& c = h_.resource.contract;
@@ -330,8 +370,14 @@ Result<Value> IpcCall::Execute(const internal::Frame& f, std::string* storage) {
       }
       continue;
     }
-    // Arguments in blocks are read in place; our hold keeps each alive while it is used.
-    auto held = srv_.blocks->Take(v.block, v.length);
+    // Arguments in blocks are read in place; our hold keeps each alive while it is used. Only
+    // blocks this client holds (it allocated them, or we granted them) are accepted: a peer
+    // that names another's block by id gets kPermissionDenied, never its bytes.
+    if (client_bit_ == 0) {
+      return Status(Code::kPermissionDenied, "argument " + std::to_string(i) +
+                                                 ": this client does not map the server's pool");
+    }
+    auto held = srv_.blocks->Take(v.block, v.length, client_bit_);
     if (!held.ok()) {
       Status st = held.status();
       return st.Annotate("argument " + std::to_string(i));
@@ -362,7 +408,7 @@ Result<Value> IpcCall::Execute(const internal::Frame& f, std::string* storage) {
   if (!r.ok()) return r.status();
   if (stream_) return Value{};
   ByteView bytes = result_hold_ ? result_view_ : AsBytes(*r);
-  auto out = WireValue(*srv_.blocks, bytes, result_hold_, client_bit_);
+  auto out = Answer(bytes, result_hold_);
   if (out.ok() && !out->in_block) {
     // Inline bytes: keep them alive until the reply is written.
     if (result_hold_) {
@@ -394,53 +440,148 @@ Status IpcCall::Run(const internal::Frame& f) {
 
 }  // namespace
 
-void Server::Impl::Accept() {
-  while (!stopping.load()) {
-    pollfd p{listen_fd, POLLIN, 0};
-    if (::poll(&p, 1, kPollSliceMs) <= 0) continue;
-    const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    std::lock_guard<std::mutex> g(mu);
-    connections.emplace_back([this, fd] { Serve(fd); });
+void Server::Impl::Reap() {
+  for (auto it = connections.begin(); it != connections.end();) {
+    if (it->done.load(std::memory_order_acquire)) {
+      it->thread.join();
+      it = connections.erase(it);
+    } else {
+      ++it;
+    }
   }
 }
 
-// One connected client: the handshake, then its calls until it leaves, dies or we stop.
-void Server::Impl::Serve(int fd) {
-  auto refuse = [&](const Status& s) {
-    const std::string m = "error\n" + std::to_string(static_cast<int>(s.code())) + "\n" + s.message();
-    (void)!::send(fd, m.data(), m.size(), MSG_NOSIGNAL);
+Status Server::Impl::Admit(const ucred& cred) const {
+  const uint32_t uid = static_cast<uint32_t>(cred.uid);
+  const bool allowed = uid == static_cast<uint32_t>(::geteuid()) ||
+                       std::find(options.allow_uids.begin(), options.allow_uids.end(), uid) != options.allow_uids.end();
+  if (!allowed) {
+    return Status(Code::kPermissionDenied, "uid " + std::to_string(uid) + " may not call ipc://" + id +
+                                               " (only its own uid and ServerOptions::allow_uids)");
+  }
+  size_t pending = 0, of_uid = 0;
+  for (const Connection& c : connections) {
+    if (c.done.load(std::memory_order_relaxed)) continue;
+    pending += c.handshaking ? 1 : 0;
+    of_uid += c.uid == uid ? 1 : 0;
+  }
+  if (connections.size() >= options.max_clients) {
+    return Status(Code::kBusy, "ipc://" + id + " serves " + std::to_string(options.max_clients) + " clients already");
+  }
+  if (pending >= options.max_pending) {
+    return Status(Code::kBusy, "ipc://" + id + " has " + std::to_string(pending) + " handshakes in progress");
+  }
+  if (of_uid >= options.max_clients_per_uid) {
+    return Status(Code::kBusy, "uid " + std::to_string(uid) + " has " + std::to_string(of_uid) +
+                                   " connections to ipc://" + id + " already");
+  }
+  return Status::Ok();
+}
+
+void Server::Impl::Accept() {
+  auto refuse = [&](int fd, const Status& s) {
+    ++refused;
+    internal::SendMessage(fd, internal::EncodeRefusal(s), {}).IgnoreError();
     ::close(fd);
   };
-  auto hello = RecvMessage(fd, Deadline::AfterMs(10'000));
-  if (!hello.ok()) {
-    ::close(fd);
-    return;
-  }
-  std::vector<std::string> head;
-  std::string_view canonical;
-  if (!Lines(*hello, 5, &head, &canonical) || head[0] != "hello") return refuse(Corrupt("bad handshake"));
-  const int client_slot = std::atoi(head[4].c_str());
-  if (client_slot < 0 || client_slot >= shm::Pool::kMaxHolders) return refuse(Corrupt("bad pool slot in handshake"));
-  const uint64_t client_bit = uint64_t{1} << client_slot;
-  std::shared_ptr<Hosted> h = Find(head[1]);
-  if (h == nullptr) return refuse(NotFound("no resource named '" + head[1] + "' at ipc://" + id));
-  auto client_contract = Contract::Parse(canonical);
-  if (!client_contract.ok()) return refuse(client_contract.status());
-  Status same = Compare(h->resource.contract, *client_contract);
-  if (!same.ok()) return refuse(same);
-  auto req = shm::Channel::Open(head[2], shm::Role::kConsumer, CallWaits());
-  if (!req.ok()) return refuse(req.status());
-  auto rep = shm::Channel::Open(head[3], shm::Role::kProducer);
-  if (!rep.ok()) return refuse(rep.status());
-  const std::string ok = "ok\n" + std::to_string(h->id) + "\n" + h->resource.contract.Canonical();
-  if (::send(fd, ok.data(), ok.size(), MSG_NOSIGNAL) < 0) {
-    ::close(fd);
-    return;
-  }
-  ::close(fd);  // from here the channels carry everything, and tell us if the client dies
   while (!stopping.load()) {
-    auto rec = (*req)->Read(Deadline::AfterMs(kPollSliceMs));
+    pollfd p{listen_fd, POLLIN, 0};
+    const int ready = ::poll(&p, 1, kPollSliceMs);
+    std::lock_guard<std::mutex> g(mu);
+    Reap();
+    if (ready <= 0) continue;
+    const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+      refuse(fd, ErrnoStatus(errno, "SO_PEERCRED"));
+      continue;
+    }
+    Status admitted = Admit(cred);
+    if (!admitted.ok()) {
+      refuse(fd, admitted);
+      continue;
+    }
+    Connection& c = connections.emplace_back();
+    c.uid = static_cast<uint32_t>(cred.uid);
+    try {
+      c.thread = std::thread([this, fd, conn = &c, cred] { Serve(fd, conn, cred); });
+    } catch (const std::system_error&) {  // no thread to be had: refuse this one, keep serving
+      connections.pop_back();
+      refuse(fd, Status(Code::kBusy, "ipc://" + id + " could not start a thread for this client"));
+    }
+  }
+}
+
+// Verifies a new client and opens its channels. Nothing the client says is taken on trust:
+// its uid and pid come from the kernel (SO_PEERCRED), its pool slot is checked against that
+// pid, and its channels must be sealed memory of exactly the size the server expects.
+Status Server::Impl::Handshake(int fd, Connection* conn, const ucred& cred, Peer* peer,
+                               std::shared_ptr<Hosted>* hosted, std::unique_ptr<shm::Channel>* req,
+                               std::unique_ptr<shm::Channel>* rep) {
+  std::vector<int> fds;
+  auto msg = internal::RecvMessage(fd, Deadline::AfterMs(options.handshake_timeout_ms), &fds, 2);
+  if (!msg.ok()) return msg.status();
+  struct Closer {
+    std::vector<int>& fds;
+    ~Closer() {
+      for (int f : fds) ::close(f);
+    }
+  } closer{fds};
+  auto hello = internal::ParseHello(*msg);
+  if (!hello.ok()) return hello.status();
+  if (fds.size() != 2) return Corrupt("handshake: expected the request and reply channels as two descriptors");
+  peer->pid = cred.pid;
+  peer->uid = static_cast<uint32_t>(cred.uid);
+  if (hello->pool_slot != internal::kNoSlot) {
+    if (!blocks->HolderIs(hello->pool_slot, cred.pid)) {
+      return Status(Code::kPermissionDenied, "handshake: pool slot " + std::to_string(hello->pool_slot) +
+                                                 " is not held by the connecting process");
+    }
+    peer->pool_slot = hello->pool_slot;
+  }
+  *hosted = Find(hello->resource);
+  if (*hosted == nullptr) return NotFound("no resource named '" + hello->resource + "' at ipc://" + id);
+  auto client_contract = Contract::Parse(hello->contract);
+  if (!client_contract.ok()) return client_contract.status();
+  WEFT_RETURN_IF_ERROR(Compare((*hosted)->resource.contract, *client_contract));
+  for (int i = 0; i < 2; ++i) {
+    struct stat st {};
+    if (::fstat(fds[i], &st) != 0 || static_cast<size_t>(st.st_size) > kChannelBytes + (64 << 10)) {
+      return InvalidArgument("handshake: a channel of an unexpected size");
+    }
+  }
+  auto r = shm::Channel::OpenSealed(fds[0], shm::Role::kConsumer, CallWaits());
+  if (!r.ok()) return r.status();
+  auto p = shm::Channel::OpenSealed(fds[1], shm::Role::kProducer);
+  if (!p.ok()) return p.status();
+  *req = std::move(r).value();
+  *rep = std::move(p).value();
+  {
+    std::lock_guard<std::mutex> g(mu);
+    conn->handshaking = false;
+  }
+  return Status::Ok();
+}
+
+// One connected client: the handshake, then its calls until it leaves, dies or we stop.
+void Server::Impl::Serve(int fd, Connection* conn, ucred cred) {
+  Peer peer;
+  std::shared_ptr<Hosted> h;
+  std::unique_ptr<shm::Channel> req, rep;
+  Status hs = Handshake(fd, conn, cred, &peer, &h, &req, &rep);
+  if (!hs.ok()) {
+    internal::SendMessage(fd, internal::EncodeRefusal(hs), {}).IgnoreError();
+    ::close(fd);
+    conn->done.store(true, std::memory_order_release);
+    return;
+  }
+  Status sent = internal::SendMessage(fd, internal::EncodeAccept(h->id, h->resource.contract.Canonical()), {});
+  ::close(fd);  // from here the channels carry everything, and tell us if the client dies
+  std::map<uint64_t, uint64_t> granted;
+  while (sent.ok() && !stopping.load()) {
+    auto rec = req->Read(Deadline::AfterMs(kPollSliceMs));
     if (!rec.ok()) {
       if (rec.status().code() == Code::kTimeout || rec.status().code() == Code::kWouldBlock) continue;
       // The client died or closed: what it held in the pool (arguments it wrote, results it
@@ -451,25 +592,30 @@ void Server::Impl::Serve(int fd) {
     auto f = DecodeFrame(*rec);
     if (!f.ok()) break;  // a client that sends garbage loses its connection, and only it
     if (f->type() != FrameType::kCall) {
-      (*req)->Release().IgnoreError();
+      req->Release().IgnoreError();
       continue;  // cancel and credit frames of calls already answered
     }
-    IpcCall call(*this, *h, **req, **rep, client_bit);
+    IpcCall call(*this, *h, *req, *rep, peer, &granted);
     Status s = call.Run(*f);
     if (!s.ok()) {
       if (s.code() == Code::kPeerDead) blocks->RecoverDead();
       break;
     }
   }
+  conn->done.store(true, std::memory_order_release);
 }
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Server::~Server() { Shutdown(Deadline::AfterMs(10'000)).IgnoreError(); }
 
-Result<std::unique_ptr<Server>> Server::Create(const std::string& id) {
+Result<std::unique_ptr<Server>> Server::Create(const std::string& id, const ServerOptions& options) {
   if (!ValidId(id)) return InvalidArgument("server id '" + id + "': 1 to 64 letters, digits, - _ .");
+  if (options.max_clients == 0 || options.max_pending == 0 || options.max_clients_per_uid == 0) {
+    return InvalidArgument("server options: max_clients, max_pending and max_clients_per_uid must be at least 1");
+  }
   auto impl = std::make_unique<Impl>();
   impl->id = id;
+  impl->options = options;
   impl->listen_fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (impl->listen_fd < 0) return ErrnoStatus(errno, "socket");
   socklen_t len;
@@ -533,12 +679,12 @@ Status Server::Shutdown(Deadline deadline) {
   if (m.acceptor.joinable()) m.acceptor.join();
   ::close(m.listen_fd);
   // Connection threads finish the call they are in, then see the flag within a slice.
-  std::list<std::thread> conns;
+  std::list<Connection> conns;
   {
     std::lock_guard<std::mutex> g(m.mu);
     conns.swap(m.connections);
   }
-  for (std::thread& t : conns) t.join();
+  for (Connection& c : conns) c.thread.join();
   for (auto& [name, h] : m.resources) {
     h->closed.store(true);
     // In-process calls that got in before the flag finish first.
@@ -638,7 +784,7 @@ Result<uint64_t> Client::Impl::Send(int idx, const std::vector<ByteView>& args, 
   std::vector<std::shared_ptr<Held>> keep;
   for (size_t i = 0; i < args.size(); ++i) {
     const ByteView a = args[i];
-    if (a.size() <= kInlineMax) {
+    if (a.size() <= kInlineMax || blocks == nullptr) {  // without the pool, inline (the channel checks the size)
       values[i].bytes = a;
       continue;
     }
@@ -690,7 +836,7 @@ Result<internal::Frame> Client::Impl::Await(uint64_t call, const CallOptions& o)
 }
 
 void Client::Impl::Drop(const internal::Frame& f) {
-  if (f.type() == FrameType::kReply || f.type() == FrameType::kChunk) {
+  if (blocks != nullptr && (f.type() == FrameType::kReply || f.type() == FrameType::kChunk)) {
     auto vals = DecodeValues(f.payload);
     if (vals.ok()) {
       for (const Value& v : *vals) {
@@ -708,7 +854,7 @@ Result<Reply> Client::Impl::ToReply(const internal::Frame& f, bool hold) {
   if (!vals.ok()) return vals.status();
   if (vals->size() != 1) {
     for (const Value& v : *vals) {
-      if (v.in_block) blocks->Release(v.block).IgnoreError();
+      if (v.in_block && blocks != nullptr) blocks->Release(v.block).IgnoreError();
     }
     return Corrupt("a reply carries one value");
   }
@@ -718,6 +864,7 @@ Result<Reply> Client::Impl::ToReply(const internal::Frame& f, bool hold) {
     r.inline_bytes.assign(reinterpret_cast<const char*>(v.bytes.data()), v.bytes.size());
     return r;
   }
+  if (blocks == nullptr) return Corrupt("a reply names a pool block, but this client does not map the pool");
   auto h = blocks->Adopt(v.block, v.length);  // the server granted us a hold on it
   if (!h.ok()) return h.status();
   if (hold) {
@@ -801,67 +948,50 @@ Result<std::unique_ptr<Client>> Client::Connect(const Contract& contract, const 
   if (!ValidId(id)) return InvalidArgument("address '" + address + "': bad server id");
   static std::atomic<uint64_t> counter{0};
   const std::string stem = "rpc-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
-  const std::string req_name = stem + "-req", rep_name = stem + "-rep";
   auto impl = std::make_unique<Impl>();
   impl->contract = contract;
+  // The channels are sealed memory handed to the server as descriptors: neither side can
+  // shrink what the other maps, and the server opens nothing by a name we chose.
   {
-    auto req = shm::Channel::Create(req_name, {.capacity = kChannelBytes, .role = shm::Role::kProducer});
+    auto req = shm::Channel::CreateSealed(stem + "-req", {.capacity = kChannelBytes, .role = shm::Role::kProducer});
     if (!req.ok()) return req.status();
     impl->req = std::move(req).value();
-    auto rep = shm::Channel::Create(rep_name, {.capacity = kChannelBytes, .role = shm::Role::kConsumer, .wait = CallWaits()});
-    if (!rep.ok()) {
-      shm::Channel::Unlink(req_name).IgnoreError();
-      return rep.status();
-    }
+    auto rep = shm::Channel::CreateSealed(stem + "-rep",
+                                          {.capacity = kChannelBytes, .role = shm::Role::kConsumer, .wait = CallWaits()});
+    if (!rep.ok()) return rep.status();
     impl->rep = std::move(rep).value();
   }
-  auto forget = [&] {
-    shm::Channel::Unlink(req_name).IgnoreError();
-    shm::Channel::Unlink(rep_name).IgnoreError();
-  };
   const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    forget();
-    return ErrnoStatus(errno, "socket");
-  }
+  if (fd < 0) return ErrnoStatus(errno, "socket");
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
   socklen_t len;
   sockaddr_un a = SocketAddress(id, &len);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), len) != 0) {
     const int err = errno;
-    ::close(fd);
-    forget();
     if (err == ECONNREFUSED || err == ENOENT) return NotFound("no server at " + address);
     return ErrnoStatus(err, "connect(" + address + ")");
   }
+  // A client of another uid (admitted by the server's policy) cannot map the server's pool:
+  // it goes on without it, and every value travels inline.
   auto pool = shm::Pool::Open(PoolName(id));
-  if (!pool.ok()) {
-    ::close(fd);
-    forget();
+  if (pool.ok()) {
+    impl->blocks = Blocks::Make(std::move(pool).value());
+  } else if (pool.status().code() != Code::kPermissionDenied) {
     Status st = pool.status();
     return st.Annotate("server pool");
   }
-  impl->blocks = Blocks::Make(std::move(pool).value());
-  const std::string hello = "hello\n" + name + "\n" + req_name + "\n" + rep_name + "\n" +
-                            std::to_string(impl->blocks->holder_slot()) + "\n" + contract.Canonical();
-  if (::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL) < 0) {
-    const int err = errno;
-    ::close(fd);
-    forget();
-    return ErrnoStatus(err, "send");
-  }
-  auto answer = RecvMessage(fd, deadline);
-  ::close(fd);
-  forget();  // the server has them open, or never will: the names are no longer needed
+  const int slot = impl->blocks ? impl->blocks->holder_slot() : internal::kNoSlot;
+  WEFT_RETURN_IF_ERROR(internal::SendMessage(fd, internal::EncodeHello(name, slot, contract.Canonical()),
+                                             {impl->req->fd(), impl->rep->fd()}));
+  std::vector<int> fds;
+  auto answer = internal::RecvMessage(fd, deadline, &fds, 0);
   if (!answer.ok()) return answer.status();
-  std::vector<std::string> head;
-  std::string_view rest;
-  if (Lines(*answer, 2, &head, &rest) && head[0] == "error") {
-    const int code = std::atoi(head[1].c_str());
-    if (code <= 0 || code > static_cast<int>(Code::kCancelled)) return Corrupt("bad handshake answer");
-    return Status(static_cast<Code>(code), std::string(rest));
-  }
-  if (head.size() != 2 || head[0] != "ok") return Corrupt("bad handshake answer from " + address);
-  impl->resource = static_cast<uint32_t>(std::strtoul(head[1].c_str(), nullptr, 10));
+  auto resource = internal::ParseAnswer(*answer);
+  if (!resource.ok()) return resource.status();
+  impl->resource = *resource;
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 
@@ -901,7 +1031,8 @@ Result<std::string> Client::Call(std::string_view method, const std::vector<Byte
 }
 
 Result<std::shared_ptr<Held>> Client::Loan(size_t n) {
-  if (!impl_->blocks) return Status(Code::kClosed, "client is closed");
+  if (!impl_->req && !impl_->local) return Status(Code::kClosed, "client is closed");
+  if (!impl_->blocks) return Status(Code::kPermissionDenied, "this client does not map the server's pool");
   return impl_->blocks->Loan(n);
 }
 

@@ -15,6 +15,7 @@
 #include "weft/shm/channel.h"
 #include "weft/shm/pool.h"
 #include "weft/rpc/rpc.h"
+#include "internal/handshake.h"
 #include "wire.h"
 
 namespace weft::rpc {
@@ -240,6 +241,20 @@ TEST(IpcTest, AServerReclaimsTheBlocksOfAClientKilledMidCall) {
   EXPECT_EQ(I64(c->Call("increment", {AsBytes(EncodeI64(1))}, Deadline::AfterMs(60'000))), 1);
 }
 
+// A connected handshake socket to ipc://<id>, or -1.
+int RawConnect(const std::string& id) {
+  const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  const std::string name = "weft.rpc." + id;
+  std::memcpy(a.sun_path + 1, name.data(), name.size());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), offsetof(sockaddr_un, sun_path) + 1 + name.size()) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 // A client written by hand, speaking the wire format directly: it can send what no Client would.
 struct RawClient {
   std::unique_ptr<shm::Channel> req, rep;
@@ -249,25 +264,20 @@ struct RawClient {
   bool Connect(const std::string& id, const Contract& contract) {
     static int n = 0;
     const std::string stem = "raw-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
-    req = shm::Channel::Create(stem + "-req", {.capacity = 1 << 20, .role = shm::Role::kProducer, .wait = {}}).value();
-    rep = shm::Channel::Create(stem + "-rep", {.capacity = 1 << 20, .role = shm::Role::kConsumer, .wait = {}}).value();
+    req = shm::Channel::CreateSealed(stem + "-req", {.capacity = 1 << 20, .role = shm::Role::kProducer, .wait = {}}).value();
+    rep = shm::Channel::CreateSealed(stem + "-rep", {.capacity = 1 << 20, .role = shm::Role::kConsumer, .wait = {}}).value();
     pool = shm::Pool::Open("rpc." + id + ".pool").value();
-    const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    const std::string name = "weft.rpc." + id;
-    std::memcpy(a.sun_path + 1, name.data(), name.size());
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), offsetof(sockaddr_un, sun_path) + 1 + name.size()) != 0) return false;
-    const std::string hello = "hello\ncounter\n" + stem + "-req\n" + stem + "-rep\n" +
-                              std::to_string(pool->holder_slot()) + "\n" + contract.Canonical();
-    (void)!::send(fd, hello.data(), hello.size(), 0);
-    char buf[4096];
-    const ssize_t got = ::recv(fd, buf, sizeof(buf), 0);
+    const int fd = RawConnect(id);
+    if (fd < 0) return false;
+    internal::SendMessage(fd, internal::EncodeHello("counter", pool->holder_slot(), contract.Canonical()),
+                          {req->fd(), rep->fd()}).IgnoreError();
+    std::vector<int> fds;
+    auto answer = internal::RecvMessage(fd, Deadline::AfterMs(10'000), &fds, 0);
     ::close(fd);
-    shm::Channel::Unlink(stem + "-req").IgnoreError();
-    shm::Channel::Unlink(stem + "-rep").IgnoreError();
-    if (got < 3 || std::string(buf, 3) != "ok\n") return false;
-    resource = static_cast<uint32_t>(std::atoi(buf + 3));
+    if (!answer.ok()) return false;
+    auto r = internal::ParseAnswer(*answer);
+    if (!r.ok()) return false;
+    resource = *r;
     return true;
   }
   void Send(uint32_t method, const std::vector<internal::Value>& values, uint64_t call) {

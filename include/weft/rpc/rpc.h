@@ -129,6 +129,21 @@ struct Resource {
   std::function<void()> on_shutdown;        // after the last call, at Shutdown
 };
 
+// Who may connect, and how much one client may take (docs/security.md).
+struct ServerOptions {
+  // Uids admitted besides the server's own (checked with SO_PEERCRED; everyone else is refused
+  // with kPermissionDenied). A client of another uid cannot map the server's pool: its values
+  // travel inline (up to about 2 MiB each), and it can never name a pool block.
+  std::vector<uint32_t> allow_uids;
+  size_t max_clients = 256;          // connections served at once; more are refused (kBusy)
+  size_t max_clients_per_uid = 256;  // of those, from one uid
+  size_t max_pending = 32;           // connections still in their handshake
+  int64_t handshake_timeout_ms = 2000;
+  // Bytes of results a client may hold in the server's pool without releasing them; a result
+  // past it is answered with kBusy.
+  uint64_t max_held_bytes_per_client = uint64_t{8} << 30;
+};
+
 class Server {
  public:
   ~Server();  // Shutdown
@@ -136,7 +151,7 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   // Listens at ipc://<id> and inproc://<id> (kAlreadyExists if another server has that id).
-  static Result<std::unique_ptr<Server>> Create(const std::string& id);
+  static Result<std::unique_ptr<Server>> Create(const std::string& id, const ServerOptions& options = {});
   Status Register(const std::string& name, Resource resource);
   // Serves in background threads: one accepting, one per connected client.
   Status Start();
