@@ -479,17 +479,43 @@ Status Server::Impl::Admit(const ucred& cred) const {
 }
 
 void Server::Impl::Accept() {
+  // A refused connection is answered at once but closed only once its hello has arrived (or
+  // after a second): closing a socket with an unread message resets it, and the client would
+  // read the reset instead of the reason.
+  constexpr size_t kMostRefusing = 64;
+  std::vector<pollfd> polled;
+  std::vector<int64_t> close_at;  // for polled[1..]
   auto refuse = [&](int fd, const Status& s) {
     ++refused;
     internal::SendMessage(fd, internal::EncodeRefusal(s), {}).IgnoreError();
-    ::close(fd);
+    if (polled.size() > kMostRefusing) {
+      ::close(fd);
+      return;
+    }
+    polled.push_back({fd, POLLIN, 0});
+    close_at.push_back(MonotonicNs() + 1'000'000'000);
   };
+  polled.push_back({listen_fd, POLLIN, 0});
+  close_at.push_back(0);
   while (!stopping.load()) {
-    pollfd p{listen_fd, POLLIN, 0};
-    const int ready = ::poll(&p, 1, kPollSliceMs);
+    for (pollfd& p : polled) p.revents = 0;
+    ::poll(polled.data(), polled.size(), kPollSliceMs);
+    const int64_t now = MonotonicNs();
+    for (size_t i = polled.size(); i-- > 1;) {
+      if (polled[i].revents == 0 && now < close_at[i]) continue;
+      if (polled[i].revents & POLLIN) {  // take the hello off the queue, and any descriptors it brought
+        std::vector<int> fds;
+        (void)internal::RecvMessage(polled[i].fd, Deadline::Now(), &fds, 2);
+        for (int f : fds) ::close(f);
+      }
+      ::close(polled[i].fd);
+      polled.erase(polled.begin() + static_cast<std::ptrdiff_t>(i));
+      close_at.erase(close_at.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+    const bool ready = (polled[0].revents & POLLIN) != 0;
     std::lock_guard<std::mutex> g(mu);
     Reap();
-    if (ready <= 0) continue;
+    if (!ready) continue;
     const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
     ucred cred{};
@@ -512,6 +538,7 @@ void Server::Impl::Accept() {
       refuse(fd, Status(Code::kBusy, "ipc://" + id + " could not start a thread for this client"));
     }
   }
+  for (size_t i = 1; i < polled.size(); ++i) ::close(polled[i].fd);
 }
 
 // Verifies a new client and opens its channels. Nothing the client says is taken on trust:
@@ -984,11 +1011,13 @@ Result<std::unique_ptr<Client>> Client::Connect(const Contract& contract, const 
     return st.Annotate("server pool");
   }
   const int slot = impl->blocks ? impl->blocks->holder_slot() : internal::kNoSlot;
-  WEFT_RETURN_IF_ERROR(internal::SendMessage(fd, internal::EncodeHello(name, slot, contract.Canonical()),
-                                             {impl->req->fd(), impl->rep->fd()}));
+  Status sent = internal::SendMessage(fd, internal::EncodeHello(name, slot, contract.Canonical()),
+                                      {impl->req->fd(), impl->rep->fd()});
+  // A server that refused us at once (policy, caps) has answered and closed before our hello:
+  // its answer says why better than the failed send.
   std::vector<int> fds;
-  auto answer = internal::RecvMessage(fd, deadline, &fds, 0);
-  if (!answer.ok()) return answer.status();
+  auto answer = internal::RecvMessage(fd, sent.ok() ? deadline : Deadline::AfterMs(100), &fds, 0);
+  if (!answer.ok()) return sent.ok() ? answer.status() : sent;
   auto resource = internal::ParseAnswer(*answer);
   if (!resource.ok()) return resource.status();
   impl->resource = *resource;

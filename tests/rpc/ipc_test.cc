@@ -6,7 +6,10 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <grp.h>
+
 #include <atomic>
+#include <filesystem>
 #include <cstring>
 #include <thread>
 
@@ -255,6 +258,18 @@ int RawConnect(const std::string& id) {
   return fd;
 }
 
+// Sends one hello with `fds` and returns the server's answer (the resource id, or its refusal).
+Result<uint32_t> RawHello(const std::string& id, const std::string& hello, const std::vector<int>& fds) {
+  const int fd = RawConnect(id);
+  if (fd < 0) return Status(Code::kNotFound, "no server");
+  internal::SendMessage(fd, hello, fds).IgnoreError();
+  std::vector<int> got;
+  auto answer = internal::RecvMessage(fd, Deadline::AfterMs(10'000), &got, 0);
+  ::close(fd);
+  if (!answer.ok()) return answer.status();
+  return internal::ParseAnswer(*answer);
+}
+
 // A client written by hand, speaking the wire format directly: it can send what no Client would.
 struct RawClient {
   std::unique_ptr<shm::Channel> req, rep;
@@ -267,15 +282,8 @@ struct RawClient {
     req = shm::Channel::CreateSealed(stem + "-req", {.capacity = 1 << 20, .role = shm::Role::kProducer, .wait = {}}).value();
     rep = shm::Channel::CreateSealed(stem + "-rep", {.capacity = 1 << 20, .role = shm::Role::kConsumer, .wait = {}}).value();
     pool = shm::Pool::Open("rpc." + id + ".pool").value();
-    const int fd = RawConnect(id);
-    if (fd < 0) return false;
-    internal::SendMessage(fd, internal::EncodeHello("counter", pool->holder_slot(), contract.Canonical()),
-                          {req->fd(), rep->fd()}).IgnoreError();
-    std::vector<int> fds;
-    auto answer = internal::RecvMessage(fd, Deadline::AfterMs(10'000), &fds, 0);
-    ::close(fd);
-    if (!answer.ok()) return false;
-    auto r = internal::ParseAnswer(*answer);
+    auto r = RawHello(id, internal::EncodeHello("counter", pool->holder_slot(), contract.Canonical()),
+                      {req->fd(), rep->fd()});
     if (!r.ok()) return false;
     resource = *r;
     return true;
@@ -386,6 +394,195 @@ TEST(IpcTest, AServerReclaimsWhatAKilledClientHeldInHoldMode) {
   st.shared.reset();
   EXPECT_EQ(PoolInUse(id), 0u);  // the pool is back to full capacity
   ::munmap(ready, 64);
+}
+
+// ---- hostile peers (docs/security.md) -------------------------------------------------------
+
+internal::Value BlockValue(uint64_t block, uint64_t length) { return internal::Value{true, {}, block, length}; }
+
+TEST(IpcHostileTest, ABlockIdTheClientDoesNotHoldIsRefused) {
+  const std::string id = ServerId();
+  std::atomic<int64_t> value{0};
+  auto server = StartCounter(id, &value);
+  // Client A keeps a private loan in the server's pool.
+  auto a = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000)).value();
+  auto secret = a->Loan(100'000).value();
+  std::memset(secret->mutable_bytes().data(), 'S', secret->size());
+  RawClient b;
+  ASSERT_TRUE(b.Connect(id, CounterContract()));
+  // B names A's block by id: refused, and none of A's bytes come back.
+  const uint32_t echo = static_cast<uint32_t>(CounterContract().Find("echo"));
+  b.Send(echo, {BlockValue(secret->block(), secret->size())}, 1);
+  EXPECT_EQ(b.Answer(1), Code::kPermissionDenied);
+  // Control: a block B allocated itself is echoed.
+  auto own = b.pool->Allocate(100'000).value();
+  std::memset(b.pool->Data(own)->data(), 'B', 100'000);
+  b.Send(echo, {BlockValue(own, 100'000)}, 2);
+  EXPECT_EQ(b.Answer(2), Code::kOk);
+  // The connection survives the refusal and A's data is intact.
+  EXPECT_EQ(secret->bytes()[0], 'S');
+}
+
+TEST(IpcHostileTest, AForgedPoolSlotIsRefusedAtTheHandshake) {
+  const std::string id = ServerId();
+  std::atomic<int64_t> value{0};
+  auto server = StartCounter(id, &value);
+  auto other = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000)).value();
+  auto req = shm::Channel::CreateSealed("forge-req", {.capacity = 1 << 20, .role = shm::Role::kProducer}).value();
+  auto rep = shm::Channel::CreateSealed("forge-rep", {.capacity = 1 << 20, .role = shm::Role::kConsumer}).value();
+  const std::string canonical = CounterContract().Canonical();
+  auto pool = shm::Pool::Open("rpc." + id + ".pool").value();
+  // From another process, every slot but its own is refused: the server's, the other client's
+  // (both held by this process), unused ones.
+  const pid_t child = weft::testing::Spawn([&] {
+    for (int slot : {0, 1, 2, 63}) {
+      auto r = RawHello(id, internal::EncodeHello("counter", slot, canonical), {req->fd(), rep->fd()});
+      if (r.ok() || r.status().code() != Code::kPermissionDenied) return 10 + slot;
+    }
+    return 0;
+  });
+  EXPECT_EQ(weft::testing::Join(child), 0);
+  // Not a number at all.
+  auto junk = RawHello(id, "hello 2\ncounter\nx\n" + canonical, {req->fd(), rep->fd()});
+  EXPECT_EQ(junk.status().code(), Code::kCorrupt);
+  // Control: our own slot is accepted.
+  EXPECT_TRUE(RawHello(id, internal::EncodeHello("counter", pool->holder_slot(), canonical), {req->fd(), rep->fd()}).ok());
+}
+
+TEST(IpcHostileTest, ChannelsMustBeSealedAndOfTheExpectedSize) {
+  const std::string id = ServerId();
+  std::atomic<int64_t> value{0};
+  auto server = StartCounter(id, &value);
+  auto pool = shm::Pool::Open("rpc." + id + ".pool").value();
+  const std::string hello = internal::EncodeHello("counter", pool->holder_slot(), CounterContract().Canonical());
+  // Plain memfds the client could shrink under the server: refused.
+  const int plain[2] = {::memfd_create("a", MFD_CLOEXEC), ::memfd_create("b", MFD_CLOEXEC)};
+  for (int fd : plain) ASSERT_EQ(::ftruncate(fd, 1 << 20), 0);
+  EXPECT_EQ(RawHello(id, hello, {plain[0], plain[1]}).status().code(), Code::kPermissionDenied);
+  // Sealed but huge (the server would map and populate it): refused before mapping.
+  auto huge = shm::Channel::CreateSealed("huge", {.capacity = size_t{1} << 30}).value();
+  auto rep = shm::Channel::CreateSealed("huge-rep", {.capacity = 1 << 20, .role = shm::Role::kConsumer}).value();
+  EXPECT_EQ(RawHello(id, hello, {huge->fd(), rep->fd()}).status().code(), Code::kInvalidArgument);
+  // One descriptor, or none.
+  EXPECT_EQ(RawHello(id, hello, {rep->fd()}).status().code(), Code::kCorrupt);
+  // Sealed channels cannot be shrunk by the client that made them.
+  auto c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000)).value();
+  EXPECT_NE(::ftruncate(rep->fd(), 0), 0);
+  EXPECT_EQ(I64(c->Call("increment", {AsBytes(EncodeI64(1))}, Deadline::AfterMs(10'000))), 1);
+  for (int fd : plain) ::close(fd);
+}
+
+// Threads of this process.
+int Threads() {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) n += e.exists() ? 1 : 0;
+  return n;
+}
+
+TEST(IpcHostileTest, TensOfThousandsOfAbandonedConnectionsLeaveNothingBehind) {
+  const std::string id = ServerId();
+  std::atomic<int64_t> value{0};
+  auto server = StartCounter(id, &value);
+  const int before = Threads();
+  // Connections that never say hello: up to max_pending are held, the rest refused at once.
+  std::vector<int> idle;
+  for (int i = 0; i < 100; ++i) idle.push_back(RawConnect(id));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const int busy = Threads();
+  EXPECT_GT(busy, before);                       // control: each pending handshake has a thread
+  EXPECT_LE(busy, before + 32 + 1);              // but no more than max_pending of them
+  for (int fd : idle) ::close(fd);
+  // Twenty thousand connect-and-go.
+  for (int i = 0; i < 20'000; ++i) {
+    const int fd = RawConnect(id);
+    ASSERT_GE(fd, 0) << i;
+    ::close(fd);
+  }
+  // Finished connections are reaped: the thread count comes back down.
+  const int64_t give_up = MonotonicNs() + 10'000'000'000;
+  while (Threads() > before && MonotonicNs() < give_up) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_LE(Threads(), before);
+  auto c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000)).value();
+  EXPECT_EQ(I64(c->Call("increment", {AsBytes(EncodeI64(1))}, Deadline::AfterMs(10'000))), 1);
+}
+
+TEST(IpcHostileTest, AnotherUidIsRefusedByDefaultAndAdmittedOnlyByPolicy) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to become another uid (CI runs as root)";
+  auto as_nobody = [](const std::string& id, bool expect_admitted) {
+    return weft::testing::Join(weft::testing::Spawn([&] {
+      if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) return 90;
+      auto c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000));
+      if (!expect_admitted) {
+        if (c.status().code() != Code::kPermissionDenied) std::fprintf(stderr, "nobody: %s\n", c.status().ToString().c_str());
+        return c.status().code() == Code::kPermissionDenied ? 0 : 1;
+      }
+      if (!c.ok()) return 2;
+      auto v = (*c)->Call("increment", {AsBytes(EncodeI64(5))}, Deadline::AfterMs(10'000));
+      if (!v.ok() || DecodeI64(AsBytes(*v)).value() != 5) return 3;
+      // Without the pool, a large value travels inline, and no block can be named.
+      const std::string big(200'000, 'x');
+      auto echo = (*c)->Call("echo", {AsBytes(big)}, Deadline::AfterMs(10'000));
+      if (!echo.ok() || *echo != big) return 4;
+      if ((*c)->Loan(100).status().code() != Code::kPermissionDenied) return 5;
+      return 0;
+    }));
+  };
+  {
+    const std::string id = ServerId();
+    std::atomic<int64_t> value{0};
+    auto server = StartCounter(id, &value);
+    EXPECT_EQ(as_nobody(id, false), 0);
+    EXPECT_EQ(value.load(), 0);
+  }
+  {
+    const std::string id = ServerId();
+    std::atomic<int64_t> value{0};
+    auto server = Server::Create(id, {.allow_uids = {65534}}).value();
+    Resource r;
+    r.contract = CounterContract();
+    for (const auto& m : r.contract.methods) {
+      r.handlers[m.name] = [&value, name = m.name](const CallArgs& a) -> Result<std::string> {
+        if (name == "increment") return EncodeI64(value.fetch_add(DecodeI64(a.args[0]).value()) + DecodeI64(a.args[0]).value());
+        if (name == "echo") return std::string(reinterpret_cast<const char*>(a.args[0].data()), a.args[0].size());
+        return EncodeI64(0);
+      };
+    }
+    ASSERT_TRUE(server->Register("counter", std::move(r)).ok());
+    ASSERT_TRUE(server->Start().ok());
+    EXPECT_EQ(as_nobody(id, true), 0);
+    EXPECT_EQ(value.load(), 5);
+  }
+}
+
+TEST(IpcHostileTest, AClientPastItsQuotaOfHeldResultsIsRefused) {
+  const std::string id = ServerId();
+  std::atomic<int64_t> value{0};
+  auto server = Server::Create(id, {.max_held_bytes_per_client = 1 << 20}).value();
+  Resource r;
+  r.contract = CounterContract();
+  for (const auto& m : r.contract.methods) {
+    r.handlers[m.name] = [](const CallArgs& a) -> Result<std::string> {
+      return std::string(reinterpret_cast<const char*>(a.args[0].data()), a.args[0].size());
+    };
+  }
+  ASSERT_TRUE(server->Register("counter", std::move(r)).ok());
+  ASSERT_TRUE(server->Start().ok());
+  auto c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000)).value();
+  const std::string big(300'000, 'q');
+  std::vector<std::shared_ptr<Held>> kept;
+  CallOptions hold;
+  hold.deadline = Deadline::AfterMs(10'000);
+  hold.hold = true;
+  for (int i = 0; i < 3; ++i) {  // 900 KB held: within the quota
+    auto rep = c->Invoke("echo", {AsBytes(big)}, hold);
+    ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+    kept.push_back(rep->held);
+  }
+  auto over = c->Invoke("echo", {AsBytes(big)}, hold);
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().code(), Code::kBusy);
+  kept.clear();  // released: room again
+  EXPECT_TRUE(c->Invoke("echo", {AsBytes(big)}, hold).ok());
 }
 
 }  // namespace
