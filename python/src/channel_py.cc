@@ -14,6 +14,7 @@
 #include "span.h"
 #include "blocking.h"
 #include "buffer.h"
+#include "endpoint.h"
 #include "weft/shm/channel.h"
 
 namespace py = pybind11;
@@ -30,9 +31,7 @@ namespace {
 
 // ---- the Channel class ---------------------------------------------------------------------
 
-struct PyChannel {
-  std::shared_ptr<Channel> ch;
-};
+struct PyChannel : Endpoint<Channel> {};
 
 weft::shm::Role ParseRole(const std::string& role) {
   if (role == "producer") return weft::shm::Role::kProducer;
@@ -57,9 +56,11 @@ weft::shm::WaitPolicy ParseWait(const std::optional<double>& spin_us) {
 }
 
 Channel& Get(PyChannel& self) {
-  if (!self.ch) pyerr::Raise(Status(Code::kClosed, "channel is closed"));
-  return *self.ch;
+  if (!self.obj) pyerr::Raise(Status(Code::kClosed, "channel is closed"));
+  return *self.obj;
 }
+
+using ChannelCall = EndpointCall<Channel>;
 
 py::dict StatsDict(const weft::shm::ChannelSnapshot& s) {
   py::dict d;
@@ -104,11 +105,15 @@ void BindChannel(py::module_& m) {
                o.wait = ParseWait(spin_us);
                auto r = Channel::Create(name, o);
                if (!r.ok()) pyerr::Raise(r.status());
-               return PyChannel{std::shared_ptr<Channel>(std::move(r).value())};
+               PyChannel pc;
+               pc.obj = std::shared_ptr<Channel>(std::move(r).value());
+               return pc;
              }
              auto r = Channel::Open(name, ParseRole(role), ParseWait(spin_us));
              if (!r.ok()) pyerr::Raise(r.status());
-             return PyChannel{std::shared_ptr<Channel>(std::move(r).value())};
+             PyChannel pc;
+               pc.obj = std::shared_ptr<Channel>(std::move(r).value());
+               return pc;
            }),
            py::arg("name"), py::arg("create"), py::arg("capacity"), py::arg("max_record"),
            py::arg("role"), py::arg("on_full"), py::arg("spin_us"))
@@ -121,10 +126,11 @@ void BindChannel(py::module_& m) {
                   })
       .def("_reserve_span",
            [](PyChannel& self, size_t n, std::optional<double> timeout) {
-             Channel& ch = Get(self);
+             ChannelCall call(self, "channel");
+             Channel& ch = *call;
              auto r = Blocking(timeout, [&](Deadline d) { return ch.Reserve(n, d); });
              if (!r.ok()) pyerr::Raise(r.status());
-             return MakeSpan(r->data(), r->size(), false, self.ch);
+             return MakeSpan(r->data(), r->size(), false, call.shared());
            },
            py::arg("n"), py::arg("timeout") = py::none())
       .def("commit", [](PyChannel& self, size_t n) { pyerr::Check(Get(self).Commit(n)); })
@@ -133,7 +139,8 @@ void BindChannel(py::module_& m) {
       .def("flush", [](PyChannel& self) { Get(self).Flush(); })
       .def("write",
            [](PyChannel& self, py::handle data, std::optional<double> timeout) {
-             Channel& ch = Get(self);
+             ChannelCall call(self, "channel");
+             Channel& ch = *call;
              BufferView buf(data);
              auto r = Blocking(timeout, [&](Deadline d) { return StatusResult{ch.Write(buf.bytes(), d)}; });
              pyerr::Check(r.s);
@@ -141,7 +148,8 @@ void BindChannel(py::module_& m) {
            py::arg("data"), py::arg("timeout") = py::none())
       .def("write_batch",
            [](PyChannel& self, py::sequence records, std::optional<double> timeout) {
-             Channel& ch = Get(self);
+             ChannelCall call(self, "channel");
+             Channel& ch = *call;
              size_t done = 0;
              const size_t n = py::len(records);
              for (size_t i = 0; i < n; ++i) {
@@ -167,17 +175,19 @@ void BindChannel(py::module_& m) {
            py::arg("records"), py::arg("timeout") = py::none())
       .def("_read_span",
            [](PyChannel& self, std::optional<double> timeout) {
-             Channel& ch = Get(self);
+             ChannelCall call(self, "channel");
+             Channel& ch = *call;
              auto r = Blocking(timeout, [&](Deadline d) { return ch.Read(d); });
              if (!r.ok()) pyerr::Raise(r.status());
-             return MakeSpan(const_cast<uint8_t*>(r->data()), r->size(), true, self.ch);
+             return MakeSpan(const_cast<uint8_t*>(r->data()), r->size(), true, call.shared());
            },
            py::arg("timeout") = py::none())
       .def("release", [](PyChannel& self, size_t count) { pyerr::Check(Get(self).Release(count)); },
            py::arg("count") = 1)
       .def("read_bytes",
            [](PyChannel& self, std::optional<double> timeout) {
-             Channel& ch = Get(self);
+             ChannelCall call(self, "channel");
+             Channel& ch = *call;
              auto r = Blocking(timeout, [&](Deadline d) { return ch.Read(d); });
              if (!r.ok()) pyerr::Raise(r.status());
              PyObject* b = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(r->data()),
@@ -191,7 +201,8 @@ void BindChannel(py::module_& m) {
            py::arg("timeout") = py::none())
       .def("read_batch",
            [](PyChannel& self, size_t max_records, std::optional<double> timeout) {
-             Channel& ch = Get(self);
+             ChannelCall call(self, "channel");
+             Channel& ch = *call;
              py::list out;
              auto first = Blocking(timeout, [&](Deadline d) { return ch.Read(d); });
              if (!first.ok()) pyerr::Raise(first.status());
@@ -223,15 +234,8 @@ void BindChannel(py::module_& m) {
              return *r;
            })
       .def("stats", [](PyChannel& self) { return StatsDict(Get(self).Stats()); })
-      .def("close",
-           [](PyChannel& self) {
-             if (self.ch) {
-               Status s = self.ch->Close();
-               self.ch.reset();
-               pyerr::Check(s);
-             }
-           })
-      .def_property_readonly("closed", [](PyChannel& self) { return !self.ch; })
+      .def("close", [](PyChannel& self) { self.Close(); })
+      .def_property_readonly("closed", [](PyChannel& self) { return !self.obj; })
       .def_property_readonly("name", [](PyChannel& self) { return Get(self).name(); })
       .def_property_readonly("capacity", [](PyChannel& self) { return Get(self).capacity(); })
       .def_property_readonly("max_record", [](PyChannel& self) { return Get(self).max_record(); })

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "blocking.h"
+#include "endpoint.h"
 #include "errors.h"
 #include "span.h"
 #include "weft/shm/topic.h"
@@ -18,12 +19,8 @@ using weft::shm::Subscriber;
 namespace weft::py_bind {
 namespace {
 
-struct PyPublisher {
-  std::shared_ptr<Publisher> pub;
-};
-struct PySubscriber {
-  std::shared_ptr<Subscriber> sub;
-};
+struct PyPublisher : Endpoint<Publisher> {};
+struct PySubscriber : Endpoint<Subscriber> {};
 
 weft::shm::TopicOptions CreateOptions(uint32_t queue_depth, uint32_t keep_history, size_t pool_bytes) {
   weft::shm::TopicOptions o;
@@ -41,12 +38,12 @@ OnFull ParseOnFull(const std::string& s) {
 }
 
 Publisher& Get(PyPublisher& self) {
-  if (!self.pub) pyerr::Raise(Status(Code::kClosed, "publisher is closed"));
-  return *self.pub;
+  if (!self.obj) pyerr::Raise(Status(Code::kClosed, "publisher is closed"));
+  return *self.obj;
 }
 Subscriber& Get(PySubscriber& self) {
-  if (!self.sub) pyerr::Raise(Status(Code::kClosed, "subscriber is closed"));
-  return *self.sub;
+  if (!self.obj) pyerr::Raise(Status(Code::kClosed, "subscriber is closed"));
+  return *self.obj;
 }
 
 
@@ -57,20 +54,31 @@ void BindTopic(py::module_& m) {
       .def(py::init([](const std::string& name, uint32_t queue_depth, uint32_t keep_history, size_t pool_bytes) {
              auto r = Publisher::Open(name, CreateOptions(queue_depth, keep_history, pool_bytes));
              if (!r.ok()) pyerr::Raise(r.status());
-             return PyPublisher{std::shared_ptr<Publisher>(std::move(r).value())};
+             PyPublisher p;
+             p.obj = std::shared_ptr<Publisher>(std::move(r).value());
+             return p;
            }),
            py::arg("name"), py::arg("queue_depth"), py::arg("keep_history"), py::arg("pool_bytes"))
       .def("_loan",
            [](PyPublisher& self, size_t n) {
              auto r = Get(self).Loan(n);
              if (!r.ok()) pyerr::Raise(r.status());
-             return py::make_tuple(r->block, MakeSpan(r->data.data(), n, false, self.pub));
+             return py::make_tuple(r->block, MakeSpan(r->data.data(), n, false, self.obj));
            })
       .def("_publish",
            [](PyPublisher& self, uint64_t block, size_t size, std::optional<double> timeout) {
-             Publisher& pub = Get(self);
-             auto r = Blocking(timeout, [&](Deadline d) { return StatusResult{pub.Publish(block, size, d)}; });
-             pyerr::Check(r.s);
+             // One call with the whole deadline, not slices: a publish that timed out on one
+             // subscriber has already delivered to others, so it must not be repeated; and only
+             // a wait that lasts can see a full subscriber die and skip it. close() from another
+             // thread ends the wait.
+             EndpointCall<Publisher> call(self, "publisher");
+             const Deadline deadline = ToDeadline(timeout);
+             Status s;
+             {
+               py::gil_scoped_release nogil;
+               s = call->Publish(block, size, deadline);
+             }
+             pyerr::Check(s);
            })
       .def("_discard",
            [](PyPublisher& self, uint64_t block) {
@@ -79,13 +87,7 @@ void BindTopic(py::module_& m) {
              pyerr::Check(Get(self).Discard(s));
            })
       .def_property_readonly("subscribers", [](PyPublisher& self) { return Get(self).subscribers_approx(); })
-      .def("close", [](PyPublisher& self) {
-        if (self.pub) {
-          Status s = self.pub->Close();
-          self.pub.reset();
-          pyerr::Check(s);
-        }
-      });
+      .def("close", [](PyPublisher& self) { self.Close(); });
 
   py::class_<PySubscriber>(m, "_Subscriber")
       .def(py::init([](const std::string& name, uint32_t history, const std::string& on_full,
@@ -97,16 +99,19 @@ void BindTopic(py::module_& m) {
              if (spin_us.has_value()) o.spin_ns = *spin_us < 0 ? -1 : static_cast<int64_t>(*spin_us * 1000);
              auto r = Subscriber::Open(name, o, CreateOptions(queue_depth, keep_history, pool_bytes));
              if (!r.ok()) pyerr::Raise(r.status());
-             return PySubscriber{std::shared_ptr<Subscriber>(std::move(r).value())};
+             PySubscriber p;
+             p.obj = std::shared_ptr<Subscriber>(std::move(r).value());
+             return p;
            }),
            py::arg("name"), py::arg("history"), py::arg("on_full"), py::arg("spin_us"),
            py::arg("queue_depth"), py::arg("keep_history"), py::arg("pool_bytes"))
       .def("_take",
            [](PySubscriber& self, std::optional<double> timeout) {
-             Subscriber& sub = Get(self);
+             EndpointCall<Subscriber> call(self, "subscriber");
+             Subscriber& sub = *call;
              auto r = Blocking(timeout, [&](Deadline d) { return sub.Take(d); });
              if (!r.ok()) pyerr::Raise(r.status());
-             return py::make_tuple(r->block, MakeSpan(r->data.data(), r->data.size(), true, self.sub), r->seq,
+             return py::make_tuple(r->block, MakeSpan(r->data.data(), r->data.size(), true, call.shared()), r->seq,
                                    r->publisher);
            },
            py::arg("timeout") = py::none())
@@ -131,13 +136,7 @@ void BindTopic(py::module_& m) {
              d["drops_oldest"] = c.drops_oldest;
              return d;
            })
-      .def("close", [](PySubscriber& self) {
-        if (self.sub) {
-          Status s = self.sub->Close();
-          self.sub.reset();
-          pyerr::Check(s);
-        }
-      });
+      .def("close", [](PySubscriber& self) { self.Close(); });
 }
 
 }  // namespace weft::py_bind

@@ -13,6 +13,11 @@ Methods are writes (they run alone) unless marked @weft.read (they may run besid
 Parameter and result codecs come from the annotations: int -> i64, float -> f64, bool -> bool,
 str -> str, bytes -> bytes, None -> none, numpy.ndarray -> ndarray, a @transferable type -> its
 name, anything else (or no annotation) -> pickle. Format: docs/formats/rpc-contract.md.
+
+Pickle runs code chosen by whoever made the bytes. Across processes it is refused unless the
+receiving side names what it accepts: Server.register(..., allow_pickle=["method.param"]) for
+arguments, weft.connect(..., allow_pickle=["method"]) for results. Naming one trusts every peer
+that can reach it completely (docs/security.md).
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ class Method:
     params: List[str]
     result: str
     stream: bool = False
+    param_names: List[str] = field(default_factory=list)  # not part of the contract's text
 
     def line(self) -> str:
         parts = ["method", self.name, self.access, *self.params, "->"]
@@ -122,11 +128,12 @@ def contract(namespace: str, version: str, name: Optional[str] = None):
                 hints = typing.get_type_hints(fn)
             except Exception:  # unresolvable annotations: fall back to what the signature says
                 hints = {}
-            params = []
+            params, names = [], []
             for p in list(sig.parameters.values())[1:]:  # skip self
                 params.append(_codec(hints.get(p.name, p.annotation)))
+                names.append(p.name)
             result, stream = _result(hints.get("return", sig.return_annotation))
-            methods.append(Method(attr, getattr(fn, "__weft_access__", "write"), params, result, stream))
+            methods.append(Method(attr, getattr(fn, "__weft_access__", "write"), params, result, stream, names))
         c = Contract(namespace, name or cls.__name__, version, methods)
         try:  # validates now: a bad contract fails where it is defined
             _native._contract_hash(c.canonical())
@@ -302,13 +309,17 @@ class Proxy:
         self.close()
 
 
-def connect(contract_cls, name: str, address: Optional[str] = None, timeout: Optional[float] = 30.0):
+def connect(contract_cls, name: str, address: Optional[str] = None, timeout: Optional[float] = 30.0,
+            allow_pickle=()):
     """A proxy to resource `name` under contract `contract_cls`: in this process (address None)
     or at `ipc://<server id>`. Each call waits at most `timeout` seconds (None: no limit).
     Raises weft.ContractMismatch, saying what differs, if the resource has another contract;
-    weft.PeerDead if its server dies during a call."""
+    weft.PeerDead if its server dies during a call. Over ipc://, a method whose result is
+    pickled must be named in allow_pickle (it trusts the server completely)."""
     client = contract_of(contract_cls)
     if address is not None and address.startswith("ipc://"):
+        _check_pickle(client, allow_pickle, lambda m: [(m.name, m.result)], "the result of method",
+                      "weft.connect(..., allow_pickle=[...])")
         return _IpcProxy(client, name, address, timeout)
     if address not in (None, "inproc", "inproc://"):
         raise InvalidArgument(f"address {address!r}: expected ipc://<server id> or none (this process)")
@@ -454,6 +465,19 @@ def _decode(codec: str, data):
 
 # ---- serving to other processes ------------------------------------------------------------------
 
+def _check_pickle(c: Contract, allow, slots, what: str, how: str) -> None:
+    """Refuses the pickle codec where bytes come from another process, unless named in `allow`."""
+    allow = {allow} if isinstance(allow, str) else set(allow)
+    for m in c.methods:
+        for label, codec in slots(m):
+            if codec == "pickle" and label not in allow:
+                raise InvalidArgument(
+                    f"{what} {label!r} of contract {c.namespace}/{c.name} has no codec but pickle, and "
+                    f"unpickling bytes from another process runs code of that process's choosing: annotate "
+                    f"it with a type Weft encodes (int, float, bool, str, bytes, numpy.ndarray, a "
+                    f"@weft.transferable), or trust every peer completely with {how} naming {label!r}")
+
+
 class Server:
     """Hosts resources at ipc://<id> for other processes (and in this process, directly).
 
@@ -471,7 +495,16 @@ class Server:
     def address(self) -> str:
         return self._native.address
 
-    def register(self, contract_cls, impl, name: str, on_shutdown=None) -> None:
+    def register(self, contract_cls, impl, name: str, on_shutdown=None, allow_pickle=()) -> None:
+        """Serves `impl` as resource `name` to other processes (and to this one, directly).
+
+        A parameter whose codec is pickle (no annotation, or a type Weft has no codec for) is
+        refused with weft.InvalidArgument naming it, unless listed in allow_pickle as
+        "method.param": unpickling runs whatever code the client chose, so listing a parameter
+        trusts every client that may connect completely."""
+        _check_pickle(contract_of(contract_cls), allow_pickle,
+                      lambda m: [(f"{m.name}.{n}", c) for n, c in zip(m.param_names, m.params)],
+                      "parameter", "Server.register(..., allow_pickle=[...])")
         register(contract_cls, impl, name, on_shutdown)  # also reachable in-process, directly
         reg = _registry[name]
         methods = sorted(reg.contract.methods, key=lambda m: m.name.encode())

@@ -113,6 +113,7 @@ Status Channel::WaitFor(Ready&& ready, const uint64_t* futex_cursor, Deadline de
         }
         if (now >= next_check) {
           next_check = now + kPeerCheckIntervalNs;
+          if (interrupted_.load(std::memory_order_acquire)) break;  // reported by the sleep phase
           PeerState ps = CheckPeer();
           if (ps == PeerState::kDead || ps == PeerState::kClosed) break;
         }
@@ -133,6 +134,11 @@ Status Channel::WaitFor(Ready&& ready, const uint64_t* futex_cursor, Deadline de
   // Sleep phase: futex on the low half of the cursor the peer advances.
   const uint32_t* word = internal::LowWord(futex_cursor);
   for (;;) {
+    // acquire: pairs with the release in Interrupt.
+    if (interrupted_.load(std::memory_order_acquire)) {
+      gave_up();
+      return Status(Code::kClosed, "channel '" + segment_.name() + "' was closed while waiting");
+    }
     if (segment_.damaged()) {
       return Corrupt("channel '" + segment_.name() + "': another process shrank its shared memory; the channel is gone");
     }

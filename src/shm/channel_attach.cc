@@ -223,6 +223,14 @@ Status Channel::Close() {
   return Status::Ok();
 }
 
+void Channel::Interrupt() {
+  // release: pairs with the acquire in WaitFor. The wake ends a sleep at once; a waiter
+  // between its flag check and its futex call sleeps at most one liveness slice.
+  interrupted_.store(true, std::memory_order_release);
+  const uint64_t* word = role_ == Role::kConsumer ? &layout_->producer.write_pos : &layout_->consumer.read_pos;
+  internal::FutexWake(internal::LowWord(word), INT32_MAX);
+}
+
 Channel::PeerState Channel::CheckPeer() {
   const Role peer = role_ == Role::kProducer ? Role::kConsumer : Role::kProducer;
   const internal::SlotView v = internal::ReadSlot(layout_->slots[static_cast<int>(peer)]);

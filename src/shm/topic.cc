@@ -436,6 +436,8 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
       if (deadline.Expired()) {
         return Status(Code::kTimeout, "subscriber " + std::to_string(s) + " of the topic is full");
       }
+      // acquire: pairs with the release in Interrupt.
+      if (interrupted_.load(std::memory_order_acquire)) return Status(Code::kClosed, "publisher closed while waiting");
       if (++spins <= 1000) {
 #if defined(__x86_64__)
         __builtin_ia32_pause();
@@ -748,6 +750,8 @@ Result<Sample> Subscriber::Take(Deadline deadline) {
     // publisher one spare wake, never a missed one.
     A(wake.sleepers).fetch_add(1, std::memory_order_seq_cst);
     if (TryTake(&out)) return done();
+    // acquire: pairs with the release in Interrupt.
+    if (interrupted_.load(std::memory_order_acquire)) return Status(Code::kClosed, "subscriber closed while waiting");
     if (internal::FutexWait(&wake.events, ev, std::min(left, kLivenessSliceNs))) {
       if (t.segment.damaged()) return t.Damaged();
       RecoverOrphans();  // a quiet slice: see whether a dead publisher left us holds
@@ -857,6 +861,18 @@ SubscriberCounters Subscriber::counters() const {
   c.drops_newest = A(st.drops_newest).load(std::memory_order_relaxed);
   c.drops_oldest = A(st.drops_oldest).load(std::memory_order_relaxed);
   return c;
+}
+
+void Publisher::Interrupt() {
+  if (topic_ == nullptr) return;
+  interrupted_.store(true, std::memory_order_release);  // pairs with the acquire in Publish
+  internal::FutexWake(&topic_->layout->wake.space, INT32_MAX);
+}
+
+void Subscriber::Interrupt() {
+  if (topic_ == nullptr) return;
+  interrupted_.store(true, std::memory_order_release);  // pairs with the acquire in Take
+  internal::FutexWake(&topic_->layout->wake.events, INT32_MAX);
 }
 
 Status Subscriber::Close() {

@@ -172,7 +172,7 @@ class GridImpl:
 def serve(server_id: str) -> None:
     """Runs in a child process: serves a Store and a Grid until killed."""
     server = weft.Server(server_id)
-    server.register(Store, StoreImpl(), name="store")
+    server.register(Store, StoreImpl(), name="store", allow_pickle=["stash.anything"])
     server.register(Grid, GridImpl(server), name="grid")
     server.start()
     print("ready", flush=True)

@@ -468,3 +468,61 @@ def test_a_server_reclaims_what_a_killed_python_client_held(store_server, run_py
     finally:
         if client.poll() is None:
             client.kill()
+
+
+# ---- pickle across processes (docs/security.md) ---------------------------------------------------
+
+@weft.contract(namespace="demo.unsafe", version="1.0.0")
+class Unsafe:
+    def keep(self, anything) -> int: ...
+
+    @weft.read
+    def give(self) -> object: ...
+
+
+class UnsafeImpl:
+    def keep(self, anything) -> int:
+        return 1
+
+    def give(self):
+        return {"x": 1}
+
+
+def test_pickle_from_another_process_is_refused_unless_named():
+    sid = f"pytest-pickle-{_os.getpid()}"
+    server = weft.Server(sid)
+    try:
+        with pytest.raises(weft.InvalidArgument, match="keep.anything"):
+            server.register(Unsafe, UnsafeImpl(), name="unsafe")
+        # Nothing was registered: the name is free for the opt-in below.
+        server.register(Unsafe, UnsafeImpl(), name="unsafe", allow_pickle=["keep.anything"])
+        server.start()
+        with pytest.raises(weft.InvalidArgument, match="'give'"):
+            weft.connect(Unsafe, name="unsafe", address=f"ipc://{sid}")
+        with weft.connect(Unsafe, name="unsafe", address=f"ipc://{sid}", allow_pickle=["give"]) as u:
+            assert u.keep([1, 2]) == 1
+            assert u.give() == {"x": 1}
+    finally:
+        server.shutdown()
+
+
+def test_an_allowed_pickle_parameter_runs_the_clients_code(tmp_path, run_python):
+    # Why the default refuses: once a parameter is allowed, a client's bytes run as the server.
+    sid = f"pytest-pickle2-{_os.getpid()}"
+    server = weft.Server(sid)
+    server.register(Unsafe, UnsafeImpl(), name="unsafe", allow_pickle=["keep.anything"])
+    server.start()
+    marker = tmp_path / "ran"
+    try:
+        code = (
+            "import os, weft, test_rpc\n"
+            "class Evil:\n"
+            f"    def __reduce__(self): return (os.system, ('touch {marker}',))\n"
+            f"with weft.connect(test_rpc.Unsafe, name='unsafe', address='ipc://{sid}', allow_pickle=['give']) as u:\n"
+            "    u.keep(Evil())\n"
+        )
+        p = run_python(code)
+        assert p.wait(timeout=60) == 0
+        assert marker.exists()
+    finally:
+        server.shutdown()

@@ -25,6 +25,7 @@
 //   Use(rec); rx->Release();
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -168,6 +169,10 @@ class Channel {
   Result<int> WaitFd();
   // Detaches from the role cleanly; the peer sees kClosed once drained. Idempotent.
   Status Close();
+  // The one call another thread may make while this endpoint waits: the wait (Reserve, Read,
+  // Write) ends with kClosed within one liveness slice, and so does every later one. Used to
+  // close an endpoint that a thread is blocked on.
+  void Interrupt();
 
   Role role() const { return role_; }
   const std::string& name() const { return segment_.name(); }
@@ -211,6 +216,7 @@ class Channel {
   Overflow overflow_ = Overflow::kBlock;
   uint32_t my_epoch_ = 0;
   bool attached_ = false;
+  std::atomic<bool> interrupted_{false};
   bool broken_ = false;  // the shared state failed validation; every call returns kCorrupt
 
   // Producer state.

@@ -13,6 +13,7 @@
 // Ordering: the bytes of a published sample are visible to a subscriber that takes it.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -102,6 +103,9 @@ class Publisher {
   // Returns a loan unpublished.
   Status Discard(Sample& sample);
   Status Close();
+  // The one call another thread may make while Publish waits for room: it ends with kClosed
+  // within one liveness slice, and so does every later wait.
+  void Interrupt();
   int index() const { return index_; }
   // Subscribers currently attached (racy).
   int subscribers_approx() const;
@@ -110,6 +114,7 @@ class Publisher {
   Publisher() = default;
   std::unique_ptr<Topic> topic_;
   int index_ = -1;
+  std::atomic<bool> interrupted_{false};
   uint32_t epoch_ = 0;
   int send_fd_ = -1;  // for ringing subscribers' doorbells
 };
@@ -135,6 +140,9 @@ class Subscriber {
   // quiet liveness slice; a caller that never sleeps may run it after seeing a publisher die.
   size_t RecoverOrphans();
   Status Close();
+  // The one call another thread may make while Take waits: it ends with kClosed within one
+  // liveness slice, and so does every later wait.
+  void Interrupt();
   int index() const { return index_; }
 
  private:
@@ -143,6 +151,7 @@ class Subscriber {
   bool Referenced(BlockId block);
   std::unique_ptr<Topic> topic_;
   int index_ = -1;
+  std::atomic<bool> interrupted_{false};
   uint32_t epoch_ = 0;
   uint32_t next_publisher_ = 0;
   int64_t spin_most_ns_ = 50'000;  // SubscriberOptions::spin_ns
