@@ -7,13 +7,116 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+
+#include "weft/core/fault_guard.h"
 
 namespace weft::log::internal {
 
 Mapping::~Mapping() {
+  UnguardMapping(guard);
   if (base != nullptr) ::munmap(base, size);
   if (fd >= 0) ::close(fd);
+}
+
+bool Mapping::damaged() const { return MappingDamaged(guard); }
+
+FileImage::~FileImage() {
+  if (base != nullptr) ::munmap(base, size);
+}
+
+namespace {
+
+constexpr uint64_t kPage = 4096;
+
+bool AllZero(const uint8_t* p, size_t n) {
+  static constexpr uint8_t kZero[kPage] = {};
+  return std::memcmp(p, kZero, n) == 0;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FileImage>> ReadImage(int fd, const std::string& path, uint64_t head, uint64_t from) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return ErrnoStatus(errno, "fstat(" + path + ")");
+  auto img = std::make_unique<FileImage>();
+  img->size = static_cast<size_t>(st.st_size);
+  if (img->size == 0) return Corrupt(path + " is empty");
+  void* p = ::mmap(nullptr, img->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return ErrnoStatus(errno, "mmap(image of " + path + ")");
+  img->base = static_cast<uint8_t*>(p);
+  std::vector<uint8_t> buf(size_t{1} << 20);
+  // Reads [begin, end) and keeps its non-zero pages.
+  auto fill = [&](uint64_t begin, uint64_t end) -> Status {
+    begin &= ~(kPage - 1);
+    for (uint64_t pos = begin; pos < end;) {
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - pos));
+      const ssize_t got = ::pread(fd, buf.data(), want, static_cast<off_t>(pos));
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus(errno, "pread(" + path + ")");
+      }
+      if (got == 0) break;
+      for (size_t q = 0; q < static_cast<size_t>(got); q += kPage) {
+        const size_t n = std::min<size_t>(kPage, static_cast<size_t>(got) - q);
+        if (AllZero(buf.data() + q, n)) continue;
+        std::memcpy(img->base + pos + q, buf.data() + q, n);
+        const uint64_t pb = pos + q, pe = pos + q + kPage;
+        if (!img->filled.empty() && img->filled.back().second == pb) {
+          img->filled.back().second = pe;
+        } else {
+          img->filled.emplace_back(pb, pe);
+        }
+      }
+      pos += static_cast<uint64_t>(got);
+    }
+    return Status::Ok();
+  };
+  WEFT_RETURN_IF_ERROR(fill(0, std::min<uint64_t>(head, img->size)));
+  // Data extents only: holes (punched, or reserved and never written) are skipped unread.
+  for (uint64_t pos = std::max(from, std::min<uint64_t>(head, img->size)); pos < img->size;) {
+    const off_t data = ::lseek(fd, static_cast<off_t>(pos), SEEK_DATA);
+    if (data < 0) break;  // ENXIO: no data past pos
+    off_t hole = ::lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) hole = static_cast<off_t>(img->size);
+    WEFT_RETURN_IF_ERROR(fill(static_cast<uint64_t>(data), static_cast<uint64_t>(hole)));
+    pos = static_cast<uint64_t>(hole);
+  }
+  return img;
+}
+
+uint64_t ValidRecordAfter(const FileImage& image, uint64_t off, uint64_t seq, uint64_t* count) {
+  const ByteView seg = image.bytes();
+  uint64_t found = 0;
+  for (const auto& [begin, end] : image.filled) {
+    // A header that reaches into [begin, end) starts after begin - 32 and before end.
+    const uint64_t lo = begin >= sizeof(RecordHeader) ? (begin - sizeof(RecordHeader) + 8) & ~uint64_t{7} : 0;
+    for (uint64_t p = std::max(lo, (off + 8) & ~uint64_t{7}); p < end && p + sizeof(RecordHeader) <= seg.size(); p += 8) {
+      RecordHeader h;
+      std::memcpy(&h, seg.data() + p, sizeof(h));
+      if (h.seq < seq || h.reserved != 0) continue;
+      if (ScanRecord(seg, p, h.seq, INT64_MIN).end == ScanEnd::kRecord) {
+        found = p;
+        break;
+      }
+    }
+    if (found != 0) break;
+  }
+  if (found != 0 && count != nullptr) {
+    *count = 0;
+    RecordHeader h;
+    std::memcpy(&h, seg.data() + found, sizeof(h));
+    uint64_t at = found, s = h.seq;
+    for (;;) {
+      ScanStep st = ScanRecord(seg, at, s, INT64_MIN);
+      if (st.end != ScanEnd::kRecord) break;
+      ++*count;
+      at = st.next_offset;
+      ++s;
+    }
+  }
+  return found;
 }
 
 Result<std::shared_ptr<Mapping>> MapFile(const std::string& path, bool writable) {
@@ -28,6 +131,7 @@ Result<std::shared_ptr<Mapping>> MapFile(const std::string& path, bool writable)
   void* p = ::mmap(nullptr, m->size, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, m->fd, 0);
   if (p == MAP_FAILED) return ErrnoStatus(errno, "mmap(" + path + ")");
   m->base = static_cast<uint8_t*>(p);
+  m->guard = GuardMapping(p, m->size);
   return m;
 }
 

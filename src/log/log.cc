@@ -50,20 +50,6 @@ constexpr size_t kRecoveryIndexEntries = 64;  // index entries recovery reads (f
 // Whether a valid record with a later sequence number follows `off`: an index entry that checks
 // out, or a record found in the next MiB (a writer appends in order, so after a torn tail there
 // is nothing but zeros or the torn record's own bytes).
-bool ValidRecordFollows(ByteView seg, uint64_t off, uint64_t seq, const std::vector<IndexEntry>& idx) {
-  for (const IndexEntry& e : idx) {
-    if (e.offset > off && e.seq > seq && ScanRecord(seg, e.offset, e.seq, INT64_MIN).end == ScanEnd::kRecord) return true;
-  }
-  const uint64_t end = std::min<uint64_t>(seg.size(), off + (uint64_t{1} << 20));
-  for (uint64_t p = off + 8; p + sizeof(RecordHeader) <= end; p += 8) {
-    RecordHeader h;
-    std::memcpy(&h, seg.data() + p, sizeof(h));
-    if (h.seq <= seq || h.seq - seq > (uint64_t{1} << 20) || h.reserved != 0) continue;
-    if (ScanRecord(seg, p, h.seq, INT64_MIN).end == ScanEnd::kRecord) return true;
-  }
-  return false;
-}
-
 Status SyncFd(int fd, const std::string& what) {
   if (::fdatasync(fd) != 0) return ErrnoStatus(errno, "fdatasync(" + what + ")");
   return Status::Ok();
@@ -116,6 +102,8 @@ struct Log::Impl {
   uint64_t next = 0;        // next seq (writer's copy)
   uint64_t since_sync = 0;  // kEveryN
   uint64_t cut_at = 0;  // where recovery cut a torn tail (0: nothing cut)
+  uint64_t cut_records = 0;  // valid records a repair cut after damage
+  std::string cut_reason;    // what the damage was, when a repair cut
   bool closed = false;
 
   // Durability: group commit.
@@ -374,46 +362,63 @@ Status Log::Impl::Recover() {
   const std::string path = Path(SegmentFileName(first));
   auto m = MapFile(path, true);
   if (!m.ok()) return m.status();
-  // Only the tail is read: no readahead around it (it would fill the page cache with the rest
-  // of the segment, holes included).
-  ::madvise((*m)->base, (*m)->size, MADV_RANDOM);
-  WEFT_RETURN_IF_ERROR(ValidateSegmentHeader((*m)->bytes(), first).Annotate(path));
-  SegmentHeader h;
-  std::memcpy(&h, (*m)->base, sizeof(h));
-  const ByteView seg((*m)->base, h.capacity);
-  // The last entries are enough to start from (and to vouch for records after damage).
+  // Everything recovery looks at is read with pread into a private image, never through the
+  // mapping: a hole read through a shared mapping on a full tmpfs would die of SIGBUS.
   size_t idx_skipped = 0;
   std::vector<IndexEntry> idx = ReadIndex(Path(IndexFileName(first)), first, kRecoveryIndexEntries, &idx_skipped);
+  auto image = ReadImage((*m)->fd, path, sizeof(SegmentHeader), idx.empty() ? kRecordsStart : idx.front().offset);
+  if (!image.ok()) return image.status();
+  WEFT_RETURN_IF_ERROR(ValidateSegmentHeader((*image)->bytes(), first).Annotate(path));
+  SegmentHeader h;
+  std::memcpy(&h, (*image)->base, sizeof(h));
+  const ByteView seg((*image)->base, h.capacity);
+  // The last index entries are enough to start from.
   uint64_t seq = 0;
   int64_t min_ts = INT64_MIN;
   uint64_t off = LocateFrom(seg, idx, UINT64_MAX, first, &seq, &min_ts);
   for (;;) {
     ScanStep st = ScanRecord(seg, off, seq, min_ts);
-    if (st.end == ScanEnd::kRecord) {
-      min_ts = st.header.timestamp_ns;
-      off = st.next_offset;
-      ++seq;
-      continue;
+    if (st.end != ScanEnd::kRecord) {
+      // Where the records stop, the segment must hold no valid record further on (searched to
+      // its end): a torn tail is cut, but damage that valid records follow is reported, and
+      // cut only when the user asks (LogOptions::repair).
+      uint64_t later = 0;
+      const uint64_t at = ValidRecordAfter(**image, off, seq, &later);
+      if (at != 0) {
+        const std::string why = st.end == ScanEnd::kEnd ? std::string("zeros where a record belongs") : st.why;
+        if (!opt.repair) {
+          return Corrupt(path + " offset " + std::to_string(off) + " (record " + std::to_string(seq) + "): " + why +
+                         ", and " + std::to_string(later) + " valid records follow from offset " +
+                         std::to_string(at) + "; nothing was cut (weft log verify --repair cuts them)");
+        }
+        cut_records = later;
+        cut_reason = why;
+      }
+      break;
     }
-    if (st.end == ScanEnd::kTorn && ValidRecordFollows(seg, off, seq, idx)) {
-      // Damage followed by valid later records is not a torn tail: refuse to cut them off.
-      return Corrupt(path + " offset " + std::to_string(off) + " (record " + std::to_string(seq) + "): " + st.why +
-                     ", and valid records follow");
-    }
-    break;
+    min_ts = st.header.timestamp_ns;
+    off = st.next_offset;
+    ++seq;
   }
   // Zero everything past the last valid record, if anything is there (the file keeps its size:
   // mapped readers never see it shrink), and reserve the space again.
-  bool dirty = false;  // through the mapping: no readahead (MADV_RANDOM above), one page
-  for (uint64_t p = off; p < std::min<uint64_t>(h.capacity, off + 4096) && !dirty; p += 8) {
-    uint64_t w;
-    std::memcpy(&w, (*m)->base + p, 8);
-    dirty = w != 0;
+  bool dirty = false;
+  for (const auto& [begin, end] : (*image)->filled) {
+    if (end <= off) continue;
+    const uint64_t b = std::max(begin, off), e = std::min<uint64_t>(end, h.capacity);
+    for (uint64_t p = b; p < e && !dirty; ++p) dirty = (*image)->base[p] != 0;
   }
   const off_t from = static_cast<off_t>(off), len = static_cast<off_t>(h.capacity - off);
   if (dirty) {
     if (::fallocate((*m)->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, from, len) != 0) {
-      std::memset((*m)->base + off, 0, h.capacity - off);
+      static const std::vector<uint8_t> zeros(size_t{1} << 20);
+      for (uint64_t p = off; p < h.capacity;) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), h.capacity - p));
+        if (::pwrite((*m)->fd, zeros.data(), n, static_cast<off_t>(p)) != static_cast<ssize_t>(n)) {
+          return ErrnoStatus(errno, "zeroing the torn tail of " + path);
+        }
+        p += n;
+      }
     }
     cut_at = off;
   }
@@ -909,17 +914,34 @@ Status Log::Verify() {
     WEFT_RETURN_IF_ERROR(ValidateSegmentHeader((*map)->bytes(), first).Annotate(path));
     uint64_t off = kRecordsStart;
     const bool last = i + 1 == list->size();
-    for (;;) {
-      if (last && seq >= limit) break;
-      ScanStep st = ScanRecord((*map)->bytes(), off, seq, min_ts);
-      if (st.end == ScanEnd::kRecord) {
-        min_ts = st.header.timestamp_ns;
-        off = st.next_offset;
-        ++seq;
+    for (int attempt = 0;; ++attempt) {
+      for (;;) {
+        ScanStep st = ScanRecord((*map)->bytes(), off, seq, min_ts);
+        if ((*map)->damaged()) return Corrupt(path + ": unreadable (the file shrank, or a hole could not be read)");
+        if (st.end == ScanEnd::kRecord) {
+          min_ts = st.header.timestamp_ns;
+          off = st.next_offset;
+          ++seq;
+          continue;
+        }
+        if (st.end == ScanEnd::kTorn && !(last && seq >= limit)) return Impl::Damaged(**map, off, seq, st);
+        if (last && seq < limit) return Impl::Damaged(**map, off, seq, st);
+        break;
+      }
+      // Where the records stop, nothing valid may follow (read with pread: no fault on a hole).
+      auto image = ReadImage((*map)->fd, path, 0, off);
+      if (!image.ok()) return image.status();
+      uint64_t later = 0;
+      const uint64_t at = ValidRecordAfter(**image, off, seq, &later);
+      if (at == 0) break;
+      // A live writer may have been writing the record at `off` while we looked: look again.
+      if (last && attempt < 3 && A(m.state->writer_pid).load(std::memory_order_relaxed) != 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
         continue;
       }
-      if (st.end == ScanEnd::kTorn || (last && seq < limit)) return Impl::Damaged(**map, off, seq, st);
-      break;
+      return Corrupt(path + " offset " + std::to_string(off) + " (record " + std::to_string(seq) +
+                     "): the records stop, and " + std::to_string(later) + " valid records follow from offset " +
+                     std::to_string(at));
     }
   }
   return Status::Ok();
@@ -933,6 +955,8 @@ LogStats Log::Stats() {
   s.durable_seq = A(m.state->durable_seq).load(std::memory_order_acquire);
   s.fsyncs = m.fsyncs.load(std::memory_order_relaxed);
   s.cut_at_offset = m.cut_at;
+  s.cut_valid_records = m.cut_records;
+  s.cut_reason = m.cut_reason;
   const int32_t pid = A(m.state->writer_pid).load(std::memory_order_relaxed);
   const uint64_t ticks = A(m.state->writer_start_ticks).load(std::memory_order_relaxed);
   s.writer_pid = pid != 0 && shm::IsAlive({pid, ticks}) ? pid : 0;

@@ -14,7 +14,7 @@
 #include <thread>
 #include <type_traits>
 
-#include "internal/fault_guard.h"
+#include "weft/core/fault_guard.h"
 #include "weft/core/clock.h"
 #include "weft/shm/process.h"
 
@@ -142,7 +142,7 @@ Status ValidateHeader(const void* bytes, size_t size, uint32_t expected_kind,
 Segment::~Segment() { Reset(); }
 
 void Segment::Reset() {
-  internal::UnguardMapping(guard_);
+  UnguardMapping(guard_);
   guard_ = -1;
   if (base_ != nullptr) ::munmap(base_, size_);
   base_ = nullptr;
@@ -175,7 +175,7 @@ Segment& Segment::operator=(Segment&& other) noexcept {
   return *this;
 }
 
-bool Segment::damaged() const { return internal::MappingDamaged(guard_); }
+bool Segment::damaged() const { return MappingDamaged(guard_); }
 
 namespace {
 
@@ -229,7 +229,7 @@ Result<Segment> Segment::Create(std::string_view name, SegmentKind kind, uint32_
   seg.base_ = static_cast<uint8_t*>(p);
   seg.size_ = size;
   seg.name_ = std::string(name);
-  seg.guard_ = internal::GuardMapping(p, size);
+  seg.guard_ = GuardMapping(p, size);
   InitHeader(seg.header(), name, kind, kind_version, size);
   return seg;
 }
@@ -359,7 +359,7 @@ Result<Segment> Segment::Open(std::string_view name, uint32_t expected_kind,
   seg.base_ = static_cast<uint8_t*>(p);
   seg.size_ = size;
   seg.name_ = std::string(name);
-  seg.guard_ = internal::GuardMapping(p, size);
+  seg.guard_ = GuardMapping(p, size);
   Status s = ValidateHeader(p, size, expected_kind, expected_kind_version);
   if (!s.ok()) return s.Annotate("segment '" + std::string(name) + "'");
   return seg;

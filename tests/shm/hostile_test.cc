@@ -13,7 +13,7 @@
 
 #include <gtest/gtest.h>
 
-#include "shm/internal/fault_guard.h"
+#include "weft/core/fault_guard.h"
 #include "shm/internal/pool_layout.h"
 #include "shm/internal/topic_layout.h"
 #include "shm/test_util.h"
@@ -177,11 +177,11 @@ TEST(ShmHostileTest, ChannelShrunkByAThirdProcessReportsCorruptInsteadOfSigbus) 
             })),
             128 + SIGBUS);
   // Both endpoints survive: their next calls end with a clear error.
-  const uint64_t before = internal::AbsorbedFaults();
+  const uint64_t before = AbsorbedFaults();
   auto rec = (*rx)->Read(Deadline::AfterMs(200));
   ASSERT_FALSE(rec.ok());
   EXPECT_EQ(rec.status().code(), Code::kCorrupt) << rec.status().ToString();
-  EXPECT_GT(internal::AbsorbedFaults(), before);
+  EXPECT_GT(AbsorbedFaults(), before);
   Status w = Status::Ok();
   for (int i = 0; i < 100000 && w.ok(); ++i) w = (*tx)->Write(AsBytes(std::string(100, 'x')), Deadline::AfterMs(200));
   EXPECT_EQ(w.code(), Code::kCorrupt) << w.ToString();

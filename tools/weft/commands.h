@@ -20,6 +20,7 @@ struct LogArgs {
   uint64_t last = 0;  // tail: start this many records before the end
   bool follow = false;
   std::string format = "text";
+  bool repair = false;  // verify: cut damage in the newest segment that valid records follow
 };
 int LogAppend(const LogArgs& a);
 int LogTail(const LogArgs& a);

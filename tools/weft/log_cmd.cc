@@ -119,6 +119,22 @@ int LogStat(const LogArgs& a) {
 }
 
 int LogVerify(const LogArgs& a) {
+  if (a.repair) {  // a writer's open with repair cuts the newest segment, then verify the rest
+    auto w = log::Log::Open(a.path, {.create = false, .fsync = log::Fsync::kAlways, .repair = true});
+    if (!w.ok()) return Fail(w.status());
+    const log::LogStats st = (*w)->Stats();
+    if (st.cut_valid_records > 0) {
+      std::printf("repaired: cut at offset %" PRIu64 " of the newest segment (%s); %" PRIu64
+                  " valid records after the damage were dropped; the log now ends before seq %" PRIu64 "\n",
+                  st.cut_at_offset, st.cut_reason.c_str(), st.cut_valid_records, st.next_seq);
+    } else if (st.cut_at_offset > 0) {
+      std::printf("repaired: a torn tail was cut at offset %" PRIu64 " of the newest segment\n", st.cut_at_offset);
+    } else {
+      std::printf("nothing to repair in the newest segment\n");
+    }
+    Status closed = (*w)->Close();
+    if (!closed.ok()) return Fail(closed);
+  }
   auto lg = log::Log::Open(a.path, {.read_only = true});
   if (!lg.ok()) return Fail(lg.status());
   Status s = (*lg)->Verify();

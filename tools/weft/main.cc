@@ -49,6 +49,8 @@ int main(int argc, char** argv) {
   lstat->add_option("path", largs.path, "Log directory")->required();
   auto* lverify = logc->add_subcommand("verify", "Read every record and check it");
   lverify->add_option("path", largs.path, "Log directory")->required();
+  lverify->add_flag("--repair", largs.repair,
+                    "Cut the newest segment at damage that valid records follow (they are lost), and say what was cut");
 
   app.add_subcommand("version", "Print the version");
 

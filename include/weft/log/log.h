@@ -45,6 +45,10 @@ struct LogOptions {
   uint64_t retention_events = 0;  // keep at least this many newest records, drop older segments
   uint64_t retention_bytes = 0;   // keep the newest segments totalling at least this many bytes
   int64_t retention_age_ms = 0;   // drop segments whose newest record is older than this
+  // A writer's open finds damage in the newest segment that valid records follow: by default it
+  // refuses (kCorrupt naming the offset, nothing cut); with repair it cuts at the damage and
+  // reports what it cut in LogStats (cut_at_offset, cut_valid_records, cut_reason).
+  bool repair = false;
 };
 
 // One record, read in place from the mapped segment. The payload stays valid while the Record
@@ -65,6 +69,8 @@ struct LogStats {
   uint64_t bytes = 0;        // record bytes on disk, over all segments
   uint64_t fsyncs = 0;       // by this handle
   uint64_t cut_at_offset = 0;  // where this writer's open cut a torn tail (0: nothing cut)
+  uint64_t cut_valid_records = 0;  // valid records after damage that a repair cut
+  std::string cut_reason;          // the damage a repair cut at
   int32_t writer_pid = 0;    // 0 if no writer holds the log
 };
 

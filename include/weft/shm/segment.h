@@ -110,7 +110,7 @@ class Segment {
   uint8_t* base_ = nullptr;
   size_t size_ = 0;
   std::string name_;
-  int guard_ = -1;  // entry in the fault guard's table (internal/fault_guard.h)
+  int guard_ = -1;  // entry in the fault guard's table (weft/core/fault_guard.h)
   int fd_ = -1;
 };
 

@@ -1,5 +1,5 @@
-// The SIGBUS guard over shared mappings (internal/fault_guard.h).
-#include "internal/fault_guard.h"
+// The SIGBUS guard over shared mappings (weft/core/fault_guard.h).
+#include "weft/core/fault_guard.h"
 
 #include <signal.h>
 #include <sys/mman.h>
@@ -11,7 +11,7 @@
 #include <mutex>
 #include <vector>
 
-namespace weft::shm::internal {
+namespace weft {
 namespace {
 
 constexpr int kEntries = 1 << 14;
@@ -126,4 +126,4 @@ bool MappingDamaged(int handle) {
 
 uint64_t AbsorbedFaults() { return g_absorbed.load(std::memory_order_relaxed); }
 
-}  // namespace weft::shm::internal
+}  // namespace weft

@@ -1,18 +1,19 @@
-// The fault guard: mappings of shared memory that another process could shrink (a named
-// segment any process of the uid may ftruncate) are registered here. An access past the new
+// The fault guard: mappings of files that another process could shrink (a named shared-memory
+// segment or a log segment any process of the uid may ftruncate), or whose holes cannot be
+// filled (a full tmpfs), are registered here. An access past the new
 // end of such a file raises SIGBUS; the guard's handler replaces the whole mapping with private
 // zero pages (so the access completes and every later one reads zeros), marks the entry
 // damaged, and lets the owner report kCorrupt instead of the process dying. A SIGBUS at any
 // other address goes to the handler that was installed before (or kills as by default).
 //
 // Thread rule: Guard/Unguard from any thread (a mutex); Damaged and the handler read the table
-// with atomics only. Internal to shm.
+// with atomics only. For Weft's modules (shm segments, log files), not for applications.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
-namespace weft::shm::internal {
+namespace weft {
 
 // Registers [base, base + size); returns a handle, or -1 if the table is full (the mapping is
 // then unguarded). Installs the handler on first use.
@@ -24,4 +25,4 @@ bool MappingDamaged(int handle);
 // Faults absorbed by this process so far.
 uint64_t AbsorbedFaults();
 
-}  // namespace weft::shm::internal
+}  // namespace weft
