@@ -309,6 +309,11 @@ Result<Segment> Segment::Open(std::string_view name, uint32_t expected_kind,
     if (s.code() == Code::kNotFound) {
       return NotFound("no segment named '" + std::string(name) + "'");
     }
+    struct stat st {};
+    if (s.code() == Code::kPermissionDenied && ::stat(("/dev/shm" + path).c_str(), &st) == 0) {
+      Status owner = CheckOwner(st, "segment '" + std::string(name) + "'");
+      if (!owner.ok()) return owner;  // says whose it is
+    }
     return s;
   }
   struct stat st {};

@@ -122,7 +122,7 @@ def test_inspect_topic(name):
     assert "topic" in out and f"pid {os.getpid()}" in out
     assert f"topic     {name}" in cli("inspect", f"registry.{os.geteuid()}").stdout
     cli("gc")
-    assert os.path.exists("/dev/shm/weft.registry")  # kept while it lists live topics
+    assert os.path.exists(f"/dev/shm/weft.registry.{os.geteuid()}")  # kept while it lists live topics
     assert "published 2" in out
     assert "drop_oldest queued 2, taken 0" in out
     sub.close()
@@ -171,3 +171,54 @@ def test_bench_rpc_numpy_rows_follow_the_contract():
     for transport in ("grpc", "uds-pickle", "floor"):
         assert {row["rows"] for row in rows if row["transport"] == transport} == sizes
     assert all(row["p50_ns"] > 0 and row["payload_bytes"] == int(row["rows"]) * 28 for row in rows)
+
+
+def _dead_channel(name, run_python):
+    child = run_python(
+        "import os, signal, weft; weft.Channel.create(%r); os.kill(os.getpid(), signal.SIGKILL)" % name)
+    assert child.wait(10) == -signal.SIGKILL
+
+
+def _counted_exactly(out, word):
+    """The summary's count of `word` equals the lines saying it was done."""
+    summary = [l for l in out.splitlines() if l.startswith("gc: ")][-1]
+    n = int(summary.split()[1])
+    assert n == sum(1 for l in out.splitlines() if l.startswith(word + " weft.")), out
+    return n
+
+
+def test_gc_keeps_a_live_channel_it_cannot_parse(name, run_python):
+    tx = weft.Channel.create(name, capacity=1 << 16)
+    rx = weft.Channel.open(name)
+    path = "/dev/shm/weft." + name
+    with open(path, "r+b") as f:  # scribble the header's magic
+        f.write(b"\xff" * 8)
+    old = os.stat(path).st_mtime - 3600
+    os.utime(path, (old, old))
+    dead = name + ".dead"
+    _dead_channel(dead, run_python)  # control: gc does remove what it proves dead
+    out = cli("gc").stdout
+    assert f"kept weft.{name}: unreadable" in out, out
+    assert os.path.exists(path)
+    assert f"removed weft.{dead}" in out and not os.path.exists("/dev/shm/weft." + dead)
+    _counted_exactly(out, "removed")
+    rx.close()
+    tx.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run gc as another uid (CI runs as root)")
+def test_gc_as_another_uid_removes_nothing_of_ours_and_says_so(name, run_python):
+    _dead_channel(name, run_python)
+
+    def as_nobody():
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+
+    r = subprocess.run([WEFT, "gc"], capture_output=True, text=True, timeout=60, preexec_fn=as_nobody)
+    assert f"kept weft.{name}: segment '{name}' belongs to uid 0" in r.stdout, r.stdout + r.stderr
+    assert f"removed weft.{name}" not in r.stdout
+    assert os.path.exists("/dev/shm/weft." + name)
+    _counted_exactly(r.stdout, "removed")
+    out = cli("gc").stdout  # its owner can
+    assert f"removed weft.{name}" in out and not os.path.exists("/dev/shm/weft." + name)

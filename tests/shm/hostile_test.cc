@@ -130,6 +130,7 @@ TEST(ShmHostileTest, SquattedTopicIsNeverJoinedAndRegistriesArePerUser) {
   mine->reset();
   DropTopic(other);
   for (const char* suffix : {"", ".pool", ".pool.A0"}) Segment::Unlink(name + suffix).IgnoreError();
+  Segment::Unlink("registry." + std::to_string(kNobody)).IgnoreError();  // the squatter's own
 }
 
 // ---- sealed memory --------------------------------------------------------------------------

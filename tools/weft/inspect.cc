@@ -1,5 +1,7 @@
 // weft inspect NAME and weft gc.
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <ctime>
@@ -140,72 +142,131 @@ int Inspect(const std::string& name) {
   return 0;
 }
 
-// A segment is kept while its creator or any process attached to it lives. A segment whose
-// header never became valid is removed once it is a minute old (its creator died creating it).
+namespace {
+
+// What gc decided about one segment: removable (with the proof), or kept (with the reason).
+struct Verdict {
+  bool dead = false;
+  std::string why;
+  bool doubt = false;  // kept because its liveness could not be established (reported)
+};
+
+Verdict Doubt(std::string why) { return {false, std::move(why), true}; }
+
+// A segment whose header never became valid: its creator died between creating the file and
+// publishing the header (it writes its pid and start time first), and nobody can attach to an
+// unpublished segment. Anything else that cannot be parsed is kept: its liveness is unknown.
+Verdict Unpublished(const std::string& name, const Status& open_error) {
+  const std::string path = "/dev/shm/weft." + name;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return Doubt("unreadable (" + open_error.ToString() + ")");
+  struct stat st {};
+  shm::SegmentHeader h{};
+  const bool read = ::fstat(fd, &st) == 0 && ::pread(fd, &h, sizeof(h), 0) == static_cast<ssize_t>(sizeof(h));
+  ::close(fd);
+  if (!read || st.st_uid != ::geteuid()) return Doubt("unreadable (" + open_error.ToString() + ")");
+  if (h.magic != 0 || h.version != shm::kSegmentVersion || h.creator_pid <= 0 || h.creator_start_ticks == 0) {
+    return Doubt("unreadable, liveness unknown (" + open_error.ToString() + ")");
+  }
+  if (shm::IsAlive({h.creator_pid, h.creator_start_ticks})) return {false, "being created by pid " + std::to_string(h.creator_pid)};
+  return {true, "never initialized; its creator, pid " + std::to_string(h.creator_pid) + ", is gone"};
+}
+
+// Proves a segment dead: its creator and every process attached to it are gone. Any doubt
+// (a snapshot that fails, a kind it does not know) keeps it.
+Verdict Judge(const std::string& name) {
+  auto seg = Segment::Open(name, 0, 0);
+  if (!seg.ok()) {
+    if (seg.status().code() == Code::kPermissionDenied) return Doubt(seg.status().message());
+    return Unpublished(name, seg.status());
+  }
+  const shm::SegmentHeader* h = seg->header();
+  const uint32_t kind = h->kind;
+  if (shm::IsAlive({h->creator_pid, h->creator_start_ticks})) return {false, "its creator lives"};
+  const std::string gone = std::string(shm::SegmentKindName(kind)) + ", creator pid " +
+                           std::to_string(h->creator_pid) + " and its users are gone";
+  auto unknown = [&](const Status& st) { return Doubt("liveness unknown (" + st.ToString() + ")"); };
+  switch (static_cast<shm::SegmentKind>(kind)) {
+    case shm::SegmentKind::kChannel: {
+      auto snap = shm::Channel::Snapshot(name);
+      if (!snap.ok()) return unknown(snap.status());
+      if (snap->producer.alive || snap->consumer.alive) return {false, "a peer is attached"};
+      return {true, gone};
+    }
+    case shm::SegmentKind::kPool: {
+      auto snap = shm::Pool::Snapshot(name);
+      if (!snap.ok()) return unknown(snap.status());
+      for (const shm::PoolHolder& hd : snap->holders) {
+        if (hd.alive) return {false, "a holder is attached"};
+      }
+      return {true, gone};
+    }
+    case shm::SegmentKind::kRegistry: {
+      auto topics = shm::ListTopics();  // the registry outlives its creator while it lists topics
+      if (!topics.ok()) return unknown(topics.status());
+      if (!topics->empty()) return {false, "it lists live topics"};
+      return {true, gone};
+    }
+    case shm::SegmentKind::kTopic: {
+      auto info = shm::InspectTopic(name);
+      if (!info.ok()) return unknown(info.status());
+      for (const auto& e : info->publishers) {
+        if (e.alive) return {false, "a publisher is attached"};
+      }
+      for (const auto& e : info->subscribers) {
+        if (e.alive) return {false, "a subscriber is attached"};
+      }
+      return {true, gone};
+    }
+    case shm::SegmentKind::kBlock: {
+      // Arenas and large blocks live as long as their pool: "<pool>.A<i>", "<pool>.L<serial>".
+      size_t dot = name.rfind(".L");
+      const size_t arena_dot = name.rfind(".A");
+      if (dot == std::string::npos || (arena_dot != std::string::npos && arena_dot > dot)) dot = arena_dot;
+      if (dot == std::string::npos) return Doubt("a block segment without a pool name");
+      auto pool = Segment::Open(name.substr(0, dot), 0, 0);
+      if (pool.ok()) return {false, "its pool exists"};
+      if (pool.status().code() != Code::kNotFound) return unknown(pool.status());
+      return {true, "block of pool " + name.substr(0, dot) + ", which is gone"};
+    }
+  }
+  return Doubt("a segment of unknown kind " + std::to_string(kind));
+}
+
+}  // namespace
+
+// Removes only what it has proved dead, reports everything it kept and why, and counts
+// exactly what it did (a removal that fails is counted as failed, not removed).
 int Gc(bool dry_run) {
-  int removed = 0, kept = 0;
+  int removed = 0, kept = 0, failed = 0;
   for (const std::string& name : Segment::List()) {
-    std::string why;
+    const Verdict v = Judge(name);
+    if (!v.dead) {
+      ++kept;
+      if (v.doubt) std::printf("kept weft.%s: %s\n", name.c_str(), v.why.c_str());  // live ones go unsaid
+      continue;
+    }
+    if (dry_run) {
+      std::printf("would remove weft.%s: %s\n", name.c_str(), v.why.c_str());
+      ++removed;
+      continue;
+    }
+    // A pool takes its arenas and kept large blocks with it.
     auto seg = Segment::Open(name, 0, 0);
-    if (!seg.ok()) {
-      struct stat st {};
-      std::string path = "/dev/shm/weft." + name;
-      if (::stat(path.c_str(), &st) != 0) continue;
-      if (std::time(nullptr) - st.st_mtime < 60) {
-        ++kept;
-        continue;
-      }
-      why = "unreadable (" + seg.status().ToString() + ")";
-    } else {
-      const shm::SegmentHeader* h = seg->header();
-      bool live = shm::IsAlive({h->creator_pid, h->creator_start_ticks});
-      if (!live && h->kind == static_cast<uint32_t>(shm::SegmentKind::kChannel)) {
-        auto snap = shm::Channel::Snapshot(name);
-        if (snap.ok()) live = snap->producer.alive || snap->consumer.alive;
-      }
-      if (!live && h->kind == static_cast<uint32_t>(shm::SegmentKind::kPool)) {
-        auto snap = shm::Pool::Snapshot(name);
-        if (snap.ok()) {
-          for (const shm::PoolHolder& hd : snap->holders) live |= hd.alive;
-        }
-      }
-      if (!live && h->kind == static_cast<uint32_t>(shm::SegmentKind::kRegistry)) {
-        auto topics = shm::ListTopics();  // the registry outlives its creator while it lists topics
-        live = !topics.ok() || !topics->empty();
-      }
-      if (!live && h->kind == static_cast<uint32_t>(shm::SegmentKind::kTopic)) {
-        auto info = shm::InspectTopic(name);
-        if (info.ok()) {
-          for (const auto& e : info->publishers) live |= e.alive;
-          for (const auto& e : info->subscribers) live |= e.alive;
-        }
-      }
-      if (!live && h->kind == static_cast<uint32_t>(shm::SegmentKind::kBlock)) {
-        // Arenas and large blocks live as long as their pool: "<pool>.A<i>", "<pool>.L<serial>".
-        size_t dot = name.rfind(".L");
-        const size_t arena_dot = name.rfind(".A");
-        if (dot == std::string::npos || (arena_dot != std::string::npos && arena_dot > dot)) dot = arena_dot;
-        live = dot != std::string::npos && shm::Segment::Open(name.substr(0, dot), 0, 0).ok();
-      }
-      if (live) {
-        ++kept;
-        continue;
-      }
-      why = std::string(shm::SegmentKindName(h->kind)) + ", creator pid " +
-            std::to_string(h->creator_pid) + " and its users are gone";
+    const bool pool = seg.ok() && seg->header()->kind == static_cast<uint32_t>(shm::SegmentKind::kPool);
+    Status s = pool ? shm::Pool::Unlink(name) : Segment::Unlink(name);
+    if (!s.ok()) {
+      std::printf("could not remove weft.%s: %s\n", name.c_str(), s.ToString().c_str());
+      ++failed;
+      continue;
     }
-    std::printf("%s weft.%s: %s\n", dry_run ? "would remove" : "removed", name.c_str(), why.c_str());
-    if (!dry_run) {
-      if (seg.ok() && seg->header()->kind == static_cast<uint32_t>(shm::SegmentKind::kPool)) {
-        shm::Pool::Unlink(name).IgnoreError();
-      } else {
-        Segment::Unlink(name).IgnoreError();
-      }
-    }
+    std::printf("removed weft.%s: %s\n", name.c_str(), v.why.c_str());
     ++removed;
   }
-  std::printf("gc: %d %s, %d kept\n", removed, dry_run ? "to remove" : "removed", kept);
-  return 0;
+  std::printf("gc: %d %s, %d kept", removed, dry_run ? "to remove" : "removed", kept);
+  if (failed > 0) std::printf(", %d could not be removed", failed);
+  std::printf("\n");
+  return failed > 0 ? 1 : 0;
 }
 
 }  // namespace weft::cli
