@@ -25,6 +25,11 @@ class BufferView {
         PyErr_Clear();
         pyerr::Raise(weft::InvalidArgument(std::string(what) + " must be contiguous buffers"));
       }
+      if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_BufferError)) {
+        PyErr_Clear();
+        pyerr::Raise(weft::InvalidArgument(std::string("expected a contiguous bytes-like object, got ") +
+                                           Py_TYPE(obj.ptr())->tp_name));
+      }
       throw pybind11::error_already_set();
     }
     held_ = true;

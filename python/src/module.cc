@@ -41,6 +41,69 @@ void Raise(const Status& status) {
 
 }  // namespace weft::pyerr
 
+namespace weft::py_bind {
+namespace {
+
+// An argument that loads only in pybind11's second overload pass (the one that allows
+// conversions), so that an overload taking it is tried after every other overload has failed
+// both with and without conversions.
+struct SecondPass {
+  py::object value;
+};
+
+}  // namespace
+}  // namespace weft::py_bind
+
+namespace pybind11::detail {
+template <>
+struct type_caster<weft::py_bind::SecondPass> {
+  PYBIND11_TYPE_CASTER(weft::py_bind::SecondPass, const_name("object"));
+  bool load(handle src, bool convert) {
+    if (!convert) return false;
+    value.value = reinterpret_borrow<object>(src);
+    return true;
+  }
+  static handle cast(const weft::py_bind::SecondPass&, return_value_policy, handle) { return none().release(); }
+};
+}  // namespace pybind11::detail
+
+namespace weft::py_bind {
+namespace {
+
+std::string TypeName(py::handle h) { return py::str(py::type::of(h).attr("__name__")); }
+
+// Arguments the binding cannot convert (a string for a size, a negative capacity, ...) are a
+// misuse like any other: after every overload of a native method has failed, with and without
+// conversions, a last one raises weft.InvalidArgument (also a TypeError and a ValueError)
+// naming the call, instead of pybind11's plain TypeError. Calls that match never reach it.
+void AddMisuseFallbacks(py::handle cls) {
+  const std::string cls_name = py::str(cls.attr("__name__"));
+  py::dict members = cls.attr("__dict__");
+  for (auto item : members) {
+    const std::string name = py::str(item.first);
+    if (name.rfind("__", 0) == 0 && name != "__init__") continue;
+    if (!PyInstanceMethod_Check(item.second.ptr())) continue;  // methods only: not properties, not static
+    py::object existing = py::getattr(cls, name.c_str());
+    const std::string doc = py::str(existing.attr("__doc__"));
+    py::cpp_function fallback(
+        [cls_name, name, doc](py::handle, SecondPass first, py::args rest, py::kwargs kwargs) {
+          std::string got = first.value.is_none() ? "" : TypeName(first.value);
+          for (py::handle a : rest) got += (got.empty() ? "" : ", ") + TypeName(a);
+          for (auto kv : kwargs) {
+            got += (got.empty() ? "" : ", ") + std::string(py::str(kv.first)) + "=" + TypeName(kv.second);
+          }
+          const size_t nl = doc.find('\n');
+          pyerr::Raise(weft::InvalidArgument(cls_name + "." + name + "(" + got + "): arguments of these types or " +
+                                             "values are not accepted; expected " + doc.substr(0, nl)));
+        },
+        py::name(name.c_str()), py::is_method(cls), py::sibling(existing), py::arg("_weft_misuse") = py::none());
+    py::setattr(cls, name.c_str(), fallback);
+  }
+}
+
+}  // namespace
+}  // namespace weft::py_bind
+
 PYBIND11_MODULE(_native, m) {
   m.doc() = "Weft native core";
   weft::pyerr::LoadErrors();
@@ -50,4 +113,7 @@ PYBIND11_MODULE(_native, m) {
   weft::py_bind::BindTopic(m);
   weft::py_bind::BindLog(m);
   weft::py_bind::BindRpc(m);
+  for (auto item : m.attr("__dict__").cast<py::dict>()) {
+    if (py::isinstance<py::type>(item.second)) weft::py_bind::AddMisuseFallbacks(item.second);
+  }
 }

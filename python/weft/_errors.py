@@ -7,7 +7,9 @@ class Error(Exception):
     code = 0
 
 
-class InvalidArgument(Error, ValueError):
+class InvalidArgument(Error, ValueError, TypeError):
+    """A value or type a call does not accept (also a ValueError and a TypeError)."""
+
     code = 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import _native
+from ._util import array_over
 
 
 class Pool(_native._Pool):
@@ -31,12 +32,7 @@ class Pool(_native._Pool):
 
     def array(self, block: int, shape, dtype):
         """The block as a NumPy array of `shape` and `dtype` (no copy)."""
-        import numpy as np
-        dtype = np.dtype(dtype)
-        count = 1
-        for dim in (shape if isinstance(shape, tuple) else (shape,)):
-            count *= dim
-        return np.frombuffer(self._span(block), dtype=dtype, count=count).reshape(shape)
+        return array_over(self._span(block), shape, dtype, f"block {block}")
 
     def __enter__(self) -> "Pool":
         return self

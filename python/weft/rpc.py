@@ -148,7 +148,7 @@ def contract(namespace: str, version: str, name: Optional[str] = None):
 def contract_of(obj) -> Contract:
     c = getattr(obj, "__weft_contract__", None)
     if c is None:
-        raise TypeError(f"{obj!r} is not a @weft.contract class")
+        raise InvalidArgument(f"{obj!r} is not a @weft.contract class")
     return c
 
 
@@ -708,7 +708,7 @@ class Held:
 def _invoker(method):
     fn = getattr(method, "__weft_invoke__", None)
     if fn is None:
-        raise TypeError(f"{method!r} is not a method of a weft proxy")
+        raise InvalidArgument(f"{method!r} is not a method of a weft proxy")
     return fn
 
 
@@ -758,7 +758,7 @@ def loan_buffer(target, nbytes: int):
         return target._native.loan(nbytes)
     if isinstance(target, Proxy):
         return bytearray(nbytes)  # in-process: nothing is copied anyway
-    raise TypeError(f"loan_buffer needs an ipc proxy or a weft.Server, got {type(target).__name__}")
+    raise InvalidArgument(f"loan_buffer needs an ipc proxy or a weft.Server, got {type(target).__name__}")
 
 
 def loan_array(target, shape, dtype="float64"):

@@ -16,6 +16,7 @@ from typing import Optional
 
 from . import _native
 from ._errors import InvalidArgument
+from ._util import array_over, dtype_of, element_count
 
 _DEFAULTS = dict(queue_depth=256, keep_history=0, pool_bytes=64 << 20)
 
@@ -50,13 +51,8 @@ class Publisher(_native._Publisher):
 
     def loan_array(self, shape, dtype):
         """A NumPy array of `shape` and `dtype` in shared memory, to fill and publish()."""
-        import numpy as np
-        dtype = np.dtype(dtype)
-        count = 1
-        for dim in (shape if isinstance(shape, tuple) else (shape,)):
-            count *= dim
-        view = self.loan(count * dtype.itemsize)
-        return np.frombuffer(view, dtype=dtype, count=count).reshape(shape)
+        dtype = dtype_of(dtype)
+        return array_over(self.loan(element_count(shape) * dtype.itemsize), shape, dtype, "the loan")
 
     def _take_loan(self, loaned):
         span = _span_of(loaned)
@@ -109,9 +105,11 @@ class Sample:
         return self._view
 
     def array(self, dtype, shape=None):
-        import numpy as np
-        arr = np.frombuffer(self.view, dtype=dtype)
-        return arr if shape is None else arr.reshape(shape)
+        """The sample as a NumPy array (read-only, no copy): all of it, or `shape`."""
+        if shape is None:
+            dtype = dtype_of(dtype)
+            shape = self.view.nbytes // dtype.itemsize
+        return array_over(self.view, shape, dtype, "the sample")
 
     def bytes(self) -> bytes:
         return bytes(self.view)

@@ -136,3 +136,39 @@ def test_publish_skips_a_full_subscriber_that_died(topic, run_python):
     pub.publish(pub.loan(8), timeout=10)  # skips the dead subscriber instead of timing out
     child.wait(timeout=10)
     pub.close()
+
+
+# ---- misuse raises weft.Error subclasses ----------------------------------------------------------
+
+def _misuses(name):
+    pool = weft.Pool(name + ".p", bytes=1 << 20)
+    ch = weft.Channel.create(name)
+    block = pool.allocate(100)
+    return [
+        ("negative capacity", lambda: weft.Channel.create(name + ".x", capacity=-1)),
+        ("capacity as text", lambda: weft.Channel.create(name + ".y", capacity="big")),
+        ("timeout as text", lambda: ch.write(b"x", timeout="soon")),
+        ("an int written", lambda: ch.write(5)),
+        ("None written", lambda: ch.write(None)),
+        ("negative allocation", lambda: pool.allocate(-1)),
+        ("a bad dtype", lambda: pool.array(block, (5,), "nonsense")),
+        ("an array larger than its block", lambda: pool.array(block, (500,), "float64")),
+        ("a negative dimension", lambda: pool.array(block, (-1,), "uint8")),
+        ("a non-contract class", lambda: weft.connect(object, "x")),
+        ("hold of a non-method", lambda: weft.hold(5)),
+    ], (pool, ch)
+
+
+def test_every_misuse_raises_a_weft_error(name):
+    cases, (pool, ch) = _misuses(name)
+    try:
+        for label, fn in cases:
+            with pytest.raises(weft.InvalidArgument) as info:
+                fn()
+            # Still what Python code written against TypeError / ValueError expects.
+            assert isinstance(info.value, TypeError) and isinstance(info.value, ValueError), label
+            assert str(info.value), label
+    finally:
+        ch.close()
+        pool.close()
+        weft.Pool.unlink(name + ".p")
