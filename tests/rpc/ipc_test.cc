@@ -515,11 +515,15 @@ TEST(IpcHostileTest, TensOfThousandsOfAbandonedConnectionsLeaveNothingBehind) {
     const int64_t give_up = MonotonicNs() + 10'000'000'000;
     while (Threads() > before && MonotonicNs() < give_up) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     EXPECT_LE(Threads(), before);
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the acceptor reaps every 100 ms
+    // The acceptor reaps every 100 ms; allow for a loaded machine.
+    const int bound = round == 0 ? maps_before + 64 : maps_after[0] + 64;
+    for (int i = 0; i < 50 && Mappings() > bound; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     maps_after[round] = Mappings();
   }
-  EXPECT_LE(maps_after[0], maps_before + 64);  // allocator and stack caches, bounded
-  EXPECT_LE(maps_after[1], maps_after[0] + 8);  // and no growth with ten thousand more
+  // Allocator arenas and the stack cache are bounded; a leak is two mappings per connection
+  // (20,000 for each round here), not a few dozen.
+  EXPECT_LE(maps_after[0], maps_before + 64);
+  EXPECT_LE(maps_after[1], maps_after[0] + 64);
   auto c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000)).value();
   EXPECT_EQ(I64(c->Call("increment", {AsBytes(EncodeI64(1))}, Deadline::AfterMs(10'000))), 1);
 }
