@@ -217,12 +217,19 @@ void BindRpc(py::module_& m) {
   // Serving at ipc://<id>: each method is dispatched to `dispatch(method_index, [bytes...])`,
   // which returns the result's bytes; called with the GIL held, from the server's threads.
   py::class_<PyServer>(m, "_RpcServer")
-      .def(py::init([](const std::string& id) {
-             auto s = weft::rpc::Server::Create(id);
+      .def(py::init([](const std::string& id, std::vector<uint32_t> allow_uids, size_t max_clients,
+                       size_t max_clients_per_uid, uint64_t max_held_bytes_per_client) {
+             weft::rpc::ServerOptions o;
+             o.allow_uids = std::move(allow_uids);
+             o.max_clients = max_clients;
+             o.max_clients_per_uid = max_clients_per_uid;
+             o.max_held_bytes_per_client = max_held_bytes_per_client;
+             auto s = weft::rpc::Server::Create(id, o);
              if (!s.ok()) pyerr::Raise(s.status());
              return PyServer{std::move(s).value()};
            }),
-           py::arg("id"))
+           py::arg("id"), py::arg("allow_uids"), py::arg("max_clients"), py::arg("max_clients_per_uid"),
+           py::arg("max_held_bytes_per_client"))
       .def("register",
            [](PyServer& self, const std::string& name, const std::string& canonical, py::object dispatch) {
              auto c = weft::rpc::Contract::Parse(canonical);
@@ -377,6 +384,7 @@ void BindRpc(py::module_& m) {
           },
           py::arg("nbytes"))
       .def("hold_stats", [](PyClient& self) { return HoldDict(self.client ? self.client->hold_stats() : weft::rpc::HoldStats{}); })
+      .def_property_readonly("shares_pool", [](PyClient& self) { return self.client && self.client->shares_pool(); })
       .def("close", [](PyClient& self) {
         py::gil_scoped_release nogil;
         self.Close();

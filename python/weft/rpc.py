@@ -486,8 +486,14 @@ class Server:
         server.serve()        # or start() and carry on; shutdown() ends it
     """
 
-    def __init__(self, id: str):
-        self._native = _native._RpcServer(id)
+    def __init__(self, id: str, allow_uids=(), max_clients: int = 256, max_clients_per_uid: int = 256,
+                 max_held_bytes_per_client: int = 8 << 30):
+        """Listens at ipc://<id>. Only processes of this uid may connect, and those of the uids in
+        allow_uids (they do not map the server's shared pool: their values travel inline). At most
+        max_clients connections at once (max_clients_per_uid from one uid); a client may hold
+        max_held_bytes_per_client of results at once. docs/security.md."""
+        self._native = _native._RpcServer(id, list(allow_uids), max_clients, max_clients_per_uid,
+                                          max_held_bytes_per_client)
         self._names = []
         self._started = False
 
@@ -585,7 +591,8 @@ class _IpcProxy:
         def invoke(args, hold, cancel, timeout):
             if len(args) != len(m.params):
                 raise InvalidArgument(f"{method}() takes {len(m.params)} arguments, got {len(args)}")
-            data = [_encode(codec, a, client.loan) for codec, a in zip(m.params, args)]
+            loan = client.loan if client.shares_pool else None  # another uid's client: all inline
+            data = [_encode(codec, a, loan) for codec, a in zip(m.params, args)]
             if m.stream:
                 return _RemoteStream(client.open_stream(method, data, timeout, hold, cancel), m.result, timeout)
             out = client.call(method, data, timeout, hold, cancel)

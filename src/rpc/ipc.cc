@@ -1067,6 +1067,8 @@ Result<std::shared_ptr<Held>> Client::Loan(size_t n) {
 
 HoldStats Client::hold_stats() const { return impl_->blocks ? impl_->blocks->stats() : HoldStats{}; }
 
+bool Client::shares_pool() const { return impl_->blocks != nullptr; }
+
 Status Client::Close() {
   std::lock_guard<std::mutex> g(impl_->mu);
   impl_->req.reset();

@@ -659,26 +659,7 @@ uint64_t* Pool::MaskOf(BlockId id) {
   return SmallMask(id, &bytes, &arena);
 }
 
-Status Pool::Hold(BlockId id, bool* added) {
-  if (slot_ < 0) return Status(Code::kClosed, "pool is closed");
-  if (segment_.damaged()) return Damaged();
-  uint64_t* mask = MaskOf(id);
-  if (mask == nullptr) return InvalidArgument("not a block of pool '" + segment_.name() + "': " + std::to_string(id));
-  uint64_t m = A(*mask).load(std::memory_order_acquire);
-  for (;;) {
-    if (m == 0) return InvalidArgument("block " + std::to_string(id) + " is free; only a held block can be held");
-    if (m & bit_) {
-      ++extra_holds_[id];
-      if (added) *added = false;
-      return Status::Ok();
-    }
-    // acq_rel: joins the holders; fails and retries if the mask changed meanwhile.
-    if (A(*mask).compare_exchange_weak(m, m | bit_, std::memory_order_acq_rel)) {
-      if (added) *added = true;
-      return Status::Ok();
-    }
-  }
-}
+Status Pool::Hold(BlockId id, bool* added) { return HoldIfHeldBy(id, ~uint64_t{0}, added); }
 
 Status Pool::HoldIfHeldBy(BlockId id, uint64_t holder_bits, bool* added) {
   if (slot_ < 0) return Status(Code::kClosed, "pool is closed");
@@ -687,6 +668,7 @@ Status Pool::HoldIfHeldBy(BlockId id, uint64_t holder_bits, bool* added) {
   if (mask == nullptr) return InvalidArgument("not a block of pool '" + segment_.name() + "': " + std::to_string(id));
   uint64_t m = A(*mask).load(std::memory_order_acquire);
   for (;;) {
+    if (m == 0) return InvalidArgument("block " + std::to_string(id) + " is free; only a held block can be held");
     if ((m & holder_bits) == 0) {
       return Status(Code::kPermissionDenied, "block " + std::to_string(id) + " is not held by the peer that named it");
     }

@@ -526,3 +526,31 @@ def test_an_allowed_pickle_parameter_runs_the_clients_code(tmp_path, run_python)
         assert marker.exists()
     finally:
         server.shutdown()
+
+
+@pytest.mark.skipif(_os.geteuid() != 0, reason="needs root to become another uid (CI runs as root)")
+def test_another_uid_is_refused_unless_allowed_and_then_works_without_the_pool(run_python):
+    code = (
+        "import os, numpy as np, weft, rpc_demo\n"
+        "os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
+        "try:\n"
+        "    s = weft.connect(rpc_demo.Store, name='store', address='ipc://{sid}')\n"
+        "except weft.PermissionDenied:\n"
+        "    print('refused', flush=True); raise SystemExit(0)\n"
+        "with s:\n"
+        "    assert s.increment(3) == 3\n"
+        "    pts = s.points(20000)\n"  # 480 KB: inline, not through the pool
+        "    assert pts.shape == (20000, 3) and pts[-1, -1] == 59999\n"
+        "print('served', flush=True)\n"
+    )
+    for allow, expect in (((), "refused"), ((65534,), "served")):
+        sid = f"pytest-uid-{_os.getpid()}-{len(allow)}"
+        server = weft.Server(sid, allow_uids=allow)
+        server.register(rpc_demo.Store, rpc_demo.StoreImpl(), name="store", allow_pickle=["stash.anything"])
+        server.start()
+        try:
+            p = run_python(code.replace("{sid}", sid), stdout=_subprocess.PIPE, text=True)
+            out, _ = p.communicate(timeout=60)
+            assert p.returncode == 0 and out.strip() == expect, out
+        finally:
+            server.shutdown()

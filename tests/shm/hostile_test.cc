@@ -39,6 +39,15 @@ int AsNobody(const std::function<int()>& body) {
   }));
 }
 
+TopicOptions SmallTopic() {
+  TopicOptions o;
+  o.max_publishers = 2;
+  o.max_subscribers = 2;
+  o.queue_depth = 4;
+  o.pool.bytes = 1 << 20;
+  return o;
+}
+
 void DropTopic(const std::string& name) {
   Segment::Unlink(name).IgnoreError();
   Pool::Unlink(name + ".pool").IgnoreError();
@@ -100,8 +109,7 @@ TEST(ShmHostileTest, SquattedTopicIsNeverJoinedAndRegistriesArePerUser) {
   const std::string name = UniqueName("topic");
   // Another uid creates the topic first (and so its own registry), and keeps it.
   ASSERT_EQ(AsNobody([&] {
-              auto pub = Publisher::Open(name, {.max_publishers = 2, .max_subscribers = 2, .queue_depth = 4,
-                                                .pool = {.bytes = 1 << 20}});
+              auto pub = Publisher::Open(name, SmallTopic());
               if (!pub.ok()) return 1;
               pub->release();
               return 0;
@@ -120,8 +128,7 @@ TEST(ShmHostileTest, SquattedTopicIsNeverJoinedAndRegistriesArePerUser) {
   EXPECT_EQ(sub.status().code(), Code::kPermissionDenied);
   // The squatter's registry is its own: root's topics still work and list.
   const std::string other = UniqueName("topic");
-  auto mine = Publisher::Open(other, {.max_publishers = 2, .max_subscribers = 2, .queue_depth = 4,
-                                      .pool = {.bytes = 1 << 20}});
+  auto mine = Publisher::Open(other, SmallTopic());
   ASSERT_TRUE(mine.ok()) << mine.status().ToString();
   auto names = ListTopics();
   ASSERT_TRUE(names.ok());
@@ -215,8 +222,7 @@ TEST(ShmHostileTest, PoolArenaShrunkByAThirdProcessReportsCorrupt) {
 
 TEST(ShmHostileTest, TopicShrunkByAThirdProcessReportsCorrupt) {
   const std::string name = UniqueName("topic");
-  TopicOptions o{.max_publishers = 2, .max_subscribers = 2, .queue_depth = 4, .pool = {.bytes = 1 << 20}};
-  auto pub = Publisher::Open(name, o);
+  auto pub = Publisher::Open(name, SmallTopic());
   ASSERT_TRUE(pub.ok());
   auto sub = Subscriber::Open(name);
   ASSERT_TRUE(sub.ok());
@@ -267,8 +273,7 @@ TEST(ShmHostileTest, ScribbledPoolConfigIsNeverReRead) {
 
 TEST(ShmHostileTest, ScribbledTopicConfigIsNeverReRead) {
   const std::string name = UniqueName("topic");
-  TopicOptions o{.max_publishers = 2, .max_subscribers = 2, .queue_depth = 4, .pool = {.bytes = 1 << 20}};
-  auto pub = Publisher::Open(name, o);
+  auto pub = Publisher::Open(name, SmallTopic());
   ASSERT_TRUE(pub.ok());
   auto sub = Subscriber::Open(name);
   ASSERT_TRUE(sub.ok());

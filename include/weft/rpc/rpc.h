@@ -218,6 +218,9 @@ class Client {
   // A block of the server's pool to build an argument in: passed as an argument, it is not
   // copied (in-process, no argument is copied anyway).
   Result<std::shared_ptr<Held>> Loan(size_t n);
+  // False for a client that does not map the server's pool (another uid's, admitted by the
+  // server's policy): every value then travels inline, and Loan gives kPermissionDenied.
+  bool shares_pool() const;
   HoldStats hold_stats() const;
   Status Close();
 
