@@ -5,8 +5,12 @@
 #include <Python.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <optional>
+#include <type_traits>
+#include <string>
 
+#include "args.h"
 #include "weft/core/clock.h"
 #include "weft/core/status.h"
 
@@ -19,6 +23,16 @@ inline Deadline ToDeadline(const std::optional<double>& timeout) {
   return Deadline::AfterNs(static_cast<int64_t>(*timeout * 1e9));
 }
 
+// The same from a Seconds argument; weft.InvalidArgument if it was not a number or None.
+inline Deadline ToDeadline(const Seconds& timeout) {
+  if (timeout.bad) {
+    pyerr::Raise(weft::InvalidArgument(std::string("timeout must be a number of seconds or None, not ") + timeout.type));
+  }
+  if (timeout.none) return Deadline::Never();
+  if (!(timeout.value > 0)) return Deadline::Now();
+  return Deadline::AfterNs(static_cast<int64_t>(std::min(timeout.value, 1e9) * 1e9));
+}
+
 // Adapts a Status to the Result-like interface Blocking expects.
 struct StatusResult {
   Status s;
@@ -28,12 +42,21 @@ struct StatusResult {
 
 // Runs `op(deadline)` first without releasing the GIL and without waiting; if it would
 // block, waits with the GIL released, in slices so that Ctrl-C is honoured.
-template <typename Op>
-auto Blocking(const std::optional<double>& timeout, Op&& op) -> decltype(op(Deadline::Now())) {
+struct NoPin {
+  void operator()() const {}
+};
+
+// `pin()` runs once, before the first wait without the GIL (EndpointCall::Pin).
+template <typename Timeout, typename Op, typename Pin = NoPin>
+auto Blocking(const Timeout& timeout, Op&& op, Pin&& pin = Pin{}) -> decltype(op(Deadline::Now())) {
+  if constexpr (std::is_same_v<Timeout, Seconds>) {  // a bad timeout is an error even if no wait is needed
+    if (timeout.bad) ToDeadline(timeout);
+  }
   auto r = op(Deadline::Now());
   if (r.ok() || r.status().code() != Code::kWouldBlock) return r;
   const Deadline deadline = ToDeadline(timeout);
   if (deadline.is_now()) return r;
+  pin();
   constexpr int64_t kSliceNs = 100'000'000;
   for (;;) {
     const int64_t left = deadline.RemainingNs();

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "args.h"
 #include "errors.h"
 #include "span.h"
 #include "blocking.h"
@@ -125,29 +126,32 @@ void BindChannel(py::module_& m) {
                     return StatsDict(*r);
                   })
       .def("_reserve_span",
-           [](PyChannel& self, size_t n, std::optional<double> timeout) {
+           [](PyChannel& self, Count n_arg, Seconds timeout) {
+             const size_t n = n_arg.Get("n");
              ChannelCall call(self, "channel");
              Channel& ch = *call;
-             auto r = Blocking(timeout, [&](Deadline d) { return ch.Reserve(n, d); });
+             auto r = Blocking(timeout, [&](Deadline d) { return ch.Reserve(n, d); }, [&] { call.Pin(); });
              if (!r.ok()) pyerr::Raise(r.status());
              return MakeSpan(r->data(), r->size(), false, call.shared());
            },
            py::arg("n"), py::arg("timeout") = py::none())
-      .def("commit", [](PyChannel& self, size_t n) { pyerr::Check(Get(self).Commit(n)); })
-      .def("commit_batched", [](PyChannel& self, size_t n) { pyerr::Check(Get(self).CommitBatched(n)); })
+      .def("commit", [](PyChannel& self, Count n_arg) {
+             const size_t n = n_arg.Get("n"); pyerr::Check(Get(self).Commit(n)); })
+      .def("commit_batched", [](PyChannel& self, Count n_arg) {
+             const size_t n = n_arg.Get("n"); pyerr::Check(Get(self).CommitBatched(n)); })
       .def("_unreserve", [](PyChannel& self) { Get(self).Unreserve(); })
       .def("flush", [](PyChannel& self) { Get(self).Flush(); })
       .def("write",
-           [](PyChannel& self, py::handle data, std::optional<double> timeout) {
+           [](PyChannel& self, py::handle data, Seconds timeout) {
              ChannelCall call(self, "channel");
              Channel& ch = *call;
              BufferView buf(data);
-             auto r = Blocking(timeout, [&](Deadline d) { return StatusResult{ch.Write(buf.bytes(), d)}; });
+             auto r = Blocking(timeout, [&](Deadline d) { return StatusResult{ch.Write(buf.bytes(), d)}; }, [&] { call.Pin(); });
              pyerr::Check(r.s);
            },
            py::arg("data"), py::arg("timeout") = py::none())
       .def("write_batch",
-           [](PyChannel& self, py::sequence records, std::optional<double> timeout) {
+           [](PyChannel& self, py::sequence records, Seconds timeout) {
              ChannelCall call(self, "channel");
              Channel& ch = *call;
              size_t done = 0;
@@ -158,7 +162,7 @@ void BindChannel(py::module_& m) {
                auto r = ch.Reserve(bytes.size(), Deadline::Now());
                if (!r.ok() && r.status().code() == Code::kWouldBlock) {
                  ch.Flush();  // the consumer must see the batch before we wait on it
-                 r = Blocking(timeout, [&](Deadline d) { return ch.Reserve(bytes.size(), d); });
+                 r = Blocking(timeout, [&](Deadline d) { return ch.Reserve(bytes.size(), d); }, [&] { call.Pin(); });
                }
                if (!r.ok()) {
                  ch.Flush();
@@ -174,21 +178,22 @@ void BindChannel(py::module_& m) {
            },
            py::arg("records"), py::arg("timeout") = py::none())
       .def("_read_span",
-           [](PyChannel& self, std::optional<double> timeout) {
+           [](PyChannel& self, Seconds timeout) {
              ChannelCall call(self, "channel");
              Channel& ch = *call;
-             auto r = Blocking(timeout, [&](Deadline d) { return ch.Read(d); });
+             auto r = Blocking(timeout, [&](Deadline d) { return ch.Read(d); }, [&] { call.Pin(); });
              if (!r.ok()) pyerr::Raise(r.status());
              return MakeSpan(const_cast<uint8_t*>(r->data()), r->size(), true, call.shared());
            },
            py::arg("timeout") = py::none())
-      .def("release", [](PyChannel& self, size_t count) { pyerr::Check(Get(self).Release(count)); },
+      .def("release", [](PyChannel& self, Count count_arg) {
+             const size_t count = count_arg.Get("count"); pyerr::Check(Get(self).Release(count)); },
            py::arg("count") = 1)
       .def("read_bytes",
-           [](PyChannel& self, std::optional<double> timeout) {
+           [](PyChannel& self, Seconds timeout) {
              ChannelCall call(self, "channel");
              Channel& ch = *call;
-             auto r = Blocking(timeout, [&](Deadline d) { return ch.Read(d); });
+             auto r = Blocking(timeout, [&](Deadline d) { return ch.Read(d); }, [&] { call.Pin(); });
              if (!r.ok()) pyerr::Raise(r.status());
              PyObject* b = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(r->data()),
                                                      static_cast<Py_ssize_t>(r->size()));
@@ -200,11 +205,12 @@ void BindChannel(py::module_& m) {
            },
            py::arg("timeout") = py::none())
       .def("read_batch",
-           [](PyChannel& self, size_t max_records, std::optional<double> timeout) {
+           [](PyChannel& self, Count max_records_arg, Seconds timeout) {
+             const size_t max_records = max_records_arg.Get("max_records");
              ChannelCall call(self, "channel");
              Channel& ch = *call;
              py::list out;
-             auto first = Blocking(timeout, [&](Deadline d) { return ch.Read(d); });
+             auto first = Blocking(timeout, [&](Deadline d) { return ch.Read(d); }, [&] { call.Pin(); });
              if (!first.ok()) pyerr::Raise(first.status());
              ByteView rec = *first;
              size_t held = 1;

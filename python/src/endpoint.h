@@ -33,30 +33,39 @@ struct Endpoint {
   }
 };
 
-// One blocking call on an endpoint: REQUIRES the GIL at construction and destruction.
+// One blocking call on an endpoint: REQUIRES the GIL at construction and destruction. While
+// the call holds the GIL nothing can close the endpoint under it, so the reference it keeps is
+// taken only when it is about to wait without the GIL (Pin, from Blocking): the common call
+// that needs no wait costs no atomic operation.
 template <typename T>
 class EndpointCall {
  public:
-  EndpointCall(Endpoint<T>& e, const char* what) : e_(e), obj_(e.obj) {
-    if (!obj_) pyerr::Raise(Status(Code::kClosed, std::string(what) + " is closed"));
+  EndpointCall(Endpoint<T>& e, const char* what) : e_(e), raw_(e.obj.get()) {
+    if (raw_ == nullptr) pyerr::Raise(Status(Code::kClosed, std::string(what) + " is closed"));
     ++e_.calls;
   }
   ~EndpointCall() {
-    if (--e_.calls == 0 && e_.close_pending) {
+    if (--e_.calls == 0 && e_.close_pending) {  // close() came while we waited: we hold keep_
       e_.close_pending = false;
-      obj_->Close().IgnoreError();
+      raw_->Close().IgnoreError();
     }
   }
   EndpointCall(const EndpointCall&) = delete;
   EndpointCall& operator=(const EndpointCall&) = delete;
 
-  T& operator*() const { return *obj_; }
-  T* operator->() const { return obj_.get(); }
-  const std::shared_ptr<T>& shared() const { return obj_; }
+  // Keeps the endpoint alive from now on; call before releasing the GIL.
+  void Pin() {
+    if (!keep_) keep_ = e_.obj;
+  }
+  T& operator*() const { return *raw_; }
+  T* operator->() const { return raw_; }
+  // A reference for what outlives the call (views): ours if pinned, else the endpoint's.
+  std::shared_ptr<T> shared() const { return keep_ ? keep_ : e_.obj; }
 
  private:
   Endpoint<T>& e_;
-  std::shared_ptr<T> obj_;
+  T* raw_;
+  std::shared_ptr<T> keep_;
 };
 
 }  // namespace weft::py_bind

@@ -176,7 +176,7 @@ void BindLog(py::module_& m) {
 
   py::class_<PyTail>(m, "_Tail")
       .def("_next",
-           [](PyTail& self, std::optional<double> timeout) -> py::object {
+           [](PyTail& self, Seconds timeout) -> py::object {
              if (!self.tail) pyerr::Raise(Status(Code::kClosed, "tail closed"));
              Tail& tail = *self.tail;
              auto r = Blocking(timeout, [&](Deadline d) { return tail.Next(d); });

@@ -73,16 +73,19 @@ namespace {
 std::string TypeName(py::handle h) { return py::str(py::type::of(h).attr("__name__")); }
 
 // Arguments the binding cannot convert (a string for a size, a negative capacity, ...) are a
-// misuse like any other: after every overload of a native method has failed, with and without
-// conversions, a last one raises weft.InvalidArgument (also a TypeError and a ValueError)
-// naming the call, instead of pybind11's plain TypeError. Calls that match never reach it.
+// misuse like any other. Hot methods take their timeouts and counts as Seconds and Count
+// (args.h), which always load and are checked by the method. Constructors, whose options are
+// many, get a last overload instead: tried after every other has failed with and without
+// conversions, it raises weft.InvalidArgument (also a TypeError and a ValueError) naming the
+// call. (An overloaded method pays pybind11's two-pass resolution on every call, so this is
+// for constructors only.)
 void AddMisuseFallbacks(py::handle cls) {
   const std::string cls_name = py::str(cls.attr("__name__"));
   py::dict members = cls.attr("__dict__");
   for (auto item : members) {
     const std::string name = py::str(item.first);
-    if (name.rfind("__", 0) == 0 && name != "__init__") continue;
-    if (!PyInstanceMethod_Check(item.second.ptr())) continue;  // methods only: not properties, not static
+    if (name != "__init__") continue;
+    if (!PyInstanceMethod_Check(item.second.ptr())) continue;
     py::object existing = py::getattr(cls, name.c_str());
     const std::string doc = py::str(existing.attr("__doc__"));
     py::cpp_function fallback(

@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "args.h"
 #include "errors.h"
 #include "span.h"
 #include "weft/shm/pool.h"
@@ -72,20 +73,24 @@ void BindPool(py::module_& m) {
                     return StatsDict(*r);
                   })
       .def("allocate",
-           [](PyPool& self, size_t n) {
+           [](PyPool& self, Count n_arg) {
+             const size_t n = n_arg.Get("n");
              auto r = Get(self).Allocate(n);
              if (!r.ok()) pyerr::Raise(r.status());
              return *r;
            },
            py::arg("n"))
       .def("_span",
-           [](PyPool& self, uint64_t block) {
+           [](PyPool& self, Count block_arg) {
+             const uint64_t block = block_arg.Get("block");
              auto r = Get(self).Data(block);
              if (!r.ok()) pyerr::Raise(r.status());
              return MakeSpan(r->data(), r->size(), false, self.pool);
            })
-      .def("hold", [](PyPool& self, uint64_t block) { pyerr::Check(Get(self).Hold(block)); })
-      .def("release", [](PyPool& self, uint64_t block) { pyerr::Check(Get(self).Release(block)); })
+      .def("hold", [](PyPool& self, Count block_arg) {
+             const uint64_t block = block_arg.Get("block"); pyerr::Check(Get(self).Hold(block)); })
+      .def("release", [](PyPool& self, Count block_arg) {
+             const uint64_t block = block_arg.Get("block"); pyerr::Check(Get(self).Release(block)); })
       .def("recover_dead", [](PyPool& self) { return Get(self).RecoverDead(); })
       .def("stats", [](PyPool& self) { return StatsDict(Get(self).Stats()); })
       .def_static("block_size_for", &Pool::BlockSizeFor)

@@ -8,6 +8,7 @@
 
 #include "blocking.h"
 #include "buffer.h"
+#include "args.h"
 #include "errors.h"
 #include "scheduler.h"
 #include "weft/rpc/contract.h"
@@ -155,7 +156,7 @@ py::dict HoldDict(const weft::rpc::HoldStats& s) {
   return d;
 }
 
-weft::rpc::CallOptions Options(std::optional<double> timeout, bool hold, const PyCancel* cancel) {
+weft::rpc::CallOptions Options(Seconds timeout, bool hold, const PyCancel* cancel) {
   weft::rpc::CallOptions o;
   o.deadline = ToDeadline(timeout);
   o.hold = hold;
@@ -173,7 +174,7 @@ void BindRpc(py::module_& m) {
       .def(py::init<>())
       .def(
           "enter",
-          [](Scheduler& s, bool write, std::optional<double> timeout) {
+          [](Scheduler& s, bool write, Seconds timeout) {
             const Access a = write ? Access::kWrite : Access::kRead;
             const Deadline d = ToDeadline(timeout);
             bool ok;
@@ -292,7 +293,7 @@ void BindRpc(py::module_& m) {
            py::arg("name"), py::arg("canonical"), py::arg("dispatch"))
       .def("start", [](PyServer& self) { pyerr::Check(self.server->Start()); })
       .def("shutdown",
-           [](PyServer& self, std::optional<double> timeout) {
+           [](PyServer& self, Seconds timeout) {
              Status s;
              {
                py::gil_scoped_release nogil;  // handlers in flight need the GIL to finish
@@ -304,7 +305,8 @@ void BindRpc(py::module_& m) {
       .def_property_readonly("address", [](PyServer& self) { return self.server->address(); })
       .def(
           "loan",
-          [](PyServer& self, size_t n) {
+          [](PyServer& self, Count n_arg) {
+             const size_t n = n_arg.Get("n");
             auto h = self.server->Loan(n);
             if (!h.ok()) pyerr::Raise(h.status());
             return WrapBlock(*std::move(h), n, true);
@@ -314,7 +316,7 @@ void BindRpc(py::module_& m) {
 
   py::class_<PyClient>(m, "_RpcClient")
       .def(py::init([](const std::string& canonical, const std::string& name, const std::string& address,
-                       std::optional<double> timeout) {
+                       Seconds timeout) {
              auto c = weft::rpc::Contract::Parse(canonical);
              if (!c.ok()) pyerr::Raise(c.status());
              Result<std::unique_ptr<weft::rpc::Client>> client = Status(Code::kInternal, "");
@@ -330,7 +332,7 @@ void BindRpc(py::module_& m) {
            py::arg("canonical"), py::arg("name"), py::arg("address"), py::arg("timeout"))
       .def(
           "call",
-          [](PyClient& self, const std::string& method, const py::list& args, std::optional<double> timeout, bool hold,
+          [](PyClient& self, const std::string& method, const py::list& args, Seconds timeout, bool hold,
              const PyCancel* cancel) {
             if (!self.client) pyerr::Raise(Status(Code::kClosed, "proxy is closed"));
             std::vector<std::unique_ptr<BufferView>> held;  // the encoded arguments, no copy
@@ -353,7 +355,7 @@ void BindRpc(py::module_& m) {
           py::arg("method"), py::arg("args"), py::arg("timeout"), py::arg("hold") = false, py::arg("cancel") = nullptr)
       .def(
           "open_stream",
-          [](PyClient& self, const std::string& method, const py::list& args, std::optional<double> timeout, bool hold,
+          [](PyClient& self, const std::string& method, const py::list& args, Seconds timeout, bool hold,
              const PyCancel* cancel) {
             if (!self.client) pyerr::Raise(Status(Code::kClosed, "proxy is closed"));
             std::vector<std::unique_ptr<BufferView>> held;
@@ -376,7 +378,8 @@ void BindRpc(py::module_& m) {
           py::keep_alive<0, 1>())
       .def(
           "loan",
-          [](PyClient& self, size_t n) {
+          [](PyClient& self, Count n_arg) {
+             const size_t n = n_arg.Get("n");
             if (!self.client) pyerr::Raise(Status(Code::kClosed, "proxy is closed"));
             auto h = self.client->Loan(n);
             if (!h.ok()) pyerr::Raise(h.status());
@@ -393,7 +396,7 @@ void BindRpc(py::module_& m) {
   py::class_<PyStream>(m, "_RpcStream")
       .def(
           "next",
-          [](PyStream& self, std::optional<double> timeout) -> py::object {
+          [](PyStream& self, Seconds timeout) -> py::object {
             if (!*self.stream) pyerr::Raise(Status(Code::kClosed, "the proxy of this stream is closed"));
             Result<std::optional<weft::rpc::Reply>> r = Status(Code::kInternal, "");
             {

@@ -6,6 +6,7 @@
 
 #include "blocking.h"
 #include "endpoint.h"
+#include "args.h"
 #include "errors.h"
 #include "span.h"
 #include "weft/shm/topic.h"
@@ -60,13 +61,16 @@ void BindTopic(py::module_& m) {
            }),
            py::arg("name"), py::arg("queue_depth"), py::arg("keep_history"), py::arg("pool_bytes"))
       .def("_loan",
-           [](PyPublisher& self, size_t n) {
+           [](PyPublisher& self, Count n_arg) {
+             const size_t n = n_arg.Get("n");
              auto r = Get(self).Loan(n);
              if (!r.ok()) pyerr::Raise(r.status());
              return py::make_tuple(r->block, MakeSpan(r->data.data(), n, false, self.obj));
            })
       .def("_publish",
-           [](PyPublisher& self, uint64_t block, size_t size, std::optional<double> timeout) {
+           [](PyPublisher& self, Count block_arg, Count size_arg, Seconds timeout) {
+             const uint64_t block = block_arg.Get("block");
+             const size_t size = size_arg.Get("size");
              // One call with the whole deadline, not slices: a publish that timed out on one
              // subscriber has already delivered to others, so it must not be repeated; and only
              // a wait that lasts can see a full subscriber die and skip it. close() from another
@@ -74,6 +78,7 @@ void BindTopic(py::module_& m) {
              EndpointCall<Publisher> call(self, "publisher");
              const Deadline deadline = ToDeadline(timeout);
              Status s;
+             call.Pin();
              {
                py::gil_scoped_release nogil;
                s = call->Publish(block, size, deadline);
@@ -81,7 +86,8 @@ void BindTopic(py::module_& m) {
              pyerr::Check(s);
            })
       .def("_discard",
-           [](PyPublisher& self, uint64_t block) {
+           [](PyPublisher& self, Count block_arg) {
+             const uint64_t block = block_arg.Get("block");
              Sample s;
              s.block = block;
              pyerr::Check(Get(self).Discard(s));
@@ -106,17 +112,18 @@ void BindTopic(py::module_& m) {
            py::arg("name"), py::arg("history"), py::arg("on_full"), py::arg("spin_us"),
            py::arg("queue_depth"), py::arg("keep_history"), py::arg("pool_bytes"))
       .def("_take",
-           [](PySubscriber& self, std::optional<double> timeout) {
+           [](PySubscriber& self, Seconds timeout) {
              EndpointCall<Subscriber> call(self, "subscriber");
              Subscriber& sub = *call;
-             auto r = Blocking(timeout, [&](Deadline d) { return sub.Take(d); });
+             auto r = Blocking(timeout, [&](Deadline d) { return sub.Take(d); }, [&] { call.Pin(); });
              if (!r.ok()) pyerr::Raise(r.status());
              return py::make_tuple(r->block, MakeSpan(r->data.data(), r->data.size(), true, call.shared()), r->seq,
                                    r->publisher);
            },
            py::arg("timeout") = py::none())
       .def("_release",
-           [](PySubscriber& self, uint64_t block) {
+           [](PySubscriber& self, Count block_arg) {
+             const uint64_t block = block_arg.Get("block");
              Sample s;
              s.block = block;
              pyerr::Check(Get(self).Release(s));

@@ -124,6 +124,12 @@ bool MappingDamaged(int handle) {
   return g_entries[handle].damaged.load(std::memory_order_acquire);
 }
 
+const std::atomic<bool>* MappingDamageFlag(int handle) {
+  static const std::atomic<bool> kNever{false};
+  if (handle < 0 || handle >= kEntries) return &kNever;
+  return &g_entries[handle].damaged;
+}
+
 uint64_t AbsorbedFaults() { return g_absorbed.load(std::memory_order_relaxed); }
 
 }  // namespace weft

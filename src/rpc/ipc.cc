@@ -163,7 +163,6 @@ struct Server::Impl {
   std::map<std::string, std::shared_ptr<Hosted>> resources;
   std::thread acceptor;
   std::list<Connection> connections;  // guarded by mu
-  uint64_t refused = 0;               // connections turned away (policy, caps, no thread)
   bool started = false;
   bool shut = false;
 
@@ -486,7 +485,6 @@ void Server::Impl::Accept() {
   std::vector<pollfd> polled;
   std::vector<int64_t> close_at;  // for polled[1..]
   auto refuse = [&](int fd, const Status& s) {
-    ++refused;
     internal::SendMessage(fd, internal::EncodeRefusal(s), {}).IgnoreError();
     if (polled.size() > kMostRefusing) {
       ::close(fd);

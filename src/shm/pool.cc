@@ -639,11 +639,13 @@ Result<MutableBytes> Pool::Data(BlockId id) {
     return MutableBytes(it->second.base() + internal::kLargeDataOffset, size);
   }
   uint64_t bytes = 0;
-  Arena* arena = MapArena(id >> kArenaShift);
-  if (arena != nullptr && arena->segment.damaged()) return Damaged();
+  Arena* arena = nullptr;
   if (SmallMask(id, &bytes, &arena) == nullptr) {
+    Arena* a = MapArena(id >> kArenaShift);  // a shrunk arena reads as zeros: say so
+    if (a != nullptr && a->segment.damaged()) return Damaged();
     return InvalidArgument("not a block of pool '" + segment_.name() + "': " + std::to_string(id));
   }
+  if (arena->segment.damaged()) return Damaged();
   const uint64_t u = id & ((uint64_t{1} << kArenaShift) - 1);
   return MutableBytes(arena->data + u * kUnit, bytes);
 }

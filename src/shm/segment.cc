@@ -144,6 +144,7 @@ Segment::~Segment() { Reset(); }
 void Segment::Reset() {
   UnguardMapping(guard_);
   guard_ = -1;
+  damaged_ = nullptr;
   if (base_ != nullptr) ::munmap(base_, size_);
   base_ = nullptr;
   size_ = 0;
@@ -152,7 +153,13 @@ void Segment::Reset() {
 }
 
 Segment::Segment(Segment&& other) noexcept
-    : base_(other.base_), size_(other.size_), name_(std::move(other.name_)), guard_(other.guard_), fd_(other.fd_) {
+    : base_(other.base_),
+      size_(other.size_),
+      name_(std::move(other.name_)),
+      guard_(other.guard_),
+      damaged_(other.damaged_),
+      fd_(other.fd_) {
+  other.damaged_ = nullptr;
   other.base_ = nullptr;
   other.size_ = 0;
   other.guard_ = -1;
@@ -166,7 +173,9 @@ Segment& Segment::operator=(Segment&& other) noexcept {
     size_ = other.size_;
     name_ = std::move(other.name_);
     guard_ = other.guard_;
+    damaged_ = other.damaged_;
     fd_ = other.fd_;
+    other.damaged_ = nullptr;
     other.base_ = nullptr;
     other.size_ = 0;
     other.guard_ = -1;
@@ -175,7 +184,6 @@ Segment& Segment::operator=(Segment&& other) noexcept {
   return *this;
 }
 
-bool Segment::damaged() const { return MappingDamaged(guard_); }
 
 namespace {
 
@@ -230,6 +238,7 @@ Result<Segment> Segment::Create(std::string_view name, SegmentKind kind, uint32_
   seg.size_ = size;
   seg.name_ = std::string(name);
   seg.guard_ = GuardMapping(p, size);
+  seg.damaged_ = MappingDamageFlag(seg.guard_);
   InitHeader(seg.header(), name, kind, kind_version, size);
   return seg;
 }
@@ -365,6 +374,7 @@ Result<Segment> Segment::Open(std::string_view name, uint32_t expected_kind,
   seg.size_ = size;
   seg.name_ = std::string(name);
   seg.guard_ = GuardMapping(p, size);
+  seg.damaged_ = MappingDamageFlag(seg.guard_);
   Status s = ValidateHeader(p, size, expected_kind, expected_kind_version);
   if (!s.ok()) return s.Annotate("segment '" + std::string(name) + "'");
   return seg;

@@ -382,7 +382,7 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
   const uint32_t depth = t.config().queue_depth;
   const int subs = static_cast<int>(t.config().max_subscribers);
   uint64_t targets = 0, grant = 0;
-  uint32_t slot_of[Pool::kMaxHolders] = {};  // by subscriber index: the pool slot read once
+  uint32_t slot_of[Pool::kMaxHolders];  // by subscriber index (set for targets): the pool slot read once
   // 1. Make room in every attached subscriber's queue, or drop per its policy.
   for (int s = 0; s < subs; ++s) {
     internal::SubscriberRecord& rec = t.sub(s);

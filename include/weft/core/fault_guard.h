@@ -10,6 +10,7 @@
 // with atomics only. For Weft's modules (shm segments, log files), not for applications.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -22,6 +23,9 @@ int GuardMapping(void* base, size_t size);
 void UnguardMapping(int handle);
 // True once a fault under this handle was absorbed.
 bool MappingDamaged(int handle);
+// The flag behind MappingDamaged, to read inline on hot paths (a flag that stays false for -1).
+// Valid for the life of the process.
+const std::atomic<bool>* MappingDamageFlag(int handle);
 // Faults absorbed by this process so far.
 uint64_t AbsorbedFaults();
 

@@ -102,7 +102,11 @@ class Segment {
   int fd() const { return fd_; }
   // True once another process shrank the memory under this mapping: the mapping then reads
   // zeros and writes go nowhere. Racy by nature: a check, not a guarantee of the next access.
-  bool damaged() const;
+  bool damaged() const {
+    // relaxed is enough since this is a check, not a synchronization: the fault handler sets
+    // the flag after replacing the mapping, and nothing is read through the flag.
+    return damaged_ != nullptr && damaged_->load(std::memory_order_relaxed);
+  }
 
  private:
   void Reset();
@@ -111,6 +115,7 @@ class Segment {
   size_t size_ = 0;
   std::string name_;
   int guard_ = -1;  // entry in the fault guard's table (weft/core/fault_guard.h)
+  const std::atomic<bool>* damaged_ = nullptr;  // that entry's flag
   int fd_ = -1;
 };
 
