@@ -220,6 +220,48 @@ TEST(ShmHostileTest, PoolArenaShrunkByAThirdProcessReportsCorrupt) {
   Pool::Unlink(name).IgnoreError();
 }
 
+TEST(ShmHostileTest, PoolSegmentAndLargeBlockShrunkByAThirdProcessReportCorrupt) {
+  const std::string name = UniqueName("pool");
+  auto pool = Pool::Create(name, {.bytes = 1 << 20, .max_arenas = 2});
+  ASSERT_TRUE(pool.ok());
+  auto large = (*pool)->Allocate(1 << 20);
+  ASSERT_TRUE(large.ok());
+  uint8_t* p = (*pool)->Data(*large)->data();
+  std::memset(p, 3, 1 << 20);
+  // The large block's own segment.
+  ShrinkFile(name + ".L0", 4096);
+  EXPECT_EQ(Join(Spawn([&] {
+              ::signal(SIGBUS, SIG_DFL);
+              return static_cast<int>(*static_cast<volatile uint8_t*>(p + (512 << 10)));
+            })),
+            128 + SIGBUS);
+  p[512 << 10] = 1;  // survives
+  EXPECT_EQ((*pool)->Data(*large).status().code(), Code::kCorrupt);
+  // The pool's own segment (holder slots, tables).
+  ShrinkFile(name, 0);
+  (void)(*pool)->Stats();  // reads the holder slots: survives
+  auto after = (*pool)->Allocate(100);
+  ASSERT_FALSE(after.ok());
+  EXPECT_EQ(after.status().code(), Code::kCorrupt) << after.status().ToString();
+  pool->reset();
+  Pool::Unlink(name).IgnoreError();
+  Segment::Unlink(name + ".L0").IgnoreError();
+  Segment::Unlink(name + ".A0").IgnoreError();
+}
+
+TEST(ShmHostileTest, ARegistryShrunkByAThirdProcessIsReportedNotFollowed) {
+  const std::string name = UniqueName("topic");
+  auto pub = Publisher::Open(name, SmallTopic());  // creates or joins this user's registry
+  ASSERT_TRUE(pub.ok());
+  ShrinkFile("registry." + std::to_string(::geteuid()), 4096);
+  auto names = ListTopics();
+  ASSERT_FALSE(names.ok());
+  EXPECT_EQ(names.status().code(), Code::kCorrupt) << names.status().ToString();
+  pub->reset();
+  DropTopic(name);
+  Segment::Unlink("registry." + std::to_string(::geteuid())).IgnoreError();  // the next user recreates it
+}
+
 TEST(ShmHostileTest, TopicShrunkByAThirdProcessReportsCorrupt) {
   const std::string name = UniqueName("topic");
   auto pub = Publisher::Open(name, SmallTopic());
