@@ -587,11 +587,11 @@ class _IpcProxy:
             raise AttributeError(f"contract {self._contract.namespace}/{self._contract.name} has no method {method!r}")
 
         client = self._client
+        loan = client.loan if client.shares_pool else None  # another uid's client: all inline
 
         def invoke(args, hold, cancel, timeout):
             if len(args) != len(m.params):
                 raise InvalidArgument(f"{method}() takes {len(m.params)} arguments, got {len(args)}")
-            loan = client.loan if client.shares_pool else None  # another uid's client: all inline
             data = [_encode(codec, a, loan) for codec, a in zip(m.params, args)]
             if m.stream:
                 return _RemoteStream(client.open_stream(method, data, timeout, hold, cancel), m.result, timeout)
