@@ -23,6 +23,7 @@ that can reach it completely (docs/security.md).
 from __future__ import annotations
 
 import collections.abc
+import dataclasses as _dataclasses
 import inspect
 import pickle as _pickle
 import struct as _struct
@@ -344,6 +345,10 @@ def transferable(cls):
     An optional from_buffer(memoryview) -> value builds a view over shared memory instead of a
     copy: used for held results and for arguments a resource reads in place. serialize may
     return a buffer; one that lies in a loaned block (weft.loan_buffer) is sent without a copy."""
+    # The seed's style: fields declared as annotations, no __init__ of its own; deserialize then
+    # builds it by keyword (Matrix(rows=..., cols=..., data=...)). Such a class becomes a dataclass.
+    if "__init__" not in cls.__dict__ and cls.__dict__.get("__annotations__") and not _dataclasses.is_dataclass(cls):
+        cls = _dataclasses.dataclass(cls)
     name = f"{cls.__module__}.{cls.__qualname__}".replace("<", "").replace(">", "")
     for fn in ("serialize", "deserialize", "from_buffer"):
         if fn == "from_buffer" and fn not in cls.__dict__:

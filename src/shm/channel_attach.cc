@@ -103,8 +103,15 @@ namespace {
 
 // Checks the options and gives the channel's config; nothing is created.
 Result<internal::ChannelConfig> ConfigFor(const ChannelOptions& options) {
+  // The smallest ring that holds a record of at least 8 bytes: half the ring, less the most a
+  // record's header and alignment gap take.
+  constexpr uint64_t kSmallest = 2 * (internal::kMaxRecordOverhead + 8);
+  if (options.capacity < kSmallest) {
+    return InvalidArgument("channel capacity " + std::to_string(options.capacity) + " is too small: a ring needs at least " +
+                           std::to_string(kSmallest) + " bytes (a record may take up to half of it, with " +
+                           std::to_string(internal::kMaxRecordOverhead) + " bytes of header and alignment)");
+  }
   uint64_t capacity = internal::Align8(options.capacity);
-  if (capacity < internal::kMinCapacity) capacity = internal::kMinCapacity;
   if (capacity > (uint64_t{1} << 46)) return InvalidArgument("channel capacity above 64 TiB");
   const uint64_t most = ((capacity / 2) & ~uint64_t{7}) - internal::kMaxRecordOverhead;
   uint64_t max_record = options.max_record == 0 ? most : options.max_record;

@@ -214,3 +214,12 @@ def test_asyncio_read_and_write(name):
     assert asyncio.run(main()) == list(range(20))
     with pytest.raises(weft.Timeout):
         asyncio.run(rx.read_bytes_async(timeout=0.05))
+
+
+def test_a_capacity_too_small_for_any_record_is_refused(name):
+    for capacity in (8, 64, 128):
+        with pytest.raises(weft.InvalidArgument, match="144"):
+            weft.Channel.create(name, capacity=capacity)
+    ch = weft.Channel.create(name, capacity=144)
+    assert ch.max_record == 8
+    ch.close()

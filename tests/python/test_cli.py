@@ -222,3 +222,11 @@ def test_gc_as_another_uid_removes_nothing_of_ours_and_says_so(name, run_python)
     _counted_exactly(r.stdout, "removed")
     out = cli("gc").stdout  # its owner can
     assert f"removed weft.{name}" in out and not os.path.exists("/dev/shm/weft." + name)
+
+
+def test_weft_alone_and_version_succeed():
+    r = subprocess.run([WEFT], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "bench" in r.stdout and "gc" in r.stdout  # the subcommands are listed
+    r = subprocess.run([WEFT, "--version"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stdout.startswith("weft 0."), r.stdout + r.stderr

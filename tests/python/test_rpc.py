@@ -554,3 +554,48 @@ def test_another_uid_is_refused_unless_allowed_and_then_works_without_the_pool(r
             assert p.returncode == 0 and out.strip() == expect, out
         finally:
             server.shutdown()
+
+
+# ---- a transferable written in the seed's style: annotated fields, no __init__, no @dataclass -----
+
+import struct as _struct
+
+
+@weft.transferable
+class SeedMatrix:
+    rows: int
+    cols: int
+    data: np.ndarray
+
+    def serialize(mat: "SeedMatrix") -> bytes:
+        return _struct.pack(">II", mat.rows, mat.cols) + mat.data.tobytes()
+
+    def deserialize(raw: bytes) -> "SeedMatrix":
+        rows, cols = _struct.unpack_from(">II", raw)
+        arr = np.frombuffer(raw, dtype=np.float64, offset=8).reshape(rows, cols)
+        return SeedMatrix(rows=rows, cols=cols, data=arr.copy())
+
+
+@weft.contract(namespace="demo.compute", version="0.1.0")
+class Compute:
+    def transform(self, mat: SeedMatrix) -> SeedMatrix: ...
+
+
+class ComputeImpl:
+    def transform(self, mat: SeedMatrix) -> SeedMatrix:
+        return SeedMatrix(rows=mat.rows, cols=mat.cols, data=mat.data * 2)
+
+
+def test_a_transferable_in_the_seed_style_crosses_processes():
+    sid = f"pytest-seed-{_os.getpid()}"
+    server = weft.Server(sid)
+    server.register(Compute, ComputeImpl(), name="compute")
+    server.start()
+    try:
+        m = SeedMatrix(rows=2, cols=3, data=np.arange(6, dtype=np.float64).reshape(2, 3))
+        with weft.connect(Compute, name="compute", address=f"ipc://{sid}") as c:
+            out = c.transform(m)
+        assert (out.rows, out.cols) == (2, 3)
+        assert np.array_equal(out.data, m.data * 2)
+    finally:
+        server.shutdown()

@@ -92,6 +92,23 @@ TEST(ChannelTest, RejectsBadOptions) {
   EXPECT_EQ(Channel::Open(UniqueName("missing"), Role::kConsumer).status().code(), Code::kNotFound);
 }
 
+TEST(ChannelTest, RejectsACapacityTooSmallForAnyRecord) {
+  // Too small for one record: refused at create, never a max_record that wraps around.
+  for (size_t capacity : {0, 8, 16, 64, 128, 143}) {
+    auto ch = Channel::Create(UniqueName("tiny"), {.capacity = capacity});
+    ASSERT_FALSE(ch.ok()) << capacity;
+    EXPECT_EQ(ch.status().code(), Code::kInvalidArgument) << capacity;
+    EXPECT_NE(ch.status().message().find("144"), std::string::npos) << ch.status().ToString();
+  }
+  // The smallest accepted ring carries records, and says how large.
+  Pair p = MakePair({.capacity = 144});
+  EXPECT_EQ(p.tx->max_record(), 8u);
+  ASSERT_TRUE(p.tx->Write(AsBytes(std::string("12345678")), Deadline::AfterMs(100)).ok());
+  auto rec = p.rx->Read(Deadline::AfterMs(100));
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->size(), 8u);
+}
+
 TEST(ChannelTest, RolesAreExclusiveWhileAlive) {
   Pair p = MakePair({.capacity = 4096});
   EXPECT_EQ(Channel::Open(p.name, Role::kConsumer).status().code(), Code::kBusy);

@@ -8,7 +8,8 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"weft: zero-copy data plane (shared-memory channels, tools and benchmarks)"};
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);
+  app.set_version_flag("--version", std::string("weft ") + WEFT_VERSION + " (C ABI 1)");
 
   bool demo_quick = false;
   auto* demo = app.add_subcommand("demo", "Stream tensors and messages between two processes, verified, beside a Unix socket");
@@ -92,8 +93,10 @@ int main(int argc, char** argv) {
     if (lverify->parsed()) return weft::cli::LogVerify(largs);
   }
   if (app.got_subcommand("version")) {
-    std::printf("weft 0.1.0 (C ABI 1)\n");
+    std::printf("weft %s (C ABI 1)\n", WEFT_VERSION);
     return 0;
   }
-  return 2;
+  // No subcommand: say what there is, and succeed (asking is not an error).
+  std::printf("%s", app.help().c_str());
+  return 0;
 }

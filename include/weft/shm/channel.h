@@ -67,7 +67,7 @@ struct WaitPolicy {
 };
 
 struct ChannelOptions {
-  size_t capacity = size_t{1} << 20;  // ring bytes; rounded up to a multiple of 8, >= 64
+  size_t capacity = size_t{1} << 20;  // ring bytes; rounded up to a multiple of 8; at least 144
   size_t max_record = 0;              // largest payload, at most capacity/2 - 64; 0: that most
   Overflow overflow = Overflow::kBlock;
   Role role = Role::kProducer;  // the creator's role
