@@ -4,7 +4,7 @@
  *  - Every function returns an int: WEFT_OK (0) or a positive WEFT_E* code. The numbers are
  *    fixed forever and match weft::Code in C++.
  *  - On failure, weft_last_error_message() returns a description for the calling thread,
- *    valid until that thread's next Weft call.
+ *    valid until that thread's next Weft call; after a success it returns "".
  *  - Handles are opaque (weft_<thing>_t*). A handle is used by one thread at a time.
  *  - Timeouts are in nanoseconds: 0 does not wait, a negative value waits without limit.
  *  - Borrowed pointers (reserve, read) stay valid until the matching commit or release, or

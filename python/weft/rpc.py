@@ -501,6 +501,7 @@ class Server:
                                           max_held_bytes_per_client)
         self._names = []
         self._started = False
+        self._shut = False
 
     @property
     def address(self) -> str:
@@ -513,6 +514,8 @@ class Server:
         refused with weft.InvalidArgument naming it, unless listed in allow_pickle as
         "method.param": unpickling runs whatever code the client chose, so listing a parameter
         trusts every client that may connect completely."""
+        if self._shut:
+            raise Closed(f"server {self.address} is shut down; register before shutdown()")
         _check_pickle(contract_of(contract_cls), allow_pickle,
                       lambda m: [(f"{m.name}.{n}", c) for n, c in zip(m.param_names, m.params)],
                       "parameter", "Server.register(..., allow_pickle=[...])")
@@ -560,6 +563,7 @@ class Server:
 
     def shutdown(self, timeout: Optional[float] = 30.0) -> None:
         """Stops accepting, finishes the calls in flight, runs each resource's on_shutdown."""
+        self._shut = True
         self._native.shutdown(timeout)
         names, self._names = self._names, []
         for name in names:

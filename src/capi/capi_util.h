@@ -11,6 +11,10 @@ namespace weft::capi {
 // The calling thread's last error message.
 std::string& LastError();
 
+// Every int-returning ABI function starts here: the last error describes only the calling
+// thread's latest call, so a success leaves it empty (weft.h's convention).
+inline void Enter() { LastError().clear(); }
+
 // Records `s` as the last error and returns its code.
 inline int Fail(const Status& s) {
   LastError() = s.ToString();

@@ -38,6 +38,7 @@ void weft_channel_options_init(weft_channel_options_t* opt) {
 }
 
 int weft_channel_create(const char* name, const weft_channel_options_t* opt, weft_channel_t** out) {
+  weft::capi::Enter();
   if (name == nullptr || out == nullptr) return FailInvalid("name and out must not be NULL");
   *out = nullptr;
   weft::shm::ChannelOptions o;
@@ -60,6 +61,7 @@ int weft_channel_create(const char* name, const weft_channel_options_t* opt, wef
 }
 
 int weft_channel_open(const char* name, uint32_t role, weft_channel_t** out) {
+  weft::capi::Enter();
   if (name == nullptr || out == nullptr) return FailInvalid("name and out must not be NULL");
   *out = nullptr;
   if (role > 1) return FailInvalid("role must be WEFT_ROLE_PRODUCER or WEFT_ROLE_CONSUMER");
@@ -72,6 +74,7 @@ int weft_channel_open(const char* name, uint32_t role, weft_channel_t** out) {
 }
 
 int weft_channel_close(weft_channel_t* ch) {
+  weft::capi::Enter();
   if (ch == nullptr) return WEFT_OK;
   Status s = ch->ch->Close();
   delete ch;
@@ -79,11 +82,13 @@ int weft_channel_close(weft_channel_t* ch) {
 }
 
 int weft_channel_unlink(const char* name) {
+  weft::capi::Enter();
   if (name == nullptr) return FailInvalid("name must not be NULL");
   return Done(Channel::Unlink(name));
 }
 
 int weft_channel_reserve(weft_channel_t* ch, size_t n, int64_t timeout_ns, void** data) {
+  weft::capi::Enter();
   if (ch == nullptr || data == nullptr) return FailInvalid("channel and data must not be NULL");
   auto r = ch->ch->Reserve(n, ToDeadline(timeout_ns));
   if (!r.ok()) return Fail(r.status());
@@ -92,27 +97,32 @@ int weft_channel_reserve(weft_channel_t* ch, size_t n, int64_t timeout_ns, void*
 }
 
 int weft_channel_commit(weft_channel_t* ch, size_t actual) {
+  weft::capi::Enter();
   if (ch == nullptr) return FailInvalid("channel must not be NULL");
   return Done(ch->ch->Commit(actual));
 }
 
 int weft_channel_commit_batched(weft_channel_t* ch, size_t actual) {
+  weft::capi::Enter();
   if (ch == nullptr) return FailInvalid("channel must not be NULL");
   return Done(ch->ch->CommitBatched(actual));
 }
 
 int weft_channel_flush(weft_channel_t* ch) {
+  weft::capi::Enter();
   if (ch == nullptr) return FailInvalid("channel must not be NULL");
   ch->ch->Flush();
   return WEFT_OK;
 }
 
 int weft_channel_write(weft_channel_t* ch, const void* data, size_t n, int64_t timeout_ns) {
+  weft::capi::Enter();
   if (ch == nullptr || (data == nullptr && n != 0)) return FailInvalid("channel and data must not be NULL");
   return Done(ch->ch->Write(weft::ByteView(static_cast<const uint8_t*>(data), n), ToDeadline(timeout_ns)));
 }
 
 int weft_channel_read(weft_channel_t* ch, int64_t timeout_ns, const void** data, size_t* n) {
+  weft::capi::Enter();
   if (ch == nullptr || data == nullptr || n == nullptr) return FailInvalid("arguments must not be NULL");
   auto r = ch->ch->Read(ToDeadline(timeout_ns));
   if (!r.ok()) return Fail(r.status());
@@ -122,11 +132,13 @@ int weft_channel_read(weft_channel_t* ch, int64_t timeout_ns, const void** data,
 }
 
 int weft_channel_release(weft_channel_t* ch, size_t count) {
+  weft::capi::Enter();
   if (ch == nullptr) return FailInvalid("channel must not be NULL");
   return Done(ch->ch->Release(count));
 }
 
 int weft_channel_read_into(weft_channel_t* ch, void* buf, size_t cap, size_t* n, int64_t timeout_ns) {
+  weft::capi::Enter();
   if (ch == nullptr || n == nullptr || (buf == nullptr && cap != 0)) return FailInvalid("arguments must not be NULL");
   auto r = ch->ch->Read(ToDeadline(timeout_ns));
   if (!r.ok()) return Fail(r.status());
@@ -142,6 +154,7 @@ int weft_channel_read_into(weft_channel_t* ch, void* buf, size_t cap, size_t* n,
 }
 
 int weft_channel_wait_fd(weft_channel_t* ch, int* fd) {
+  weft::capi::Enter();
   if (ch == nullptr || fd == nullptr) return FailInvalid("arguments must not be NULL");
   auto r = ch->ch->WaitFd();
   if (!r.ok()) return Fail(r.status());
@@ -150,6 +163,7 @@ int weft_channel_wait_fd(weft_channel_t* ch, int* fd) {
 }
 
 int weft_channel_stats(weft_channel_t* ch, weft_channel_stats_t* out) {
+  weft::capi::Enter();
   if (ch == nullptr || out == nullptr) return FailInvalid("arguments must not be NULL");
   if (out->struct_size < sizeof(weft_channel_stats_t)) return FailInvalid("stats struct_size too small");
   weft::shm::ChannelSnapshot s = ch->ch->Stats();

@@ -55,6 +55,7 @@ void weft_log_options_init(weft_log_options_t* opt) {
 }
 
 int weft_log_open(const char* path, const weft_log_options_t* opt, weft_log_t** out) {
+  weft::capi::Enter();
   if (path == nullptr || out == nullptr) return FailInvalid("path and out must not be NULL");
   *out = nullptr;
   weft::log::LogOptions o;
@@ -80,6 +81,7 @@ int weft_log_open(const char* path, const weft_log_options_t* opt, weft_log_t** 
 }
 
 int weft_log_close(weft_log_t* log) {
+  weft::capi::Enter();
   if (log == nullptr) return WEFT_OK;
   const int rc = Done(log->log->Close());
   delete log;
@@ -87,6 +89,7 @@ int weft_log_close(weft_log_t* log) {
 }
 
 int weft_log_append(weft_log_t* log, const void* data, size_t n, uint32_t flags, uint64_t* seq) {
+  weft::capi::Enter();
   if (log == nullptr || (data == nullptr && n != 0)) return FailInvalid("log and data must not be NULL");
   auto r = log->log->Append(ByteView(static_cast<const uint8_t*>(data), n), flags);
   if (!r.ok()) return Fail(r.status());
@@ -96,6 +99,7 @@ int weft_log_append(weft_log_t* log, const void* data, size_t n, uint32_t flags,
 
 int weft_log_append_batch(weft_log_t* log, const void* const* data, const size_t* sizes, size_t count,
                           uint32_t flags, uint64_t* first) {
+  weft::capi::Enter();
   if (log == nullptr || (count != 0 && (data == nullptr || sizes == nullptr))) {
     return FailInvalid("log, data and sizes must not be NULL");
   }
@@ -112,11 +116,13 @@ int weft_log_append_batch(weft_log_t* log, const void* const* data, const size_t
 }
 
 int weft_log_sync(weft_log_t* log) {
+  weft::capi::Enter();
   if (log == nullptr) return FailInvalid("log must not be NULL");
   return Done(log->log->Sync());
 }
 
 int weft_log_read(weft_log_t* log, uint64_t seq, weft_log_record_t* rec) {
+  weft::capi::Enter();
   if (log == nullptr || rec == nullptr) return FailInvalid("log and rec must not be NULL");
   auto r = log->log->Read(seq);
   if (!r.ok()) return Fail(r.status());
@@ -129,6 +135,7 @@ uint64_t weft_log_first_seq(weft_log_t* log) { return log == nullptr ? 0 : log->
 uint64_t weft_log_next_seq(weft_log_t* log) { return log == nullptr ? 0 : log->log->next_seq(); }
 
 int weft_log_stats(weft_log_t* log, weft_log_stats_t* out) {
+  weft::capi::Enter();
   if (log == nullptr || out == nullptr) return FailInvalid("log and out must not be NULL");
   if (out->struct_size < sizeof(weft_log_stats_t)) return FailInvalid("stats struct_size too small");
   const weft::log::LogStats s = log->log->Stats();
@@ -143,11 +150,13 @@ int weft_log_stats(weft_log_t* log, weft_log_stats_t* out) {
 }
 
 int weft_log_verify(weft_log_t* log) {
+  weft::capi::Enter();
   if (log == nullptr) return FailInvalid("log must not be NULL");
   return Done(log->log->Verify());
 }
 
 int weft_log_tail_open(weft_log_t* log, uint64_t from_seq, weft_log_tail_t** out) {
+  weft::capi::Enter();
   if (log == nullptr || out == nullptr) return FailInvalid("log and out must not be NULL");
   *out = nullptr;
   auto t = log->log->TailFrom(from_seq);
@@ -159,6 +168,7 @@ int weft_log_tail_open(weft_log_t* log, uint64_t from_seq, weft_log_tail_t** out
 }
 
 int weft_log_tail_next(weft_log_tail_t* tail, int64_t timeout_ns, weft_log_record_t* rec) {
+  weft::capi::Enter();
   if (tail == nullptr || rec == nullptr) return FailInvalid("tail and rec must not be NULL");
   auto r = tail->tail->Next(ToDeadline(timeout_ns));
   if (!r.ok()) return Fail(r.status());

@@ -37,6 +37,7 @@ void weft_pool_options_init(weft_pool_options_t* opt) {
 }
 
 int weft_pool_open(const char* name, const weft_pool_options_t* create, weft_pool_t** out) {
+  weft::capi::Enter();
   if (name == nullptr || out == nullptr) return FailInvalid("name and out must not be NULL");
   *out = nullptr;
   weft::Result<std::unique_ptr<Pool>> r = weft::Status(weft::Code::kInternal, "unset");
@@ -59,6 +60,7 @@ int weft_pool_open(const char* name, const weft_pool_options_t* create, weft_poo
 }
 
 int weft_pool_close(weft_pool_t* pool) {
+  weft::capi::Enter();
   if (pool == nullptr) return WEFT_OK;
   weft::Status s = pool->pool->Close();
   delete pool;
@@ -66,11 +68,13 @@ int weft_pool_close(weft_pool_t* pool) {
 }
 
 int weft_pool_unlink(const char* name) {
+  weft::capi::Enter();
   if (name == nullptr) return FailInvalid("name must not be NULL");
   return Done(Pool::Unlink(name));
 }
 
 int weft_pool_allocate(weft_pool_t* pool, size_t n, uint64_t* block) {
+  weft::capi::Enter();
   if (pool == nullptr || block == nullptr) return FailInvalid("pool and block must not be NULL");
   auto r = pool->pool->Allocate(n);
   if (!r.ok()) return Fail(r.status());
@@ -79,6 +83,7 @@ int weft_pool_allocate(weft_pool_t* pool, size_t n, uint64_t* block) {
 }
 
 int weft_pool_data(weft_pool_t* pool, uint64_t block, void** data, size_t* size) {
+  weft::capi::Enter();
   if (pool == nullptr || data == nullptr || size == nullptr) return FailInvalid("arguments must not be NULL");
   auto r = pool->pool->Data(block);
   if (!r.ok()) return Fail(r.status());
@@ -88,16 +93,19 @@ int weft_pool_data(weft_pool_t* pool, uint64_t block, void** data, size_t* size)
 }
 
 int weft_pool_hold(weft_pool_t* pool, uint64_t block) {
+  weft::capi::Enter();
   if (pool == nullptr) return FailInvalid("pool must not be NULL");
   return Done(pool->pool->Hold(block));
 }
 
 int weft_pool_release(weft_pool_t* pool, uint64_t block) {
+  weft::capi::Enter();
   if (pool == nullptr) return FailInvalid("pool must not be NULL");
   return Done(pool->pool->Release(block));
 }
 
 int weft_pool_recover(weft_pool_t* pool, size_t* recovered) {
+  weft::capi::Enter();
   if (pool == nullptr) return FailInvalid("pool must not be NULL");
   const size_t n = pool->pool->RecoverDead();
   if (recovered != nullptr) *recovered = n;

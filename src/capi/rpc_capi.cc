@@ -53,6 +53,7 @@ std::vector<ByteView> Views(const void* const* args, const size_t* sizes, size_t
 extern "C" {
 
 int weft_rpc_reply_set(weft_rpc_reply_t* reply, const void* data, size_t n) {
+  weft::capi::Enter();
   if (reply == nullptr || (data == nullptr && n != 0)) return FailInvalid("reply and data must not be NULL");
   reply->set = true;
   reply->data.assign(static_cast<const char*>(data), n);
@@ -61,6 +62,7 @@ int weft_rpc_reply_set(weft_rpc_reply_t* reply, const void* data, size_t n) {
 }
 
 int weft_rpc_reply_error(weft_rpc_reply_t* reply, int code, const char* message) {
+  weft::capi::Enter();
   if (reply == nullptr) return FailInvalid("reply must not be NULL");
   if (code <= 0 || code > WEFT_ECANCELED) return FailInvalid("code must be a WEFT_E* error");
   reply->set = true;
@@ -69,6 +71,7 @@ int weft_rpc_reply_error(weft_rpc_reply_t* reply, int code, const char* message)
 }
 
 int weft_rpc_contract_hash(const char* canonical, char out[33]) {
+  weft::capi::Enter();
   if (canonical == nullptr || out == nullptr) return FailInvalid("canonical and out must not be NULL");
   auto c = weft::rpc::Contract::Parse(canonical);
   if (!c.ok()) return Fail(c.status());
@@ -78,6 +81,7 @@ int weft_rpc_contract_hash(const char* canonical, char out[33]) {
 }
 
 int weft_rpc_server_create(const char* id, weft_rpc_server_t** out) {
+  weft::capi::Enter();
   if (id == nullptr || out == nullptr) return FailInvalid("id and out must not be NULL");
   *out = nullptr;
   auto s = weft::rpc::Server::Create(id);
@@ -90,6 +94,7 @@ int weft_rpc_server_create(const char* id, weft_rpc_server_t** out) {
 
 int weft_rpc_server_register(weft_rpc_server_t* server, const char* name, const char* canonical,
                              weft_rpc_handler_fn fn, void* ctx) {
+  weft::capi::Enter();
   if (server == nullptr || name == nullptr || canonical == nullptr || fn == nullptr) {
     return FailInvalid("server, name, canonical and fn must not be NULL");
   }
@@ -123,11 +128,13 @@ int weft_rpc_server_register(weft_rpc_server_t* server, const char* name, const 
 }
 
 int weft_rpc_server_start(weft_rpc_server_t* server) {
+  weft::capi::Enter();
   if (server == nullptr) return FailInvalid("server must not be NULL");
   return Done(server->server->Start());
 }
 
 int weft_rpc_server_close(weft_rpc_server_t* server) {
+  weft::capi::Enter();
   if (server == nullptr) return WEFT_OK;
   const int rc = Done(server->server->Shutdown(weft::Deadline::AfterMs(30'000)));
   delete server;
@@ -136,6 +143,7 @@ int weft_rpc_server_close(weft_rpc_server_t* server) {
 
 int weft_rpc_client_connect(const char* canonical, const char* name, const char* address, int64_t timeout_ns,
                             weft_rpc_client_t** out) {
+  weft::capi::Enter();
   if (canonical == nullptr || name == nullptr || address == nullptr || out == nullptr) {
     return FailInvalid("canonical, name, address and out must not be NULL");
   }
@@ -152,6 +160,7 @@ int weft_rpc_client_connect(const char* canonical, const char* name, const char*
 
 int weft_rpc_client_call(weft_rpc_client_t* client, const char* method, const void* const* args, const size_t* sizes,
                          size_t nargs, int64_t timeout_ns, void** result, size_t* result_size) {
+  weft::capi::Enter();
   if (client == nullptr || method == nullptr || result == nullptr || result_size == nullptr ||
       (nargs != 0 && (args == nullptr || sizes == nullptr))) {
     return FailInvalid("client, method, result, result_size (and args, sizes) must not be NULL");
@@ -169,6 +178,7 @@ int weft_rpc_client_call(weft_rpc_client_t* client, const char* method, const vo
 }
 
 int weft_rpc_client_close(weft_rpc_client_t* client) {
+  weft::capi::Enter();
   if (client == nullptr) return WEFT_OK;
   const int rc = Done(client->client->Close());
   delete client;
@@ -178,10 +188,12 @@ int weft_rpc_client_close(weft_rpc_client_t* client) {
 void weft_free(void* p) { std::free(p); }
 
 int weft_rpc_reply_cancelled(weft_rpc_reply_t* reply) {
+  weft::capi::Enter();
   return reply != nullptr && reply->context != nullptr && reply->context->Cancelled() ? 1 : 0;
 }
 
 int weft_rpc_reply_yield(weft_rpc_reply_t* reply, const void* data, size_t n) {
+  weft::capi::Enter();
   if (reply == nullptr || reply->context == nullptr || (data == nullptr && n != 0)) {
     return FailInvalid("reply (of a running call) and data must not be NULL");
   }
@@ -189,6 +201,7 @@ int weft_rpc_reply_yield(weft_rpc_reply_t* reply, const void* data, size_t n) {
 }
 
 int weft_rpc_cancel_new(weft_rpc_cancel_t** out) {
+  weft::capi::Enter();
   if (out == nullptr) return FailInvalid("out must not be NULL");
   *out = new (std::nothrow) weft_rpc_cancel_t;
   return *out != nullptr ? WEFT_OK : FailInvalid("out of memory");
@@ -215,12 +228,14 @@ void* weft_rpc_held_data(const weft_rpc_held_t* held, size_t* size) {
 }
 
 int weft_rpc_held_in_shared_memory(const weft_rpc_held_t* held) {
+  weft::capi::Enter();
   return held != nullptr && (held->loan != nullptr || held->value.in_shared_memory()) ? 1 : 0;
 }
 
 void weft_rpc_held_free(weft_rpc_held_t* held) { delete held; }
 
 int weft_rpc_client_loan(weft_rpc_client_t* client, size_t n, weft_rpc_held_t** out) {
+  weft::capi::Enter();
   if (client == nullptr || out == nullptr) return FailInvalid("client and out must not be NULL");
   *out = nullptr;
   auto loan = client->client->Loan(n);
@@ -235,6 +250,7 @@ int weft_rpc_client_loan(weft_rpc_client_t* client, size_t n, weft_rpc_held_t** 
 int weft_rpc_client_call_held(weft_rpc_client_t* client, const char* method, const void* const* args,
                               const size_t* sizes, size_t nargs, int64_t timeout_ns, const weft_rpc_cancel_t* cancel,
                               weft_rpc_held_t** out) {
+  weft::capi::Enter();
   if (client == nullptr || method == nullptr || out == nullptr || (nargs != 0 && (args == nullptr || sizes == nullptr))) {
     return FailInvalid("client, method, out (and args, sizes) must not be NULL");
   }
@@ -254,6 +270,7 @@ int weft_rpc_client_call_held(weft_rpc_client_t* client, const char* method, con
 
 int weft_rpc_client_stream(weft_rpc_client_t* client, const char* method, const void* const* args, const size_t* sizes,
                            size_t nargs, int64_t timeout_ns, weft_rpc_stream_t** out) {
+  weft::capi::Enter();
   if (client == nullptr || method == nullptr || out == nullptr || (nargs != 0 && (args == nullptr || sizes == nullptr))) {
     return FailInvalid("client, method, out (and args, sizes) must not be NULL");
   }
@@ -269,6 +286,7 @@ int weft_rpc_client_stream(weft_rpc_client_t* client, const char* method, const 
 }
 
 int weft_rpc_stream_next(weft_rpc_stream_t* stream, int64_t timeout_ns, void** chunk, size_t* size) {
+  weft::capi::Enter();
   if (stream == nullptr || chunk == nullptr || size == nullptr) return FailInvalid("stream, chunk and size must not be NULL");
   *chunk = nullptr;
   *size = 0;

@@ -48,6 +48,7 @@ void weft_topic_options_init(weft_topic_options_t* opt) {
 }
 
 int weft_publisher_open(const char* topic, const weft_topic_options_t* create, weft_publisher_t** out) {
+  weft::capi::Enter();
   if (topic == nullptr || out == nullptr) return FailInvalid("topic and out must not be NULL");
   *out = nullptr;
   if (create != nullptr && create->struct_size < sizeof(weft_topic_options_t)) return FailInvalid("options struct_size too small");
@@ -60,6 +61,7 @@ int weft_publisher_open(const char* topic, const weft_topic_options_t* create, w
 }
 
 int weft_publisher_close(weft_publisher_t* pub) {
+  weft::capi::Enter();
   if (pub == nullptr) return WEFT_OK;
   weft::Status s = pub->pub->Close();
   delete pub;
@@ -67,6 +69,7 @@ int weft_publisher_close(weft_publisher_t* pub) {
 }
 
 int weft_publisher_loan(weft_publisher_t* pub, size_t n, uint64_t* block, void** data) {
+  weft::capi::Enter();
   if (pub == nullptr || block == nullptr || data == nullptr) return FailInvalid("arguments must not be NULL");
   auto r = pub->pub->Loan(n);
   if (!r.ok()) return Fail(r.status());
@@ -76,11 +79,13 @@ int weft_publisher_loan(weft_publisher_t* pub, size_t n, uint64_t* block, void**
 }
 
 int weft_publisher_publish(weft_publisher_t* pub, uint64_t block, size_t size, int64_t timeout_ns) {
+  weft::capi::Enter();
   if (pub == nullptr) return FailInvalid("publisher must not be NULL");
   return Done(pub->pub->Publish(block, size, ToDeadline(timeout_ns)));
 }
 
 int weft_publisher_discard(weft_publisher_t* pub, uint64_t block) {
+  weft::capi::Enter();
   if (pub == nullptr) return FailInvalid("publisher must not be NULL");
   weft::shm::Sample s;
   s.block = block;
@@ -89,6 +94,7 @@ int weft_publisher_discard(weft_publisher_t* pub, uint64_t block) {
 
 int weft_subscriber_open(const char* topic, uint32_t on_full, uint32_t history,
                          const weft_topic_options_t* create, weft_subscriber_t** out) {
+  weft::capi::Enter();
   if (topic == nullptr || out == nullptr) return FailInvalid("topic and out must not be NULL");
   *out = nullptr;
   if (on_full > 2) return FailInvalid("on_full must be WEFT_ON_FULL_BLOCK, _DROP_OLDEST or _DROP_NEWEST");
@@ -105,6 +111,7 @@ int weft_subscriber_open(const char* topic, uint32_t on_full, uint32_t history,
 }
 
 int weft_subscriber_close(weft_subscriber_t* sub) {
+  weft::capi::Enter();
   if (sub == nullptr) return WEFT_OK;
   weft::Status s = sub->sub->Close();
   delete sub;
@@ -112,6 +119,7 @@ int weft_subscriber_close(weft_subscriber_t* sub) {
 }
 
 int weft_subscriber_take(weft_subscriber_t* sub, int64_t timeout_ns, weft_sample_t* sample) {
+  weft::capi::Enter();
   if (sub == nullptr || sample == nullptr) return FailInvalid("arguments must not be NULL");
   auto r = sub->sub->Take(ToDeadline(timeout_ns));
   if (!r.ok()) return Fail(r.status());
@@ -124,6 +132,7 @@ int weft_subscriber_take(weft_subscriber_t* sub, int64_t timeout_ns, weft_sample
 }
 
 int weft_subscriber_release(weft_subscriber_t* sub, uint64_t block) {
+  weft::capi::Enter();
   if (sub == nullptr) return FailInvalid("subscriber must not be NULL");
   weft::shm::Sample s;
   s.block = block;
@@ -131,6 +140,7 @@ int weft_subscriber_release(weft_subscriber_t* sub, uint64_t block) {
 }
 
 int weft_subscriber_wait_fd(weft_subscriber_t* sub, int* fd) {
+  weft::capi::Enter();
   if (sub == nullptr || fd == nullptr) return FailInvalid("arguments must not be NULL");
   auto r = sub->sub->WaitFd();
   if (!r.ok()) return Fail(r.status());

@@ -678,6 +678,7 @@ Status Server::Register(const std::string& name, Resource resource) {
     h->handlers.push_back(it->second);
   }
   std::lock_guard<std::mutex> g(impl_->mu);
+  if (impl_->shut) return Status(Code::kClosed, "server ipc://" + impl_->id + " is shut down; register before Shutdown");
   if (impl_->resources.count(name) != 0) return Status(Code::kAlreadyExists, "resource '" + name + "' is registered");
   h->id = static_cast<uint32_t>(impl_->resources.size() + 1);
   h->resource = std::move(resource);
@@ -686,6 +687,7 @@ Status Server::Register(const std::string& name, Resource resource) {
 }
 
 Status Server::Start() {
+  if (impl_->shut) return Status(Code::kClosed, "server ipc://" + impl_->id + " is shut down");
   if (impl_->started) return Status::Ok();
   impl_->started = true;
   impl_->acceptor = std::thread([this] { impl_->Accept(); });
@@ -694,8 +696,11 @@ Status Server::Start() {
 
 Status Server::Shutdown(Deadline deadline) {
   Impl& m = *impl_;
-  if (m.shut) return Status::Ok();
-  m.shut = true;
+  {
+    std::lock_guard<std::mutex> g(m.mu);  // Register reads it under the same lock
+    if (m.shut) return Status::Ok();
+    m.shut = true;
+  }
   {
     std::lock_guard<std::mutex> g(g_servers_mu);
     Servers().erase(m.id);

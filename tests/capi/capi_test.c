@@ -100,6 +100,7 @@ int main(void) {
   CHECK(strstr(weft_last_error_message(), "invalid_argument") != NULL);
   CHECK(weft_channel_open(name, WEFT_ROLE_CONSUMER, &rx) == WEFT_ENOTFOUND);
   CHECK(weft_channel_create(name, &opt, &tx) == WEFT_OK);
+  CHECK(strcmp(weft_last_error_message(), "") == 0); /* a success leaves no old message behind */
   CHECK(weft_channel_open(name, WEFT_ROLE_CONSUMER, &rx) == WEFT_OK);
   weft_channel_t* second = NULL;
   CHECK(weft_channel_open(name, WEFT_ROLE_CONSUMER, &second) == WEFT_EBUSY);

@@ -599,3 +599,15 @@ def test_a_transferable_in_the_seed_style_crosses_processes():
         assert np.array_equal(out.data, m.data * 2)
     finally:
         server.shutdown()
+
+
+def test_register_after_shutdown_is_refused():
+    sid = f"pytest-shut-{_os.getpid()}"
+    server = weft.Server(sid)
+    server.register(Counter, CounterImpl(), name="before")  # control: before shutdown it works
+    server.start()
+    server.shutdown()
+    with pytest.raises(weft.Closed):
+        server.register(Counter, CounterImpl(), name="after")
+    with pytest.raises(weft.NotFound):
+        weft.connect(Counter, name="after")  # nothing was registered in this process either

@@ -620,3 +620,21 @@ TEST(IpcHostileTest, AClientPastItsQuotaOfHeldResultsIsRefused) {
 
 }  // namespace
 }  // namespace weft::rpc
+
+namespace weft::rpc {
+namespace {
+
+TEST(IpcTest, RegisterAndStartAfterShutdownAreRefused) {
+  const std::string id = ServerId();
+  std::atomic<int64_t> value{0};
+  auto server = StartCounter(id, &value);  // control: registered and serving
+  ASSERT_TRUE(server->Shutdown(Deadline::AfterMs(10'000)).ok());
+  Resource r;
+  r.contract = CounterContract();
+  for (const auto& m : r.contract.methods) r.handlers[m.name] = [](const CallArgs&) -> Result<std::string> { return std::string(); };
+  EXPECT_EQ(server->Register("again", std::move(r)).code(), Code::kClosed);
+  EXPECT_EQ(server->Start().code(), Code::kClosed);
+}
+
+}  // namespace
+}  // namespace weft::rpc
