@@ -185,6 +185,9 @@ WEFT_API void weft_topic_options_init(weft_topic_options_t* opt);
 /* Opens topic `topic` as a publisher, creating it (with `create`, or defaults if NULL). */
 WEFT_API int weft_publisher_open(const char* topic, const weft_topic_options_t* create, weft_publisher_t** out);
 WEFT_API int weft_publisher_close(weft_publisher_t* pub);
+/* Removes topic `topic` (its segment and its pool); attached endpoints keep working until they
+   close. WEFT_ENOTFOUND if there is no such topic. */
+WEFT_API int weft_topic_unlink(const char* topic);
 /* Loans a writable block of at least n bytes; *data is valid until published or discarded. */
 WEFT_API int weft_publisher_loan(weft_publisher_t* pub, size_t n, uint64_t* block, void** data);
 /* Publishes `size` bytes of a loan to every subscriber; WEFT_ETIMEOUT if a blocking

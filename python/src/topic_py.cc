@@ -23,11 +23,12 @@ namespace {
 struct PyPublisher : Endpoint<Publisher> {};
 struct PySubscriber : Endpoint<Subscriber> {};
 
-weft::shm::TopicOptions CreateOptions(uint32_t queue_depth, uint32_t keep_history, size_t pool_bytes) {
+weft::shm::TopicOptions CreateOptions(uint32_t queue_depth, uint32_t keep_history, size_t pool_bytes, bool must_match) {
   weft::shm::TopicOptions o;
   o.queue_depth = queue_depth;
   o.history = keep_history;
   o.pool.bytes = pool_bytes;
+  o.must_match = must_match;
   return o;
 }
 
@@ -51,15 +52,18 @@ Subscriber& Get(PySubscriber& self) {
 }  // namespace
 
 void BindTopic(py::module_& m) {
+  m.def("_unlink_topic", [](const std::string& name) { pyerr::Check(weft::shm::UnlinkTopic(name)); }, py::arg("name"));
   py::class_<PyPublisher>(m, "_Publisher")
-      .def(py::init([](const std::string& name, uint32_t queue_depth, uint32_t keep_history, size_t pool_bytes) {
-             auto r = Publisher::Open(name, CreateOptions(queue_depth, keep_history, pool_bytes));
+      .def(py::init([](const std::string& name, uint32_t queue_depth, uint32_t keep_history, size_t pool_bytes,
+                       bool must_match) {
+             auto r = Publisher::Open(name, CreateOptions(queue_depth, keep_history, pool_bytes, must_match));
              if (!r.ok()) pyerr::Raise(r.status());
              PyPublisher p;
              p.obj = std::shared_ptr<Publisher>(std::move(r).value());
              return p;
            }),
-           py::arg("name"), py::arg("queue_depth"), py::arg("keep_history"), py::arg("pool_bytes"))
+           py::arg("name"), py::arg("queue_depth"), py::arg("keep_history"), py::arg("pool_bytes"),
+           py::arg("must_match") = false)
       .def("_loan",
            [](PyPublisher& self, Count n_arg) {
              const size_t n = n_arg.Get("n");
@@ -98,19 +102,19 @@ void BindTopic(py::module_& m) {
   py::class_<PySubscriber>(m, "_Subscriber")
       .def(py::init([](const std::string& name, uint32_t history, const std::string& on_full,
                        std::optional<double> spin_us, uint32_t queue_depth, uint32_t keep_history,
-                       size_t pool_bytes) {
+                       size_t pool_bytes, bool must_match) {
              weft::shm::SubscriberOptions o;
              o.history = history;
              o.on_full = ParseOnFull(on_full);
              if (spin_us.has_value()) o.spin_ns = *spin_us < 0 ? -1 : static_cast<int64_t>(*spin_us * 1000);
-             auto r = Subscriber::Open(name, o, CreateOptions(queue_depth, keep_history, pool_bytes));
+             auto r = Subscriber::Open(name, o, CreateOptions(queue_depth, keep_history, pool_bytes, must_match));
              if (!r.ok()) pyerr::Raise(r.status());
              PySubscriber p;
              p.obj = std::shared_ptr<Subscriber>(std::move(r).value());
              return p;
            }),
            py::arg("name"), py::arg("history"), py::arg("on_full"), py::arg("spin_us"),
-           py::arg("queue_depth"), py::arg("keep_history"), py::arg("pool_bytes"))
+           py::arg("queue_depth"), py::arg("keep_history"), py::arg("pool_bytes"), py::arg("must_match") = false)
       .def("_take",
            [](PySubscriber& self, Seconds timeout) {
              EndpointCall<Subscriber> call(self, "subscriber");

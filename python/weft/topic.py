@@ -35,12 +35,15 @@ def _span_of(obj):
 class Publisher(_native._Publisher):
     """Publishes samples to every subscriber of a topic; creates the topic if absent.
 
-    queue_depth (a power of two), keep_history and pool_bytes apply when this call creates it.
+    queue_depth (a power of two), keep_history and pool_bytes apply when this call creates it;
+    given for a topic that exists with other values, they raise weft.InvalidArgument.
     """
 
-    def __init__(self, topic: str, queue_depth: int = 256, keep_history: int = 0,
+    def __init__(self, topic: str, queue_depth: Optional[int] = None, keep_history: Optional[int] = None,
                  pool_bytes: int = 64 << 20):
-        super().__init__(topic, queue_depth, keep_history, pool_bytes)
+        must_match = queue_depth is not None or keep_history is not None
+        super().__init__(topic, 256 if queue_depth is None else queue_depth,
+                         0 if keep_history is None else keep_history, pool_bytes, must_match)
         self._loans = {}
 
     def loan(self, n: int) -> memoryview:
@@ -136,9 +139,11 @@ class Subscriber(_native._Subscriber):
     "drop_oldest" or "drop_newest"."""
 
     def __init__(self, topic: str, history: int = 0, on_full: str = "block",
-                 spin_us: Optional[float] = None, queue_depth: int = 256, keep_history: int = 0,
-                 pool_bytes: int = 64 << 20):
-        super().__init__(topic, history, on_full, spin_us, queue_depth, keep_history, pool_bytes)
+                 spin_us: Optional[float] = None, queue_depth: Optional[int] = None,
+                 keep_history: Optional[int] = None, pool_bytes: int = 64 << 20):
+        must_match = queue_depth is not None or keep_history is not None
+        super().__init__(topic, history, on_full, spin_us, 256 if queue_depth is None else queue_depth,
+                         0 if keep_history is None else keep_history, pool_bytes, must_match)
 
     def take(self, timeout: Optional[float] = None) -> Sample:
         """The next sample (WouldBlock with timeout=0, Timeout after `timeout` seconds)."""
@@ -155,3 +160,9 @@ class Subscriber(_native._Subscriber):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def unlink_topic(name: str) -> None:
+    """Removes topic `name` and its pool (weft.NotFound if there is none). Publishers and
+    subscribers still attached keep working until they close; a later open makes a new topic."""
+    _native._unlink_topic(name)

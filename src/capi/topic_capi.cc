@@ -47,6 +47,12 @@ void weft_topic_options_init(weft_topic_options_t* opt) {
   opt->pool_bytes = d.pool.bytes;
 }
 
+int weft_topic_unlink(const char* topic) {
+  weft::capi::Enter();
+  if (topic == nullptr) return FailInvalid("topic must not be NULL");
+  return Done(weft::shm::UnlinkTopic(topic));
+}
+
 int weft_publisher_open(const char* topic, const weft_topic_options_t* create, weft_publisher_t** out) {
   weft::capi::Enter();
   if (topic == nullptr || out == nullptr) return FailInvalid("topic and out must not be NULL");

@@ -212,6 +212,13 @@ Result<std::unique_ptr<Topic>> Topic::OpenOrCreate(std::string_view name, const 
     break;
   }
   if (topic->segment.base() == nullptr) return Status(Code::kBusy, "topic keeps appearing and vanishing");
+  if (!created_here && o.must_match &&
+      (topic->config().queue_depth != o.queue_depth || topic->config().history != o.history)) {
+    return InvalidArgument("topic '" + std::string(name) + "' exists with queue depth " +
+                           std::to_string(topic->config().queue_depth) + " and history " +
+                           std::to_string(topic->config().history) + ", not " + std::to_string(o.queue_depth) +
+                           " and " + std::to_string(o.history) + " as asked");
+  }
   Status registered = internal::RegisterName(name, static_cast<uint32_t>(SegmentKind::kTopic));
   if (!registered.ok()) {
     if (created_here) Segment::Unlink(name).IgnoreError();  // leave nothing behind
@@ -237,6 +244,17 @@ Result<int> ClaimAny(int count, SlotAt slot, const char* what, uint32_t* epoch) 
     }
   }
   return Status(Code::kBusy, std::string("every ") + what + " is held by a live process");
+}
+
+Status UnlinkTopic(std::string_view name) {
+  WEFT_RETURN_IF_ERROR(ValidateName(name));
+  // Only a topic is removed by this call: the name must be one.
+  auto seg = Segment::Open(name, static_cast<uint32_t>(SegmentKind::kTopic), internal::kTopicLayoutVersion);
+  if (!seg.ok()) return seg.status();
+  WEFT_RETURN_IF_ERROR(Segment::Unlink(name));
+  Status pool = Pool::Unlink(std::string(name) + ".pool");
+  if (!pool.ok() && pool.code() != Code::kNotFound) return pool;
+  return Status::Ok();  // the registry drops entries whose segment is gone
 }
 
 Result<std::vector<std::string>> ListTopics() {

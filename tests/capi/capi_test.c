@@ -240,10 +240,11 @@ int main(void) {
   CHECK(weft_subscriber_wait_fd(sub, &tfd) == WEFT_OK && tfd >= 0);
   CHECK(weft_subscriber_close(sub) == WEFT_OK);
   CHECK(weft_publisher_close(pub) == WEFT_OK);
+  CHECK(weft_topic_unlink(tname) == WEFT_OK); /* the topic and its pool */
+  CHECK(weft_topic_unlink(tname) == WEFT_ENOTFOUND);
   char tpool[80];
   snprintf(tpool, sizeof(tpool), "%s.pool", tname);
-  CHECK(weft_pool_unlink(tpool) == WEFT_OK);
-  CHECK(weft_channel_unlink(tname) == WEFT_OK); /* any segment by name */
+  CHECK(weft_pool_unlink(tpool) == WEFT_ENOTFOUND); /* went with it */
 
   /* ---- log ---- */
   char ldir[] = "/tmp/weft-capi-log-XXXXXX";

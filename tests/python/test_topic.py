@@ -97,3 +97,32 @@ def test_fileno_with_selectors(topic):
     assert len(sel.select(timeout=5)) == 1
     with sub.take(timeout=0) as sample:
         assert sample.seq == 1
+
+
+def test_a_topic_can_be_removed(topic):
+    pub = weft.Publisher(topic, pool_bytes=1 << 20)
+    sub = weft.Subscriber(topic)
+    assert os.path.exists("/dev/shm/weft." + topic) and os.path.exists("/dev/shm/weft." + topic + ".pool")
+    weft.unlink_topic(topic)
+    assert not os.path.exists("/dev/shm/weft." + topic)
+    assert not os.path.exists("/dev/shm/weft." + topic + ".pool")
+    view = pub.loan(3)  # attached endpoints keep working
+    view[:] = b"abc"
+    pub.publish(view, timeout=1)
+    with sub.take(timeout=1) as s:
+        assert s.bytes() == b"abc"
+    with pytest.raises(weft.NotFound):
+        weft.unlink_topic(topic)
+    pub.close()
+    sub.close()
+
+
+def test_options_that_differ_from_an_existing_topic_are_refused(topic):
+    pub = weft.Publisher(topic, queue_depth=8, pool_bytes=1 << 20)
+    with pytest.raises(weft.InvalidArgument, match="queue depth 8"):
+        weft.Publisher(topic, queue_depth=16)
+    with pytest.raises(weft.InvalidArgument, match="queue depth 8"):
+        weft.Subscriber(topic, queue_depth=64)
+    weft.Subscriber(topic).close()  # control: joining without asking for options works
+    weft.Subscriber(topic, queue_depth=8).close()  # and so does asking for what it has
+    pub.close()

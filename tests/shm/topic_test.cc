@@ -485,4 +485,31 @@ TEST(TopicTest, BadNamesAndOptionsAreRejected) {
 }
 
 }  // namespace
+namespace {
+
+TEST(TopicTest, UnlinkRemovesTheTopicAndItsPoolAndOptionsMayBeRequired) {
+  TopicName t;
+  TopicOptions o = Small();
+  auto pub = Publisher::Open(t.name, o);
+  ASSERT_TRUE(pub.ok());
+  // Joining with other options: refused only when asked to match.
+  TopicOptions other = o;
+  other.queue_depth = o.queue_depth * 2;
+  EXPECT_TRUE(Publisher::Open(t.name, other).ok());  // control: silently the topic's own
+  other.must_match = true;
+  EXPECT_EQ(Publisher::Open(t.name, other).status().code(), Code::kInvalidArgument);
+  o.must_match = true;
+  EXPECT_TRUE(Publisher::Open(t.name, o).ok());
+  // Unlink: the names go, the attached publisher keeps working.
+  ASSERT_TRUE(UnlinkTopic(t.name).ok());
+  EXPECT_EQ(Segment::Open(t.name, 0, 0).status().code(), Code::kNotFound);
+  EXPECT_EQ(Segment::Open(t.name + ".pool", 0, 0).status().code(), Code::kNotFound);
+  auto loan = (*pub)->Loan(8);
+  ASSERT_TRUE(loan.ok());
+  EXPECT_TRUE((*pub)->Publish(*loan, 8, Deadline::AfterMs(100)).ok());
+  EXPECT_EQ(UnlinkTopic(t.name).code(), Code::kNotFound);
+  EXPECT_EQ(UnlinkTopic("bad/name").code(), Code::kInvalidArgument);
+}
+
+}  // namespace
 }  // namespace weft::shm

@@ -32,13 +32,17 @@ namespace internal {
 struct TopicLayout;
 }
 
-// Used only by the process that creates the topic.
+// Used by the process that creates the topic. A process that joins an existing topic gets the
+// topic as it was made, unless must_match asks it to check.
 struct TopicOptions {
   uint32_t max_publishers = 8;
   uint32_t max_subscribers = 16;
   uint32_t queue_depth = 256;  // samples waiting per (publisher, subscriber); a power of two
   uint32_t history = 0;        // samples each publisher keeps for late joiners (up to 64)
   PoolOptions pool;            // the topic's pool "<topic>.pool"
+  // Joining an existing topic whose queue depth or history differs from the above fails with
+  // kInvalidArgument (saying what it has), instead of silently taking the topic's own.
+  bool must_match = false;
 };
 
 enum class OnFull : uint32_t { kBlock = 0, kDropOldest = 1, kDropNewest = 2 };
@@ -81,6 +85,9 @@ struct TopicInfo {
 Result<TopicInfo> InspectTopic(std::string_view name);
 // The topics on this host, found through the registry segment (no daemon).
 Result<std::vector<std::string>> ListTopics();
+// Removes a topic's name and its pool's (kNotFound if there is no such topic). Endpoints that
+// are attached keep working until they close; a later Open creates a new topic.
+Status UnlinkTopic(std::string_view name);
 
 class Topic;  // internal: the mapped topic segment and its pool
 
