@@ -23,6 +23,7 @@ that can reach it completely (docs/security.md).
 from __future__ import annotations
 
 import collections.abc
+import weakref as _weakref
 import dataclasses as _dataclasses
 import inspect
 import pickle as _pickle
@@ -499,6 +500,9 @@ class Server:
         max_held_bytes_per_client of results at once. docs/security.md."""
         self._native = _native._RpcServer(id, list(allow_uids), max_clients, max_clients_per_uid,
                                           max_held_bytes_per_client)
+        # A server never shut down still shuts down when collected or when the interpreter
+        # exits, so its pool's shared memory does not outlive the process.
+        self._finalizer = _weakref.finalize(self, self._native.shutdown, 5.0)
         self._names = []
         self._started = False
         self._shut = False

@@ -611,3 +611,19 @@ def test_register_after_shutdown_is_refused():
         server.register(Counter, CounterImpl(), name="after")
     with pytest.raises(weft.NotFound):
         weft.connect(Counter, name="after")  # nothing was registered in this process either
+
+
+def test_a_server_never_shut_down_leaves_no_shared_memory(run_python):
+    sid = f"pytest-noshut-{_os.getpid()}"
+    pool = f"/dev/shm/weft.rpc.{sid}.pool"
+    code = (
+        "import os, sys, weft, test_rpc\n"
+        f"s = weft.Server({sid!r})\n"
+        "s.register(test_rpc.Counter, test_rpc.CounterImpl(), name='c')\n"
+        "s.start()\n"
+        f"print(os.path.exists({pool!r}), flush=True)\n"  # control: it exists while serving
+    )
+    p = run_python(code, stdout=_subprocess.PIPE, text=True)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 0 and out.strip() == "True", out
+    assert not _os.path.exists(pool)
