@@ -227,12 +227,16 @@ Pool::Arena* Pool::MapArena(uint64_t index) {
   Result<Segment> seg = Segment::Open(ArenaName(index), static_cast<uint32_t>(SegmentKind::kBlock),
                                       internal::kBlockLayoutVersion);
   if (!seg.ok() || !internal::ValidateArena(seg->base(), seg->size(), arena_pages_).ok()) return nullptr;
+  return AdoptArena(index, std::move(seg).value());
+}
+
+Pool::Arena* Pool::AdoptArena(uint64_t index, Segment seg) {
   auto arena = std::make_unique<Arena>();
-  uint8_t* base = seg->base();
+  uint8_t* base = seg.base();
   arena->pages = reinterpret_cast<uint64_t*>(base + internal::kArenaPagesOffset);
   arena->masks = reinterpret_cast<uint64_t*>(base + internal::ArenaMasksOffset(arena_pages_));
   arena->data = base + internal::ArenaDataOffset(arena_pages_);
-  arena->segment = std::move(seg).value();
+  arena->segment = std::move(seg);
   arenas_[index] = std::move(arena);
   return arenas_[index].get();
 }
@@ -271,6 +275,9 @@ bool Pool::AddArena() {
       return false;
     }
     seg->Publish();
+    // The creator keeps its mapping: it needs no name to use the arena (the pool's names may
+    // be removed while it is in use).
+    AdoptArena(i, std::move(seg).value());
     // release: the zeroed arena is complete before anyone maps it; pairs with MapArena.
     A(entries[i].state).store(internal::kArenaReady, std::memory_order_release);
     ++local_.arenas_created;

@@ -163,6 +163,7 @@ class Pool {
   size_t ReclaimEmptyPages();
   bool AddArena();
   Arena* MapArena(uint64_t index);
+  Arena* AdoptArena(uint64_t index, Segment seg);
   uint64_t* SmallMask(BlockId id, uint64_t* block_bytes, Arena** arena);
   uint64_t* MaskOf(BlockId id);
   Status ClearBit(BlockId id, uint64_t bit);
