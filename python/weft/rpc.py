@@ -471,6 +471,11 @@ def _decode(codec: str, data):
 
 # ---- serving to other processes ------------------------------------------------------------------
 
+def _param_name(m: Method, i: int) -> str:
+    """Parameter i's name; "arg<i>" for a Method built by hand without names."""
+    return m.param_names[i] if i < len(m.param_names) else f"arg{i}"
+
+
 def _check_pickle(c: Contract, allow, slots, what: str, how: str) -> None:
     """Refuses the pickle codec where bytes come from another process, unless named in `allow`."""
     allow = {allow} if isinstance(allow, str) else set(allow)
@@ -521,7 +526,7 @@ class Server:
         if self._shut:
             raise Closed(f"server {self.address} is shut down; register before shutdown()")
         _check_pickle(contract_of(contract_cls), allow_pickle,
-                      lambda m: [(f"{m.name}.{n}", c) for n, c in zip(m.param_names, m.params)],
+                      lambda m: [(f"{m.name}.{_param_name(m, i)}", c) for i, c in enumerate(m.params)],
                       "parameter", "Server.register(..., allow_pickle=[...])")
         register(contract_cls, impl, name, on_shutdown)  # also reachable in-process, directly
         reg = _registry[name]

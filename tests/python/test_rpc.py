@@ -627,3 +627,20 @@ def test_a_server_never_shut_down_leaves_no_shared_memory(run_python):
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 0 and out.strip() == "True", out
     assert not _os.path.exists(pool)
+
+
+def test_a_hand_built_contract_cannot_slip_pickle_past_register():
+    c = weft.Contract("demo.hand", "Hand", "1.0.0", [weft.rpc.Method("keep", "write", ["pickle"], "i64")])
+
+    class Hand:
+        __weft_contract__ = c
+
+        def keep(self, x):
+            return 1
+
+    server = weft.Server(f"pytest-hand-{_os.getpid()}")
+    try:
+        with pytest.raises(weft.InvalidArgument, match="keep.arg0"):
+            server.register(Hand, Hand(), name="hand")
+    finally:
+        server.shutdown()
