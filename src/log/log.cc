@@ -22,7 +22,7 @@
 #include "files.h"
 #include "format.h"
 #include "weft/core/futex.h"
-#include "weft/core/spin.h"
+#include "weft/core/wait.h"
 #include "weft/shm/process.h"
 
 namespace weft::log {
@@ -248,13 +248,9 @@ struct Log::Impl {
   Status RetentionLocked();
   void Publish() {
     A(state->next_seq).store(next, std::memory_order_release);
-    // seq_cst RMW: Dekker with a reader's seq_cst increment of `sleepers` before it re-checks
-    // next_seq. Sleepers woken but not yet running are not woken again.
-    A(state->wake).fetch_add(1, std::memory_order_seq_cst);
-    if (A(state->sleepers).load(std::memory_order_seq_cst) != 0 &&
-        A(state->sleepers).exchange(0, std::memory_order_seq_cst) != 0) {
-      FutexWake(&state->wake, INT32_MAX);
-    }
+    // Wakes the tails that counted themselves asleep (weft/core/wait.h); no system call and
+    // no read-modify-write when none did.
+    EventCount::Counter(&state->wake, &state->sleepers).Notify();
   }
   void FlusherLoop();
 };
@@ -1021,9 +1017,13 @@ struct Tail::Impl {
   std::shared_ptr<Mapping> seg;  // current segment, or null
   uint64_t off = 0;
   int64_t min_ts = INT64_MIN;
-  std::atomic<bool> closed{false};
-  int64_t spin_most = 0;  // TailOptions::spin_ns
-  int64_t spin = 0;       // the adaptive budget
+  Waiter waiter;  // spin budget; Close interrupts it
+  // Readers that may write the state count themselves as sleepers; a reader without write
+  // access observes (short slices, woken early whenever a counted reader is).
+  EventCount Events() const {
+    SharedState& s = *log->state;
+    return log->state_writable ? EventCount::Counter(&s.wake, &s.sleepers) : EventCount::Observer(&s.wake);
+  }
 };
 
 Tail::Tail(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -1031,7 +1031,7 @@ Tail::~Tail() = default;
 
 Result<std::unique_ptr<Tail>> Log::TailFrom(uint64_t from_seq, const TailOptions& options) {
   auto impl = std::make_unique<weft::log::Tail::Impl>();
-  impl->spin_most = impl->spin = options.spin_ns;
+  impl->waiter.set_policy({.spin_ns = options.spin_ns, .adaptive = true, .liveness_check_ns = kSliceNs});
   impl->log = impl_;
   impl->state_keep = impl_->state_map;
   impl->pos = from_seq;
@@ -1041,16 +1041,14 @@ Result<std::unique_ptr<Tail>> Log::TailFrom(uint64_t from_seq, const TailOptions
 uint64_t Tail::position() const { return impl_->pos; }
 
 void Tail::Close() {
-  impl_->closed.store(true, std::memory_order_seq_cst);
-  FutexWake(&impl_->log->state->wake, INT32_MAX);  // whoever sleeps re-checks; ours sees closed
+  impl_->waiter.Interrupt(impl_->Events());
 }
 
 Result<Record> Tail::Next(Deadline deadline) {
   Impl& t = *impl_;
   Log::Impl& m = *t.log;
-  SharedState& s = *m.state;
   for (;;) {
-    if (t.closed.load(std::memory_order_acquire)) return Status(Code::kClosed, "tail closed");
+    if (t.waiter.interrupted()) return Status(Code::kClosed, "tail closed");
     if (t.pos < m.FirstSeq()) return m.OutOfRange(t.pos);
     if (t.pos < m.NextSeq()) {
       if (!t.seg) {
@@ -1082,32 +1080,10 @@ Result<Record> Tail::Next(Deadline deadline) {
       }
       return Log::Impl::Damaged(*t.seg, t.off, t.pos, st);
     }
-    // Caught up: spin a little, then sleep until an append (or a slice passes).
-    if (!deadline.is_now() && (t.spin_most < 0 || t.spin > 0)) {
-      const int64_t until = t.spin_most < 0 ? deadline.at_ns() : std::min(deadline.at_ns(), MonotonicNs() + t.spin);
-      bool found = false;
-      for (uint32_t i = 0; !found; ++i) {
-        found = t.pos < m.NextSeq() || t.closed.load(std::memory_order_relaxed);
-#if defined(__x86_64__)
-        __builtin_ia32_pause();
-#endif
-        if ((i & 63) == 63 && MonotonicNs() >= until) break;
-      }
-      if (t.spin_most > 0) t.spin = found ? SpinPaid(t.spin, t.spin_most) : SpinWasted(t.spin, t.spin_most);
-      if (found) continue;
-    }
-    const int64_t left = deadline.RemainingNs();
-    if (left == 0) {
-      return Status(deadline.is_now() ? Code::kWouldBlock : Code::kTimeout, "no record " + std::to_string(t.pos) + " yet");
-    }
-    if (!m.state_writable) {  // cannot count ourselves as a sleeper: poll
-      ::usleep(static_cast<useconds_t>(std::min<int64_t>(left, 1'000'000) / 1000));
-      continue;
-    }
-    const uint32_t ev = A(s.wake).load(std::memory_order_seq_cst);
-    A(s.sleepers).fetch_add(1, std::memory_order_seq_cst);
-    if (t.pos < m.NextSeq() || t.closed.load(std::memory_order_seq_cst)) continue;
-    FutexWait(&s.wake, ev, std::min(left, kSliceNs));
+    // Caught up: wait for an append.
+    const WaitReport r = t.waiter.Wait(t.Events(), deadline, [&] { return t.pos < m.NextSeq(); }, [] { return true; });
+    if (r.end == WaitEnd::kReady || r.end == WaitEnd::kInterrupted) continue;  // the loop reports Closed
+    return Status(deadline.is_now() ? Code::kWouldBlock : Code::kTimeout, "no record " + std::to_string(t.pos) + " yet");
   }
 }
 

@@ -14,7 +14,6 @@
 #include "internal/channel_layout.h"
 #include "internal/doorbell.h"
 #include "internal/futex.h"
-#include "internal/spin.h"
 #include "weft/shm/channel.h"
 
 namespace weft::shm {
@@ -25,15 +24,7 @@ using internal::Atomic;
 namespace {
 
 constexpr int64_t kPeerCheckIntervalNs = 1'000'000;
-constexpr int64_t kSpinYieldNs = 10'000;  // a spinning wait offers its core this often
 
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 // Single-writer counter in shared memory: a plain load and store, no locked instruction.
 inline void Bump(uint64_t& counter, uint64_t by = 1) {
@@ -85,92 +76,32 @@ Status Channel::WaitFor(Ready&& ready, const uint64_t* futex_cursor, Deadline de
                                          (role_ == Role::kProducer ? "' is full" : "' is empty"));
   }
 
-  // Spin phase.
-  const bool forever = wait_.spin_ns == WaitPolicy::kSpinForever;
-  const int64_t spin = forever ? INT64_MAX : spin_ns_;
-  int64_t start = 0;  // when spinning began (0: it did not)
-  if (spin > 0) {
-    start = MonotonicNs();
-    int64_t next_check = start + kPeerCheckIntervalNs;
-    int64_t next_yield = start + kSpinYieldNs;
-    for (uint32_t i = 1;; ++i) {
-      if (ready()) {
-        Bump(stats.spins);
-        if (wait_.adaptive && !forever) spin_ns_ = internal::SpinPaid(spin_ns_, wait_.spin_ns);
-        return Status::Ok();
-      }
-      CpuRelax();
-      if ((i & 63) == 0) {
-        const int64_t now = MonotonicNs();
-        if (now - start >= spin) break;
-        if (deadline.at_ns() <= now) break;
-        if (now >= next_yield) {
-          // Let a peer that shares this core run: spinning would otherwise hold it off until
-          // the spin ends, and each exchange would cost a whole spin. (Returns at once if
-          // nothing else is runnable here.)
-          next_yield = now + kSpinYieldNs;
-          ::sched_yield();
+  PeerState peer = PeerState::kAlive;
+  bool damaged = false;
+  const WaitReport r = waiter_.Wait(
+      EventCount::OnCursor(internal::LowWord(futex_cursor), &flags.sleeping), deadline, ready, [&] {
+        if (segment_.damaged()) {
+          damaged = true;
+          return false;
         }
-        if (now >= next_check) {
-          next_check = now + kPeerCheckIntervalNs;
-          if (interrupted_.load(std::memory_order_acquire)) break;  // reported by the sleep phase
-          PeerState ps = CheckPeer();
-          if (ps == PeerState::kDead || ps == PeerState::kClosed) break;
-        }
-      }
-    }
-  }
-  // Adapts the spin budget to how long this wait took in the end (see SpinAfterSleep).
-  auto woke = [&] {
-    if (wait_.adaptive && !forever && start != 0) {
-      spin_ns_ = internal::SpinAfterSleep(spin_ns_, wait_.spin_ns, MonotonicNs() - start);
-    }
-    return Status::Ok();
-  };
-  auto gave_up = [&] {
-    if (wait_.adaptive && !forever && start != 0) spin_ns_ = internal::SpinWasted(spin_ns_, wait_.spin_ns);
-  };
-
-  // Sleep phase: futex on the low half of the cursor the peer advances.
-  const uint32_t* word = internal::LowWord(futex_cursor);
-  for (;;) {
-    // acquire: pairs with the release in Interrupt.
-    if (interrupted_.load(std::memory_order_acquire)) {
-      gave_up();
+        peer = CheckPeer();
+        return peer != PeerState::kDead && peer != PeerState::kClosed;
+      },
+      {.spins = &stats.spins, .sleeps = &stats.sleeps, .sleep_timeouts = &stats.sleep_timeouts});
+  switch (r.end) {
+    case WaitEnd::kReady:
+      return Status::Ok();
+    case WaitEnd::kInterrupted:
       return Status(Code::kClosed, "channel '" + segment_.name() + "' was closed while waiting");
-    }
-    if (segment_.damaged()) {
-      return Corrupt("channel '" + segment_.name() + "': another process shrank its shared memory; the channel is gone");
-    }
-    PeerState ps = CheckPeer();
-    if (ps == PeerState::kDead || ps == PeerState::kClosed) {
-      if (ready()) return woke();
-      gave_up();
-      return PeerFailure(ps);
-    }
-    const int64_t left = deadline.RemainingNs();
-    if (left == 0) {
-      if (ready()) return woke();
-      gave_up();
-      return Status(Code::kTimeout, "timed out waiting on channel '" + segment_.name() + "'");
-    }
-    // SYNC POINT A: relaxed store then a seq_cst fence, paired with the fence after the
-    // peer's cursor store (SYNC POINT B in Publish / Release): either the peer sees
-    // sleeping == 1 and wakes us, or we see its new cursor here.
-    Atomic(flags.sleeping).store(1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    const uint32_t expected = Atomic(*const_cast<uint32_t*>(word)).load(std::memory_order_relaxed);
-    if (ready()) {
-      Atomic(flags.sleeping).store(0, std::memory_order_relaxed);
-      return woke();
-    }
-    Bump(stats.sleeps);
-    const int64_t slice = std::min(left, std::max<int64_t>(wait_.liveness_check_ns, 1000));
-    if (internal::FutexWait(word, expected, slice) && slice < left) Bump(stats.sleep_timeouts);
-    // relaxed is enough since a stale 1 only costs the peer a spare wake.
-    Atomic(flags.sleeping).store(0, std::memory_order_relaxed);
-    if (ready()) return woke();
+    case WaitEnd::kStopped:
+      if (damaged) {
+        return Corrupt("channel '" + segment_.name() + "': another process shrank its shared memory; the channel is gone");
+      }
+      return PeerFailure(peer);
+    case WaitEnd::kTimeout:
+      break;
   }
+  return Status(Code::kTimeout, "timed out waiting on channel '" + segment_.name() + "'");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -199,13 +130,12 @@ void Channel::AdvanceAndWake(uint64_t* cursor, uint64_t value) {
   // release: everything this side did with the bytes below `value` happens-before the peer's
   // acquire load of the cursor.
   Atomic(*cursor).store(value, std::memory_order_release);
-  // SYNC POINT B: pairs with SYNC POINT A in the peer's WaitFor.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // The event count's notify (weft/core/wait.h): a fence, then a wake only if the peer counted
+  // itself asleep. The same fence orders the bell check below (SYNC POINT B, paired with the
+  // arming in WaitFor's non-blocking path).
   const Role peer_role = role_ == Role::kProducer ? Role::kConsumer : Role::kProducer;
   internal::WaitFlags& peer = layout_->wait[static_cast<int>(peer_role)];
-  if (Atomic(peer.sleeping).load(std::memory_order_relaxed) != 0 &&
-      !internal::Hooks().skip_wake.load(std::memory_order_relaxed)) {
-    internal::FutexWake(internal::LowWord(cursor), 1);
+  if (EventCount::OnCursor(internal::LowWord(cursor), &peer.sleeping).Notify()) {
     Bump(layout_->stats[static_cast<int>(role_)].wakes);
   }
   if (Atomic(peer.bell_armed).load(std::memory_order_relaxed) != 0) RingPeerBell();

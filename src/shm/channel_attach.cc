@@ -74,7 +74,7 @@ EndpointInfo DescribeSlot(const internal::EndpointSlot& slot, bool liveness) {
 }  // namespace
 
 Channel::Channel(Segment segment, const internal::ChannelConfig& config, Role role, const WaitPolicy& wait)
-    : segment_(std::move(segment)), role_(role), wait_(wait), spin_ns_(wait.spin_ns) {
+    : segment_(std::move(segment)), role_(role), waiter_(wait) {
   layout_ = reinterpret_cast<ChannelLayout*>(segment_.base());
   data_ = segment_.base() + internal::kDataOffset;
   capacity_ = config.capacity;
@@ -231,11 +231,10 @@ Status Channel::Close() {
 }
 
 void Channel::Interrupt() {
-  // release: pairs with the acquire in WaitFor. The wake ends a sleep at once; a waiter
-  // between its flag check and its futex call sleeps at most one liveness slice.
-  interrupted_.store(true, std::memory_order_release);
+  // The wake ends a sleep at once; a waiter between its flag check and its futex call sleeps
+  // at most one liveness slice.
   const uint64_t* word = role_ == Role::kConsumer ? &layout_->producer.write_pos : &layout_->consumer.read_pos;
-  internal::FutexWake(internal::LowWord(word), INT32_MAX);
+  waiter_.Interrupt(EventCount::OnCursor(internal::LowWord(word), &layout_->wait[static_cast<int>(role_)].sleeping));
 }
 
 Channel::PeerState Channel::CheckPeer() {
@@ -297,7 +296,7 @@ void Channel::WakePeer() {
   // on read_pos.
   const uint64_t* word = peer == Role::kConsumer ? &layout_->producer.write_pos
                                                  : &layout_->consumer.read_pos;
-  internal::FutexWake(internal::LowWord(word), 1);
+  EventCount::OnCursor(internal::LowWord(word), &layout_->wait[static_cast<int>(peer)].sleeping).WakeAll();
   Atomic(layout_->wait[static_cast<int>(peer)].bell_armed).store(1, std::memory_order_relaxed);
   RingPeerBell();
 }

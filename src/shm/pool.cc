@@ -11,6 +11,7 @@
 #include "internal/pool_layout.h"
 #include "internal/slot.h"
 #include "weft/core/clock.h"
+#include "weft/core/wait.h"
 
 namespace weft::shm {
 
@@ -241,6 +242,12 @@ Pool::Arena* Pool::AdoptArena(uint64_t index, Segment seg) {
   return arenas_[index].get();
 }
 
+namespace {
+// Processes waiting for an arena's creator sleep on its state word (no count: arenas are
+// created rarely, so every change wakes).
+EventCount ArenaEvents(ArenaEntry& e) { return EventCount::OnValue(LowWord(&e.state)); }
+}  // namespace
+
 // Makes one more arena ready. Case analysis of the CAS on an arena's state word:
 //  1. empty: claim it (creating | our pid), create the segment, publish ready.
 //  2. creating by a dead process: claim it the same way (its segment, if any, is replaced).
@@ -255,10 +262,13 @@ bool Pool::AddArena() {
     if (st != internal::kArenaEmpty) {
       const int32_t pid = static_cast<int32_t>(st & 0xFFFFFFFFu);
       if (IsAlive({pid, 0})) {
-        const Deadline wait = Deadline::AfterMs(2000);
-        while (A(entries[i].state).load(std::memory_order_acquire) == st && !wait.Expired()) {
-          std::this_thread::sleep_for(std::chrono::microseconds(200));
-        }
+        // Sleeps on the state word's low half (the creator's pid until it changes), checking
+        // once per slice that the creator still lives.
+        Waiter waiter({.spin_ns = 0, .adaptive = false, .liveness_check_ns = 10'000'000});
+        waiter.Wait(
+            ArenaEvents(entries[i]), Deadline::AfterMs(2000),
+            [&] { return A(entries[i].state).load(std::memory_order_acquire) != st; },
+            [&] { return IsAlive({pid, 0}); });
         return A(entries[i].state).load(std::memory_order_acquire) == internal::kArenaReady;
       }
     }
@@ -272,6 +282,7 @@ bool Pool::AddArena() {
                                           internal::ArenaBytes(arena_pages_));
     if (!seg.ok()) {
       A(entries[i].state).store(internal::kArenaEmpty, std::memory_order_release);
+      ArenaEvents(entries[i]).Notify();
       return false;
     }
     seg->Publish();
@@ -280,6 +291,7 @@ bool Pool::AddArena() {
     AdoptArena(i, std::move(seg).value());
     // release: the zeroed arena is complete before anyone maps it; pairs with MapArena.
     A(entries[i].state).store(internal::kArenaReady, std::memory_order_release);
+    ArenaEvents(entries[i]).Notify();
     ++local_.arenas_created;
     return true;
   }

@@ -15,7 +15,6 @@
 
 #include "internal/doorbell.h"
 #include "internal/futex.h"
-#include "internal/spin.h"
 #include "internal/registry.h"
 #include "internal/slot.h"
 #include "internal/channel_layout.h"  // test hooks
@@ -170,6 +169,16 @@ class Topic {
 
   static Result<std::unique_ptr<Topic>> OpenOrCreate(std::string_view name, const TopicOptions& o);
 };
+
+namespace {
+// Subscribers sleep on `events` (bumped by a publish that finds one asleep).
+EventCount EventsOf(Topic& t) { return EventCount::Counter(&t.layout->wake.events, &t.layout->wake.sleepers); }
+// Publishers waiting for room in subscriber `rec`'s queue count themselves in its pub_waiting
+// and sleep on the topic's `space`.
+EventCount SpaceEvents(Topic& t, internal::SubscriberRecord& rec) {
+  return EventCount::Counter(&t.layout->wake.space, &rec.state.pub_waiting);
+}
+}  // namespace
 
 Result<std::unique_ptr<Topic>> Topic::OpenOrCreate(std::string_view name, const TopicOptions& o) {
   if (name.size() > 70) return InvalidArgument("topic name longer than 70 characters");
@@ -410,8 +419,6 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
     const uint64_t tail = A(ring.tail).load(std::memory_order_relaxed);
     const auto policy = static_cast<OnFull>(A(rec.state.on_full).load(std::memory_order_relaxed));
     bool skip = false;
-    int64_t spins = 0;
-    int64_t next_liveness_ns = 0;  // check at the first sleep
     for (;;) {
       uint64_t head = A(ring.head).load(std::memory_order_acquire);
       if (tail - head < depth) break;
@@ -449,40 +456,23 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
         t.pool->Release(old.block).IgnoreError();
         continue;
       }
-      // Block: wait for the subscriber, unless it died or left. Spin a little, then sleep until
-      // a subscriber takes from a queue, checking the subscriber's liveness once per slice.
-      if (deadline.Expired()) {
-        return Status(Code::kTimeout, "subscriber " + std::to_string(s) + " of the topic is full");
-      }
-      // acquire: pairs with the release in Interrupt.
-      if (interrupted_.load(std::memory_order_acquire)) return Status(Code::kClosed, "publisher closed while waiting");
-      if (++spins <= 1000) {
-#if defined(__x86_64__)
-        __builtin_ia32_pause();
-#endif
-        continue;
-      }
-      const internal::SlotView now = internal::ReadSlot(rec.slot);
-      if (now.state != internal::kSlotAttached || now.epoch != v.epoch) {
+      // Block: wait for room (the subscriber wakes us once half its queue is free), unless it
+      // dies or leaves: the liveness check runs once per slice.
+      bool gone = false;
+      const WaitReport r = waiter_.Wait(
+          SpaceEvents(t, rec), deadline, [&] { return tail - A(ring.head).load(std::memory_order_acquire) < depth; },
+          [&] {
+            const internal::SlotView now = internal::ReadSlot(rec.slot);
+            gone = now.state != internal::kSlotAttached || now.epoch != v.epoch || internal::HolderGone(now);
+            return !gone;
+          });
+      if (r.end == WaitEnd::kReady) continue;
+      if (r.end == WaitEnd::kStopped) {
         skip = true;
         break;
       }
-      const int64_t t_now = MonotonicNs();
-      if (t_now >= next_liveness_ns) {
-        if (internal::HolderGone(now)) {
-          skip = true;
-          break;
-        }
-        next_liveness_ns = t_now + kLivenessSliceNs;
-      }
-      // Sleep until the subscriber has emptied half its queue. Dekker with its seq_cst head
-      // CAS then load of pub_waiting in TryTake: either it sees the flag, or we see its head.
-      internal::TopicWake& wake = t.layout->wake;
-      const uint32_t ev = A(wake.space).load(std::memory_order_seq_cst);
-      A(rec.state.pub_waiting).store(1, std::memory_order_seq_cst);
-      if (tail - A(ring.head).load(std::memory_order_seq_cst) < depth) continue;
-      internal::FutexWait(&wake.space, ev,
-                          std::min({deadline.RemainingNs(), kLivenessSliceNs, next_liveness_ns - t_now}));
+      if (r.end == WaitEnd::kInterrupted) return Status(Code::kClosed, "publisher closed while waiting");
+      return Status(Code::kTimeout, "subscriber " + std::to_string(s) + " of the topic is full");
     }
     if (skip) continue;
     // The slot is shared memory a subscriber wrote: a value out of range names nobody.
@@ -520,14 +510,9 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
   }
   A(ps.pending_bits).store(0, std::memory_order_release);  // the entries are visible
   if (targets != 0) {
-    internal::TopicWake& wake = t.layout->wake;
-    // seq_cst RMW: Dekker with the sleeper's seq_cst increment of `sleepers` in Take.
-    A(wake.events).fetch_add(1, std::memory_order_seq_cst);
-    // One wake per sleep: sleepers woken but not yet running are not woken again.
-    if (A(wake.sleepers).load(std::memory_order_seq_cst) != 0 &&
-        A(wake.sleepers).exchange(0, std::memory_order_seq_cst) != 0) {
-      internal::FutexWake(&wake.events, INT32_MAX);
-    }
+    // One wake per sleep: sleepers woken but not yet running are not woken again. The notify's
+    // fence also orders the descriptor checks below (Dekker with the arming in Take).
+    EventsOf(t).Notify();
     for (int s = 0; s < subs; ++s) {  // subscribers waiting on their descriptors
       if (!(targets >> s & 1)) continue;
       uint32_t& armed = t.sub(s).state.bell_armed;
@@ -592,8 +577,7 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Open(std::string_view name, cons
   if (!index.ok()) return index.status();
   const int s = *index;
   sub->index_ = s;
-  sub->spin_most_ns_ = options.spin_ns;
-  sub->spin_ns_ = options.spin_ns;
+  sub->waiter_.set_policy({.spin_ns = options.spin_ns, .adaptive = true, .liveness_check_ns = kLivenessSliceNs});
   internal::SubscriberState& st = t.sub(s).state;
   A(st.pool_slot).store(static_cast<uint32_t>(t.pool->holder_slot()), std::memory_order_relaxed);
   A(st.on_full).store(static_cast<uint32_t>(options.on_full), std::memory_order_relaxed);
@@ -644,15 +628,6 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Open(std::string_view name, cons
   return sub;
 }
 
-namespace {
-// Wakes the publishers sleeping on a full queue.
-void WakePublishers(Topic& t) {
-  internal::TopicWake& wake = t.layout->wake;
-  A(wake.space).fetch_add(1, std::memory_order_seq_cst);
-  internal::FutexWake(&wake.space, INT32_MAX);
-}
-}  // namespace
-
 bool Subscriber::TryTake(Sample* out) {
   Topic& t = *topic_;
   const uint32_t pubs = t.config().max_publishers;
@@ -676,11 +651,8 @@ bool Subscriber::TryTake(Sample* out) {
       if (cur.dropped != 0) orphan_check_ = true;  // mid-drop, or a dropper that died
       // A publisher waiting for room is woken once half the queue is free: one wake per half
       // queue, not one per sample.
-      uint32_t& waiting = t.sub(index_).state.pub_waiting;
-      if (tail - (head + 1) <= depth / 2 && A(waiting).load(std::memory_order_seq_cst) != 0 &&
-          A(waiting).exchange(0, std::memory_order_seq_cst) != 0) {
-        WakePublishers(t);
-      }
+      // (The head CAS is the seq_cst change of the event count's notify.)
+      if (tail - (head + 1) <= depth / 2) SpaceEvents(t, t.sub(index_)).NotifySeqCst();
       if (e.pool_slot != my_pool_slot) continue;  // granted to a predecessor, not to us
       if (e.seq <= history_seq_[p]) {
         // Already delivered from the history. Its hold and this entry's grant are one bit,
@@ -732,50 +704,27 @@ Result<Sample> Subscriber::Take(Deadline deadline) {
     if (TryTake(&out)) return done();
     return Status(Code::kWouldBlock, "no sample on the topic");
   }
-  const bool forever = spin_most_ns_ < 0;
-  if (forever || spin_ns_ > 0) {
-    const int64_t spin_until = forever ? INT64_MAX : MonotonicNs() + spin_ns_;
-    for (uint32_t i = 0; !deadline.Expired() && MonotonicNs() < spin_until; ++i) {
-      if (TryTake(&out)) {
-        if (!forever) spin_ns_ = internal::SpinPaid(spin_ns_, spin_most_ns_);
-        return done();
-      }
-#if defined(__x86_64__)
-      __builtin_ia32_pause();
-#endif
+  bool damaged = false;
+  const WaitReport r = waiter_.Wait(EventsOf(t), deadline, [&] { return TryTake(&out); }, [&] {
+    if (t.segment.damaged()) {
+      damaged = true;
+      return false;
     }
-    if (!forever) spin_ns_ = internal::SpinWasted(spin_ns_, spin_most_ns_);
+    RecoverOrphans();  // a quiet slice: see whether a dead publisher left us holds
+    return true;
+  });
+  switch (r.end) {
+    case WaitEnd::kReady:
+      return done();
+    case WaitEnd::kInterrupted:
+      return Status(Code::kClosed, "subscriber closed while waiting");
+    case WaitEnd::kStopped:
+      if (damaged) return t.Damaged();
+      break;
+    case WaitEnd::kTimeout:
+      break;
   }
-  // Before sleeping, offer the core to a runnable publisher a few times: on a machine with
-  // more processes than cores this lets samples pile up for one wake-up instead of one each;
-  // on an idle machine each yield returns at once.
-  for (int i = 0; i < 4 && !deadline.Expired(); ++i) {
-    ::sched_yield();
-    if (TryTake(&out)) return done();
-  }
-  for (;;) {
-    const int64_t left = deadline.RemainingNs();
-    if (left == 0) {
-      if (TryTake(&out)) return done();
-      return Status(deadline.is_now() ? Code::kWouldBlock : Code::kTimeout, "no sample on the topic");
-    }
-    // Dekker with the publisher's fetch_add on `events` then load of `sleepers`: either it
-    // sees us counted and wakes us, or we see its entry in TryTake (or `events` moved and the
-    // futex does not sleep).
-    internal::TopicWake& wake = t.layout->wake;
-    const uint32_t ev = A(wake.events).load(std::memory_order_seq_cst);
-    // The count is cleared by the publisher that wakes us, not by us: a stale count costs a
-    // publisher one spare wake, never a missed one.
-    A(wake.sleepers).fetch_add(1, std::memory_order_seq_cst);
-    if (TryTake(&out)) return done();
-    // acquire: pairs with the release in Interrupt.
-    if (interrupted_.load(std::memory_order_acquire)) return Status(Code::kClosed, "subscriber closed while waiting");
-    if (internal::FutexWait(&wake.events, ev, std::min(left, kLivenessSliceNs))) {
-      if (t.segment.damaged()) return t.Damaged();
-      RecoverOrphans();  // a quiet slice: see whether a dead publisher left us holds
-    }
-    if (TryTake(&out)) return done();
-  }
+  return Status(deadline.is_now() ? Code::kWouldBlock : Code::kTimeout, "no sample on the topic");
 }
 
 Status Subscriber::Release(const Sample& sample) {
@@ -883,21 +832,19 @@ SubscriberCounters Subscriber::counters() const {
 
 void Publisher::Interrupt() {
   if (topic_ == nullptr) return;
-  interrupted_.store(true, std::memory_order_release);  // pairs with the acquire in Publish
-  internal::FutexWake(&topic_->layout->wake.space, INT32_MAX);
+  waiter_.Interrupt(EventCount::Uncounted(&topic_->layout->wake.space));
 }
 
 void Subscriber::Interrupt() {
   if (topic_ == nullptr) return;
-  interrupted_.store(true, std::memory_order_release);  // pairs with the acquire in Take
-  internal::FutexWake(&topic_->layout->wake.events, INT32_MAX);
+  waiter_.Interrupt(EventsOf(*topic_));
 }
 
 Status Subscriber::Close() {
   if (index_ < 0) return Status::Ok();
   internal::ReleaseSlot(topic_->sub(index_).slot, epoch_, internal::kSlotClosed);
   topic_->pool->Close().IgnoreError();  // every hold: taken, queued, from history
-  WakePublishers(*topic_);  // a publisher waiting on our full queue moves on
+  EventCount::Uncounted(&topic_->layout->wake.space).WakeAll();  // a publisher waiting on our full queue moves on
   pending_.clear();
   index_ = -1;
   return Status::Ok();

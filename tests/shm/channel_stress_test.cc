@@ -201,11 +201,11 @@ TEST(ChannelStressTest, NoLostWakeupsOverManySleepCycles) {
 
 // Negative control: with wakes suppressed, the same test sees every sleep end by its timeout.
 TEST(ChannelStressTest, NegativeControlSuppressedWakesAreCounted) {
-  internal::Hooks().skip_wake.store(true);
+  weft::internal::SkipWakesForTest().store(true);
   // Commits 5 ms after the consumer announced its sleep; a 2 ms liveness interval ends each
   // unwoken sleep soon.
   TrickleResult r = RunTrickle(20, 2'000'000, 5'000'000, 5'000'000);
-  internal::Hooks().skip_wake.store(false);
+  weft::internal::SkipWakesForTest().store(false);
   EXPECT_EQ(r.received, 20u);
   EXPECT_GE(r.sleep_timeouts, 10u);
 }

@@ -36,6 +36,7 @@
 #include "weft/core/bytes.h"
 #include "weft/core/clock.h"
 #include "weft/core/status.h"
+#include "weft/core/wait.h"
 #include "weft/shm/process.h"
 #include "weft/shm/segment.h"
 
@@ -54,17 +55,9 @@ enum class Overflow : uint32_t {
   kDropOldest = 2,  // discard the oldest unread records, counted in drops_oldest
 };
 
-struct WaitPolicy {
-  // How long a blocked call spins before it sleeps. kSpinForever spins until the deadline
-  // ("spin" mode); 0 sleeps at once ("parked" mode).
-  static constexpr int64_t kSpinForever = -1;
-  int64_t spin_ns = 50'000;
-  // Shrinks the spin while spinning keeps failing and grows it back when it pays off.
-  bool adaptive = true;
-  // A sleeping call wakes this often to check that its peer still lives (bounds how long a
-  // peer's death goes unnoticed).
-  int64_t liveness_check_ns = 20'000'000;
-};
+// How a blocked call waits: spin budget, adaptation, liveness slice (weft/core/wait.h).
+using WaitPolicy = weft::WaitPolicy;
+
 
 struct ChannelOptions {
   size_t capacity = size_t{1} << 20;  // ring bytes; rounded up to a multiple of 8; at least 144
@@ -207,8 +200,7 @@ class Channel {
 
   Segment segment_;
   Role role_;
-  WaitPolicy wait_;
-  int64_t spin_ns_;  // current adaptive spin budget
+  Waiter waiter_;  // spin budget, Interrupt
   uint8_t* data_ = nullptr;
   internal::ChannelLayout* layout_ = nullptr;  // borrowed from segment_
   size_t capacity_ = 0;
@@ -216,7 +208,6 @@ class Channel {
   Overflow overflow_ = Overflow::kBlock;
   uint32_t my_epoch_ = 0;
   bool attached_ = false;
-  std::atomic<bool> interrupted_{false};
   bool broken_ = false;  // the shared state failed validation; every call returns kCorrupt
 
   // Producer state.

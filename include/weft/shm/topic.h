@@ -25,6 +25,7 @@
 #include "weft/core/bytes.h"
 #include "weft/core/clock.h"
 #include "weft/core/status.h"
+#include "weft/core/wait.h"
 #include "weft/shm/pool.h"
 
 namespace weft::shm {
@@ -121,7 +122,7 @@ class Publisher {
   Publisher() = default;
   std::unique_ptr<Topic> topic_;
   int index_ = -1;
-  std::atomic<bool> interrupted_{false};
+  Waiter waiter_;  // spin budget, Interrupt
   uint32_t epoch_ = 0;
   int send_fd_ = -1;  // for ringing subscribers' doorbells
 };
@@ -158,11 +159,9 @@ class Subscriber {
   bool Referenced(BlockId block);
   std::unique_ptr<Topic> topic_;
   int index_ = -1;
-  std::atomic<bool> interrupted_{false};
+  Waiter waiter_;  // spin budget, Interrupt
   uint32_t epoch_ = 0;
   uint32_t next_publisher_ = 0;
-  int64_t spin_most_ns_ = 50'000;  // SubscriberOptions::spin_ns
-  int64_t spin_ns_ = 50'000;       // the current adaptive budget
   int bell_fd_ = -1;
   std::deque<Sample> pending_;              // history samples, delivered first
   std::vector<uint64_t> history_seq_;       // per publisher: last seq delivered from history

@@ -115,7 +115,6 @@ Status ValidateChannelConfig(const ChannelConfig& c, size_t size);
 
 // Test hooks, off in normal use. They let tests prove that their checks can fail.
 struct TestHooks {
-  std::atomic<bool> skip_wake{false};          // wakers ignore a sleeping peer
   std::atomic<bool> ignore_peer_death{false};  // a dead peer is reported as alive
   std::atomic<bool> publish_stops_after_grant{false};  // topics: simulate a death mid-publish
   std::atomic<bool> drop_stops_after_cas{false};       // topics: simulate a death mid-drop
