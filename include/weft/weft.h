@@ -49,7 +49,19 @@ enum {
   WEFT_EINTERNAL = 15,     /* a bug */
   WEFT_EPERM = 16,         /* not permitted */
   WEFT_ERANGE = 17,        /* a position outside what exists (e.g. removed by retention) */
-  WEFT_ECANCELED = 18      /* the caller cancelled the operation */
+  WEFT_ECANCELED = 18,     /* the caller cancelled the operation */
+  WEFT_EUNAVAILABLE = 19,  /* a server or backend cannot be reached now */
+  WEFT_EUNAUTHENTICATED = 20, /* the peer's identity could not be established */
+  WEFT_ERESOURCE = 21,     /* a quota, cap or buffer is full */
+  WEFT_EABORTED = 22       /* the operation lost a race; redo it from the start */
+};
+
+/* Whether retrying can help, for weft_error_retry. */
+enum {
+  WEFT_RETRY_NO = 0,         /* the same call cannot succeed */
+  WEFT_RETRY_WHEN_READY = 1, /* wait for readiness (poll), then call again */
+  WEFT_RETRY_BACKOFF = 2,    /* transient: retry after a backoff (idempotent calls only) */
+  WEFT_RETRY_RECONNECT = 3   /* the peer or connection is gone: reopen, then retry */
 };
 
 /* The ABI version this library implements (WEFT_ABI_VERSION when built). */
@@ -58,13 +70,17 @@ WEFT_API uint32_t weft_abi_version(void);
 WEFT_API const char* weft_last_error_message(void);
 /* The name of an error code ("peer_dead"). */
 WEFT_API const char* weft_error_name(int code);
+/* Whether retrying after `code` can help: WEFT_RETRY_*. */
+WEFT_API int weft_error_retry(int code);
 
 /* ---- channel: one producer, one consumer, variable-size records in shared memory ---- */
 
 typedef struct weft_channel weft_channel_t;
 
 enum { WEFT_ROLE_PRODUCER = 0, WEFT_ROLE_CONSUMER = 1 };
-enum { WEFT_OVERFLOW_BLOCK = 0, WEFT_OVERFLOW_DROP_NEWEST = 1, WEFT_OVERFLOW_DROP_OLDEST = 2 };
+/* What a producer does when its consumer is full; one vocabulary for channels, topics and the
+   bus. FAIL refuses at once with WEFT_ERESOURCE (nothing is written). */
+enum { WEFT_OVERFLOW_BLOCK = 0, WEFT_OVERFLOW_DROP_NEWEST = 1, WEFT_OVERFLOW_DROP_OLDEST = 2, WEFT_OVERFLOW_FAIL = 3 };
 
 typedef struct weft_channel_options {
   uint32_t struct_size; /* sizeof(weft_channel_options_t) */
@@ -161,6 +177,8 @@ WEFT_API int weft_pool_recover(weft_pool_t* pool, size_t* recovered);
 typedef struct weft_publisher weft_publisher_t;
 typedef struct weft_subscriber weft_subscriber_t;
 
+/* For weft_subscriber_open only (kept for compatibility; note the order differs from
+   WEFT_OVERFLOW_*): new code uses weft_subscribe with WEFT_OVERFLOW_*. */
 enum { WEFT_ON_FULL_BLOCK = 0, WEFT_ON_FULL_DROP_OLDEST = 1, WEFT_ON_FULL_DROP_NEWEST = 2 };
 
 /* Used only when the call creates the topic. */
@@ -194,8 +212,11 @@ WEFT_API int weft_publisher_loan(weft_publisher_t* pub, size_t n, uint64_t* bloc
    subscriber stays full past the timeout (nothing published then). */
 WEFT_API int weft_publisher_publish(weft_publisher_t* pub, uint64_t block, size_t size, int64_t timeout_ns);
 WEFT_API int weft_publisher_discard(weft_publisher_t* pub, uint64_t block);
-/* Subscribes: on_full is WEFT_ON_FULL_*; history asks for that many earlier samples per
-   publisher, if the topic keeps them. */
+/* Subscribes: overflow is WEFT_OVERFLOW_* (what a publisher does when this subscriber's queue is
+   full); history asks for that many earlier samples per publisher, if the topic keeps them. */
+WEFT_API int weft_subscribe(const char* topic, uint32_t overflow, uint32_t history,
+                            const weft_topic_options_t* create, weft_subscriber_t** out);
+/* The same with on_full as WEFT_ON_FULL_* (the older numbering). */
 WEFT_API int weft_subscriber_open(const char* topic, uint32_t on_full, uint32_t history,
                                   const weft_topic_options_t* create, weft_subscriber_t** out);
 WEFT_API int weft_subscriber_close(weft_subscriber_t* sub);

@@ -40,11 +40,12 @@ weft::shm::Role ParseRole(const std::string& role) {
   pyerr::Raise(weft::InvalidArgument("role must be 'producer' or 'consumer', not '" + role + "'"));
 }
 
-weft::shm::Overflow ParseOverflow(const std::string& s) {
-  if (s == "block") return weft::shm::Overflow::kBlock;
-  if (s == "drop_newest") return weft::shm::Overflow::kDropNewest;
-  if (s == "drop_oldest") return weft::shm::Overflow::kDropOldest;
-  pyerr::Raise(weft::InvalidArgument("on_full must be 'block', 'drop_newest' or 'drop_oldest'"));
+weft::Overflow ParseOnFull(const std::string& s) {
+  weft::Overflow o;
+  if (!weft::ParseOverflow(s, &o)) {
+    pyerr::Raise(weft::InvalidArgument("on_full must be 'block', 'drop_newest', 'drop_oldest' or 'fail', not '" + s + "'"));
+  }
+  return o;
 }
 
 weft::shm::WaitPolicy ParseWait(const std::optional<double>& spin_us) {
@@ -102,7 +103,7 @@ void BindChannel(py::module_& m) {
                o.capacity = capacity;
                o.max_record = max_record;
                o.role = ParseRole(role);
-               o.overflow = ParseOverflow(on_full);
+               o.overflow = ParseOnFull(on_full);
                o.wait = ParseWait(spin_us);
                auto r = Channel::Create(name, o);
                if (!r.ok()) pyerr::Raise(r.status());

@@ -7,8 +7,10 @@
 
 namespace weft::pyerr {
 
-// Loads the exception classes; called once at module import.
-void LoadErrors();
+// The status code table (weft/core/status_codes.h) as Python tuples.
+pybind11::list CodeTable();
+// Takes the exception classes of weft._errors (called by it at import, once checked).
+void LoadErrors(pybind11::module_ errors);
 // Raises the Python exception for `status` (throws pybind11::error_already_set).
 [[noreturn]] void Raise(const Status& status);
 inline void Check(const Status& status) {

@@ -17,24 +17,40 @@ void BindRpc(py::module_& m);
 namespace weft::pyerr {
 
 namespace {
-PyObject* g_errors[19] = {};
+PyObject* g_errors[WEFT_STATUS_CODE_MAX + 1] = {};
 PyObject* g_base = nullptr;
+
+struct CodeRow {
+  int number;
+  const char* name;
+  const char* py_class;
+  int retry;
+  const char* description;
+};
+// The one table of codes (weft/core/status_codes.h), as weft._errors checks it at import.
+constexpr CodeRow kCodes[] = {
+#define WEFT_PY_CODE(E, n, name, c, py, retry, description) {n, name, #py, static_cast<int>(Retry::retry), description},
+    WEFT_STATUS_CODES(WEFT_PY_CODE)
+#undef WEFT_PY_CODE
+};
 }  // namespace
 
-void LoadErrors() {
-  pybind11::module_ errors = pybind11::module_::import("weft._errors");
-  static const char* kNames[19] = {
-      nullptr,         "InvalidArgument", "NotFound",   "AlreadyExists",   "WouldBlock",
-      "Timeout",       "PeerDead",        "Closed",     "TooLarge",        "Corrupt",
-      "VersionMismatch", "WrongKind",     "Busy",       "IoError",         "ContractMismatch",
-      "InternalError", "PermissionDenied", "OutOfRange",      "Cancelled"};
+pybind11::list CodeTable() {
+  pybind11::list rows;
+  for (const CodeRow& r : kCodes) rows.append(pybind11::make_tuple(r.number, r.name, r.py_class, r.retry, r.description));
+  return rows;
+}
+
+// Called by weft._errors once its classes exist (it has checked them against CodeTable).
+void LoadErrors(pybind11::module_ errors) {
   g_base = pybind11::object(errors.attr("Error")).release().ptr();
-  for (int i = 1; i < 19; ++i) g_errors[i] = pybind11::object(errors.attr(kNames[i])).release().ptr();
+  for (const CodeRow& r : kCodes) g_errors[r.number] = pybind11::object(errors.attr(r.py_class)).release().ptr();
 }
 
 void Raise(const Status& status) {
-  int code = static_cast<int>(status.code());
-  PyObject* cls = (code > 0 && code < 19) ? g_errors[code] : g_base;
+  const int code = static_cast<int>(status.code());
+  PyObject* cls = (code > 0 && code <= WEFT_STATUS_CODE_MAX && g_errors[code] != nullptr) ? g_errors[code] : g_base;
+  if (cls == nullptr) cls = PyExc_RuntimeError;  // weft._errors not loaded yet
   PyErr_SetString(cls, status.message().c_str());
   throw pybind11::error_already_set();
 }
@@ -109,7 +125,11 @@ void AddMisuseFallbacks(py::handle cls) {
 
 PYBIND11_MODULE(_native, m) {
   m.doc() = "Weft native core";
-  weft::pyerr::LoadErrors();
+  m.def("codes", &weft::pyerr::CodeTable,
+        "The status code table: (number, name, Python class, retry, description) for each code.");
+  m.def(
+      "_load_errors", [](py::module_ errors) { weft::pyerr::LoadErrors(errors); },
+      "Called by weft._errors after it checked its classes against codes().");
   weft::py_bind::RegisterSpan(m);
   weft::py_bind::BindChannel(m);
   weft::py_bind::BindPool(m);

@@ -12,7 +12,6 @@
 #include "weft/shm/topic.h"
 
 namespace py = pybind11;
-using weft::shm::OnFull;
 using weft::shm::Publisher;
 using weft::shm::Sample;
 using weft::shm::Subscriber;
@@ -32,11 +31,12 @@ weft::shm::TopicOptions CreateOptions(uint32_t queue_depth, uint32_t keep_histor
   return o;
 }
 
-OnFull ParseOnFull(const std::string& s) {
-  if (s == "block") return OnFull::kBlock;
-  if (s == "drop_oldest") return OnFull::kDropOldest;
-  if (s == "drop_newest") return OnFull::kDropNewest;
-  pyerr::Raise(weft::InvalidArgument("on_full must be 'block', 'drop_oldest' or 'drop_newest'"));
+weft::Overflow ParseOnFull(const std::string& s) {
+  weft::Overflow o;
+  if (!weft::ParseOverflow(s, &o)) {
+    pyerr::Raise(weft::InvalidArgument("on_full must be 'block', 'drop_newest', 'drop_oldest' or 'fail', not '" + s + "'"));
+  }
+  return o;
 }
 
 Publisher& Get(PyPublisher& self) {

@@ -27,6 +27,18 @@ uint32_t weft_abi_version(void) { return WEFT_ABI_VERSION; }
 const char* weft_last_error_message(void) { return weft::capi::LastError().c_str(); }
 const char* weft_error_name(int code) { return weft::CodeName(static_cast<Code>(code)); }
 
+// The C values are checked against the one table of codes (weft/core/status_codes.h).
+#define WEFT_CHECK_C_CODE(E, n, name, c, ...) \
+  static_assert(c == n && static_cast<int>(weft::Code::k##E) == n, "WEFT_E* differs from the status table: " name);
+WEFT_STATUS_CODES(WEFT_CHECK_C_CODE)
+#undef WEFT_CHECK_C_CODE
+static_assert(WEFT_RETRY_NO == static_cast<int>(weft::Retry::kNo) &&
+              WEFT_RETRY_WHEN_READY == static_cast<int>(weft::Retry::kWhenReady) &&
+              WEFT_RETRY_BACKOFF == static_cast<int>(weft::Retry::kBackoff) &&
+              WEFT_RETRY_RECONNECT == static_cast<int>(weft::Retry::kReconnect));
+
+int weft_error_retry(int code) { return static_cast<int>(weft::CodeRetry(static_cast<Code>(code))); }
+
 void weft_channel_options_init(weft_channel_options_t* opt) {
   if (opt == nullptr) return;
   std::memset(opt, 0, sizeof(*opt));

@@ -101,12 +101,30 @@ int weft_publisher_discard(weft_publisher_t* pub, uint64_t block) {
 int weft_subscriber_open(const char* topic, uint32_t on_full, uint32_t history,
                          const weft_topic_options_t* create, weft_subscriber_t** out) {
   weft::capi::Enter();
+  // WEFT_ON_FULL_* numbers drop-oldest and drop-newest the other way round from WEFT_OVERFLOW_*.
+  static_assert(WEFT_ON_FULL_DROP_OLDEST == WEFT_OVERFLOW_DROP_NEWEST && WEFT_ON_FULL_DROP_NEWEST == WEFT_OVERFLOW_DROP_OLDEST);
+  if (on_full > 2) {
+    if (out != nullptr) *out = nullptr;
+    return FailInvalid("on_full must be WEFT_ON_FULL_BLOCK, _DROP_OLDEST or _DROP_NEWEST");
+  }
+  const uint32_t overflow = on_full == WEFT_ON_FULL_BLOCK        ? WEFT_OVERFLOW_BLOCK
+                            : on_full == WEFT_ON_FULL_DROP_OLDEST ? WEFT_OVERFLOW_DROP_OLDEST
+                                                                  : WEFT_OVERFLOW_DROP_NEWEST;
+  return weft_subscribe(topic, overflow, history, create, out);
+}
+
+int weft_subscribe(const char* topic, uint32_t overflow, uint32_t history, const weft_topic_options_t* create,
+                   weft_subscriber_t** out) {
+  weft::capi::Enter();
   if (topic == nullptr || out == nullptr) return FailInvalid("topic and out must not be NULL");
   *out = nullptr;
-  if (on_full > 2) return FailInvalid("on_full must be WEFT_ON_FULL_BLOCK, _DROP_OLDEST or _DROP_NEWEST");
+  static_assert(WEFT_OVERFLOW_FAIL == static_cast<int>(weft::Overflow::kFail) &&
+                WEFT_OVERFLOW_DROP_OLDEST == static_cast<int>(weft::Overflow::kDropOldest) &&
+                WEFT_OVERFLOW_DROP_NEWEST == static_cast<int>(weft::Overflow::kDropNewest));
+  if (overflow >= weft::kOverflowCount) return FailInvalid("overflow must be one of WEFT_OVERFLOW_*");
   if (create != nullptr && create->struct_size < sizeof(weft_topic_options_t)) return FailInvalid("options struct_size too small");
   weft::shm::SubscriberOptions o;
-  o.on_full = static_cast<weft::shm::OnFull>(on_full);
+  o.on_full = static_cast<weft::Overflow>(overflow);
   o.history = history;
   auto r = Subscriber::Open(topic, o, ToOptions(create));
   if (!r.ok()) return Fail(r.status());

@@ -10,62 +10,85 @@ namespace weft {
 const char* CodeName(Code code) {
   switch (code) {
     case Code::kOk: return "ok";
-    case Code::kInvalidArgument: return "invalid_argument";
-    case Code::kNotFound: return "not_found";
-    case Code::kAlreadyExists: return "already_exists";
-    case Code::kWouldBlock: return "would_block";
-    case Code::kTimeout: return "timeout";
-    case Code::kPeerDead: return "peer_dead";
-    case Code::kClosed: return "closed";
-    case Code::kTooLarge: return "too_large";
-    case Code::kCorrupt: return "corrupt";
-    case Code::kVersionMismatch: return "version_mismatch";
-    case Code::kWrongKind: return "wrong_kind";
-    case Code::kBusy: return "busy";
-    case Code::kIoError: return "io_error";
-    case Code::kContractMismatch: return "contract_mismatch";
-    case Code::kInternal: return "internal";
-    case Code::kPermissionDenied: return "permission_denied";
-    case Code::kOutOfRange: return "out_of_range";
-    case Code::kCancelled: return "cancelled";
+#define WEFT_CODE_NAME(E, n, name, ...) \
+  case Code::k##E:                     \
+    return name;
+    WEFT_STATUS_CODES(WEFT_CODE_NAME)
+#undef WEFT_CODE_NAME
   }
   return "unknown";
 }
 
-Status::Status(Code code, std::string message) {
-  if (code != Code::kOk) state_ = std::make_unique<State>(State{code, std::move(message)});
+Retry CodeRetry(Code code) {
+  switch (code) {
+    case Code::kOk: return Retry::kNo;
+#define WEFT_CODE_RETRY(E, n, name, c, py, retry, ...) \
+  case Code::k##E:                                    \
+    return Retry::retry;
+    WEFT_STATUS_CODES(WEFT_CODE_RETRY)
+#undef WEFT_CODE_RETRY
+  }
+  return Retry::kNo;
 }
 
-Status::Status(const Status& other)
-    : state_(other.state_ ? std::make_unique<State>(*other.state_) : nullptr) {}
+const char* CodeDescription(Code code) {
+  switch (code) {
+    case Code::kOk: return "success";
+#define WEFT_CODE_DESCRIPTION(E, n, name, c, py, retry, description) \
+  case Code::k##E:                                                  \
+    return description;
+    WEFT_STATUS_CODES(WEFT_CODE_DESCRIPTION)
+#undef WEFT_CODE_DESCRIPTION
+  }
+  return "unknown code";
+}
+
+Status::Status(Code code, std::string message) {
+  if (code != Code::kOk) rep_ = reinterpret_cast<uintptr_t>(new State{code, std::move(message)});
+}
+
+Status::Status(const Status& other) : rep_(other.rep_) {
+  if (rep_ != 0 && (rep_ & kBorrowed) == 0) rep_ = reinterpret_cast<uintptr_t>(new State(*other.state()));
+}
 
 Status& Status::operator=(const Status& other) {
-  if (this != &other) state_ = other.state_ ? std::make_unique<State>(*other.state_) : nullptr;
+  if (this != &other) {
+    Status copy(other);
+    *this = std::move(copy);
+  }
+  return *this;
+}
+
+Status& Status::operator=(Status&& other) noexcept {
+  if (this != &other) {
+    Drop();
+    rep_ = other.rep_;
+    other.rep_ = 0;
+  }
   return *this;
 }
 
 const std::string& Status::message() const {
   static const std::string kEmpty;
-  return state_ ? state_->message : kEmpty;
+  return rep_ ? state()->message : kEmpty;
 }
 
 std::string Status::ToString() const {
   if (ok()) return "ok";
-  std::string s = CodeName(state_->code);
-  if (!state_->message.empty()) {
+  std::string s = CodeName(state()->code);
+  if (!state()->message.empty()) {
     s += ": ";
-    s += state_->message;
+    s += state()->message;
   }
   return s;
 }
 
 Status& Status::Annotate(std::string_view context) {
-  if (state_) {
-    std::string m(context);
-    m += ": ";
-    m += state_->message;
-    state_->message = std::move(m);
-  }
+  if (rep_ == 0) return *this;
+  std::string m(context);
+  m += ": ";
+  m += state()->message;
+  *this = Status(state()->code, std::move(m));  // a Fixed is never written: the copy is ours
   return *this;
 }
 

@@ -90,7 +90,7 @@ Result<uint32_t> ParseAnswer(std::string_view msg) {
   if (!Line(&msg, &head) || !Line(&msg, &number)) return Corrupt("bad handshake answer");
   uint64_t v = 0;
   if (head == "error") {
-    if (!Decimal(number, 2, &v) || v == 0 || v > static_cast<uint64_t>(Code::kCancelled)) {
+    if (!Decimal(number, 2, &v) || !IsFailureCode(v)) {
       return Corrupt("bad handshake answer");
     }
     return Status(static_cast<Code>(v), std::string(msg));

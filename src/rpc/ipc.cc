@@ -334,7 +334,7 @@ Result<Value> IpcCall::Answer(ByteView bytes, const std::shared_ptr<Held>& in_pl
     }
     const uint64_t quota = srv_.options.max_held_bytes_per_client;
     if (held + bytes.size() > quota) {
-      return Status(Code::kBusy, "the client holds " + std::to_string(held) + " bytes of results it has not "
+      return Status(Code::kResourceExhausted, "the client holds " + std::to_string(held) + " bytes of results it has not "
                                  "released; a result of " + std::to_string(bytes.size()) +
                                  " bytes would pass its quota of " + std::to_string(quota));
     }
@@ -465,13 +465,13 @@ Status Server::Impl::Admit(const ucred& cred) const {
     of_uid += c.uid == uid ? 1 : 0;
   }
   if (connections.size() >= options.max_clients) {
-    return Status(Code::kBusy, "ipc://" + id + " serves " + std::to_string(options.max_clients) + " clients already");
+    return Status(Code::kResourceExhausted, "ipc://" + id + " serves " + std::to_string(options.max_clients) + " clients already");
   }
   if (pending >= options.max_pending) {
-    return Status(Code::kBusy, "ipc://" + id + " has " + std::to_string(pending) + " handshakes in progress");
+    return Status(Code::kResourceExhausted, "ipc://" + id + " has " + std::to_string(pending) + " handshakes in progress");
   }
   if (of_uid >= options.max_clients_per_uid) {
-    return Status(Code::kBusy, "uid " + std::to_string(uid) + " has " + std::to_string(of_uid) +
+    return Status(Code::kResourceExhausted, "uid " + std::to_string(uid) + " has " + std::to_string(of_uid) +
                                    " connections to ipc://" + id + " already");
   }
   return Status::Ok();
@@ -533,7 +533,7 @@ void Server::Impl::Accept() {
       c.thread = std::thread([this, fd, conn = &c, cred] { Serve(fd, conn, cred); });
     } catch (const std::system_error&) {  // no thread to be had: refuse this one, keep serving
       connections.pop_back();
-      refuse(fd, Status(Code::kBusy, "ipc://" + id + " could not start a thread for this client"));
+      refuse(fd, Status(Code::kResourceExhausted, "ipc://" + id + " could not start a thread for this client"));
     }
   }
   for (size_t i = 1; i < polled.size(); ++i) ::close(polled[i].fd);

@@ -131,7 +131,7 @@ Status DecodeError(ByteView payload) {
   const uint32_t code = Load<uint32_t>(payload.data());
   const uint32_t len = Load<uint32_t>(payload.data() + 4);
   if (len != payload.size() - 8) return Corrupt("rpc error frame: message length does not match");
-  if (code == 0 || code > static_cast<uint32_t>(Code::kCancelled)) return Corrupt("rpc error frame: unknown code " + std::to_string(code));
+  if (!IsFailureCode(code)) return Corrupt("rpc error frame: unknown code " + std::to_string(code));
   return Status(static_cast<Code>(code), std::string(reinterpret_cast<const char*>(payload.data() + 8), len));
 }
 

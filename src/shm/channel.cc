@@ -72,8 +72,10 @@ Status Channel::WaitFor(Ready&& ready, const uint64_t* futex_cursor, Deadline de
       std::atomic_thread_fence(std::memory_order_seq_cst);
       if (ready()) return Status::Ok();
     }
-    return Status(Code::kWouldBlock, "channel '" + segment_.name() +
-                                         (role_ == Role::kProducer ? "' is full" : "' is empty"));
+    // A miss allocates nothing (pollers see many).
+    static const Status::Fixed kFull{Code::kWouldBlock, "channel is full"};
+    static const Status::Fixed kEmpty{Code::kWouldBlock, "channel is empty"};
+    return role_ == Role::kProducer ? kFull : kEmpty;
   }
 
   PeerState peer = PeerState::kAlive;
@@ -213,6 +215,12 @@ Result<MutableBytes> Channel::Reserve(size_t n, Deadline deadline) {
         case Overflow::kDropNewest:
           scratch = true;
           break;
+        case Overflow::kFail:
+          Publish();  // what is batched is the consumer's to read
+          {
+            static const Status::Fixed kFull{Code::kResourceExhausted, "channel is full (overflow policy fail)"};
+            return Status(kFull);
+          }
       }
       if (scratch) {
         if (scratch_.size() < n) scratch_.resize(std::max<size_t>(n, 64));

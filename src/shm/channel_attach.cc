@@ -44,7 +44,7 @@ Status ValidateChannelConfig(const ChannelConfig& c, size_t size) {
       Align8(c.max_record + kMaxRecordOverhead) > c.capacity / 2) {
     return Corrupt("channel max_record " + std::to_string(c.max_record) + " does not fit capacity");
   }
-  if (c.overflow > 2) return Corrupt("channel overflow policy " + std::to_string(c.overflow) + " unknown");
+  if (c.overflow >= kOverflowCount) return Corrupt("channel overflow policy " + std::to_string(c.overflow) + " unknown");
   return Status::Ok();
 }
 
@@ -120,7 +120,7 @@ Result<internal::ChannelConfig> ConfigFor(const ChannelOptions& options) {
                            " does not fit a ring of " + std::to_string(capacity) +
                            " bytes (at most capacity/2 - 64 = " + std::to_string(most) + ")");
   }
-  if (static_cast<uint32_t>(options.overflow) > 2) return InvalidArgument("unknown overflow policy");
+  if (static_cast<uint32_t>(options.overflow) >= kOverflowCount) return InvalidArgument("unknown overflow policy");
   internal::ChannelConfig c{};
   c.capacity = capacity;
   c.max_record = max_record;

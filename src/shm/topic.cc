@@ -292,7 +292,6 @@ Result<TopicInfo> InspectTopic(std::string_view name) {
     e.published = A(t.pub(static_cast<int>(p)).state.seq).load(std::memory_order_relaxed);
     info.publishers.push_back(e);
   }
-  static const char* kPolicies[] = {"block", "drop_oldest", "drop_newest"};
   for (uint32_t s = 0; s < c.max_subscribers; ++s) {
     SubscriberRecord& rec = t.sub(static_cast<int>(s));
     const internal::SlotView v = internal::ReadSlot(rec.slot);
@@ -302,7 +301,7 @@ Result<TopicInfo> InspectTopic(std::string_view name) {
     e.pid = v.who.pid;
     e.alive = !internal::HolderGone(v);
     const uint32_t policy = A(rec.state.on_full).load(std::memory_order_relaxed);
-    e.on_full = policy < 3 ? kPolicies[policy] : "?";
+    e.on_full = OverflowName(static_cast<Overflow>(policy));
     for (uint32_t p = 0; p < c.max_publishers; ++p) {
       Ring& ring = t.ring(static_cast<int>(p), static_cast<int>(s));
       e.queued += A(ring.tail).load(std::memory_order_relaxed) - A(ring.head).load(std::memory_order_relaxed);
@@ -397,6 +396,147 @@ Status Publisher::Publish(Sample& sample, size_t size, Deadline deadline) {
   return s;
 }
 
+namespace {
+
+// The subscribers one publish goes to, and the pool slot of each, read once.
+struct Targets {
+  uint64_t subs = 0;   // bit s: subscriber s gets the sample
+  uint64_t grant = 0;  // bit k: pool slot k gets a hold
+  uint32_t slot_of[Pool::kMaxHolders];
+};
+
+enum class Room { kYes, kSkip };
+
+// Phase 1, for one subscriber: makes room in its queue from publisher `p`, by its policy
+// (waits, drops the oldest, or skips the sample: drop-newest, or a subscriber that left or
+// died while we waited).
+Result<Room> MakeRoom(Topic& t, int p, int s, const internal::SlotView& v, Waiter& waiter, Deadline deadline) {
+  const uint32_t depth = t.config().queue_depth;
+  internal::SubscriberRecord& rec = t.sub(s);
+  Ring& ring = t.ring(p, s);
+  const uint64_t tail = A(ring.tail).load(std::memory_order_relaxed);
+  const auto policy = static_cast<Overflow>(A(rec.state.on_full).load(std::memory_order_relaxed));
+  for (;;) {
+    const uint64_t head = A(ring.head).load(std::memory_order_acquire);
+    if (tail - head < depth) return Room::kYes;
+    if (policy == Overflow::kDropNewest || policy == Overflow::kFail) {
+      // (A fail subscriber full here filled up after the check in Publish: counted as a drop.)
+      A(rec.state.drops_newest).fetch_add(1, std::memory_order_relaxed);
+      return Room::kSkip;
+    }
+    if (policy == Overflow::kDropOldest) {
+      const SampleEntry old = LoadEntry(t.entries(p, s)[head % depth]);
+      HeadPair cur = LoadHead(ring);
+      if (cur.head != head) continue;  // the subscriber took it meanwhile
+      if (cur.dropped != 0) {
+        // A predecessor died mid-drop and the subscriber has not resolved it yet: this sample
+        // is not queued for it (counted as dropped newest), rather than guess at its holds.
+        A(rec.state.drops_newest).fetch_add(1, std::memory_order_relaxed);
+        return Room::kSkip;
+      }
+      // Our own hold on the block keeps it from being freed and reused until the drop is
+      // complete, so a revoke on our behalf after a crash can never hit a later sample.
+      bool added = false;
+      if (!t.pool->Hold(old.block, &added).ok()) continue;
+      // Takes the oldest entry away from the subscriber and records its hold in the same
+      // CAS; a failure means the subscriber took that entry first.
+      const uint64_t record = internal::DropRecord(old.block, old.pool_slot);
+      if (CasHead(ring, &cur, {head + 1, record})) {
+        if (internal::Hooks().drop_stops_after_cas.load(std::memory_order_relaxed)) {
+          return Status(Code::kInternal, "test hook: stopped after dropping");
+        }
+        t.pool->Revoke(old.block, static_cast<int>(old.pool_slot)).IgnoreError();
+        ClearDrop(ring, record);
+        A(rec.state.drops_oldest).fetch_add(1, std::memory_order_relaxed);
+      }
+      t.pool->Release(old.block).IgnoreError();
+      continue;
+    }
+    // Block: wait for room (the subscriber wakes us once half its queue is free), unless it
+    // dies or leaves: the liveness check runs once per slice.
+    const WaitReport r = waiter.Wait(
+        SpaceEvents(t, rec), deadline, [&] { return tail - A(ring.head).load(std::memory_order_acquire) < depth; },
+        [&] {
+          const internal::SlotView now = internal::ReadSlot(rec.slot);
+          return now.state == internal::kSlotAttached && now.epoch == v.epoch && !internal::HolderGone(now);
+        });
+    if (r.end == WaitEnd::kReady) continue;
+    if (r.end == WaitEnd::kStopped) return Room::kSkip;
+    if (r.end == WaitEnd::kInterrupted) return Status(Code::kClosed, "publisher closed while waiting");
+    return Status(Code::kTimeout, "subscriber " + std::to_string(s) + " of the topic is full");
+  }
+}
+
+// A subscriber whose policy is fail refuses the whole publish when its queue is full: checked
+// before anything is written or dropped for anyone. (Only this publisher adds to its rings, so
+// room seen here stays.)
+Status CheckFailSubscribers(Topic& t, int p) {
+  const int subs = static_cast<int>(t.config().max_subscribers);
+  for (int s = 0; s < subs; ++s) {
+    internal::SubscriberRecord& rec = t.sub(s);
+    if (A(rec.state.on_full).load(std::memory_order_relaxed) != static_cast<uint32_t>(Overflow::kFail)) continue;
+    if (internal::ReadSlot(rec.slot).state != internal::kSlotAttached) continue;
+    Ring& ring = t.ring(p, s);
+    if (A(ring.tail).load(std::memory_order_relaxed) - A(ring.head).load(std::memory_order_acquire) >=
+        t.config().queue_depth) {
+      A(rec.state.drops_newest).fetch_add(1, std::memory_order_relaxed);
+      return Status(Code::kResourceExhausted, "subscriber " + std::to_string(s) +
+                                                  " of the topic is full and refuses producers (overflow policy fail)");
+    }
+  }
+  return Status::Ok();
+}
+
+// Phases 2-4: writes the entries (not yet visible), hands out the holds with one OR into the
+// block's mask, then makes the entries visible. Returns the sample's sequence number.
+Result<uint64_t> Deliver(Topic& t, int p, BlockId block, size_t size, const Targets& tg) {
+  const uint32_t depth = t.config().queue_depth;
+  const int subs = static_cast<int>(t.config().max_subscribers);
+  const uint64_t seq = A(t.pub(p).state.seq).load(std::memory_order_relaxed) + 1;
+  for (int s = 0; s < subs; ++s) {
+    if (!(tg.subs >> s & 1)) continue;
+    Ring& ring = t.ring(p, s);
+    const uint64_t tail = A(ring.tail).load(std::memory_order_relaxed);
+    StoreEntry(t.entries(p, s)[tail % depth], {block, size, seq, tg.slot_of[s]});
+  }
+  internal::PublisherState& ps = t.pub(p).state;
+  A(ps.pending_block).store(block, std::memory_order_relaxed);
+  A(ps.pending_seq).store(seq, std::memory_order_relaxed);
+  // release: block and seq are set before the bits say a publish is pending.
+  A(ps.pending_bits).store(tg.grant, std::memory_order_release);
+  if (tg.grant != 0) WEFT_RETURN_IF_ERROR(t.pool->Grant(block, tg.grant));
+  if (internal::Hooks().publish_stops_after_grant.load(std::memory_order_relaxed)) {
+    return Status(Code::kInternal, "test hook: stopped after granting");
+  }
+  A(ps.seq).store(seq, std::memory_order_relaxed);
+  for (int s = 0; s < subs; ++s) {
+    if (!(tg.subs >> s & 1)) continue;
+    Ring& ring = t.ring(p, s);
+    // release: publishes the entry (and, through Grant, the sample's bytes); pairs with the
+    // acquire of the tail in Subscriber::TryTake.
+    A(ring.tail).store(A(ring.tail).load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
+  A(ps.pending_bits).store(0, std::memory_order_release);  // the entries are visible
+  return seq;
+}
+
+// Phase 5: keeps the publisher's hold on the last `history` samples for late joiners, and
+// drops it otherwise.
+Status KeepHistory(Topic& t, int p, BlockId block, size_t size, uint64_t seq) {
+  const uint32_t h = t.config().history;
+  if (h == 0) return t.pool->Release(block);
+  internal::PublisherState& ps = t.pub(p).state;
+  const uint64_t count = A(ps.history_count).load(std::memory_order_relaxed);
+  SampleEntry& slot = t.history(p)[count % h];
+  if (count >= h) t.pool->Release(A(slot.block).load(std::memory_order_relaxed)).IgnoreError();
+  StoreEntry(slot, {block, size, seq, 0});
+  // release: the entry is complete before late joiners see the count.
+  A(ps.history_count).store(count + 1, std::memory_order_release);
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
   if (index_ < 0) return Status(Code::kClosed, "publisher is closed");
   Topic& t = *topic_;
@@ -406,115 +546,32 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
     if (!d.ok()) return d.status();
     if (size > d->size()) return InvalidArgument("publish size exceeds the loan");
   }
-  const uint32_t depth = t.config().queue_depth;
+  WEFT_RETURN_IF_ERROR(CheckFailSubscribers(t, index_));
+  // 1. Room in every attached subscriber's queue, or a drop per its policy.
+  Targets tg;
   const int subs = static_cast<int>(t.config().max_subscribers);
-  uint64_t targets = 0, grant = 0;
-  uint32_t slot_of[Pool::kMaxHolders];  // by subscriber index (set for targets): the pool slot read once
-  // 1. Make room in every attached subscriber's queue, or drop per its policy.
   for (int s = 0; s < subs; ++s) {
-    internal::SubscriberRecord& rec = t.sub(s);
-    const internal::SlotView v = internal::ReadSlot(rec.slot);
+    const internal::SlotView v = internal::ReadSlot(t.sub(s).slot);
     if (v.state != internal::kSlotAttached) continue;
-    Ring& ring = t.ring(index_, s);
-    const uint64_t tail = A(ring.tail).load(std::memory_order_relaxed);
-    const auto policy = static_cast<OnFull>(A(rec.state.on_full).load(std::memory_order_relaxed));
-    bool skip = false;
-    for (;;) {
-      uint64_t head = A(ring.head).load(std::memory_order_acquire);
-      if (tail - head < depth) break;
-      if (policy == OnFull::kDropNewest) {
-        A(rec.state.drops_newest).fetch_add(1, std::memory_order_relaxed);
-        skip = true;
-        break;
-      }
-      if (policy == OnFull::kDropOldest) {
-        const SampleEntry old = LoadEntry(t.entries(index_, s)[head % depth]);
-        HeadPair cur = LoadHead(ring);
-        if (cur.head != head) continue;  // the subscriber took it meanwhile
-        if (cur.dropped != 0) {
-          // A predecessor died mid-drop and the subscriber has not resolved it yet: this sample
-          // is not queued for it (counted as dropped newest), rather than guess at its holds.
-          A(rec.state.drops_newest).fetch_add(1, std::memory_order_relaxed);
-          skip = true;
-          break;
-        }
-        // Our own hold on the block keeps it from being freed and reused until the drop is
-        // complete, so a revoke on our behalf after a crash can never hit a later sample.
-        bool added = false;
-        if (!t.pool->Hold(old.block, &added).ok()) continue;
-        // Takes the oldest entry away from the subscriber and records its hold in the same
-        // CAS; a failure means the subscriber took that entry first.
-        const uint64_t record = internal::DropRecord(old.block, old.pool_slot);
-        if (CasHead(ring, &cur, {head + 1, record})) {
-          if (internal::Hooks().drop_stops_after_cas.load(std::memory_order_relaxed)) {
-            return Status(Code::kInternal, "test hook: stopped after dropping");
-          }
-          t.pool->Revoke(old.block, static_cast<int>(old.pool_slot)).IgnoreError();
-          ClearDrop(ring, record);
-          A(rec.state.drops_oldest).fetch_add(1, std::memory_order_relaxed);
-        }
-        t.pool->Release(old.block).IgnoreError();
-        continue;
-      }
-      // Block: wait for room (the subscriber wakes us once half its queue is free), unless it
-      // dies or leaves: the liveness check runs once per slice.
-      bool gone = false;
-      const WaitReport r = waiter_.Wait(
-          SpaceEvents(t, rec), deadline, [&] { return tail - A(ring.head).load(std::memory_order_acquire) < depth; },
-          [&] {
-            const internal::SlotView now = internal::ReadSlot(rec.slot);
-            gone = now.state != internal::kSlotAttached || now.epoch != v.epoch || internal::HolderGone(now);
-            return !gone;
-          });
-      if (r.end == WaitEnd::kReady) continue;
-      if (r.end == WaitEnd::kStopped) {
-        skip = true;
-        break;
-      }
-      if (r.end == WaitEnd::kInterrupted) return Status(Code::kClosed, "publisher closed while waiting");
-      return Status(Code::kTimeout, "subscriber " + std::to_string(s) + " of the topic is full");
-    }
-    if (skip) continue;
+    Result<Room> room = MakeRoom(t, index_, s, v, waiter_, deadline);
+    if (!room.ok()) return room.status();
+    if (*room == Room::kSkip) continue;
     // The slot is shared memory a subscriber wrote: a value out of range names nobody.
-    const uint32_t pool_slot = A(rec.state.pool_slot).load(std::memory_order_relaxed);
+    const uint32_t pool_slot = A(t.sub(s).state.pool_slot).load(std::memory_order_relaxed);
     if (pool_slot >= static_cast<uint32_t>(Pool::kMaxHolders)) continue;
-    targets |= uint64_t{1} << s;
-    grant |= uint64_t{1} << pool_slot;
-    slot_of[s] = pool_slot;
+    tg.subs |= uint64_t{1} << s;
+    tg.grant |= uint64_t{1} << pool_slot;
+    tg.slot_of[s] = pool_slot;
   }
-  // 2. Write the entries (not yet visible), 3. hand out the holds, 4. make the entries visible.
-  const uint64_t seq = A(t.pub(index_).state.seq).load(std::memory_order_relaxed) + 1;
-  for (int s = 0; s < subs; ++s) {
-    if (!(targets >> s & 1)) continue;
-    Ring& ring = t.ring(index_, s);
-    const uint64_t tail = A(ring.tail).load(std::memory_order_relaxed);
-    StoreEntry(t.entries(index_, s)[tail % depth],
-               {block, size, seq, slot_of[s]});
-  }
-  internal::PublisherState& ps = t.pub(index_).state;
-  A(ps.pending_block).store(block, std::memory_order_relaxed);
-  A(ps.pending_seq).store(seq, std::memory_order_relaxed);
-  // release: block and seq are set before the bits say a publish is pending.
-  A(ps.pending_bits).store(grant, std::memory_order_release);
-  if (grant != 0) WEFT_RETURN_IF_ERROR(t.pool->Grant(block, grant));
-  if (internal::Hooks().publish_stops_after_grant.load(std::memory_order_relaxed)) {
-    return Status(Code::kInternal, "test hook: stopped after granting");
-  }
-  A(ps.seq).store(seq, std::memory_order_relaxed);
-  for (int s = 0; s < subs; ++s) {
-    if (!(targets >> s & 1)) continue;
-    Ring& ring = t.ring(index_, s);
-    // release: publishes the entry (and, through Grant, the sample's bytes); pairs with the
-    // acquire of the tail in Subscriber::TryTake.
-    A(ring.tail).store(A(ring.tail).load(std::memory_order_relaxed) + 1, std::memory_order_release);
-  }
-  A(ps.pending_bits).store(0, std::memory_order_release);  // the entries are visible
-  if (targets != 0) {
+  // 2-4. Entries, holds, visibility.
+  Result<uint64_t> seq = Deliver(t, index_, block, size, tg);
+  if (!seq.ok()) return seq.status();
+  if (tg.subs != 0) {
     // One wake per sleep: sleepers woken but not yet running are not woken again. The notify's
     // fence also orders the descriptor checks below (Dekker with the arming in Take).
     EventsOf(t).Notify();
     for (int s = 0; s < subs; ++s) {  // subscribers waiting on their descriptors
-      if (!(targets >> s & 1)) continue;
+      if (!(tg.subs >> s & 1)) continue;
       uint32_t& armed = t.sub(s).state.bell_armed;
       // acq_rel: one ring per arming; pairs with the seq_cst store that armed it.
       if (A(armed).load(std::memory_order_relaxed) == 0 || A(armed).exchange(0, std::memory_order_acq_rel) == 0) continue;
@@ -522,18 +579,8 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
       internal::RingDoorbell(BellName(t.segment.name(), s, v.epoch), &send_fd_);
     }
   }
-  // 5. History: keep our hold on the last `history` samples for late joiners.
-  const uint32_t h = t.config().history;
-  if (h == 0) {
-    WEFT_RETURN_IF_ERROR(t.pool->Release(block));
-  } else {
-    const uint64_t count = A(ps.history_count).load(std::memory_order_relaxed);
-    SampleEntry& slot = t.history(index_)[count % h];
-    if (count >= h) t.pool->Release(A(slot.block).load(std::memory_order_relaxed)).IgnoreError();
-    StoreEntry(slot, {block, size, seq, 0});
-    // release: the entry is complete before late joiners see the count.
-    A(ps.history_count).store(count + 1, std::memory_order_release);
-  }
+  // 5. History.
+  WEFT_RETURN_IF_ERROR(KeepHistory(t, index_, block, size, *seq));
   // A shrink under us during the publish left it talking to zeros: nobody got the sample.
   if (t.segment.damaged()) return t.Damaged();
   return Status::Ok();
@@ -566,7 +613,7 @@ Result<int> Subscriber::WaitFd() {
 
 Result<std::unique_ptr<Subscriber>> Subscriber::Open(std::string_view name, const SubscriberOptions& options,
                                                      const TopicOptions& create) {
-  if (static_cast<uint32_t>(options.on_full) > 2) return InvalidArgument("unknown on_full policy");
+  if (static_cast<uint32_t>(options.on_full) >= kOverflowCount) return InvalidArgument("unknown on_full policy");
   auto topic = Topic::OpenOrCreate(name, create);
   if (!topic.ok()) return topic.status();
   std::unique_ptr<Subscriber> sub(new Subscriber());
@@ -702,7 +749,10 @@ Result<Sample> Subscriber::Take(Deadline deadline) {
     A(st.bell_armed).store(1, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (TryTake(&out)) return done();
-    return Status(Code::kWouldBlock, "no sample on the topic");
+    {
+      static const Status::Fixed kNone{Code::kWouldBlock, "no sample on the topic"};
+      return Status(kNone);
+    }
   }
   bool damaged = false;
   const WaitReport r = waiter_.Wait(EventsOf(t), deadline, [&] { return TryTake(&out); }, [&] {
@@ -724,7 +774,10 @@ Result<Sample> Subscriber::Take(Deadline deadline) {
     case WaitEnd::kTimeout:
       break;
   }
-  return Status(deadline.is_now() ? Code::kWouldBlock : Code::kTimeout, "no sample on the topic");
+  // A miss allocates nothing (pollers see many).
+  static const Status::Fixed kNone{Code::kWouldBlock, "no sample on the topic"};
+  static const Status::Fixed kLate{Code::kTimeout, "no sample on the topic before the deadline"};
+  return Status(deadline.is_now() ? kNone : kLate);
 }
 
 Status Subscriber::Release(const Sample& sample) {

@@ -89,6 +89,11 @@ int main(void) {
 
   CHECK(weft_abi_version() == WEFT_ABI_VERSION);
   CHECK(strcmp(weft_error_name(WEFT_EPEERDEAD), "peer_dead") == 0);
+  CHECK(strcmp(weft_error_name(WEFT_ERESOURCE), "resource_exhausted") == 0);
+  CHECK(strcmp(weft_error_name(WEFT_EUNAVAILABLE), "unavailable") == 0);
+  CHECK(weft_error_retry(WEFT_EWOULDBLOCK) == WEFT_RETRY_WHEN_READY);
+  CHECK(weft_error_retry(WEFT_EUNAVAILABLE) == WEFT_RETRY_BACKOFF);
+  CHECK(weft_error_retry(WEFT_ECORRUPT) == WEFT_RETRY_NO);
 
   weft_channel_options_t opt;
   weft_channel_options_init(&opt);
@@ -238,6 +243,17 @@ int main(void) {
   }
   int tfd = -1;
   CHECK(weft_subscriber_wait_fd(sub, &tfd) == WEFT_OK && tfd >= 0);
+  CHECK(weft_subscriber_close(sub) == WEFT_OK);
+  /* weft_subscribe takes WEFT_OVERFLOW_*: FAIL refuses a publish to a full queue at once. */
+  CHECK(weft_subscribe(tname, 9, 0, NULL, &sub) == WEFT_EINVAL && sub == NULL);
+  CHECK(weft_subscribe(tname, WEFT_OVERFLOW_FAIL, 0, NULL, &sub) == WEFT_OK);
+  for (int i = 0; i < 4; ++i) {
+    CHECK(weft_publisher_loan(pub, 16, &tblock, &tdata) == WEFT_OK);
+    CHECK(weft_publisher_publish(pub, tblock, 16, -1) == WEFT_OK);
+  }
+  CHECK(weft_publisher_loan(pub, 16, &tblock, &tdata) == WEFT_OK);
+  CHECK(weft_publisher_publish(pub, tblock, 16, -1) == WEFT_ERESOURCE); /* no wait, although no limit */
+  CHECK(weft_publisher_discard(pub, tblock) == WEFT_OK);
   CHECK(weft_subscriber_close(sub) == WEFT_OK);
   CHECK(weft_publisher_close(pub) == WEFT_OK);
   CHECK(weft_topic_unlink(tname) == WEFT_OK); /* the topic and its pool */

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+#include <string>
+
 #include "weft/core/clock.h"
 
 namespace weft {
@@ -31,6 +34,42 @@ TEST(StatusTest, CodeNumbersAreFixed) {
   EXPECT_EQ(static_cast<int>(Code::kPeerDead), 6);
   EXPECT_EQ(static_cast<int>(Code::kPermissionDenied), 16);
   EXPECT_STREQ(CodeName(Code::kTooLarge), "too_large");
+}
+
+// Every code of the table has a unique name, a description and a retry class; the numbers are
+// dense from 1 (the C and Python tables are checked against the same table).
+TEST(StatusTest, TheCodeTableIsCompleteAndConsistent) {
+  std::set<std::string> names;
+  for (int n = 1; n <= WEFT_STATUS_CODE_MAX; ++n) {
+    const Code c = static_cast<Code>(n);
+    const std::string name = CodeName(c);
+    EXPECT_NE(name, "unknown") << n;
+    EXPECT_TRUE(names.insert(name).second) << name;
+    EXPECT_STRNE(CodeDescription(c), "unknown code") << n;
+  }
+  EXPECT_STREQ(CodeName(static_cast<Code>(WEFT_STATUS_CODE_MAX + 1)), "unknown");
+  EXPECT_EQ(CodeRetry(Code::kWouldBlock), Retry::kWhenReady);
+  EXPECT_EQ(CodeRetry(Code::kUnavailable), Retry::kBackoff);
+  EXPECT_EQ(CodeRetry(Code::kPeerDead), Retry::kReconnect);
+  EXPECT_EQ(CodeRetry(Code::kCorrupt), Retry::kNo);
+  EXPECT_EQ(static_cast<int>(Code::kResourceExhausted), 21);
+}
+
+// A Fixed failure is reported without allocating: copies share its message.
+TEST(StatusTest, AFixedStatusIsSharedNotCopied) {
+  static const Status::Fixed kMiss{Code::kWouldBlock, "nothing yet"};
+  Status a = kMiss;
+  Status b = a;
+  Status c = std::move(b);
+  EXPECT_EQ(a.code(), Code::kWouldBlock);
+  EXPECT_EQ(&a.message(), &kMiss.message);
+  EXPECT_EQ(&c.message(), &kMiss.message);
+  EXPECT_EQ(c.ToString(), "would_block: nothing yet");
+  a.Annotate("polling");  // an annotated copy is its own; the fixed one is untouched
+  EXPECT_EQ(a.message(), "polling: nothing yet");
+  EXPECT_EQ(kMiss.message, "nothing yet");
+  Result<int> r = Status(kMiss);
+  EXPECT_EQ(r.status().code(), Code::kWouldBlock);
 }
 
 TEST(StatusTest, ErrnoMapsToCodes) {

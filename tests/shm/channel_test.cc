@@ -232,6 +232,29 @@ TEST(ChannelTest, DropNewestCountsAndNeverBlocks) {
   EXPECT_EQ(p.rx->Read(Deadline::Now()).status().code(), Code::kWouldBlock);
 }
 
+TEST(ChannelTest, FailRefusesAtOnceWhenFullAndLosesNothing) {
+  Pair p = MakePair({.capacity = 256, .max_record = 56, .overflow = Overflow::kFail});
+  int written = 0;
+  for (int i = 0; i < 10; ++i) {
+    std::vector<uint8_t> rec(56, static_cast<uint8_t>(i));
+    Status s = p.tx->Write(ByteView(rec), Deadline::Never());  // never waits, whatever the deadline
+    if (!s.ok()) {
+      EXPECT_EQ(s.code(), Code::kResourceExhausted);
+      break;
+    }
+    ++written;
+  }
+  EXPECT_EQ(written, 4);
+  for (int i = 0; i < 4; ++i) {
+    auto v = p.rx->Read(Deadline::Now());
+    ASSERT_TRUE(v.ok());
+    EXPECT_EQ((*v)[0], i);
+    ASSERT_TRUE(p.rx->Release().ok());
+  }
+  EXPECT_EQ(p.rx->Read(Deadline::Now()).status().code(), Code::kWouldBlock);
+  EXPECT_TRUE(p.tx->Write(AsBytes("again"), Deadline::Now()).ok());  // room again
+}
+
 TEST(ChannelTest, DropOldestKeepsTheNewest) {
   Pair p = MakePair({.capacity = 256, .max_record = 56, .overflow = Overflow::kDropOldest});
   for (int i = 0; i < 10; ++i) {

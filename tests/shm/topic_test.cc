@@ -148,8 +148,8 @@ TEST(TopicTest, LateJoinerGetsTheHistoryFirst) {
 TEST(TopicTest, OverflowPoliciesCountExactly) {
   TopicName t;
   auto pub = Publisher::Open(t.name, Small(4)).value();
-  auto newest = Subscriber::Open(t.name, {.on_full = OnFull::kDropNewest}).value();
-  auto oldest = Subscriber::Open(t.name, {.on_full = OnFull::kDropOldest}).value();
+  auto newest = Subscriber::Open(t.name, {.on_full = Overflow::kDropNewest}).value();
+  auto oldest = Subscriber::Open(t.name, {.on_full = Overflow::kDropOldest}).value();
   for (int i = 1; i <= 10; ++i) ASSERT_TRUE(PublishOne(*pub, i, 64, Deadline::Now()).ok());
   EXPECT_EQ(newest->counters().drops_newest, 6u);
   EXPECT_EQ(oldest->counters().drops_oldest, 6u);
@@ -168,13 +168,41 @@ TEST(TopicTest, OverflowPoliciesCountExactly) {
   }
   EXPECT_EQ(PoolInUse(t.name), 0u);  // dropped samples were freed too
   // A blocking subscriber makes the publisher wait, then time out.
-  auto slow = Subscriber::Open(t.name, {.on_full = OnFull::kBlock}).value();
+  auto slow = Subscriber::Open(t.name, {.on_full = Overflow::kBlock}).value();
   for (int i = 11; i <= 14; ++i) ASSERT_TRUE(PublishOne(*pub, i, 64, Deadline::Now()).ok());
   EXPECT_EQ(PublishOne(*pub, 15, 64, Deadline::AfterMs(30)).code(), Code::kTimeout);
   auto s = slow->Take(Deadline::Now());
   ASSERT_TRUE(s.ok());
   ASSERT_TRUE(slow->Release(*s).ok());
   EXPECT_TRUE(PublishOne(*pub, 15, 64, Deadline::Now()).ok());
+}
+
+// A subscriber whose policy is fail refuses a publish while its queue is full: the publisher
+// gets ResourceExhausted at once and nobody (not even a subscriber with room) gets the sample.
+TEST(TopicTest, AFailSubscriberRefusesThePublishForEveryone) {
+  TopicName t;
+  auto pub = Publisher::Open(t.name, Small(4)).value();
+  auto strict = Subscriber::Open(t.name, {.on_full = Overflow::kFail}).value();
+  auto other = Subscriber::Open(t.name, {.on_full = Overflow::kDropOldest}).value();
+  for (int i = 1; i <= 4; ++i) ASSERT_TRUE(PublishOne(*pub, i, 64, Deadline::Never()).ok());
+  EXPECT_EQ(PublishOne(*pub, 5, 64, Deadline::Never()).code(), Code::kResourceExhausted);
+  EXPECT_EQ(strict->counters().drops_newest, 1u);
+  EXPECT_EQ(other->counters().drops_oldest, 0u);  // nothing was dropped for the other either
+  for (uint64_t want = 1; want <= 4; ++want) {
+    auto o = other->Take(Deadline::Now());
+    ASSERT_TRUE(o.ok());
+    EXPECT_EQ(o->seq, want);
+    ASSERT_TRUE(other->Release(*o).ok());
+  }
+  EXPECT_EQ(other->Take(Deadline::Now()).status().code(), Code::kWouldBlock);  // the refused one never came
+  auto s = strict->Take(Deadline::Now());
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(strict->Release(*s).ok());
+  ASSERT_TRUE(PublishOne(*pub, 5, 64, Deadline::Now()).ok());  // room again
+  auto o = other->Take(Deadline::Now());
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->seq, 5u);  // no hole: the refused publish took no sequence number
+  ASSERT_TRUE(other->Release(*o).ok());
 }
 
 TEST(TopicTest, WaitFdTurnsReadableOnPublish) {
@@ -218,7 +246,7 @@ uint64_t KillSubscriber(bool recover) {
   auto pool = Pool::Open(t.name + ".pool").value();
   std::atomic<int>* ready = SharedInt();
   pid_t child = Spawn([&] {
-    auto sub = Subscriber::Open(t.name, {.on_full = OnFull::kBlock});
+    auto sub = Subscriber::Open(t.name, {.on_full = Overflow::kBlock});
     if (!sub.ok()) return 1;
     ready->store(1);
     const int64_t give_up = MonotonicNs() + 60'000'000'000;
@@ -355,7 +383,7 @@ bool TaggedIntact(ByteView d) {
 // a sequence going backwards, and every block comes back after recovery.
 TEST(TopicCrashTest, PublisherKilledAtRandomPointsNoTornSample) {
   TopicName t;
-  auto sub = Subscriber::Open(t.name, {.on_full = OnFull::kDropOldest}, Small(16)).value();
+  auto sub = Subscriber::Open(t.name, {.on_full = Overflow::kDropOldest}, Small(16)).value();
   auto pool = Pool::Open(t.name + ".pool").value();
   std::atomic<int>* progress = SharedInt();
   weft::testing::Rng rng(3);
@@ -439,7 +467,7 @@ TEST(TopicCrashTest, NegativeControlWithoutASuccessorTheGrantedHoldStays) { EXPE
 // the dropped sample's hold stays, and 4 are in use instead of 3).
 uint64_t DieMidDrop(bool recover) {
   TopicName t;
-  auto sub = Subscriber::Open(t.name, {.on_full = OnFull::kDropOldest}, Small(4)).value();
+  auto sub = Subscriber::Open(t.name, {.on_full = Overflow::kDropOldest}, Small(4)).value();
   auto pool = Pool::Open(t.name + ".pool").value();
   pid_t child = Spawn([&] {
     auto pub = Publisher::Open(t.name);

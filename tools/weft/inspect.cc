@@ -20,15 +20,6 @@ namespace {
 
 using shm::Segment;
 
-const char* OverflowName(shm::Overflow o) {
-  switch (o) {
-    case shm::Overflow::kBlock: return "block";
-    case shm::Overflow::kDropNewest: return "drop_newest";
-    case shm::Overflow::kDropOldest: return "drop_oldest";
-  }
-  return "?";
-}
-
 void PrintEndpoint(const char* role, const shm::EndpointInfo& e) {
   std::printf("  %-9s %-9s pid %-7d epoch %-4u %s\n", role, e.state.c_str(), e.pid, e.epoch,
               e.state == "attached" ? (e.alive ? "alive" : "DEAD") : "");

@@ -16,48 +16,57 @@
 #include <utility>
 
 #include "weft/core/assert.h"
+#include "weft/core/status_codes.h"
 
 namespace weft {
 
-// Fixed numbers: they are part of the C ABI and never change meaning.
+// Fixed numbers: they are part of the C ABI and never change meaning. The table, with each
+// code's meaning and whether retrying helps, is weft/core/status_codes.h.
 enum class Code : int {
   kOk = 0,
-  kInvalidArgument = 1,   // a name, size or option is not acceptable
-  kNotFound = 2,          // no such segment, file or object
-  kAlreadyExists = 3,     // creating something that exists
-  kWouldBlock = 4,        // a non-blocking call could not proceed now
-  kTimeout = 5,           // the deadline passed first
-  kPeerDead = 6,          // the other side died; committed data stays readable
-  kClosed = 7,            // the other side or this handle closed cleanly
-  kTooLarge = 8,          // a record or request above a fixed limit
-  kCorrupt = 9,           // bytes that fail validation
-  kVersionMismatch = 10,  // a format version this build does not read
-  kWrongKind = 11,        // a segment of another kind
-  kBusy = 12,             // a role is held by a live process
-  kIoError = 13,          // an operating-system call failed
-  kContractMismatch = 14, // RPC contract differs between the two sides
-  kInternal = 15,         // a bug; please report
-  kPermissionDenied = 16, // not allowed by the operating system
-  kOutOfRange = 17,       // a position outside what exists (for example removed by retention)
-  kCancelled = 18,        // the caller cancelled the operation
+#define WEFT_CODE_ENUM(E, n, ...) k##E = n,
+  WEFT_STATUS_CODES(WEFT_CODE_ENUM)
+#undef WEFT_CODE_ENUM
 };
 
-// Returns a stable lower-case name for `code` ("peer_dead").
+// Whether and how retrying can help (see status_codes.h).
+enum class Retry : int { kNo = 0, kWhenReady = 1, kBackoff = 2, kReconnect = 3 };
+
+// Returns a stable lower-case name for `code` ("peer_dead"); "unknown" outside the table.
 const char* CodeName(Code code);
+// True for the failure codes of the table (not kOk): what a parser of peers' bytes accepts.
+inline bool IsFailureCode(uint64_t n) { return n >= 1 && n <= WEFT_STATUS_CODE_MAX; }
+// What a caller may do about `code`.
+Retry CodeRetry(Code code);
+// One line on what `code` means.
+const char* CodeDescription(Code code);
 
 class [[nodiscard]] Status {
+  struct State {
+    Code code;
+    std::string message;
+  };
+
  public:
+  // A failure known in advance, for hot paths that report a miss often (a non-blocking call
+  // that would block): a Status made from one allocates nothing. Give it static storage:
+  //   static const Status::Fixed kEmpty{Code::kWouldBlock, "channel is empty"};
+  //   return kEmpty;
+  using Fixed = State;
+
   Status() = default;  // OK
   Status(Code code, std::string message);
+  Status(const Fixed& fixed) : rep_(reinterpret_cast<uintptr_t>(&fixed) | kBorrowed) {}  // NOLINT: implicit by design
   Status(const Status& other);
   Status& operator=(const Status& other);
-  Status(Status&&) noexcept = default;
-  Status& operator=(Status&&) noexcept = default;
+  Status(Status&& other) noexcept : rep_(other.rep_) { other.rep_ = 0; }
+  Status& operator=(Status&& other) noexcept;
+  ~Status() { Drop(); }
 
   static Status Ok() { return Status(); }
 
-  bool ok() const { return state_ == nullptr; }
-  Code code() const { return state_ ? state_->code : Code::kOk; }
+  bool ok() const { return rep_ == 0; }
+  Code code() const { return rep_ ? state()->code : Code::kOk; }
   // Empty for OK.
   const std::string& message() const;
   // "peer_dead: producer 1234 exited"
@@ -69,11 +78,13 @@ class [[nodiscard]] Status {
   void IgnoreError() const {}
 
  private:
-  struct State {
-    Code code;
-    std::string message;
-  };
-  std::unique_ptr<State> state_;
+  static constexpr uintptr_t kBorrowed = 1;  // the low bit: a Fixed, not ours to free
+  const State* state() const { return reinterpret_cast<const State*>(rep_ & ~kBorrowed); }
+  void Drop() {
+    if (rep_ != 0 && (rep_ & kBorrowed) == 0) delete reinterpret_cast<State*>(rep_);
+    rep_ = 0;
+  }
+  uintptr_t rep_ = 0;  // 0: OK; else a State, owned unless kBorrowed is set
 };
 
 // Builds a Status from errno after a failed system call: "shm_open(/weft.x): No such file".

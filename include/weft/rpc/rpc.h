@@ -135,12 +135,12 @@ struct ServerOptions {
   // with kPermissionDenied). A client of another uid cannot map the server's pool: its values
   // travel inline (up to about 2 MiB each), and it can never name a pool block.
   std::vector<uint32_t> allow_uids;
-  size_t max_clients = 256;          // connections served at once; more are refused (kBusy)
+  size_t max_clients = 256;          // connections served at once; more are refused (kResourceExhausted)
   size_t max_clients_per_uid = 256;  // of those, from one uid
   size_t max_pending = 32;           // connections still in their handshake
   int64_t handshake_timeout_ms = 2000;
   // Bytes of results a client may hold in the server's pool without releasing them; a result
-  // past it is answered with kBusy.
+  // past it is answered with kResourceExhausted.
   uint64_t max_held_bytes_per_client = uint64_t{8} << 30;
 };
 

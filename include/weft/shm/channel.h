@@ -35,6 +35,7 @@
 
 #include "weft/core/bytes.h"
 #include "weft/core/clock.h"
+#include "weft/core/overflow.h"
 #include "weft/core/status.h"
 #include "weft/core/wait.h"
 #include "weft/shm/process.h"
@@ -48,12 +49,8 @@ struct ChannelConfig;
 
 enum class Role : uint8_t { kProducer = 0, kConsumer = 1 };
 
-// What the producer does when the ring is full.
-enum class Overflow : uint32_t {
-  kBlock = 0,       // wait for space (default; never loses a record)
-  kDropNewest = 1,  // discard the record being written, counted in drops_newest
-  kDropOldest = 2,  // discard the oldest unread records, counted in drops_oldest
-};
+// What the producer does when the ring is full (one vocabulary with topics and the bus).
+using weft::Overflow;
 
 // How a blocked call waits: spin budget, adaptation, liveness slice (weft/core/wait.h).
 using WaitPolicy = weft::WaitPolicy;

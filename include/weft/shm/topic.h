@@ -24,6 +24,7 @@
 
 #include "weft/core/bytes.h"
 #include "weft/core/clock.h"
+#include "weft/core/overflow.h"
 #include "weft/core/status.h"
 #include "weft/core/wait.h"
 #include "weft/shm/pool.h"
@@ -46,10 +47,11 @@ struct TopicOptions {
   bool must_match = false;
 };
 
-enum class OnFull : uint32_t { kBlock = 0, kDropOldest = 1, kDropNewest = 2 };
+// What a publisher does when this subscriber's queue is full (one vocabulary with channels).
+using weft::Overflow;
 
 struct SubscriberOptions {
-  OnFull on_full = OnFull::kBlock;
+  Overflow on_full = Overflow::kBlock;
   uint32_t history = 0;  // samples per publisher to receive first, if the topic keeps them
   // Take spins up to this long before sleeping (adaptive: less while spinning finds nothing);
   // -1 spins until the deadline.

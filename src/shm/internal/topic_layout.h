@@ -1,4 +1,4 @@
-// The topic's shared-memory layout, format v2 (docs/formats/topic.md). Internal to shm.
+// The topic's shared-memory layout, format v3 (docs/formats/topic.md). Internal to shm.
 #pragma once
 
 #include <cstddef>
@@ -11,7 +11,7 @@
 
 namespace weft::shm::internal {
 
-inline constexpr uint32_t kTopicLayoutVersion = 2;
+inline constexpr uint32_t kTopicLayoutVersion = 3;  // 3: on_full numbered as weft::Overflow
 inline constexpr uint32_t kMaxTopicHistory = 64;
 
 struct alignas(64) TopicConfig {
@@ -106,12 +106,12 @@ struct TopicLayout {
 };
 
 static_assert(std::is_trivially_copyable_v<TopicLayout>, "shared structs are trivially copyable");
-static_assert(offsetof(TopicLayout, config) == 192, "topic format v2 layout");
-static_assert(sizeof(TopicConfig) == 64, "topic format v2 layout");
-static_assert(offsetof(TopicLayout, wake) == 256 && sizeof(TopicLayout) == 320, "topic format v2 layout");
-static_assert(sizeof(SampleEntry) == 32, "topic format v2 layout");
-static_assert(sizeof(PublisherRecord) == 128 && sizeof(SubscriberRecord) == 128, "topic format v2 layout");
-static_assert(sizeof(Ring) == 128, "topic format v2 layout");
+static_assert(offsetof(TopicLayout, config) == 192, "topic format v3 layout");
+static_assert(sizeof(TopicConfig) == 64, "topic format v3 layout");
+static_assert(offsetof(TopicLayout, wake) == 256 && sizeof(TopicLayout) == 320, "topic format v3 layout");
+static_assert(sizeof(SampleEntry) == 32, "topic format v3 layout");
+static_assert(sizeof(PublisherRecord) == 128 && sizeof(SubscriberRecord) == 128, "topic format v3 layout");
+static_assert(sizeof(Ring) == 128, "topic format v3 layout");
 
 // Checks the segment header and topic config of a mapped segment. Fuzzed.
 Status ValidateTopic(const void* bytes, size_t size);
