@@ -5,7 +5,7 @@ JOBS     ?= 2
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython_EXECUTABLE=$(PYTHON) -DPython3_EXECUTABLE=$(PYTHON)
 FUZZ_SECONDS ?= 20
 
-.PHONY: all setup build demo test unit check-sanitizers fuzz pytest bench clean
+.PHONY: all setup build demo test unit check-layers check-sanitizers fuzz pytest bench clean
 
 all: build
 
@@ -21,7 +21,11 @@ demo: build
 
 # Every test: unit and stress tests, sanitizer builds, bounded fuzz runs, Python tests.
 test: build
-	@$(MAKE) --no-print-directory unit check-sanitizers fuzz pytest
+	@$(MAKE) --no-print-directory check-layers unit check-sanitizers fuzz pytest
+
+# Module boundaries: layers, private headers under src/<module>/internal/ (docs/architecture.md).
+check-layers:
+	$(PYTHON) scripts/check_layers.py
 
 unit:
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)

@@ -20,7 +20,7 @@ struct Options {
   std::string only;  // run only this case (for investigation)
 };
 
-// One result row. Field names are the JSON contract (BENCHMARKS.md).
+// One result row. Field names are the JSON contract (docs/benchmarks.md).
 struct Row {
   std::string suite, case_name, transport, mode, note;
   uint64_t payload_bytes = 0;

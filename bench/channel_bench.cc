@@ -1,5 +1,5 @@
 // `weft bench channel`: the shared-memory channel beside Unix sockets, pipes, TCP loopback and
-// ZeroMQ, with the physical floors measured in the same run. Cases (BENCHMARKS.md):
+// ZeroMQ, with the physical floors measured in the same run. Cases (docs/benchmarks.md):
 //   pingpong  round trip of one message, 64 B to 64 KB
 //   stream    throughput; the consumer sums every byte
 //   blob      50 MB from commit until the consumer has summed every byte

@@ -1,6 +1,6 @@
 // `weft bench log`: the durable log beside the floor (raw write() of the same bytes plus fsync),
 // SQLite in WAL mode and Redis Streams (XADD; redis-server started here on a free loopback port
-// and stopped by pid; rows skipped with a note if it is not installed). Cases (BENCHMARKS.md):
+// and stopped by pid; rows skipped with a note if it is not installed). Cases (docs/benchmarks.md):
 //   append   records/s and bytes/s for 64 B, 1 KB, 64 KB under each durability policy, one
 //            appender; 64 B batched; 8 appenders under `always`;
 //   durable  latency of one append under `always`, 1 and 8 appenders;

@@ -1,4 +1,4 @@
-// The suites behind `weft bench <suite>`.
+// The suites behind `weft bench <suite>` and `weft demo` (the weft-bench program).
 #pragma once
 
 #include <string>
@@ -17,5 +17,7 @@ void RunPoolSuite(const Options& opt);
 void RunTopicSuite(const Options& opt);
 void RunLogSuite(const Options& opt);
 void RunRpcSuite(const Options& opt);
+// `weft demo`: tensors and messages between two processes, verified, beside a Unix socket.
+int Demo(bool quick);
 
 }  // namespace weft::bench

@@ -1,4 +1,4 @@
-// `weft bench topic`: one-to-many publish/subscribe. Cases (BENCHMARKS.md):
+// `weft bench topic`: one-to-many publish/subscribe. Cases (docs/benchmarks.md):
 //   oneway  from loan until a subscriber in another process holds the sample (64 B), beside
 //           ZeroMQ PUB/SUB over ipc, a Unix socket, and the floor (one cache line / one wake);
 //   fanout  the publisher-side cost of one publish, 64 B and 64 MB, 1, 2 and 4 subscribers;

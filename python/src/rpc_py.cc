@@ -10,10 +10,10 @@
 #include "buffer.h"
 #include "args.h"
 #include "errors.h"
-#include "scheduler.h"
+#include "weft/rpc/scheduler.h"
 #include "weft/rpc/contract.h"
 #include "weft/rpc/rpc.h"
-#include "wire.h"
+#include "weft/rpc/codec.h"
 
 namespace py = pybind11;
 
@@ -168,7 +168,7 @@ weft::rpc::CallOptions Options(Seconds timeout, bool hold, const PyCancel* cance
 
 void BindRpc(py::module_& m) {
   using weft::rpc::Access;
-  using weft::rpc::internal::Scheduler;
+  using weft::rpc::Scheduler;
   // The read/write scheduler of one resource, for resources served from Python.
   py::class_<Scheduler>(m, "_Scheduler")
       .def(py::init<>())
@@ -435,11 +435,11 @@ void BindRpc(py::module_& m) {
   // ndarray values: the header of docs/formats/rpc-wire.md, built and checked in one place.
   m.def("_ndarray_header", [](const std::string& dtype, const std::vector<uint64_t>& shape) {
     uint64_t off = 0;
-    return py::bytes(weft::rpc::internal::EncodeArrayHeader(dtype, shape, &off));
+    return py::bytes(weft::rpc::EncodeArrayHeader(dtype, shape, &off));
   });
   m.def("_ndarray_parse", [](const py::buffer& value) {
     py::buffer_info info = value.request();
-    auto a = weft::rpc::internal::DecodeArrayHeader(
+    auto a = weft::rpc::DecodeArrayHeader(
         ByteView(static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.size * info.itemsize)));
     if (!a.ok()) pyerr::Raise(a.status());
     return py::make_tuple(a->dtype, a->shape, a->data_offset);

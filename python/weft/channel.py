@@ -60,7 +60,7 @@ class Channel(_native._Channel):
         """Creates channel `name` and attaches as `role` ("producer" or "consumer").
 
         max_record=0 allows the largest record that fits (capacity/2 - 64). on_full is
-        "block", "drop_newest" or "drop_oldest". spin_us fixes the spin before sleeping
+        "block", "drop_newest", "drop_oldest" or "fail" (weft.ResourceExhausted at once). spin_us fixes the spin before sleeping
         (-1: spin until the timeout, 0: sleep at once); None adapts it.
         """
         return cls(name, True, capacity, max_record, role, on_full, spin_us)

@@ -136,7 +136,7 @@ class Sample:
 class Subscriber(_native._Subscriber):
     """Receives every sample published on a topic after it subscribed (plus `history` earlier
     ones per publisher, if the topic keeps them). on_full: "block" (the publisher waits),
-    "drop_oldest" or "drop_newest"."""
+    "drop_oldest", "drop_newest", or "fail" (the publish is refused with weft.ResourceExhausted)."""
 
     def __init__(self, topic: str, history: int = 0, on_full: str = "block",
                  spin_us: Optional[float] = None, queue_depth: Optional[int] = None,

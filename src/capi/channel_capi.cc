@@ -6,7 +6,7 @@
 
 #include "weft/shm/channel.h"
 #include "weft/weft.h"
-#include "capi_util.h"
+#include "internal/capi_util.h"
 
 using weft::Code;
 using weft::Deadline;

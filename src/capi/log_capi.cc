@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "capi_util.h"
+#include "internal/capi_util.h"
 #include "weft/log/log.h"
 #include "weft/weft.h"
 

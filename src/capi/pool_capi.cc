@@ -3,7 +3,7 @@
 #include <memory>
 #include <new>
 
-#include "capi_util.h"
+#include "internal/capi_util.h"
 #include "weft/shm/pool.h"
 #include "weft/weft.h"
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "capi_util.h"
+#include "internal/capi_util.h"
 #include "weft/rpc/rpc.h"
 #include "weft/weft.h"
 

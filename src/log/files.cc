@@ -1,4 +1,4 @@
-#include "files.h"
+#include "internal/files.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "format.h"
+#include "internal/format.h"
 
 #include <cinttypes>
 #include <cstdio>

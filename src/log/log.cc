@@ -19,8 +19,8 @@
 #include <thread>
 #include <vector>
 
-#include "files.h"
-#include "format.h"
+#include "internal/files.h"
+#include "internal/format.h"
 #include "weft/core/futex.h"
 #include "weft/core/wait.h"
 #include "weft/shm/process.h"

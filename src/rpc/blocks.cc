@@ -1,4 +1,4 @@
-#include "blocks.h"
+#include "internal/blocks.h"
 
 #include <cstring>
 #include <set>

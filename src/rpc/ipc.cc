@@ -18,12 +18,12 @@
 #include <thread>
 
 #include "internal/handshake.h"
-#include "scheduler.h"
+#include "weft/rpc/scheduler.h"
 #include "weft/rpc/rpc.h"
 #include "weft/shm/channel.h"
-#include "blocks.h"
+#include "internal/blocks.h"
 #include "weft/shm/pool.h"
-#include "wire.h"
+#include "internal/wire.h"
 
 namespace weft::rpc {
 namespace {
@@ -130,7 +130,7 @@ struct Hosted {
   uint32_t id = 0;
   Resource resource;
   std::vector<Handler> handlers;  // by method index
-  internal::Scheduler scheduler;
+  Scheduler scheduler;
   // Set at Shutdown. An in-process call checks it once it holds its turn in the scheduler, and
   // Shutdown takes a write turn after setting it: so a call either finishes before Shutdown
   // goes on, or sees the flag and does not run.

@@ -1,9 +1,9 @@
-#include "scheduler.h"
+#include "weft/rpc/scheduler.h"
 
 #include <algorithm>
 #include <chrono>
 
-namespace weft::rpc::internal {
+namespace weft::rpc {
 
 void Scheduler::Advance() {
   ++serving_;
@@ -69,4 +69,4 @@ Scheduler::Stats Scheduler::stats() {
   return s;
 }
 
-}  // namespace weft::rpc::internal
+}  // namespace weft::rpc

@@ -1,4 +1,4 @@
-#include "wire.h"
+#include "internal/wire.h"
 
 #include <cstring>
 
@@ -136,6 +136,65 @@ Status DecodeError(ByteView payload) {
 }
 
 
+}  // namespace weft::rpc::internal
+
+namespace weft::rpc {
+
+namespace {
+template <typename T>
+T LoadScalar(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+}  // namespace
+
+std::string EncodeI64(int64_t v) { return std::string(reinterpret_cast<const char*>(&v), 8); }
+std::string EncodeF64(double v) { return std::string(reinterpret_cast<const char*>(&v), 8); }
+std::string EncodeBool(bool v) { return std::string(1, v ? '\1' : '\0'); }
+
+Result<int64_t> DecodeI64(ByteView b) {
+  if (b.size() != 8) return Corrupt("i64 value of " + std::to_string(b.size()) + " bytes");
+  return LoadScalar<int64_t>(b.data());
+}
+
+Result<double> DecodeF64(ByteView b) {
+  if (b.size() != 8) return Corrupt("f64 value of " + std::to_string(b.size()) + " bytes");
+  return LoadScalar<double>(b.data());
+}
+
+Result<bool> DecodeBool(ByteView b) {
+  if (b.size() != 1 || b[0] > 1) return Corrupt("bool value is not one byte of 0 or 1");
+  return b[0] == 1;
+}
+
+Status CheckUtf8(ByteView b) {
+  size_t i = 0;
+  while (i < b.size()) {
+    const uint8_t c = b[i];
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (n == 0 || i + n > b.size()) return Corrupt("str value is not UTF-8 (byte " + std::to_string(i) + ")");
+    uint32_t cp = n == 1 ? c : c & (0x7F >> n);
+    for (size_t k = 1; k < n; ++k) {
+      if ((b[i + k] & 0xC0) != 0x80) return Corrupt("str value is not UTF-8 (byte " + std::to_string(i + k) + ")");
+      cp = cp << 6 | (b[i + k] & 0x3F);
+    }
+    const bool overlong = (n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000);
+    if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return Corrupt("str value is not UTF-8 (byte " + std::to_string(i) + ")");
+    }
+    i += n;
+  }
+  return Status::Ok();
+}
+
+
+// ---- ndarray values (weft/rpc/codec.h) ----
+using internal::kArrayMagic;
+using internal::Load;
+using internal::Pad8;
+using internal::kMaxDims;
+
 uint64_t DtypeItemSize(std::string_view d) {
   if (d.size() < 3 || d.size() > 4) return 0;
   if (d[0] != '<' && d[0] != '>' && d[0] != '|' && d[0] != '=') return 0;
@@ -196,58 +255,6 @@ Result<ArrayHeader> DecodeArrayHeader(ByteView v) {
                    std::to_string(v.size() - hsize));
   }
   return a;
-}
-
-}  // namespace weft::rpc::internal
-
-namespace weft::rpc {
-
-namespace {
-template <typename T>
-T LoadScalar(const uint8_t* p) {
-  T v;
-  std::memcpy(&v, p, sizeof(T));
-  return v;
-}
-}  // namespace
-
-std::string EncodeI64(int64_t v) { return std::string(reinterpret_cast<const char*>(&v), 8); }
-std::string EncodeF64(double v) { return std::string(reinterpret_cast<const char*>(&v), 8); }
-std::string EncodeBool(bool v) { return std::string(1, v ? '\1' : '\0'); }
-
-Result<int64_t> DecodeI64(ByteView b) {
-  if (b.size() != 8) return Corrupt("i64 value of " + std::to_string(b.size()) + " bytes");
-  return LoadScalar<int64_t>(b.data());
-}
-
-Result<double> DecodeF64(ByteView b) {
-  if (b.size() != 8) return Corrupt("f64 value of " + std::to_string(b.size()) + " bytes");
-  return LoadScalar<double>(b.data());
-}
-
-Result<bool> DecodeBool(ByteView b) {
-  if (b.size() != 1 || b[0] > 1) return Corrupt("bool value is not one byte of 0 or 1");
-  return b[0] == 1;
-}
-
-Status CheckUtf8(ByteView b) {
-  size_t i = 0;
-  while (i < b.size()) {
-    const uint8_t c = b[i];
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (n == 0 || i + n > b.size()) return Corrupt("str value is not UTF-8 (byte " + std::to_string(i) + ")");
-    uint32_t cp = n == 1 ? c : c & (0x7F >> n);
-    for (size_t k = 1; k < n; ++k) {
-      if ((b[i + k] & 0xC0) != 0x80) return Corrupt("str value is not UTF-8 (byte " + std::to_string(i + k) + ")");
-      cp = cp << 6 | (b[i + k] & 0x3F);
-    }
-    const bool overlong = (n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000);
-    if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return Corrupt("str value is not UTF-8 (byte " + std::to_string(i) + ")");
-    }
-    i += n;
-  }
-  return Status::Ok();
 }
 
 }  // namespace weft::rpc

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <vector>
 
-#include "log/files.h"
-#include "log/format.h"
+#include "log/internal/files.h"
+#include "log/internal/format.h"
 
 using namespace weft::log::internal;
 

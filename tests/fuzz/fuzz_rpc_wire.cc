@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "rpc/wire.h"
+#include "rpc/internal/wire.h"
 
 using namespace weft::rpc::internal;
 

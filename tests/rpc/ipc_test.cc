@@ -19,8 +19,8 @@
 #include "weft/shm/channel.h"
 #include "weft/shm/pool.h"
 #include "weft/rpc/rpc.h"
-#include "internal/handshake.h"
-#include "wire.h"
+#include "rpc/internal/handshake.h"
+#include "rpc/internal/wire.h"
 
 namespace weft::rpc {
 namespace {

@@ -1,6 +1,6 @@
 // The read/write scheduler under threads: reads overlap, writes run alone, calls start in the
 // order they arrived, and a write is never starved by reads that keep coming.
-#include "scheduler.h"
+#include "weft/rpc/scheduler.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-namespace weft::rpc::internal {
+namespace weft::rpc {
 namespace {
 
 TEST(SchedulerTest, ReadsOverlapWritesRunAlone) {
@@ -129,4 +129,4 @@ TEST(SchedulerTest, ATimedOutCallGivesUpItsTurn) {
 }
 
 }  // namespace
-}  // namespace weft::rpc::internal
+}  // namespace weft::rpc

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "weft/rpc/rpc.h"
-#include "wire.h"
+#include "rpc/internal/wire.h"
 
 namespace weft::rpc::testing {
 

@@ -1,6 +1,6 @@
 // The RPC wire format: frames, value lists, errors and the builtin codecs round-trip, and every
 // malformed input is refused with kCorrupt (never read past its end: ASan runs this too).
-#include "wire.h"
+#include "rpc/internal/wire.h"
 
 #include <gtest/gtest.h>
 

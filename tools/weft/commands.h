@@ -7,7 +7,6 @@
 
 namespace weft::cli {
 
-int Demo(bool quick);
 int Inspect(const std::string& name);
 int Gc(bool dry_run);
 

@@ -1,28 +1,63 @@
 // weft: the command-line tool. `weft --help` lists the subcommands.
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
 
 #include "commands.h"
-#include "suites.h"
+
+namespace {
+
+// `weft bench` and `weft demo` run the weft-bench program (built with WEFT_BUILD_BENCH): beside
+// this one when installed, in the build tree's bench/ folder, or $WEFT_BENCH.
+int RunBenchProgram(int argc, char** argv) {
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("WEFT_BENCH")) candidates.push_back(env);
+  char self[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n > 0) {
+    self[n] = '\0';
+    std::string dir(self);
+    dir.resize(dir.rfind('/'));
+    candidates.push_back(dir + "/weft-bench");
+    candidates.push_back(dir + "/../../bench/weft-bench");  // build tree: tools/weft/weft
+  }
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) args.push_back(argv[i]);
+  args.push_back(nullptr);
+  for (const std::string& c : candidates) {
+    if (::access(c.c_str(), X_OK) != 0) continue;
+    args[0] = const_cast<char*>(c.c_str());
+    ::execv(c.c_str(), args.data());
+    std::fprintf(stderr, "weft %s: cannot run %s: %s\n", argv[1], c.c_str(), std::strerror(errno));
+    return 1;
+  }
+  std::fprintf(stderr,
+               "weft %s: the weft-bench program is not installed (build with -DWEFT_BUILD_BENCH=ON, or set "
+               "WEFT_BENCH to its path)\n",
+               argv[1]);
+  return 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && (std::strcmp(argv[1], "bench") == 0 || std::strcmp(argv[1], "demo") == 0)) {
+    return RunBenchProgram(argc, argv);
+  }
   CLI::App app{"weft: zero-copy data plane (shared-memory channels, tools and benchmarks)"};
   app.require_subcommand(0, 1);
   app.set_version_flag("--version", std::string("weft ") + WEFT_VERSION + " (C ABI 1)");
 
-  bool demo_quick = false;
-  auto* demo = app.add_subcommand("demo", "Stream tensors and messages between two processes, verified, beside a Unix socket");
-  demo->add_flag("--quick", demo_quick, "A smaller run");
-
-  weft::bench::Options bopt;
-  std::string suite;
-  auto* bench = app.add_subcommand("bench", "Run a benchmark suite side by side with its baselines");
-  bench->add_option("suite", suite, "Suite: channel, pool, topic, log, rpc, all")->required();
-  bench->add_flag("--quick", bopt.quick, "Finish in under a minute");
-  bench->add_flag("--json", bopt.json, "One JSON object per line on stdout");
-  bench->add_option("--out", bopt.out, "Also append JSON lines to this file");
-  bench->add_option("--case", bopt.only, "Run only this case");
+  // Listed for --help; run by the weft-bench program (see RunBenchProgram).
+  app.add_subcommand("demo", "Stream tensors and messages between two processes, verified, beside a Unix socket");
+  app.add_subcommand("bench", "Run a benchmark suite side by side with its baselines (weft bench --help)");
 
   std::string name;
   auto* inspect = app.add_subcommand("inspect", "Print a segment's header, roles, cursors and counters");
@@ -57,33 +92,6 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  if (app.got_subcommand("demo")) return weft::cli::Demo(demo_quick);
-  if (app.got_subcommand("bench")) {
-    bool ran = false;
-    if (suite == "channel" || suite == "all") {
-      weft::bench::RunChannelSuite(bopt);
-      ran = true;
-    }
-    if (suite == "pool" || suite == "all") {
-      weft::bench::RunPoolSuite(bopt);
-      ran = true;
-    }
-    if (suite == "log" || suite == "all") {
-      weft::bench::RunLogSuite(bopt);
-      ran = true;
-    }
-    if (suite == "topic" || suite == "all") {
-      weft::bench::RunTopicSuite(bopt);
-      ran = true;
-    }
-    if (suite == "rpc" || suite == "all") {
-      weft::bench::RunRpcSuite(bopt);
-      ran = true;
-    }
-    if (ran) return 0;
-    std::fprintf(stderr, "weft bench: unknown suite '%s' (suites: channel, pool, topic, log, rpc, all)\n", suite.c_str());
-    return 2;
-  }
   if (app.got_subcommand("inspect")) return weft::cli::Inspect(name);
   if (app.got_subcommand("gc")) return weft::cli::Gc(dry_run);
   if (app.got_subcommand("log")) {

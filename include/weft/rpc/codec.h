@@ -22,6 +22,22 @@
 
 namespace weft::rpc {
 
+// ndarray: a header (magic "WNDA", header size, dtype as NumPy's dtype.str such as "<f8", ndim,
+// shape), padded so the data starts 64-byte aligned, then the C-order data.
+struct ArrayHeader {
+  std::string dtype;           // "<f8", "|u1", ...
+  std::vector<uint64_t> shape;
+  uint64_t data_offset = 0;    // where the data starts in the value
+  uint64_t data_bytes = 0;
+};
+std::string EncodeArrayHeader(std::string_view dtype, const std::vector<uint64_t>& shape, uint64_t* data_offset);
+// Checks the header against the value's size: the data must fit exactly.
+Result<ArrayHeader> DecodeArrayHeader(ByteView value);
+// The item size of a dtype string ("<f8" -> 8), or 0 if it is not a plain numeric/bool dtype.
+uint64_t DtypeItemSize(std::string_view dtype);
+
+
+
 std::string EncodeI64(int64_t v);
 std::string EncodeF64(double v);
 std::string EncodeBool(bool v);

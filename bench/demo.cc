@@ -11,12 +11,12 @@
 #include <vector>
 
 #include "bench_util.h"
-#include "commands.h"
+#include "suites.h"
 #include "links.h"
 #include "weft/core/clock.h"
 #include "weft/shm/channel.h"
 
-namespace weft::cli {
+namespace weft::bench {
 namespace {
 
 using bench::Fork;
@@ -247,4 +247,4 @@ int Demo(bool quick) {
   return ok ? 0 : 1;
 }
 
-}  // namespace weft::cli
+}  // namespace weft::bench

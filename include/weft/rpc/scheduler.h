@@ -5,7 +5,8 @@
 // One atomic word holds the running readers, the writer bit and how many calls are queued. With
 // nobody queued a call starts and ends with one atomic operation each (an uncontended in-process
 // call costs a few nanoseconds here); otherwise it takes a ticket under the mutex and waits its
-// turn, and every later arrival queues behind it. Internal to rpc.
+// turn, and every later arrival queues behind it. Public so that resources served from other
+// languages (the Python binding) use the same scheduler.
 #pragma once
 
 #include <atomic>
@@ -18,7 +19,7 @@
 #include "weft/core/clock.h"
 #include "weft/rpc/contract.h"
 
-namespace weft::rpc::internal {
+namespace weft::rpc {
 
 class Scheduler {
  public:
@@ -77,4 +78,4 @@ class Scheduler {
   std::set<uint64_t> abandoned_;
 };
 
-}  // namespace weft::rpc::internal
+}  // namespace weft::rpc
