@@ -1,4 +1,5 @@
 // The SIGBUS guard over shared mappings (weft/core/fault_guard.h).
+#include "weft/core/mutex.h"
 #include "weft/core/fault_guard.h"
 
 #include <signal.h>
@@ -25,10 +26,10 @@ struct Entry {
 Entry g_entries[kEntries];
 std::atomic<int> g_high{0};          // entries at or above this index were never used
 std::atomic<uint64_t> g_absorbed{0};
-std::mutex g_mu;                      // guards g_free and installation
-std::vector<int>* g_free = nullptr;   // free handles below g_high
-struct sigaction g_previous {};
-bool g_installed = false;
+Mutex g_mu;
+std::vector<int>* g_free WEFT_GUARDED_BY(g_mu) = nullptr;  // free handles below g_high
+struct sigaction g_previous {};  // written once, under g_mu, before the handler is installed
+bool g_installed WEFT_GUARDED_BY(g_mu) = false;
 
 void Chain(int sig, siginfo_t* info, void* ctx) {
   if (g_previous.sa_flags & SA_SIGINFO) {
@@ -77,7 +78,7 @@ void OnSigbus(int sig, siginfo_t* info, void* ctx) {
   Chain(sig, info, ctx);
 }
 
-void InstallLocked() {
+void InstallLocked() WEFT_REQUIRES(g_mu) {
   if (g_installed) return;
   struct sigaction sa {};
   sa.sa_sigaction = OnSigbus;
@@ -90,7 +91,7 @@ void InstallLocked() {
 
 int GuardMapping(void* base, size_t size) {
   if (base == nullptr || size == 0) return -1;
-  std::lock_guard<std::mutex> g(g_mu);
+  MutexLock g(g_mu);
   InstallLocked();
   if (g_free == nullptr) g_free = new std::vector<int>;
   int h;
@@ -112,7 +113,7 @@ int GuardMapping(void* base, size_t size) {
 
 void UnguardMapping(int handle) {
   if (handle < 0 || handle >= kEntries) return;
-  std::lock_guard<std::mutex> g(g_mu);
+  MutexLock g(g_mu);
   g_entries[handle].base.store(0, std::memory_order_release);
   g_free->push_back(handle);
 }

@@ -1,3 +1,4 @@
+#include "weft/core/mutex.h"
 #include "weft/log/log.h"
 
 #include <fcntl.h>
@@ -11,7 +12,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -82,44 +82,45 @@ struct Log::Impl {
   SharedState* state = nullptr;
 
   // Readers' cache of segment mappings and indexes (sealed segments never change).
-  std::mutex seg_mu;
-  std::vector<uint64_t> seg_firsts;
-  std::map<uint64_t, std::shared_ptr<Mapping>> maps;
-  std::map<uint64_t, std::vector<IndexEntry>> indexes;
+  Mutex seg_mu;
+  std::vector<uint64_t> seg_firsts WEFT_GUARDED_BY(seg_mu);
+  std::map<uint64_t, std::shared_ptr<Mapping>> maps WEFT_GUARDED_BY(seg_mu);
+  std::map<uint64_t, std::vector<IndexEntry>> indexes WEFT_GUARDED_BY(seg_mu);
 
   // Writer.
-  std::mutex mu;  // appends, rolls, retention
-  std::shared_ptr<Mapping> active;
-  uint64_t active_first = 0;
-  uint64_t capacity = 0;  // the active segment's
-  uint64_t write_off = 0;
-  uint64_t populated_to = 0;
-  uint64_t zeroed_to = 0;  // durable policies: blocks up to here were written (as zeros) once
-  int idx_fd = -1;
-  uint64_t idx_size = 0;
-  uint64_t last_index_off = 0;
-  int64_t last_ts = INT64_MIN;
-  uint64_t next = 0;        // next seq (writer's copy)
-  uint64_t since_sync = 0;  // kEveryN
-  uint64_t cut_at = 0;  // where recovery cut a torn tail (0: nothing cut)
-  uint64_t cut_records = 0;  // valid records a repair cut after damage
-  std::string cut_reason;    // what the damage was, when a repair cut
-  bool closed = false;
+  // Lock order: mu, then seg_mu; sync_mu, then mu (SyncTo); flusher_mu alone.
+  Mutex mu WEFT_ACQUIRED_BEFORE(seg_mu);  // appends, rolls, retention
+  std::shared_ptr<Mapping> active WEFT_GUARDED_BY(mu);
+  uint64_t active_first WEFT_GUARDED_BY(mu) = 0;
+  uint64_t capacity WEFT_GUARDED_BY(mu) = 0;  // the active segment's
+  uint64_t write_off WEFT_GUARDED_BY(mu) = 0;
+  uint64_t populated_to WEFT_GUARDED_BY(mu) = 0;
+  uint64_t zeroed_to WEFT_GUARDED_BY(mu) = 0;  // durable policies: blocks up to here were written (as zeros) once
+  int idx_fd WEFT_GUARDED_BY(mu) = -1;
+  uint64_t idx_size WEFT_GUARDED_BY(mu) = 0;
+  uint64_t last_index_off WEFT_GUARDED_BY(mu) = 0;
+  int64_t last_ts WEFT_GUARDED_BY(mu) = INT64_MIN;
+  uint64_t next WEFT_GUARDED_BY(mu) = 0;        // next seq (writer's copy)
+  uint64_t since_sync WEFT_GUARDED_BY(mu) = 0;  // kEveryN
+  uint64_t cut_at WEFT_GUARDED_BY(mu) = 0;  // where recovery cut a torn tail (0: nothing cut)
+  uint64_t cut_records WEFT_GUARDED_BY(mu) = 0;  // valid records a repair cut after damage
+  std::string cut_reason WEFT_GUARDED_BY(mu);    // what the damage was, when a repair cut
+  bool closed WEFT_GUARDED_BY(mu) = false;
 
   // Durability: group commit.
-  std::mutex sync_mu;
-  std::condition_variable sync_cv;
-  bool syncing = false;
-  uint64_t durable = 0;
+  Mutex sync_mu WEFT_ACQUIRED_BEFORE(mu);
+  CondVar sync_cv;
+  bool syncing WEFT_GUARDED_BY(sync_mu) = false;
+  uint64_t durable WEFT_GUARDED_BY(sync_mu) = 0;
   std::atomic<int> sync_callers{0};  // threads inside SyncTo
-  int last_crowd = 0;                // the most callers seen when an fsync began, lately
-  int syncs_since_peak = 0;
-  int64_t last_fsync_ns = 0;
+  int last_crowd WEFT_GUARDED_BY(sync_mu) = 0;  // the most callers seen when an fsync began, lately
+  int syncs_since_peak WEFT_GUARDED_BY(sync_mu) = 0;
+  int64_t last_fsync_ns WEFT_GUARDED_BY(sync_mu) = 0;
   std::atomic<uint64_t> fsyncs{0};
   std::thread flusher;
-  std::mutex flusher_mu;
-  std::condition_variable flusher_cv;
-  bool stop_flusher = false;
+  Mutex flusher_mu;
+  CondVar flusher_cv;
+  bool stop_flusher WEFT_GUARDED_BY(flusher_mu) = false;
 
   bool state_writable = true;  // false: a reader without write access; tails poll
 
@@ -137,7 +138,7 @@ struct Log::Impl {
   // ---- reading ----
 
   Result<std::shared_ptr<Mapping>> SegmentMap(uint64_t first) {
-    std::lock_guard<std::mutex> g(seg_mu);
+    MutexLock g(seg_mu);
     auto it = maps.find(first);
     if (it != maps.end()) return it->second;
     auto m = MapFile(Path(SegmentFileName(first)), false);
@@ -152,7 +153,7 @@ struct Log::Impl {
   Result<uint64_t> SegmentFor(uint64_t seq) {
     for (int attempt = 0; attempt < 2; ++attempt) {
       {
-        std::lock_guard<std::mutex> g(seg_mu);
+        MutexLock g(seg_mu);
         auto it = std::upper_bound(seg_firsts.begin(), seg_firsts.end(), seq);
         // The writer keeps its list current; a reader trusts its cached list only if a later
         // segment exists (else one may have appeared since) or this is a re-read.
@@ -160,14 +161,14 @@ struct Log::Impl {
       }
       auto list = ListSegments(dir);
       if (!list.ok()) return list.status();
-      std::lock_guard<std::mutex> g(seg_mu);
+      MutexLock g(seg_mu);
       seg_firsts = *list;
     }
     return Status(Code::kOutOfRange, "no segment holds seq " + std::to_string(seq));
   }
 
   std::vector<IndexEntry> IndexOf(uint64_t first, bool sealed) {
-    std::lock_guard<std::mutex> g(seg_mu);
+    MutexLock g(seg_mu);
     auto it = indexes.find(first);
     if (it != indexes.end()) return it->second;
     std::vector<IndexEntry> idx = ReadIndex(Path(IndexFileName(first)), first);
@@ -206,7 +207,7 @@ struct Log::Impl {
   }
 
   uint64_t LatestFirst() {
-    std::lock_guard<std::mutex> g(seg_mu);
+    MutexLock g(seg_mu);
     return seg_firsts.empty() ? 0 : seg_firsts.back();
   }
 
@@ -228,7 +229,7 @@ struct Log::Impl {
   // ---- writing ----
 
   // The segment appends go to from now on, with records up to `end`.
-  void SetActive(std::shared_ptr<Mapping> m, uint64_t first, uint64_t cap, uint64_t end) {
+  void SetActive(std::shared_ptr<Mapping> m, uint64_t first, uint64_t cap, uint64_t end) WEFT_REQUIRES(mu) {
     // No readahead for the writer's faults: with it the kernel builds large page-cache folios
     // and zeroes a whole folio again on every page fault inside it.
     ::madvise(m->base, m->size, MADV_RANDOM);
@@ -239,20 +240,22 @@ struct Log::Impl {
     populated_to = 0;
     zeroed_to = 0;
   }
+  static Status OpenReader(Impl& m, const std::string& path);
+  static Status OpenWriter(Impl& m);
   Status OpenState();
-  Status Recover();
-  Status CreateSegment(uint64_t first);
-  Status Roll();
-  Status WriteOne(ByteView payload, uint32_t flags, int64_t timestamp_ns);
-  Status SyncTo(uint64_t target);
-  Status RetentionLocked();
-  void Publish() {
+  Status Recover() WEFT_REQUIRES(mu);
+  Status CreateSegment(uint64_t first) WEFT_REQUIRES(mu);
+  Status Roll() WEFT_REQUIRES(mu);
+  Status WriteOne(ByteView payload, uint32_t flags, int64_t timestamp_ns) WEFT_REQUIRES(mu);
+  Status SyncTo(uint64_t target) WEFT_EXCLUDES(mu, sync_mu);
+  Status RetentionLocked() WEFT_REQUIRES(mu);
+  void Publish() WEFT_REQUIRES(mu) {
     A(state->next_seq).store(next, std::memory_order_release);
     // Wakes the tails that counted themselves asleep (weft/core/wait.h); no system call and
     // no read-modify-write when none did.
     EventCount::Counter(&state->wake, &state->sleepers).Notify();
   }
-  void FlusherLoop();
+  void FlusherLoop() WEFT_EXCLUDES(mu, flusher_mu);
 };
 
 Status Log::Impl::OpenState() {
@@ -314,7 +317,7 @@ Status Log::Impl::CreateSegment(uint64_t first) {
   SetActive(*m, first, opt.segment_bytes, kRecordsStart);
   last_index_off = 0;
   {
-    std::lock_guard<std::mutex> g(seg_mu);
+    MutexLock g(seg_mu);
     if (seg_firsts.empty() || seg_firsts.back() < first) seg_firsts.push_back(first);
   }
   return Status::Ok();
@@ -347,7 +350,7 @@ Status Log::Impl::Recover() {
     firsts.pop_back();
   }
   {
-    std::lock_guard<std::mutex> g(seg_mu);
+    MutexLock g(seg_mu);
     seg_firsts = firsts;
   }
   if (firsts.empty()) {
@@ -549,7 +552,7 @@ Status Log::Impl::WriteOne(ByteView payload, uint32_t flags, int64_t timestamp_n
 // last time are back, new records stop coming, or half an fsync's time passes), so that one
 // fsync covers them all.
 Status Log::Impl::SyncTo(uint64_t target) {
-  std::unique_lock<std::mutex> lk(sync_mu);
+  MutexLock lk(sync_mu);
   ++sync_callers;
   struct Leave {
     Impl* m;
@@ -557,13 +560,13 @@ Status Log::Impl::SyncTo(uint64_t target) {
   } leave{this};
   while (durable < target) {
     if (syncing) {
-      sync_cv.wait(lk);
+      sync_cv.Wait(lk);
       continue;
     }
     syncing = true;
     const int crowd = last_crowd;
     const int64_t gather_ns = std::min<int64_t>(last_fsync_ns / 2, 500'000);
-    lk.unlock();
+    lk.Unlock();
     if (crowd > 1) {
       const int64_t until = MonotonicNs() + gather_ns;
       uint64_t seen = NextSeq();
@@ -577,7 +580,7 @@ Status Log::Impl::SyncTo(uint64_t target) {
     uint64_t covered;
     std::shared_ptr<Mapping> seg;
     {
-      std::lock_guard<std::mutex> g(mu);
+      MutexLock g(mu);
       covered = next;
       seg = active;  // older segments were synced when they rolled
     }
@@ -587,7 +590,7 @@ Status Log::Impl::SyncTo(uint64_t target) {
     const int rc = seg ? ::fdatasync(seg->fd) : 0;
     const int err = errno;
     fsyncs.fetch_add(1, std::memory_order_relaxed);
-    lk.lock();
+    lk.Lock();
     last_fsync_ns = MonotonicNs() - t0;
     if (++syncs_since_peak >= 1024) {  // forget an old crowd slowly
       syncs_since_peak = 0;
@@ -596,14 +599,14 @@ Status Log::Impl::SyncTo(uint64_t target) {
     last_crowd = std::max(last_crowd, callers);
     syncing = false;
     if (rc != 0) {
-      sync_cv.notify_all();
+      sync_cv.NotifyAll();
       return ErrnoStatus(err, "fdatasync(" + seg->path + ")");
     }
     if (covered > durable) {
       durable = covered;
       A(state->durable_seq).store(covered, std::memory_order_release);
     }
-    sync_cv.notify_all();
+    sync_cv.NotifyAll();
   }
   return Status::Ok();
 }
@@ -612,7 +615,7 @@ Status Log::Impl::RetentionLocked() {
   if (opt.retention_events == 0 && opt.retention_bytes == 0 && opt.retention_age_ms <= 0) return Status::Ok();
   std::vector<uint64_t> firsts;
   {
-    std::lock_guard<std::mutex> g(seg_mu);
+    MutexLock g(seg_mu);
     firsts = seg_firsts;
   }
   std::vector<uint64_t> bytes(firsts.size(), 0);
@@ -653,7 +656,7 @@ Status Log::Impl::RetentionLocked() {
     ::unlink(Path(SegmentFileName(firsts[i])).c_str());
     ::unlink(Path(IndexFileName(firsts[i])).c_str());
   }
-  std::lock_guard<std::mutex> g(seg_mu);
+  MutexLock g(seg_mu);
   seg_firsts.erase(seg_firsts.begin(), seg_firsts.begin() + static_cast<long>(drop));
   for (size_t i = 0; i < drop; ++i) {
     maps.erase(firsts[i]);
@@ -663,18 +666,18 @@ Status Log::Impl::RetentionLocked() {
 }
 
 void Log::Impl::FlusherLoop() {
-  std::unique_lock<std::mutex> lk(flusher_mu);
+  MutexLock lk(flusher_mu);
   while (!stop_flusher) {
-    flusher_cv.wait_for(lk, std::chrono::milliseconds(std::max<int64_t>(opt.fsync_interval_ms, 1)));
+    flusher_cv.WaitForNs(lk, std::max<int64_t>(opt.fsync_interval_ms, 1) * 1'000'000);
     if (stop_flusher) break;
-    lk.unlock();
+    lk.Unlock();
     uint64_t target;
     {
-      std::lock_guard<std::mutex> g(mu);
+      MutexLock g(mu);
       target = next;
     }
     if (A(state->durable_seq).load(std::memory_order_acquire) < target) SyncTo(target).IgnoreError();
-    lk.lock();
+    lk.Lock();
   }
 }
 
@@ -682,6 +685,81 @@ void Log::Impl::FlusherLoop() {
 
 Log::Log(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Log::~Log() { Close().IgnoreError(); }
+
+// A reader: maps the state (writable if it may, to count itself among sleeping tails) and lists
+// the segments; it never recovers or writes anything.
+Status Log::Impl::OpenReader(Impl& m, const std::string& path) {
+  struct stat st;
+  if (::stat(m.Path("state").c_str(), &st) != 0) {
+    return NotFound("no log at " + path + " (no state file: open it once for writing)");
+  }
+  auto map = MapFile(m.Path("state"), true);  // tails count themselves as sleepers
+  if (!map.ok() && map.status().code() == Code::kPermissionDenied) {
+    m.state_writable = false;
+    map = MapFile(m.Path("state"), false);
+  }
+  if (!map.ok()) return map.status();
+  if ((*map)->size < sizeof(SharedState) || std::memcmp((*map)->base, kStateMagic, 8) != 0) {
+    return Corrupt(m.Path("state") + ": not a weft log state file");
+  }
+  m.state_map = *map;
+  m.state = reinterpret_cast<SharedState*>((*map)->base);
+  auto list = ListSegments(path);
+  if (!list.ok()) return list.status();
+  MutexLock g(m.seg_mu);
+  m.seg_firsts = *list;
+  return Status::Ok();
+}
+
+// The writer: takes the log's lock file, rebuilds the shared state from the files (recovery),
+// then applies retention.
+Status Log::Impl::OpenWriter(Impl& m) {
+  // The lock first.
+  const std::string lock_path = m.Path("lock");
+  m.lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (m.lock_fd < 0) return ErrnoStatus(errno, "open(" + lock_path + ")");
+  if (::flock(m.lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {};
+    const ssize_t n = ::pread(m.lock_fd, buf, sizeof(buf) - 1, 0);
+    std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string("?");
+    holder.erase(holder.find_last_not_of(" \n") + 1);
+    return Status(Code::kBusy, "log " + m.dir + " is open for writing by pid " + holder);
+  }
+  char pid[17];
+  std::snprintf(pid, sizeof(pid), "%-15d\n", static_cast<int>(::getpid()));  // fixed width: no truncate
+  if (::pwrite(m.lock_fd, pid, 16, 0) != 16) {
+    return ErrnoStatus(errno, "write(" + lock_path + ")");
+  }
+  WEFT_RETURN_IF_ERROR(m.OpenState());
+  MutexLock g(m.mu);  // nobody else has the log yet: the lock is for the analysis
+  WEFT_RETURN_IF_ERROR(m.Recover());
+  SharedState& s = *m.state;
+  uint64_t first = m.next;
+  {
+    MutexLock sg(m.seg_mu);
+    if (!m.seg_firsts.empty()) first = m.seg_firsts.front();
+  }
+  // The state is derived: rebuild it. Magic last, so a reader never takes a half-written one.
+  const shm::ProcessIdentity me = shm::SelfIdentity();
+  A(s.first_seq).store(first, std::memory_order_relaxed);
+  A(s.next_seq).store(m.next, std::memory_order_relaxed);
+  const uint64_t durable = m.opt.fsync != Fsync::kNever ? m.next : 0;
+  g.Unlock();  // lock order: sync_mu before mu
+  {
+    MutexLock sg(m.sync_mu);
+    m.durable = durable;
+  }
+  g.Lock();
+  A(s.durable_seq).store(durable, std::memory_order_relaxed);
+  A(s.writer_pid).store(me.pid, std::memory_order_relaxed);
+  A(s.writer_start_ticks).store(me.start_ticks, std::memory_order_relaxed);
+  A(s.segment_bytes).store(m.opt.segment_bytes, std::memory_order_relaxed);
+  s.version = kFormatVersion;
+  s.size = sizeof(SharedState);
+  std::atomic_thread_fence(std::memory_order_release);
+  std::memcpy(s.magic, kStateMagic, 8);
+  return m.RetentionLocked();
+}
 
 Result<std::unique_ptr<Log>> Log::Open(const std::string& path, const LogOptions& options) {
   if (path.empty()) return InvalidArgument("empty log path");
@@ -707,68 +785,7 @@ Result<std::unique_ptr<Log>> Log::Open(const std::string& path, const LogOptions
     if (errno == ENOENT) return NotFound("no log at " + path);
     return ErrnoStatus(errno, "open(" + path + ")");
   }
-  if (!impl->writer) {
-    struct stat st;
-    if (::stat(impl->Path("state").c_str(), &st) != 0) {
-      return NotFound("no log at " + path + " (no state file: open it once for writing)");
-    }
-    auto m = MapFile(impl->Path("state"), true);  // tails count themselves as sleepers
-    if (!m.ok() && m.status().code() == Code::kPermissionDenied) {
-      impl->state_writable = false;
-      m = MapFile(impl->Path("state"), false);
-    }
-    if (!m.ok()) return m.status();
-    if ((*m)->size < sizeof(SharedState) || std::memcmp((*m)->base, kStateMagic, 8) != 0) {
-      return Corrupt(impl->Path("state") + ": not a weft log state file");
-    }
-    impl->state_map = *m;
-    impl->state = reinterpret_cast<SharedState*>((*m)->base);
-    auto list = ListSegments(path);
-    if (!list.ok()) return list.status();
-    impl->seg_firsts = *list;
-    return std::unique_ptr<Log>(new Log(std::move(impl)));
-  }
-  // Writer: the lock first.
-  const std::string lock_path = impl->Path("lock");
-  impl->lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (impl->lock_fd < 0) return ErrnoStatus(errno, "open(" + lock_path + ")");
-  if (::flock(impl->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    char buf[32] = {};
-    const ssize_t n = ::pread(impl->lock_fd, buf, sizeof(buf) - 1, 0);
-    std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string("?");
-    holder.erase(holder.find_last_not_of(" \n") + 1);
-    return Status(Code::kBusy, "log " + path + " is open for writing by pid " + holder);
-  }
-  char pid[17];
-  std::snprintf(pid, sizeof(pid), "%-15d\n", static_cast<int>(::getpid()));  // fixed width: no truncate
-  if (::pwrite(impl->lock_fd, pid, 16, 0) != 16) {
-    return ErrnoStatus(errno, "write(" + lock_path + ")");
-  }
-  WEFT_RETURN_IF_ERROR(impl->OpenState());
-  WEFT_RETURN_IF_ERROR(impl->Recover());
-  SharedState& s = *impl->state;
-  uint64_t first = impl->next;
-  {
-    std::lock_guard<std::mutex> g(impl->seg_mu);
-    if (!impl->seg_firsts.empty()) first = impl->seg_firsts.front();
-  }
-  // The state is derived: rebuild it. Magic last, so a reader never takes a half-written one.
-  const shm::ProcessIdentity me = shm::SelfIdentity();
-  A(s.first_seq).store(first, std::memory_order_relaxed);
-  A(s.next_seq).store(impl->next, std::memory_order_relaxed);
-  impl->durable = impl->opt.fsync != Fsync::kNever ? impl->next : 0;
-  A(s.durable_seq).store(impl->durable, std::memory_order_relaxed);
-  A(s.writer_pid).store(me.pid, std::memory_order_relaxed);
-  A(s.writer_start_ticks).store(me.start_ticks, std::memory_order_relaxed);
-  A(s.segment_bytes).store(impl->opt.segment_bytes, std::memory_order_relaxed);
-  s.version = kFormatVersion;
-  s.size = sizeof(SharedState);
-  std::atomic_thread_fence(std::memory_order_release);
-  std::memcpy(s.magic, kStateMagic, 8);
-  {
-    std::lock_guard<std::mutex> g(impl->mu);
-    WEFT_RETURN_IF_ERROR(impl->RetentionLocked());
-  }
+  WEFT_RETURN_IF_ERROR(impl->writer ? Impl::OpenWriter(*impl) : Impl::OpenReader(*impl, path));
   if (impl->opt.fsync == Fsync::kInterval) {
     Impl* raw = impl.get();
     impl->flusher = std::thread([raw] { raw->FlusherLoop(); });
@@ -790,7 +807,7 @@ Result<std::optional<uint64_t>> Log::AppendBatch(std::span<const ByteView> paylo
   uint64_t first, end;
   bool sync_now = false;
   {
-    std::lock_guard<std::mutex> g(m.mu);
+    MutexLock g(m.mu);
     if (m.closed) return Status(Code::kClosed, "log is closed");
     const uint64_t room = m.opt.segment_bytes - kRecordsStart;
     for (const ByteView& p : payloads) {
@@ -827,7 +844,7 @@ Status Log::Sync() {
   if (!m.writer) return Status::Ok();
   uint64_t target;
   {
-    std::lock_guard<std::mutex> g(m.mu);
+    MutexLock g(m.mu);
     target = m.next;
   }
   return m.SyncTo(target);
@@ -887,7 +904,7 @@ Result<uint64_t> Log::SeqAtTime(int64_t time_ns) {
 Status Log::ApplyRetention() {
   Impl& m = *impl_;
   if (!m.writer) return Status(Code::kPermissionDenied, "log " + m.dir + " is open read-only");
-  std::lock_guard<std::mutex> g(m.mu);
+  MutexLock g(m.mu);
   return m.RetentionLocked();
 }
 
@@ -950,9 +967,12 @@ LogStats Log::Stats() {
   s.next_seq = m.NextSeq();
   s.durable_seq = A(m.state->durable_seq).load(std::memory_order_acquire);
   s.fsyncs = m.fsyncs.load(std::memory_order_relaxed);
-  s.cut_at_offset = m.cut_at;
-  s.cut_valid_records = m.cut_records;
-  s.cut_reason = m.cut_reason;
+  {
+    MutexLock g(m.mu);
+    s.cut_at_offset = m.cut_at;
+    s.cut_valid_records = m.cut_records;
+    s.cut_reason = m.cut_reason;
+  }
   const int32_t pid = A(m.state->writer_pid).load(std::memory_order_relaxed);
   const uint64_t ticks = A(m.state->writer_start_ticks).load(std::memory_order_relaxed);
   s.writer_pid = pid != 0 && shm::IsAlive({pid, ticks}) ? pid : 0;
@@ -976,20 +996,23 @@ Status Log::Close() {
   Impl& m = *impl_;
   Status result;
   if (m.writer) {
+    uint64_t next;
     {
-      std::lock_guard<std::mutex> g(m.mu);
+      MutexLock g(m.mu);  // an append in progress holds it: none runs after this
       if (m.closed) return Status::Ok();
       m.closed = true;
+      next = m.next;
     }
     if (m.flusher.joinable()) {
       {
-        std::lock_guard<std::mutex> g(m.flusher_mu);
+        MutexLock g(m.flusher_mu);
         m.stop_flusher = true;
       }
-      m.flusher_cv.notify_all();
+      m.flusher_cv.NotifyAll();
       m.flusher.join();
     }
-    if (m.opt.fsync != Fsync::kNever) result = m.SyncTo(m.next);
+    if (m.opt.fsync != Fsync::kNever) result = m.SyncTo(next);
+    MutexLock g(m.mu);
     // Give back the space reserved past the last record (the next writer reserves it again).
     const uint64_t from = (m.write_off + 4095) & ~uint64_t{4095};
     if (m.active && from < m.capacity) {

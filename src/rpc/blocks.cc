@@ -8,7 +8,7 @@ namespace internal {
 namespace {
 
 // Every Blocks of this process, for ProcessHoldStats.
-std::mutex g_all_mu;
+Mutex g_all_mu;
 std::set<Blocks*>& All() {
   static auto* all = new std::set<Blocks*>;
   return *all;
@@ -21,12 +21,12 @@ std::shared_ptr<Blocks> Blocks::Make(std::unique_ptr<shm::Pool> pool) {
 }
 
 Blocks::Blocks(std::unique_ptr<shm::Pool> pool) : pool_(std::move(pool)), name_(pool_->name()) {
-  std::lock_guard<std::mutex> g(g_all_mu);
+  MutexLock g(g_all_mu);
   All().insert(this);
 }
 
 Blocks::~Blocks() {
-  std::lock_guard<std::mutex> g(g_all_mu);
+  MutexLock g(g_all_mu);
   All().erase(this);
 }
 
@@ -47,36 +47,36 @@ Result<std::shared_ptr<Held>> Blocks::Wrap(uint64_t block, uint64_t length) {
 }
 
 Result<std::shared_ptr<Held>> Blocks::Loan(size_t n) {
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   auto b = pool_->Allocate(n == 0 ? 1 : n);
   if (!b.ok()) return b.status();
   return Wrap(*b, n);
 }
 
 Result<std::shared_ptr<Held>> Blocks::Adopt(uint64_t block, uint64_t length) {
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   return Wrap(block, length);
 }
 
 Result<std::shared_ptr<Held>> Blocks::Take(uint64_t block, uint64_t length, uint64_t holder_bits) {
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   Status s = pool_->HoldIfHeldBy(block, holder_bits);
   if (!s.ok()) return s;
   return Wrap(block, length);
 }
 
 bool Blocks::HolderIs(int slot, int32_t pid) {
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   return pool_->HolderIs(slot, pid);
 }
 
 bool Blocks::HeldBy(uint64_t block, int slot) {
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   return pool_->HeldBy(block, slot);
 }
 
 std::shared_ptr<Held> Blocks::Find(const void* p, size_t n) {
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   auto [lo, hi] = live_.equal_range(static_cast<const uint8_t*>(p));
   for (auto it = lo; it != hi; ++it) {
     if (it->second.raw->size() < n) continue;
@@ -93,27 +93,27 @@ Result<std::shared_ptr<Held>> Blocks::Copy(ByteView bytes) {
 }
 
 Status Blocks::Grant(uint64_t block, uint64_t bits, uint64_t* already) {
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   return pool_->Grant(block, bits, already);
 }
 
 Status Blocks::Release(uint64_t block) {
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   return pool_->Release(block);
 }
 
 size_t Blocks::RecoverDead() {
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   return pool_->RecoverDead();
 }
 
 int Blocks::holder_slot() {
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   return pool_->holder_slot();
 }
 
 void Blocks::Drop(Held* h) {
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   auto [lo, hi] = live_.equal_range(h->data_);
   for (auto it = lo; it != hi; ++it) {
     if (it->second.raw == h) {
@@ -126,7 +126,7 @@ void Blocks::Drop(Held* h) {
 }
 
 HoldStats Blocks::stats() {
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   HoldStats s;
   s.active_holds = live_.size();
   s.held_bytes = held_bytes_;
@@ -147,7 +147,7 @@ Held::~Held() { owner_->Drop(this); }
 
 HoldStats ProcessHoldStats() {
   HoldStats total;
-  std::lock_guard<std::mutex> g(internal::g_all_mu);
+  MutexLock g(internal::g_all_mu);
   for (internal::Blocks* b : internal::All()) {
     const HoldStats s = b->stats();
     total.active_holds += s.active_holds;

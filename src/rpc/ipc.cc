@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <condition_variable>
 #include <system_error>
 #include <deque>
 #include <list>
@@ -18,6 +17,7 @@
 #include <thread>
 
 #include "internal/handshake.h"
+#include "weft/core/mutex.h"
 #include "weft/rpc/scheduler.h"
 #include "weft/rpc/rpc.h"
 #include "weft/shm/channel.h"
@@ -116,8 +116,8 @@ uint32_t ControlCount(const internal::Frame& f) {
 }
 
 // Servers of this process by id, for inproc:// clients.
-std::mutex g_servers_mu;
-std::map<std::string, Server::Impl*>& Servers() {
+Mutex g_servers_mu;
+std::map<std::string, Server::Impl*>& Servers() WEFT_REQUIRES(g_servers_mu) {
   static auto* servers = new std::map<std::string, Server::Impl*>;
   return *servers;
 }
@@ -141,7 +141,7 @@ struct Hosted {
 struct Connection {
   std::thread thread;
   std::atomic<bool> done{false};
-  bool handshaking = true;  // guarded by Server::Impl::mu
+  bool handshaking = true;  // guarded by Server::Impl::mu (the analysis cannot name it here)
   uint32_t uid = 0;
 };
 
@@ -159,24 +159,24 @@ struct Server::Impl {
   int listen_fd = -1;
   std::shared_ptr<Blocks> blocks;  // the server's pool: large values
   std::atomic<bool> stopping{false};
-  std::mutex mu;
-  std::map<std::string, std::shared_ptr<Hosted>> resources;
+  Mutex mu;
+  std::map<std::string, std::shared_ptr<Hosted>> resources WEFT_GUARDED_BY(mu);
   std::thread acceptor;
-  std::list<Connection> connections;  // guarded by mu
-  bool started = false;
-  bool shut = false;
+  std::list<Connection> connections WEFT_GUARDED_BY(mu);
+  bool started WEFT_GUARDED_BY(mu) = false;
+  bool shut WEFT_GUARDED_BY(mu) = false;
 
   std::shared_ptr<Hosted> Find(const std::string& name) {
-    std::lock_guard<std::mutex> g(mu);
+    MutexLock g(mu);
     auto it = resources.find(name);
     return it == resources.end() ? nullptr : it->second;
   }
 
   void Accept();
   // Joins connection threads that have finished. mu held.
-  void Reap();
+  void Reap() WEFT_REQUIRES(mu);
   // The verdict on a new connection before any thread is spent on it. mu held.
-  Status Admit(const ucred& cred) const;
+  Status Admit(const ucred& cred) const WEFT_REQUIRES(mu);
   void Serve(int fd, Connection* conn, ucred cred);
   Status Handshake(int fd, Connection* conn, const ucred& cred, Peer* peer, std::shared_ptr<Hosted>* hosted,
                    std::unique_ptr<shm::Channel>* req, std::unique_ptr<shm::Channel>* rep);
@@ -511,7 +511,7 @@ void Server::Impl::Accept() {
       close_at.erase(close_at.begin() + static_cast<std::ptrdiff_t>(i));
     }
     const bool ready = (polled[0].revents & POLLIN) != 0;
-    std::lock_guard<std::mutex> g(mu);
+    MutexLock g(mu);
     Reap();
     if (!ready) continue;
     const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
@@ -584,7 +584,7 @@ Status Server::Impl::Handshake(int fd, Connection* conn, const ucred& cred, Peer
   *req = std::move(r).value();
   *rep = std::move(p).value();
   {
-    std::lock_guard<std::mutex> g(mu);
+    MutexLock g(mu);
     conn->handshaking = false;
   }
   return Status::Ok();
@@ -662,7 +662,7 @@ Result<std::unique_ptr<Server>> Server::Create(const std::string& id, const Serv
   impl->blocks = Blocks::Make(std::move(pool).value());
   impl->blocks->RecoverDead();
   {
-    std::lock_guard<std::mutex> g(g_servers_mu);
+    MutexLock g(g_servers_mu);
     Servers()[id] = impl.get();
   }
   return std::unique_ptr<Server>(new Server(std::move(impl)));
@@ -677,7 +677,7 @@ Status Server::Register(const std::string& name, Resource resource) {
     if (it == resource.handlers.end() || !it->second) return InvalidArgument("no handler for method '" + m.name + "'");
     h->handlers.push_back(it->second);
   }
-  std::lock_guard<std::mutex> g(impl_->mu);
+  MutexLock g(impl_->mu);
   if (impl_->shut) return Status(Code::kClosed, "server ipc://" + impl_->id + " is shut down; register before Shutdown");
   if (impl_->resources.count(name) != 0) return Status(Code::kAlreadyExists, "resource '" + name + "' is registered");
   h->id = static_cast<uint32_t>(impl_->resources.size() + 1);
@@ -687,6 +687,7 @@ Status Server::Register(const std::string& name, Resource resource) {
 }
 
 Status Server::Start() {
+  MutexLock g(impl_->mu);
   if (impl_->shut) return Status(Code::kClosed, "server ipc://" + impl_->id + " is shut down");
   if (impl_->started) return Status::Ok();
   impl_->started = true;
@@ -697,12 +698,12 @@ Status Server::Start() {
 Status Server::Shutdown(Deadline deadline) {
   Impl& m = *impl_;
   {
-    std::lock_guard<std::mutex> g(m.mu);  // Register reads it under the same lock
+    MutexLock g(m.mu);  // Register reads it under the same lock
     if (m.shut) return Status::Ok();
     m.shut = true;
   }
   {
-    std::lock_guard<std::mutex> g(g_servers_mu);
+    MutexLock g(g_servers_mu);
     Servers().erase(m.id);
   }
   m.stopping.store(true);
@@ -711,16 +712,21 @@ Status Server::Shutdown(Deadline deadline) {
   // Connection threads finish the call they are in, then see the flag within a slice.
   std::list<Connection> conns;
   {
-    std::lock_guard<std::mutex> g(m.mu);
+    MutexLock g(m.mu);
     conns.swap(m.connections);
   }
   for (Connection& c : conns) c.thread.join();
-  for (auto& [name, h] : m.resources) {
+  std::map<std::string, std::shared_ptr<Hosted>> resources;  // Register refuses from now on
+  {
+    MutexLock g(m.mu);
+    resources = m.resources;
+  }
+  for (auto& [name, h] : resources) {
     h->closed.store(true);
     // In-process calls that got in before the flag finish first.
     if (h->scheduler.Enter(Access::kWrite, deadline)) h->scheduler.Leave(Access::kWrite);
   }
-  for (auto& [name, h] : m.resources) {
+  for (auto& [name, h] : resources) {
     if (h->resource.on_shutdown) h->resource.on_shutdown();
   }
   // The pool goes with its server (clients still attached, and holds still alive here, keep
@@ -776,13 +782,13 @@ class InprocCall final : public CallContext {
 struct Client::Impl {
   Contract contract;
   std::shared_ptr<Blocks> blocks;  // the server's pool, for large values
-  std::mutex mu;                   // one call at a time on this connection
-  bool stream_open = false;        // a Stream owns the connection until it ends
+  Mutex mu;                        // one call at a time on this connection
+  bool stream_open WEFT_GUARDED_BY(mu) = false;  // a Stream owns the connection until it ends
   // ipc://
   uint32_t resource = 0;
-  std::unique_ptr<shm::Channel> req, rep;
-  uint64_t next_call = 1;
-  std::map<uint64_t, std::vector<std::shared_ptr<Held>>> arg_holds;  // by call, until its answer
+  std::unique_ptr<shm::Channel> req, rep;  // used under mu (Close interrupts them from anywhere)
+  uint64_t next_call WEFT_GUARDED_BY(mu) = 1;
+  std::map<uint64_t, std::vector<std::shared_ptr<Held>>> arg_holds WEFT_GUARDED_BY(mu);  // by call, until its answer
   // inproc://
   std::shared_ptr<Hosted> local;
 
@@ -794,12 +800,12 @@ struct Client::Impl {
     }
     return idx;
   }
-  Result<uint64_t> Send(int idx, const std::vector<ByteView>& args, Deadline deadline, bool hold);
+  Result<uint64_t> Send(int idx, const std::vector<ByteView>& args, Deadline deadline, bool hold) WEFT_REQUIRES(mu);
   // Reads frames until one for `call`; frames of earlier calls (timed out, cancelled) are dropped
   // and any hold they carried released. Cancels the call if the token says so.
-  Result<internal::Frame> Await(uint64_t call, const CallOptions& o);
+  Result<internal::Frame> Await(uint64_t call, const CallOptions& o) WEFT_REQUIRES(mu);
   Result<Reply> ToReply(const internal::Frame& f, bool hold);
-  void Drop(const internal::Frame& f);
+  void Drop(const internal::Frame& f) WEFT_REQUIRES(mu);
   Result<Reply> CallLocal(int idx, const std::vector<ByteView>& args, const CallOptions& o);
   // The handler's own result (the caller looks at ctx for a held one).
   Result<std::string> RunLocal(int idx, const std::vector<ByteView>& args, const CallOptions& o, InprocCall& ctx);
@@ -961,7 +967,7 @@ Result<std::unique_ptr<Client>> Client::Connect(const Contract& contract, const 
   WEFT_RETURN_IF_ERROR(Validate(contract));
   if (address.rfind("inproc://", 0) == 0) {
     const std::string id = address.substr(9);
-    std::lock_guard<std::mutex> g(g_servers_mu);
+    MutexLock g(g_servers_mu);
     auto it = Servers().find(id);
     if (it == Servers().end()) return NotFound("no server " + address + " in this process");
     std::shared_ptr<Hosted> h = it->second->Find(name);
@@ -1032,7 +1038,7 @@ Result<Reply> Client::Invoke(std::string_view method, const std::vector<ByteView
   auto idx = m.Method(method, false);
   if (!idx.ok()) return idx.status();
   if (m.local != nullptr) return m.CallLocal(*idx, args, options);  // calls run side by side, ordered by the scheduler
-  std::lock_guard<std::mutex> g(m.mu);
+  MutexLock g(m.mu);
   if (!m.req) return Status(Code::kClosed, "client is closed");
   if (m.stream_open) return Status(Code::kBusy, "a stream is open on this connection: finish or cancel it first");
   auto call = m.Send(*idx, args, options.deadline, options.hold);
@@ -1073,7 +1079,7 @@ HoldStats Client::hold_stats() const { return impl_->blocks ? impl_->blocks->sta
 bool Client::shares_pool() const { return impl_->blocks != nullptr; }
 
 Status Client::Close() {
-  std::lock_guard<std::mutex> g(impl_->mu);
+  MutexLock g(impl_->mu);
   impl_->req.reset();
   impl_->rep.reset();
   impl_->arg_holds.clear();
@@ -1093,12 +1099,12 @@ struct Stream::Impl {
   uint32_t consumed = 0;  // chunks taken since the last credit
   // inproc://: the handler runs on a thread of its own, under the same credit as over ipc://.
   std::thread worker;
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<std::string> chunks;
-  int64_t credits = kInitialCredit;
-  bool finished = false;
-  Status final;
+  Mutex mu;
+  CondVar cv;
+  std::deque<std::string> chunks WEFT_GUARDED_BY(mu);
+  int64_t credits WEFT_GUARDED_BY(mu) = kInitialCredit;
+  bool finished WEFT_GUARDED_BY(mu) = false;
+  Status final WEFT_GUARDED_BY(mu);
   CancelToken stop;
 
   void End() {
@@ -1106,11 +1112,16 @@ struct Stream::Impl {
     done = true;
     if (worker.joinable()) {
       stop.Cancel();
-      cv.notify_all();
+      {
+        // Under the lock: the worker checks the token and sleeps under it, so the wake cannot
+        // fall between its check and its sleep.
+        MutexLock g(mu);
+        cv.NotifyAll();
+      }
       worker.join();
       return;
     }
-    std::lock_guard<std::mutex> g(client->mu);
+    MutexLock g(client->mu);
     client->stream_open = false;
   }
 };
@@ -1123,7 +1134,7 @@ void Stream::Cancel() {
   Impl& s = *impl_;
   if (s.done) return;
   if (!s.worker.joinable() && s.client->req) {
-    std::lock_guard<std::mutex> g(s.client->mu);
+    MutexLock g(s.client->mu);
     SendControl(*s.client->req, FrameType::kCancel, s.call, 0, Deadline::AfterMs(1000)).IgnoreError();
   }
   s.End();
@@ -1135,15 +1146,15 @@ Result<std::optional<Reply>> Stream::Next(Deadline deadline) {
   CallOptions o = s.options;
   if (deadline.at_ns() < o.deadline.at_ns()) o.deadline = deadline;
   if (s.worker.joinable()) {  // in-process
-    std::unique_lock<std::mutex> lk(s.mu);
+    MutexLock lk(s.mu);
     while (s.chunks.empty() && !s.finished) {
       if (o.cancel != nullptr && o.cancel->cancelled()) {
-        lk.unlock();
+        lk.Unlock();
         Cancel();
         return Status(Code::kCancelled, "the stream was cancelled");
       }
       if (o.deadline.Expired()) return Status(Code::kTimeout, "no chunk before the deadline");
-      s.cv.wait_for(lk, std::chrono::milliseconds(1));
+      s.cv.WaitForNs(lk, 1'000'000);
     }
     if (!s.chunks.empty()) {
       Reply r;
@@ -1152,12 +1163,12 @@ Result<std::optional<Reply>> Stream::Next(Deadline deadline) {
       if (++s.consumed >= kCreditBatch) {
         s.credits += s.consumed;
         s.consumed = 0;
-        s.cv.notify_all();
+        s.cv.NotifyAll();
       }
       return std::optional<Reply>(std::move(r));
     }
     Status final = s.final;
-    lk.unlock();
+    lk.Unlock();
     s.End();
     if (!final.ok()) return final;
     return std::optional<Reply>();
@@ -1165,7 +1176,7 @@ Result<std::optional<Reply>> Stream::Next(Deadline deadline) {
   Client::Impl& m = *s.client;
   Result<std::optional<Reply>> out = std::optional<Reply>();
   {
-    std::lock_guard<std::mutex> g(m.mu);
+    MutexLock g(m.mu);
     if (!m.rep) return Status(Code::kClosed, "client is closed");
     auto f = m.Await(s.call, o);
     if (!f.ok()) {
@@ -1226,12 +1237,12 @@ Result<std::unique_ptr<Stream>> Client::OpenStream(std::string_view method, cons
       for (const std::string& c : *copies) views.push_back(AsBytes(c));
       InprocCall ctx(blocks.get(), &raw->stop);
       ctx.sink_ = [raw](ByteView chunk) -> Status {
-        std::unique_lock<std::mutex> lk(raw->mu);
-        raw->cv.wait(lk, [&] { return raw->credits > 0 || raw->stop.cancelled(); });
+        MutexLock lk(raw->mu);
+        while (raw->credits <= 0 && !raw->stop.cancelled()) raw->cv.Wait(lk);
         if (raw->stop.cancelled()) return Status(Code::kCancelled, "the client cancelled the stream");
         --raw->credits;
         raw->chunks.emplace_back(reinterpret_cast<const char*>(chunk.data()), chunk.size());
-        raw->cv.notify_all();
+        raw->cv.NotifyAll();
         return Status::Ok();
       };
       CallArgs a;
@@ -1251,14 +1262,14 @@ Result<std::unique_ptr<Stream>> Client::OpenStream(std::string_view method, cons
         hosted->scheduler.Leave(access);
         if (!r.ok()) final = r.status();
       }
-      std::lock_guard<std::mutex> g(raw->mu);
+      MutexLock g(raw->mu);
       raw->finished = true;
       raw->final = final;
-      raw->cv.notify_all();
+      raw->cv.NotifyAll();
     });
     return std::unique_ptr<Stream>(new Stream(std::move(s)));
   }
-  std::lock_guard<std::mutex> g(m.mu);
+  MutexLock g(m.mu);
   if (!m.req) return Status(Code::kClosed, "client is closed");
   if (m.stream_open) return Status(Code::kBusy, "a stream is open on this connection: finish or cancel it first");
   auto call = m.Send(*idx, args, options.deadline, options.hold);

@@ -14,14 +14,14 @@ void Scheduler::Advance() {
 }
 
 void Scheduler::WakeQueued() {
-  std::lock_guard<std::mutex> lk(mu_);  // a queued call checks and sleeps under mu_: no lost wake-up
-  cv_.notify_all();
+  MutexLock lk(mu_);  // a queued call checks and sleeps under mu_: no lost wake-up
+  cv_.NotifyAll();
 }
 
 bool Scheduler::EnterSlow(Access access, Deadline deadline, const std::function<bool()>* cancelled) {
   // Queue first: from here no arrival takes the fast path past us.
   state_.fetch_add(kQueued, std::memory_order_relaxed);
-  std::unique_lock<std::mutex> lk(mu_);
+  MutexLock lk(mu_);
   const uint64_t ticket = next_ticket_++;
   const uint64_t add = access == Access::kRead ? 1 : kWriter;
   for (;;) {
@@ -33,7 +33,7 @@ bool Scheduler::EnterSlow(Access access, Deadline deadline, const std::function<
         if (state_.compare_exchange_weak(s, s - kQueued + add, std::memory_order_acquire)) {
           Count(access, s);
           Advance();
-          cv_.notify_all();  // the next ticket may be a read that can run beside this one
+          cv_.NotifyAll();  // the next ticket may be a read that can run beside this one
           return true;
         }
       }
@@ -47,15 +47,15 @@ bool Scheduler::EnterSlow(Access access, Deadline deadline, const std::function<
       } else {
         abandoned_.insert(ticket);
       }
-      cv_.notify_all();  // whoever holds the next ticket may start now
+      cv_.NotifyAll();  // whoever holds the next ticket may start now
       return false;
     }
     int64_t wait = deadline.RemainingNs();
     if (cancelled != nullptr) wait = std::min<int64_t>(wait, 1'000'000);
     if (wait == Deadline::kNever) {
-      cv_.wait(lk);
+      cv_.Wait(lk);
     } else {
-      cv_.wait_for(lk, std::chrono::nanoseconds(wait));
+      cv_.WaitForNs(lk, wait);
     }
   }
 }

@@ -10,13 +10,12 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <set>
 
 #include "weft/core/clock.h"
+#include "weft/core/mutex.h"
 #include "weft/rpc/contract.h"
 
 namespace weft::rpc {
@@ -66,16 +65,16 @@ class Scheduler {
     while (now > seen && !max_readers_.compare_exchange_weak(seen, now, std::memory_order_relaxed)) {
     }
   }
-  void Advance();  // past started and abandoned tickets; mu_ held
+  void Advance() WEFT_REQUIRES(mu_);  // past started and abandoned tickets
 
   std::atomic<uint64_t> state_{0};  // readers | writer << 32 | queued << 33
   std::atomic<uint64_t> reads_{0}, writes_{0}, timeouts_{0};
   std::atomic<int> max_readers_{0};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  uint64_t next_ticket_ = 0;  // the ticket the next queued arrival takes
-  uint64_t serving_ = 0;      // the queued ticket that may start next
-  std::set<uint64_t> abandoned_;
+  Mutex mu_;
+  CondVar cv_;
+  uint64_t next_ticket_ WEFT_GUARDED_BY(mu_) = 0;  // the ticket the next queued arrival takes
+  uint64_t serving_ WEFT_GUARDED_BY(mu_) = 0;      // the queued ticket that may start next
+  std::set<uint64_t> abandoned_ WEFT_GUARDED_BY(mu_);
 };
 
 }  // namespace weft::rpc

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 
+#include "weft/core/mutex.h"
 #include "weft/rpc/rpc.h"
 #include "weft/shm/pool.h"
 
@@ -44,18 +45,18 @@ class Blocks : public std::enable_shared_from_this<Blocks> {
  private:
   friend class weft::rpc::Held;
   explicit Blocks(std::unique_ptr<shm::Pool> pool);
-  Result<std::shared_ptr<Held>> Wrap(uint64_t block, uint64_t length);  // mu_ held
+  Result<std::shared_ptr<Held>> Wrap(uint64_t block, uint64_t length) WEFT_REQUIRES(mu_);
   void Drop(Held* h);  // from ~Held
 
-  std::mutex mu_;
+  Mutex mu_;
   std::unique_ptr<shm::Pool> pool_;
   std::string name_;
   struct Entry {
     Held* raw;
     std::weak_ptr<Held> weak;
   };
-  std::multimap<const uint8_t*, Entry> live_;  // by data start
-  uint64_t held_bytes_ = 0;
+  std::multimap<const uint8_t*, Entry> live_ WEFT_GUARDED_BY(mu_);  // by data start
+  uint64_t held_bytes_ WEFT_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace weft::rpc::internal
