@@ -93,10 +93,29 @@ double Median(std::vector<double> v) {
 }
 }  // namespace
 
+namespace {
+// Progress goes to stderr when it is a terminal: one line, rewritten as rows finish (stdout
+// keeps the table or the JSON).
+bool ShowProgress() {
+  static const bool on = ::isatty(STDERR_FILENO) == 1;
+  return on;
+}
+void ClearProgress() {
+  if (ShowProgress()) std::fprintf(stderr, "\r\033[K");
+}
+}  // namespace
+
 void Results::Add(const Row& row) {
   std::string k = Key(row);
   if (!rows_.count(k)) order_.push_back(k);
   rows_[k].push_back(row);
+  if (ShowProgress()) {
+    size_t done = 0;
+    for (const auto& [key, rows] : rows_) done += rows.size();
+    std::fprintf(stderr, "\r\033[Kweft bench %s: %zu measured; last %s %s %s %s", row.suite.c_str(), done,
+                 row.case_name.c_str(), row.transport.c_str(), row.mode.c_str(), (std::to_string(row.payload_bytes) + " B").c_str());
+    std::fflush(stderr);
+  }
 }
 
 std::vector<Row> Results::Medians() const {
@@ -199,6 +218,7 @@ std::string ShortName(const std::string& name) {
 }
 
 void Emit(const std::string& suite, const std::vector<Row>& rows, const Options& opt) {
+  ClearProgress();
   if (!opt.out.empty()) {
     std::ofstream f(opt.out, std::ios::app);
     for (const Row& r : rows) f << Json(r) << "\n";
@@ -383,6 +403,20 @@ void WaitAtLeast(std::atomic<uint64_t>& v, uint64_t target) {
       std::exit(1);
     }
   }
+}
+
+std::string Relative(double weft_cost, double other_cost) {
+  if (weft_cost <= 0 || other_cost <= 0) return "not measured";
+  const double r = other_cost / weft_cost;
+  char buf[48];
+  if (r >= 1.05) {
+    std::snprintf(buf, sizeof(buf), "%.1fx faster", r);
+  } else if (r <= 1 / 1.05) {
+    std::snprintf(buf, sizeof(buf), "%.1fx slower", 1 / r);
+  } else {
+    std::snprintf(buf, sizeof(buf), "as fast");
+  }
+  return buf;
 }
 
 }  // namespace weft::bench

@@ -42,6 +42,9 @@ void SetThroughput(Row& row, uint64_t messages, uint64_t bytes_each, int64_t ela
 
 // "2 cores, AMD EPYC ..., virtualized (KVM), Linux 6.1"
 std::string MachineLine();
+// How Weft compares with another transport, in words: "3.2x faster", "1.4x slower", "as fast"
+// (within 5%). `weft_cost` and `other_cost` are costs (time): lower is better.
+std::string Relative(double weft_cost, double other_cost);
 
 // Collects rows from several rounds and reports, per key, the median of each field.
 class Results {

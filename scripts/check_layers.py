@@ -91,6 +91,8 @@ def judge(root, rel, kind, mod, inc):
             return None  # a helper beside the test
         if os.path.exists(os.path.join(root, "tests", inc)):
             return None  # a test helper of another suite
+        if kind == "test" and mod not in RANK and os.path.exists(os.path.join(root, mod, inc)):
+            return None  # tests of a tool (bench) include its own headers
         if "/internal/" in inc and os.path.exists(os.path.join(root, "src", inc)):
             if kind == "fuzz" or first == mod:
                 return None

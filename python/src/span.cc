@@ -15,6 +15,7 @@ struct SpanObject {
   Py_ssize_t size;
   int readonly;
   int valid;
+  Py_ssize_t exports;            // buffers handed out and not yet released
   std::shared_ptr<void>* owner;  // keeps the mapping alive while views exist
 };
 
@@ -25,8 +26,15 @@ int SpanGetBuffer(PyObject* self, Py_buffer* view, int flags) {
     view->obj = nullptr;
     return -1;
   }
-  return PyBuffer_FillInfo(view, self, s->data, s->size, s->readonly, flags);
+  const int rc = PyBuffer_FillInfo(view, self, s->data, s->size, s->readonly, flags);
+  if (rc == 0) ++s->exports;
+  return rc;
 }
+
+// Every memoryview over the span, and every NumPy array made from one of them, holds one export
+// until the last of them goes: a span still exported after its owner released its own view is
+// aliased by something the caller kept.
+void SpanReleaseBuffer(PyObject* self, Py_buffer*) { --reinterpret_cast<SpanObject*>(self)->exports; }
 
 void SpanDealloc(PyObject* self) {
   auto* s = reinterpret_cast<SpanObject*>(self);
@@ -45,11 +53,16 @@ PyObject* SpanValid(PyObject* self, void*) {
   return PyBool_FromLong(reinterpret_cast<SpanObject*>(self)->valid);
 }
 
+PyObject* SpanExports(PyObject* self, void*) {
+  return PyLong_FromSsize_t(reinterpret_cast<SpanObject*>(self)->exports);
+}
+
 PyMethodDef g_span_methods[] = {
     {"_invalidate", SpanInvalidate, METH_NOARGS, "Makes the span refuse new views."},
     {nullptr, nullptr, 0, nullptr}};
 PyGetSetDef g_span_getset[] = {
     {"valid", SpanValid, nullptr, "True until the record is committed or released.", nullptr},
+    {"exports", SpanExports, nullptr, "Buffers (memoryviews, arrays) over the span still alive.", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr}};
 PyType_Slot g_span_slots[] = {
     {Py_tp_dealloc, reinterpret_cast<void*>(SpanDealloc)},
@@ -57,6 +70,7 @@ PyType_Slot g_span_slots[] = {
     {Py_tp_getset, g_span_getset},
     {Py_tp_doc, const_cast<char*>("Borrowed shared memory; use memoryview(span).")},
     {Py_bf_getbuffer, reinterpret_cast<void*>(SpanGetBuffer)},
+    {Py_bf_releasebuffer, reinterpret_cast<void*>(SpanReleaseBuffer)},
     {0, nullptr}};
 PyType_Spec g_span_spec = {"weft._native._Span", sizeof(SpanObject), 0, Py_TPFLAGS_DEFAULT, g_span_slots};
 PyTypeObject* g_span_type = nullptr;
@@ -70,6 +84,7 @@ py::object MakeSpan(void* data, size_t size, bool readonly, std::shared_ptr<void
   s->size = static_cast<Py_ssize_t>(size);
   s->readonly = readonly ? 1 : 0;
   s->valid = 1;
+  s->exports = 0;
   s->owner = new std::shared_ptr<void>(std::move(owner));
   return py::reinterpret_steal<py::object>(reinterpret_cast<PyObject*>(s));
 }

@@ -6,7 +6,7 @@
         buf[:] = payload
     rx = weft.Channel.open("frames")   # in another process
     with rx.read(timeout=1.0) as view: # read-only memoryview, valid inside the block
-        arr = numpy.frombuffer(view, dtype=numpy.float32)
+        total = numpy.frombuffer(view, dtype=numpy.float32).sum()   # arrays must not outlive it
 """
 
 import pkgutil as _pkgutil

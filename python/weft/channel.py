@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from . import _native
-from ._errors import Closed, Timeout, WouldBlock
+from ._errors import Closed, InvalidArgument, Timeout, WouldBlock
 
 _DEFAULT_CAPACITY = 1 << 20
 
@@ -29,9 +29,9 @@ class _Borrow:
         try:
             self._view.release()
         except BufferError:
-            # A NumPy array or slice made from the view is still alive. The ring memory stays
-            # mapped, so it cannot crash, but it may be overwritten: copy what you keep.
             pass
+        # Arrays and views made from the record share its buffer: alive, they keep it exported.
+        escaped = self._span.exports > 0
         self._span._invalidate()
         if self._commit is None:
             self._ch.release(1)
@@ -39,6 +39,12 @@ class _Borrow:
             self._ch.commit(self._commit)
         else:
             self._ch._unreserve()
+        if escaped and exc_type is None:
+            # The ring's memory is reused for later records: refuse, rather than let the array
+            # silently show them. (The record is released; the channel goes on.)
+            raise InvalidArgument("a NumPy array or memoryview made from the record outlives the 'with' block; "
+                                  "the ring reuses that memory: copy what you keep inside the block "
+                                  "(numpy.array(view), bytes(view))")
         return False
 
 

@@ -42,6 +42,9 @@ class Tail:
         self._t = native
         self._timeout = timeout
 
+    def __repr__(self) -> str:
+        return f"<weft.Tail position={self.position}>"
+
     def next(self, timeout: Optional[float] = None) -> Record:
         """The next record; raises weft.Timeout (weft.WouldBlock for timeout=0) if none came."""
         return Record(*self._t._next(timeout))

@@ -247,6 +247,10 @@ class Proxy:
         self._timeout = timeout
         self._closed = False
 
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        return f"<weft.Proxy {self._contract.namespace}/{self._contract.name} {self._reg.name!r} in-process{state}>"
+
     def __getattr__(self, method: str):
         if method.startswith("_"):
             raise AttributeError(method)
@@ -392,6 +396,35 @@ def _block_of(a):
     return memoryview(base)[: info[2] + a.nbytes]
 
 
+def _bind(m: Method, args, kwargs):
+    """The arguments of a call to `m` in order, keyword arguments placed by the contract's
+    parameter names (as a call in the same process would place them)."""
+    if kwargs:
+        args = list(args)
+        names = m.param_names or [f"arg{i}" for i in range(len(m.params))]
+        for name in names[len(args):]:
+            if name not in kwargs:
+                raise InvalidArgument(f"{m.name}() missing argument {name!r}")
+            args.append(kwargs.pop(name))
+        if kwargs:
+            raise InvalidArgument(f"{m.name}() got unexpected keyword arguments {sorted(kwargs)}")
+    if len(args) != len(m.params):
+        raise InvalidArgument(f"{m.name}() takes {len(m.params)} arguments, got {len(args)}")
+    return args
+
+
+def _encode_arg(m: Method, i: int, codec: str, value, loan):
+    """_encode for argument i of `m`, a value of the wrong type being weft.InvalidArgument."""
+    try:
+        return _encode(codec, value, loan)
+    except (_struct.error, TypeError, ValueError, AttributeError, OverflowError) as e:
+        if isinstance(e, InvalidArgument):
+            raise
+        name = m.param_names[i] if i < len(m.param_names) else f"arg{i}"
+        raise InvalidArgument(f"{m.name}(): argument {name!r} must be {codec}, not {type(value).__name__} "
+                              f"({e})") from None
+
+
 def _encode(codec: str, value, loan=None):
     """The wire bytes of a value (bytes or any buffer). `loan(n)`, if given, lends a block of the
     server's pool: large arrays are then written once, straight into shared memory."""
@@ -516,6 +549,10 @@ class Server:
     def address(self) -> str:
         return self._native.address
 
+    def __repr__(self) -> str:
+        state = "shut down" if self._shut else ("serving" if self._started else "not started")
+        return f"<weft.Server {self.address} resources={self._names!r} {state}>"
+
     def register(self, contract_cls, impl, name: str, on_shutdown=None, allow_pickle=()) -> None:
         """Serves `impl` as resource `name` to other processes (and to this one, directly).
 
@@ -595,7 +632,11 @@ class _IpcProxy:
     def __init__(self, contract: Contract, name: str, address: str, timeout: Optional[float]):
         self._contract = contract
         self._timeout = timeout
+        self._where = f"{name!r} at {address}"
         self._client = _native._RpcClient(contract.canonical(), name, address, timeout)
+
+    def __repr__(self) -> str:
+        return f"<weft.Proxy {self._contract.namespace}/{self._contract.name} {self._where}>"
 
     def __getattr__(self, method: str):
         if method.startswith("_"):
@@ -607,10 +648,9 @@ class _IpcProxy:
         client = self._client
         loan = client.loan if client.shares_pool else None  # another uid's client: all inline
 
-        def invoke(args, hold, cancel, timeout):
-            if len(args) != len(m.params):
-                raise InvalidArgument(f"{method}() takes {len(m.params)} arguments, got {len(args)}")
-            data = [_encode(codec, a, loan) for codec, a in zip(m.params, args)]
+        def invoke(args, hold, cancel, timeout, kwargs=None):
+            args = _bind(m, args, kwargs)
+            data = [_encode_arg(m, i, codec, a, loan) for i, (codec, a) in enumerate(zip(m.params, args))]
             if m.stream:
                 return _RemoteStream(client.open_stream(method, data, timeout, hold, cancel), m.result, timeout)
             out = client.call(method, data, timeout, hold, cancel)
@@ -619,8 +659,8 @@ class _IpcProxy:
                 return Held(value, out if isinstance(out, _native._Block) else None)
             return value
 
-        def call(*args):
-            return invoke(args, False, None, self._timeout)
+        def call(*args, **kwargs):
+            return invoke(args, False, None, self._timeout, kwargs)
 
         call.__name__ = method
         call.__weft_invoke__ = invoke
@@ -696,6 +736,11 @@ class Held:
         self._value = value
         self._buffer = buffer
         self._released = False
+
+    def __repr__(self) -> str:
+        where = "in shared memory" if self._buffer is not None else "a copy"
+        state = "released" if self._released else type(self._value).__name__
+        return f"<weft.Held {state}, {where}>"
 
     @property
     def value(self):

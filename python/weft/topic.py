@@ -27,7 +27,10 @@ def _span_of(obj):
     while obj is not None and seen < 8:
         if isinstance(obj, _native._Span):
             return obj
-        obj = getattr(obj, "obj", None) if isinstance(obj, memoryview) else getattr(obj, "base", None)
+        try:
+            obj = getattr(obj, "obj", None) if isinstance(obj, memoryview) else getattr(obj, "base", None)
+        except ValueError:  # a released memoryview: a loan already published or discarded
+            raise InvalidArgument("this loan was already published or discarded") from None
         seen += 1
     raise InvalidArgument("not a loan of this publisher (pass the memoryview or array from loan())")
 
@@ -44,13 +47,20 @@ class Publisher(_native._Publisher):
         must_match = queue_depth is not None or keep_history is not None
         super().__init__(topic, 256 if queue_depth is None else queue_depth,
                          0 if keep_history is None else keep_history, pool_bytes, must_match)
-        self._loans = {}
+        self._loans = {}  # id(span) -> (block, size, span, memoryview)
+        self._views = {}  # id(memoryview lent) -> id(span)
+        self._topic = topic
+
+    def __repr__(self) -> str:
+        return f"<weft.Publisher {self._topic!r} subscribers={self.subscribers} loans={len(self._loans)}>"
 
     def loan(self, n: int) -> memoryview:
         """A writable memoryview of n bytes in shared memory, to fill and publish()."""
         block, span = self._loan(n)
-        self._loans[id(span)] = (block, n, span)
-        return memoryview(span)
+        view = memoryview(span)
+        self._loans[id(span)] = (block, n, span, view)
+        self._views[id(view)] = id(span)
+        return view
 
     def loan_array(self, shape, dtype):
         """A NumPy array of `shape` and `dtype` in shared memory, to fill and publish()."""
@@ -58,26 +68,55 @@ class Publisher(_native._Publisher):
         return array_over(self.loan(element_count(shape) * dtype.itemsize), shape, dtype, "the loan")
 
     def _take_loan(self, loaned):
-        span = _span_of(loaned)
-        entry = self._loans.pop(id(span), None)
+        # A memoryview we lent is found by identity (it may have been released already, by a
+        # publish that an alias refused); anything else by the span behind it.
+        key = self._views.get(id(loaned)) if isinstance(loaned, memoryview) else None
+        if key is None:
+            key = id(_span_of(loaned))
+        entry = self._loans.pop(key, None)
         if entry is None:
             raise InvalidArgument("this loan was already published or discarded")
-        return entry
+        return key, entry
+
+    def _seal(self, key, entry, loaned, what: str) -> None:
+        """Takes the loan's memory away from the publisher before `what`: the memoryview is
+        released, an array made read-only; anything else still made from it refuses the call."""
+        block, n, span, view = entry
+        if loaned is view:
+            try:
+                view.release()
+            except BufferError:
+                pass
+        elif hasattr(loaned, "flags"):
+            loaned.flags.writeable = False
+        aliases = span.exports - (0 if loaned is view else 1)  # a loan_array() array holds one
+        if aliases > 0:
+            self._loans[key] = entry
+            raise InvalidArgument(f"an array or view made from this loan is still alive: {what} would leave it "
+                                  "pointing at memory others use; drop it first (or loan with loan_array())")
 
     def publish(self, loaned, size: Optional[int] = None, timeout: Optional[float] = None) -> None:
         """Publishes a loan (the memoryview or array from loan()/loan_array()); the loan is
-        consumed and must not be written afterwards."""
-        block, n, span = self._take_loan(loaned)
+        consumed. Subscribers read its memory in place, so the publisher can no longer write it:
+        the memoryview is released and the array made read-only; an array or view made from the
+        loaned memoryview and still alive refuses the publish (drop it, then publish again)."""
+        key, entry = self._take_loan(loaned)
+        block, n, span, view = entry
+        self._seal(key, entry, loaned, "publishing")
         try:
             self._publish(block, n if size is None else size, timeout)
         except BaseException:
-            self._loans[id(span)] = (block, n, span)  # still ours: publish again or discard
+            self._loans[key] = entry  # still ours: publish again or discard
             raise
+        self._views.pop(id(view), None)
         span._invalidate()
 
     def discard(self, loaned) -> None:
         """Returns a loan without publishing it."""
-        block, _, span = self._take_loan(loaned)
+        key, entry = self._take_loan(loaned)
+        block, _, span, view = entry
+        self._seal(key, entry, loaned, "discarding")
+        self._views.pop(id(view), None)
         span._invalidate()
         self._discard(block)
 
@@ -100,6 +139,10 @@ class Sample:
 
     def __enter__(self) -> "Sample":
         return self
+
+    def __repr__(self) -> str:
+        state = "released" if self._span is None else f"{len(memoryview(self._span))} bytes"
+        return f"<weft.Sample seq={self.seq} publisher={self.publisher} {state}>"
 
     @property
     def view(self) -> memoryview:
@@ -144,6 +187,10 @@ class Subscriber(_native._Subscriber):
         must_match = queue_depth is not None or keep_history is not None
         super().__init__(topic, history, on_full, spin_us, 256 if queue_depth is None else queue_depth,
                          0 if keep_history is None else keep_history, pool_bytes, must_match)
+        self._topic, self._on_full = topic, on_full
+
+    def __repr__(self) -> str:
+        return f"<weft.Subscriber {self._topic!r} on_full={self._on_full!r}>"
 
     def take(self, timeout: Optional[float] = None) -> Sample:
         """The next sample (WouldBlock with timeout=0, Timeout after `timeout` seconds)."""

@@ -804,6 +804,22 @@ struct Client::Impl {
   // Reads frames until one for `call`; frames of earlier calls (timed out, cancelled) are dropped
   // and any hold they carried released. Cancels the call if the token says so.
   Result<internal::Frame> Await(uint64_t call, const CallOptions& o) WEFT_REQUIRES(mu);
+  // A failure of the connection itself (its channels timing out, the server dying or closing)
+  // told in the caller's terms: the method, the resource and the server, not our channels.
+  Status Explain(const Status& s, int idx) const {
+    const std::string call = contract.methods[idx].name + "() on " + where;
+    switch (s.code()) {
+      case Code::kTimeout:
+        return Status(Code::kTimeout, "no answer to " + call + " before the deadline");
+      case Code::kPeerDead:
+        return Status(Code::kPeerDead, "the server of " + call + " died");
+      case Code::kClosed:
+        return Status(Code::kClosed, "the server of " + call + " closed the connection");
+      default:
+        return s;
+    }
+  }
+  std::string where;  // "resource 'counter' at ipc://calc"
   Result<Reply> ToReply(const internal::Frame& f, bool hold);
   void Drop(const internal::Frame& f) WEFT_REQUIRES(mu);
   Result<Reply> CallLocal(int idx, const std::vector<ByteView>& args, const CallOptions& o);
@@ -986,6 +1002,7 @@ Result<std::unique_ptr<Client>> Client::Connect(const Contract& contract, const 
   const std::string stem = "rpc-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
   auto impl = std::make_unique<Impl>();
   impl->contract = contract;
+  impl->where = "resource '" + name + "' at " + address;
   // The channels are sealed memory handed to the server as descriptors: neither side can
   // shrink what the other maps, and the server opens nothing by a name we chose.
   {
@@ -1042,9 +1059,9 @@ Result<Reply> Client::Invoke(std::string_view method, const std::vector<ByteView
   if (!m.req) return Status(Code::kClosed, "client is closed");
   if (m.stream_open) return Status(Code::kBusy, "a stream is open on this connection: finish or cancel it first");
   auto call = m.Send(*idx, args, options.deadline, options.hold);
-  if (!call.ok()) return call.status();
+  if (!call.ok()) return m.Explain(call.status(), *idx);
   auto f = m.Await(*call, options);
-  if (!f.ok()) return f.status();
+  if (!f.ok()) return m.Explain(f.status(), *idx);
   Result<Reply> r = m.ToReply(*f, options.hold);
   m.arg_holds.erase(*call);
   m.rep->Release().IgnoreError();
@@ -1093,6 +1110,7 @@ Status Client::Close() {
 struct Stream::Impl {
   Client::Impl* client = nullptr;
   CallOptions options;
+  int method = 0;  // its index in the contract
   bool done = false;
   // ipc://
   uint64_t call = 0;
@@ -1185,7 +1203,7 @@ Result<std::optional<Reply>> Stream::Next(Deadline deadline) {
         s.done = true;
         m.stream_open = false;
       }
-      return f.status();
+      return m.Explain(f.status(), s.method);
     }
     if (f->type() == FrameType::kChunk) {
       auto r = m.ToReply(*f, o.hold);
@@ -1221,6 +1239,7 @@ Result<std::unique_ptr<Stream>> Client::OpenStream(std::string_view method, cons
   auto s = std::make_unique<Stream::Impl>();
   s->client = &m;
   s->options = options;
+  s->method = *idx;
   if (m.local != nullptr) {
     Hosted& h = *m.local;
     const MethodSpec& ms = m.contract.methods[*idx];
@@ -1273,7 +1292,7 @@ Result<std::unique_ptr<Stream>> Client::OpenStream(std::string_view method, cons
   if (!m.req) return Status(Code::kClosed, "client is closed");
   if (m.stream_open) return Status(Code::kBusy, "a stream is open on this connection: finish or cancel it first");
   auto call = m.Send(*idx, args, options.deadline, options.hold);
-  if (!call.ok()) return call.status();
+  if (!call.ok()) return m.Explain(call.status(), *idx);
   s->call = *call;
   m.stream_open = true;
   return std::unique_ptr<Stream>(new Stream(std::move(s)));

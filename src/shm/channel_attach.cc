@@ -273,9 +273,14 @@ Status Channel::PeerFailure(PeerState state) const {
 
 Result<int> Channel::WaitFd() {
   if (bell_fd_ >= 0) return bell_fd_;
-  Result<int> fd = internal::BindDoorbell(BellName(segment_.name(), role_, my_epoch_));
+  const std::string bell = BellName(segment_.name(), role_, my_epoch_);
+  Result<int> fd = internal::BindDoorbell(bell);
   if (!fd.ok()) return fd.status();
   bell_fd_ = *fd;
+  // The descriptor starts readable: a record (or room) may already be there, or a call that
+  // missed before the descriptor existed armed nothing. The first poll returns at once; the
+  // non-blocking call that follows either succeeds or arms the descriptor.
+  internal::RingDoorbell(bell, &send_fd_);
   return bell_fd_;
 }
 

@@ -600,14 +600,20 @@ Status Publisher::Close() {
 Subscriber::~Subscriber() {
   Close().IgnoreError();
   if (bell_fd_ >= 0) ::close(bell_fd_);
+  if (send_fd_ >= 0) ::close(send_fd_);
 }
 
 Result<int> Subscriber::WaitFd() {
   if (index_ < 0) return Status(Code::kClosed, "subscriber is closed");
   if (bell_fd_ >= 0) return bell_fd_;
-  Result<int> fd = internal::BindDoorbell(BellName(topic_->segment.name(), index_, epoch_));
+  const std::string bell = BellName(topic_->segment.name(), index_, epoch_);
+  Result<int> fd = internal::BindDoorbell(bell);
   if (!fd.ok()) return fd.status();
   bell_fd_ = *fd;
+  // The descriptor starts readable: a sample may already be queued, or a Take that missed
+  // before the descriptor existed armed nothing. The first poll returns at once; the Take(Now)
+  // that follows either gets a sample or arms the descriptor.
+  internal::RingDoorbell(bell, &send_fd_);
   return bell_fd_;
 }
 

@@ -3,6 +3,7 @@
 import os
 import signal
 import subprocess
+import time
 import sys
 
 import pytest
@@ -72,6 +73,24 @@ def test_demo_quick_verifies_everything():
     assert r.returncode == 0, r.stdout + r.stderr
     assert "all checksums verified" in r.stdout
     assert "unix socket" in r.stdout
+    assert "Against the Unix socket, weft was" in r.stdout
+
+
+def test_demo_killed_by_sigpipe_leaves_no_segment():
+    # `weft demo | head`: SIGPIPE may kill the demo while its channel (about 158 MB) exists.
+    # Killed the moment its segment appears, it removes it (and it removes the name as soon as
+    # both sides attached).
+    def demo_segments():
+        return {f for f in os.listdir("/dev/shm") if f.startswith("weft.demo.")}
+    before = demo_segments()
+    p = subprocess.Popen([WEFT, "demo", "--quick"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not (demo_segments() - before) and p.poll() is None and time.time() < deadline:
+        time.sleep(0.0005)
+    p.send_signal(signal.SIGPIPE)
+    assert p.wait(timeout=60) == -signal.SIGPIPE
+    time.sleep(0.2)
+    assert demo_segments() - before == set()
 
 
 def test_bench_json_rows_follow_the_contract():
@@ -230,3 +249,29 @@ def test_weft_alone_and_version_succeed():
     assert "bench" in r.stdout and "gc" in r.stdout  # the subcommands are listed
     r = subprocess.run([WEFT, "--version"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and r.stdout.startswith("weft 0."), r.stdout + r.stderr
+
+
+def test_bench_shows_progress_on_a_terminal_only():
+    import pty
+    master, slave = pty.openpty()
+    try:
+        r = subprocess.run([WEFT, "bench", "log", "--quick", "--case", "tail"], stdout=subprocess.PIPE,
+                           stderr=slave, text=True, timeout=300)
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(master)
+    assert r.returncode == 0
+    assert b"weft bench log: 1 measured" in seen  # progress, on the terminal (stderr)
+    assert "measured" not in r.stdout and "tail" in r.stdout  # the table alone on stdout
+    plain = subprocess.run([WEFT, "bench", "log", "--quick", "--case", "tail"], capture_output=True, text=True,
+                           timeout=300)
+    assert plain.returncode == 0 and plain.stderr == ""  # not a terminal: no progress

@@ -196,3 +196,35 @@ def test_cli_errors_are_clear(path):
         f.write(b"Y")
     r = cli("verify", path, check=False)
     assert r.returncode == 1 and "corrupt" in r.stderr and "record 0" in r.stderr
+
+
+def test_cli_tail_last_zero_follows_only_new_records(path):
+    cli("append", path, "old one", "old two")
+    p = subprocess.Popen([WEFT, "log", "tail", path, "-n", "0", "-f"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)  # let it start and skip what is there
+        with weft.Log(path) as log:
+            log.append(b"new")
+        assert p.stdout.readline().split("\t")[2].strip() == "new"  # not "old one"
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def test_cli_tail_formats_and_readable_times(path):
+    import json
+    import datetime
+    cli("append", path, "caf\u00e9", "--flags", "3")
+    with weft.Log(path) as log:
+        log.append(b"\xff\x00bin")
+    seq, when, payload = cli("tail", path).stdout.splitlines()[0].split("\t")
+    assert seq == "0" and payload == "caf\\xc3\\xa9"
+    stamp = datetime.datetime.strptime(when[:26] + "Z", "%Y-%m-%dT%H:%M:%S.%fZ")  # ISO-8601, UTC
+    assert abs((datetime.datetime.utcnow() - stamp).total_seconds()) < 3600
+    rows = [json.loads(line) for line in cli("tail", path, "--format", "json").stdout.splitlines()]
+    assert rows[0]["seq"] == 0 and rows[0]["payload"] == "caf\u00e9" and rows[0]["flags"] == 3
+    assert rows[0]["time"] == when and isinstance(rows[0]["timestamp_ns"], int)
+    import base64
+    assert base64.b64decode(rows[1]["payload_base64"]) == b"\xff\x00bin" and "payload" not in rows[1]
+    r = cli("tail", path, "--format", "yaml", check=False)
+    assert r.returncode == 1 and "--format must be text, raw or json" in r.stderr

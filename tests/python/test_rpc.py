@@ -290,17 +290,40 @@ def test_a_client_learns_at_once_that_its_server_died(store_server):
     assert s.nap(0.01) == 0.01  # control: the server answers
     import threading
     threading.Timer(0.2, proc.kill).start()
-    with pytest.raises(weft.PeerDead):
+    with pytest.raises(weft.PeerDead) as e:
         s.nap(30.0)
+    # Told in the caller's terms: the method, the resource, the server; not internal channels.
+    assert f"nap() on resource 'store' at ipc://{sid}" in str(e.value) and "rpc-" not in str(e.value)
     s.close()
 
 
 def test_a_timeout_ends_a_call(store_server):
     sid, _ = store_server
     s = weft.connect(rpc_demo.Store, name="store", address=f"ipc://{sid}", timeout=0.05)
-    with pytest.raises(weft.Timeout):
+    with pytest.raises(weft.Timeout) as e:
         s.nap(1.0)
+    assert str(e.value) == f"no answer to nap() on resource 'store' at ipc://{sid} before the deadline"
     s.close()
+
+
+def test_keywords_and_wrong_types_behave_as_in_process(store_server):
+    sid, _ = store_server
+    weft.register(rpc_demo.Store, rpc_demo.StoreImpl(), name="store-kw")
+    try:
+        local = weft.connect(rpc_demo.Store, name="store-kw")
+        with weft.connect(rpc_demo.Store, name="store", address=f"ipc://{sid}") as remote:
+            for proxy in (local, remote):
+                assert proxy.echo("a", b"b", f=1.5, flag=False) == "a|62|1.5|False"
+                assert proxy.increment(amount=2) >= 2
+            with pytest.raises(weft.InvalidArgument, match="argument 'amount' must be i64, not str"):
+                remote.increment("two")  # not struct.error
+            with pytest.raises(weft.InvalidArgument, match="unexpected keyword"):
+                remote.increment(amount=1, extra=2)
+            with pytest.raises(TypeError):  # weft.InvalidArgument is also a TypeError
+                remote.increment("two")
+        local.close()
+    finally:
+        weft.unregister("store-kw")
 
 
 # ---- hold mode, loans, streams, cancellation -----------------------------------------------------

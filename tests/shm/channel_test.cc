@@ -374,6 +374,22 @@ TEST(ChannelTest, WaitFdTurnsReadableOnCommit) {
   EXPECT_EQ(p.tx->Stats().producer_bells, 1u);
 }
 
+// A descriptor asked for after a non-blocking read already missed: the loop of an event library
+// (poll when readable, read until kWouldBlock) still sees the next record.
+TEST(ChannelTest, ADescriptorMadeAfterAMissStillWakes) {
+  Pair p = MakePair({.capacity = 4096});
+  EXPECT_EQ(p.rx->Read(Deadline::Now()).status().code(), Code::kWouldBlock);  // before any descriptor
+  auto fd = p.rx->WaitFd();
+  ASSERT_TRUE(fd.ok());
+  pollfd pfd{*fd, POLLIN, 0};
+  ASSERT_EQ(::poll(&pfd, 1, 5000), 1);  // it starts readable
+  EXPECT_EQ(p.rx->Read(Deadline::Now()).status().code(), Code::kWouldBlock);  // nothing yet: arms
+  EXPECT_EQ(::poll(&pfd, 1, 0), 0);
+  ASSERT_TRUE(p.tx->Write(AsBytes("late"), Deadline::Now()).ok());
+  EXPECT_EQ(::poll(&pfd, 1, 5000), 1);
+  EXPECT_EQ(ReadString(*p.rx, Deadline::Now()), "late");
+}
+
 TEST(ChannelTest, ManyChannelsWithOnePoll) {
   std::vector<Pair> pairs;
   std::vector<pollfd> fds;

@@ -221,6 +221,25 @@ TEST(TopicTest, WaitFdTurnsReadableOnPublish) {
   ASSERT_TRUE(sub->Release(*s).ok());
 }
 
+// A descriptor asked for after a Take already missed still wakes the loop of an event library.
+TEST(TopicTest, ADescriptorMadeAfterAMissStillWakes) {
+  TopicName t;
+  auto pub = Publisher::Open(t.name, Small()).value();
+  auto sub = Subscriber::Open(t.name).value();
+  EXPECT_EQ(sub->Take(Deadline::Now()).status().code(), Code::kWouldBlock);  // before any descriptor
+  auto fd = sub->WaitFd();
+  ASSERT_TRUE(fd.ok());
+  pollfd p{*fd, POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);  // it starts readable
+  EXPECT_EQ(sub->Take(Deadline::Now()).status().code(), Code::kWouldBlock);  // arms
+  EXPECT_EQ(::poll(&p, 1, 0), 0);
+  ASSERT_TRUE(PublishOne(*pub, 1, 64).ok());
+  EXPECT_EQ(::poll(&p, 1, 5000), 1);
+  auto s = sub->Take(Deadline::Now());
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(sub->Release(*s).ok());
+}
+
 TEST(TopicTest, TakeWaitsForAPublishInAnotherProcess) {
   TopicName t;
   auto sub = Subscriber::Open(t.name, {}, Small()).value();

@@ -16,7 +16,7 @@ struct LogArgs {
   std::string fsync = "always";
   uint32_t flags = 0;
   uint64_t from = 0;  // tail
-  uint64_t last = 0;  // tail: start this many records before the end
+  int64_t last = -1;  // tail: start this many records before the end (-1: not given)
   bool follow = false;
   std::string format = "text";
   bool repair = false;  // verify: cut damage in the newest segment that valid records follow

@@ -35,6 +35,62 @@ std::string Escape(ByteView b) {
   return out;
 }
 
+// A JSON string: valid UTF-8 kept (control characters, quote and backslash escaped); false if
+// the bytes are not UTF-8 (the caller writes them as base64).
+bool JsonString(ByteView b, std::string* out) {
+  out->push_back('"');
+  for (size_t i = 0; i < b.size();) {
+    const uint8_t c = b[i];
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (len == 0 || i + len > b.size()) return false;
+    for (size_t k = 1; k < len; ++k) {
+      if ((b[i + k] & 0xC0) != 0x80) return false;
+    }
+    if (len == 1) {
+      if (c == '"' || c == '\\') {
+        out->push_back('\\');
+        out->push_back(static_cast<char>(c));
+      } else if (c < 0x20) {
+        char buf[8];
+        std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+        *out += buf;
+      } else {
+        out->push_back(static_cast<char>(c));
+      }
+    } else {
+      out->append(reinterpret_cast<const char*>(b.data() + i), len);
+    }
+    i += len;
+  }
+  out->push_back('"');
+  return true;
+}
+
+std::string Base64(ByteView b) {
+  static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < b.size(); i += 3) {
+    const uint32_t n = uint32_t{b[i]} << 16 | (i + 1 < b.size() ? uint32_t{b[i + 1]} << 8 : 0) |
+                       (i + 2 < b.size() ? uint32_t{b[i + 2]} : 0);
+    out.push_back(kAlphabet[n >> 18 & 63]);
+    out.push_back(kAlphabet[n >> 12 & 63]);
+    out.push_back(i + 1 < b.size() ? kAlphabet[n >> 6 & 63] : '=');
+    out.push_back(i + 2 < b.size() ? kAlphabet[n & 63] : '=');
+  }
+  return out;
+}
+
+// "2026-11-29T19:15:29.123456789Z": a record's wall-clock time, UTC.
+std::string Iso8601(int64_t ns) {
+  const time_t secs = static_cast<time_t>(ns / 1'000'000'000);
+  struct tm tm {};
+  gmtime_r(&secs, &tm);
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%09" PRId64 "Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ns % 1'000'000'000);
+  return buf;
+}
+
 volatile std::sig_atomic_t g_stop = 0;
 
 }  // namespace
@@ -69,12 +125,16 @@ int LogAppend(const LogArgs& a) {
 }
 
 int LogTail(const LogArgs& a) {
+  if (a.format != "text" && a.format != "raw" && a.format != "json") {
+    return Fail(InvalidArgument("--format must be text, raw or json, not '" + a.format + "'"));
+  }
   auto lg = log::Log::Open(a.path, {.read_only = true});
   if (!lg.ok()) return Fail(lg.status());
   uint64_t from = a.from;
-  if (a.last > 0) {
+  if (a.last >= 0) {  // -n N: the last N records (-n 0: none, only what comes next with -f)
     const uint64_t next = (*lg)->next_seq();
-    from = next > a.last ? next - a.last : 0;
+    const uint64_t last = static_cast<uint64_t>(a.last);
+    from = next > last ? next - last : 0;
   }
   from = std::max(from, (*lg)->first_seq());
   auto tail = (*lg)->TailFrom(from);
@@ -92,8 +152,14 @@ int LogTail(const LogArgs& a) {
     if (a.format == "raw") {
       std::fwrite(r->payload.data(), 1, r->payload.size(), stdout);
       std::fputc('\n', stdout);
+    } else if (a.format == "json") {
+      std::string payload;
+      const bool utf8 = JsonString(r->payload, &payload);
+      std::printf("{\"seq\": %" PRIu64 ", \"time\": \"%s\", \"timestamp_ns\": %" PRId64 ", \"flags\": %u, \"%s\": %s}\n",
+                  r->seq, Iso8601(r->timestamp_ns).c_str(), r->timestamp_ns, r->flags,
+                  utf8 ? "payload" : "payload_base64", utf8 ? payload.c_str() : ("\"" + Base64(r->payload) + "\"").c_str());
     } else {
-      std::printf("%" PRIu64 "\t%" PRId64 "\t%s\n", r->seq, r->timestamp_ns, Escape(r->payload).c_str());
+      std::printf("%" PRIu64 "\t%s\t%s\n", r->seq, Iso8601(r->timestamp_ns).c_str(), Escape(r->payload).c_str());
     }
     if (a.follow) std::fflush(stdout);
   }

@@ -75,12 +75,14 @@ int main(int argc, char** argv) {
   lappend->add_option("records", largs.records, "Records to append, each one argument");
   lappend->add_option("--fsync", largs.fsync, "never, every_n, interval or always")->capture_default_str();
   lappend->add_option("--flags", largs.flags, "Flags stored with each record");
-  auto* ltail = logc->add_subcommand("tail", "Print records: seq, timestamp (ns), payload");
+  auto* ltail = logc->add_subcommand("tail", "Print records: seq, time (UTC), payload");
   ltail->add_option("path", largs.path, "Log directory")->required();
   ltail->add_option("--from", largs.from, "First sequence number");
   ltail->add_option("-n,--last", largs.last, "Start this many records before the end");
   ltail->add_flag("-f,--follow", largs.follow, "Keep following new appends (Ctrl-C ends)");
-  ltail->add_option("--format", largs.format, "text (escaped) or raw (payload bytes and a newline)");
+  ltail->add_option("--format", largs.format,
+                    "text (seq, ISO-8601 time, escaped payload), raw (payload bytes and a newline) or json (one "
+                    "object per line: seq, time, timestamp_ns, flags, payload or payload_base64)");
   auto* lstat = logc->add_subcommand("stat", "Sequence numbers, durability, segments, writer");
   lstat->add_option("path", largs.path, "Log directory")->required();
   auto* lverify = logc->add_subcommand("verify", "Read every record and check it");

@@ -154,8 +154,9 @@ class Channel {
 
   // ---- both ----
   // A descriptor that turns readable when this side may proceed (consumer: a record may be
-  // ready; producer: space may be free). Arm it with a non-blocking call (Deadline::Now())
-  // that returned kWouldBlock, then poll/epoll it. Owned by the Channel.
+  // ready; producer: space may be free). It starts readable; when it is, make a non-blocking
+  // call (Deadline::Now()): it proceeds, or returns kWouldBlock and arms the descriptor for the
+  // next change. Owned by the Channel.
   Result<int> WaitFd();
   // Detaches from the role cleanly; the peer sees kClosed once drained. Idempotent.
   Status Close();

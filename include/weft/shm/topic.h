@@ -140,8 +140,9 @@ class Subscriber {
                                                   const TopicOptions& create = {});
   // The next sample, held until Release. kWouldBlock / kTimeout when none came by `deadline`.
   Result<Sample> Take(Deadline deadline);
-  // A descriptor that turns readable when a sample may be ready: arm it with Take(Deadline::Now())
-  // returning kWouldBlock, then poll it. Owned by the Subscriber.
+  // A descriptor that turns readable when a sample may be ready. It starts readable; when it
+  // is, call Take(Deadline::Now()): it takes a sample, or returns kWouldBlock and arms the
+  // descriptor for the next publish. Owned by the Subscriber.
   Result<int> WaitFd();
   Status Release(const Sample& sample);
   SubscriberCounters counters() const;
@@ -165,6 +166,7 @@ class Subscriber {
   uint32_t epoch_ = 0;
   uint32_t next_publisher_ = 0;
   int bell_fd_ = -1;
+  int send_fd_ = -1;  // for ringing our own doorbell once, when it is made
   std::deque<Sample> pending_;              // history samples, delivered first
   std::vector<uint64_t> history_seq_;       // per publisher: last seq delivered from history
   std::vector<BlockId> history_extra_;      // history blocks whose hold was counted locally
