@@ -18,11 +18,12 @@ sources = [os.path.relpath(s, here) for s in sources]
 
 setup(
     packages=["weft"],
+    package_data={"weft": ["py.typed", "*.pyi"]},
     ext_modules=[
         Pybind11Extension(
             "weft._native",
             sources,
-            include_dirs=[os.path.relpath(os.path.join(root, d), here) for d in ("include", "src/shm", "src/log", "src/rpc")],
+            include_dirs=[os.path.relpath(os.path.join(root, "include"), here)],
             libraries=["sodium"],
             cxx_std=20,
             # -mcx16: topic rings use a 16-byte compare-and-swap (cmpxchg16b).

@@ -1,8 +1,9 @@
-"""Argument checks shared by the package's NumPy helpers: misuse raises weft.InvalidArgument."""
+"""Helpers shared by the package: argument checks of the NumPy helpers (misuse raises
+weft.InvalidArgument) and the one asyncio wait over a pollable descriptor."""
 
 from __future__ import annotations
 
-from ._errors import InvalidArgument
+from ._errors import InvalidArgument, Timeout, WouldBlock
 
 
 def dtype_of(dtype):
@@ -36,3 +37,28 @@ def array_over(buffer, shape, dtype, what: str):
         raise InvalidArgument(f"an array of shape {shape!r} and dtype {dtype} needs {count * dtype.itemsize} "
                               f"bytes; {what} has {size}")
     return np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape)
+
+
+async def await_descriptor(fd: int, attempt, timeout, what: str):
+    """Awaits `attempt()` (a non-blocking call) without blocking the event loop. An attempt that
+    raises WouldBlock has armed descriptor `fd`; the loop wakes us when it turns readable, and a
+    periodic retry also reports a dead peer."""
+    import asyncio
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    while True:
+        try:
+            return attempt()
+        except WouldBlock:
+            pass
+        left = None if deadline is None else deadline - loop.time()
+        if left is not None and left <= 0:
+            raise Timeout(f"timed out waiting on {what}")
+        ready = loop.create_future()
+        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+        try:
+            await asyncio.wait_for(ready, 0.1 if left is None else min(0.1, left))
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            loop.remove_reader(fd)

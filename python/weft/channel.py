@@ -6,6 +6,7 @@ from typing import Optional
 
 from . import _native
 from ._errors import Closed, InvalidArgument, Timeout, WouldBlock
+from ._util import await_descriptor
 
 _DEFAULT_CAPACITY = 1 << 20
 
@@ -103,28 +104,7 @@ class Channel(_native._Channel):
         await self._await(lambda: self.write(data, 0), timeout)
 
     async def _await(self, attempt, timeout):
-        # A non-blocking attempt that raises WouldBlock arms the descriptor; the loop wakes us
-        # when the peer makes progress. A periodic retry also reports a dead peer.
-        import asyncio
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        fd = self.fileno()
-        while True:
-            try:
-                return attempt()
-            except WouldBlock:
-                pass
-            left = None if deadline is None else deadline - loop.time()
-            if left is not None and left <= 0:
-                raise Timeout(f"timed out waiting on channel {self.name!r}")
-            ready = loop.create_future()
-            loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
-            try:
-                await asyncio.wait_for(ready, 0.1 if left is None else min(0.1, left))
-            except asyncio.TimeoutError:
-                pass
-            finally:
-                loop.remove_reader(fd)
+        return await await_descriptor(self.fileno(), attempt, timeout, f"channel {self.name!r}")
 
     def __iter__(self):
         """Yields records (bytes) until the producer closes; raises PeerDead if it dies."""

@@ -49,11 +49,42 @@ class Tail:
         """The next record; raises weft.Timeout (weft.WouldBlock for timeout=0) if none came."""
         return Record(*self._t._next(timeout))
 
+    async def next_async(self, timeout: Optional[float] = None) -> Record:
+        """Awaits the next record without blocking the event loop: the wait runs in the loop's
+        executor in slices of 0.1 s, so a cancelled task stops within one slice."""
+        import asyncio
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            try:
+                return Record(*self._t._next(0))
+            except WouldBlock:
+                pass
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                raise Timeout(f"no record {self.position} before the deadline")
+            try:
+                return Record(*await loop.run_in_executor(None, self._t._next, 0.1 if left is None else min(0.1, left)))
+            except Timeout:
+                continue
+
+    def __aiter__(self):
+        """`async for record in tail:` as iteration, without blocking the event loop."""
+        return self._records_async()
+
+    async def _records_async(self):
+        while True:
+            try:
+                yield await self.next_async(self._timeout)
+            except (Timeout, Closed):
+                return
+
     @property
     def position(self) -> int:
         return self._t.position
 
     def close(self) -> None:
+        """Ends the tail; a next() waiting in another thread raises weft.Closed."""
         self._t.close()
 
     def __iter__(self) -> Iterator[Record]:

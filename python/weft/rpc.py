@@ -103,6 +103,7 @@ class Contract:
     methods: List[Method] = field(default_factory=list)
 
     def canonical(self) -> str:
+        """The contract as text: what both sides hash and compare."""
         lines = ["weft-contract 1", f"namespace {self.namespace}", f"name {self.name}",
                  f"version {self.version}"]
         lines += [m.line() for m in sorted(self.methods, key=lambda m: m.name.encode())]
@@ -114,6 +115,7 @@ class Contract:
         return _native._contract_hash(self.canonical())
 
     def method(self, name: str) -> Optional[Method]:
+        """The Method named `name`, or None."""
         return next((m for m in self.methods if m.name == name), None)
 
 
@@ -306,6 +308,7 @@ class Proxy:
         return call
 
     def close(self) -> None:
+        """Closes the proxy; its calls raise weft.Closed from now on."""
         self._closed = True
 
     def __enter__(self) -> "Proxy":
@@ -591,6 +594,7 @@ class Server:
         return self._native.hold_stats()
 
     def start(self) -> None:
+        """Starts serving in background threads and returns."""
         if not self._started:
             self._native.start()
             self._started = True
@@ -760,6 +764,7 @@ class Held:
         return self._buffer is not None
 
     def release(self) -> None:
+        """Gives the result's shared memory back; `value` stops working."""
         self._value = None
         self._buffer = None
         self._released = True
@@ -792,6 +797,28 @@ def call(method, *args, timeout=_DEFAULT, cancel=None, hold: bool = False):
     if timeout is _DEFAULT:
         timeout = method.__weft_timeout__()
     return _invoker(method)(args, hold, cancel, timeout)
+
+
+async def call_async(method, *args, timeout=_DEFAULT, hold: bool = False):
+    """Awaits a proxy's method without blocking the event loop: the call runs in the loop's
+    executor (the GIL is released while it waits on the server). Cancelling the awaiting task
+    cancels the call (weft.Cancelled on the server's side; the task sees CancelledError)."""
+    import asyncio
+    if timeout is _DEFAULT:
+        timeout = method.__weft_timeout__()
+    invoke = _invoker(method)
+    token = CancelToken()
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(None, lambda: invoke(args, hold, token, timeout))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        token.cancel()
+        try:
+            await future  # the call ends at once with weft.Cancelled
+        except Exception:
+            pass
+        raise
 
 
 def hold(method):

@@ -16,7 +16,7 @@ from typing import Optional
 
 from . import _native
 from ._errors import InvalidArgument
-from ._util import array_over, dtype_of, element_count
+from ._util import array_over, dtype_of, element_count, await_descriptor
 
 _DEFAULTS = dict(queue_depth=256, keep_history=0, pool_bytes=64 << 20)
 
@@ -158,9 +158,11 @@ class Sample:
         return array_over(self.view, shape, dtype, "the sample")
 
     def bytes(self) -> bytes:
+        """A copy of the sample's bytes."""
         return bytes(self.view)
 
     def release(self) -> None:
+        """Gives the sample back (its views stop working); the end of a `with` block does it."""
         if self._span is None:
             return
         if self._view is not None:
@@ -195,6 +197,21 @@ class Subscriber(_native._Subscriber):
     def take(self, timeout: Optional[float] = None) -> Sample:
         """The next sample (WouldBlock with timeout=0, Timeout after `timeout` seconds)."""
         return Sample(self, *self._take(timeout))
+
+    async def take_async(self, timeout: Optional[float] = None) -> Sample:
+        """Awaits the next sample without blocking the event loop (the descriptor wakes it)."""
+        return await await_descriptor(self.fileno(), lambda: Sample(self, *self._take(0)), timeout,
+                                      f"topic {self._topic!r}")
+
+    def __aiter__(self):
+        """`async for data in sub:` each sample's bytes (copied), waiting without limit."""
+        return self._samples_async()
+
+    async def _samples_async(self):
+        while True:
+            with await self.take_async(None) as sample:
+                data = sample.bytes()
+            yield data
 
     def __iter__(self):
         """Yields each sample's bytes (copied), waiting without limit."""
