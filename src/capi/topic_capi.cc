@@ -102,7 +102,8 @@ int weft_subscriber_open(const char* topic, uint32_t on_full, uint32_t history,
                          const weft_topic_options_t* create, weft_subscriber_t** out) {
   weft::capi::Enter();
   // WEFT_ON_FULL_* numbers drop-oldest and drop-newest the other way round from WEFT_OVERFLOW_*.
-  static_assert(WEFT_ON_FULL_DROP_OLDEST == WEFT_OVERFLOW_DROP_NEWEST && WEFT_ON_FULL_DROP_NEWEST == WEFT_OVERFLOW_DROP_OLDEST);
+  static_assert(int{WEFT_ON_FULL_DROP_OLDEST} == int{WEFT_OVERFLOW_DROP_NEWEST} &&
+                int{WEFT_ON_FULL_DROP_NEWEST} == int{WEFT_OVERFLOW_DROP_OLDEST});
   if (on_full > 2) {
     if (out != nullptr) *out = nullptr;
     return FailInvalid("on_full must be WEFT_ON_FULL_BLOCK, _DROP_OLDEST or _DROP_NEWEST");

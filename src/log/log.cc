@@ -21,6 +21,7 @@
 
 #include "internal/files.h"
 #include "internal/format.h"
+#include "internal/group_commit.h"
 #include "weft/core/futex.h"
 #include "weft/core/wait.h"
 #include "weft/shm/process.h"
@@ -40,8 +41,7 @@ constexpr int64_t kSliceNs = 20'000'000;              // sleeping readers re-che
 constexpr uint64_t kPopulateChunk = uint64_t{256} << 10;  // the writer faults pages in ahead
 constexpr uint64_t kDirectWriteMin = uint64_t{16} << 10;  // records this large go by pwritev
 constexpr uint64_t kZeroChunk = uint64_t{1} << 20;      // and writes blocks once ahead
-constexpr int kGatherIdleYields = 8;
-constexpr size_t kRecoveryIndexEntries = 64;  // index entries recovery reads (from the end)  // group commit: yields without a new record before syncing
+constexpr size_t kRecoveryIndexEntries = 64;  // index entries recovery reads (from the end)
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -88,7 +88,7 @@ struct Log::Impl {
   std::map<uint64_t, std::vector<IndexEntry>> indexes WEFT_GUARDED_BY(seg_mu);
 
   // Writer.
-  // Lock order: mu, then seg_mu; sync_mu, then mu (SyncTo); flusher_mu alone.
+  // Lock order: mu, then seg_mu; the group commit's lock, then mu (its snapshot); flusher_mu alone.
   Mutex mu WEFT_ACQUIRED_BEFORE(seg_mu);  // appends, rolls, retention
   std::shared_ptr<Mapping> active WEFT_GUARDED_BY(mu);
   uint64_t active_first WEFT_GUARDED_BY(mu) = 0;
@@ -107,16 +107,18 @@ struct Log::Impl {
   std::string cut_reason WEFT_GUARDED_BY(mu);    // what the damage was, when a repair cut
   bool closed WEFT_GUARDED_BY(mu) = false;
 
-  // Durability: group commit.
-  Mutex sync_mu WEFT_ACQUIRED_BEFORE(mu);
-  CondVar sync_cv;
-  bool syncing WEFT_GUARDED_BY(sync_mu) = false;
-  uint64_t durable WEFT_GUARDED_BY(sync_mu) = 0;
-  std::atomic<int> sync_callers{0};  // threads inside SyncTo
-  int last_crowd WEFT_GUARDED_BY(sync_mu) = 0;  // the most callers seen when an fsync began, lately
-  int syncs_since_peak WEFT_GUARDED_BY(sync_mu) = 0;
-  int64_t last_fsync_ns WEFT_GUARDED_BY(sync_mu) = 0;
-  std::atomic<uint64_t> fsyncs{0};
+  // Durability: group commit (internal/group_commit.h); it takes `mu` briefly for a snapshot.
+  internal::GroupCommit commit{{
+      .appended = [this] { return NextSeq(); },
+      .snapshot = [this] { return SyncSnapshot(); },
+      .durable = [this](uint64_t seq) { A(state->durable_seq).store(seq, std::memory_order_release); },
+  }};
+  Status SyncTo(uint64_t target) WEFT_EXCLUDES(mu) { return commit.SyncTo(target); }
+  internal::GroupCommit::Snapshot SyncSnapshot() WEFT_EXCLUDES(mu) {
+    MutexLock g(mu);
+    if (!active) return {next, -1, "", nullptr};
+    return {next, active->fd, active->path, active};  // older segments were synced when they rolled
+  }
   std::thread flusher;
   Mutex flusher_mu;
   CondVar flusher_cv;
@@ -247,7 +249,6 @@ struct Log::Impl {
   Status CreateSegment(uint64_t first) WEFT_REQUIRES(mu);
   Status Roll() WEFT_REQUIRES(mu);
   Status WriteOne(ByteView payload, uint32_t flags, int64_t timestamp_ns) WEFT_REQUIRES(mu);
-  Status SyncTo(uint64_t target) WEFT_EXCLUDES(mu, sync_mu);
   Status RetentionLocked() WEFT_REQUIRES(mu);
   void Publish() WEFT_REQUIRES(mu) {
     A(state->next_seq).store(next, std::memory_order_release);
@@ -546,71 +547,6 @@ Status Log::Impl::WriteOne(ByteView payload, uint32_t flags, int64_t timestamp_n
   return Status::Ok();
 }
 
-// Group commit: one caller at a time runs fdatasync for everything appended so far; the others
-// wait for it, and whoever still needs more runs the next. When several appenders are at work,
-// the caller about to sync first gives the others a moment to append (until all that waited
-// last time are back, new records stop coming, or half an fsync's time passes), so that one
-// fsync covers them all.
-Status Log::Impl::SyncTo(uint64_t target) {
-  MutexLock lk(sync_mu);
-  ++sync_callers;
-  struct Leave {
-    Impl* m;
-    ~Leave() { --m->sync_callers; }
-  } leave{this};
-  while (durable < target) {
-    if (syncing) {
-      sync_cv.Wait(lk);
-      continue;
-    }
-    syncing = true;
-    const int crowd = last_crowd;
-    const int64_t gather_ns = std::min<int64_t>(last_fsync_ns / 2, 500'000);
-    lk.Unlock();
-    if (crowd > 1) {
-      const int64_t until = MonotonicNs() + gather_ns;
-      uint64_t seen = NextSeq();
-      for (int idle = 0; idle < kGatherIdleYields && sync_callers.load(std::memory_order_relaxed) < crowd && MonotonicNs() < until;) {
-        std::this_thread::yield();
-        const uint64_t now = NextSeq();
-        idle = now == seen ? idle + 1 : 0;
-        seen = now;
-      }
-    }
-    uint64_t covered;
-    std::shared_ptr<Mapping> seg;
-    {
-      MutexLock g(mu);
-      covered = next;
-      seg = active;  // older segments were synced when they rolled
-    }
-    const int callers = sync_callers.load(std::memory_order_relaxed);
-    const int64_t t0 = MonotonicNs();
-    // The crowd to wait for: the most appenders seen waiting at once lately.
-    const int rc = seg ? ::fdatasync(seg->fd) : 0;
-    const int err = errno;
-    fsyncs.fetch_add(1, std::memory_order_relaxed);
-    lk.Lock();
-    last_fsync_ns = MonotonicNs() - t0;
-    if (++syncs_since_peak >= 1024) {  // forget an old crowd slowly
-      syncs_since_peak = 0;
-      last_crowd = callers;
-    }
-    last_crowd = std::max(last_crowd, callers);
-    syncing = false;
-    if (rc != 0) {
-      sync_cv.NotifyAll();
-      return ErrnoStatus(err, "fdatasync(" + seg->path + ")");
-    }
-    if (covered > durable) {
-      durable = covered;
-      A(state->durable_seq).store(covered, std::memory_order_release);
-    }
-    sync_cv.NotifyAll();
-  }
-  return Status::Ok();
-}
-
 Status Log::Impl::RetentionLocked() {
   if (opt.retention_events == 0 && opt.retention_bytes == 0 && opt.retention_age_ms <= 0) return Status::Ok();
   std::vector<uint64_t> firsts;
@@ -744,11 +680,8 @@ Status Log::Impl::OpenWriter(Impl& m) {
   A(s.first_seq).store(first, std::memory_order_relaxed);
   A(s.next_seq).store(m.next, std::memory_order_relaxed);
   const uint64_t durable = m.opt.fsync != Fsync::kNever ? m.next : 0;
-  g.Unlock();  // lock order: sync_mu before mu
-  {
-    MutexLock sg(m.sync_mu);
-    m.durable = durable;
-  }
+  g.Unlock();  // lock order: the group commit's lock before mu
+  m.commit.SetDurable(durable);
   g.Lock();
   A(s.durable_seq).store(durable, std::memory_order_relaxed);
   A(s.writer_pid).store(me.pid, std::memory_order_relaxed);
@@ -966,7 +899,7 @@ LogStats Log::Stats() {
   s.first_seq = m.FirstSeq();
   s.next_seq = m.NextSeq();
   s.durable_seq = A(m.state->durable_seq).load(std::memory_order_acquire);
-  s.fsyncs = m.fsyncs.load(std::memory_order_relaxed);
+  s.fsyncs = m.commit.fsyncs();
   {
     MutexLock g(m.mu);
     s.cut_at_offset = m.cut_at;
