@@ -30,3 +30,14 @@ def run_python():
         return subprocess.Popen([sys.executable, "-c", code], env=env, **kw)
 
     return run
+
+
+@pytest.fixture
+def topic(name):
+    """A topic name unique to this test; the topic and its pool are removed afterwards."""
+    import weft
+    yield name
+    try:
+        weft.unlink_topic(name)
+    except weft.Error:
+        pass

@@ -9,15 +9,6 @@ import pytest
 import weft
 
 
-@pytest.fixture
-def topic(name):
-    yield name
-    try:
-        weft.unlink_topic(name)
-    except weft.Error:
-        pass
-
-
 def test_a_published_loan_cannot_be_written(topic):
     pub = weft.Publisher(topic, pool_bytes=1 << 20)
     sub = weft.Subscriber(topic)

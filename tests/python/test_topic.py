@@ -9,19 +9,6 @@ import pytest
 import weft
 
 
-@pytest.fixture
-def topic(name):
-    yield name
-    for n, kind in ((name, "segment"), (name + ".pool", "pool")):
-        try:
-            if kind == "pool":
-                weft.Pool.unlink(n)
-            else:
-                weft.Channel.unlink(n)  # any segment unlinks by name
-        except weft.Error:
-            pass
-
-
 def test_publish_and_take_zero_copy(topic):
     pub = weft.Publisher(topic, pool_bytes=1 << 20)
     sub = weft.Subscriber(topic)

@@ -145,6 +145,17 @@ TEST(TopicTest, LateJoinerGetsTheHistoryFirst) {
   EXPECT_EQ(none->Take(Deadline::Now()).status().code(), Code::kWouldBlock);
 }
 
+// Takes the samples with sequence numbers first..last from `sub`, in order, checking each.
+void ExpectSeqs(Subscriber& sub, uint64_t first, uint64_t last, size_t size = 64) {
+  for (uint64_t want = first; want <= last; ++want) {
+    auto s = sub.Take(Deadline::Now());
+    ASSERT_TRUE(s.ok()) << want;
+    EXPECT_EQ(s->seq, want);
+    EXPECT_TRUE(Intact(s->data, size, want));
+    ASSERT_TRUE(sub.Release(*s).ok());
+  }
+}
+
 TEST(TopicTest, OverflowPoliciesCountExactly) {
   TopicName t;
   auto pub = Publisher::Open(t.name, Small(4)).value();
@@ -153,19 +164,8 @@ TEST(TopicTest, OverflowPoliciesCountExactly) {
   for (int i = 1; i <= 10; ++i) ASSERT_TRUE(PublishOne(*pub, i, 64, Deadline::Now()).ok());
   EXPECT_EQ(newest->counters().drops_newest, 6u);
   EXPECT_EQ(oldest->counters().drops_oldest, 6u);
-  for (uint64_t want = 1; want <= 4; ++want) {
-    auto s = newest->Take(Deadline::Now());
-    ASSERT_TRUE(s.ok());
-    EXPECT_EQ(s->seq, want);
-    ASSERT_TRUE(newest->Release(*s).ok());
-  }
-  for (uint64_t want = 7; want <= 10; ++want) {
-    auto s = oldest->Take(Deadline::Now());
-    ASSERT_TRUE(s.ok());
-    EXPECT_EQ(s->seq, want);
-    EXPECT_TRUE(Intact(s->data, 64, want));
-    ASSERT_TRUE(oldest->Release(*s).ok());
-  }
+  ExpectSeqs(*newest, 1, 4);
+  ExpectSeqs(*oldest, 7, 10);
   EXPECT_EQ(PoolInUse(t.name), 0u);  // dropped samples were freed too
   // A blocking subscriber makes the publisher wait, then time out.
   auto slow = Subscriber::Open(t.name, {.on_full = Overflow::kBlock}).value();
@@ -188,21 +188,13 @@ TEST(TopicTest, AFailSubscriberRefusesThePublishForEveryone) {
   EXPECT_EQ(PublishOne(*pub, 5, 64, Deadline::Never()).code(), Code::kResourceExhausted);
   EXPECT_EQ(strict->counters().drops_newest, 1u);
   EXPECT_EQ(other->counters().drops_oldest, 0u);  // nothing was dropped for the other either
-  for (uint64_t want = 1; want <= 4; ++want) {
-    auto o = other->Take(Deadline::Now());
-    ASSERT_TRUE(o.ok());
-    EXPECT_EQ(o->seq, want);
-    ASSERT_TRUE(other->Release(*o).ok());
-  }
+  ExpectSeqs(*other, 1, 4);
   EXPECT_EQ(other->Take(Deadline::Now()).status().code(), Code::kWouldBlock);  // the refused one never came
   auto s = strict->Take(Deadline::Now());
   ASSERT_TRUE(s.ok());
   ASSERT_TRUE(strict->Release(*s).ok());
   ASSERT_TRUE(PublishOne(*pub, 5, 64, Deadline::Now()).ok());  // room again
-  auto o = other->Take(Deadline::Now());
-  ASSERT_TRUE(o.ok());
-  EXPECT_EQ(o->seq, 5u);  // no hole: the refused publish took no sequence number
-  ASSERT_TRUE(other->Release(*o).ok());
+  ExpectSeqs(*other, 5, 5);  // no hole: the refused publish took no sequence number
 }
 
 TEST(TopicTest, WaitFdTurnsReadableOnPublish) {
