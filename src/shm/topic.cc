@@ -471,6 +471,8 @@ Result<Room> MakeRoom(Topic& t, int p, int s, const internal::SlotView& v, Waite
 // before anything is written or dropped for anyone. (Only this publisher adds to its rings, so
 // room seen here stays.)
 Status CheckFailSubscribers(Topic& t, int p) {
+  // Most topics have none: one shared word says so, and the scan of every record is skipped.
+  if (A(t.layout->wake.fail_subscribers).load(std::memory_order_acquire) == 0) return Status::Ok();
   const int subs = static_cast<int>(t.config().max_subscribers);
   for (int s = 0; s < subs; ++s) {
     internal::SubscriberRecord& rec = t.sub(s);
@@ -630,10 +632,12 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Open(std::string_view name, cons
   if (!index.ok()) return index.status();
   const int s = *index;
   sub->index_ = s;
-  sub->waiter_.set_policy({.spin_ns = options.spin_ns, .adaptive = true, .liveness_check_ns = kLivenessSliceNs});
+  sub->waiter_.set_policy(
+      {.spin_ns = options.spin_ns, .adaptive = true, .liveness_check_ns = kLivenessSliceNs});
   internal::SubscriberState& st = t.sub(s).state;
   A(st.pool_slot).store(static_cast<uint32_t>(t.pool->holder_slot()), std::memory_order_relaxed);
   A(st.on_full).store(static_cast<uint32_t>(options.on_full), std::memory_order_relaxed);
+  if (options.on_full == Overflow::kFail) A(t.layout->wake.fail_subscribers).fetch_add(1, std::memory_order_acq_rel);
   A(st.drops_newest).store(0, std::memory_order_relaxed);
   A(st.drops_oldest).store(0, std::memory_order_relaxed);
   A(st.taken).store(0, std::memory_order_relaxed);
@@ -766,7 +770,12 @@ Result<Sample> Subscriber::Take(Deadline deadline) {
       damaged = true;
       return false;
     }
-    RecoverOrphans();  // a quiet slice: see whether a dead publisher left us holds
+    // At most once per slice (it scans every publisher): whether a dead one left us holds.
+    const int64_t now = MonotonicNs();
+    if (now >= next_orphan_check_ns_) {
+      next_orphan_check_ns_ = now + kLivenessSliceNs;
+      RecoverOrphans();
+    }
     return true;
   });
   switch (r.end) {

@@ -172,6 +172,7 @@ class Subscriber {
   std::vector<BlockId> history_extra_;      // history blocks whose hold was counted locally
   std::vector<BlockId> outstanding_;        // taken and not yet released
   bool orphan_check_ = false;               // a drop record was seen: RecoverOrphans at the next Take
+  int64_t next_orphan_check_ns_ = 0;        // a waiting Take runs RecoverOrphans at most once a slice
 };
 
 }  // namespace weft::shm

@@ -95,7 +95,8 @@ struct alignas(64) TopicWake {
   uint32_t events;    // futex word: bumped by every publish
   uint32_t sleepers;  // subscribers that went to sleep on `events` since the last wake
   uint32_t space;     // futex word: bumped when a subscriber has emptied half of a full queue
-  uint32_t reserved;
+  uint32_t fail_subscribers;  // subscribers with policy fail ever attached (publishers check
+                              // queues before publishing only if not 0; never decremented)
 };
 
 struct TopicLayout {
