@@ -11,9 +11,19 @@
 #include <string>
 
 #include "errors.h"
+#include "weft/core/overflow.h"
 #include "weft/core/status.h"
 
 namespace weft::py_bind {
+
+// A channel's or subscriber's on_full: the names of weft::Overflow, anything else refused.
+inline weft::Overflow ParseOnFull(const std::string& s) {
+  weft::Overflow o;
+  if (!weft::ParseOverflow(s, &o)) {
+    pyerr::Raise(weft::InvalidArgument("on_full must be 'block', 'drop_newest', 'drop_oldest' or 'fail', not '" + s + "'"));
+  }
+  return o;
+}
 
 // Seconds to wait: None (no limit), or a real number (0 or less: do not wait).
 struct Seconds {

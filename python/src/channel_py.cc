@@ -40,13 +40,6 @@ weft::shm::Role ParseRole(const std::string& role) {
   pyerr::Raise(weft::InvalidArgument("role must be 'producer' or 'consumer', not '" + role + "'"));
 }
 
-weft::Overflow ParseOnFull(const std::string& s) {
-  weft::Overflow o;
-  if (!weft::ParseOverflow(s, &o)) {
-    pyerr::Raise(weft::InvalidArgument("on_full must be 'block', 'drop_newest', 'drop_oldest' or 'fail', not '" + s + "'"));
-  }
-  return o;
-}
 
 weft::shm::WaitPolicy ParseWait(const std::optional<double>& spin_us) {
   weft::shm::WaitPolicy w;

@@ -31,13 +31,6 @@ weft::shm::TopicOptions CreateOptions(uint32_t queue_depth, uint32_t keep_histor
   return o;
 }
 
-weft::Overflow ParseOnFull(const std::string& s) {
-  weft::Overflow o;
-  if (!weft::ParseOverflow(s, &o)) {
-    pyerr::Raise(weft::InvalidArgument("on_full must be 'block', 'drop_newest', 'drop_oldest' or 'fail', not '" + s + "'"));
-  }
-  return o;
-}
 
 Publisher& Get(PyPublisher& self) {
   if (!self.obj) pyerr::Raise(Status(Code::kClosed, "publisher is closed"));

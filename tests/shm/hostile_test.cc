@@ -351,6 +351,43 @@ TEST(ShmHostileTest, ScribbledTopicConfigIsNeverReRead) {
   DropTopic(name);
 }
 
+// The count of fail subscribers only decides whether publishers look for a full one first: set
+// to 0 by another process, a full fail subscriber just misses the sample (counted), as under
+// drop-newest; set to anything else, the scan runs and refuses as it should.
+TEST(ShmHostileTest, AScribbledFailCountOnlyChangesWhoIsAsked) {
+  const std::string name = UniqueName("topic");
+  auto pub = Publisher::Open(name, SmallTopic());
+  ASSERT_TRUE(pub.ok());
+  auto strict = Subscriber::Open(name, {.on_full = Overflow::kFail});
+  ASSERT_TRUE(strict.ok());
+  auto publish = [&] {
+    auto loan = (*pub)->Loan(64);
+    EXPECT_TRUE(loan.ok());
+    Status s = (*pub)->Publish(*loan, 64, Deadline::AfterMs(1000));
+    if (!s.ok()) (*pub)->Discard(*loan).IgnoreError();
+    return s.code();
+  };
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(publish(), Code::kOk);
+  EXPECT_EQ(publish(), Code::kResourceExhausted);  // control: full, refused
+  auto seg = Segment::Open(name, static_cast<uint32_t>(SegmentKind::kTopic), internal::kTopicLayoutVersion);
+  ASSERT_TRUE(seg.ok());
+  auto* l = reinterpret_cast<internal::TopicLayout*>(seg->base());
+  std::atomic_ref<uint32_t>(l->wake.fail_subscribers).store(0);
+  EXPECT_EQ(publish(), Code::kOk);  // not asked first: the sample misses it, counted
+  EXPECT_EQ((*strict)->counters().drops_newest, 2u);
+  std::atomic_ref<uint32_t>(l->wake.fail_subscribers).store(UINT32_MAX);
+  EXPECT_EQ(publish(), Code::kResourceExhausted);
+  for (int i = 0; i < 4; ++i) {  // what it holds is what was published before
+    auto s = (*strict)->Take(Deadline::Now());
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ(s->seq, static_cast<uint64_t>(i + 1));
+    (*strict)->Release(*s).IgnoreError();
+  }
+  strict->reset();
+  pub->reset();
+  DropTopic(name);
+}
+
 // ---- a pool left full by a dead process -----------------------------------------------------
 
 TEST(ShmHostileTest, PagesOfADeadProcessSizeClassReturnToOtherSizes) {
