@@ -68,10 +68,10 @@ void BindTopic(py::module_& m) {
            [](PyPublisher& self, Count block_arg, Count size_arg, Seconds timeout) {
              const uint64_t block = block_arg.Get("block");
              const size_t size = size_arg.Get("size");
-             // One call with the whole deadline, not slices: a publish that timed out on one
-             // subscriber has already delivered to others, so it must not be repeated; and only
-             // a wait that lasts can see a full subscriber die and skip it. close() from another
-             // thread ends the wait.
+             // A publish that times out has delivered to nobody (room is made for every
+             // subscriber before any entry is written), so publish_async may call this in
+             // slices; each wait checks a full subscriber's liveness every 20 ms and skips it if
+             // it died. close() from another thread ends the wait.
              EndpointCall<Publisher> call(self, "publisher");
              const Deadline deadline = ToDeadline(timeout);
              Status s;

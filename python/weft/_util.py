@@ -62,3 +62,36 @@ async def await_descriptor(fd: int, attempt, timeout, what: str):
             pass
         finally:
             loop.remove_reader(fd)
+
+
+async def await_in_slices(call, timeout, what: str, keep=None):
+    """Awaits `call(t)`, a blocking call that releases the GIL and raises Timeout or WouldBlock
+    when nothing happened within t seconds, without blocking the event loop: one try without
+    waiting, then waits of at most 0.1 s each in the loop's executor, so a cancelled task stops
+    within one slice. A slice still running when the task is cancelled is let finish; if it
+    succeeded, keep(result) is called so that what it took is not lost (a record read, a sample
+    published); then CancelledError is raised."""
+    import asyncio
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    try:
+        return call(0)
+    except (Timeout, WouldBlock):
+        pass
+    while True:
+        left = None if deadline is None else deadline - loop.time()
+        if left is not None and left <= 0:
+            raise Timeout(f"timed out waiting on {what}")
+        future = loop.run_in_executor(None, call, 0.1 if left is None else min(0.1, left))
+        try:
+            return await asyncio.shield(future)
+        except (Timeout, WouldBlock):
+            continue
+        except asyncio.CancelledError:
+            try:
+                result = await future
+            except Exception:
+                raise asyncio.CancelledError from None
+            if keep is not None:
+                keep(result)
+            raise

@@ -95,6 +95,14 @@ class Channel(_native._Channel):
         """`with ch.read() as view:` a read-only memoryview of the next record, released on exit."""
         return _Borrow(self, self._read_span(timeout), None)
 
+    async def reserve_async(self, n: int, timeout: Optional[float] = None) -> _Borrow:
+        """reserve() without blocking the event loop: `with await ch.reserve_async(n) as buf:`."""
+        return await self._await(lambda: self.reserve(n, 0), timeout)
+
+    async def read_async(self, timeout: Optional[float] = None) -> _Borrow:
+        """read() without blocking the event loop: `with await ch.read_async() as view:` (no copy)."""
+        return await self._await(lambda: self.read(0), timeout)
+
     async def read_bytes_async(self, timeout: Optional[float] = None) -> bytes:
         """Awaits the next record (copied) without blocking the event loop."""
         return await self._await(lambda: self.read_bytes(0), timeout)

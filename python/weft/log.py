@@ -14,6 +14,7 @@ from typing import Iterator, Optional
 
 from . import _native
 from ._errors import Closed, Timeout, WouldBlock
+from ._util import await_in_slices
 
 
 class Record:
@@ -41,32 +42,31 @@ class Tail:
     def __init__(self, native, timeout: Optional[float]):
         self._t = native
         self._timeout = timeout
+        self._pending = None  # a record read by a cancelled next_async(), returned next
 
     def __repr__(self) -> str:
         return f"<weft.Tail position={self.position}>"
 
     def next(self, timeout: Optional[float] = None) -> Record:
         """The next record; raises weft.Timeout (weft.WouldBlock for timeout=0) if none came."""
+        if self._pending is not None:
+            return self._take_pending()
         return Record(*self._t._next(timeout))
 
     async def next_async(self, timeout: Optional[float] = None) -> Record:
         """Awaits the next record without blocking the event loop: the wait runs in the loop's
-        executor in slices of 0.1 s, so a cancelled task stops within one slice."""
-        import asyncio
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while True:
-            try:
-                return Record(*self._t._next(0))
-            except WouldBlock:
-                pass
-            left = None if deadline is None else deadline - loop.time()
-            if left is not None and left <= 0:
-                raise Timeout(f"no record {self.position} before the deadline")
-            try:
-                return Record(*await loop.run_in_executor(None, self._t._next, 0.1 if left is None else min(0.1, left)))
-            except Timeout:
-                continue
+        executor in slices of 0.1 s, so a cancelled task stops within one slice (a record that
+        slice read is kept for the next call, not lost)."""
+        if self._pending is not None:
+            return self._take_pending()
+        return Record(*await await_in_slices(self._t._next, timeout, f"record {self.position}", self._keep))
+
+    def _keep(self, fields) -> None:
+        self._pending = fields
+
+    def _take_pending(self) -> Record:
+        fields, self._pending = self._pending, None
+        return Record(*fields)
 
     def __aiter__(self):
         """`async for record in tail:` as iteration, without blocking the event loop."""
@@ -81,7 +81,8 @@ class Tail:
 
     @property
     def position(self) -> int:
-        return self._t.position
+        """The sequence number of the record the next call returns."""
+        return self._t.position if self._pending is None else self._pending[0]
 
     def close(self) -> None:
         """Ends the tail; a next() waiting in another thread raises weft.Closed."""
@@ -92,7 +93,7 @@ class Tail:
 
     def __next__(self) -> Record:
         try:
-            return Record(*self._t._next(self._timeout))
+            return self.next(self._timeout)
         except (Timeout, WouldBlock, Closed):
             raise StopIteration from None
 

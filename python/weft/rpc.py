@@ -218,25 +218,28 @@ def unregister(name: str, timeout: Optional[float] = 30.0) -> None:
 
 def _scheduled(chunks, sched, write, timeout, cancel):
     """An in-process stream: each chunk is produced under the resource's scheduler (a writing
-    stream runs alone while it produces), and a cancelled token stops it."""
+    stream runs alone while it produces), and a cancelled token stops it. Closing the stream
+    early closes the method's generator."""
     it = iter(chunks)
-    while True:
-        if cancel is not None and cancel.cancelled:
-            close = getattr(it, "close", None)
-            if close is not None:
-                close()
-            raise Cancelled("the stream was cancelled")
-        sched.enter(write, timeout)
-        outer = getattr(_current, "cancel", None)
-        _current.cancel = cancel
-        try:
-            item = next(it)
-        except StopIteration:
-            return
-        finally:
-            _current.cancel = outer
-            sched.leave(write)
-        yield item
+    try:
+        while True:
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled("the stream was cancelled")
+            sched.enter(write, timeout)
+            outer = getattr(_current, "cancel", None)
+            _current.cancel = cancel
+            try:
+                item = next(it)
+            except StopIteration:
+                return
+            finally:
+                _current.cancel = outer
+                sched.leave(write)
+            yield item
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
 
 
 class Proxy:
@@ -304,6 +307,7 @@ class Proxy:
         call.__weft_invoke__ = lambda args, hold, cancel, timeout: Held(invoke(args, {}, timeout, cancel), None) \
             if hold else invoke(args, {}, timeout, cancel)
         call.__weft_timeout__ = lambda: self._timeout
+        call.__weft_stream__ = stream
         self.__dict__[method] = call  # built once per method, not per attribute lookup
         return call
 
@@ -669,6 +673,7 @@ class _IpcProxy:
         call.__name__ = method
         call.__weft_invoke__ = invoke
         call.__weft_timeout__ = lambda: self._timeout
+        call.__weft_stream__ = m.stream
         self.__dict__[method] = call  # built once per method, not per attribute lookup
         return call
 
@@ -802,23 +807,93 @@ def call(method, *args, timeout=_DEFAULT, cancel=None, hold: bool = False):
 async def call_async(method, *args, timeout=_DEFAULT, hold: bool = False):
     """Awaits a proxy's method without blocking the event loop: the call runs in the loop's
     executor (the GIL is released while it waits on the server). Cancelling the awaiting task
-    cancels the call (weft.Cancelled on the server's side; the task sees CancelledError)."""
-    import asyncio
+    cancels the call (weft.Cancelled on the server's side; the task sees CancelledError).
+    A streaming method gives a weft.AsyncStream: `async for x in await weft.call_async(p.items)`."""
     if timeout is _DEFAULT:
         timeout = method.__weft_timeout__()
     invoke = _invoker(method)
     token = CancelToken()
-    loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(None, lambda: invoke(args, hold, token, timeout))
+    out = await _in_executor(lambda: invoke(args, hold, token, timeout), token)
+    if getattr(method, "__weft_stream__", False):
+        return AsyncStream(out, token)
+    return out
+
+
+_END = object()
+
+
+def _next_or_end(it):
+    try:
+        return next(it)
+    except StopIteration:
+        return _END
+
+
+async def _in_executor(fn, token):
+    """Awaits fn() run in the loop's executor; a cancelled task cancels `token` and waits for
+    fn to end (at once: the calls it makes watch the token)."""
+    import asyncio
+    future = asyncio.get_running_loop().run_in_executor(None, fn)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
         token.cancel()
         try:
-            await future  # the call ends at once with weft.Cancelled
+            await future
         except Exception:
             pass
         raise
+
+
+class AsyncStream:
+    """The chunks of a streaming method for asyncio (from weft.call_async): `async for chunk in
+    stream`. Each chunk is awaited in the loop's executor, so the loop never blocks. Cancelling
+    the awaiting task cancels the call (the method sees weft.cancelled()), as do aclose() and
+    leaving `async with` before the end."""
+
+    def __init__(self, chunks, token: CancelToken):
+        self._chunks = chunks
+        self._it = iter(chunks)
+        self._token = token
+        self._done = False
+
+    def __repr__(self) -> str:
+        return f"<weft.AsyncStream{' ended' if self._done else ''}>"
+
+    def __aiter__(self) -> "AsyncStream":
+        return self
+
+    async def __anext__(self):
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            out = await _in_executor(lambda: _next_or_end(self._it), self._token)
+        except BaseException:
+            self._end()
+            raise
+        if out is _END:
+            self._done = True
+            raise StopAsyncIteration
+        return out
+
+    def _end(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._token.cancel()
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
+    async def aclose(self) -> None:
+        """Cancels what is left of the stream."""
+        self._end()
+
+    async def __aenter__(self) -> "AsyncStream":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self._end()
 
 
 def hold(method):

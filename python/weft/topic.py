@@ -16,7 +16,7 @@ from typing import Optional
 
 from . import _native
 from ._errors import InvalidArgument
-from ._util import array_over, dtype_of, element_count, await_descriptor
+from ._util import array_over, dtype_of, element_count, await_descriptor, await_in_slices
 
 _DEFAULTS = dict(queue_depth=256, keep_history=0, pool_bytes=64 << 20)
 
@@ -99,7 +99,10 @@ class Publisher(_native._Publisher):
         """Publishes a loan (the memoryview or array from loan()/loan_array()); the loan is
         consumed. Subscribers read its memory in place, so the publisher can no longer write it:
         the memoryview is released and the array made read-only; an array or view made from the
-        loaned memoryview and still alive refuses the publish (drop it, then publish again)."""
+        loaned memoryview and still alive refuses the publish (drop it, then publish again).
+        A subscriber whose queue is full with on_full="block" makes it wait up to `timeout`
+        seconds (None: no limit); weft.Timeout then, and nothing was published: the loan is
+        still yours, to publish again or discard."""
         key, entry = self._take_loan(loaned)
         block, n, span, view = entry
         self._seal(key, entry, loaned, "publishing")
@@ -108,6 +111,31 @@ class Publisher(_native._Publisher):
         except BaseException:
             self._loans[key] = entry  # still ours: publish again or discard
             raise
+        self._consumed(entry)
+
+    async def publish_async(self, loaned, size: Optional[int] = None, timeout: Optional[float] = None) -> None:
+        """publish() without blocking the event loop: a wait for room runs in the loop's
+        executor in slices of 0.1 s (a publish either delivers to every subscriber or to none,
+        so slices repeat nothing). A task cancelled while it waits raises CancelledError; the
+        loan is then still yours, unless the slice in flight published it."""
+        key, entry = self._take_loan(loaned)
+        block, n, span, view = entry
+        self._seal(key, entry, loaned, "publishing")
+        size = n if size is None else size
+        published = []
+        try:
+            await await_in_slices(lambda t: self._publish(block, size, t), timeout,
+                                  f"room in topic {self._topic!r}", published.append)
+        except BaseException:
+            if published:
+                self._consumed(entry)
+            else:
+                self._loans[key] = entry
+            raise
+        self._consumed(entry)
+
+    def _consumed(self, entry) -> None:
+        block, n, span, view = entry
         self._views.pop(id(view), None)
         span._invalidate()
 

@@ -107,6 +107,9 @@ class Grid:
     def chunks(self, n: int, size: int) -> Iterator[np.ndarray]: ...
 
     @weft.read
+    def paced(self, n: int, gap: float) -> Iterator[int]: ...
+
+    @weft.read
     def produced(self) -> int: ...
 
     def spin(self, seconds: float) -> bool: ...
@@ -152,6 +155,14 @@ class GridImpl:
     def chunks(self, n: int, size: int) -> Iterator[np.ndarray]:
         for i in range(n):
             yield np.full(size, i, dtype=np.int64)
+
+    def paced(self, n: int, gap: float) -> Iterator[int]:
+        """n chunks, `gap` seconds apart; counted in produced() as they are made."""
+        for i in range(n):
+            if i:
+                time.sleep(gap)
+            self._produced += 1
+            yield i
 
     def produced(self) -> int:
         return self._produced

@@ -215,6 +215,24 @@ def test_asyncio_read_and_write(name):
     with pytest.raises(weft.Timeout):
         asyncio.run(rx.read_bytes_async(timeout=0.05))
 
+    async def zero_copy():  # the borrowing forms: reserve in place, read in place
+        async def produce():
+            for i in range(20):
+                with await tx.reserve_async(56, timeout=10) as buf:
+                    buf[:] = bytes([i]) * 56
+
+        async def consume():
+            got = []
+            for _ in range(20):
+                with await rx.read_async(timeout=10) as view:
+                    got.append(view[0] + view[55])
+            return got
+
+        _, got = await asyncio.gather(produce(), consume())
+        return got
+
+    assert asyncio.run(zero_copy()) == [2 * i for i in range(20)]
+
 
 def test_a_capacity_too_small_for_any_record_is_refused(name):
     for capacity in (8, 64, 128):
