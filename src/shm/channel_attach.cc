@@ -60,14 +60,14 @@ std::string BellName(const std::string& name, Role role, uint32_t epoch) {
 }
 
 EndpointInfo DescribeSlot(const internal::EndpointSlot& slot, bool liveness) {
-  const internal::SlotView v = internal::ReadSlot(slot);
+  const SlotView v = ReadSlot(slot);
   EndpointInfo info;
   static const char* kNames[] = {"empty", "claiming", "attached", "closed"};
   info.state = v.state < 4 ? kNames[v.state] : "invalid";
   info.pid = v.who.pid;
   info.epoch = v.epoch;
-  info.alive = liveness && (v.state == internal::kSlotAttached || v.state == internal::kSlotClaiming) &&
-               !internal::HolderGone(v);
+  info.alive = liveness && (v.state == kSlotAttached || v.state == kSlotClaiming) &&
+               !HolderGone(v);
   return info;
 }
 
@@ -192,7 +192,7 @@ Status Channel::Unlink(std::string_view name) { return Segment::Unlink(name); }
 Status Channel::Attach() {
   internal::EndpointSlot& slot = layout_->slots[static_cast<int>(role_)];
   const std::string what = std::string("the ") + RoleName(role_) + " role of '" + segment_.name() + "'";
-  Result<uint32_t> epoch = internal::BeginClaim(slot, what.c_str());
+  Result<uint32_t> epoch = BeginClaim(slot, what.c_str());
   if (!epoch.ok()) return epoch.status();
   my_epoch_ = *epoch;
   // Resume from the shared cursors: records a dead predecessor reserved, batched or held but
@@ -212,7 +212,7 @@ Status Channel::Attach() {
     held_count_ = 0;
     held_head_ = 0;
   }
-  internal::FinishClaim(slot, my_epoch_);
+  FinishClaim(slot, my_epoch_);
   attached_ = true;
   return Status::Ok();
 }
@@ -224,7 +224,7 @@ Status Channel::Close() {
     pending_ = false;
   }
   // Only the current owner closes the slot; a process that took it over keeps it.
-  internal::ReleaseSlot(layout_->slots[static_cast<int>(role_)], my_epoch_, internal::kSlotClosed);
+  ReleaseSlot(layout_->slots[static_cast<int>(role_)], my_epoch_, kSlotClosed);
   attached_ = false;
   WakePeer();
   return Status::Ok();
@@ -239,17 +239,17 @@ void Channel::Interrupt() {
 
 Channel::PeerState Channel::CheckPeer() {
   const Role peer = role_ == Role::kProducer ? Role::kConsumer : Role::kProducer;
-  const internal::SlotView v = internal::ReadSlot(layout_->slots[static_cast<int>(peer)]);
+  const SlotView v = ReadSlot(layout_->slots[static_cast<int>(peer)]);
   const bool ignore = internal::Hooks().ignore_peer_death.load(std::memory_order_relaxed);
   switch (v.state) {
-    case internal::kSlotEmpty:
+    case kSlotEmpty:
       return PeerState::kAbsent;
-    case internal::kSlotClaiming:
+    case kSlotClaiming:
       // A new peer is attaching; if it died doing so, it is dead.
-      return ignore || !internal::HolderGone(v) ? PeerState::kAbsent : PeerState::kDead;
-    case internal::kSlotClosed:
+      return ignore || !HolderGone(v) ? PeerState::kAbsent : PeerState::kDead;
+    case kSlotClosed:
       return PeerState::kClosed;
-    case internal::kSlotAttached:
+    case kSlotAttached:
       break;
     default:
       return PeerState::kDead;  // a corrupt slot is treated as a dead peer
@@ -290,7 +290,7 @@ void Channel::RingPeerBell() {
   // acq_rel: one ring per arming; pairs with the seq_cst store that armed it.
   if (Atomic(*armed).exchange(0, std::memory_order_acq_rel) == 0) return;
   uint64_t w = Atomic(layout_->slots[static_cast<int>(peer)].owner).load(std::memory_order_acquire);
-  internal::RingDoorbell(BellName(segment_.name(), peer, internal::OwnerEpoch(w)), &send_fd_);
+  internal::RingDoorbell(BellName(segment_.name(), peer, OwnerEpoch(w)), &send_fd_);
   auto& st = layout_->stats[static_cast<int>(role_)];
   Atomic(st.bells).store(Atomic(st.bells).load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "internal/pool_layout.h"
-#include "internal/slot.h"
+#include "weft/shm/slot.h"
 #include "weft/core/clock.h"
 #include "weft/core/wait.h"
 
@@ -305,7 +305,7 @@ bool Pool::AddArena() {
 Status Pool::Attach() {
   Status last;
   for (int s = 0; s < kMaxHolders; ++s) {
-    Result<uint32_t> e = internal::BeginClaim(layout_->holders[s], "pool holder slot");
+    Result<uint32_t> e = BeginClaim(layout_->holders[s], "pool holder slot");
     if (!e.ok()) {
       last = e.status();
       continue;
@@ -315,7 +315,7 @@ Status Pool::Attach() {
     bit_ = uint64_t{1} << s;
     uint64_t freed = 0;
     ClearHolder(s, &freed);
-    internal::FinishClaim(layout_->holders[s], epoch_);
+    FinishClaim(layout_->holders[s], epoch_);
     return Status::Ok();
   }
   return Status(Code::kBusy, "pool '" + segment_.name() + "' has 64 live holders (" + last.message() + ")");
@@ -356,15 +356,15 @@ size_t Pool::RecoverDead() {
   size_t recovered = 0;
   for (int s = 0; s < kMaxHolders; ++s) {
     if (s == slot_) continue;
-    internal::SlotView v = internal::ReadSlot(layout_->holders[s]);
-    if (!internal::HolderGone(v)) continue;
+    SlotView v = ReadSlot(layout_->holders[s]);
+    if (!HolderGone(v)) continue;
     // Claiming the dead holder's slot makes this process the only one recovering it; if it
     // dies too, the next one starts over (clearing bits is idempotent).
-    Result<uint32_t> e = internal::BeginClaim(layout_->holders[s], "pool holder slot");
+    Result<uint32_t> e = BeginClaim(layout_->holders[s], "pool holder slot");
     if (!e.ok()) continue;
     uint64_t freed = 0;
     ClearHolder(s, &freed);
-    internal::ReleaseSlot(layout_->holders[s], *e, internal::kSlotEmpty);
+    ReleaseSlot(layout_->holders[s], *e, kSlotEmpty);
     ++recovered;
     ++local_.recoveries;
   }
@@ -375,7 +375,7 @@ Status Pool::Close() {
   if (slot_ < 0) return Status::Ok();
   uint64_t freed = 0;
   ClearHolder(slot_, &freed);
-  internal::ReleaseSlot(layout_->holders[slot_], epoch_, internal::kSlotEmpty);
+  ReleaseSlot(layout_->holders[slot_], epoch_, kSlotEmpty);
   slot_ = -1;
   extra_holds_.clear();
   large_maps_.clear();
@@ -709,8 +709,8 @@ Status Pool::HoldIfHeldBy(BlockId id, uint64_t holder_bits, bool* added) {
 
 bool Pool::HolderIs(int slot, int32_t pid) const {
   if (slot < 0 || slot >= kMaxHolders) return false;
-  const internal::SlotView v = internal::ReadSlot(layout_->holders[slot]);
-  return v.state == internal::kSlotAttached && v.who.pid == pid && !internal::HolderGone(v);
+  const SlotView v = ReadSlot(layout_->holders[slot]);
+  return v.state == kSlotAttached && v.who.pid == pid && !HolderGone(v);
 }
 
 bool Pool::HeldBy(BlockId id, int slot) {
@@ -831,9 +831,9 @@ PoolStats Pool::Stats() const {
     for (uint64_t b = mask; b != 0; b &= b - 1) ++per_holder[std::countr_zero(b)];
   });
   for (int h = 0; h < kMaxHolders; ++h) {
-    internal::SlotView v = internal::ReadSlot(layout_->holders[h]);
-    if (v.state != internal::kSlotAttached && v.state != internal::kSlotClaiming && per_holder[h] == 0) continue;
-    s.holders.push_back({h, v.who.pid, !internal::HolderGone(v) && v.state != internal::kSlotEmpty, per_holder[h]});
+    SlotView v = ReadSlot(layout_->holders[h]);
+    if (v.state != kSlotAttached && v.state != kSlotClaiming && per_holder[h] == 0) continue;
+    s.holders.push_back({h, v.who.pid, !HolderGone(v) && v.state != kSlotEmpty, per_holder[h]});
   }
   return s;
 }

@@ -1,8 +1,8 @@
-#include "internal/slot.h"
+#include "weft/shm/slot.h"
 
 #include <string>
 
-namespace weft::shm::internal {
+namespace weft::shm {
 
 namespace {
 template <typename T>
@@ -75,4 +75,4 @@ bool ReleaseSlot(Slot& slot, uint32_t epoch, uint32_t state) {
                                                std::memory_order_acq_rel);
 }
 
-}  // namespace weft::shm::internal
+}  // namespace weft::shm

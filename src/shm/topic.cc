@@ -16,7 +16,8 @@
 #include "internal/doorbell.h"
 #include "internal/futex.h"
 #include "internal/registry.h"
-#include "internal/slot.h"
+#include "weft/core/pair.h"
+#include "weft/shm/slot.h"
 #include "internal/channel_layout.h"  // test hooks
 #include "internal/topic_layout.h"
 
@@ -50,30 +51,29 @@ SampleEntry LoadEntry(SampleEntry& e) {
           A(e.seq).load(std::memory_order_relaxed), A(e.pool_slot).load(std::memory_order_relaxed)};
 }
 
-// A ring's head and drop record, changed together by one 16-byte compare-and-swap.
+// A ring's head and drop record, changed together by one 16-byte compare-and-swap
+// (weft/core/pair.h).
 struct HeadPair {
   uint64_t head, dropped;
 };
 
-unsigned __int128 Pack(HeadPair v) { return static_cast<unsigned __int128>(v.dropped) << 64 | v.head; }
+WordPair* PairOf(Ring& ring) {
+  static_assert(offsetof(Ring, dropped) == offsetof(Ring, head) + 8 && alignof(Ring) >= 16);
+  return reinterpret_cast<WordPair*>(&ring.head);
+}
 
 // Replaces *expected with desired if the ring holds *expected (a full barrier); otherwise loads
 // the ring's pair into *expected and returns false.
 bool CasHead(Ring& ring, HeadPair* expected, HeadPair desired) {
-  static_assert(offsetof(Ring, dropped) == offsetof(Ring, head) + 8);
-  auto* word = reinterpret_cast<unsigned __int128*>(&ring.head);
-  const unsigned __int128 want = Pack(*expected);
-  const unsigned __int128 old = __sync_val_compare_and_swap(word, want, Pack(desired));
-  if (old == want) return true;
-  *expected = {static_cast<uint64_t>(old), static_cast<uint64_t>(old >> 64)};
+  WordPair e{expected->head, expected->dropped};
+  if (CasPair(PairOf(ring), &e, {desired.head, desired.dropped})) return true;
+  *expected = {e.first, e.second};
   return false;
 }
 
 HeadPair LoadHead(Ring& ring) {
-  HeadPair v{A(ring.head).load(std::memory_order_acquire), A(ring.dropped).load(std::memory_order_acquire)};
-  HeadPair probe = v;
-  if (!CasHead(ring, &probe, v)) return probe;  // the halves were torn: probe has the pair
-  return v;
+  const WordPair p = LoadPair(PairOf(ring));
+  return {p.first, p.second};
 }
 
 // Clears the ring's drop record if it still is `record`; true if this call cleared it (and so
@@ -246,7 +246,7 @@ Result<std::unique_ptr<Topic>> Topic::OpenOrCreate(std::string_view name, const 
 template <typename SlotAt>
 Result<int> ClaimAny(int count, SlotAt slot, const char* what, uint32_t* epoch) {
   for (int i = 0; i < count; ++i) {
-    Result<uint32_t> e = internal::BeginClaim(slot(i), what);
+    Result<uint32_t> e = BeginClaim(slot(i), what);
     if (e.ok()) {
       *epoch = *e;
       return i;
@@ -283,23 +283,23 @@ Result<TopicInfo> InspectTopic(std::string_view name) {
   info.queue_depth = c.queue_depth;
   info.history = c.history;
   for (uint32_t p = 0; p < c.max_publishers; ++p) {
-    const internal::SlotView v = internal::ReadSlot(t.pub(static_cast<int>(p)).slot);
-    if (v.state != internal::kSlotAttached && v.state != internal::kSlotClaiming) continue;
+    const SlotView v = ReadSlot(t.pub(static_cast<int>(p)).slot);
+    if (v.state != kSlotAttached && v.state != kSlotClaiming) continue;
     TopicInfo::Endpoint e;
     e.index = static_cast<int>(p);
     e.pid = v.who.pid;
-    e.alive = !internal::HolderGone(v);
+    e.alive = !HolderGone(v);
     e.published = A(t.pub(static_cast<int>(p)).state.seq).load(std::memory_order_relaxed);
     info.publishers.push_back(e);
   }
   for (uint32_t s = 0; s < c.max_subscribers; ++s) {
     SubscriberRecord& rec = t.sub(static_cast<int>(s));
-    const internal::SlotView v = internal::ReadSlot(rec.slot);
-    if (v.state != internal::kSlotAttached && v.state != internal::kSlotClaiming) continue;
+    const SlotView v = ReadSlot(rec.slot);
+    if (v.state != kSlotAttached && v.state != kSlotClaiming) continue;
     TopicInfo::Endpoint e;
     e.index = static_cast<int>(s);
     e.pid = v.who.pid;
-    e.alive = !internal::HolderGone(v);
+    e.alive = !HolderGone(v);
     const uint32_t policy = A(rec.state.on_full).load(std::memory_order_relaxed);
     e.on_full = OverflowName(static_cast<Overflow>(policy));
     for (uint32_t p = 0; p < c.max_publishers; ++p) {
@@ -332,7 +332,7 @@ Result<std::unique_ptr<Publisher>> Publisher::Open(std::string_view name, const 
   pub->waiter_.set_policy({.spin_ns = 20'000, .adaptive = false, .liveness_check_ns = kLivenessSliceNs});
   pub->topic_ = std::move(topic).value();
   Topic& t = *pub->topic_;
-  auto index = ClaimAny(static_cast<int>(t.config().max_publishers), [&](int i) -> internal::Slot& { return t.pub(i).slot; },
+  auto index = ClaimAny(static_cast<int>(t.config().max_publishers), [&](int i) -> Slot& { return t.pub(i).slot; },
                         "publisher slot", &pub->epoch_);
   if (!index.ok()) return index.status();
   pub->index_ = *index;
@@ -362,14 +362,14 @@ Result<std::unique_ptr<Publisher>> Publisher::Open(std::string_view name, const 
   // alone knows which of its holds are still referenced (Subscriber::RecoverOrphans).
   // A predecessor's history was freed with its pool holds: start empty. Sequence numbers go on.
   A(ps.history_count).store(0, std::memory_order_relaxed);
-  internal::FinishClaim(t.pub(*index).slot, pub->epoch_);
+  FinishClaim(t.pub(*index).slot, pub->epoch_);
   return pub;
 }
 
 int Publisher::subscribers_approx() const {
   int n = 0;
   for (uint32_t s = 0; s < topic_->config().max_subscribers; ++s) {
-    n += internal::ReadSlot(topic_->sub(s).slot).state == internal::kSlotAttached;
+    n += ReadSlot(topic_->sub(s).slot).state == kSlotAttached;
   }
   return n;
 }
@@ -415,7 +415,7 @@ enum class Room { kYes, kSkip };
 // Phase 1, for one subscriber: makes room in its queue from publisher `p`, by its policy
 // (waits, drops the oldest, or skips the sample: drop-newest, or a subscriber that left or
 // died while we waited).
-Result<Room> MakeRoom(Topic& t, int p, int s, const internal::SlotView& v, Waiter& waiter, Deadline deadline) {
+Result<Room> MakeRoom(Topic& t, int p, int s, const SlotView& v, Waiter& waiter, Deadline deadline) {
   const uint32_t depth = t.config().queue_depth;
   internal::SubscriberRecord& rec = t.sub(s);
   Ring& ring = t.ring(p, s);
@@ -462,8 +462,8 @@ Result<Room> MakeRoom(Topic& t, int p, int s, const internal::SlotView& v, Waite
     const WaitReport r = waiter.Wait(
         SpaceEvents(t, rec), deadline, [&] { return tail - A(ring.head).load(std::memory_order_acquire) < depth; },
         [&] {
-          const internal::SlotView now = internal::ReadSlot(rec.slot);
-          return now.state == internal::kSlotAttached && now.epoch == v.epoch && !internal::HolderGone(now);
+          const SlotView now = ReadSlot(rec.slot);
+          return now.state == kSlotAttached && now.epoch == v.epoch && !HolderGone(now);
         });
     if (r.end == WaitEnd::kReady) continue;
     if (r.end == WaitEnd::kStopped) return Room::kSkip;
@@ -482,7 +482,7 @@ Status CheckFailSubscribers(Topic& t, int p) {
   for (int s = 0; s < subs; ++s) {
     internal::SubscriberRecord& rec = t.sub(s);
     if (A(rec.state.on_full).load(std::memory_order_relaxed) != static_cast<uint32_t>(Overflow::kFail)) continue;
-    if (internal::ReadSlot(rec.slot).state != internal::kSlotAttached) continue;
+    if (ReadSlot(rec.slot).state != kSlotAttached) continue;
     Ring& ring = t.ring(p, s);
     if (A(ring.tail).load(std::memory_order_relaxed) - A(ring.head).load(std::memory_order_acquire) >=
         t.config().queue_depth) {
@@ -558,8 +558,8 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
   Targets tg;
   const int subs = static_cast<int>(t.config().max_subscribers);
   for (int s = 0; s < subs; ++s) {
-    const internal::SlotView v = internal::ReadSlot(t.sub(s).slot);
-    if (v.state != internal::kSlotAttached) continue;
+    const SlotView v = ReadSlot(t.sub(s).slot);
+    if (v.state != kSlotAttached) continue;
     Result<Room> room = MakeRoom(t, index_, s, v, waiter_, deadline);
     if (!room.ok()) return room.status();
     if (*room == Room::kSkip) continue;
@@ -582,7 +582,7 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
       uint32_t& armed = t.sub(s).state.bell_armed;
       // acq_rel: one ring per arming; pairs with the seq_cst store that armed it.
       if (A(armed).load(std::memory_order_relaxed) == 0 || A(armed).exchange(0, std::memory_order_acq_rel) == 0) continue;
-      const internal::SlotView v = internal::ReadSlot(t.sub(s).slot);
+      const SlotView v = ReadSlot(t.sub(s).slot);
       internal::RingDoorbell(BellName(t.segment.name(), s, v.epoch), &send_fd_);
     }
   }
@@ -596,7 +596,7 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
 Status Publisher::Close() {
   if (index_ < 0) return Status::Ok();
   A(topic_->pub(index_).state.history_count).store(0, std::memory_order_release);
-  internal::ReleaseSlot(topic_->pub(index_).slot, epoch_, internal::kSlotClosed);
+  ReleaseSlot(topic_->pub(index_).slot, epoch_, kSlotClosed);
   topic_->pool->Close().IgnoreError();  // releases loans and history
   index_ = -1;
   return Status::Ok();
@@ -632,7 +632,7 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Open(std::string_view name, cons
   std::unique_ptr<Subscriber> sub(new Subscriber());
   sub->topic_ = std::move(topic).value();
   Topic& t = *sub->topic_;
-  auto index = ClaimAny(static_cast<int>(t.config().max_subscribers), [&](int i) -> internal::Slot& { return t.sub(i).slot; },
+  auto index = ClaimAny(static_cast<int>(t.config().max_subscribers), [&](int i) -> Slot& { return t.sub(i).slot; },
                         "subscriber slot", &sub->epoch_);
   if (!index.ok()) return index.status();
   const int s = *index;
@@ -654,13 +654,13 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Open(std::string_view name, cons
     while (!CasHead(ring, &cur, {A(ring.tail).load(std::memory_order_acquire), 0})) {
     }
   }
-  internal::FinishClaim(t.sub(s).slot, sub->epoch_);
+  FinishClaim(t.sub(s).slot, sub->epoch_);
   // History: hold the last samples of each live publisher, oldest first.
   const uint32_t h = std::min(options.history, t.config().history);
   sub->history_seq_.assign(t.config().max_publishers, 0);
   for (uint32_t p = 0; p < t.config().max_publishers && h > 0; ++p) {
-    const internal::SlotView v = internal::ReadSlot(t.pub(static_cast<int>(p)).slot);
-    if (v.state != internal::kSlotAttached || internal::HolderGone(v)) continue;
+    const SlotView v = ReadSlot(t.pub(static_cast<int>(p)).slot);
+    if (v.state != kSlotAttached || HolderGone(v)) continue;
     internal::PublisherState& ps = t.pub(static_cast<int>(p)).state;
     const uint64_t count = A(ps.history_count).load(std::memory_order_acquire);
     for (uint64_t j = count > h ? count - h : 0; j < count; ++j) {
@@ -672,7 +672,7 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Open(std::string_view name, cons
       // history still names it, from the same publisher.
       const uint64_t now = A(ps.history_count).load(std::memory_order_acquire);
       if (now - j > t.config().history || LoadEntry(slot).seq != e.seq ||
-          internal::ReadSlot(t.pub(static_cast<int>(p)).slot).word != v.word) {
+          ReadSlot(t.pub(static_cast<int>(p)).slot).word != v.word) {
         t.pool->Release(e.block).IgnoreError();
         continue;
       }
@@ -832,7 +832,7 @@ size_t Subscriber::RecoverOrphans() {
     const uint64_t record = A(dring.dropped).load(std::memory_order_acquire);
     const bool pending = (A(rec.state.pending_bits).load(std::memory_order_acquire) & my_bit) != 0;
     if (record == 0 && !pending) continue;
-    if (!internal::HolderGone(internal::ReadSlot(rec.slot))) continue;  // publishing now
+    if (!HolderGone(ReadSlot(rec.slot))) continue;  // publishing now
     // It died in the middle of dropping one of our samples: after the drop, maybe after the
     // revoke. The hold is ours to give back if nothing we have or will take refers to the block
     // (while the dropper lived, its own hold kept the block from being reused).
@@ -915,7 +915,7 @@ void Subscriber::Interrupt() {
 
 Status Subscriber::Close() {
   if (index_ < 0) return Status::Ok();
-  internal::ReleaseSlot(topic_->sub(index_).slot, epoch_, internal::kSlotClosed);
+  ReleaseSlot(topic_->sub(index_).slot, epoch_, kSlotClosed);
   topic_->pool->Close().IgnoreError();  // every hold: taken, queued, from history
   EventCount::Uncounted(&topic_->layout->wake.space).WakeAll();  // a publisher waiting on our full queue moves on
   pending_.clear();

@@ -9,7 +9,7 @@
 #include <cstdint>
 
 #include "weft/core/status.h"
-#include "slot.h"
+#include "weft/shm/slot.h"
 #include "weft/shm/segment.h"
 
 namespace weft::shm::internal {

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "slot.h"
+#include "weft/shm/slot.h"
 #include "weft/core/status.h"
 #include "weft/shm/segment.h"
 

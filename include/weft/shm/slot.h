@@ -1,6 +1,7 @@
-// Slots: a role or membership in a segment held by one process, claimed and released with
-// CAS on an owner word, taken over from a dead holder. Shared by channels (producer and
-// consumer roles) and pools (holder slots). Internal to shm.
+// Slots: a role or membership in shared memory held by one process, claimed and released with
+// CAS on an owner word, taken over from a dead holder. Used by channels (producer and consumer
+// roles), pools (holder slots), topics (publishers and subscribers) and the bus (group
+// members). Thread rule: any thread; the words are shared memory (docs/formats/segment.md).
 //
 // Owner word: state (bits 56..63), epoch (bits 32..55), pid (bits 0..31). A claim goes
 // empty/closed/dead-held -> claiming (epoch + 1) -> attached, with the start time written in
@@ -13,7 +14,7 @@
 #include "weft/core/status.h"
 #include "weft/shm/process.h"
 
-namespace weft::shm::internal {
+namespace weft::shm {
 
 enum SlotState : uint32_t { kSlotEmpty = 0, kSlotClaiming = 1, kSlotAttached = 2, kSlotClosed = 3 };
 
@@ -51,4 +52,4 @@ void FinishClaim(Slot& slot, uint32_t epoch);
 // Sets `state` (closed or empty) if this process still holds the slot at `epoch`.
 bool ReleaseSlot(Slot& slot, uint32_t epoch, uint32_t state);
 
-}  // namespace weft::shm::internal
+}  // namespace weft::shm

@@ -1,0 +1,161 @@
+// The event bus: events (opaque bytes with an optional key) spread over N shards, read by
+// consumer groups. A key always lands on the same shard, and order is kept per shard (only per
+// shard); events without a key stay on one shard per producing thread, so one thread's events
+// keep their order. Every group sees every event; within a group each shard is read by one
+// member at a time, and shards move to the other members when one leaves or dies, resuming
+// from the last committed position (at-least-once). Backpressure is the bus's overflow policy
+// (weft/core/overflow.h), counted exactly. Guide: docs/bus.md; format: docs/formats/bus.md.
+//
+// Thread rule: a Bus may be used from any number of threads (ingest, subscribe, stats); a
+// Consumer by one thread at a time, except Interrupt.
+//
+//   auto bus = weft::bus::Bus::Open({.shards = 4});
+//   (*bus)->Ingest(weft::AsBytes("hello"));
+//   auto c = (*bus)->Subscribe("workers");
+//   auto batch = (*c)->Poll(64, weft::Deadline::AfterMs(100));
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "weft/core/bytes.h"
+#include "weft/core/clock.h"
+#include "weft/core/overflow.h"
+#include "weft/core/status.h"
+#include "weft/core/wait.h"
+
+namespace weft::bus {
+
+inline constexpr uint64_t kNoOffset = UINT64_MAX;
+
+// Where an event is: its shard and its offset there. Offsets only grow within a shard and name
+// one event for ever; they are byte positions, not counts (compare them, resume from them).
+struct Position {
+  uint32_t shard = 0;
+  uint64_t offset = kNoOffset;
+  // True for an event that drop_newest discarded (it has no position).
+  bool dropped() const { return offset == kNoOffset; }
+};
+
+struct BusOptions {
+  // Where the bus lives. "memory:" is the threads of this process.
+  std::string url = "memory:";
+  uint32_t shards = 0;                   // 0: one per CPU; at most 256
+  uint64_t shard_bytes = uint64_t{1} << 22;  // each shard's ring: a power of two, at least 4 KiB
+  uint32_t max_event = 0;                // the largest key + data (0: shard_bytes / 4, the most)
+  Overflow backpressure = Overflow::kBlock;
+  bool timestamps = false;               // stamp each event with the wall clock at ingest
+  // Groups that exist from the start, so that events ingested before anyone subscribes wait
+  // for them (a group created later starts at the oldest event still held, or at the end).
+  std::vector<std::string> groups;
+};
+
+struct Event {
+  Position position;
+  ByteView key;           // empty if the event has none
+  ByteView data;          // in the shard's ring: valid until the consumer's next Poll, Commit or Close
+  int64_t timestamp_ns = 0;  // 0 unless the bus stamps events
+};
+
+enum class Start : uint8_t {
+  kOldest,  // a new group starts at the oldest event the bus still holds
+  kLatest,  // a new group starts after the last event ingested
+};
+
+struct ConsumerOptions {
+  // Each Poll commits what the previous one delivered; false: call Commit yourself.
+  bool auto_commit = true;
+  Start start = Start::kOldest;  // for a group this consumer creates
+  WaitPolicy wait{};
+};
+
+struct ShardStats {
+  uint64_t ingested = 0;        // events published to the shard
+  uint64_t dropped_newest = 0;  // events refused by drop_newest or fail
+  uint64_t dropped_oldest = 0;  // events taken from groups that had not read them (drop_oldest)
+  uint64_t tail = 0;            // the next offset
+  uint64_t oldest = 0;          // offsets below are gone
+  uint64_t depth_bytes = 0;     // tail - oldest
+};
+
+struct GroupShardStats {
+  uint64_t committed = 0;   // the group resumes here
+  uint64_t next = 0;        // the next offset to deliver
+  uint64_t lag_bytes = 0;   // tail - committed
+  uint64_t delivered = 0;   // events delivered to the group's members
+  uint64_t dropped = 0;     // events this group lost to drop_oldest
+  int32_t owner = -1;       // the member reading the shard, or -1
+};
+
+struct GroupStats {
+  std::string name;
+  uint32_t members = 0;
+  uint64_t delivered = 0;
+  uint64_t dropped = 0;
+  uint64_t lag_bytes = 0;
+  std::vector<GroupShardStats> shards;
+};
+
+struct BusStats {
+  uint32_t shards = 0;
+  uint64_t ingested = 0;
+  uint64_t dropped_newest = 0;
+  uint64_t dropped_oldest = 0;
+  std::vector<ShardStats> per_shard;
+  std::vector<GroupStats> groups;
+};
+
+// One member of a consumer group.
+class Consumer {
+ public:
+  virtual ~Consumer() = default;
+  // Up to `limit` events from this member's shards, waiting until there is at least one or
+  // the deadline passes (kWouldBlock for Deadline::Now(), else kTimeout). The events view the
+  // shard rings and stay valid until the next Poll, Commit or Close. With auto_commit, this
+  // call first commits what the previous one delivered.
+  virtual Result<std::span<const Event>> Poll(size_t limit, Deadline deadline) = 0;
+  // Commits everything delivered so far: after a restart or a rebalance the group resumes
+  // after it. Ends the validity of the last batch.
+  virtual Status Commit() = 0;
+  // The shards this member reads now (they change when members join or leave).
+  virtual std::vector<uint32_t> shards() const = 0;
+  virtual const std::string& group() const = 0;
+  // From any thread: the current Poll, and every later one, end with kClosed.
+  virtual void Interrupt() = 0;
+  // Commits (with auto_commit) and leaves the group; its shards move to the other members.
+  virtual Status Close() = 0;
+};
+
+class Bus {
+ public:
+  virtual ~Bus() = default;
+  static Result<std::unique_ptr<Bus>> Open(const BusOptions& options);
+
+  // Ingests one event (to this thread's shard). Under block, waits for space up to the
+  // deadline (kTimeout); under fail, kResourceExhausted at once; under drop_newest, a full
+  // shard discards the event and returns a dropped() position. Every discard is counted.
+  virtual Result<Position> Ingest(ByteView data, Deadline deadline = Deadline::Never()) = 0;
+  // An event with a key: it lands on shard crc32c(key) % shards.
+  virtual Result<Position> IngestKeyed(ByteView key, ByteView data, Deadline deadline = Deadline::Never()) = 0;
+  // Several events to this thread's shard, in order, in one claim of space. Returns how many
+  // were ingested, always a prefix of `events`: all of them, or the ones that fit when the
+  // shard is full (like write(2)). The rest: under drop_newest discarded and counted; under
+  // block the call waits for space until the deadline; under fail they are left to the caller.
+  // An error only when none was ingested (kTimeout under block, kResourceExhausted under fail).
+  virtual Result<size_t> IngestBatch(std::span<const ByteView> events, Deadline deadline = Deadline::Never()) = 0;
+
+  // Joins group `group` (created if absent) as a new member.
+  virtual Result<std::unique_ptr<Consumer>> Subscribe(std::string_view group, const ConsumerOptions& options = {}) = 0;
+
+  virtual BusStats Stats() const = 0;
+  virtual uint32_t shards() const = 0;
+  virtual const BusOptions& options() const = 0;
+  // The shard an event with this key lands on.
+  uint32_t ShardOf(ByteView key) const;
+};
+
+}  // namespace weft::bus

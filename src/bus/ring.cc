@@ -1,0 +1,228 @@
+#include "internal/ring.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace weft::bus::internal {
+
+namespace {
+
+// Producers reclaim this much beyond what they need (a fraction of the ring), so that the
+// compare-and-swap on `oldest` is shared by many claims.
+uint64_t ReclaimAhead(uint64_t ring_bytes) { return std::max<uint64_t>(ring_bytes / 16, 1024); }
+
+}  // namespace
+
+uint64_t Shard::RecordAt(uint64_t pos, bool* pad) const {
+  const RecordHeader* h = HeaderAt(pos);
+  if (A(const_cast<RecordHeader*>(h)->tag).load(std::memory_order_acquire) != pos + 1) return 0;
+  const uint64_t room = bytes_ - (pos & mask_);
+  const uint32_t length = A(const_cast<RecordHeader*>(h)->length).load(std::memory_order_relaxed);
+  const uint16_t flags = A(const_cast<RecordHeader*>(h)->flags).load(std::memory_order_relaxed);
+  *pad = (flags & kRecordPad) != 0;
+  const uint64_t size = *pad ? room : RecordBytes(length);
+  if (*pad ? length != room - sizeof(RecordHeader) : size > room) return 0;  // impossible: not a record
+  return size;
+}
+
+uint64_t Shard::Walk(uint64_t from, uint64_t goal, uint64_t limit, uint64_t* events) const {
+  uint64_t pos = from;
+  while (pos < goal) {
+    bool pad = false;
+    const uint64_t size = RecordAt(pos, &pad);
+    if (size == 0 || pos + size > limit) break;
+    if (!pad) ++*events;
+    pos += size;
+  }
+  return pos;
+}
+
+bool Shard::Evict(uint32_t g, uint64_t low) {
+  GroupShard& c = cursor(g);
+  WordPair p = LoadPair(&c.cursors);  // (next, committed)
+  for (;;) {
+    if (p.second >= low) return true;
+    if (p.second < p.first) return false;  // taken and not committed: the member holds them
+    uint64_t events = 0;
+    const uint64_t to = Walk(p.first, low, tail(), &events);
+    if (to == p.first) return false;
+    // Both cursors move at once, and only if the member took nothing meanwhile.
+    if (!CasPair(&c.cursors, &p, {to, to})) continue;
+    A(c.dropped).fetch_add(events, std::memory_order_relaxed);
+    A(st_->dropped_oldest).fetch_add(events, std::memory_order_relaxed);
+    return to >= low;
+  }
+}
+
+uint64_t Shard::Reclaim(uint64_t low, Overflow policy) {
+  for (;;) {
+    const uint64_t old = oldest();
+    if (old >= low) return old;
+    const uint64_t end = tail();
+    uint64_t limit = end;
+    const uint32_t active = A(v_.header().groups_active).load(std::memory_order_acquire);
+    for (uint32_t g = 0; g < kMaxGroups; ++g) {
+      if ((active & (1u << g)) == 0) continue;
+      // The pair is read whole (its 16-byte compare-and-swap is what a commit wrote): the
+      // member's reads of what it committed happen before the space is reused.
+      uint64_t committed = LoadPair(&cursor(g).cursors).second;
+      if (committed < low && policy == Overflow::kDropOldest && Evict(g, low)) {
+        committed = LoadPair(&cursor(g).cursors).second;
+      }
+      limit = std::min(limit, committed);
+    }
+    if (limit <= old) return old;
+    uint64_t events = 0;
+    const uint64_t to = Walk(old, std::min(low + ReclaimAhead(bytes_), end), limit, &events);
+    if (to == old) return old;
+    uint64_t expect = old;
+    if (A(st_->oldest).compare_exchange_strong(expect, to, std::memory_order_acq_rel)) {
+      A(st_->reclaimed_events).fetch_add(events, std::memory_order_relaxed);
+      if (to >= low) return to;
+    }
+  }
+}
+
+size_t Shard::TryClaim(std::span<const uint64_t> sizes, Overflow policy, uint64_t* first) {
+  for (;;) {
+    const uint64_t t = tail();
+    // Where each record would end, laps included; the longest prefix within the free space.
+    uint64_t end = t;
+    uint64_t free_to = oldest() + bytes_;
+    size_t n = 0;
+    uint64_t claim_end = t;
+    for (uint64_t size : sizes) {
+      const uint64_t room = bytes_ - (end & mask_);
+      uint64_t e = end + (size > room ? room : 0) + size;
+      if (e > free_to) {
+        free_to = Reclaim(e - bytes_, policy) + bytes_;
+        if (e > free_to) break;
+      }
+      end = e;
+      claim_end = e;
+      ++n;
+    }
+    if (n == 0) return 0;
+    uint64_t expect = t;
+    if (A(st_->tail).compare_exchange_weak(expect, claim_end, std::memory_order_acq_rel)) {
+      *first = t;
+      return n;
+    }
+  }
+}
+
+bool Shard::HasRoom(uint64_t bytes, Overflow policy) {
+  const uint64_t t = tail();
+  const uint64_t room = bytes_ - (t & mask_);
+  const uint64_t e = t + (bytes > room ? room : 0) + bytes;
+  return e <= oldest() + bytes_ || e <= Reclaim(e - bytes_, policy) + bytes_;
+}
+
+uint64_t Shard::Write(uint64_t pos, ByteView key, ByteView data, int64_t ts, bool with_ts) {
+  const uint64_t length = (with_ts ? 8 : 0) + key.size() + data.size();
+  const uint64_t room = bytes_ - (pos & mask_);
+  if (RecordBytes(length) > room) {
+    // The rest of this lap is a pad; the record starts the next lap.
+    RecordHeader* pad = HeaderAt(pos);
+    A(pad->length).store(static_cast<uint32_t>(room - sizeof(RecordHeader)), std::memory_order_relaxed);
+    A(pad->key_length).store(0, std::memory_order_relaxed);
+    A(pad->flags).store(uint16_t{kRecordPad}, std::memory_order_relaxed);
+    A(pad->tag).store(pos + 1, std::memory_order_release);
+    pos += room;
+  }
+  RecordHeader* h = HeaderAt(pos);
+  uint8_t* at = reinterpret_cast<uint8_t*>(h + 1);
+  A(h->length).store(static_cast<uint32_t>(length), std::memory_order_relaxed);
+  A(h->key_length).store(static_cast<uint16_t>(key.size()), std::memory_order_relaxed);
+  A(h->flags).store(static_cast<uint16_t>(with_ts ? kRecordTimestamp : 0), std::memory_order_relaxed);
+  if (with_ts) {
+    A(*reinterpret_cast<int64_t*>(at)).store(ts, std::memory_order_relaxed);
+    at += 8;
+  }
+  if (!key.empty()) std::memcpy(at, key.data(), key.size());
+  if (!data.empty()) std::memcpy(at + key.size(), data.data(), data.size());
+  // seq_cst: the change the wake-up protocol of Announce orders against (weft/core/wait.h).
+  A(h->tag).store(pos + 1, std::memory_order_seq_cst);
+  return pos + RecordBytes(length);
+}
+
+void Shard::Announce() const {
+  const uint32_t active = A(v_.header().groups_active).load(std::memory_order_acquire);
+  for (uint32_t g = 0; g < kMaxGroups; ++g) {
+    if ((active & (1u << g)) == 0) continue;
+    GroupRecord& gr = v_.group(g);
+    EventCount::Counter(&gr.wake, &gr.sleepers).NotifySeqCst();
+  }
+}
+
+uint64_t Shard::EventsHeld() const {
+  uint64_t events = 0;
+  const uint64_t end = tail();
+  Walk(oldest(), end, end, &events);
+  return events;
+}
+
+Result<uint64_t> Shard::Read(uint64_t from, size_t limit, std::vector<Event>* out) const {
+  uint64_t pos = from;
+  const uint32_t max_event = v_.header().max_event;
+  size_t taken = 0;
+  while (taken < limit) {
+    const RecordHeader* h = HeaderAt(pos);
+    if (A(const_cast<RecordHeader*>(h)->tag).load(std::memory_order_acquire) != pos + 1) break;
+    const uint64_t room = bytes_ - (pos & mask_);
+    // Relaxed atomic reads: under drop_oldest a producer may be rewriting a record the member
+    // has not taken yet; Take then fails and the read is discarded.
+    RecordHeader* hw = const_cast<RecordHeader*>(h);
+    const RecordHeader copy{pos + 1, A(hw->length).load(std::memory_order_relaxed),
+                            A(hw->key_length).load(std::memory_order_relaxed),
+                            A(hw->flags).load(std::memory_order_relaxed)};
+    if (copy.flags & kRecordPad) {
+      if (copy.length != room - sizeof(RecordHeader)) {
+        return Status(Code::kCorrupt, "bus shard " + std::to_string(index_) + ": a pad at offset " +
+                                          std::to_string(pos) + " does not fill the ring's end");
+      }
+      pos += room;
+      continue;
+    }
+    const bool ts = (copy.flags & kRecordTimestamp) != 0;
+    const uint64_t fixed = ts ? 8 : 0;
+    if (RecordBytes(copy.length) > room || copy.length < fixed + copy.key_length ||
+        copy.length - fixed > uint64_t{max_event}) {
+      return Status(Code::kCorrupt, "bus shard " + std::to_string(index_) + ": impossible event header at offset " +
+                                        std::to_string(pos) + " (length " + std::to_string(copy.length) + ")");
+    }
+    const uint8_t* body = reinterpret_cast<const uint8_t*>(h + 1);
+    Event e;
+    e.position = {index_, pos};
+    if (ts) e.timestamp_ns = A(*reinterpret_cast<int64_t*>(const_cast<uint8_t*>(body))).load(std::memory_order_relaxed);
+    e.key = ByteView(body + fixed, copy.key_length);
+    e.data = ByteView(body + fixed + copy.key_length, copy.length - fixed - copy.key_length);
+    out->push_back(e);
+    ++taken;
+    pos += RecordBytes(copy.length);
+  }
+  return pos;
+}
+
+bool Shard::Take(uint32_t g, uint64_t from, uint64_t to, Overflow policy) {
+  GroupShard& c = cursor(g);
+  if (policy != Overflow::kDropOldest) {  // only the owner moves the cursors
+    A(c.cursors.first).store(to, std::memory_order_release);
+    return true;
+  }
+  WordPair p = LoadPair(&c.cursors);
+  while (p.first == from) {
+    if (CasPair(&c.cursors, &p, {to, p.second})) return true;
+  }
+  return false;
+}
+
+void Shard::Commit(uint32_t g, uint64_t to) {
+  GroupShard& c = cursor(g);
+  WordPair p = LoadPair(&c.cursors);
+  while (p.second < to && !CasPair(&c.cursors, &p, {std::max(p.first, to), to})) {
+  }
+  SpaceEvents().Notify();
+}
+
+}  // namespace weft::bus::internal
