@@ -17,6 +17,7 @@ void RunPoolSuite(const Options& opt);
 void RunTopicSuite(const Options& opt);
 void RunLogSuite(const Options& opt);
 void RunRpcSuite(const Options& opt);
+void RunBusSuite(const Options& opt);
 // `weft demo`: tensors and messages between two processes, verified, beside a Unix socket.
 int Demo(bool quick);
 

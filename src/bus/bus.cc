@@ -20,6 +20,7 @@ using namespace internal;
 namespace {
 
 constexpr int64_t kLivenessSliceNs = 20'000'000;  // a member checks the others' liveness this often
+constexpr int64_t kLazyCommitNs = 50'000'000;     // an automatic commit reaches the shared cursors within this
 
 // Each thread that ingests gets the next shard in turn, for the events it sends without a key.
 uint32_t ThreadShard(uint32_t shards) {
@@ -89,7 +90,7 @@ class Member final : public Consumer {
          const ConsumerOptions& options)
       : core_(std::move(core)), v_(core_->view), g_(group), name_(std::move(name)), index_(index), epoch_(epoch),
         me_(OwnerWord(index, epoch)), options_(options), waiter_(options.wait), owned_(v_.geo.shards, false),
-        next_(v_.geo.shards, 0), taken_(v_.geo.shards, 0) {
+        next_(v_.geo.shards, 0), taken_(v_.geo.shards, 0), published_(v_.geo.shards, 0) {
     waiter_.set_policy({.spin_ns = options.wait.spin_ns, .adaptive = options.wait.adaptive,
                         .liveness_check_ns = kLivenessSliceNs});
   }
@@ -98,7 +99,7 @@ class Member final : public Consumer {
   Result<std::span<const Event>> Poll(size_t limit, Deadline deadline) override {
     if (closed_) return Status(Code::kClosed, "consumer is closed");
     if (limit == 0) return InvalidArgument("poll limit is 0");
-    if (options_.auto_commit) CommitTaken();
+    if (options_.auto_commit) CommitTaken(false);
     batch_.clear();
     for (;;) {
       if (waiter_.interrupted()) return Status(Code::kClosed, "consumer interrupted");
@@ -155,18 +156,33 @@ class Member final : public Consumer {
   }
 
  private:
-  // Commits what was taken from every shard this member reads.
-  void CommitTaken() {
+  // Commits what was taken from every shard this member reads. Under block, an automatic
+  // commit (at a poll) reaches the shared cursors lazily: once an eighth of the ring was taken
+  // since the last, or when a producer sleeps waiting for space, or 50 ms later; until then the
+  // group would resume a little earlier (at-least-once either way). Under the dropping
+  // policies it is written at once: what a member holds cannot be dropped, so it holds only
+  // its last batch. Commit, Close and a handover publish at once.
+  void CommitTaken(bool now = true) {
+    const bool lazy = !now && core_->policy() == Overflow::kBlock;
+    const int64_t t = lazy ? MonotonicNs() : 0;
+    const bool due = !lazy || t - published_at_ >= kLazyCommitNs;
     for (uint32_t s = 0; s < v_.geo.shards; ++s) {
-      if (owned_[s] && taken_[s] != 0) {
-        core_->shards[s].Commit(g_, next_[s]);
-        taken_[s] = 0;
+      if (!owned_[s] || taken_[s] == 0) continue;
+      Shard& sh = core_->shards[s];
+      if (!due && next_[s] - published_[s] < v_.geo.shard_bytes / 8 &&
+          A(sh.state().space_sleepers).load(std::memory_order_relaxed) == 0) {
+        continue;
       }
+      sh.Commit(g_, next_[s]);
+      published_[s] = next_[s];
+      taken_[s] = 0;
     }
+    if (lazy && due) published_at_ = t;
   }
 
   void Release(uint32_t s) {
     if (options_.auto_commit && taken_[s] != 0) core_->shards[s].Commit(g_, next_[s]);
+    published_[s] = next_[s];
     taken_[s] = 0;
     uint64_t expect = me_;
     A(v_.cursor(g_, s).owner).compare_exchange_strong(expect, 0, std::memory_order_acq_rel);
@@ -188,6 +204,7 @@ class Member final : public Consumer {
     while (p.first != p.second && !CasPair(&c.cursors, &p, {p.second, p.second})) {
     }
     next_[s] = p.second;
+    published_[s] = p.second;
     owned_[s] = true;
     taken_[s] = 0;
     return true;
@@ -278,6 +295,8 @@ class Member final : public Consumer {
   std::vector<bool> owned_;
   std::vector<uint64_t> next_;   // the next position to read, per owned shard
   std::vector<uint64_t> taken_;  // taken since the last commit (0: nothing to commit)
+  std::vector<uint64_t> published_;  // the committed position last written to the shared cursors
+  int64_t published_at_ = 0;
   std::vector<Event> batch_;
   uint32_t seen_generation_ = UINT32_MAX;
   bool pending_ = false;
@@ -322,7 +341,10 @@ class MemoryBus final : public Bus {
         if (r.end != WaitEnd::kReady) break;
       }
       if (n == 0) break;
-      for (size_t i = 0; i < n; ++i) pos = sh.Write(pos, ByteView(), events[done + i], ts, core_->timestamps);
+      thread_local std::vector<uint64_t> at;
+      at.resize(n);
+      for (size_t i = 0; i < n; ++i) pos = sh.Write(pos, ByteView(), events[done + i], ts, core_->timestamps, true, &at[i]);
+      sh.Publish(at);
       done += n;
       sh.Announce();
     }
@@ -374,7 +396,7 @@ class MemoryBus final : public Bus {
       ss.tail = sh.tail();
       ss.oldest = sh.oldest();
       ss.depth_bytes = ss.tail - ss.oldest;
-      ss.ingested = A(st.reclaimed_events).load(std::memory_order_relaxed) + sh.EventsHeld();
+      ss.ingested = A(st.ingested).load(std::memory_order_relaxed);
       ss.dropped_newest = A(st.dropped_newest).load(std::memory_order_relaxed);
       ss.dropped_oldest = A(st.dropped_oldest).load(std::memory_order_relaxed);
       out.ingested += ss.ingested;

@@ -40,8 +40,11 @@ void StartCursors(const View& v, uint32_t g, Start start) {
     ShardState& st = v.shard(s);
     // The group is active: producers no longer reclaim past its cursors once they see it. One
     // that looked before may still move `oldest` once; follow it until it stands still.
-    uint64_t at = start == Start::kLatest ? A(st.tail).load(std::memory_order_acquire)
-                                          : A(st.oldest).load(std::memory_order_acquire);
+    // kLatest: after the last published record (a record still being written belongs to the
+    // group: everything below a group's cursors must be published, since space is reclaimed
+    // up to them without looking).
+    uint64_t at = A(st.oldest).load(std::memory_order_acquire);
+    if (start == Start::kLatest) at = Shard(v, s).PublishedEnd(at);
     for (;;) {
       RaiseCursors(c, at);
       const uint64_t oldest = A(st.oldest).load(std::memory_order_acquire);

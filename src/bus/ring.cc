@@ -11,6 +11,23 @@ namespace {
 // compare-and-swap on `oldest` is shared by many claims.
 uint64_t ReclaimAhead(uint64_t ring_bytes) { return std::max<uint64_t>(ring_bytes / 16, 1024); }
 
+// memcpy, without a call for the small sizes events mostly have: two overlapping fixed-size
+// moves cover any length up to twice their size.
+inline void CopySmall(uint8_t* to, const uint8_t* from, size_t n) {
+  if (n >= 8 && n <= 16) {
+    __builtin_memcpy(to, from, 8);
+    __builtin_memcpy(to + n - 8, from + n - 8, 8);
+  } else if (n > 16 && n <= 32) {
+    __builtin_memcpy(to, from, 16);
+    __builtin_memcpy(to + n - 16, from + n - 16, 16);
+  } else if (n > 32 && n <= 64) {
+    __builtin_memcpy(to, from, 32);
+    __builtin_memcpy(to + n - 32, from + n - 32, 32);
+  } else {
+    std::memcpy(to, from, n);
+  }
+}
+
 }  // namespace
 
 uint64_t Shard::RecordAt(uint64_t pos, bool* pad) const {
@@ -60,9 +77,11 @@ uint64_t Shard::Reclaim(uint64_t low, Overflow policy) {
     if (old >= low) return old;
     const uint64_t end = tail();
     uint64_t limit = end;
+    bool groups = false;
     const uint32_t active = A(v_.header().groups_active).load(std::memory_order_acquire);
     for (uint32_t g = 0; g < kMaxGroups; ++g) {
       if ((active & (1u << g)) == 0) continue;
+      groups = true;
       // The pair is read whole (its 16-byte compare-and-swap is what a commit wrote): the
       // member's reads of what it committed happen before the space is reused.
       uint64_t committed = LoadPair(&cursor(g).cursors).second;
@@ -72,15 +91,24 @@ uint64_t Shard::Reclaim(uint64_t low, Overflow policy) {
       limit = std::min(limit, committed);
     }
     if (limit <= old) return old;
-    uint64_t events = 0;
-    const uint64_t to = Walk(old, std::min(low + ReclaimAhead(bytes_), end), limit, &events);
-    if (to == old) return old;
-    uint64_t expect = old;
-    if (A(st_->oldest).compare_exchange_strong(expect, to, std::memory_order_acq_rel)) {
-      A(st_->reclaimed_events).fetch_add(events, std::memory_order_relaxed);
-      if (to >= low) return to;
+    // Every group committed up to `limit`, a record boundary below which everything is
+    // published (members commit only what they read; a group starts at a published boundary):
+    // move there at once. With no group, walk published records to a boundary past the goal.
+    uint64_t to = limit;
+    if (!groups) {
+      uint64_t events = 0;
+      to = Walk(old, std::min(low + ReclaimAhead(bytes_), end), limit, &events);
+      if (to == old) return old;
     }
+    uint64_t expect = old;
+    if (A(st_->oldest).compare_exchange_strong(expect, to, std::memory_order_acq_rel) && to >= low) return to;
   }
+}
+
+uint64_t Shard::PublishedEnd(uint64_t from) const {
+  uint64_t events = 0;
+  const uint64_t end = tail();
+  return Walk(from, end, end, &events);
 }
 
 size_t Shard::TryClaim(std::span<const uint64_t> sizes, Overflow policy, uint64_t* first) {
@@ -105,6 +133,8 @@ size_t Shard::TryClaim(std::span<const uint64_t> sizes, Overflow policy, uint64_
     if (n == 0) return 0;
     uint64_t expect = t;
     if (A(st_->tail).compare_exchange_weak(expect, claim_end, std::memory_order_acq_rel)) {
+      // The line is ours after the compare-and-swap: this add costs little.
+      A(st_->ingested).fetch_add(n, std::memory_order_relaxed);
       *first = t;
       return n;
     }
@@ -118,7 +148,8 @@ bool Shard::HasRoom(uint64_t bytes, Overflow policy) {
   return e <= oldest() + bytes_ || e <= Reclaim(e - bytes_, policy) + bytes_;
 }
 
-uint64_t Shard::Write(uint64_t pos, ByteView key, ByteView data, int64_t ts, bool with_ts) {
+uint64_t Shard::Write(uint64_t pos, ByteView key, ByteView data, int64_t ts, bool with_ts, bool defer,
+                      uint64_t* at_pos) {
   const uint64_t length = (with_ts ? 8 : 0) + key.size() + data.size();
   const uint64_t room = bytes_ - (pos & mask_);
   if (RecordBytes(length) > room) {
@@ -139,27 +170,29 @@ uint64_t Shard::Write(uint64_t pos, ByteView key, ByteView data, int64_t ts, boo
     A(*reinterpret_cast<int64_t*>(at)).store(ts, std::memory_order_relaxed);
     at += 8;
   }
-  if (!key.empty()) std::memcpy(at, key.data(), key.size());
-  if (!data.empty()) std::memcpy(at + key.size(), data.data(), data.size());
-  // seq_cst: the change the wake-up protocol of Announce orders against (weft/core/wait.h).
-  A(h->tag).store(pos + 1, std::memory_order_seq_cst);
+  if (!key.empty()) CopySmall(at, key.data(), key.size());
+  if (!data.empty()) CopySmall(at + key.size(), data.data(), data.size());
+  // Release: the record's bytes before its tag. Announce's fence orders the tags of a whole
+  // batch against the wake-up protocol (weft/core/wait.h).
+  if (!defer) A(h->tag).store(pos + 1, std::memory_order_release);
+  if (at_pos != nullptr) *at_pos = pos;
   return pos + RecordBytes(length);
 }
 
+void Shard::Publish(std::span<const uint64_t> positions) {
+  for (uint64_t p : positions) A(HeaderAt(p)->tag).store(p + 1, std::memory_order_release);
+}
+
 void Shard::Announce() const {
+  // One fence for every record written since the last one: after it, a member that counted
+  // itself asleep is seen, and one that counts itself later sees the records.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   const uint32_t active = A(v_.header().groups_active).load(std::memory_order_acquire);
   for (uint32_t g = 0; g < kMaxGroups; ++g) {
     if ((active & (1u << g)) == 0) continue;
     GroupRecord& gr = v_.group(g);
     EventCount::Counter(&gr.wake, &gr.sleepers).NotifySeqCst();
   }
-}
-
-uint64_t Shard::EventsHeld() const {
-  uint64_t events = 0;
-  const uint64_t end = tail();
-  Walk(oldest(), end, end, &events);
-  return events;
 }
 
 Result<uint64_t> Shard::Read(uint64_t from, size_t limit, std::vector<Event>* out) const {
@@ -220,9 +253,13 @@ bool Shard::Take(uint32_t g, uint64_t from, uint64_t to, Overflow policy) {
 void Shard::Commit(uint32_t g, uint64_t to) {
   GroupShard& c = cursor(g);
   WordPair p = LoadPair(&c.cursors);
-  while (p.second < to && !CasPair(&c.cursors, &p, {std::max(p.first, to), to})) {
+  while (p.second < to) {
+    // The compare-and-swap is a full barrier: the wake-up protocol needs no other fence.
+    if (CasPair(&c.cursors, &p, {std::max(p.first, to), to})) {
+      SpaceEvents().NotifySeqCst();
+      return;
+    }
   }
-  SpaceEvents().Notify();
 }
 
 }  // namespace weft::bus::internal

@@ -59,11 +59,11 @@ inline uint64_t RecordBytes(uint64_t length) {
 struct alignas(64) ShardState {
   // Line 0: producers.
   uint64_t tail;      // next position to claim (CAS)
-  uint8_t pad0[56];
+  uint64_t ingested;  // events claimed (added once per claim, right after it)
+  uint8_t pad0[48];
   // Line 1: reclaiming.
   uint64_t oldest;    // positions below are free for reuse (CAS, forward only)
-  uint64_t reclaimed_events;
-  uint8_t pad1[48];
+  uint8_t pad1[56];
   // Line 2: producers waiting for space (block), and drop counters.
   uint32_t space_wake;      // event count: bumped by commits that free space
   uint32_t space_sleepers;  // producers asleep on it

@@ -46,9 +46,14 @@ class Shard {
   // none fits (the caller applies the bus's policy). A record that would run past the ring's
   // end starts the next lap; the claim then covers a pad record in front of it.
   size_t TryClaim(std::span<const uint64_t> sizes, Overflow policy, uint64_t* first);
-  // Writes a record at `pos` (claimed) and publishes it: `key` and `data` after the header,
-  // the timestamp first if `ts` is set. Returns the position after it.
-  uint64_t Write(uint64_t pos, ByteView key, ByteView data, int64_t ts, bool with_ts);
+  // Writes a record at `pos` (claimed): `key` and `data` after the header, the timestamp first
+  // if `with_ts`. Publishes it unless `defer` (then Publish does, for a whole batch at once, so
+  // that readers chase one line per batch instead of one per record). Returns the position
+  // after it; *at (if given) gets the record's own position (after a pad).
+  uint64_t Write(uint64_t pos, ByteView key, ByteView data, int64_t ts, bool with_ts, bool defer = false,
+                 uint64_t* at = nullptr);
+  // Publishes records written with `defer`, at these positions, in order.
+  void Publish(std::span<const uint64_t> positions);
   // After records were written: wakes the sleeping members of every group (only those that
   // counted themselves asleep; no system call otherwise).
   void Announce() const;
@@ -57,8 +62,6 @@ class Shard {
   // True if a claim of `bytes` could succeed now (after reclaiming what may be): for waits.
   bool HasRoom(uint64_t bytes, Overflow policy);
   void CountDropped(uint64_t events) { A(st_->dropped_newest).fetch_add(events, std::memory_order_relaxed); }
-  // Events published and not yet reclaimed (a walk: for stats).
-  uint64_t EventsHeld() const;
 
   // ---- consumers ----
 
@@ -66,6 +69,8 @@ class Shard {
   // returns the position after the last one read (pads are skipped). kCorrupt if a header is
   // impossible (shared memory scribbled by a faulty process).
   Result<uint64_t> Read(uint64_t from, size_t limit, std::vector<Event>* out) const;
+  // Where the run of published records from `from` (a record boundary) ends.
+  uint64_t PublishedEnd(uint64_t from) const;
   // True if an event (or a pad) is published at `pos`.
   bool IsPublished(uint64_t pos) const {
     const auto* h = reinterpret_cast<const RecordHeader*>(ring_ + (pos & mask_));
