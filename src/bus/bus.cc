@@ -173,7 +173,7 @@ class Member final : public Consumer {
           A(sh.state().space_sleepers).load(std::memory_order_relaxed) == 0) {
         continue;
       }
-      sh.Commit(g_, next_[s]);
+      sh.Commit(g_, next_[s], core_->policy());
       published_[s] = next_[s];
       taken_[s] = 0;
     }
@@ -181,7 +181,7 @@ class Member final : public Consumer {
   }
 
   void Release(uint32_t s) {
-    if (options_.auto_commit && taken_[s] != 0) core_->shards[s].Commit(g_, next_[s]);
+    if (options_.auto_commit && taken_[s] != 0) core_->shards[s].Commit(g_, next_[s], core_->policy());
     published_[s] = next_[s];
     taken_[s] = 0;
     uint64_t expect = me_;

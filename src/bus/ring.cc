@@ -82,12 +82,8 @@ uint64_t Shard::Reclaim(uint64_t low, Overflow policy) {
     for (uint32_t g = 0; g < kMaxGroups; ++g) {
       if ((active & (1u << g)) == 0) continue;
       groups = true;
-      // The pair is read whole (its 16-byte compare-and-swap is what a commit wrote): the
-      // member's reads of what it committed happen before the space is reused.
-      uint64_t committed = LoadPair(&cursor(g).cursors).second;
-      if (committed < low && policy == Overflow::kDropOldest && Evict(g, low)) {
-        committed = LoadPair(&cursor(g).cursors).second;
-      }
+      uint64_t committed = Committed(g, policy);
+      if (committed < low && policy == Overflow::kDropOldest && Evict(g, low)) committed = Committed(g, policy);
       limit = std::min(limit, committed);
     }
     if (limit <= old) return old;
@@ -180,7 +176,11 @@ uint64_t Shard::Write(uint64_t pos, ByteView key, ByteView data, int64_t ts, boo
 }
 
 void Shard::Publish(std::span<const uint64_t> positions) {
-  for (uint64_t p : positions) A(HeaderAt(p)->tag).store(p + 1, std::memory_order_release);
+  // Last to first: a reader waits on the first record's tag and sees the whole batch at once,
+  // so it does not pull the lines of the others away while they are written.
+  for (size_t i = positions.size(); i-- > 0;) {
+    A(HeaderAt(positions[i])->tag).store(positions[i] + 1, std::memory_order_release);
+  }
 }
 
 void Shard::Announce() const {
@@ -250,8 +250,23 @@ bool Shard::Take(uint32_t g, uint64_t from, uint64_t to, Overflow policy) {
   return false;
 }
 
-void Shard::Commit(uint32_t g, uint64_t to) {
+uint64_t Shard::Committed(uint32_t g, Overflow policy) {
   GroupShard& c = cursor(g);
+  // Acquire, as the commit released it: the member's reads of what it committed happen before
+  // the space is reused. Under drop_oldest the cursors change by 16-byte compare-and-swap, and
+  // are read the same way.
+  if (policy != Overflow::kDropOldest) return A(c.cursors.second).load(std::memory_order_acquire);
+  return LoadPair(&c.cursors).second;
+}
+
+void Shard::Commit(uint32_t g, uint64_t to, Overflow policy) {
+  GroupShard& c = cursor(g);
+  if (policy != Overflow::kDropOldest) {  // only the owner moves the cursors: no locked instruction
+    if (A(c.cursors.second).load(std::memory_order_relaxed) >= to) return;
+    A(c.cursors.second).store(to, std::memory_order_release);
+    SpaceEvents().Notify();
+    return;
+  }
   WordPair p = LoadPair(&c.cursors);
   while (p.second < to) {
     // The compare-and-swap is a full barrier: the wake-up protocol needs no other fence.

@@ -83,7 +83,9 @@ class Shard {
   // store). False if an eviction moved the cursor first: read again from cursor(g).next.
   bool Take(uint32_t g, uint64_t from, uint64_t to, Overflow policy);
   // Commits group `g` up to `to` (never backwards) and wakes producers waiting for space.
-  void Commit(uint32_t g, uint64_t to);
+  void Commit(uint32_t g, uint64_t to, Overflow policy);
+  // Where group `g` has committed to.
+  uint64_t Committed(uint32_t g, Overflow policy);
 
  private:
   RecordHeader* HeaderAt(uint64_t pos) const { return reinterpret_cast<RecordHeader*>(ring_ + (pos & mask_)); }
