@@ -11,6 +11,7 @@
 #include "internal/layout.h"
 #include "internal/ring.h"
 #include "weft/core/crc32c.h"
+#include "weft/shm/segment.h"
 #include "weft/shm/slot.h"
 
 namespace weft::bus {
@@ -54,7 +55,8 @@ class Region {
 // What a bus handle and its consumers share; consumers keep it alive.
 struct Core {
   BusOptions options;
-  std::unique_ptr<Region> region;
+  std::unique_ptr<Region> region;  // memory:
+  shm::Segment segment;            // shm:
   View view;
   std::vector<Shard> shards;
   bool timestamps = false;
@@ -62,9 +64,14 @@ struct Core {
   Overflow policy() const { return options.backpressure; }
 };
 
+constexpr std::string_view kShm = "shm:";
+
 Status CheckOptions(BusOptions* o) {
-  if (o->url != "memory:") {
-    return Status(Code::kInvalidArgument, "bus url '" + o->url + "': this build serves memory: (shm: and log: are not built yet)");
+  if (o->url.rfind(kShm, 0) == 0) {
+    WEFT_RETURN_IF_ERROR(shm::ValidateName(std::string_view(o->url).substr(kShm.size())));
+  } else if (o->url != "memory:") {
+    return Status(Code::kInvalidArgument,
+                  "bus url '" + o->url + "': memory: or shm:<name> (log:, nats: and redis: are not built yet)");
   }
   if (o->shards == 0) o->shards = std::clamp<uint32_t>(std::thread::hardware_concurrency(), 1, kMaxShards);
   if (o->shards > kMaxShards) return Status(Code::kInvalidArgument, "a bus has at most " + std::to_string(kMaxShards) + " shards");
@@ -492,16 +499,11 @@ class MemoryBus final : public Bus {
 
 uint32_t Bus::ShardOf(ByteView key) const { return Crc32c(0, key.data(), key.size()) % shards(); }
 
-Result<std::unique_ptr<Bus>> Bus::Open(const BusOptions& options) {
-  BusOptions o = options;
-  WEFT_RETURN_IF_ERROR(CheckOptions(&o));
-  auto core = std::make_shared<Core>();
-  const Geometry geo = GeometryOf(o.shards, o.shard_bytes);
-  auto region = Region::Anonymous(geo.total);
-  if (!region.ok()) return region.status();
-  core->region = std::move(region).value();
-  core->view = View{core->region->base(), geo};
-  BusHeader& h = core->view.header();
+namespace {
+
+// Lays a new bus out at `base` (zeroed memory of geo.total bytes).
+void InitLayout(uint8_t* base, const Geometry& geo, const BusOptions& o) {
+  BusHeader& h = *reinterpret_cast<BusHeader*>(base);
   h.layout_version = kLayoutVersion;
   h.shards = o.shards;
   h.shard_bytes = o.shard_bytes;
@@ -509,6 +511,82 @@ Result<std::unique_ptr<Bus>> Bus::Open(const BusOptions& options) {
   h.backpressure = static_cast<uint32_t>(o.backpressure);
   h.flags = o.timestamps ? uint32_t{kBusTimestamps} : 0u;
   h.bytes = geo.total;
+}
+
+// Takes the options of a bus that exists from its (checked) header; with must_match, refuses
+// one that differs from what was asked.
+Status Adopt(const BusHeader& h, BusOptions* o) {
+  BusOptions found = *o;
+  found.shards = h.shards;
+  found.shard_bytes = h.shard_bytes;
+  found.max_event = h.max_event;
+  found.backpressure = static_cast<Overflow>(h.backpressure);
+  found.timestamps = (h.flags & kBusTimestamps) != 0;
+  if (o->must_match && (found.shards != o->shards || found.shard_bytes != o->shard_bytes ||
+                        found.max_event != o->max_event || found.backpressure != o->backpressure ||
+                        found.timestamps != o->timestamps)) {
+    return Status(Code::kInvalidArgument, "bus '" + o->url + "' exists with " + std::to_string(found.shards) +
+                                              " shards of " + std::to_string(found.shard_bytes) + " bytes, max_event " +
+                                              std::to_string(found.max_event) + ", backpressure " +
+                                              OverflowName(found.backpressure) + ": not what was asked");
+  }
+  *o = found;
+  return Status::Ok();
+}
+
+// Opens the segment of a shm: bus, or creates it; leaves core->view pointing at its layout.
+Status OpenShm(Core& core, BusOptions* o) {
+  const std::string name = o->url.substr(kShm.size());
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    Result<shm::Segment> seg =
+        shm::Segment::OpenValidated(name, shm::SegmentKind::kBus, kLayoutVersion, ValidateBusSegment);
+    if (seg.ok()) {
+      core.segment = std::move(seg).value();
+      BusHeader h;
+      std::memcpy(&h, core.segment.base() + kSegmentLayoutOffset, sizeof(h));  // checked by ValidateBusSegment
+      WEFT_RETURN_IF_ERROR(Adopt(h, o));
+      core.view = View{core.segment.base() + kSegmentLayoutOffset, GeometryOf(o->shards, o->shard_bytes)};
+      return Status::Ok();
+    }
+    if (seg.status().code() != Code::kNotFound) return seg.status();
+    const Geometry geo = GeometryOf(o->shards, o->shard_bytes);
+    Result<shm::Segment> made =
+        shm::Segment::Create(name, shm::SegmentKind::kBus, kLayoutVersion, kSegmentLayoutOffset + geo.total);
+    if (!made.ok()) {
+      if (made.status().code() == Code::kAlreadyExists) continue;  // lost the race: open it
+      return made.status();
+    }
+    InitLayout(made->base() + kSegmentLayoutOffset, geo, *o);
+    made->Publish();
+    core.segment = std::move(made).value();
+    core.view = View{core.segment.base() + kSegmentLayoutOffset, geo};
+    return Status::Ok();
+  }
+  return Status(Code::kBusy, "bus '" + o->url + "' keeps appearing and vanishing");
+}
+
+}  // namespace
+
+Status Bus::Unlink(std::string_view url) {
+  if (url.rfind(kShm, 0) != 0) return InvalidArgument("only a shm: bus has a name to remove");
+  return shm::Segment::Unlink(url.substr(kShm.size()));
+}
+
+Result<std::unique_ptr<Bus>> Bus::Open(const BusOptions& options) {
+  BusOptions o = options;
+  WEFT_RETURN_IF_ERROR(CheckOptions(&o));
+  auto core = std::make_shared<Core>();
+  if (o.url.rfind(kShm, 0) == 0) {
+    WEFT_RETURN_IF_ERROR(OpenShm(*core, &o));
+  } else {
+    const Geometry geo = GeometryOf(o.shards, o.shard_bytes);
+    auto region = Region::Anonymous(geo.total);
+    if (!region.ok()) return region.status();
+    core->region = std::move(region).value();
+    InitLayout(core->region->base(), geo, o);
+    core->view = View{core->region->base(), geo};
+  }
+  core->view.geo.max_event = o.max_event;
   core->timestamps = o.timestamps;
   for (uint32_t s = 0; s < o.shards; ++s) core->shards.emplace_back(core->view, s);
   core->options = o;

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <thread>
 
+#include "weft/shm/process.h"
 #include "weft/shm/slot.h"
 
 namespace weft::bus::internal {
@@ -65,7 +66,18 @@ Result<uint32_t> FindOrCreateGroup(const View& v, std::string_view name, Start s
       GroupRecord& gr = v.group(g);
       const uint32_t state = A(gr.state).load(std::memory_order_acquire);
       if (state == kGroupActive && NameIs(gr, name)) return g;
-      if (state == kGroupCreating && NameIs(gr, name)) creating = true;
+      if (state == kGroupCreating) {
+        // A creator that died half-way leaves the entry to the next one: whoever clears its pid
+        // (0: a creator that has just claimed the entry, counted as alive) frees the entry.
+        int32_t pid = A(gr.creator_pid).load(std::memory_order_acquire);
+        if (pid != 0 && !shm::IsAlive({pid, A(gr.creator_start_ticks).load(std::memory_order_relaxed)}) &&
+            A(gr.creator_pid).compare_exchange_strong(pid, 0, std::memory_order_acq_rel)) {
+          A(gr.name_length).store(0, std::memory_order_relaxed);
+          A(gr.state).store(kGroupFree, std::memory_order_release);
+          continue;
+        }
+        if (NameIs(gr, name)) creating = true;
+      }
       if (state == kGroupFree && free_slot < 0) free_slot = static_cast<int>(g);
     }
     if (creating) {  // another thread or process is creating it: wait for it
@@ -78,6 +90,9 @@ Result<uint32_t> FindOrCreateGroup(const View& v, std::string_view name, Start s
     GroupRecord& gr = v.group(static_cast<uint32_t>(free_slot));
     uint32_t expect = kGroupFree;
     if (!A(gr.state).compare_exchange_strong(expect, kGroupCreating, std::memory_order_acq_rel)) continue;
+    const shm::ProcessIdentity me = shm::SelfIdentity();
+    A(gr.creator_start_ticks).store(me.start_ticks, std::memory_order_relaxed);
+    A(gr.creator_pid).store(me.pid, std::memory_order_release);
     for (size_t i = 0; i <= name.size(); ++i) {
       A(gr.name[i]).store(i < name.size() ? name[i] : '\0', std::memory_order_relaxed);
     }
@@ -94,6 +109,7 @@ Result<uint32_t> FindOrCreateGroup(const View& v, std::string_view name, Start s
     }
     if (lost) {
       A(gr.name_length).store(0, std::memory_order_relaxed);
+      A(gr.creator_pid).store(0, std::memory_order_relaxed);
       A(gr.state).store(kGroupFree, std::memory_order_release);
       for (int i = 0; i <= attempt % 8; ++i) std::this_thread::yield();
       continue;
@@ -107,6 +123,7 @@ Result<uint32_t> FindOrCreateGroup(const View& v, std::string_view name, Start s
       A(c.delivered).store(0, std::memory_order_relaxed);
       A(c.dropped).store(0, std::memory_order_relaxed);
     }
+    A(gr.creator_pid).store(0, std::memory_order_relaxed);
     A(gr.state).store(kGroupActive, std::memory_order_release);
     // seq_cst: producers that reclaim after this see the group (at cursor 0, which holds
     // everything back) before StartCursors moves it to where it starts.

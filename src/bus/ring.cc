@@ -197,7 +197,7 @@ void Shard::Announce() const {
 
 Result<uint64_t> Shard::Read(uint64_t from, size_t limit, std::vector<Event>* out) const {
   uint64_t pos = from;
-  const uint32_t max_event = v_.header().max_event;
+  const uint32_t max_event = v_.geo.max_event;
   size_t taken = 0;
   while (taken < limit) {
     const RecordHeader* h = HeaderAt(pos);

@@ -85,6 +85,7 @@ const char* SegmentKindName(uint32_t kind) {
     case 3: return "registry";
     case 4: return "block";
     case 5: return "topic";
+    case 6: return "bus";
     default: return "unknown";
   }
 }

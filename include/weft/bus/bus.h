@@ -42,7 +42,9 @@ struct Position {
 };
 
 struct BusOptions {
-  // Where the bus lives. "memory:" is the threads of this process.
+  // Where the bus lives: "memory:" (the threads of this process) or "shm:<name>" (the
+  // processes of this host, in shared memory /dev/shm/weft.<name>; created by the first to
+  // open it, with the options below; later opens take the bus as it is).
   std::string url = "memory:";
   uint32_t shards = 0;                   // 0: one per CPU; at most 256
   uint64_t shard_bytes = uint64_t{1} << 22;  // each shard's ring: a power of two, at least 4 KiB
@@ -52,6 +54,9 @@ struct BusOptions {
   // Groups that exist from the start, so that events ingested before anyone subscribes wait
   // for them (a group created later starts at the oldest event still held, or at the end).
   std::vector<std::string> groups;
+  // For a shm: bus that exists: refuse (kInvalidArgument) unless its shards, shard_bytes,
+  // max_event, backpressure and timestamps are the ones given here.
+  bool must_match = false;
 };
 
 struct Event {
@@ -134,6 +139,8 @@ class Bus {
  public:
   virtual ~Bus() = default;
   static Result<std::unique_ptr<Bus>> Open(const BusOptions& options);
+  // Removes a shm: bus's name (kNotFound if there is none); open handles keep working.
+  static Status Unlink(std::string_view url);
 
   // Ingests one event (to this thread's shard). Under block, waits for space up to the
   // deadline (kTimeout); under fail, kResourceExhausted at once; under drop_newest, a full

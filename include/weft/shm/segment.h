@@ -23,7 +23,7 @@
 
 namespace weft::shm {
 
-enum class SegmentKind : uint32_t { kChannel = 1, kPool = 2, kRegistry = 3, kBlock = 4, kTopic = 5 };
+enum class SegmentKind : uint32_t { kChannel = 1, kPool = 2, kRegistry = 3, kBlock = 4, kTopic = 5, kBus = 6 };
 
 const char* SegmentKindName(uint32_t kind);
 

@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "weft/core/pair.h"
+#include "weft/core/status.h"
 #include "weft/shm/process.h"
 #include "weft/shm/slot.h"
 
@@ -104,11 +105,13 @@ struct alignas(64) GroupRecord {
   uint32_t generation;  // bumped when a member joins or leaves (a wake for the members)
   uint32_t wake;        // event count: bumped by producers when members sleep
   uint32_t sleepers;
-  uint32_t reserved;
-  uint8_t pad[40];
+  int32_t creator_pid;  // while being created: who creates it (a dead creator's entry is freed)
+  uint64_t creator_start_ticks;
+  uint8_t pad[32];
   shm::Slot members[kMaxMembers];
 };
 static_assert(sizeof(GroupRecord) == 1152 && offsetof(GroupRecord, generation) == 72 &&
+              offsetof(GroupRecord, creator_start_ticks) == 88 &&
               offsetof(GroupRecord, members) == 128 && std::is_trivially_copyable_v<GroupRecord>);
 
 // ---- the whole -------------------------------------------------------------------------------
@@ -131,10 +134,15 @@ static_assert(sizeof(BusHeader) == 64 && offsetof(BusHeader, groups_active) == 4
 
 enum BusFlags : uint32_t { kBusTimestamps = 1 };
 
+// In a shm: segment the layout starts one page in (after the segment header), so that the
+// rings stay page-aligned.
+inline constexpr size_t kSegmentLayoutOffset = 4096;
+
 // Where everything is, from the header's geometry (checked before use).
 struct Geometry {
   uint32_t shards = 0;
   uint64_t shard_bytes = 0;
+  uint32_t max_event = 0;     // copied from the checked header (never re-read from shared memory)
   size_t groups_at = 0;       // GroupRecord[kMaxGroups]
   size_t cursors_at = 0;      // GroupShard[kMaxGroups][shards]
   size_t states_at = 0;       // ShardState[shards]
@@ -172,5 +180,11 @@ struct View {
   ShardState& shard(uint32_t s) const { return reinterpret_cast<ShardState*>(base + geo.states_at)[s]; }
   uint8_t* ring(uint32_t s) const { return base + geo.rings_at + geo.shard_bytes * s; }
 };
+
+// Checks a layout header against the bytes it must fit in (geometry, version, options) before
+// anything else in it is used; reads nothing outside [bytes, bytes + size). Fuzzed.
+Status ValidateLayout(const void* bytes, size_t size);
+// The same for a shm: segment (the layout at kSegmentLayoutOffset).
+Status ValidateBusSegment(const void* bytes, size_t size);
 
 }  // namespace weft::bus::internal
