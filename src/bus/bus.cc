@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "internal/groups.h"
@@ -60,8 +61,79 @@ struct Core {
   View view;
   std::vector<Shard> shards;
   bool timestamps = false;
+  const uint64_t id = NextCoreId();  // tells bus handles apart in thread-local caches
+
+  // shm: the producer slot of each thread that ingested through this handle.
+  std::mutex producers_mu;
+  std::vector<std::pair<std::thread::id, std::pair<uint32_t, uint32_t>>> producers;  // thread -> (slot, epoch)
 
   Overflow policy() const { return options.backpressure; }
+  bool shared() const { return segment.base() != nullptr; }
+
+  ~Core() {
+    for (auto& [thread, slot] : producers) shm::ReleaseSlot(view.producer(slot.first).slot, slot.second, shm::kSlotEmpty);
+  }
+
+  static uint64_t NextCoreId() {
+    static std::atomic<uint64_t> next{1};
+    return next.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // The calling thread's producer slot (shm:), claimed on first use; nullptr for memory:.
+  Result<ProducerSlot*> Producer() {
+    if (!shared()) return static_cast<ProducerSlot*>(nullptr);
+    thread_local uint64_t cached_core = 0;
+    thread_local ProducerSlot* cached_slot = nullptr;
+    if (cached_core == id) return cached_slot;
+    std::lock_guard<std::mutex> g(producers_mu);
+    const std::thread::id me = std::this_thread::get_id();
+    for (auto& [thread, slot] : producers) {
+      if (thread == me) {
+        cached_core = id;
+        cached_slot = &view.producer(slot.first);
+        return cached_slot;
+      }
+    }
+    for (uint32_t i = 0; i < kMaxProducers; ++i) {
+      ProducerSlot& p = view.producer(i);
+      // A dead holder's claim in flight is repaired before its slot is reused; if that cannot
+      // be done yet (a live producer's intent covers it), the slot waits for a reader to do it.
+      if (A(p.intent_shard).load(std::memory_order_acquire) != 0 && !RepairOrClear(p)) continue;
+      Result<uint32_t> epoch = shm::BeginClaim(p.slot, "bus producer slot");
+      if (!epoch.ok()) continue;
+      if (A(p.intent_shard).load(std::memory_order_acquire) != 0) {  // died meanwhile: leave it
+        shm::ReleaseSlot(p.slot, *epoch, shm::kSlotClosed);
+        continue;
+      }
+      shm::FinishClaim(p.slot, *epoch);
+      producers.push_back({me, {i, *epoch}});
+      cached_core = id;
+      cached_slot = &p;
+      return cached_slot;
+    }
+    return Status(Code::kResourceExhausted, "bus '" + options.url + "' has " + std::to_string(kMaxProducers) +
+                                                " producing threads already");
+  }
+
+  // The claim in flight of a producer slot whose holder is gone: pads what it left unpublished.
+  bool RepairOrClear(ProducerSlot& p) {
+    const shm::SlotView holder = shm::ReadSlot(p.slot);
+    if (!((holder.state == shm::kSlotAttached || holder.state == shm::kSlotClaiming) && shm::HolderGone(holder))) {
+      return false;
+    }
+    const uint64_t s = A(p.intent_shard).load(std::memory_order_acquire);
+    if (s == 0 || s > shards.size()) return s == 0;
+    Shard& sh = shards[s - 1];
+    const uint64_t pos = A(p.intent_pos).load(std::memory_order_relaxed);
+    const uint64_t end = A(p.intent_end).load(std::memory_order_relaxed);
+    // Space below `oldest` was reclaimed: whatever of the claim lay there was published.
+    const uint64_t stuck = sh.PublishedEnd(std::max(pos, sh.oldest()));
+    if (stuck >= end || stuck >= sh.tail()) {  // all published, or the claim never happened
+      uint64_t expect = s;
+      return A(p.intent_shard).compare_exchange_strong(expect, 0, std::memory_order_acq_rel) || expect == 0;
+    }
+    return sh.Repair(stuck) && A(p.intent_shard).load(std::memory_order_acquire) == 0;
+  }
 };
 
 constexpr std::string_view kShm = "shm:";
@@ -121,6 +193,7 @@ class Member final : public Consumer {
           GroupEvents(v_, g_), deadline, [&] { return Ready(); },
           [&] {
             if (ReapDeadMembers(v_, g_)) MembershipChanged(v_, g_);
+            RepairStuckShards();
             return true;
           });
       if (r.end == WaitEnd::kInterrupted) return Status(Code::kClosed, "consumer interrupted");
@@ -238,6 +311,17 @@ class Member final : public Consumer {
     seen_generation_ = gen;
   }
 
+  // A shard whose next record was claimed and never published may belong to a producer that
+  // died in between: its claim is turned into pads (Shard::Repair), and reading goes on.
+  void RepairStuckShards() {
+    for (uint32_t s = 0; s < v_.geo.shards; ++s) {
+      if (!owned_[s]) continue;
+      Shard& sh = core_->shards[s];
+      const uint64_t at = CurrentNext(s);
+      if (!sh.IsPublished(at) && sh.tail() > at) sh.Repair(at);
+    }
+  }
+
   // True when a poll would find something: an event in an owned shard, a membership change,
   // or a shard this member waits for that its owner has let go.
   bool Ready() {
@@ -311,9 +395,9 @@ class Member final : public Consumer {
   bool closed_ = false;
 };
 
-class MemoryBus final : public Bus {
+class RingBus final : public Bus {
  public:
-  explicit MemoryBus(std::shared_ptr<Core> core) : core_(std::move(core)) {}
+  explicit RingBus(std::shared_ptr<Core> core) : core_(std::move(core)) {}
 
   Result<Position> Ingest(ByteView data, Deadline deadline) override {
     return IngestOne(ThreadShard(core_->view.geo.shards), ByteView(), data, deadline);
@@ -334,24 +418,28 @@ class MemoryBus final : public Bus {
       WEFT_RETURN_IF_ERROR(CheckSize(0, e.size()));
       sizes.push_back(RecordBytes(Fixed() + e.size()));
     }
+    Result<ProducerSlot*> intent = core_->Producer();
+    if (!intent.ok()) return intent.status();
     const int64_t ts = core_->timestamps ? WallNs() : 0;
     size_t done = 0;
     Waiter waiter;
     while (done < events.size()) {
       const std::span<const uint64_t> rest(sizes.data() + done, sizes.size() - done);
       uint64_t pos = 0;
-      size_t n = sh.TryClaim(rest, core_->policy(), &pos);
+      size_t n = sh.TryClaim(rest, core_->policy(), &pos, *intent);
       if (n == 0 && core_->policy() == Overflow::kBlock) {
         const WaitReport r = waiter.Wait(
-            sh.SpaceEvents(), deadline, [&] { return (n = sh.TryClaim(rest.first(1), core_->policy(), &pos)) != 0; },
+            sh.SpaceEvents(), deadline, [&] { return (n = sh.TryClaim(rest.first(1), core_->policy(), &pos, *intent)) != 0; },
             [] { return true; });
         if (r.end != WaitEnd::kReady) break;
       }
       if (n == 0) break;
       thread_local std::vector<uint64_t> at;
       at.resize(n);
+      PauseForTest();
       for (size_t i = 0; i < n; ++i) pos = sh.Write(pos, ByteView(), events[done + i], ts, core_->timestamps, true, &at[i]);
       sh.Publish(at);
+      if (*intent != nullptr) A((*intent)->intent_shard).store(0, std::memory_order_release);  // published
       done += n;
       sh.Announce();
     }
@@ -406,6 +494,7 @@ class MemoryBus final : public Bus {
       ss.ingested = A(st.ingested).load(std::memory_order_relaxed);
       ss.dropped_newest = A(st.dropped_newest).load(std::memory_order_relaxed);
       ss.dropped_oldest = A(st.dropped_oldest).load(std::memory_order_relaxed);
+      ss.lost_events = A(st.lost_events).load(std::memory_order_relaxed);
       out.ingested += ss.ingested;
       out.dropped_newest += ss.dropped_newest;
       out.dropped_oldest += ss.dropped_oldest;
@@ -446,6 +535,11 @@ class MemoryBus final : public Bus {
  private:
   uint64_t Fixed() const { return core_->timestamps ? 8 : 0; }
 
+  static void PauseForTest() {
+    const int64_t ns = PauseAfterClaimForTest().load(std::memory_order_relaxed);
+    if (ns > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
+  }
+
   Status CheckSize(size_t key, size_t data) const {
     if (key + data > core_->options.max_event) {
       return Status(Code::kTooLarge, "an event of " + std::to_string(key + data) + " bytes (key and data) exceeds max_event " +
@@ -461,10 +555,12 @@ class MemoryBus final : public Bus {
 
   Result<Position> IngestOne(uint32_t s, ByteView key, ByteView data, Deadline deadline) {
     WEFT_RETURN_IF_ERROR(CheckSize(key.size(), data.size()));
+    Result<ProducerSlot*> intent = core_->Producer();
+    if (!intent.ok()) return intent.status();
     Shard& sh = core_->shards[s];
     const uint64_t size = RecordBytes(Fixed() + key.size() + data.size());
     uint64_t pos = 0;
-    if (sh.TryClaim(std::span<const uint64_t>(&size, 1), core_->policy(), &pos) == 0) {
+    if (sh.TryClaim(std::span<const uint64_t>(&size, 1), core_->policy(), &pos, *intent) == 0) {
       switch (core_->policy()) {
         case Overflow::kDropNewest:
         case Overflow::kDropOldest:  // what members hold cannot be taken away: this event goes
@@ -477,7 +573,7 @@ class MemoryBus final : public Bus {
           Waiter waiter;
           const WaitReport r = waiter.Wait(
               sh.SpaceEvents(), deadline,
-              [&] { return sh.TryClaim(std::span<const uint64_t>(&size, 1), Overflow::kBlock, &pos) != 0; },
+              [&] { return sh.TryClaim(std::span<const uint64_t>(&size, 1), Overflow::kBlock, &pos, *intent) != 0; },
               [] { return true; });
           if (r.end != WaitEnd::kReady) {
             return Status(Code::kTimeout, "bus shard " + std::to_string(s) + " stayed full until the deadline");
@@ -486,8 +582,10 @@ class MemoryBus final : public Bus {
         }
       }
     }
+    PauseForTest();
     const int64_t ts = core_->timestamps ? WallNs() : 0;
     const uint64_t end = sh.Write(pos, key, data, ts, core_->timestamps);
+    if (*intent != nullptr) A((*intent)->intent_shard).store(0, std::memory_order_release);  // published
     sh.Announce();
     return Position{s, end - size};
   }
@@ -594,7 +692,7 @@ Result<std::unique_ptr<Bus>> Bus::Open(const BusOptions& options) {
     auto made = FindOrCreateGroup(core->view, g, Start::kOldest);
     if (!made.ok()) return made.status();
   }
-  return std::unique_ptr<Bus>(new MemoryBus(std::move(core)));
+  return std::unique_ptr<Bus>(new RingBus(std::move(core)));
 }
 
 }  // namespace weft::bus

@@ -3,7 +3,19 @@
 #include <algorithm>
 #include <cstring>
 
+#include "weft/shm/slot.h"
+
 namespace weft::bus::internal {
+
+std::atomic<bool>& SkipRepairForTest() {
+  static std::atomic<bool> skip{false};
+  return skip;
+}
+
+std::atomic<int64_t>& PauseAfterClaimForTest() {
+  static std::atomic<int64_t> ns{0};
+  return ns;
+}
 
 namespace {
 
@@ -37,8 +49,8 @@ uint64_t Shard::RecordAt(uint64_t pos, bool* pad) const {
   const uint32_t length = A(const_cast<RecordHeader*>(h)->length).load(std::memory_order_relaxed);
   const uint16_t flags = A(const_cast<RecordHeader*>(h)->flags).load(std::memory_order_relaxed);
   *pad = (flags & kRecordPad) != 0;
-  const uint64_t size = *pad ? room : RecordBytes(length);
-  if (*pad ? length != room - sizeof(RecordHeader) : size > room) return 0;  // impossible: not a record
+  const uint64_t size = RecordBytes(length);
+  if (size > room) return 0;  // impossible: not a record
   return size;
 }
 
@@ -107,7 +119,7 @@ uint64_t Shard::PublishedEnd(uint64_t from) const {
   return Walk(from, end, end, &events);
 }
 
-size_t Shard::TryClaim(std::span<const uint64_t> sizes, Overflow policy, uint64_t* first) {
+size_t Shard::TryClaim(std::span<const uint64_t> sizes, Overflow policy, uint64_t* first, ProducerSlot* intent) {
   for (;;) {
     const uint64_t t = tail();
     // Where each record would end, laps included; the longest prefix within the free space.
@@ -126,7 +138,16 @@ size_t Shard::TryClaim(std::span<const uint64_t> sizes, Overflow policy, uint64_
       claim_end = e;
       ++n;
     }
-    if (n == 0) return 0;
+    if (n == 0) {
+      if (intent != nullptr) A(intent->intent_shard).store(0, std::memory_order_relaxed);  // no claim
+      return 0;
+    }
+    if (intent != nullptr) {  // what this claim will be, before it is (the CAS releases it)
+      A(intent->intent_pos).store(t, std::memory_order_relaxed);
+      A(intent->intent_end).store(claim_end, std::memory_order_relaxed);
+      A(intent->intent_events).store(n, std::memory_order_relaxed);
+      A(intent->intent_shard).store(index_ + 1, std::memory_order_relaxed);
+    }
     uint64_t expect = t;
     if (A(st_->tail).compare_exchange_weak(expect, claim_end, std::memory_order_acq_rel)) {
       // The line is ours after the compare-and-swap: this add costs little.
@@ -195,6 +216,58 @@ void Shard::Announce() const {
   }
 }
 
+void Shard::PadRange(uint64_t from, uint64_t end) {
+  for (uint64_t pos = from; pos < end;) {
+    const uint64_t size = std::min(end - pos, bytes_ - (pos & mask_));
+    RecordHeader* h = HeaderAt(pos);
+    A(h->length).store(static_cast<uint32_t>(size - sizeof(RecordHeader)), std::memory_order_relaxed);
+    A(h->key_length).store(0, std::memory_order_relaxed);
+    A(h->flags).store(uint16_t{kRecordPad}, std::memory_order_relaxed);
+    A(h->tag).store(pos + 1, std::memory_order_release);
+    pos += size;
+  }
+}
+
+bool Shard::Repair(uint64_t stuck) {
+  if (SkipRepairForTest().load(std::memory_order_relaxed)) return false;
+  // Every producer writes its intent before its claim, so the claim `stuck` lies in is covered
+  // by its claimant's intent (an intent may also be one whose claim failed, if its producer
+  // died between writing it and trying). Repair only when no live producer's intent covers
+  // `stuck` (a live one may be the claimant, or will fail and move on), and then by the dead
+  // intent that starts last and ends first: never past the real claim's end; if that was
+  // longer, the reader is stuck again further on and the next repair goes on from there.
+  int best = -1;
+  uint64_t best_pos = 0, best_end = 0;
+  for (uint32_t i = 0; i < kMaxProducers; ++i) {
+    ProducerSlot& p = v_.producer(i);
+    if (A(p.intent_shard).load(std::memory_order_acquire) != index_ + 1) continue;
+    const uint64_t pos = A(p.intent_pos).load(std::memory_order_relaxed);
+    const uint64_t end = A(p.intent_end).load(std::memory_order_relaxed);
+    if (stuck < pos || stuck >= end || end - pos > bytes_ || end <= oldest()) continue;
+    const shm::SlotView holder = shm::ReadSlot(p.slot);
+    const bool gone = (holder.state == shm::kSlotAttached || holder.state == shm::kSlotClaiming) && shm::HolderGone(holder);
+    if (!gone) return false;
+    if (best < 0 || pos > best_pos || (pos == best_pos && end < best_end)) {
+      best = static_cast<int>(i);
+      best_pos = pos;
+      best_end = end;
+    }
+  }
+  if (best < 0 || (stuck & (kRecordAlign - 1)) != 0) return false;
+  ProducerSlot& p = v_.producer(static_cast<uint32_t>(best));
+  const uint64_t events = A(p.intent_events).load(std::memory_order_relaxed);
+  // Records before `stuck` were published (readers got there); the rest never will be.
+  uint64_t passed = 0;
+  Walk(best_pos, stuck, stuck, &passed);
+  PadRange(stuck, best_end);
+  uint64_t expect = index_ + 1;
+  if (A(p.intent_shard).compare_exchange_strong(expect, 0, std::memory_order_acq_rel)) {
+    A(st_->lost_events).fetch_add(events > passed ? events - passed : 0, std::memory_order_relaxed);
+  }
+  Announce();
+  return true;
+}
+
 Result<uint64_t> Shard::Read(uint64_t from, size_t limit, std::vector<Event>* out) const {
   uint64_t pos = from;
   const uint32_t max_event = v_.geo.max_event;
@@ -210,11 +283,11 @@ Result<uint64_t> Shard::Read(uint64_t from, size_t limit, std::vector<Event>* ou
                             A(hw->key_length).load(std::memory_order_relaxed),
                             A(hw->flags).load(std::memory_order_relaxed)};
     if (copy.flags & kRecordPad) {
-      if (copy.length != room - sizeof(RecordHeader)) {
+      if (RecordBytes(copy.length) > room) {
         return Status(Code::kCorrupt, "bus shard " + std::to_string(index_) + ": a pad at offset " +
-                                          std::to_string(pos) + " does not fill the ring's end");
+                                          std::to_string(pos) + " runs past the ring's end");
       }
-      pos += room;
+      pos += RecordBytes(copy.length);
       continue;
     }
     const bool ts = (copy.flags & kRecordTimestamp) != 0;

@@ -82,6 +82,7 @@ struct ShardStats {
   uint64_t ingested = 0;        // events published to the shard
   uint64_t dropped_newest = 0;  // events refused by drop_newest or fail
   uint64_t dropped_oldest = 0;  // events taken from groups that had not read them (drop_oldest)
+  uint64_t lost_events = 0;     // events of producers that died between claiming and publishing them
   uint64_t tail = 0;            // the next offset
   uint64_t oldest = 0;          // offsets below are gone
   uint64_t depth_bytes = 0;     // tail - oldest

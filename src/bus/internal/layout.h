@@ -33,13 +33,14 @@ inline constexpr uint32_t kMaxShards = 256;
 inline constexpr uint32_t kMaxGroups = 16;
 inline constexpr uint32_t kMaxMembers = 16;     // per group
 inline constexpr uint32_t kMaxGroupName = 63;   // bytes, without the NUL
+inline constexpr uint32_t kMaxProducers = 64;   // producing threads of shm: buses at a time
 inline constexpr uint64_t kMinShardBytes = 4096;
 inline constexpr uint64_t kRecordAlign = 16;
 
 // ---- records ---------------------------------------------------------------------------------
 
 enum RecordFlags : uint16_t {
-  kRecordPad = 1,        // fills the ring's end: no event, skip to the next lap
+  kRecordPad = 1,        // no event: skip its bytes (the ring's end, or a dead producer's claim)
   kRecordTimestamp = 2,  // an int64 wall-clock time (ns) precedes the key
 };
 
@@ -72,7 +73,8 @@ struct alignas(64) ShardState {
   uint32_t reserved1;
   uint64_t dropped_newest;  // events refused (drop_newest) or failed (fail)
   uint64_t dropped_oldest;  // events taken from groups that had not read them (drop_oldest)
-  uint8_t pad2[32];
+  uint64_t lost_events;     // events of producers that died between their claim and its publish
+  uint8_t pad2[24];
 };
 static_assert(sizeof(ShardState) == 192 && offsetof(ShardState, oldest) == 64 &&
               offsetof(ShardState, space_wake) == 128 && offsetof(ShardState, dropped_newest) == 144 &&
@@ -114,6 +116,21 @@ static_assert(sizeof(GroupRecord) == 1152 && offsetof(GroupRecord, generation) =
               offsetof(GroupRecord, creator_start_ticks) == 88 &&
               offsetof(GroupRecord, members) == 128 && std::is_trivially_copyable_v<GroupRecord>);
 
+// ---- producers (shm:) -------------------------------------------------------------------------
+
+// A producing thread of a shm: bus: its process holds the slot, and before each claim of
+// space it writes what it is about to claim. If it dies before publishing, whoever finds the
+// claim unpublished and the holder gone turns the rest of the claim into pads.
+struct alignas(64) ProducerSlot {
+  shm::Slot slot;
+  uint64_t intent_shard;   // shard + 1 of the claim in flight; 0: none
+  uint64_t intent_pos;     // the claim is [intent_pos, intent_end)
+  uint64_t intent_end;
+  uint64_t intent_events;  // events in it
+  uint8_t pad[32];
+};
+static_assert(sizeof(ProducerSlot) == 128 && std::is_trivially_copyable_v<ProducerSlot>);
+
 // ---- the whole -------------------------------------------------------------------------------
 
 struct alignas(64) BusHeader {
@@ -144,6 +161,7 @@ struct Geometry {
   uint64_t shard_bytes = 0;
   uint32_t max_event = 0;     // copied from the checked header (never re-read from shared memory)
   size_t groups_at = 0;       // GroupRecord[kMaxGroups]
+  size_t producers_at = 0;    // ProducerSlot[kMaxProducers]
   size_t cursors_at = 0;      // GroupShard[kMaxGroups][shards]
   size_t states_at = 0;       // ShardState[shards]
   size_t rings_at = 0;        // shards rings of shard_bytes, page-aligned
@@ -157,6 +175,8 @@ inline Geometry GeometryOf(uint32_t shards, uint64_t shard_bytes) {
   size_t at = sizeof(BusHeader);
   g.groups_at = at;
   at += sizeof(GroupRecord) * kMaxGroups;
+  g.producers_at = at;
+  at += sizeof(ProducerSlot) * kMaxProducers;
   g.cursors_at = at;
   at += sizeof(GroupShard) * kMaxGroups * shards;
   g.states_at = at;
@@ -174,6 +194,7 @@ struct View {
 
   BusHeader& header() const { return *reinterpret_cast<BusHeader*>(base); }
   GroupRecord& group(uint32_t g) const { return reinterpret_cast<GroupRecord*>(base + geo.groups_at)[g]; }
+  ProducerSlot& producer(uint32_t p) const { return reinterpret_cast<ProducerSlot*>(base + geo.producers_at)[p]; }
   GroupShard& cursor(uint32_t g, uint32_t s) const {
     return reinterpret_cast<GroupShard*>(base + geo.cursors_at)[g * geo.shards + s];
   }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -17,6 +18,11 @@
 #include "weft/core/wait.h"
 
 namespace weft::bus::internal {
+
+// Test hooks: readers do not repair dead producers' claims (the negative control); producers
+// sleep this long between claiming and publishing (so that a kill lands there).
+std::atomic<bool>& SkipRepairForTest();
+std::atomic<int64_t>& PauseAfterClaimForTest();
 
 // Moves a group's cursors forward to at least (next, committed) = (to, to), never back.
 inline void RaiseCursors(GroupShard& c, uint64_t to) {
@@ -45,7 +51,9 @@ class Shard {
   // *first to the first record's position and returns how many records were claimed; 0 if
   // none fits (the caller applies the bus's policy). A record that would run past the ring's
   // end starts the next lap; the claim then covers a pad record in front of it.
-  size_t TryClaim(std::span<const uint64_t> sizes, Overflow policy, uint64_t* first);
+  // `intent` (shm:) gets the claim before it is made, so that it can be repaired if this
+  // process dies before publishing it; the caller clears intent_shard once it published.
+  size_t TryClaim(std::span<const uint64_t> sizes, Overflow policy, uint64_t* first, ProducerSlot* intent = nullptr);
   // Writes a record at `pos` (claimed): `key` and `data` after the header, the timestamp first
   // if `with_ts`. Publishes it unless `defer` (then Publish does, for a whole batch at once, so
   // that readers chase one line per batch instead of one per record). Returns the position
@@ -69,6 +77,11 @@ class Shard {
   // returns the position after the last one read (pads are skipped). kCorrupt if a header is
   // impossible (shared memory scribbled by a faulty process).
   Result<uint64_t> Read(uint64_t from, size_t limit, std::vector<Event>* out) const;
+  // A reader stuck at `stuck` (claimed, not published): if the producer that claimed it is
+  // gone, the rest of its claim becomes pads (its events counted as lost). True if it did.
+  bool Repair(uint64_t stuck);
+  // Pads covering [from, end) (one per lap), published.
+  void PadRange(uint64_t from, uint64_t end);
   // Where the run of published records from `from` (a record boundary) ends.
   uint64_t PublishedEnd(uint64_t from) const;
   // True if an event (or a pad) is published at `pos`.
