@@ -498,6 +498,7 @@ class RingBus final : public Bus {
       out.ingested += ss.ingested;
       out.dropped_newest += ss.dropped_newest;
       out.dropped_oldest += ss.dropped_oldest;
+      out.lost_events += ss.lost_events;
       out.per_shard.push_back(ss);
     }
     const uint32_t active = A(v.header().groups_active).load(std::memory_order_acquire);
@@ -508,6 +509,7 @@ class RingBus final : public Bus {
       const uint32_t n = std::min(A(gr.name_length).load(std::memory_order_acquire), kMaxGroupName);
       for (uint32_t i = 0; i < n; ++i) gs.name.push_back(A(gr.name[i]).load(std::memory_order_relaxed));
       gs.members = static_cast<uint32_t>(LiveMembers(v, g).size());
+      gs.holders = Holders([&](uint32_t i) -> shm::Slot& { return gr.members[i]; }, kMaxMembers);
       for (uint32_t s = 0; s < v.geo.shards; ++s) {
         GroupShard& c = v.cursor(g, s);
         GroupShardStats x;
@@ -526,6 +528,7 @@ class RingBus final : public Bus {
       }
       out.groups.push_back(std::move(gs));
     }
+    if (core_->shared()) out.producers = Holders([&](uint32_t i) -> shm::Slot& { return v.producer(i).slot; }, kMaxProducers);
     return out;
   }
 
@@ -534,6 +537,17 @@ class RingBus final : public Bus {
 
  private:
   uint64_t Fixed() const { return core_->timestamps ? 8 : 0; }
+
+  template <typename SlotAt>
+  static std::vector<Participant> Holders(SlotAt slot, uint32_t count) {
+    std::vector<Participant> out;
+    for (uint32_t i = 0; i < count; ++i) {
+      const shm::SlotView sv = shm::ReadSlot(slot(i));
+      if (sv.state != shm::kSlotAttached && sv.state != shm::kSlotClaiming) continue;
+      out.push_back({i, sv.who.pid, !shm::HolderGone(sv)});
+    }
+    return out;
+  }
 
   static void PauseForTest() {
     const int64_t ns = PauseAfterClaimForTest().load(std::memory_order_relaxed);
@@ -646,7 +660,7 @@ Status OpenShm(Core& core, BusOptions* o) {
       core.view = View{core.segment.base() + kSegmentLayoutOffset, GeometryOf(o->shards, o->shard_bytes)};
       return Status::Ok();
     }
-    if (seg.status().code() != Code::kNotFound) return seg.status();
+    if (seg.status().code() != Code::kNotFound || !o->create) return seg.status();
     const Geometry geo = GeometryOf(o->shards, o->shard_bytes);
     Result<shm::Segment> made =
         shm::Segment::Create(name, shm::SegmentKind::kBus, kLayoutVersion, kSegmentLayoutOffset + geo.total);

@@ -286,6 +286,65 @@ TEST(BusShmTest, WithoutRepairADeadProducersClaimStopsItsShard) {
   EXPECT_GT((*bus)->Stats().per_shard[0].lost_events, 0u);
 }
 
+#ifdef WEFT_CLI
+// The output and exit code of the weft command.
+std::pair<std::string, int> Weft(const std::string& args) {
+  FILE* f = ::popen((std::string(WEFT_CLI) + " " + args + " 2>&1").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
+  const int status = ::pclose(f);
+  return {out, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
+}
+
+bool Listed(const std::string& name) {
+  for (const std::string& n : shm::Segment::List()) {
+    if (n == name) return true;
+  }
+  return false;
+}
+
+// weft inspect shows a bus's producers and members (dead ones marked); weft gc keeps a bus
+// while a member lives (the negative control) and removes it once every user is gone.
+TEST(BusShmTest, InspectShowsABusAndGcRemovesItOnlyOnceEveryUserIsGone) {
+  const std::string url = Url(), name = url.substr(4);
+  Cleanup cleanup{url};
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t user = Child([&] {
+    auto b = Bus::Open({.url = url, .shards = 2, .shard_bytes = 1 << 14, .groups = {"audit"}});
+    if (!b.ok()) return 2;
+    if (!(*b)->Ingest(AsBytes("one")).ok()) return 3;
+    auto m = (*b)->Subscribe("audit");
+    if (!m.ok()) return 4;
+    const char c = 'y';
+    if (::write(ready[1], &c, 1) != 1) return 5;
+    for (;;) ::pause();
+  });
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  auto [shown, code] = Weft("inspect " + name);
+  EXPECT_EQ(code, 0) << shown;
+  EXPECT_NE(shown.find("kind      bus"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("group     audit: 1 live members"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("producer  slot 0  pid " + std::to_string(user)), std::string::npos) << shown;
+  auto [kept, kept_code] = Weft("gc");
+  EXPECT_EQ(kept_code, 0) << kept;
+  EXPECT_TRUE(Listed(name)) << "a live member keeps the bus: " << kept;
+  ASSERT_EQ(::kill(user, SIGKILL), 0);
+  EXPECT_EQ(Reap(user), 128 + SIGKILL);
+  auto [dead, dead_code] = Weft("inspect " + name);
+  EXPECT_NE(dead.find("DEAD"), std::string::npos) << dead;
+  auto [removed, removed_code] = Weft("gc");
+  EXPECT_EQ(removed_code, 0) << removed;
+  EXPECT_NE(removed.find("removed weft." + name), std::string::npos) << removed;
+  EXPECT_FALSE(Listed(name));
+  ::close(ready[0]);
+  ::close(ready[1]);
+}
+#endif
+
 TEST(BusShmTest, DamagedSharedMemoryIsReportedNotFollowed) {
   const std::string url = Url();
   Cleanup cleanup{url};

@@ -13,6 +13,7 @@
 #include "weft/shm/pool.h"
 #include "weft/shm/process.h"
 #include "weft/shm/topic.h"
+#include "weft/bus/bus.h"
 #include "weft/shm/segment.h"
 
 namespace weft::cli {
@@ -73,6 +74,47 @@ int InspectTopic(const std::string& name) {
   return 0;
 }
 
+// A shm: bus as it stands, without joining it (kNotFound if it is not there).
+Result<bus::BusStats> BusStatsOf(const std::string& name) {
+  auto b = bus::Bus::Open({.url = "shm:" + name, .create = false});
+  if (!b.ok()) return b.status();
+  return (*b)->Stats();
+}
+
+int InspectBus(const std::string& name) {
+  auto b = bus::Bus::Open({.url = "shm:" + name, .create = false});
+  if (!b.ok()) {
+    std::fprintf(stderr, "weft inspect: %s\n", b.status().ToString().c_str());
+    return 1;
+  }
+  const bus::BusOptions& o = (*b)->options();
+  const bus::BusStats st = (*b)->Stats();
+  std::printf("bus\n");
+  std::printf("  shards    %u of %lu bytes, max event %u, backpressure %s%s\n", st.shards,
+              static_cast<unsigned long>(o.shard_bytes), o.max_event, OverflowName(o.backpressure),
+              o.timestamps ? ", timestamps" : "");
+  std::printf("  events    %lu ingested, %lu dropped newest, %lu dropped oldest, %lu lost with their producer\n",
+              static_cast<unsigned long>(st.ingested), static_cast<unsigned long>(st.dropped_newest),
+              static_cast<unsigned long>(st.dropped_oldest), static_cast<unsigned long>(st.lost_events));
+  for (uint32_t s = 0; s < st.per_shard.size(); ++s) {
+    const bus::ShardStats& x = st.per_shard[s];
+    std::printf("  shard %-3u tail %lu, oldest %lu, %lu bytes held\n", s, static_cast<unsigned long>(x.tail),
+                static_cast<unsigned long>(x.oldest), static_cast<unsigned long>(x.depth_bytes));
+  }
+  for (const bus::Participant& p : st.producers) {
+    std::printf("  producer  slot %-2u pid %-7d %s\n", p.slot, p.pid, p.alive ? "alive" : "DEAD");
+  }
+  for (const bus::GroupStats& g : st.groups) {
+    std::printf("  group     %s: %u live members, %lu delivered, %lu dropped, lag %lu bytes\n", g.name.c_str(), g.members,
+                static_cast<unsigned long>(g.delivered), static_cast<unsigned long>(g.dropped),
+                static_cast<unsigned long>(g.lag_bytes));
+    for (const bus::Participant& p : g.holders) {
+      std::printf("    member  slot %-2u pid %-7d %s\n", p.slot, p.pid, p.alive ? "alive" : "DEAD");
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int Inspect(const std::string& name) {
@@ -92,6 +134,7 @@ int Inspect(const std::string& name) {
   std::printf("  creator   pid %d (%s), created %s\n", h->creator_pid, creator_alive ? "alive" : "gone", when);
   if (h->kind == static_cast<uint32_t>(shm::SegmentKind::kPool)) return InspectPool(name);
   if (h->kind == static_cast<uint32_t>(shm::SegmentKind::kTopic)) return InspectTopic(name);
+  if (h->kind == static_cast<uint32_t>(shm::SegmentKind::kBus)) return InspectBus(name);
   if (h->kind == static_cast<uint32_t>(shm::SegmentKind::kRegistry)) {
     auto topics = shm::ListTopics();
     if (!topics.ok()) {
@@ -206,6 +249,19 @@ Verdict Judge(const std::string& name) {
       }
       for (const auto& e : info->subscribers) {
         if (e.alive) return {false, "a subscriber is attached"};
+      }
+      return {true, gone};
+    }
+    case shm::SegmentKind::kBus: {
+      auto st = BusStatsOf(name);
+      if (!st.ok()) return unknown(st.status());
+      for (const bus::Participant& p : st->producers) {
+        if (p.alive) return {false, "a producer is attached"};
+      }
+      for (const bus::GroupStats& g : st->groups) {
+        for (const bus::Participant& p : g.holders) {
+          if (p.alive) return {false, "a member of group " + g.name + " is attached"};
+        }
       }
       return {true, gone};
     }

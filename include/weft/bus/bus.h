@@ -57,6 +57,8 @@ struct BusOptions {
   // For a shm: bus that exists: refuse (kInvalidArgument) unless its shards, shard_bytes,
   // max_event, backpressure and timestamps are the ones given here.
   bool must_match = false;
+  // For shm:, create the bus if it does not exist (false: kNotFound).
+  bool create = true;
 };
 
 struct Event {
@@ -97,9 +99,17 @@ struct GroupShardStats {
   int32_t owner = -1;       // the member reading the shard, or -1
 };
 
+// A process holding a slot of a shm: bus (a group member or a producing thread).
+struct Participant {
+  uint32_t slot = 0;
+  int32_t pid = 0;
+  bool alive = false;
+};
+
 struct GroupStats {
   std::string name;
-  uint32_t members = 0;
+  uint32_t members = 0;             // live members
+  std::vector<Participant> holders;  // every held member slot (shm: shows the dead too)
   uint64_t delivered = 0;
   uint64_t dropped = 0;
   uint64_t lag_bytes = 0;
@@ -111,8 +121,10 @@ struct BusStats {
   uint64_t ingested = 0;
   uint64_t dropped_newest = 0;
   uint64_t dropped_oldest = 0;
+  uint64_t lost_events = 0;
   std::vector<ShardStats> per_shard;
   std::vector<GroupStats> groups;
+  std::vector<Participant> producers;  // shm: producer slots held
 };
 
 // One member of a consumer group.
