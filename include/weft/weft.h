@@ -388,6 +388,67 @@ WEFT_API void weft_rpc_stream_cancel(weft_rpc_stream_t* stream);
 /* Cancels if unfinished and frees. Must come before weft_rpc_client_close. NULL is ignored. */
 WEFT_API void weft_rpc_stream_free(weft_rpc_stream_t* stream);
 
+/* ---- event bus (docs/bus.md) ---------------------------------------------------------------- */
+
+typedef struct weft_bus weft_bus_t;
+typedef struct weft_bus_consumer weft_bus_consumer_t;
+
+/* The offset of an event that drop_newest discarded. */
+#define WEFT_BUS_DROPPED UINT64_MAX
+
+typedef struct weft_bus_options {
+  uint32_t struct_size;   /* sizeof(weft_bus_options_t) */
+  uint32_t shards;        /* 0: one per CPU; at most 256 */
+  uint64_t shard_bytes;   /* each shard's ring: a power of two, at least 4 KiB */
+  uint32_t max_event;     /* largest key + data (0: a quarter of a shard) */
+  uint32_t backpressure;  /* WEFT_OVERFLOW_* */
+  uint32_t timestamps;    /* 1: stamp events with the wall clock */
+  uint32_t must_match;    /* shm: 1: refuse a bus that exists with other options */
+  const char* const* groups; /* groups created at open (NULL: none) */
+  size_t group_count;
+} weft_bus_options_t;
+
+typedef struct weft_bus_event {
+  uint32_t shard;
+  uint32_t reserved;
+  uint64_t offset;
+  int64_t timestamp_ns;  /* 0 unless the bus stamps events */
+  const void* key;       /* in the ring: valid until the consumer's next poll, commit or close */
+  size_t key_size;
+  const void* data;
+  size_t data_size;
+} weft_bus_event_t;
+
+/* Fills `opt` with the defaults (4 MiB shards, block). */
+WEFT_API void weft_bus_options_init(weft_bus_options_t* opt);
+/* Opens a bus: url "memory:" (this process) or "shm:<name>" (created if absent with `opt`). */
+WEFT_API int weft_bus_open(const char* url, const weft_bus_options_t* opt, weft_bus_t** out);
+/* Closes the handle (consumers must be closed first). NULL is ignored. */
+WEFT_API int weft_bus_close(weft_bus_t* bus);
+/* Removes a shm: bus's name; open handles keep working. */
+WEFT_API int weft_bus_unlink(const char* url);
+/* Ingests one event (`key` NULL: this thread's shard; else crc32c(key) % shards). *shard and
+   *offset (either may be NULL) get its position; *offset is WEFT_BUS_DROPPED if drop_newest
+   discarded it. WEFT_ETIMEOUT under block, WEFT_ERESOURCE under fail. */
+WEFT_API int weft_bus_ingest(weft_bus_t* bus, const void* key, size_t key_size, const void* data, size_t size,
+                             int64_t timeout_ns, uint32_t* shard, uint64_t* offset);
+/* Ingests up to `count` events to this thread's shard in one claim; *ingested gets how many
+   (a prefix). An error only when none was. */
+WEFT_API int weft_bus_ingest_batch(weft_bus_t* bus, const void* const* data, const size_t* sizes, size_t count,
+                                   int64_t timeout_ns, size_t* ingested);
+/* Joins group `group` (created if absent). auto_commit 1: each poll commits the previous one. */
+WEFT_API int weft_bus_subscribe(weft_bus_t* bus, const char* group, uint32_t auto_commit, weft_bus_consumer_t** out);
+/* Up to `capacity` events into `events`; *count gets how many. WEFT_EWOULDBLOCK (timeout 0) or
+   WEFT_ETIMEOUT if none came; WEFT_ECLOSED after weft_bus_consumer_interrupt. */
+WEFT_API int weft_bus_poll(weft_bus_consumer_t* consumer, weft_bus_event_t* events, size_t capacity,
+                           int64_t timeout_ns, size_t* count);
+/* Commits everything delivered so far. */
+WEFT_API int weft_bus_commit(weft_bus_consumer_t* consumer);
+/* Ends a waiting poll, and every later one, with WEFT_ECLOSED; callable from any thread. */
+WEFT_API void weft_bus_consumer_interrupt(weft_bus_consumer_t* consumer);
+/* Leaves the group (committing with auto_commit) and frees the handle. NULL is ignored. */
+WEFT_API int weft_bus_consumer_close(weft_bus_consumer_t* consumer);
+
 #ifdef __cplusplus
 }
 #endif

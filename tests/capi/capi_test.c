@@ -439,6 +439,63 @@ int main(void) {
   CHECK(weft_rpc_client_close(fc) == WEFT_OK);
   CHECK(weft_rpc_server_close(server) == WEFT_OK);
 
+  /* ---- bus ---- */
+  {
+    char burl[96];
+    snprintf(burl, sizeof(burl), "shm:capi.bus.%d", (int)getpid());
+    weft_bus_options_t bopt;
+    weft_bus_options_init(&bopt);
+    const char* groups[1] = {"g"};
+    bopt.shards = 2;
+    bopt.shard_bytes = 4096;
+    bopt.backpressure = WEFT_OVERFLOW_FAIL;
+    bopt.groups = groups;
+    bopt.group_count = 1;
+    weft_bus_t* bus = NULL;
+    CHECK(weft_bus_open(burl, &bopt, &bus) == WEFT_OK && bus != NULL);
+    weft_bus_t* same = NULL;
+    bopt.shards = 3;
+    bopt.must_match = 1;
+    CHECK(weft_bus_open(burl, &bopt, &same) == WEFT_EINVAL && same == NULL); /* exists with 2 shards */
+    CHECK(weft_bus_open("nowhere:", NULL, &same) == WEFT_EINVAL);
+    uint32_t shard = 99;
+    uint64_t offset = 99;
+    CHECK(weft_bus_ingest(bus, "k", 1, "hello", 5, 0, &shard, &offset) == WEFT_OK && shard < 2 && offset != WEFT_BUS_DROPPED);
+    const void* evs[2] = {"a", "bb"};
+    size_t esz[2] = {1, 2};
+    size_t ingested = 0;
+    CHECK(weft_bus_ingest_batch(bus, evs, esz, 2, 0, &ingested) == WEFT_OK && ingested == 2);
+    char big[2000];
+    memset(big, 'x', sizeof(big));
+    CHECK(weft_bus_ingest(bus, NULL, 0, big, sizeof(big), 0, NULL, NULL) == WEFT_ETOOLARGE);
+    int refused = 0;
+    for (int i = 0; i < 200 && !refused; ++i) refused = weft_bus_ingest(bus, "k", 1, big, 900, 0, NULL, NULL) == WEFT_ERESOURCE;
+    CHECK(refused); /* fail: a full shard refuses at once */
+    weft_bus_consumer_t* cons = NULL;
+    CHECK(weft_bus_subscribe(bus, "g", 1, &cons) == WEFT_OK);
+    weft_bus_event_t got[64];
+    size_t n = 0, total = 0;
+    int saw_hello = 0, saw_bb = 0;
+    while (weft_bus_poll(cons, got, 64, 100000000, &n) == WEFT_OK) {
+      for (size_t i = 0; i < n; ++i) {
+        if (got[i].data_size == 5 && memcmp(got[i].data, "hello", 5) == 0 && got[i].key_size == 1) saw_hello = 1;
+        if (got[i].data_size == 2 && memcmp(got[i].data, "bb", 2) == 0 && got[i].key == NULL) saw_bb = 1;
+      }
+      total += n;
+    }
+    CHECK(saw_hello && saw_bb && total >= 3);
+    CHECK(weft_bus_poll(cons, got, 64, 0, &n) == WEFT_EWOULDBLOCK && n == 0);
+    CHECK(weft_bus_commit(cons) == WEFT_OK);
+    weft_bus_consumer_interrupt(cons);
+    CHECK(weft_bus_poll(cons, got, 64, -1, &n) == WEFT_ECLOSED);
+    CHECK(weft_bus_consumer_close(cons) == WEFT_OK);
+    CHECK(weft_bus_close(bus) == WEFT_OK);
+    CHECK(weft_bus_unlink(burl) == WEFT_OK);
+    CHECK(weft_bus_unlink(burl) == WEFT_ENOTFOUND);
+    CHECK(strlen(weft_last_error_message()) > 0);
+    CHECK(weft_bus_close(NULL) == WEFT_OK && strlen(weft_last_error_message()) == 0);
+  }
+
   printf("capi_test: %d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }
