@@ -91,15 +91,9 @@ int weft_bus_ingest(weft_bus_t* bus, const void* key, size_t key_size, const voi
 int weft_bus_ingest_batch(weft_bus_t* bus, const void* const* data, const size_t* sizes, size_t count,
                           int64_t timeout_ns, size_t* ingested) {
   weft::capi::Enter();
-  if (bus == nullptr || (count != 0 && (data == nullptr || sizes == nullptr))) {
-    return FailInvalid("bus, data and sizes must not be NULL");
-  }
+  if (bus == nullptr) return FailInvalid("bus must not be NULL");
   std::vector<ByteView> views;
-  views.reserve(count);
-  for (size_t i = 0; i < count; ++i) {
-    if (data[i] == nullptr && sizes[i] != 0) return FailInvalid("a NULL event");
-    views.emplace_back(static_cast<const uint8_t*>(data[i]), sizes[i]);
-  }
+  if (const int rc = weft::capi::ToViews(data, sizes, count, "a NULL event", &views); rc != 0) return rc;
   auto r = bus->bus->IngestBatch(views, ToDeadline(timeout_ns));
   if (!r.ok()) return Fail(r.status());
   if (ingested != nullptr) *ingested = *r;

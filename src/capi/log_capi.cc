@@ -100,15 +100,9 @@ int weft_log_append(weft_log_t* log, const void* data, size_t n, uint32_t flags,
 int weft_log_append_batch(weft_log_t* log, const void* const* data, const size_t* sizes, size_t count,
                           uint32_t flags, uint64_t* first) {
   weft::capi::Enter();
-  if (log == nullptr || (count != 0 && (data == nullptr || sizes == nullptr))) {
-    return FailInvalid("log, data and sizes must not be NULL");
-  }
+  if (log == nullptr) return FailInvalid("log must not be NULL");
   std::vector<ByteView> views;
-  views.reserve(count);
-  for (size_t i = 0; i < count; ++i) {
-    if (data[i] == nullptr && sizes[i] != 0) return FailInvalid("a NULL record");
-    views.emplace_back(static_cast<const uint8_t*>(data[i]), sizes[i]);
-  }
+  if (const int rc = weft::capi::ToViews(data, sizes, count, "a NULL record", &views); rc != 0) return rc;
   auto r = log->log->AppendBatch(views, flags);
   if (!r.ok()) return Fail(r.status());
   if (first != nullptr) *first = r->has_value() ? **r : WEFT_LOG_NONE;
