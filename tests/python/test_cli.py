@@ -275,3 +275,28 @@ def test_bench_shows_progress_on_a_terminal_only():
     plain = subprocess.run([WEFT, "bench", "log", "--quick", "--case", "tail"], capture_output=True, text=True,
                            timeout=300)
     assert plain.returncode == 0 and plain.stderr == ""  # not a terminal: no progress
+
+
+def test_bus_publish_tail_and_stat(name):
+    url = "shm:" + name
+    try:
+        assert cli("bus", "publish", url, "--group", "audit", "--key", "k", "one", "two").stdout == "published 2 events\n"
+        r = subprocess.run([WEFT, "bus", "publish", url], input="three\nfour\n", capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and r.stdout == "published 2 events\n", r.stderr
+        lines = cli("bus", "tail", url, "--group", "audit").stdout.splitlines()
+        fields = [line.split("\t") for line in lines]
+        assert sorted(f[3] for f in fields) == ["four", "one", "three", "two"]
+        assert [f[3] for f in fields if f[2] == "k"] == ["one", "two"]  # a key's events in order
+        assert cli("bus", "tail", url, "--group", "audit").stdout == ""  # committed: nothing again
+        assert cli("bus", "tail", url, "--group", "other", "-n", "1").stdout.count("\n") == 1  # a new group
+        out = cli("bus", "stat", url).stdout
+        assert "kind      bus" in out and "4 ingested" in out and "group     audit" in out
+        r = cli("bus", "tail", "memory:", "--group", "g", check=False)
+        assert r.returncode == 1 and "shm:<name>" in r.stderr
+        r = cli("bus", "tail", "shm:" + name + "-missing", "--group", "g", check=False)
+        assert r.returncode == 1 and "not_found" in r.stderr
+    finally:
+        try:
+            os.unlink("/dev/shm/weft." + name)
+        except FileNotFoundError:
+            pass

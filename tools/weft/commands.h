@@ -5,9 +5,13 @@
 #include <string>
 #include <vector>
 
+#include "weft/core/bytes.h"
+
 namespace weft::cli {
 
 int Inspect(const std::string& name);
+// Printable bytes as they are; others (and backslash) as \xNN.
+std::string Escape(ByteView b);
 int Gc(bool dry_run);
 
 struct LogArgs {
@@ -25,5 +29,17 @@ int LogAppend(const LogArgs& a);
 int LogTail(const LogArgs& a);
 int LogStat(const LogArgs& a);
 int LogVerify(const LogArgs& a);
+
+struct BusArgs {
+  std::string url;                  // shm:<name>
+  std::vector<std::string> events;  // publish: each one an event; none: lines of stdin
+  std::string key;                  // publish: the events' key (empty: none)
+  std::string group;                // publish: a group to create (so that the events wait); tail: the group to read as
+  int64_t last = -1;                // tail: print at most this many (-1: all there is)
+  bool follow = false;
+};
+int BusPublish(const BusArgs& a);
+int BusTail(const BusArgs& a);
+int BusStat(const BusArgs& a);
 
 }  // namespace weft::cli

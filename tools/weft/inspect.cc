@@ -76,23 +76,29 @@ int InspectTopic(const std::string& name) {
 
 // A shm: bus as it stands, without joining it (kNotFound if it is not there).
 Result<bus::BusStats> BusStatsOf(const std::string& name) {
-  auto b = bus::Bus::Open({.url = "shm:" + name, .create = false});
+  bus::BusOptions o;
+  o.url = "shm:" + name;
+  o.create = false;
+  auto b = bus::Bus::Open(o);
   if (!b.ok()) return b.status();
   return (*b)->Stats();
 }
 
 int InspectBus(const std::string& name) {
-  auto b = bus::Bus::Open({.url = "shm:" + name, .create = false});
+  bus::BusOptions o;
+  o.url = "shm:" + name;
+  o.create = false;
+  auto b = bus::Bus::Open(o);
   if (!b.ok()) {
     std::fprintf(stderr, "weft inspect: %s\n", b.status().ToString().c_str());
     return 1;
   }
-  const bus::BusOptions& o = (*b)->options();
+  const bus::BusOptions& opt = (*b)->options();
   const bus::BusStats st = (*b)->Stats();
   std::printf("bus\n");
   std::printf("  shards    %u of %lu bytes, max event %u, backpressure %s%s\n", st.shards,
-              static_cast<unsigned long>(o.shard_bytes), o.max_event, OverflowName(o.backpressure),
-              o.timestamps ? ", timestamps" : "");
+              static_cast<unsigned long>(opt.shard_bytes), opt.max_event, OverflowName(opt.backpressure),
+              opt.timestamps ? ", timestamps" : "");
   std::printf("  events    %lu ingested, %lu dropped newest, %lu dropped oldest, %lu lost with their producer\n",
               static_cast<unsigned long>(st.ingested), static_cast<unsigned long>(st.dropped_newest),
               static_cast<unsigned long>(st.dropped_oldest), static_cast<unsigned long>(st.lost_events));

@@ -12,12 +12,6 @@
 #include "weft/log/log.h"
 
 namespace weft::cli {
-namespace {
-
-int Fail(const Status& s) {
-  std::fprintf(stderr, "weft log: %s\n", s.ToString().c_str());
-  return 1;
-}
 
 // Printable bytes as they are; others (and backslash) as \xNN.
 std::string Escape(ByteView b) {
@@ -34,6 +28,14 @@ std::string Escape(ByteView b) {
   }
   return out;
 }
+
+namespace {
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "weft log: %s\n", s.ToString().c_str());
+  return 1;
+}
+
 
 // A JSON string: valid UTF-8 kept (control characters, quote and backslash escaped); false if
 // the bytes are not UTF-8 (the caller writes them as base64).

@@ -90,6 +90,22 @@ int main(int argc, char** argv) {
   lverify->add_flag("--repair", largs.repair,
                     "Cut the newest segment at damage that valid records follow (they are lost), and say what was cut");
 
+  weft::cli::BusArgs bargs;
+  auto* busc = app.add_subcommand("bus", "Publish to, read from, or describe a shm: event bus");
+  busc->require_subcommand(1);
+  auto* bpublish = busc->add_subcommand("publish", "Ingest events (arguments, or lines of standard input)");
+  bpublish->add_option("url", bargs.url, "shm:<name> (created if absent)")->required();
+  bpublish->add_option("events", bargs.events, "Events, each one argument");
+  bpublish->add_option("--key", bargs.key, "The events' key (they then land on one shard)");
+  bpublish->add_option("--group", bargs.group, "A group to create first, so that the events wait for it");
+  auto* btail = busc->add_subcommand("tail", "Print events as a member of a group: shard, offset, key, data");
+  btail->add_option("url", bargs.url, "shm:<name>")->required();
+  btail->add_option("--group", bargs.group, "The group to read as (created if absent)")->required();
+  btail->add_option("-n,--count", bargs.last, "Print at most this many events");
+  btail->add_flag("-f,--follow", bargs.follow, "Keep following new events (Ctrl-C ends)");
+  auto* bstat = busc->add_subcommand("stat", "Options, counts, shards, producers, groups and members");
+  bstat->add_option("url", bargs.url, "shm:<name>")->required();
+
   app.add_subcommand("version", "Print the version");
 
   CLI11_PARSE(app, argc, argv);
@@ -101,6 +117,11 @@ int main(int argc, char** argv) {
     if (ltail->parsed()) return weft::cli::LogTail(largs);
     if (lstat->parsed()) return weft::cli::LogStat(largs);
     if (lverify->parsed()) return weft::cli::LogVerify(largs);
+  }
+  if (app.got_subcommand("bus")) {
+    if (bpublish->parsed()) return weft::cli::BusPublish(bargs);
+    if (btail->parsed()) return weft::cli::BusTail(bargs);
+    if (bstat->parsed()) return weft::cli::BusStat(bargs);
   }
   if (app.got_subcommand("version")) {
     std::printf("weft %s (C ABI 1)\n", WEFT_VERSION);
