@@ -24,6 +24,7 @@ namespace {
 
 constexpr size_t kEvent = 64;
 constexpr size_t kBatch = 64;  // events per batch call, both ways
+volatile uint64_t g_sink = 0;  // every consumer's sum lands here: the touching is observable
 
 Row IngestRow(const std::string& transport, int producers, bool batch) {
   Row r = NewRow("bus", "ingest", transport, kEvent, "");
@@ -76,6 +77,7 @@ Row IngestWeft(int producers, bool batch, uint64_t count) {
   }
   const int64_t t1 = MonotonicNs();
   for (auto& t : threads) t.join();
+  g_sink = sum;
   Row r = IngestRow("weft", producers, batch);
   SetThroughput(r, got, kEvent, t1 - t0);
   r.note = std::string(batch ? "IngestBatch of 64" : "Ingest one at a time") + ", one shard per producer; Poll(1024)";
@@ -116,6 +118,7 @@ Row IngestMoodycamel(int producers, bool batch, uint64_t count) {
   }
   const int64_t t1 = MonotonicNs();
   for (auto& t : threads) t.join();
+  g_sink = sum;
   Row r = IngestRow("moodycamel", producers, batch);
   SetThroughput(r, got, kEvent, t1 - t0);
   r.note = std::string(batch ? "enqueue_bulk of 64" : "enqueue one at a time") + " with producer tokens; try_dequeue_bulk(1024)";
@@ -166,6 +169,7 @@ Row IngestFloor(uint64_t count) {
   if (held) rx->Release(held).IgnoreError();
   const int64_t t1 = MonotonicNs();
   producer.join();
+  g_sink = sum;
   shm::Channel::Unlink(name).IgnoreError();
   Row r = IngestRow("floor", 1, true);
   r.extra["backend"] = "channel";

@@ -118,9 +118,7 @@ struct Core {
   // The claim in flight of a producer slot whose holder is gone: pads what it left unpublished.
   bool RepairOrClear(ProducerSlot& p) {
     const shm::SlotView holder = shm::ReadSlot(p.slot);
-    if (!((holder.state == shm::kSlotAttached || holder.state == shm::kSlotClaiming) && shm::HolderGone(holder))) {
-      return false;
-    }
+    if (!shm::HolderGone(holder)) return false;
     const uint64_t s = A(p.intent_shard).load(std::memory_order_acquire);
     if (s == 0 || s > shards.size()) return s == 0;
     Shard& sh = shards[s - 1];

@@ -150,7 +150,7 @@ bool ReapDeadMembers(const View& v, uint32_t g) {
   GroupRecord& gr = v.group(g);
   for (uint32_t i = 0; i < kMaxMembers; ++i) {
     const shm::SlotView sv = shm::ReadSlot(gr.members[i]);
-    if ((sv.state == shm::kSlotAttached || sv.state == shm::kSlotClaiming) && shm::HolderGone(sv)) {
+    if (shm::HolderGone(sv)) {  // attached or claiming, by a process that is gone
       uint64_t expect = sv.word;
       if (A(gr.members[i].owner)
               .compare_exchange_strong(expect, shm::PackOwner(shm::kSlotClosed, sv.epoch, sv.who.pid),

@@ -158,13 +158,6 @@ size_t Shard::TryClaim(std::span<const uint64_t> sizes, Overflow policy, uint64_
   }
 }
 
-bool Shard::HasRoom(uint64_t bytes, Overflow policy) {
-  const uint64_t t = tail();
-  const uint64_t room = bytes_ - (t & mask_);
-  const uint64_t e = t + (bytes > room ? room : 0) + bytes;
-  return e <= oldest() + bytes_ || e <= Reclaim(e - bytes_, policy) + bytes_;
-}
-
 uint64_t Shard::Write(uint64_t pos, ByteView key, ByteView data, int64_t ts, bool with_ts, bool defer,
                       uint64_t* at_pos) {
   const uint64_t length = (with_ts ? 8 : 0) + key.size() + data.size();
@@ -245,8 +238,7 @@ bool Shard::Repair(uint64_t stuck) {
     const uint64_t end = A(p.intent_end).load(std::memory_order_relaxed);
     if (stuck < pos || stuck >= end || end - pos > bytes_ || end <= oldest()) continue;
     const shm::SlotView holder = shm::ReadSlot(p.slot);
-    const bool gone = (holder.state == shm::kSlotAttached || holder.state == shm::kSlotClaiming) && shm::HolderGone(holder);
-    if (!gone) return false;
+    if (!shm::HolderGone(holder)) return false;  // held by a live producer, or released
     if (best < 0 || pos > best_pos || (pos == best_pos && end < best_end)) {
       best = static_cast<int>(i);
       best_pos = pos;

@@ -67,8 +67,6 @@ class Shard {
   void Announce() const;
   // The event count producers sleep on while the shard is full (block).
   EventCount SpaceEvents() const { return EventCount::Counter(&st_->space_wake, &st_->space_sleepers); }
-  // True if a claim of `bytes` could succeed now (after reclaiming what may be): for waits.
-  bool HasRoom(uint64_t bytes, Overflow policy);
   void CountDropped(uint64_t events) { A(st_->dropped_newest).fetch_add(events, std::memory_order_relaxed); }
 
   // ---- consumers ----
