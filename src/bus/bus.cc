@@ -70,6 +70,13 @@ struct Core {
   Overflow policy() const { return options.backpressure; }
   bool shared() const { return segment.base() != nullptr; }
 
+  // A shm: bus whose file another process shrank reads zeros where it was (weft/shm/segment.h):
+  // every call says so instead of delivering nothing or writing events nobody will see.
+  Status Intact() const {
+    if (!segment.damaged()) return Status::Ok();
+    return Status(Code::kCorrupt, "bus '" + options.url + "': another process shrank its shared memory; the bus is gone");
+  }
+
   ~Core() {
     for (auto& [thread, slot] : producers) shm::ReleaseSlot(view.producer(slot.first).slot, slot.second, shm::kSlotEmpty);
   }
@@ -180,6 +187,7 @@ class Member final : public Consumer {
     batch_.clear();
     for (;;) {
       if (waiter_.interrupted()) return Status(Code::kClosed, "consumer interrupted");
+      WEFT_RETURN_IF_ERROR(core_->Intact());
       Rebalance();
       WEFT_RETURN_IF_ERROR(Gather(limit));
       if (!batch_.empty()) return std::span<const Event>(batch_);
@@ -190,11 +198,13 @@ class Member final : public Consumer {
       const WaitReport r = waiter_.Wait(
           GroupEvents(v_, g_), deadline, [&] { return Ready(); },
           [&] {
+            if (!core_->Intact().ok()) return false;  // the loop reports it
             if (ReapDeadMembers(v_, g_)) MembershipChanged(v_, g_);
             RepairStuckShards();
             return true;
           });
       if (r.end == WaitEnd::kInterrupted) return Status(Code::kClosed, "consumer interrupted");
+      if (r.end == WaitEnd::kStopped) continue;
       if (r.end == WaitEnd::kTimeout) {
         static const Status::Fixed kLate{Code::kTimeout, "no event before the deadline"};
         return Status(kLate);
@@ -416,6 +426,7 @@ class RingBus final : public Bus {
       WEFT_RETURN_IF_ERROR(CheckSize(0, e.size()));
       sizes.push_back(RecordBytes(Fixed() + e.size()));
     }
+    WEFT_RETURN_IF_ERROR(core_->Intact());
     Result<ProducerSlot*> intent = core_->Producer();
     if (!intent.ok()) return intent.status();
     const int64_t ts = core_->timestamps ? WallNs() : 0;
@@ -438,8 +449,11 @@ class RingBus final : public Bus {
       for (size_t i = 0; i < n; ++i) pos = sh.Write(pos, ByteView(), events[done + i], ts, core_->timestamps, true, &at[i]);
       sh.Publish(at);
       if (*intent != nullptr) A((*intent)->intent_shard).store(0, std::memory_order_release);  // published
-      done += n;
       sh.Announce();
+      // Shrunk while writing: these events went to memory nobody shares. Say so; the caller
+      // still has them.
+      WEFT_RETURN_IF_ERROR(core_->Intact());
+      done += n;
     }
     if (done < events.size()) {
       switch (core_->policy()) {
@@ -567,6 +581,7 @@ class RingBus final : public Bus {
 
   Result<Position> IngestOne(uint32_t s, ByteView key, ByteView data, Deadline deadline) {
     WEFT_RETURN_IF_ERROR(CheckSize(key.size(), data.size()));
+    WEFT_RETURN_IF_ERROR(core_->Intact());
     Result<ProducerSlot*> intent = core_->Producer();
     if (!intent.ok()) return intent.status();
     Shard& sh = core_->shards[s];
@@ -599,6 +614,7 @@ class RingBus final : public Bus {
     const uint64_t end = sh.Write(pos, key, data, ts, core_->timestamps);
     if (*intent != nullptr) A((*intent)->intent_shard).store(0, std::memory_order_release);  // published
     sh.Announce();
+    WEFT_RETURN_IF_ERROR(core_->Intact());  // shrunk meanwhile: the event is not in the bus
     return Position{s, end - size};
   }
 

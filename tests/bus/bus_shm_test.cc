@@ -1,6 +1,7 @@
 // The bus in shared memory (shm:): events between processes, options of a bus that exists,
 // a member killed with SIGKILL whose shards move to the survivors (with a live member as the
 // negative control), and damaged shared memory reported as Corrupt.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -376,6 +377,42 @@ TEST(BusShmTest, DamagedSharedMemoryIsReportedNotFollowed) {
   auto reopened = Bus::Open({.url = url});
   ASSERT_FALSE(reopened.ok());
   EXPECT_EQ(reopened.status().code(), Code::kCorrupt) << reopened.status().ToString();
+}
+
+TEST(BusShmTest, ABusShrunkByAThirdProcessReportsCorruptToEveryCall) {
+  const std::string url = Url();
+  Cleanup cleanup{url};
+  auto bus = Bus::Open({.url = url, .shards = 2, .shard_bytes = 1 << 14, .groups = {"g"}});
+  ASSERT_TRUE(bus.ok());
+  auto c = (*bus)->Subscribe("g");
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*bus)->Ingest(AsBytes("before")).ok());
+  auto first = (*c)->Poll(10, Deadline::AfterMs(100));
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->size(), 1u);
+  // A process that is neither producer nor member truncates the file under both.
+  const std::string path = "/dev/shm/weft." + url.substr(4);
+  EXPECT_EQ(Reap(Child([&] {
+              const int fd = ::open(path.c_str(), O_RDWR);
+              return fd >= 0 && ::ftruncate(fd, 0) == 0 ? 0 : 1;
+            })),
+            0);
+  // Without the check, both sides go on: the producer writes into zeros nobody shares and
+  // gets a position, the member waits for events that can never come (the old behaviour).
+  auto in = (*bus)->Ingest(AsBytes("after"));
+  ASSERT_FALSE(in.ok());
+  EXPECT_EQ(in.status().code(), Code::kCorrupt) << in.status().ToString();
+  const ByteView two[] = {AsBytes("x"), AsBytes("y")};
+  auto batch_in = (*bus)->IngestBatch(two);
+  ASSERT_FALSE(batch_in.ok());
+  EXPECT_EQ(batch_in.status().code(), Code::kCorrupt);
+  auto polled = (*c)->Poll(10, Deadline::AfterMs(100));
+  ASSERT_FALSE(polled.ok());
+  EXPECT_EQ(polled.status().code(), Code::kCorrupt) << polled.status().ToString();
+  EXPECT_NE(polled.status().message().find("shrank"), std::string::npos);
+  // Closing and stats still work on what is left.
+  EXPECT_EQ((*bus)->Stats().shards, 2u);
+  EXPECT_TRUE((*c)->Close().ok());
 }
 
 }  // namespace

@@ -101,12 +101,6 @@ class Tail {
 
  private:
   friend class Log;
-
-struct TailOptions {
-  // Next spins up to this long for a new record before sleeping (adaptive: less while spinning
-  // finds nothing); 0 sleeps at once; -1 spins until the deadline.
-  int64_t spin_ns = 50'000;
-};
   struct Impl;
   explicit Tail(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
