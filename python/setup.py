@@ -10,7 +10,7 @@ from setuptools import setup
 here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(here)
 sources = sorted(glob.glob(os.path.join(here, "src", "*.cc")))
-for module in ("core", "shm", "log", "rpc"):
+for module in ("core", "shm", "log", "rpc", "bus"):
     sources += sorted(glob.glob(os.path.join(root, "src", module, "*.cc")))
 
 os.chdir(here)  # setuptools wants paths relative to this file
@@ -23,6 +23,9 @@ setup(
         Pybind11Extension(
             "weft._native",
             sources,
+            # A changed source list rebuilds the module (an in-tree build is otherwise kept while
+            # it is newer than every source it lists).
+            depends=["setup.py"],
             include_dirs=[os.path.relpath(os.path.join(root, "include"), here)],
             libraries=["sodium"],
             cxx_std=20,

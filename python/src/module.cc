@@ -12,6 +12,7 @@ void BindPool(py::module_& m);
 void BindTopic(py::module_& m);
 void BindLog(py::module_& m);
 void BindRpc(py::module_& m);
+void BindBus(py::module_& m);
 }
 
 namespace weft::pyerr {
@@ -136,6 +137,7 @@ PYBIND11_MODULE(_native, m) {
   weft::py_bind::BindTopic(m);
   weft::py_bind::BindLog(m);
   weft::py_bind::BindRpc(m);
+  weft::py_bind::BindBus(m);
   for (auto item : m.attr("__dict__").cast<py::dict>()) {
     if (py::isinstance<py::type>(item.second)) weft::py_bind::AddMisuseFallbacks(item.second);
   }

@@ -145,7 +145,8 @@ constexpr std::string_view kShm = "shm:";
 
 Status CheckOptions(BusOptions* o) {
   if (o->url.rfind(kShm, 0) == 0) {
-    WEFT_RETURN_IF_ERROR(shm::ValidateName(std::string_view(o->url).substr(kShm.size())));
+    const Status named = shm::ValidateName(std::string_view(o->url).substr(kShm.size()));
+    if (!named.ok()) return Status(named.code(), "bus url '" + o->url + "': " + named.message());
   } else if (o->url != "memory:") {
     return Status(Code::kInvalidArgument,
                   "bus url '" + o->url + "': memory: or shm:<name> (log:, nats: and redis: are not built yet)");

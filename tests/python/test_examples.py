@@ -1,5 +1,6 @@
 """The Python examples run and succeed."""
 
+import json
 import os
 import subprocess
 import sys
@@ -36,3 +37,10 @@ def test_rpc_greeter_example():
 def test_rpc_mesh_store_example():
     out = run_example("rpc_mesh_store.py")
     assert "1000000 vertices" in out and "mesh store example ok" in out
+
+
+def test_bus_tokens_example():
+    out = run_example("bus_tokens.py")
+    assert json.loads(out.splitlines()[0]) == {"tokens": 4000, "requests": 8, "both_members_read": True,
+                                               "request_split": True, "ingested": 4000}
+    assert "bus tokens example ok" in out
