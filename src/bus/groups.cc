@@ -57,7 +57,8 @@ void StartCursors(const View& v, uint32_t g, Start start) {
 
 }  // namespace
 
-Result<uint32_t> FindOrCreateGroup(const View& v, std::string_view name, Start start) {
+Result<uint32_t> FindOrCreateGroup(const View& v, std::string_view name, Start start,
+                                   const std::function<uint64_t(uint32_t)>& start_at) {
   WEFT_RETURN_IF_ERROR(ValidateGroupName(name));
   for (int attempt = 0; attempt < 1000; ++attempt) {
     int free_slot = -1;
@@ -129,7 +130,11 @@ Result<uint32_t> FindOrCreateGroup(const View& v, std::string_view name, Start s
     // everything back) before StartCursors moves it to where it starts.
     A(v.header().groups_active).fetch_or(1u << g, std::memory_order_seq_cst);
     A(v.header().groups_generation).fetch_add(1, std::memory_order_acq_rel);
-    StartCursors(v, g, start);
+    if (start_at) {
+      for (uint32_t s = 0; s < v.geo.shards; ++s) RaiseCursors(v.cursor(g, s), start_at(s));
+    } else {
+      StartCursors(v, g, start);
+    }
     return g;
   }
   return Status(Code::kBusy, "group '" + std::string(name) + "' is being created by a process that does not finish");
@@ -177,6 +182,16 @@ std::vector<uint32_t> AssignedShards(uint32_t shards, size_t live, size_t rank) 
     if (s % live == rank) out.push_back(s);
   }
   return out;
+}
+
+void WakeGroups(const View& v) {
+  // One fence for every record written since the last one: after it, a member that counted
+  // itself asleep is seen, and one that counts itself later sees the records.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const uint32_t active = A(v.header().groups_active).load(std::memory_order_acquire);
+  for (uint32_t g = 0; g < kMaxGroups; ++g) {
+    if ((active & (1u << g)) != 0) GroupEvents(v, g).NotifySeqCst();
+  }
 }
 
 void MembershipChanged(const View& v, uint32_t g) {

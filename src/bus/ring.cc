@@ -1,5 +1,7 @@
 #include "internal/ring.h"
 
+#include "internal/groups.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -197,17 +199,7 @@ void Shard::Publish(std::span<const uint64_t> positions) {
   }
 }
 
-void Shard::Announce() const {
-  // One fence for every record written since the last one: after it, a member that counted
-  // itself asleep is seen, and one that counts itself later sees the records.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  const uint32_t active = A(v_.header().groups_active).load(std::memory_order_acquire);
-  for (uint32_t g = 0; g < kMaxGroups; ++g) {
-    if ((active & (1u << g)) == 0) continue;
-    GroupRecord& gr = v_.group(g);
-    EventCount::Counter(&gr.wake, &gr.sleepers).NotifySeqCst();
-  }
-}
+void Shard::Announce() const { WakeGroups(v_); }
 
 void Shard::PadRange(uint64_t from, uint64_t end) {
   for (uint64_t pos = from; pos < end;) {

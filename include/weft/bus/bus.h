@@ -27,13 +27,16 @@
 #include "weft/core/overflow.h"
 #include "weft/core/status.h"
 #include "weft/core/wait.h"
+#include "weft/log/log.h"
 
 namespace weft::bus {
 
 inline constexpr uint64_t kNoOffset = UINT64_MAX;
 
 // Where an event is: its shard and its offset there. Offsets only grow within a shard and name
-// one event for ever; they are byte positions, not counts (compare them, resume from them).
+// one event for ever (compare them, resume from them). On memory: and shm: they are byte
+// positions in the shard's ring; on log: the record's sequence number in the shard's log.
+// Depths and lags in the stats are in the same unit.
 struct Position {
   uint32_t shard = 0;
   uint64_t offset = kNoOffset;
@@ -42,9 +45,12 @@ struct Position {
 };
 
 struct BusOptions {
-  // Where the bus lives: "memory:" (the threads of this process) or "shm:<name>" (the
-  // processes of this host, in shared memory /dev/shm/weft.<name>; created by the first to
-  // open it, with the options below; later opens take the bus as it is).
+  // Where the bus lives: "memory:" (the threads of this process), "shm:<name>" (the
+  // processes of this host, in shared memory /dev/shm/weft.<name>) or "log:<directory>"
+  // (durable: one Weft log per shard, committed positions in files; survives restarts). A
+  // shm: or log: bus is created by the first to open it, with the options below; later opens
+  // take the bus as it is. log: needs backpressure kDropOldest: its shards are bounded by
+  // retention, never full, so no producer waits or is refused.
   std::string url = "memory:";
   uint32_t shards = 0;                   // 0: one per CPU; at most 256
   uint64_t shard_bytes = uint64_t{1} << 22;  // each shard's ring: a power of two, at least 4 KiB
@@ -57,8 +63,12 @@ struct BusOptions {
   // For a shm: bus that exists: refuse (kInvalidArgument) unless its shards, shard_bytes,
   // max_event, backpressure and timestamps are the ones given here.
   bool must_match = false;
-  // For shm:, create the bus if it does not exist (false: kNotFound).
+  // For shm: and log:, create the bus if it does not exist (false: kNotFound).
   bool create = true;
+  // log: each shard's log: fsync policy (kAlways: an ingest returns once on disk, concurrent
+  // ingests share fsyncs), segment size and retention (a group that falls behind retention
+  // loses what it removed, counted as its drops). read_only and create are ignored.
+  log::LogOptions log;
 };
 
 struct Event {

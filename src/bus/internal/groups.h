@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -19,8 +20,15 @@ namespace weft::bus::internal {
 Status ValidateGroupName(std::string_view name);
 
 // The index of group `name`, created (its cursors at the oldest held event or at the tail of
-// each shard, by `start`) if it does not exist. kResourceExhausted if the table is full.
-Result<uint32_t> FindOrCreateGroup(const View& v, std::string_view name, Start start);
+// each shard's ring, by `start`; or, given `start_at`, at start_at(shard)) if it does not
+// exist. kResourceExhausted if the table is full.
+Result<uint32_t> FindOrCreateGroup(const View& v, std::string_view name, Start start,
+                                   const std::function<uint64_t(uint32_t)>& start_at = nullptr);
+
+// After events were published: wakes the sleeping members of every group (only those that
+// counted themselves asleep; no system call otherwise). One fence for everything published
+// before it.
+void WakeGroups(const View& v);
 
 // The members that hold their slot and are alive, in slot order.
 std::vector<uint32_t> LiveMembers(const View& v, uint32_t g);

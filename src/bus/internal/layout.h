@@ -149,7 +149,8 @@ struct alignas(64) BusHeader {
 static_assert(sizeof(BusHeader) == 64 && offsetof(BusHeader, groups_active) == 40 &&
               std::is_trivially_copyable_v<BusHeader>);
 
-enum BusFlags : uint32_t { kBusTimestamps = 1 };
+// kBusLogControl: the control segment of a log: bus (groups and wake-ups; its rings are unused).
+enum BusFlags : uint32_t { kBusTimestamps = 1, kBusLogControl = 2 };
 
 // In a shm: segment the layout starts one page in (after the segment header), so that the
 // rings stay page-aligned.

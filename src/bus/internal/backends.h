@@ -1,0 +1,28 @@
+// The backends behind weft::bus::Bus, one file each; Bus::Open (bus.cc) checks what every
+// backend shares and hands the options to the one the url names. A new backend (nats:, redis:)
+// is a new file and a line in Bus::Open. Internal to bus.
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include "weft/bus/bus.h"
+#include "weft/core/status.h"
+
+namespace weft::bus::internal {
+
+inline constexpr std::string_view kMemoryScheme = "memory:";
+inline constexpr std::string_view kShmScheme = "shm:";
+inline constexpr std::string_view kLogScheme = "log:";
+
+// The shard of the calling thread's events without a key: each thread that ingests gets the
+// next shard in turn, so one thread's events keep their order.
+uint32_t ThreadShard(uint32_t shards);
+
+// memory: and shm: (ring_bus.cc): shards are rings in an anonymous mapping or a shm segment.
+Result<std::unique_ptr<Bus>> OpenRingBus(BusOptions options);
+// log: (log_bus.cc): shards are Weft logs in a directory; groups and wake-ups in a control
+// segment; committed positions in a file per group.
+Result<std::unique_ptr<Bus>> OpenLogBus(BusOptions options);
+
+}  // namespace weft::bus::internal
