@@ -406,6 +406,7 @@ typedef struct weft_bus_options {
   uint32_t must_match;    /* shm: 1: refuse a bus that exists with other options */
   const char* const* groups; /* groups created at open (NULL: none) */
   size_t group_count;
+  weft_log_options_t log;  /* log: each shard's log (fsync, segment size, retention); read_only ignored */
 } weft_bus_options_t;
 
 typedef struct weft_bus_event {
@@ -421,7 +422,8 @@ typedef struct weft_bus_event {
 
 /* Fills `opt` with the defaults (4 MiB shards, block). */
 WEFT_API void weft_bus_options_init(weft_bus_options_t* opt);
-/* Opens a bus: url "memory:" (this process) or "shm:<name>" (created if absent with `opt`). */
+/* Opens a bus: url "memory:" (this process), "shm:<name>" (created if absent with `opt`) or
+   "log:<directory>" (durable; backpressure must be WEFT_OVERFLOW_DROP_OLDEST). */
 WEFT_API int weft_bus_open(const char* url, const weft_bus_options_t* opt, weft_bus_t** out);
 /* Closes the handle (consumers must be closed first). NULL is ignored. */
 WEFT_API int weft_bus_close(weft_bus_t* bus);

@@ -44,7 +44,8 @@ uint32_t ThreadShard(uint32_t shards) {
 uint32_t Bus::ShardOf(ByteView key) const { return Crc32c(0, key.data(), key.size()) % shards(); }
 
 Status Bus::Unlink(std::string_view url) {
-  if (!HasScheme(url, kShmScheme)) return InvalidArgument("only a shm: bus has a name to remove (a log: bus is its directory)");
+  if (HasScheme(url, kLogScheme)) return UnlinkLogBus(url);
+  if (!HasScheme(url, kShmScheme)) return InvalidArgument("a memory: bus has no name to remove");
   return shm::Segment::Unlink(url.substr(kShmScheme.size()));
 }
 

@@ -53,7 +53,28 @@ struct LogCore {
   std::mutex files_mu;
   std::map<std::string, std::shared_ptr<CommitFile>, std::less<>> files;  // by group name; guarded by files_mu
 
+  // A producer slot in the control segment while this handle writes shards, so that `weft gc`
+  // sees the bus in use (guarded by writers_mu).
+  uint32_t producer_slot = UINT32_MAX;
+  uint32_t producer_epoch = 0;
+
   explicit LogCore(uint32_t shards) : writer_logs(shards), writers(shards) {}
+  ~LogCore() {
+    if (producer_slot != UINT32_MAX) shm::ReleaseSlot(view.producer(producer_slot).slot, producer_epoch, shm::kSlotEmpty);
+  }
+
+  // Claims a producer slot once the control segment is there and this handle writes a shard.
+  void ClaimProducerSlot() {
+    if (producer_slot != UINT32_MAX || view.base == nullptr) return;
+    for (uint32_t i = 0; i < kMaxProducers; ++i) {
+      Result<uint32_t> epoch = shm::BeginClaim(view.producer(i).slot, "bus producer slot");
+      if (!epoch.ok()) continue;
+      shm::FinishClaim(view.producer(i).slot, *epoch);
+      producer_slot = i;
+      producer_epoch = *epoch;
+      return;
+    }
+  }
 
   std::string ShardDir(uint32_t s) const { return dir + "/shard." + std::to_string(s); }
 
@@ -77,6 +98,7 @@ struct LogCore {
       }
       writer_logs[s] = std::move(opened).value();
       writers[s].store(writer_logs[s].get(), std::memory_order_release);
+      ClaimProducerSlot();
     }
     return writer_logs[s].get();
   }
@@ -220,10 +242,9 @@ class LogBus final : public Bus {
       out.ingested += ss.ingested;
       out.dropped_oldest += ss.dropped_oldest;
       out.per_shard.push_back(ss);
-      const int32_t pid = l.Stats().writer_pid;
-      if (pid != 0) out.producers.push_back({s, pid, true});
     }
     out.groups = DescribeGroups(v, out.per_shard);
+    out.producers = Holders([&](uint32_t i) -> shm::Slot& { return v.producer(i).slot; }, kMaxProducers);
     return out;
   }
 
@@ -341,7 +362,22 @@ Status CheckLogOptions(BusOptions* o) {
   return Status::Ok();
 }
 
+std::string ControlName(uint64_t id) {
+  char name[40];
+  std::snprintf(name, sizeof(name), "lbus.%016" PRIx64, id);
+  return name;
+}
+
 }  // namespace
+
+Status UnlinkLogBus(std::string_view url) {
+  const std::string dir(url.substr(kLog.size()));
+  Result<std::string> bytes = ReadSmallFile(dir + "/bus.meta", sizeof(LogBusMeta));
+  if (!bytes.ok()) return bytes.status();
+  Result<LogBusMeta> m = ParseMeta(AsBytes(*bytes));
+  if (!m.ok()) return m.status();
+  return shm::Segment::Unlink(ControlName(m->id));
+}
 
 Result<std::unique_ptr<Bus>> OpenLogBus(BusOptions o) {
   WEFT_RETURN_IF_ERROR(CheckLogOptions(&o));
@@ -382,11 +418,16 @@ Result<std::unique_ptr<Bus>> OpenLogBus(BusOptions o) {
   control.max_event = kMinShardBytes / 4 - sizeof(RecordHeader) - 8;
   control.must_match = false;
   control.create = true;
-  char name[40];
-  std::snprintf(name, sizeof(name), "lbus.%016" PRIx64, meta->id);
+  const std::string name = ControlName(meta->id);
   WEFT_RETURN_IF_ERROR(OpenBusSegment(name, kBusLogControl, &control, &core->control, &core->view));
-  if (control.shards != o.shards) return Status(Code::kCorrupt, std::string("control segment ") + name + " disagrees with bus.meta");
+  if (control.shards != o.shards) return Status(Code::kCorrupt, "control segment " + name + " disagrees with bus.meta");
   core->view.geo.max_event = o.max_event;
+  {
+    std::lock_guard<std::mutex> g(core->writers_mu);
+    for (const auto& w : core->writer_logs) {
+      if (w != nullptr) core->ClaimProducerSlot();  // this open created a shard
+    }
+  }
 
   auto bus = std::make_unique<LogBus>(core);
   // Groups that have files (committed positions) and those asked for exist from the start.

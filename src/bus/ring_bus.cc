@@ -56,6 +56,7 @@ struct Core {
   View view;
   std::vector<Shard> shards;
   bool timestamps = false;
+  bool log_control = false;  // a log: bus's control segment (kBusLogControl)
   const uint64_t id = NextCoreId();  // tells bus handles apart in thread-local caches
 
   // shm: the producer slot of each thread that ingested through this handle.
@@ -67,8 +68,13 @@ struct Core {
 
   // A shm: bus whose file another process shrank reads zeros where it was (weft/shm/segment.h):
   // every call says so instead of delivering nothing or writing events nobody will see.
+  // The control segment of a log: bus opened as shm: serves stats (weft inspect, weft gc)
+  // and nothing else: its rings are not where the events are.
   Status Intact() const {
-    if (!segment.damaged()) return Status::Ok();
+    if (!segment.damaged() && !log_control) return Status::Ok();
+    if (log_control) {
+      return Status(Code::kInvalidArgument, "'" + options.url + "' is the control segment of a log: bus: open the bus by its log: url");
+    }
     return Status(Code::kCorrupt, "bus '" + options.url + "': another process shrank its shared memory; the bus is gone");
   }
 
@@ -287,6 +293,7 @@ class RingBus final : public Bus {
   }
 
   Result<std::unique_ptr<Consumer>> Subscribe(std::string_view group, const ConsumerOptions& options) override {
+    WEFT_RETURN_IF_ERROR(core_->Intact());
     auto g = FindOrCreateGroup(core_->view, group, options.start);
     if (!g.ok()) return g.status();
     return JoinGroup(core_, core_->view, *g, group, options, std::make_unique<RingReader>(core_, *g));
@@ -393,6 +400,7 @@ Result<std::unique_ptr<Bus>> OpenRingBus(BusOptions o) {
   auto core = std::make_shared<Core>();
   if (o.url.rfind(kShm, 0) == 0) {
     WEFT_RETURN_IF_ERROR(OpenBusSegment(o.url.substr(kShm.size()), 0, &o, &core->segment, &core->view));
+    core->log_control = (A(core->view.header().flags).load(std::memory_order_relaxed) & kBusLogControl) != 0;
   } else {
     const Geometry geo = GeometryOf(o.shards, o.shard_bytes);
     auto region = Region::Anonymous(geo.total);
@@ -405,7 +413,7 @@ Result<std::unique_ptr<Bus>> OpenRingBus(BusOptions o) {
   core->timestamps = o.timestamps;
   for (uint32_t s = 0; s < o.shards; ++s) core->shards.emplace_back(core->view, s);
   core->options = o;
-  for (const std::string& g : o.groups) {
+  for (const std::string& g : core->log_control ? std::vector<std::string>() : o.groups) {
     auto made = FindOrCreateGroup(core->view, g, Start::kOldest);
     if (!made.ok()) return made.status();
   }

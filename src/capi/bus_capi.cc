@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "internal/capi_util.h"
+#include "internal/log_options.h"
 #include "weft/bus/bus.h"
 #include "weft/weft.h"
 
@@ -32,6 +33,7 @@ void weft_bus_options_init(weft_bus_options_t* opt) {
   weft::bus::BusOptions d;
   opt->shard_bytes = d.shard_bytes;
   opt->backpressure = static_cast<uint32_t>(d.backpressure);
+  weft_log_options_init(&opt->log);
 }
 
 int weft_bus_open(const char* url, const weft_bus_options_t* opt, weft_bus_t** out) {
@@ -53,6 +55,7 @@ int weft_bus_open(const char* url, const weft_bus_options_t* opt, weft_bus_t** o
       if (opt->groups[i] == nullptr) return FailInvalid("a NULL group name");
       o.groups.emplace_back(opt->groups[i]);
     }
+    if (const int rc = weft::capi::ToLogOptions(opt->log, &o.log); rc != 0) return rc;
   }
   auto r = weft::bus::Bus::Open(o);
   if (!r.ok()) return Fail(r.status());

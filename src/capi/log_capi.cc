@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "internal/capi_util.h"
+#include "internal/log_options.h"
 #include "weft/log/log.h"
 #include "weft/weft.h"
 
@@ -60,17 +61,7 @@ int weft_log_open(const char* path, const weft_log_options_t* opt, weft_log_t** 
   *out = nullptr;
   weft::log::LogOptions o;
   if (opt != nullptr) {
-    if (opt->struct_size < sizeof(weft_log_options_t)) return FailInvalid("options struct_size too small");
-    if (opt->fsync > WEFT_FSYNC_ALWAYS) return FailInvalid("unknown fsync policy");
-    o.read_only = opt->read_only != 0;
-    o.fsync = static_cast<weft::log::Fsync>(opt->fsync);
-    o.index_every_bytes = opt->index_every_bytes;
-    o.fsync_every_n = opt->fsync_every_n;
-    o.fsync_interval_ms = opt->fsync_interval_ms;
-    o.segment_bytes = opt->segment_bytes;
-    o.retention_events = opt->retention_events;
-    o.retention_bytes = opt->retention_bytes;
-    o.retention_age_ms = opt->retention_age_ms;
+    if (const int rc = weft::capi::ToLogOptions(*opt, &o); rc != 0) return rc;
   }
   auto r = Log::Open(path, o);
   if (!r.ok()) return Fail(r.status());

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "bus/cli_util.h"
 #include "bus/internal/commits.h"
 #include "log/log_util.h"
 #include "shm/test_util.h"
@@ -56,7 +57,7 @@ std::string ControlName(const TempDir& t) {
 
 struct ControlCleanup {
   const TempDir& t;
-  ~ControlCleanup() { shm::Segment::Unlink(ControlName(t)).IgnoreError(); }
+  ~ControlCleanup() { Bus::Unlink("log:" + t.path + "/bus").IgnoreError(); }
 };
 
 // Polls until `want` events came or nothing came for 300 ms; returns "key:data" strings.
@@ -94,7 +95,11 @@ TEST(BusLogTest, EventsAndCommittedPositionsSurviveEveryHandleAndTheControlSegme
   uint64_t committed = 0;
   for (int round = 0; round < 2; ++round) {
     // Round 1 also loses the control segment (as a reboot would): the files alone tell.
-    if (round == 1) ASSERT_TRUE(shm::Segment::Unlink(ControlName(t)).ok());
+    if (round == 1) {
+      ASSERT_TRUE(Listed(ControlName(t)));
+      ASSERT_TRUE(Bus::Unlink(LogBus(t).url).ok());
+      ASSERT_FALSE(Listed(ControlName(t)));
+    }
     auto bus = Bus::Open(LogBus(t));
     ASSERT_TRUE(bus.ok()) << bus.status().ToString();
     const BusStats s = (*bus)->Stats();
@@ -395,6 +400,53 @@ TEST(BusLogTest, ARecordWhoseKeyLengthExceedsItIsReportedNotFollowed) {
   ASSERT_FALSE(b.ok());
   EXPECT_EQ(b.status().code(), Code::kCorrupt);
   EXPECT_NE(b.status().message().find("record 0"), std::string::npos) << b.status().ToString();
+}
+
+TEST(BusLogTest, TheControlSegmentServesStatsOnlyAndGcKeepsItWhileAProducerLives) {
+  TempDir t;
+  ControlCleanup cleanup{t};
+  const BusOptions o = LogBus(t, 2);
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t producer = Spawn([&] {
+    auto b = Bus::Open(o);
+    if (!b.ok() || !(*b)->Ingest(AsBytes("one")).ok()) return 1;
+    const char c = 'y';
+    if (::write(ready[1], &c, 1) != 1) return 2;
+    for (;;) ::pause();
+  });
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  const std::string control = ControlName(t);
+  // Opened as a shm: bus, the control segment shows its producers and refuses events.
+  auto as_shm = Bus::Open({.url = "shm:" + control, .create = false});
+  ASSERT_TRUE(as_shm.ok()) << as_shm.status().ToString();
+  const BusStats st = (*as_shm)->Stats();
+  ASSERT_EQ(st.producers.size(), 1u);
+  EXPECT_EQ(st.producers[0].pid, producer);
+  EXPECT_EQ((*as_shm)->Ingest(AsBytes("x")).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ((*as_shm)->Subscribe("g").status().code(), Code::kInvalidArgument);
+  as_shm->reset();
+#ifdef WEFT_CLI
+  auto [kept, kept_code] = Weft("gc");
+  EXPECT_EQ(kept_code, 0) << kept;
+  EXPECT_TRUE(Listed(control)) << "a live producer keeps the control segment: " << kept;
+#endif
+  ::kill(producer, SIGKILL);
+  EXPECT_EQ(Join(producer), 128 + SIGKILL);
+#ifdef WEFT_CLI
+  auto [removed, removed_code] = Weft("gc");
+  EXPECT_EQ(removed_code, 0) << removed;
+  EXPECT_FALSE(Listed(control)) << removed;
+#endif
+  // The bus goes on without it: a new control segment, the event still there.
+  auto bus = Bus::Open(o);
+  ASSERT_TRUE(bus.ok()) << bus.status().ToString();
+  auto m = (*bus)->Subscribe("g");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(Drain(**m, 1), std::vector<std::string>{":one"});
+  ::close(ready[0]);
+  ::close(ready[1]);
 }
 
 }  // namespace

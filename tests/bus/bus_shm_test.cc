@@ -21,6 +21,7 @@
 #include "bus/internal/ring.h"
 #include "weft/bus/bus.h"
 #include "weft/shm/segment.h"
+#include "bus/cli_util.h"
 
 namespace weft::bus {
 namespace {
@@ -289,23 +290,6 @@ TEST(BusShmTest, WithoutRepairADeadProducersClaimStopsItsShard) {
 
 #ifdef WEFT_CLI
 // The output and exit code of the weft command.
-std::pair<std::string, int> Weft(const std::string& args) {
-  FILE* f = ::popen((std::string(WEFT_CLI) + " " + args + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
-  const int status = ::pclose(f);
-  return {out, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
-}
-
-bool Listed(const std::string& name) {
-  for (const std::string& n : shm::Segment::List()) {
-    if (n == name) return true;
-  }
-  return false;
-}
-
 // weft inspect shows a bus's producers and members (dead ones marked); weft gc keeps a bus
 // while a member lives (the negative control) and removes it once every user is gone.
 TEST(BusShmTest, InspectShowsABusAndGcRemovesItOnlyOnceEveryUserIsGone) {

@@ -496,6 +496,39 @@ int main(void) {
     CHECK(weft_bus_close(NULL) == WEFT_OK && strlen(weft_last_error_message()) == 0);
   }
 
+  /* ---- bus on logs ---- */
+  {
+    char bdir[] = "/tmp/weft-capi-bus-XXXXXX";
+    CHECK(mkdtemp(bdir) != NULL);
+    char burl[96];
+    snprintf(burl, sizeof(burl), "log:%s/bus", bdir);
+    weft_bus_options_t bopt;
+    weft_bus_options_init(&bopt);
+    bopt.shards = 1;
+    weft_bus_t* bus = NULL;
+    CHECK(weft_bus_open(burl, &bopt, &bus) == WEFT_EINVAL); /* a log: bus is never full: drop_oldest */
+    bopt.backpressure = WEFT_OVERFLOW_DROP_OLDEST;
+    bopt.log.fsync = WEFT_FSYNC_ALWAYS;
+    bopt.log.segment_bytes = 1 << 16;
+    CHECK(weft_bus_open(burl, &bopt, &bus) == WEFT_OK && bus != NULL);
+    uint64_t offset = 99;
+    CHECK(weft_bus_ingest(bus, "k", 1, "durable", 7, 0, NULL, &offset) == WEFT_OK && offset == 0);
+    CHECK(weft_bus_close(bus) == WEFT_OK);
+    CHECK(weft_bus_open(burl, &bopt, &bus) == WEFT_OK); /* reopened: the event is still there */
+    weft_bus_consumer_t* cons = NULL;
+    CHECK(weft_bus_subscribe(bus, "g", 1, &cons) == WEFT_OK);
+    weft_bus_event_t got[4];
+    size_t n = 0;
+    CHECK(weft_bus_poll(cons, got, 4, 100000000, &n) == WEFT_OK && n == 1 && got[0].data_size == 7 &&
+          memcmp(got[0].data, "durable", 7) == 0 && got[0].key_size == 1 && memcmp(got[0].key, "k", 1) == 0);
+    CHECK(weft_bus_consumer_close(cons) == WEFT_OK);
+    CHECK(weft_bus_close(bus) == WEFT_OK);
+    CHECK(weft_bus_unlink(burl) == WEFT_OK); /* its control segment */
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", bdir);
+    CHECK(system(cmd) == 0);
+  }
+
   printf("capi_test: %d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }

@@ -162,7 +162,9 @@ class Bus {
  public:
   virtual ~Bus() = default;
   static Result<std::unique_ptr<Bus>> Open(const BusOptions& options);
-  // Removes a shm: bus's name (kNotFound if there is none); open handles keep working.
+  // Removes a shm: bus's name (kNotFound if there is none); open handles keep working. For a
+  // log: bus, removes its control segment: the directory stays, and the next open makes a new
+  // one from the files (remove the directory to remove the bus).
   static Status Unlink(std::string_view url);
 
   // Ingests one event (to this thread's shard). Under block, waits for space up to the

@@ -24,5 +24,7 @@ Result<std::unique_ptr<Bus>> OpenRingBus(BusOptions options);
 // log: (log_bus.cc): shards are Weft logs in a directory; groups and wake-ups in a control
 // segment; committed positions in a file per group.
 Result<std::unique_ptr<Bus>> OpenLogBus(BusOptions options);
+// Removes a log: bus's control segment (its files stay; the next open makes a new one).
+Status UnlinkLogBus(std::string_view url);
 
 }  // namespace weft::bus::internal
