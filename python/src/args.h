@@ -13,6 +13,7 @@
 #include "errors.h"
 #include "weft/core/overflow.h"
 #include "weft/core/status.h"
+#include "weft/log/log.h"
 
 namespace weft::py_bind {
 
@@ -23,6 +24,15 @@ inline weft::Overflow ParseOnFull(const std::string& s) {
     pyerr::Raise(weft::InvalidArgument("on_full must be 'block', 'drop_newest', 'drop_oldest' or 'fail', not '" + s + "'"));
   }
   return o;
+}
+
+// A log's fsync policy by name ("never", "every_n", "interval", "always").
+inline weft::log::Fsync ParseFsync(const std::string& s) {
+  if (s == "never") return weft::log::Fsync::kNever;
+  if (s == "every_n") return weft::log::Fsync::kEveryN;
+  if (s == "interval") return weft::log::Fsync::kInterval;
+  if (s == "always") return weft::log::Fsync::kAlways;
+  pyerr::Raise(weft::InvalidArgument("fsync must be 'never', 'every_n', 'interval' or 'always', not '" + s + "'"));
 }
 
 // Seconds to wait: None (no limit), or a real number (0 or less: do not wait).

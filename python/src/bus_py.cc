@@ -239,8 +239,17 @@ void BindBus(py::module_& m) {
   py::class_<PyBus>(m, "_Bus")
       .def(py::init([](const std::string& url, uint32_t shards, uint64_t shard_bytes, uint32_t max_event,
                        const std::string& backpressure, bool timestamps, std::vector<std::string> groups,
-                       bool must_match, bool create) {
+                       bool must_match, bool create, const std::string& fsync, uint64_t fsync_every_n,
+                       int64_t fsync_interval_ms, uint64_t segment_bytes, uint64_t retention_events,
+                       uint64_t retention_bytes, int64_t retention_age_ms) {
              BusOptions o;
+             o.log.fsync = ParseFsync(fsync);
+             o.log.fsync_every_n = fsync_every_n;
+             o.log.fsync_interval_ms = fsync_interval_ms;
+             o.log.segment_bytes = segment_bytes;
+             o.log.retention_events = retention_events;
+             o.log.retention_bytes = retention_bytes;
+             o.log.retention_age_ms = retention_age_ms;
              o.url = url;
              o.shards = shards;
              o.shard_bytes = shard_bytes;
@@ -255,7 +264,9 @@ void BindBus(py::module_& m) {
              return PyBus{std::shared_ptr<Bus>(std::move(r).value())};
            }),
            py::arg("url"), py::arg("shards"), py::arg("shard_bytes"), py::arg("max_event"), py::arg("backpressure"),
-           py::arg("timestamps"), py::arg("groups"), py::arg("must_match"), py::arg("create"))
+           py::arg("timestamps"), py::arg("groups"), py::arg("must_match"), py::arg("create"), py::arg("fsync"),
+           py::arg("fsync_every_n"), py::arg("fsync_interval_ms"), py::arg("segment_bytes"),
+           py::arg("retention_events"), py::arg("retention_bytes"), py::arg("retention_age_ms"))
       .def("_ingest",
            [](PyBus& self, py::handle data, py::handle key, Seconds timeout) {
              Bus& bus = Get(self);

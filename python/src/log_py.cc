@@ -30,14 +30,6 @@ struct PyTail {
   std::shared_ptr<Tail> tail;
 };
 
-Fsync ParseFsync(const std::string& s) {
-  if (s == "never") return Fsync::kNever;
-  if (s == "every_n") return Fsync::kEveryN;
-  if (s == "interval") return Fsync::kInterval;
-  if (s == "always") return Fsync::kAlways;
-  pyerr::Raise(weft::InvalidArgument("fsync must be 'never', 'every_n', 'interval' or 'always'"));
-}
-
 Log& Get(PyLog& self) {
   if (!self.log) pyerr::Raise(Status(Code::kClosed, "log is closed"));
   return *self.log;

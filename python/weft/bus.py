@@ -298,24 +298,39 @@ class BusStats:
 class Bus:
     """An event bus.
 
-    url: "memory:" (the threads of this process) or "shm:<name>" (the processes of this host;
-    created by the first to open it with the options given, later opens take it as it is).
-    num_shards: 0 for one per CPU. capacity: bytes per shard (rounded up to a power of two).
-    max_event: the largest event (0: a quarter of a shard). backpressure when a shard is full:
-    "block" (the producer waits), "drop_newest" (the new event is dropped, counted),
-    "drop_oldest" (the slowest group loses its oldest unread events, counted) or "fail" (alias
-    "fail_producer": weft.ResourceExhausted at once). groups: groups that exist from the start,
-    so that events ingested before anyone subscribes wait for them.
+    url: "memory:" (the threads of this process), "shm:<name>" (the processes of this host) or
+    "log:<directory>" (durable: a log per shard, committed positions on disk; survives restarts
+    of every process). A shm: or log: bus is created by the first to open it with the options
+    given; later opens take it as it is.
+    num_shards: 0 for one per CPU. capacity: bytes per shard's ring (rounded up to a power of
+    two). max_event: the largest event (0: a quarter of a shard or log segment). backpressure
+    when a shard is full: "block" (the producer waits; the default), "drop_newest" (the new
+    event is dropped, counted), "drop_oldest" (the slowest group loses its oldest unread events,
+    counted) or "fail" (alias "fail_producer": weft.ResourceExhausted at once). A log: bus is
+    never full: its shards are bounded by retention, and it takes only "drop_oldest" (its
+    default): a group that falls behind retention loses what it removed, counted.
+    groups: groups that exist from the start, so that events ingested before anyone subscribes
+    wait for them. log: only: fsync ("never", "every_n", "interval" or "always": ingest returns
+    once on disk, concurrent ingests share fsyncs), segment_bytes, retention_events,
+    retention_bytes, retention_age_ms, as weft.Log has them.
     """
 
     def __init__(self, url: str = "memory:", *, num_shards: int = 0, capacity: int = 1 << 22, max_event: int = 0,
-                 backpressure: str = "block", timestamps: bool = False, groups: Iterable[str] = (),
-                 must_match: bool = False, create: bool = True, timeout: Optional[float] = 0):
+                 backpressure: Optional[str] = None, timestamps: bool = False, groups: Iterable[str] = (),
+                 must_match: bool = False, create: bool = True, timeout: Optional[float] = 0,
+                 fsync: str = "never", fsync_every_n: int = 1000, fsync_interval_ms: int = 100,
+                 segment_bytes: int = 64 << 20, retention_events: int = 0, retention_bytes: int = 0,
+                 retention_age_ms: int = 0):
+        url = str(url)
+        if backpressure is None:
+            backpressure = "drop_oldest" if url.startswith("log:") else "block"
         if backpressure not in _BACKPRESSURE:
             raise InvalidArgument("backpressure must be 'block', 'drop_newest', 'drop_oldest' or 'fail' "
                                   f"('fail_producer'), not {backpressure!r}")
-        self._b = _native._Bus(str(url), num_shards, _power_of_two_at_least(capacity), max_event,
-                               _BACKPRESSURE[backpressure], timestamps, list(groups), must_match, create)
+        self._b = _native._Bus(url, num_shards, _power_of_two_at_least(capacity), max_event,
+                               _BACKPRESSURE[backpressure], timestamps, list(groups), must_match, create,
+                               fsync, fsync_every_n, fsync_interval_ms, segment_bytes, retention_events,
+                               retention_bytes, retention_age_ms)
         self._default: Optional[Consumer] = None
         self._poll_timeout = timeout
         # The hot paths are the native methods themselves (no Python frame in between).
@@ -405,7 +420,8 @@ class Bus:
 
     @staticmethod
     def unlink(url: str) -> None:
-        """Removes a shm: bus's name (weft.NotFound if there is none); open handles keep working."""
+        """Removes a shm: bus's name (weft.NotFound if there is none); open handles keep working.
+        For a log: bus, removes its control segment (the directory and its events stay)."""
         _native._bus_unlink(url)
 
     def __enter__(self) -> "Bus":

@@ -13,6 +13,7 @@
 #include <cinttypes>
 #include <cstring>
 #include <dirent.h>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <string>
@@ -334,7 +335,9 @@ Result<LogBusMeta> OpenMeta(const std::string& dir, BusOptions* o) {
     }
     if (bytes.status().code() != Code::kNotFound) return bytes.status();
     if (!o->create) return Status(Code::kNotFound, "no bus at '" + o->url + "' (" + path + " is absent)");
-    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoStatus(errno, "mkdir " + dir);
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return ErrnoStatus(ec.value(), "create directory " + dir);
     const LogBusMeta m = MakeMeta(o->shards, o->max_event, o->timestamps ? uint32_t{kBusTimestamps} : 0u, RandomId());
     Result<bool> made = PublishFile(path, ByteView(reinterpret_cast<const uint8_t*>(&m), sizeof(m)));
     if (!made.ok()) return made.status();

@@ -204,3 +204,32 @@ print(bus.num_shards, bus.shard_bytes)
     with pytest.raises(weft.NotFound):
         weft.Bus(shm_url + ".absent", create=False)
 
+
+
+def test_log_bus_is_durable_and_takes_log_options(tmp_path):
+    url = f"log:{tmp_path}/bus"
+    try:
+        with pytest.raises(weft.InvalidArgument, match="drop_oldest"):
+            weft.Bus(url, backpressure="block")
+        with pytest.raises(weft.InvalidArgument, match="fsync"):
+            weft.Bus(url, fsync="sometimes")
+        with weft.Bus(url, num_shards=2, fsync="always", segment_bytes=1 << 16) as bus:
+            assert bus.backpressure == "drop_oldest"
+            for i in range(10):
+                bus.ingest({"i": i}, key=str(i % 2))
+            assert bus.ingest_raw_batch([b"a", b"b"]) == 2
+            with bus.subscribe("g", auto_commit=False) as c:
+                first = c.poll(5, timeout=0.5)
+                assert len(first) == 5
+                c.commit()
+        with weft.Bus(url) as bus:  # reopened: the options and the events are the bus's
+            assert bus.num_shards == 2
+            s = bus.stats()
+            assert s.ingested == 12 and s.group("g") is not None
+            with bus.subscribe("g", timeout=0.2) as c:
+                assert len(list(c)) == 7  # resumes after the commit
+            with bus.subscribe("replay", timeout=0.2) as c:
+                events = list(c)
+                assert len(events) == 12 and all(e.offset is not None for e in events)
+    finally:
+        weft.Bus.unlink(url)

@@ -44,3 +44,11 @@ def test_bus_tokens_example():
     assert json.loads(out.splitlines()[0]) == {"tokens": 4000, "requests": 8, "both_members_read": True,
                                                "request_split": True, "ingested": 4000}
     assert "bus tokens example ok" in out
+
+
+def test_bus_durable_example():
+    out = run_example("bus_durable.py")
+    report = json.loads(out.splitlines()[0])
+    assert report == {"handled_before_kill": 400, "in_order_per_agent": True, "ingested": 1000, "killed": True,
+                      "replayed": 1000, "resumed": 600}
+    assert "bus durable example ok" in out
