@@ -292,11 +292,28 @@ def test_bus_publish_tail_and_stat(name):
         out = cli("bus", "stat", url).stdout
         assert "kind      bus" in out and "4 ingested" in out and "group     audit" in out
         r = cli("bus", "tail", "memory:", "--group", "g", check=False)
-        assert r.returncode == 1 and "shm:<name>" in r.stderr
+        assert r.returncode == 1 and "shm:<name> and log:<directory>" in r.stderr
         r = cli("bus", "tail", "shm:" + name + "-missing", "--group", "g", check=False)
         assert r.returncode == 1 and "not_found" in r.stderr
     finally:
         try:
             os.unlink("/dev/shm/weft." + name)
         except FileNotFoundError:
+            pass
+
+
+def test_bus_commands_reach_a_log_bus(tmp_path):
+    url = f"log:{tmp_path}/bus"
+    try:
+        assert cli("bus", "publish", url, "--key", "k", "one", "two").stdout == "published 2 events\n"
+        lines = cli("bus", "tail", url, "--group", "g").stdout.splitlines()
+        assert [line.split("\t")[1:] for line in lines] == [["0", "k", "one"], ["1", "k", "two"]]  # record numbers
+        assert cli("bus", "tail", url, "--group", "g").stdout == ""  # committed, durably
+        out = cli("bus", "stat", url).stdout
+        assert "bus (durable" in out and "2 ingested" in out and "group     g" in out and "lag 0 events" in out
+    finally:
+        import weft
+        try:
+            weft.Bus.unlink(url)
+        except weft.NotFound:
             pass

@@ -1,4 +1,4 @@
-// `weft bus publish|tail|stat`: a shm: bus from the command line.
+// `weft bus publish|tail|stat`: a shm: or log: bus from the command line.
 #include <cinttypes>
 #include <csignal>
 #include <cstdio>
@@ -20,16 +20,25 @@ int Fail(const Status& s) {
 volatile std::sig_atomic_t g_stop = 0;
 
 Status CheckUrl(const std::string& url) {
-  if (url.rfind("shm:", 0) != 0) return InvalidArgument("the command line reaches shm:<name> buses, not '" + url + "'");
+  if (url.rfind("shm:", 0) != 0 && url.rfind("log:", 0) != 0) {
+    return InvalidArgument("the command line reaches shm:<name> and log:<directory> buses, not '" + url + "'");
+  }
   return Status::Ok();
+}
+
+// The options to open `url` with: a log: bus takes drop_oldest (it is never full).
+bus::BusOptions OptionsFor(const std::string& url) {
+  bus::BusOptions o;
+  o.url = url;
+  if (url.rfind("log:", 0) == 0) o.backpressure = Overflow::kDropOldest;
+  return o;
 }
 
 }  // namespace
 
 int BusPublish(const BusArgs& a) {
   if (Status s = CheckUrl(a.url); !s.ok()) return Fail(s);
-  bus::BusOptions o;
-  o.url = a.url;
+  bus::BusOptions o = OptionsFor(a.url);
   if (!a.group.empty()) o.groups.push_back(a.group);
   auto b = bus::Bus::Open(o);
   if (!b.ok()) return Fail(b.status());
@@ -54,8 +63,7 @@ int BusPublish(const BusArgs& a) {
 int BusTail(const BusArgs& a) {
   if (Status s = CheckUrl(a.url); !s.ok()) return Fail(s);
   if (a.group.empty()) return Fail(InvalidArgument("--group is required: tail reads as a member of a group"));
-  bus::BusOptions o;
-  o.url = a.url;
+  bus::BusOptions o = OptionsFor(a.url);
   o.create = false;
   auto b = bus::Bus::Open(o);
   if (!b.ok()) return Fail(b.status());
@@ -86,6 +94,7 @@ int BusTail(const BusArgs& a) {
 
 int BusStat(const BusArgs& a) {
   if (Status s = CheckUrl(a.url); !s.ok()) return Fail(s);
+  if (a.url.rfind("log:", 0) == 0) return DescribeBus(a.url);
   return Inspect(a.url.substr(4));
 }
 

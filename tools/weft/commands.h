@@ -10,6 +10,8 @@
 namespace weft::cli {
 
 int Inspect(const std::string& name);
+// Prints a bus's options and counters (shm: or log: url); the exit code.
+int DescribeBus(const std::string& url);
 // Printable bytes as they are; others (and backslash) as \xNN.
 std::string Escape(ByteView b);
 int Gc(bool dry_run);

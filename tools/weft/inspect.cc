@@ -84,44 +84,54 @@ Result<bus::BusStats> BusStatsOf(const std::string& name) {
   return (*b)->Stats();
 }
 
-int InspectBus(const std::string& name) {
+}  // namespace
+
+int DescribeBus(const std::string& url) {
   bus::BusOptions o;
-  o.url = "shm:" + name;
+  o.url = url;
   o.create = false;
+  const bool durable = url.rfind("log:", 0) == 0;
+  if (durable) o.backpressure = Overflow::kDropOldest;
   auto b = bus::Bus::Open(o);
   if (!b.ok()) {
-    std::fprintf(stderr, "weft inspect: %s\n", b.status().ToString().c_str());
+    std::fprintf(stderr, "weft: %s\n", b.status().ToString().c_str());
     return 1;
   }
   const bus::BusOptions& opt = (*b)->options();
   const bus::BusStats st = (*b)->Stats();
-  std::printf("bus\n");
-  std::printf("  shards    %u of %lu bytes, max event %u, backpressure %s%s\n", st.shards,
-              static_cast<unsigned long>(opt.shard_bytes), opt.max_event, OverflowName(opt.backpressure),
-              opt.timestamps ? ", timestamps" : "");
+  // Positions are bytes in a ring, or record numbers in a log.
+  const char* unit = durable ? "events" : "bytes";
+  if (durable) {
+    std::printf("bus (durable, in %s)\n", url.substr(4).c_str());
+    std::printf("  shards    %u logs, max event %u, backpressure %s%s\n", st.shards, opt.max_event,
+                OverflowName(opt.backpressure), opt.timestamps ? ", timestamps" : "");
+  } else {
+    std::printf("bus\n");
+    std::printf("  shards    %u of %lu bytes, max event %u, backpressure %s%s\n", st.shards,
+                static_cast<unsigned long>(opt.shard_bytes), opt.max_event, OverflowName(opt.backpressure),
+                opt.timestamps ? ", timestamps" : "");
+  }
   std::printf("  events    %lu ingested, %lu dropped newest, %lu dropped oldest, %lu lost with their producer\n",
               static_cast<unsigned long>(st.ingested), static_cast<unsigned long>(st.dropped_newest),
               static_cast<unsigned long>(st.dropped_oldest), static_cast<unsigned long>(st.lost_events));
   for (uint32_t s = 0; s < st.per_shard.size(); ++s) {
     const bus::ShardStats& x = st.per_shard[s];
-    std::printf("  shard %-3u tail %lu, oldest %lu, %lu bytes held\n", s, static_cast<unsigned long>(x.tail),
-                static_cast<unsigned long>(x.oldest), static_cast<unsigned long>(x.depth_bytes));
+    std::printf("  shard %-3u tail %lu, oldest %lu, %lu %s held\n", s, static_cast<unsigned long>(x.tail),
+                static_cast<unsigned long>(x.oldest), static_cast<unsigned long>(x.depth_bytes), unit);
   }
   for (const bus::Participant& p : st.producers) {
     std::printf("  producer  slot %-2u pid %-7d %s\n", p.slot, p.pid, p.alive ? "alive" : "DEAD");
   }
   for (const bus::GroupStats& g : st.groups) {
-    std::printf("  group     %s: %u live members, %lu delivered, %lu dropped, lag %lu bytes\n", g.name.c_str(), g.members,
+    std::printf("  group     %s: %u live members, %lu delivered, %lu dropped, lag %lu %s\n", g.name.c_str(), g.members,
                 static_cast<unsigned long>(g.delivered), static_cast<unsigned long>(g.dropped),
-                static_cast<unsigned long>(g.lag_bytes));
+                static_cast<unsigned long>(g.lag_bytes), unit);
     for (const bus::Participant& p : g.holders) {
       std::printf("    member  slot %-2u pid %-7d %s\n", p.slot, p.pid, p.alive ? "alive" : "DEAD");
     }
   }
   return 0;
 }
-
-}  // namespace
 
 int Inspect(const std::string& name) {
   auto seg = Segment::Open(name, 0, 0);
@@ -140,7 +150,7 @@ int Inspect(const std::string& name) {
   std::printf("  creator   pid %d (%s), created %s\n", h->creator_pid, creator_alive ? "alive" : "gone", when);
   if (h->kind == static_cast<uint32_t>(shm::SegmentKind::kPool)) return InspectPool(name);
   if (h->kind == static_cast<uint32_t>(shm::SegmentKind::kTopic)) return InspectTopic(name);
-  if (h->kind == static_cast<uint32_t>(shm::SegmentKind::kBus)) return InspectBus(name);
+  if (h->kind == static_cast<uint32_t>(shm::SegmentKind::kBus)) return DescribeBus("shm:" + name);
   if (h->kind == static_cast<uint32_t>(shm::SegmentKind::kRegistry)) {
     auto topics = shm::ListTopics();
     if (!topics.ok()) {

@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
                     "Cut the newest segment at damage that valid records follow (they are lost), and say what was cut");
 
   weft::cli::BusArgs bargs;
-  auto* busc = app.add_subcommand("bus", "Publish to, read from, or describe a shm: event bus");
+  auto* busc = app.add_subcommand("bus", "Publish to, read from, or describe a shm: or log: event bus");
   busc->require_subcommand(1);
   auto* bpublish = busc->add_subcommand("publish", "Ingest events (arguments, or lines of standard input)");
   bpublish->add_option("url", bargs.url, "shm:<name> (created if absent)")->required();
