@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -418,5 +419,19 @@ std::string Relative(double weft_cost, double other_cost) {
   }
   return buf;
 }
+
+Dir::Dir() {
+  ::sync();
+  char tmpl[] = "/var/tmp/weft-bench-XXXXXX";
+  const char* made = ::mkdtemp(tmpl);
+  path = made != nullptr ? made : "/var/tmp";
+}
+
+Dir::~Dir() {
+  std::error_code ec;
+  if (path != "/var/tmp") std::filesystem::remove_all(path, ec);
+}
+
+int64_t NowNs() { return MonotonicNs(); }
 
 }  // namespace weft::bench

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace weft::bench {
@@ -76,8 +77,34 @@ void StopProcess(pid_t pid);
 void* SharedAlloc(size_t bytes);
 void SharedFree(void* p, size_t bytes);
 
+// The monotonic clock in nanoseconds (weft/core/clock.h's, without including it here).
+int64_t NowNs();
+
 // Sums every byte (as 64-bit words plus a tail) so that the consumer touches all data.
 uint64_t TouchSum(const void* data, size_t n);
+
+// A fresh directory under /var/tmp (on disk, not tmpfs), removed at the end. Each row starts
+// with no dirty pages of earlier rows being written back beside it (sync first).
+struct Dir {
+  std::string path;
+  Dir();
+  ~Dir();
+  Dir(const Dir&) = delete;
+  Dir& operator=(const Dir&) = delete;
+};
+
+// Runs `body(thread, stop_at)` on `threads` threads until each returns; returns the records
+// they report and the elapsed time.
+template <typename Body>
+std::pair<uint64_t, int64_t> RunThreads(int threads, int64_t budget_ns, Body body) {
+  std::atomic<uint64_t> total{0};
+  const int64_t t0 = NowNs();
+  const int64_t stop = t0 + budget_ns;
+  std::vector<std::thread> ts;
+  for (int i = 0; i < threads; ++i) ts.emplace_back([&, i] { total += body(i, stop); });
+  for (auto& t : ts) t.join();
+  return {total.load(), NowNs() - t0};
+}
 
 // Spins (with pause) for about `ns` nanoseconds.
 void SpinFor(int64_t ns);

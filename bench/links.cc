@@ -66,9 +66,9 @@ class FdLink : public Link {
 
 class ZmqLink : public Link {
  public:
-  ZmqLink(const std::string& endpoint, bool bind, bool spin) : spin_(spin) {
+  ZmqLink(const std::string& endpoint, bool bind, bool spin, int type = ZMQ_PAIR) : spin_(spin), type_(type) {
     ctx_ = zmq_ctx_new();
-    sock_ = zmq_socket(ctx_, ZMQ_PAIR);
+    sock_ = zmq_socket(ctx_, type);
     int hwm = 0;
     zmq_setsockopt(sock_, ZMQ_SNDHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(sock_, ZMQ_RCVHWM, &hwm, sizeof(hwm));
@@ -76,7 +76,9 @@ class ZmqLink : public Link {
     if (rc != 0) std::fprintf(stderr, "zmq %s: %s\n", endpoint.c_str(), zmq_strerror(zmq_errno()));
   }
   ~ZmqLink() override {
-    int linger = 0;
+    // A pusher delivers what it queued before it goes (its peer counts every message); the
+    // others drop what is left.
+    int linger = type_ == ZMQ_PUSH ? -1 : 0;
     zmq_setsockopt(sock_, ZMQ_LINGER, &linger, sizeof(linger));
     zmq_close(sock_);
     zmq_ctx_term(ctx_);
@@ -99,6 +101,7 @@ class ZmqLink : public Link {
   void* ctx_;
   void* sock_;
   bool spin_;
+  int type_;
 };
 
 std::atomic<int> g_counter{0};
@@ -163,6 +166,14 @@ LinkPair MakeLinkPair(const std::string& transport, bool spin) {
     std::string endpoint = "ipc://" + path;
     lp.parent = [=] { return std::unique_ptr<Link>(new ZmqLink(endpoint, true, spin)); };
     lp.child = [=] { return std::unique_ptr<Link>(new ZmqLink(endpoint, false, spin)); };
+    lp.cleanup = [path] { ::unlink(path.c_str()); };
+  } else if (transport == "zmq-push") {
+    // One way: the child pushes, the parent pulls.
+    std::string path = "/tmp/weft-bench-" + std::to_string(::getpid()) + "-" +
+                       std::to_string(g_counter++) + ".ipc";
+    std::string endpoint = "ipc://" + path;
+    lp.parent = [=] { return std::unique_ptr<Link>(new ZmqLink(endpoint, true, spin, ZMQ_PULL)); };
+    lp.child = [=] { return std::unique_ptr<Link>(new ZmqLink(endpoint, false, spin, ZMQ_PUSH)); };
     lp.cleanup = [path] { ::unlink(path.c_str()); };
   }
   return lp;

@@ -26,7 +26,8 @@ struct LinkPair {
   std::function<void()> cleanup;                   // call in the parent when done
 };
 
-// transport: "uds", "pipe", "tcp" or "zmq". spin: receivers busy-poll instead of blocking.
+// transport: "uds", "pipe", "tcp", "zmq" (PAIR) or "zmq-push" (PUSH in the child, PULL in the
+// parent: one way). spin: receivers busy-poll instead of blocking.
 LinkPair MakeLinkPair(const std::string& transport, bool spin);
 
 // The baselines this build has.

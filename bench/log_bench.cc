@@ -11,7 +11,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
-#include <hiredis/hiredis.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -28,6 +27,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "redis.h"
 #include "suites.h"
 #include "weft/core/clock.h"
 #include "weft/log/log.h"
@@ -37,16 +37,6 @@ namespace {
 
 using log::Fsync;
 
-// Each row starts with no dirty pages of earlier rows being written back beside it.
-struct Dir {
-  std::string path;
-  Dir() {
-    ::sync();
-    char tmpl[] = "/var/tmp/weft-bench-log-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~Dir() { std::filesystem::remove_all(path); }
-};
 
 const char* PolicyName(Fsync f) {
   switch (f) {
@@ -79,18 +69,6 @@ Row LatencyRow(const std::string& transport, int appenders, std::vector<int64_t>
   return r;
 }
 
-// Runs `body(thread, stop_at)` on `threads` threads until each returns; returns the records
-// they report and the elapsed time.
-template <typename Body>
-std::pair<uint64_t, int64_t> RunThreads(int threads, int64_t budget_ns, Body body) {
-  std::atomic<uint64_t> total{0};
-  const int64_t t0 = MonotonicNs();
-  const int64_t stop = t0 + budget_ns;
-  std::vector<std::thread> ts;
-  for (int i = 0; i < threads; ++i) ts.emplace_back([&, i] { total += body(i, stop); });
-  for (auto& t : ts) t.join();
-  return {total.load(), MonotonicNs() - t0};
-}
 
 // ---- weft ------------------------------------------------------------------------------------
 
@@ -236,110 +214,6 @@ Row AppendSqlite(Fsync f, size_t size, int appenders, int64_t budget, bool batch
 }
 
 // ---- Redis Streams --------------------------------------------------------------------------
-
-// A Redis connection (hiredis): commands queued with Append, sent by Flush, replies read in
-// order by Reply.
-class Resp {
- public:
-  explicit Resp(int port) : c_(redisConnect("127.0.0.1", port)) {}
-  ~Resp() {
-    if (c_ != nullptr) redisFree(c_);
-  }
-  Resp(const Resp&) = delete;
-  Resp& operator=(const Resp&) = delete;
-  bool ok() const { return c_ != nullptr && c_->err == 0; }
-  void Append(const std::vector<std::string_view>& args) {
-    if (!ok()) return;
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (auto a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    redisAppendCommandArgv(c_, static_cast<int>(args.size()), argv.data(), lens.data());
-  }
-  bool Flush() {
-    int done = 0;
-    while (ok() && done == 0) {
-      if (redisBufferWrite(c_, &done) != REDIS_OK) return false;
-    }
-    return ok();
-  }
-  // Reads one reply; false on an error reply or a broken connection. Bulk strings are appended
-  // to *bulks in order (nested arrays flattened).
-  bool Reply(std::vector<std::string>* bulks = nullptr) {
-    if (!ok()) return false;
-    void* raw = nullptr;
-    if (redisGetReply(c_, &raw) != REDIS_OK || raw == nullptr) return false;
-    auto* r = static_cast<redisReply*>(raw);
-    const bool good = r->type != REDIS_REPLY_ERROR;
-    if (good && bulks != nullptr) Collect(r, bulks);
-    freeReplyObject(r);
-    return good;
-  }
-
- private:
-  static void Collect(const redisReply* r, std::vector<std::string>* out) {
-    if (r->type == REDIS_REPLY_STRING) out->emplace_back(r->str, r->len);
-    if (r->type == REDIS_REPLY_ARRAY) {
-      for (size_t i = 0; i < r->elements; ++i) Collect(r->element[i], out);
-    }
-  }
-  redisContext* c_;
-};
-
-// redis-server on a free loopback port with an append-only file; stopped by pid.
-class RedisServer {
- public:
-  // `dir`: where its append-only file lives (default: a fresh directory of its own).
-  explicit RedisServer(const std::string& appendfsync, const std::string& dir = "") : path_(dir.empty() ? dir_.path : dir) {
-    if (::access("/usr/bin/redis-server", X_OK) != 0) return;
-    port_ = FreePort();
-    const std::string port = std::to_string(port_);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      const int null = ::open("/dev/null", O_WRONLY);
-      ::dup2(null, 1);
-      ::dup2(null, 2);
-      ::execl("/usr/bin/redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
-              "--appendonly", "yes", "--appendfsync", appendfsync.c_str(), "--dir", path_.c_str(),
-              "--daemonize", "no", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    const int64_t t0 = MonotonicNs();
-    for (int i = 0; i < 60'000; ++i) {  // up to a minute for it to load and answer PING
-      Resp c(port_);
-      if (c.ok()) {
-        c.Append({"PING"});
-        if (c.Flush() && c.Reply()) {
-          up_ = true;
-          started_ns_ = MonotonicNs() - t0;
-          return;
-        }
-      }
-      ::usleep(1'000);
-    }
-  }
-  ~RedisServer() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      int st;
-      ::waitpid(pid_, &st, 0);
-    }
-  }
-  bool up() const { return up_; }
-  int port() const { return port_; }
-  // Nanoseconds from start until it answered PING (for the open case: includes loading its AOF).
-  int64_t started_ns() const { return started_ns_; }
-
- private:
-  Dir dir_;
-  std::string path_;
-  int64_t started_ns_ = 0;
-  pid_t pid_ = -1;
-  int port_ = 0;
-  bool up_ = false;
-};
 
 Row AppendRedis(RedisServer& srv, Fsync f, size_t size, int appenders, int64_t budget, bool batch,
                 std::vector<int64_t>* lat) {

@@ -34,7 +34,7 @@ struct PyBus {
 // which invalidate the batch first (Release).
 struct PyBatch {
   std::shared_ptr<Consumer> consumer;  // keeps the mappings alive while spans exist
-  std::vector<Event> events;
+  std::span<const Event> events;        // the consumer's last batch (valid until its next call)
   std::vector<py::object> spans;  // handed out, to invalidate
   bool valid = true;
 
@@ -55,7 +55,7 @@ struct PyBatch {
       s.attr("_invalidate")();
     }
     spans.clear();
-    events.clear();
+    events = {};
     return escaped;
   }
 };
@@ -372,7 +372,7 @@ void BindBus(py::module_& m) {
              if (!r.ok()) pyerr::Raise(r.status());
              auto b = std::make_shared<PyBatch>();
              b->consumer = self.consumer;
-             b->events.assign(r->begin(), r->end());
+             b->events = *r;
              self.live = b;
              return b;
            },
