@@ -28,7 +28,16 @@ namespace {
 
 struct PyBus {
   std::shared_ptr<Bus> bus;
+  bool durable = false;  // a log: bus whose ingest waits for the disk: the GIL is released for it
 };
+
+// Runs `op` (an ingest) with the GIL released when the bus makes ingest wait for fsync.
+template <typename Op>
+auto MaybeWithoutGil(const PyBus& self, Op&& op) {
+  if (!self.durable) return op();
+  py::gil_scoped_release nogil;
+  return op();
+}
 
 // One poll's events. They view the rings until the consumer's next poll, commit or close,
 // which invalidate the batch first (Release).
@@ -213,7 +222,7 @@ PyObject* IngestRawFast(PyObject* self, PyObject* const* args, Py_ssize_t nargs)
     } else {
       data = held.emplace(args[0], "events").bytes();
     }
-    Result<weft::bus::Position> r = b.Ingest(data, Deadline::Now());
+    Result<weft::bus::Position> r = MaybeWithoutGil(*bus, [&] { return b.Ingest(data, Deadline::Now()); });
     if (!r.ok() && r.status().code() == Code::kTimeout) {  // block: wait without the GIL
       r = Ingesting(Seconds{}, [&](Deadline d) { return b.Ingest(data, d); });
     }
@@ -261,7 +270,8 @@ void BindBus(py::module_& m) {
              o.create = create;
              auto r = Bus::Open(o);
              if (!r.ok()) pyerr::Raise(r.status());
-             return PyBus{std::shared_ptr<Bus>(std::move(r).value())};
+             const bool durable = url.rfind("log:", 0) == 0 && o.log.fsync != weft::log::Fsync::kNever;
+             return PyBus{std::shared_ptr<Bus>(std::move(r).value()), durable};
            }),
            py::arg("url"), py::arg("shards"), py::arg("shard_bytes"), py::arg("max_event"), py::arg("backpressure"),
            py::arg("timestamps"), py::arg("groups"), py::arg("must_match"), py::arg("create"), py::arg("fsync"),
@@ -274,7 +284,7 @@ void BindBus(py::module_& m) {
              std::optional<EventBytes> k;
              if (!key.is_none()) k.emplace(key);
              auto op = [&](Deadline d) {
-               return k ? bus.IngestKeyed(k->bytes(), b.bytes(), d) : bus.Ingest(b.bytes(), d);
+               return MaybeWithoutGil(self, [&] { return k ? bus.IngestKeyed(k->bytes(), b.bytes(), d) : bus.Ingest(b.bytes(), d); });
              };
              Result<weft::bus::Position> r = Ingesting(timeout, op);
              if (!r.ok()) pyerr::Raise(r.status());
@@ -309,7 +319,8 @@ void BindBus(py::module_& m) {
              size_t done = 0;
              while (done < views.size()) {
                const auto rest = std::span<const ByteView>(views).subspan(done);
-               Result<size_t> r = Ingesting(timeout, [&](Deadline d) { return bus.IngestBatch(rest, d); });
+               Result<size_t> r =
+                   Ingesting(timeout, [&](Deadline d) { return MaybeWithoutGil(self, [&] { return bus.IngestBatch(rest, d); }); });
                if (!r.ok()) {
                  if (done > 0) break;
                  pyerr::Raise(r.status());
