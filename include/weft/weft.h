@@ -446,6 +446,9 @@ WEFT_API int weft_bus_poll(weft_bus_consumer_t* consumer, weft_bus_event_t* even
                            int64_t timeout_ns, size_t* count);
 /* Commits everything delivered so far. */
 WEFT_API int weft_bus_commit(weft_bus_consumer_t* consumer);
+/* A descriptor that turns readable when a poll may find something (events, a change of
+   shards); armed by a poll with timeout 0 that returned WEFT_EWOULDBLOCK. Owned by the handle. */
+WEFT_API int weft_bus_consumer_wait_fd(weft_bus_consumer_t* consumer, int* fd);
 /* Ends a waiting poll, and every later one, with WEFT_ECLOSED; callable from any thread. */
 WEFT_API void weft_bus_consumer_interrupt(weft_bus_consumer_t* consumer);
 /* Leaves the group (committing with auto_commit) and frees the handle. NULL is ignored. */

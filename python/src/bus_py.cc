@@ -397,6 +397,12 @@ void BindBus(py::module_& m) {
       .def_property_readonly("shards", [](PyConsumer& self) { return self.Get().shards(); })
       .def_property_readonly("group", [](PyConsumer& self) { return self.Get().group(); })
       .def_property_readonly("closed", [](PyConsumer& self) { return !self.consumer; })
+      .def("fileno",
+           [](PyConsumer& self) {
+             auto r = self.Get().WaitFd();
+             if (!r.ok()) pyerr::Raise(r.status());
+             return *r;
+           })
       .def("interrupt", [](PyConsumer& self) { self.Get().Interrupt(); })
       .def("close", [](PyConsumer& self) {
         if (!self.consumer) return;

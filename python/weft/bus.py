@@ -25,7 +25,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence
 
 from . import _native
 from ._errors import Closed, InvalidArgument, Timeout, WouldBlock
-from ._util import await_in_slices
+from ._util import await_descriptor
 
 _BACKPRESSURE = {"block": "block", "drop_newest": "drop_newest", "drop_oldest": "drop_oldest", "fail": "fail",
                  "fail_producer": "fail"}
@@ -166,16 +166,22 @@ class Consumer:
         return self._batch
 
     async def poll_async(self, limit: int = 1024, timeout: Optional[float] = None) -> Batch:
-        """poll() without blocking the event loop (waits in executor slices of 0.1 s). A batch
-        taken by a slice still running when the task is cancelled is not lost: with auto_commit
-        it is not committed, so the group gets it again."""
+        """poll() without blocking the event loop: it waits on the member's descriptor
+        (fileno()), which producers in any process ring. A cancelled task takes nothing."""
         self._end_batch()
         try:
-            native = await await_in_slices(lambda t: self._c._poll(limit, t), timeout, f"group {self.group}")
+            native = await await_descriptor(self._c.fileno(), lambda: self._c._poll(limit, 0), timeout,
+                                            f"group {self.group}")
         except Timeout:
             return _EMPTY
         self._batch = Batch(native)
         return self._batch
+
+    def fileno(self) -> int:
+        """A descriptor that turns readable when poll() may find something (events in this
+        member's shards, a change of membership): for select, selectors or an event loop. A poll
+        with timeout 0 that found nothing arms it; it starts readable."""
+        return self._c.fileno()
 
     def commit(self) -> None:
         """Commits everything delivered so far (ends the last batch)."""

@@ -2,9 +2,11 @@
 
 #include "internal/ring.h"
 
+#include <cstdio>
 #include <cstring>
 #include <thread>
 
+#include "weft/shm/doorbell.h"
 #include "weft/shm/process.h"
 #include "weft/shm/slot.h"
 
@@ -190,13 +192,38 @@ void WakeGroups(const View& v) {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   const uint32_t active = A(v.header().groups_active).load(std::memory_order_acquire);
   for (uint32_t g = 0; g < kMaxGroups; ++g) {
-    if ((active & (1u << g)) != 0) GroupEvents(v, g).NotifySeqCst();
+    if ((active & (1u << g)) == 0) continue;
+    GroupEvents(v, g).NotifySeqCst();
+    // Relaxed is enough: the fence above pairs with the member's fence after it armed (either
+    // it sees what was published, or this load sees its bit).
+    if (A(v.group(g).bells).load(std::memory_order_relaxed) != 0) RingBells(v, g);
+  }
+}
+
+std::string BellName(const View& v, uint32_t g, uint32_t index, uint32_t epoch) {
+  char name[96];
+  std::snprintf(name, sizeof(name), "weft.bus.%016llx.g%u.m%u.%u",
+                static_cast<unsigned long long>(A(v.header().id).load(std::memory_order_relaxed)), g, index, epoch);
+  return name;
+}
+
+void RingBells(const View& v, uint32_t g) {
+  GroupRecord& gr = v.group(g);
+  // acq_rel: one ring per arming; the member re-arms (seq_cst) before it looks again.
+  const uint32_t armed = A(gr.bells).exchange(0, std::memory_order_acq_rel);
+  thread_local int send_fd = -1;
+  for (uint32_t i = 0; i < kMaxMembers; ++i) {
+    if ((armed & (1u << i)) == 0) continue;
+    const shm::SlotView sv = shm::ReadSlot(gr.members[i]);
+    if (sv.state != shm::kSlotAttached) continue;
+    shm::RingDoorbell(BellName(v, g, i, sv.epoch), &send_fd);
   }
 }
 
 void MembershipChanged(const View& v, uint32_t g) {
   A(v.group(g).generation).fetch_add(1, std::memory_order_seq_cst);
   GroupEvents(v, g).WakeAll();
+  if (A(v.group(g).bells).load(std::memory_order_seq_cst) != 0) RingBells(v, g);
 }
 
 }  // namespace weft::bus::internal

@@ -1,5 +1,7 @@
 #include "internal/member.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 
@@ -7,6 +9,7 @@
 #include "weft/core/clock.h"
 #include "weft/core/pair.h"
 #include "weft/core/wait.h"
+#include "weft/shm/doorbell.h"
 
 namespace weft::bus::internal {
 
@@ -40,6 +43,7 @@ class Member final : public Consumer {
       WEFT_RETURN_IF_ERROR(Gather(limit));
       if (!batch_.empty()) return std::span<const Event>(batch_);
       if (deadline.is_now()) {
+        if (bell_fd_ >= 0 && Arm()) continue;  // something came while arming: gather it
         static const Status::Fixed kNone{Code::kWouldBlock, "no event yet"};
         return Status(kNone);
       }
@@ -77,7 +81,28 @@ class Member final : public Consumer {
   }
   const std::string& group() const override { return name_; }
 
-  void Interrupt() override { waiter_.Interrupt(GroupEvents(v_, g_)); }
+  Result<int> WaitFd() override {
+    if (closed_) return Status(Code::kClosed, "consumer is closed");
+    if (bell_fd_ >= 0) return bell_fd_;
+    const std::string name = BellName(v_, g_, index_, epoch_);
+    Result<int> fd = shm::BindDoorbell(name);
+    if (!fd.ok()) return fd.status();
+    bell_fd_ = *fd;
+    // It starts readable: events may be there already, and no poll has armed it yet.
+    int send_fd = -1;
+    shm::RingDoorbell(name, &send_fd);
+    if (send_fd >= 0) ::close(send_fd);
+    return bell_fd_;
+  }
+
+  void Interrupt() override {
+    waiter_.Interrupt(GroupEvents(v_, g_));
+    if (bell_fd_ >= 0) {  // a caller waiting on the descriptor learns it too
+      int send_fd = -1;
+      shm::RingDoorbell(BellName(v_, g_, index_, epoch_), &send_fd);
+      if (send_fd >= 0) ::close(send_fd);
+    }
+  }
 
   Status Close() override {
     if (closed_) return Status::Ok();
@@ -90,12 +115,27 @@ class Member final : public Consumer {
         if (st.ok()) st = r;
       }
     }
+    if (bell_fd_ >= 0) {
+      A(v_.group(g_).bells).fetch_and(~(1u << index_), std::memory_order_relaxed);
+      ::close(bell_fd_);
+      bell_fd_ = -1;
+    }
     shm::ReleaseSlot(v_.group(g_).members[index_], epoch_, shm::kSlotEmpty);
     MembershipChanged(v_, g_);
     return st;
   }
 
  private:
+  // Arms the doorbell for the next producer (or membership change) and looks once more: true
+  // if something is there already. seq_cst store, then a fence, then the check: pairs with the
+  // producer's fence before it reads the bells (WakeGroups), so either it rings or we see.
+  bool Arm() {
+    shm::DrainDoorbell(bell_fd_);
+    A(v_.group(g_).bells).fetch_or(1u << index_, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    return Ready();
+  }
+
   void EndBatch() {
     batch_.clear();
     reader_->EndBatch();
@@ -239,6 +279,7 @@ class Member final : public Consumer {
   bool pending_ = false;
   uint32_t rotation_ = 0;
   bool closed_ = false;
+  int bell_fd_ = -1;  // WaitFd's doorbell, once asked for
 };
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "internal/segment.h"
 
+#include <sys/random.h>
+
 #include <cstring>
 #include <string>
 
@@ -39,6 +41,9 @@ void InitLayout(uint8_t* base, const Geometry& geo, const BusOptions& o, uint32_
   h.backpressure = static_cast<uint32_t>(o.backpressure);
   h.flags = (o.timestamps ? uint32_t{kBusTimestamps} : 0u) | extra_flags;
   h.bytes = geo.total;
+  while (h.id == 0) {
+    if (::getrandom(&h.id, sizeof(h.id), 0) != static_cast<ssize_t>(sizeof(h.id))) h.id = 0;
+  }
 }
 
 Status OpenBusSegment(std::string_view name_view, uint32_t extra_flags, BusOptions* o, shm::Segment* segment,

@@ -144,6 +144,15 @@ int weft_bus_commit(weft_bus_consumer_t* consumer) {
   return Done(consumer->consumer->Commit());
 }
 
+int weft_bus_consumer_wait_fd(weft_bus_consumer_t* consumer, int* fd) {
+  weft::capi::Enter();
+  if (consumer == nullptr || fd == nullptr) return FailInvalid("arguments must not be NULL");
+  auto r = consumer->consumer->WaitFd();
+  if (!r.ok()) return Fail(r.status());
+  *fd = *r;
+  return WEFT_OK;
+}
+
 void weft_bus_consumer_interrupt(weft_bus_consumer_t* consumer) {
   if (consumer != nullptr) consumer->consumer->Interrupt();
 }

@@ -12,7 +12,7 @@
 #include <cstring>
 
 #include "internal/channel_layout.h"
-#include "internal/doorbell.h"
+#include "weft/shm/doorbell.h"
 #include "internal/futex.h"
 #include "weft/shm/channel.h"
 
@@ -65,7 +65,7 @@ Status Channel::WaitFor(Ready&& ready, const uint64_t* futex_cursor, Deadline de
       }
     }
     if (bell_fd_ >= 0) {
-      internal::DrainDoorbell(bell_fd_);
+      shm::DrainDoorbell(bell_fd_);
       // seq_cst: Dekker with the peer's fence in Publish / Release (SYNC POINT B): either the
       // peer sees the bell armed, or we see its cursor in ready().
       Atomic(flags.bell_armed).store(1, std::memory_order_seq_cst);

@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "internal/channel_layout.h"
-#include "internal/doorbell.h"
+#include "weft/shm/doorbell.h"
 #include "internal/futex.h"
 #include "weft/shm/channel.h"
 
@@ -274,13 +274,13 @@ Status Channel::PeerFailure(PeerState state) const {
 Result<int> Channel::WaitFd() {
   if (bell_fd_ >= 0) return bell_fd_;
   const std::string bell = BellName(segment_.name(), role_, my_epoch_);
-  Result<int> fd = internal::BindDoorbell(bell);
+  Result<int> fd = shm::BindDoorbell(bell);
   if (!fd.ok()) return fd.status();
   bell_fd_ = *fd;
   // The descriptor starts readable: a record (or room) may already be there, or a call that
   // missed before the descriptor existed armed nothing. The first poll returns at once; the
   // non-blocking call that follows either succeeds or arms the descriptor.
-  internal::RingDoorbell(bell, &send_fd_);
+  shm::RingDoorbell(bell, &send_fd_);
   return bell_fd_;
 }
 
@@ -290,7 +290,7 @@ void Channel::RingPeerBell() {
   // acq_rel: one ring per arming; pairs with the seq_cst store that armed it.
   if (Atomic(*armed).exchange(0, std::memory_order_acq_rel) == 0) return;
   uint64_t w = Atomic(layout_->slots[static_cast<int>(peer)].owner).load(std::memory_order_acquire);
-  internal::RingDoorbell(BellName(segment_.name(), peer, OwnerEpoch(w)), &send_fd_);
+  shm::RingDoorbell(BellName(segment_.name(), peer, OwnerEpoch(w)), &send_fd_);
   auto& st = layout_->stats[static_cast<int>(role_)];
   Atomic(st.bells).store(Atomic(st.bells).load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }

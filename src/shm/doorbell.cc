@@ -1,4 +1,4 @@
-#include "internal/doorbell.h"
+#include "weft/shm/doorbell.h"
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <cstring>
 
-namespace weft::shm::internal {
+namespace weft::shm {
 namespace {
 
 socklen_t Address(const std::string& name, sockaddr_un* addr) {
@@ -49,4 +49,4 @@ void RingDoorbell(const std::string& name, int* send_fd) {
   ::sendto(*send_fd, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), len);
 }
 
-}  // namespace weft::shm::internal
+}  // namespace weft::shm

@@ -13,7 +13,7 @@
 
 #include <unistd.h>
 
-#include "internal/doorbell.h"
+#include "weft/shm/doorbell.h"
 #include "internal/futex.h"
 #include "internal/registry.h"
 #include "weft/core/pair.h"
@@ -583,7 +583,7 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
       // acq_rel: one ring per arming; pairs with the seq_cst store that armed it.
       if (A(armed).load(std::memory_order_relaxed) == 0 || A(armed).exchange(0, std::memory_order_acq_rel) == 0) continue;
       const SlotView v = ReadSlot(t.sub(s).slot);
-      internal::RingDoorbell(BellName(t.segment.name(), s, v.epoch), &send_fd_);
+      shm::RingDoorbell(BellName(t.segment.name(), s, v.epoch), &send_fd_);
     }
   }
   // 5. History.
@@ -614,13 +614,13 @@ Result<int> Subscriber::WaitFd() {
   if (index_ < 0) return Status(Code::kClosed, "subscriber is closed");
   if (bell_fd_ >= 0) return bell_fd_;
   const std::string bell = BellName(topic_->segment.name(), index_, epoch_);
-  Result<int> fd = internal::BindDoorbell(bell);
+  Result<int> fd = shm::BindDoorbell(bell);
   if (!fd.ok()) return fd.status();
   bell_fd_ = *fd;
   // The descriptor starts readable: a sample may already be queued, or a Take that missed
   // before the descriptor existed armed nothing. The first poll returns at once; the Take(Now)
   // that follows either gets a sample or arms the descriptor.
-  internal::RingDoorbell(bell, &send_fd_);
+  shm::RingDoorbell(bell, &send_fd_);
   return bell_fd_;
 }
 
@@ -760,7 +760,7 @@ Result<Sample> Subscriber::Take(Deadline deadline) {
   if (deadline.is_now() && bell_fd_ >= 0) {
     // Arm the descriptor, then look once more: Dekker with the publisher's seq_cst RMW on
     // `events` before it reads bell_armed.
-    internal::DrainDoorbell(bell_fd_);
+    shm::DrainDoorbell(bell_fd_);
     A(st.bell_armed).store(1, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (TryTake(&out)) return done();

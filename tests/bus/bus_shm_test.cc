@@ -2,6 +2,8 @@
 // a member killed with SIGKILL whose shards move to the survivors (with a live member as the
 // negative control), and damaged shared memory reported as Corrupt.
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -397,6 +399,64 @@ TEST(BusShmTest, ABusShrunkByAThirdProcessReportsCorruptToEveryCall) {
   // Closing and stats still work on what is left.
   EXPECT_EQ((*bus)->Stats().shards, 2u);
   EXPECT_TRUE((*c)->Close().ok());
+}
+
+bool Readable(int fd, int ms) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, ms) == 1 && (p.revents & POLLIN) != 0;
+}
+
+void DrainFd(int fd) {
+  char buf[64];
+  while (::recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+  }
+}
+
+// WaitFd: readable at first; quiet once a poll found nothing (and armed it); rung by a producer
+// in another process and by a change of membership. Negative control: a member that did not
+// arm (no poll since its descriptor was drained) is not rung.
+TEST(BusShmTest, AMembersDescriptorIsRungByProducersInOtherProcessesOnceArmed) {
+  const std::string url = Url();
+  Cleanup cleanup{url};
+  auto bus = Bus::Open({.url = url, .shards = 2, .shard_bytes = 1 << 14, .groups = {"g"}});
+  ASSERT_TRUE(bus.ok());
+  auto c = (*bus)->Subscribe("g");
+  ASSERT_TRUE(c.ok());
+  auto fd = (*c)->WaitFd();
+  ASSERT_TRUE(fd.ok()) << fd.status().ToString();
+  EXPECT_TRUE(Readable(*fd, 0)) << "it starts readable";
+  EXPECT_EQ((*c)->Poll(8, Deadline::Now()).status().code(), Code::kWouldBlock);
+  EXPECT_FALSE(Readable(*fd, 0)) << "quiet once armed with nothing to read";
+  auto ingest = [&](const char* what) {
+    return Reap(Child([&] {
+      auto b = Bus::Open({.url = url, .create = false});
+      return b.ok() && (*b)->Ingest(AsBytes(what)).ok() ? 0 : 1;
+    }));
+  };
+  ASSERT_EQ(ingest("one"), 0);
+  EXPECT_TRUE(Readable(*fd, 5000)) << "a producer in another process rang it";
+  auto got = (*c)->Poll(8, Deadline::Now());
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_EQ(Str((*got)[0].data), "one");
+  // Negative control: drained by hand and not armed again, the next event does not ring.
+  DrainFd(*fd);
+  ASSERT_EQ(ingest("two"), 0);
+  EXPECT_FALSE(Readable(*fd, 200)) << "only an armed member is rung";
+  got = (*c)->Poll(8, Deadline::Now());  // the event is there all the same
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->size(), 1u);
+  // Armed again: a member joining (a change of shards) rings it too.
+  EXPECT_EQ((*c)->Poll(8, Deadline::Now()).status().code(), Code::kWouldBlock);
+  EXPECT_FALSE(Readable(*fd, 0));
+  auto other = (*bus)->Subscribe("g");
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE(Readable(*fd, 5000)) << "membership changed";
+  (*c)->Poll(8, Deadline::Now()).status().IgnoreError();  // rebalances, re-arms
+  EXPECT_EQ((*c)->shards().size(), 1u);
+  (*c)->Interrupt();
+  EXPECT_TRUE(Readable(*fd, 5000)) << "Interrupt rings it";
+  EXPECT_EQ((*c)->Poll(8, Deadline::Now()).status().code(), Code::kClosed);
 }
 
 }  // namespace

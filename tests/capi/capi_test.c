@@ -484,7 +484,14 @@ int main(void) {
       total += n;
     }
     CHECK(saw_hello && saw_bb && total >= 3);
-    CHECK(weft_bus_poll(cons, got, 64, 0, &n) == WEFT_EWOULDBLOCK && n == 0);
+    int bfd = -1;
+    CHECK(weft_bus_consumer_wait_fd(cons, &bfd) == WEFT_OK && bfd >= 0);
+    CHECK(weft_bus_poll(cons, got, 64, 0, &n) == WEFT_EWOULDBLOCK && n == 0); /* arms it */
+    struct pollfd bp = {bfd, POLLIN, 0};
+    CHECK(poll(&bp, 1, 0) == 0);
+    CHECK(weft_bus_ingest(bus, NULL, 0, "late", 4, 0, NULL, NULL) == WEFT_OK);
+    CHECK(poll(&bp, 1, 5000) == 1); /* rung by the ingest */
+    CHECK(weft_bus_poll(cons, got, 64, 0, &n) == WEFT_OK && n == 1);
     CHECK(weft_bus_commit(cons) == WEFT_OK);
     weft_bus_consumer_interrupt(cons);
     CHECK(weft_bus_poll(cons, got, 64, -1, &n) == WEFT_ECLOSED);

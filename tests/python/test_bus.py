@@ -233,3 +233,29 @@ def test_log_bus_is_durable_and_takes_log_options(tmp_path):
                 assert len(events) == 12 and all(e.offset is not None for e in events)
     finally:
         weft.Bus.unlink(url)
+
+
+def test_fileno_wakes_selectors_and_asyncio_across_processes(shm_url, run_python):
+    import selectors
+    bus = weft.Bus(shm_url, num_shards=1, capacity=1 << 16, groups=["g"])
+    c = bus.subscribe("g")
+    sel = selectors.DefaultSelector()
+    sel.register(c.fileno(), selectors.EVENT_READ)
+    assert len(sel.select(timeout=0)) == 1  # it starts readable
+    assert len(c.poll(10, timeout=0)) == 0  # nothing there: arms it
+    assert sel.select(timeout=0) == []
+    p = run_python(f"import weft; weft.Bus({shm_url!r}).ingest_raw(b'rung')")
+    assert p.wait(60) == 0
+    assert len(sel.select(timeout=5)) == 1
+    assert [e.bytes() for e in c.poll(10, timeout=0)] == [b"rung"]
+    sel.close()
+
+    async def later():
+        q = run_python(f"import time, weft; time.sleep(0.2); weft.Bus({shm_url!r}).ingest_raw(b'async')")
+        batch = await c.poll_async(10, timeout=10)
+        assert q.wait(60) == 0
+        return [e.bytes() for e in batch]
+
+    assert asyncio.run(later()) == [b"async"]
+    c.close()
+    bus.shutdown()

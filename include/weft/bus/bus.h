@@ -152,6 +152,11 @@ class Consumer {
   // The shards this member reads now (they change when members join or leave).
   virtual std::vector<uint32_t> shards() const = 0;
   virtual const std::string& group() const = 0;
+  // A descriptor that turns readable when Poll may find something (events in this member's
+  // shards, or a change of membership), for poll(2), epoll or an event loop: after a Poll with
+  // Deadline::Now() answered kWouldBlock, wait for it to be readable, then Poll again. It
+  // starts readable. Owned by the consumer (closed by Close).
+  virtual Result<int> WaitFd() = 0;
   // From any thread: the current Poll, and every later one, end with kClosed.
   virtual void Interrupt() = 0;
   // Commits (with auto_commit) and leaves the group; its shards move to the other members.

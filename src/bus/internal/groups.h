@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -45,8 +46,14 @@ bool OwnerGone(const View& v, uint32_t g, uint64_t owner);
 // The shards that member `rank` of `live` members reads: s with s % live == rank.
 std::vector<uint32_t> AssignedShards(uint32_t shards, size_t live, size_t rank);
 
-// Tells the members of group `g` that membership changed: bumps the generation and wakes them.
+// Tells the members of group `g` that membership changed: bumps the generation and wakes them
+// (their doorbells too).
 void MembershipChanged(const View& v, uint32_t g);
+
+// The doorbell of member `index` at `epoch` of group g (weft/shm/doorbell.h).
+std::string BellName(const View& v, uint32_t g, uint32_t index, uint32_t epoch);
+// Rings the doorbells group g's members armed (and disarms them).
+void RingBells(const View& v, uint32_t g);
 
 inline EventCount GroupEvents(const View& v, uint32_t g) {
   GroupRecord& gr = v.group(g);

@@ -109,11 +109,12 @@ struct alignas(64) GroupRecord {
   uint32_t sleepers;
   int32_t creator_pid;  // while being created: who creates it (a dead creator's entry is freed)
   uint64_t creator_start_ticks;
-  uint8_t pad[32];
+  uint32_t bells;       // bit i: member i armed its doorbell (WaitFd) and wants a ring
+  uint8_t pad[28];
   shm::Slot members[kMaxMembers];
 };
 static_assert(sizeof(GroupRecord) == 1152 && offsetof(GroupRecord, generation) == 72 &&
-              offsetof(GroupRecord, creator_start_ticks) == 88 &&
+              offsetof(GroupRecord, creator_start_ticks) == 88 && offsetof(GroupRecord, bells) == 96 &&
               offsetof(GroupRecord, members) == 128 && std::is_trivially_copyable_v<GroupRecord>);
 
 // ---- producers (shm:) -------------------------------------------------------------------------
@@ -144,9 +145,10 @@ struct alignas(64) BusHeader {
   uint64_t bytes;           // the whole region
   uint32_t groups_active;   // bit g: group g is active (producers wake and respect it)
   uint32_t reserved;
-  uint8_t pad[16];
+  uint64_t id;              // random at creation: names the members' doorbells
+  uint8_t pad[8];
 };
-static_assert(sizeof(BusHeader) == 64 && offsetof(BusHeader, groups_active) == 40 &&
+static_assert(sizeof(BusHeader) == 64 && offsetof(BusHeader, groups_active) == 40 && offsetof(BusHeader, id) == 48 &&
               std::is_trivially_copyable_v<BusHeader>);
 
 // kBusLogControl: the control segment of a log: bus (groups and wake-ups; its rings are unused).

@@ -1,13 +1,14 @@
 // Doorbells: pollable descriptors that another process can make readable. A doorbell is an
 // abstract-namespace Unix datagram socket named by a string (it vanishes with its process);
-// ringing it sends one byte. Shared by channels and topics. Internal to shm.
+// ringing it sends one byte. Shared by channels, topics and bus members (their WaitFd).
+// Thread rule: a doorbell's descriptor belongs to its owner; any thread may ring.
 #pragma once
 
 #include <string>
 
 #include "weft/core/status.h"
 
-namespace weft::shm::internal {
+namespace weft::shm {
 
 // Binds a doorbell at `name` (for example "weft.frames.c.3"); returns its descriptor.
 Result<int> BindDoorbell(const std::string& name);
@@ -17,4 +18,4 @@ void DrainDoorbell(int fd);
 // A full or absent doorbell is ignored: a full one is readable already.
 void RingDoorbell(const std::string& name, int* send_fd);
 
-}  // namespace weft::shm::internal
+}  // namespace weft::shm
