@@ -1,6 +1,7 @@
 // `weft bench bus`: the event bus. Cases (docs/benchmarks.md):
 //   ingest  throughput of 64 B events from producers to one consumer that sums every byte:
-//           the memory backend (threads), one at a time and in batches, 1 and 2 producers,
+//           the memory backend (threads), one at a time, one at a time with linger, and in
+//           batches, 1 and 2 producers,
 //           beside moodycamel's ConcurrentQueue (the same events, the same threads); the shm
 //           backend with the producer in another process, beside a Unix socket and ZeroMQ
 //           PUSH/PULL over ipc (the same events, the same processes); the log backend with
@@ -83,8 +84,9 @@ uint64_t Consume(bus::Consumer& member, uint64_t total) {
   return got;
 }
 
-Row IngestWeft(int producers, bool batch, uint64_t count) {
-  auto opened = bus::Bus::Open({.shards = static_cast<uint32_t>(producers), .shard_bytes = 8 << 20, .groups = {"g"}});
+Row IngestWeft(int producers, bool batch, uint64_t count, int64_t linger_ns = 0) {
+  auto opened = bus::Bus::Open({.shards = static_cast<uint32_t>(producers), .shard_bytes = 8 << 20, .groups = {"g"},
+                                .linger_ns = linger_ns, .linger_events = 64});
   if (!opened.ok()) return IngestRow("weft", producers, batch);
   std::unique_ptr<bus::Bus> b = std::move(opened).value();
   auto member = b->Subscribe("g").value();
@@ -96,6 +98,7 @@ Row IngestWeft(int producers, bool batch, uint64_t count) {
       while (go.load(std::memory_order_acquire) == 0) {
       }
       Produce(*b, batch, each);
+      b->Flush().IgnoreError();
     });
   }
   const uint64_t total = each * producers;
@@ -105,8 +108,10 @@ Row IngestWeft(int producers, bool batch, uint64_t count) {
   const int64_t t1 = MonotonicNs();
   for (auto& t : threads) t.join();
   Row r = IngestRow("weft", producers, batch);
+  if (linger_ns > 0) r.extra["linger"] = "64";
   SetThroughput(r, got, kEvent, t1 - t0);
   r.note = std::string(batch ? "IngestBatch of 64" : "Ingest one at a time") + ", one shard per producer; Poll(1024)";
+  if (linger_ns > 0) r.note += "; linger: 64 events or 100 us per batch";
   if (got < total) r.note += "; INCOMPLETE";
   return r;
 }
@@ -532,6 +537,7 @@ void RunBusSuite(const Options& opt) {
         res.Add(IngestWeft(producers, batch, count));
         res.Add(IngestMoodycamel(producers, batch, count));
       }
+      res.Add(IngestWeft(producers, false, count, 100'000));
     }
     for (bool batch : {false, true}) res.Add(IngestShm(batch, count));
     res.Add(IngestLink("uds", count / 4));

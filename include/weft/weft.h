@@ -395,6 +395,7 @@ typedef struct weft_bus_consumer weft_bus_consumer_t;
 
 /* The offset of an event that drop_newest discarded. */
 #define WEFT_BUS_DROPPED UINT64_MAX
+#define WEFT_BUS_PENDING (UINT64_MAX - 1) /* gathered under linger, not published yet */
 
 typedef struct weft_bus_options {
   uint32_t struct_size;   /* sizeof(weft_bus_options_t) */
@@ -407,6 +408,9 @@ typedef struct weft_bus_options {
   const char* const* groups; /* groups created at open (NULL: none) */
   size_t group_count;
   weft_log_options_t log;  /* log: each shard's log (fsync, segment size, retention); read_only ignored */
+  int64_t linger_ns;       /* 0: publish each ingest at once; above 0: gather unkeyed events per thread */
+  uint32_t linger_events;  /* publish a thread's gathered events once this many (1..65536) */
+  uint32_t reserved;
 } weft_bus_options_t;
 
 typedef struct weft_bus_event {
@@ -451,6 +455,8 @@ WEFT_API int weft_bus_commit(weft_bus_consumer_t* consumer);
 WEFT_API int weft_bus_consumer_wait_fd(weft_bus_consumer_t* consumer, int* fd);
 /* Ends a waiting poll, and every later one, with WEFT_ECLOSED; callable from any thread. */
 WEFT_API void weft_bus_consumer_interrupt(weft_bus_consumer_t* consumer);
+/* Publishes the calling thread's gathered events (linger) now. */
+WEFT_API int weft_bus_flush(weft_bus_t* bus);
 /* Leaves the group (committing with auto_commit) and frees the handle. NULL is ignored. */
 WEFT_API int weft_bus_consumer_close(weft_bus_consumer_t* consumer);
 

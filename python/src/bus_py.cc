@@ -111,8 +111,10 @@ auto Ingesting(const Seconds& timeout, Op&& op) {
   });
 }
 
+// (shard, offset): offset None if the bus dropped the event, -1 while linger holds it.
 py::tuple PositionTuple(const weft::bus::Position& p) {
   if (p.dropped()) return py::make_tuple(p.shard, py::none());
+  if (p.pending()) return py::make_tuple(p.shard, -1);
   return py::make_tuple(p.shard, p.offset);
 }
 
@@ -227,7 +229,7 @@ PyObject* IngestRawFast(PyObject* self, PyObject* const* args, Py_ssize_t nargs)
       r = Ingesting(Seconds{}, [&](Deadline d) { return b.Ingest(data, d); });
     }
     if (!r.ok()) pyerr::Raise(r.status());
-    return PyBool_FromLong(r->dropped() ? 0 : 1);
+    return PyBool_FromLong(r->dropped() ? 0 : 1);  // pending (linger) counts as taken
   } catch (py::error_already_set& e) {
     e.restore();
     return nullptr;
@@ -250,8 +252,11 @@ void BindBus(py::module_& m) {
                        const std::string& backpressure, bool timestamps, std::vector<std::string> groups,
                        bool must_match, bool create, const std::string& fsync, uint64_t fsync_every_n,
                        int64_t fsync_interval_ms, uint64_t segment_bytes, uint64_t retention_events,
-                       uint64_t retention_bytes, int64_t retention_age_ms) {
+                       uint64_t retention_bytes, int64_t retention_age_ms, int64_t linger_ns,
+                       uint32_t linger_events) {
              BusOptions o;
+             o.linger_ns = linger_ns;
+             o.linger_events = linger_events;
              o.log.fsync = ParseFsync(fsync);
              o.log.fsync_every_n = fsync_every_n;
              o.log.fsync_interval_ms = fsync_interval_ms;
@@ -276,7 +281,8 @@ void BindBus(py::module_& m) {
            py::arg("url"), py::arg("shards"), py::arg("shard_bytes"), py::arg("max_event"), py::arg("backpressure"),
            py::arg("timestamps"), py::arg("groups"), py::arg("must_match"), py::arg("create"), py::arg("fsync"),
            py::arg("fsync_every_n"), py::arg("fsync_interval_ms"), py::arg("segment_bytes"),
-           py::arg("retention_events"), py::arg("retention_bytes"), py::arg("retention_age_ms"))
+           py::arg("retention_events"), py::arg("retention_bytes"), py::arg("retention_age_ms"), py::arg("linger_ns"),
+           py::arg("linger_events"))
       .def("_ingest",
            [](PyBus& self, py::handle data, py::handle key, Seconds timeout) {
              Bus& bus = Get(self);
@@ -350,6 +356,16 @@ void BindBus(py::module_& m) {
              return c;
            },
            py::arg("group"), py::arg("auto_commit"), py::arg("start"), py::arg("spin_ns"))
+      .def("flush",
+           [](PyBus& self) {
+             Bus& bus = Get(self);
+             Status st;
+             {
+               py::gil_scoped_release nogil;  // a batch may wait for room or for the disk
+               st = bus.Flush();
+             }
+             pyerr::Check(st);
+           })
       .def("_stats", [](PyBus& self) { return StatsDict(Get(self).Stats()); })
       .def("shard_of",
            [](PyBus& self, py::handle key) {

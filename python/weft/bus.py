@@ -316,7 +316,10 @@ class Bus:
     never full: its shards are bounded by retention, and it takes only "drop_oldest" (its
     default): a group that falls behind retention loses what it removed, counted.
     groups: groups that exist from the start, so that events ingested before anyone subscribes
-    wait for them. log: only: fsync ("never", "every_n", "interval" or "always": ingest returns
+    wait for them. linger_us: 0 publishes each ingest at once; above 0, events without a key
+    are gathered per thread and published as one batch once linger_events are gathered or the
+    oldest is linger_us old (checked at the next ingest), or at flush(); flush() before a
+    thread stops (its gathered events are published when it exits). log: only: fsync ("never", "every_n", "interval" or "always": ingest returns
     once on disk, concurrent ingests share fsyncs), segment_bytes, retention_events,
     retention_bytes, retention_age_ms, as weft.Log has them.
     """
@@ -326,7 +329,7 @@ class Bus:
                  must_match: bool = False, create: bool = True, timeout: Optional[float] = 0,
                  fsync: str = "never", fsync_every_n: int = 1000, fsync_interval_ms: int = 100,
                  segment_bytes: int = 64 << 20, retention_events: int = 0, retention_bytes: int = 0,
-                 retention_age_ms: int = 0):
+                 retention_age_ms: int = 0, linger_us: float = 0, linger_events: int = 64):
         url = str(url)
         if backpressure is None:
             backpressure = "drop_oldest" if url.startswith("log:") else "block"
@@ -336,7 +339,7 @@ class Bus:
         self._b = _native._Bus(url, num_shards, _power_of_two_at_least(capacity), max_event,
                                _BACKPRESSURE[backpressure], timestamps, list(groups), must_match, create,
                                fsync, fsync_every_n, fsync_interval_ms, segment_bytes, retention_events,
-                               retention_bytes, retention_age_ms)
+                               retention_bytes, retention_age_ms, int(linger_us * 1000), linger_events)
         self._default: Optional[Consumer] = None
         self._poll_timeout = timeout
         # The hot paths are the native methods themselves (no Python frame in between).
@@ -371,8 +374,8 @@ class Bus:
 
     def ingest(self, event, key=None, timeout: Optional[float] = None):
         """Ingests `event`: a dict (or any JSON value) as JSON, or str or bytes as they are; with
-        `key`, on the key's shard. Returns (shard, offset), or (shard, None) if drop_newest
-        dropped it. Under block, waits up to `timeout` seconds for room (None: no limit)."""
+        `key`, on the key's shard. Returns (shard, offset); offset is None if drop_newest
+        dropped it, -1 while linger holds it (published later). Under block, waits up to `timeout` seconds for room (None: no limit)."""
         if not isinstance(event, (str, bytes, bytearray, memoryview)):
             event = json.dumps(event, separators=(",", ":"))
         return self._b._ingest(event, key, timeout)
@@ -409,14 +412,16 @@ class Bus:
         return {"status": "degraded" if reasons else "ok", "reasons": reasons}
 
     def flush(self) -> None:
-        """Ingest returns once the event is in the bus, so there is nothing to flush; kept so that
-        code written for buses that buffer runs unchanged."""
-        if self.closed:
-            raise Closed("bus is shut down")
+        """Publishes the calling thread's gathered events (linger_us) now. Without linger an
+        ingest is in the bus when it returns, and this returns at once."""
+        self._b.flush()
 
     def shutdown(self) -> None:
-        """Leaves the default group (committing what it read) and closes the bus handle. Other
-        processes of a shm: bus go on; Bus.unlink removes its name."""
+        """Publishes this thread's gathered events, leaves the default group (committing what it
+        read) and closes the bus handle. Other processes of a shm: bus go on; Bus.unlink removes
+        its name."""
+        if not self.closed:
+            self._b.flush()
         if self._default is not None:
             d, self._default = self._default, None
             d.close()

@@ -52,10 +52,18 @@ Status Bus::Unlink(std::string_view url) {
 Result<std::unique_ptr<Bus>> Bus::Open(const BusOptions& options) {
   BusOptions o = options;
   WEFT_RETURN_IF_ERROR(CheckCommonOptions(&o));
-  if (o.url == kMemoryScheme || HasScheme(o.url, kShmScheme)) return OpenRingBus(std::move(o));
-  if (HasScheme(o.url, kLogScheme)) return OpenLogBus(std::move(o));
-  return Status(Code::kInvalidArgument,
-                "bus url '" + o.url + "': memory:, shm:<name> or log:<directory> (nats: and redis: are not built yet)");
+  if (o.linger_ns < 0) return InvalidArgument("linger_ns must not be negative");
+  Result<std::unique_ptr<Bus>> bus = Status(Code::kInvalidArgument, "");
+  if (o.url == kMemoryScheme || HasScheme(o.url, kShmScheme)) {
+    bus = OpenRingBus(o);
+  } else if (HasScheme(o.url, kLogScheme)) {
+    bus = OpenLogBus(o);
+  } else {
+    return Status(Code::kInvalidArgument,
+                  "bus url '" + o.url + "': memory:, shm:<name> or log:<directory> (nats: and redis: are not built yet)");
+  }
+  if (!bus.ok() || o.linger_ns == 0) return bus;
+  return WithLinger(std::move(bus).value(), o.linger_ns, o.linger_events);
 }
 
 }  // namespace weft::bus

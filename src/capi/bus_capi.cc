@@ -34,6 +34,7 @@ void weft_bus_options_init(weft_bus_options_t* opt) {
   opt->shard_bytes = d.shard_bytes;
   opt->backpressure = static_cast<uint32_t>(d.backpressure);
   weft_log_options_init(&opt->log);
+  opt->linger_events = d.linger_events;
 }
 
 int weft_bus_open(const char* url, const weft_bus_options_t* opt, weft_bus_t** out) {
@@ -56,6 +57,8 @@ int weft_bus_open(const char* url, const weft_bus_options_t* opt, weft_bus_t** o
       o.groups.emplace_back(opt->groups[i]);
     }
     if (const int rc = weft::capi::ToLogOptions(opt->log, &o.log); rc != 0) return rc;
+    o.linger_ns = opt->linger_ns;
+    o.linger_events = opt->linger_events;
   }
   auto r = weft::bus::Bus::Open(o);
   if (!r.ok()) return Fail(r.status());
@@ -142,6 +145,12 @@ int weft_bus_commit(weft_bus_consumer_t* consumer) {
   weft::capi::Enter();
   if (consumer == nullptr) return FailInvalid("consumer must not be NULL");
   return Done(consumer->consumer->Commit());
+}
+
+int weft_bus_flush(weft_bus_t* bus) {
+  weft::capi::Enter();
+  if (bus == nullptr) return FailInvalid("bus must not be NULL");
+  return Done(bus->bus->Flush());
 }
 
 int weft_bus_consumer_wait_fd(weft_bus_consumer_t* consumer, int* fd) {

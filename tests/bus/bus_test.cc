@@ -476,3 +476,60 @@ TEST(BusTest, AGroupCreatedLaterStartsAtTheOldestEventOrTheLatest) {
 
 }  // namespace
 }  // namespace weft::bus
+
+namespace weft::bus {
+namespace {
+
+TEST(BusLingerTest, GatheredEventsArePublishedAsABatchByCountFlushKeyOrThreadExit) {
+  for (const char* url : {"memory:", "shm:test.bus.linger"}) {
+    Bus::Unlink(url).IgnoreError();
+    auto bus = OpenBus({.url = url, .shards = 1, .shard_bytes = 1 << 16, .groups = {"g"},
+                        .linger_ns = int64_t{3600} * 1'000'000'000, .linger_events = 4});
+    ASSERT_NE(bus, nullptr);
+    auto c = Join(*bus, "g");
+    for (int i = 0; i < 3; ++i) {
+      auto p = bus->Ingest(AsBytes(std::to_string(i)));
+      ASSERT_TRUE(p.ok());
+      EXPECT_TRUE(p->pending());
+    }
+    EXPECT_EQ(c->Poll(10, Deadline::Now()).status().code(), Code::kWouldBlock) << "gathered, not published";
+    ASSERT_TRUE(bus->Ingest(AsBytes("3")).ok());  // the fourth: the batch goes
+    EXPECT_EQ(Drain(*c, 4), (std::vector<std::string>{"0", "1", "2", "3"}));
+    ASSERT_TRUE(bus->Ingest(AsBytes("4")).ok());
+    EXPECT_EQ(c->Poll(10, Deadline::Now()).status().code(), Code::kWouldBlock);
+    ASSERT_TRUE(bus->Flush().ok());
+    EXPECT_EQ(Drain(*c, 1), std::vector<std::string>{"4"});
+    // A keyed event goes at once, after the thread's gathered ones.
+    ASSERT_TRUE(bus->Ingest(AsBytes("5")).ok());
+    auto keyed = bus->IngestKeyed(AsBytes("k"), AsBytes("6"));
+    ASSERT_TRUE(keyed.ok());
+    EXPECT_FALSE(keyed->pending());
+    EXPECT_EQ(Drain(*c, 2), (std::vector<std::string>{"5", "6"}));
+    // A thread's gathered events are published when it exits.
+    std::thread([&] {
+      bus->Ingest(AsBytes("7")).status().IgnoreError();
+      bus->Ingest(AsBytes("8")).status().IgnoreError();
+    }).join();
+    EXPECT_EQ(Drain(*c, 2), (std::vector<std::string>{"7", "8"}));
+    EXPECT_EQ(bus->Stats().ingested, 9u);
+    EXPECT_EQ(bus->Ingest(ByteView(std::vector<uint8_t>(1 << 15).data(), 1 << 15)).status().code(), Code::kTooLarge);
+    c.reset();
+    bus.reset();
+    Bus::Unlink(url).IgnoreError();
+  }
+}
+
+TEST(BusLingerTest, AnOldGatheredEventIsPublishedByTheNextIngestAndOptionsAreChecked) {
+  auto bus = OpenBus({.shards = 1, .shard_bytes = 1 << 16, .groups = {"g"}, .linger_ns = 1'000'000, .linger_events = 1000});
+  auto c = Join(*bus, "g");
+  ASSERT_TRUE(bus->Ingest(AsBytes("a")).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(bus->Ingest(AsBytes("b")).ok());  // the oldest is past linger_ns: both go
+  EXPECT_EQ(Drain(*c, 2), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(Bus::Open({.backpressure = Overflow::kFail, .linger_ns = 1000}).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(Bus::Open({.linger_ns = 1000, .linger_events = 0}).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(Bus::Open({.linger_ns = -1}).status().code(), Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace weft::bus

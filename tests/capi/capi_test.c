@@ -531,6 +531,25 @@ int main(void) {
     CHECK(weft_bus_consumer_close(cons) == WEFT_OK);
     CHECK(weft_bus_close(bus) == WEFT_OK);
     CHECK(weft_bus_unlink(burl) == WEFT_OK); /* its control segment */
+    /* linger: gathered until flushed */
+    weft_bus_options_t lopt2;
+    weft_bus_options_init(&lopt2);
+    lopt2.shards = 1;
+    lopt2.linger_ns = 3600000000000LL;
+    const char* lg[1] = {"g"};
+    lopt2.groups = lg;
+    lopt2.group_count = 1;
+    weft_bus_t* lb = NULL;
+    CHECK(weft_bus_open("memory:", &lopt2, &lb) == WEFT_OK);
+    uint64_t loff = 0;
+    CHECK(weft_bus_ingest(lb, NULL, 0, "later", 5, 0, NULL, &loff) == WEFT_OK && loff == WEFT_BUS_PENDING);
+    weft_bus_consumer_t* lc = NULL;
+    CHECK(weft_bus_subscribe(lb, "g", 1, &lc) == WEFT_OK);
+    CHECK(weft_bus_poll(lc, got, 4, 0, &n) == WEFT_EWOULDBLOCK);
+    CHECK(weft_bus_flush(lb) == WEFT_OK);
+    CHECK(weft_bus_poll(lc, got, 4, 0, &n) == WEFT_OK && n == 1);
+    CHECK(weft_bus_consumer_close(lc) == WEFT_OK);
+    CHECK(weft_bus_close(lb) == WEFT_OK);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", bdir);
     CHECK(system(cmd) == 0);

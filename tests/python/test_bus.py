@@ -259,3 +259,16 @@ def test_fileno_wakes_selectors_and_asyncio_across_processes(shm_url, run_python
     assert asyncio.run(later()) == [b"async"]
     c.close()
     bus.shutdown()
+
+
+def test_linger_gathers_until_flush():
+    with weft.Bus(num_shards=1, capacity=1 << 16, groups=["g"], linger_us=3.6e9, linger_events=100) as bus:
+        c = bus.subscribe("g")
+        assert bus.ingest_raw(b"a") is True
+        assert bus.ingest(b"b")[1] == -1  # pending: published later
+        assert len(c.poll(10, timeout=0)) == 0
+        bus.flush()
+        assert [e.bytes() for e in c.poll(10, timeout=0)] == [b"a", b"b"]
+        c.close()
+    with pytest.raises(weft.InvalidArgument, match="linger"):
+        weft.Bus(backpressure="fail", linger_us=10)

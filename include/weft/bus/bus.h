@@ -32,6 +32,7 @@
 namespace weft::bus {
 
 inline constexpr uint64_t kNoOffset = UINT64_MAX;
+inline constexpr uint64_t kPendingOffset = UINT64_MAX - 1;
 
 // Where an event is: its shard and its offset there. Offsets only grow within a shard and name
 // one event for ever (compare them, resume from them). On memory: and shm: they are byte
@@ -42,6 +43,8 @@ struct Position {
   uint64_t offset = kNoOffset;
   // True for an event that drop_newest discarded (it has no position).
   bool dropped() const { return offset == kNoOffset; }
+  // True for an event gathered under linger, not published yet (its position comes later).
+  bool pending() const { return offset == kPendingOffset; }
 };
 
 struct BusOptions {
@@ -65,6 +68,14 @@ struct BusOptions {
   bool must_match = false;
   // For shm: and log:, create the bus if it does not exist (false: kNotFound).
   bool create = true;
+  // Linger: 0 publishes each Ingest at once. Above 0, an Ingest without a key is gathered
+  // with the calling thread's others and published as one batch (one claim, one wake) once
+  // `linger_events` are gathered, or at the first Ingest that finds the oldest gathered event
+  // older than linger_ns, or at Flush; it returns a pending() position. A gathered event is in
+  // the bus only once published: Flush from each producing thread before it stops or before
+  // the bus closes (a thread's gathered events are also published when it exits).
+  int64_t linger_ns = 0;
+  uint32_t linger_events = 64;
   // log: each shard's log: fsync policy (kAlways: an ingest returns once on disk, concurrent
   // ingests share fsyncs), segment size and retention (a group that falls behind retention
   // loses what it removed, counted as its drops). read_only and create are ignored.
@@ -187,6 +198,11 @@ class Bus {
 
   // Joins group `group` (created if absent) as a new member.
   virtual Result<std::unique_ptr<Consumer>> Subscribe(std::string_view group, const ConsumerOptions& options = {}) = 0;
+
+  // Publishes the calling thread's gathered events (linger) now; Ok at once without linger.
+  // The error of the batch publish, if any (the events are then dropped or left as the
+  // policy says, counted).
+  virtual Status Flush() { return Status::Ok(); }
 
   virtual BusStats Stats() const = 0;
   virtual uint32_t shards() const = 0;

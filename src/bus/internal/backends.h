@@ -24,6 +24,8 @@ Result<std::unique_ptr<Bus>> OpenRingBus(BusOptions options);
 // log: (log_bus.cc): shards are Weft logs in a directory; groups and wake-ups in a control
 // segment; committed positions in a file per group.
 Result<std::unique_ptr<Bus>> OpenLogBus(BusOptions options);
+// Puts linger (BusOptions::linger_ns) in front of a backend.
+Result<std::unique_ptr<Bus>> WithLinger(std::unique_ptr<Bus> bus, int64_t linger_ns, uint32_t linger_events);
 // Removes a log: bus's control segment (its files stay; the next open makes a new one).
 Status UnlinkLogBus(std::string_view url);
 
