@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -404,10 +405,22 @@ Result<std::unique_ptr<Bus>> OpenLogBus(BusOptions o) {
     log::LogOptions ro = o.log;
     ro.read_only = true;
     auto r = log::Log::Open(core->ShardDir(s), ro);
-    if (!r.ok() && r.status().code() == Code::kNotFound) {
-      // Not made yet: the writer's open creates it (this process stays its writer).
-      Result<log::Log*> w = core->Writer(s);
-      if (!w.ok()) return w.status();
+    for (int attempt = 0; attempt < 200 && !r.ok() && r.status().code() == Code::kNotFound; ++attempt) {
+      // Not made yet: a writer's open creates it, and this one lets it go at once (a process
+      // that only reads must not keep other processes from writing the shard). Busy: another
+      // process is making it; it is there once that open returns.
+      log::LogOptions wo = o.log;
+      wo.read_only = false;
+      wo.create = true;
+      auto made = log::Log::Open(core->ShardDir(s), wo);
+      if (made.ok()) {
+        (*made)->Close().IgnoreError();
+      } else if (made.status().code() == Code::kBusy) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      } else {
+        return Status(made.status().code(), "bus '" + o.url + "' shard " + std::to_string(s) + ": " +
+                                                made.status().message());
+      }
       r = log::Log::Open(core->ShardDir(s), ro);
     }
     if (!r.ok()) return Status(r.status().code(), "bus '" + o.url + "' shard " + std::to_string(s) + ": " + r.status().message());
@@ -425,12 +438,6 @@ Result<std::unique_ptr<Bus>> OpenLogBus(BusOptions o) {
   WEFT_RETURN_IF_ERROR(OpenBusSegment(name, kBusLogControl, &control, &core->control, &core->view));
   if (control.shards != o.shards) return Status(Code::kCorrupt, "control segment " + name + " disagrees with bus.meta");
   core->view.geo.max_event = o.max_event;
-  {
-    std::lock_guard<std::mutex> g(core->writers_mu);
-    for (const auto& w : core->writer_logs) {
-      if (w != nullptr) core->ClaimProducerSlot();  // this open created a shard
-    }
-  }
 
   auto bus = std::make_unique<LogBus>(core);
   // Groups that have files (committed positions) and those asked for exist from the start.

@@ -449,5 +449,29 @@ TEST(BusLogTest, TheControlSegmentServesStatsOnlyAndGcKeepsItWhileAProducerLives
   ::close(ready[1]);
 }
 
+// The first process to open a bus may only read it: creating the shards must not keep another
+// process from writing them.
+TEST(BusLogTest, AReaderThatCreatedTheBusLeavesItsShardsToProducersElsewhere) {
+  TempDir t;
+  ControlCleanup cleanup{t};
+  const BusOptions o = LogBus(t, 2);
+  auto reader = Bus::Open(o);  // creates bus.meta and both shard logs
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  auto m = (*reader)->Subscribe("g");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(Join(Spawn([&] {
+              auto b = Bus::Open(o);
+              if (!b.ok()) return 1;
+              for (int i = 0; i < 8; ++i) {
+                if (!(*b)->IngestKeyed(AsBytes(std::to_string(i)), AsBytes("from a producer")).ok()) return 2;
+              }
+              return 0;
+            })),
+            0)
+      << "the producer could not write a shard the reader had created";
+  EXPECT_EQ(Drain(**m, 8).size(), 8u);
+  EXPECT_TRUE((*reader)->Stats().producers.empty()) << "the reader holds no producer slot";
+}
+
 }  // namespace
 }  // namespace weft::bus
