@@ -67,6 +67,10 @@ uint64_t ProcessStartTicks(int32_t pid) {
 
 bool IsAlive(const ProcessIdentity& id) {
   if (id.pid <= 0) return false;
+  // This process is alive to itself: no /proc read (liveness checks look at their own slots
+  // too, and a spinning waiter runs them every millisecond).
+  const ProcessIdentity self = SelfIdentity();
+  if (id.pid == self.pid && (id.start_ticks == 0 || id.start_ticks == self.start_ticks)) return true;
   char state = 0;
   uint64_t start = 0;
   if (!ReadStat(id.pid, &state, &start)) return false;
