@@ -214,16 +214,8 @@ PyObject* IngestRawFast(PyObject* self, PyObject* const* args, Py_ssize_t nargs)
       return nullptr;
     }
     Bus& b = Get(*bus);
-    ByteView data;
-    std::optional<BufferView> held;
-    if (PyBytes_CheckExact(args[0])) {
-      data = ByteView(reinterpret_cast<const uint8_t*>(PyBytes_AS_STRING(args[0])),
-                      static_cast<size_t>(PyBytes_GET_SIZE(args[0])));
-    } else if (PyUnicode_Check(args[0])) {
-      data = Utf8(args[0]);
-    } else {
-      data = held.emplace(args[0], "events").bytes();
-    }
+    const EventBytes event(args[0]);
+    const ByteView data = event.bytes();
     Result<weft::bus::Position> r = MaybeWithoutGil(*bus, [&] { return b.Ingest(data, Deadline::Now()); });
     if (!r.ok() && r.status().code() == Code::kTimeout) {  // block: wait without the GIL
       r = Ingesting(Seconds{}, [&](Deadline d) { return b.Ingest(data, d); });

@@ -118,11 +118,7 @@ class LingeringBus final : public Bus {
   ~LingeringBus() override { Flush().IgnoreError(); }
 
   Result<Position> Ingest(ByteView data, Deadline) override {
-    const BusOptions& o = b_->bus->options();
-    if (data.size() > o.max_event) {
-      return Status(Code::kTooLarge, "an event of " + std::to_string(data.size()) + " bytes exceeds max_event " +
-                                         std::to_string(o.max_event));
-    }
+    WEFT_RETURN_IF_ERROR(CheckEventSize(0, data.size(), b_->bus->options().max_event));
     Gathered& g = t_gathers.For(b_);
     if (g.sizes.empty()) g.since = g.clock.Now();  // one clock read per batch; after it, ticks
     g.bytes.insert(g.bytes.end(), data.begin(), data.end());

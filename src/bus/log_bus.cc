@@ -4,20 +4,17 @@
 // bus's id) so that members in any process share shards as on shm:; committed positions are
 // written through to <dir>/group.<name> (internal/commits.h), so that after every process and
 // the control segment are gone, a group resumes where it committed.
+#include <dirent.h>
 #include <fcntl.h>
-#include <sys/random.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cinttypes>
-#include <cstring>
-#include <dirent.h>
+#include <cstdio>
 #include <filesystem>
 #include <map>
-#include <mutex>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "internal/backends.h"
@@ -27,6 +24,7 @@
 #include "internal/member.h"
 #include "internal/segment.h"
 #include "weft/bus/bus.h"
+#include "weft/core/mutex.h"
 #include "weft/core/pair.h"
 #include "weft/log/log.h"
 #include "weft/shm/segment.h"
@@ -48,25 +46,26 @@ struct LogCore {
 
   // Writers, opened at the first ingest to a shard: the log's lock makes this process its one
   // writer until the bus handle closes.
-  std::mutex writers_mu;
-  std::vector<std::unique_ptr<log::Log>> writer_logs;   // guarded by writers_mu
-  std::vector<std::atomic<log::Log*>> writers;          // published after open (acquire to use)
+  Mutex writers_mu;
+  std::vector<std::unique_ptr<log::Log>> writer_logs WEFT_GUARDED_BY(writers_mu);
+  std::vector<std::atomic<log::Log*>> writers;  // published after open (acquire to use)
 
-  std::mutex files_mu;
-  std::map<std::string, std::shared_ptr<CommitFile>, std::less<>> files;  // by group name; guarded by files_mu
+  Mutex files_mu;
+  std::map<std::string, std::shared_ptr<CommitFile>, std::less<>> files WEFT_GUARDED_BY(files_mu);  // by group name
 
   // A producer slot in the control segment while this handle writes shards, so that `weft gc`
-  // sees the bus in use (guarded by writers_mu).
-  uint32_t producer_slot = UINT32_MAX;
-  uint32_t producer_epoch = 0;
+  // sees the bus in use.
+  uint32_t producer_slot WEFT_GUARDED_BY(writers_mu) = UINT32_MAX;
+  uint32_t producer_epoch WEFT_GUARDED_BY(writers_mu) = 0;
 
   explicit LogCore(uint32_t shards) : writer_logs(shards), writers(shards) {}
   ~LogCore() {
+    MutexLock g(writers_mu);
     if (producer_slot != UINT32_MAX) shm::ReleaseSlot(view.producer(producer_slot).slot, producer_epoch, shm::kSlotEmpty);
   }
 
   // Claims a producer slot once the control segment is there and this handle writes a shard.
-  void ClaimProducerSlot() {
+  void ClaimProducerSlot() WEFT_REQUIRES(writers_mu) {
     if (producer_slot != UINT32_MAX || view.base == nullptr) return;
     for (uint32_t i = 0; i < kMaxProducers; ++i) {
       Result<uint32_t> epoch = shm::BeginClaim(view.producer(i).slot, "bus producer slot");
@@ -88,7 +87,7 @@ struct LogCore {
   Result<log::Log*> Writer(uint32_t s) {
     log::Log* w = writers[s].load(std::memory_order_acquire);  // pairs with the release below
     if (w != nullptr) return w;
-    std::lock_guard<std::mutex> g(writers_mu);
+    MutexLock g(writers_mu);
     if (writer_logs[s] == nullptr) {
       log::LogOptions lo = options.log;
       lo.read_only = false;
@@ -107,7 +106,7 @@ struct LogCore {
 
   // Group `name`'s commit file (opened, or created with each shard at start(s), once per handle).
   Result<std::shared_ptr<CommitFile>> Commits(std::string_view name, const std::function<uint64_t(uint32_t)>& start) {
-    std::lock_guard<std::mutex> lock(files_mu);
+    MutexLock lock(files_mu);
     auto it = files.find(name);
     if (it != files.end()) return it->second;
     auto f = CommitFile::Open(dir, name, id, view.geo.shards, start, options.log.fsync == log::Fsync::kAlways);
@@ -278,13 +277,7 @@ class LogBus final : public Bus {
   }
 
  private:
-  Status CheckSize(size_t key, size_t data) const {
-    if (key + data > core_->options.max_event) {
-      return Status(Code::kTooLarge, "an event of " + std::to_string(key + data) + " bytes (key and data) exceeds max_event " +
-                                         std::to_string(core_->options.max_event));
-    }
-    return Status::Ok();
-  }
+  Status CheckSize(size_t key, size_t data) const { return CheckEventSize(key, data, core_->options.max_event); }
 
   Result<Position> Append(uint32_t s, ByteView payload, uint32_t key_length) {
     WEFT_RETURN_IF_ERROR(core_->Intact());
@@ -298,14 +291,6 @@ class LogBus final : public Bus {
 
   std::shared_ptr<LogCore> core_;
 };
-
-uint64_t RandomId() {
-  uint64_t id = 0;
-  while (id == 0) {
-    if (::getrandom(&id, sizeof(id), 0) != static_cast<ssize_t>(sizeof(id))) id = 0;
-  }
-  return id;
-}
 
 Result<std::string> ReadSmallFile(const std::string& path, size_t most) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -339,7 +324,7 @@ Result<LogBusMeta> OpenMeta(const std::string& dir, BusOptions* o) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec) return ErrnoStatus(ec.value(), "create directory " + dir);
-    const LogBusMeta m = MakeMeta(o->shards, o->max_event, o->timestamps ? uint32_t{kBusTimestamps} : 0u, RandomId());
+    const LogBusMeta m = MakeMeta(o->shards, o->max_event, o->timestamps ? uint32_t{kBusTimestamps} : 0u, RandomBusId());
     Result<bool> made = PublishFile(path, ByteView(reinterpret_cast<const uint8_t*>(&m), sizeof(m)));
     if (!made.ok()) return made.status();
     if (*made) return m;

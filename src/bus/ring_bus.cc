@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <mutex>
 #include <thread>
 
 #include "internal/backends.h"
@@ -15,6 +14,7 @@
 #include "internal/ring.h"
 #include "internal/segment.h"
 #include "weft/core/crc32c.h"
+#include "weft/core/mutex.h"
 #include "weft/shm/segment.h"
 #include "weft/shm/slot.h"
 
@@ -60,8 +60,9 @@ struct Core {
   const uint64_t id = NextCoreId();  // tells bus handles apart in thread-local caches
 
   // shm: the producer slot of each thread that ingested through this handle.
-  std::mutex producers_mu;
-  std::vector<std::pair<std::thread::id, std::pair<uint32_t, uint32_t>>> producers;  // thread -> (slot, epoch)
+  Mutex producers_mu;
+  // thread -> (slot, epoch)
+  std::vector<std::pair<std::thread::id, std::pair<uint32_t, uint32_t>>> producers WEFT_GUARDED_BY(producers_mu);
 
   Overflow policy() const { return options.backpressure; }
   bool shared() const { return segment.base() != nullptr; }
@@ -79,6 +80,7 @@ struct Core {
   }
 
   ~Core() {
+    MutexLock g(producers_mu);
     for (auto& [thread, slot] : producers) shm::ReleaseSlot(view.producer(slot.first).slot, slot.second, shm::kSlotEmpty);
   }
 
@@ -93,7 +95,7 @@ struct Core {
     thread_local uint64_t cached_core = 0;
     thread_local ProducerSlot* cached_slot = nullptr;
     if (cached_core == id) return cached_slot;
-    std::lock_guard<std::mutex> g(producers_mu);
+    MutexLock g(producers_mu);
     const std::thread::id me = std::this_thread::get_id();
     for (auto& [thread, slot] : producers) {
       if (thread == me) {
@@ -336,13 +338,7 @@ class RingBus final : public Bus {
     if (ns > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
   }
 
-  Status CheckSize(size_t key, size_t data) const {
-    if (key + data > core_->options.max_event) {
-      return Status(Code::kTooLarge, "an event of " + std::to_string(key + data) + " bytes (key and data) exceeds max_event " +
-                                         std::to_string(core_->options.max_event));
-    }
-    return Status::Ok();
-  }
+  Status CheckSize(size_t key, size_t data) const { return CheckEventSize(key, data, core_->options.max_event); }
 
   static Status Full(uint32_t s) {
     return Status(Code::kResourceExhausted,

@@ -32,6 +32,14 @@ Status Adopt(const BusHeader& h, BusOptions* o) {
 
 }  // namespace
 
+uint64_t RandomBusId() {
+  uint64_t id = 0;
+  while (id == 0) {
+    if (::getrandom(&id, sizeof(id), 0) != static_cast<ssize_t>(sizeof(id))) id = 0;
+  }
+  return id;
+}
+
 void InitLayout(uint8_t* base, const Geometry& geo, const BusOptions& o, uint32_t extra_flags) {
   BusHeader& h = *reinterpret_cast<BusHeader*>(base);
   h.layout_version = kLayoutVersion;
@@ -41,9 +49,7 @@ void InitLayout(uint8_t* base, const Geometry& geo, const BusOptions& o, uint32_
   h.backpressure = static_cast<uint32_t>(o.backpressure);
   h.flags = (o.timestamps ? uint32_t{kBusTimestamps} : 0u) | extra_flags;
   h.bytes = geo.total;
-  while (h.id == 0) {
-    if (::getrandom(&h.id, sizeof(h.id), 0) != static_cast<ssize_t>(sizeof(h.id))) h.id = 0;
-  }
+  h.id = RandomBusId();
 }
 
 Status OpenBusSegment(std::string_view name_view, uint32_t extra_flags, BusOptions* o, shm::Segment* segment,

@@ -22,6 +22,7 @@
 #include "bus/internal/layout.h"
 #include "bus/internal/ring.h"
 #include "weft/bus/bus.h"
+#include "weft/shm/doorbell.h"
 #include "weft/shm/segment.h"
 #include "bus/cli_util.h"
 
@@ -457,6 +458,75 @@ TEST(BusShmTest, AMembersDescriptorIsRungByProducersInOtherProcessesOnceArmed) {
   (*c)->Interrupt();
   EXPECT_TRUE(Readable(*fd, 5000)) << "Interrupt rings it";
   EXPECT_EQ((*c)->Poll(8, Deadline::Now()).status().code(), Code::kClosed);
+}
+
+// The abstract Unix sockets bound now whose name starts with `prefix` (from /proc/net/unix).
+std::vector<std::string> AbstractSockets(const std::string& prefix) {
+  std::vector<std::string> out;
+  FILE* f = std::fopen("/proc/net/unix", "r");
+  if (f == nullptr) return out;
+  char line[512];
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    std::string l(line);
+    const size_t at = l.find(" @" + prefix);
+    if (at != std::string::npos) out.push_back(l.substr(at + 2, l.find_last_not_of("\n") - at - 1));
+  }
+  std::fclose(f);
+  return out;
+}
+
+// A member's doorbell is an abstract socket any local process can reach: rings forged in a
+// flood from another process make it poll and find nothing (no event is made up, the next real
+// one still arrives), and a name squatted before the member binds it fails WaitFd with the error
+// instead of hanging anything; polling goes on.
+TEST(BusShmTest, ForgedRingsAndASquattedDoorbellCannotFakeEventsOrHangAMember) {
+  const std::string url = Url();
+  Cleanup cleanup{url};
+  auto bus = Bus::Open({.url = url, .shards = 1, .shard_bytes = 1 << 14, .groups = {"g"}});
+  ASSERT_TRUE(bus.ok());
+  auto c = (*bus)->Subscribe("g");
+  ASSERT_TRUE(c.ok());
+  auto fd = (*c)->WaitFd();
+  ASSERT_TRUE(fd.ok());
+  const std::vector<std::string> bells = AbstractSockets("weft.bus.");
+  std::string name;
+  for (const std::string& b : bells) {
+    if (b.find(".g0.m0.") != std::string::npos) name = b;
+  }
+  ASSERT_FALSE(name.empty()) << "the member's doorbell is not in /proc/net/unix";
+  EXPECT_EQ((*c)->Poll(8, Deadline::Now()).status().code(), Code::kWouldBlock);  // armed
+  EXPECT_EQ(Reap(Child([&] {
+              int send = -1;
+              for (int i = 0; i < 10000; ++i) shm::RingDoorbell(name, &send);
+              return 0;
+            })),
+            0);
+  EXPECT_TRUE(Readable(*fd, 1000)) << "the forged rings wake it";
+  EXPECT_EQ((*c)->Poll(8, Deadline::Now()).status().code(), Code::kWouldBlock) << "and it finds nothing";
+  EXPECT_FALSE(Readable(*fd, 0)) << "drained and armed again";
+  ASSERT_TRUE((*bus)->Ingest(AsBytes("real")).ok());
+  EXPECT_TRUE(Readable(*fd, 5000));
+  auto got = (*c)->Poll(8, Deadline::Now());
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_EQ(Str((*got)[0].data), "real");
+
+  // The next member of slot 0 gets epoch + 1: its doorbell's name, bound first by someone else.
+  const uint32_t epoch = static_cast<uint32_t>(std::stoul(name.substr(name.rfind('.') + 1)));
+  const std::string next = name.substr(0, name.rfind('.') + 1) + std::to_string(epoch + 1);
+  ASSERT_TRUE((*c)->Close().ok());
+  auto squat = shm::BindDoorbell(next);
+  ASSERT_TRUE(squat.ok()) << squat.status().ToString();
+  auto c2 = (*bus)->Subscribe("g");
+  ASSERT_TRUE(c2.ok());
+  auto refused = (*c2)->WaitFd();
+  ASSERT_FALSE(refused.ok()) << "bound " << next << " twice";
+  EXPECT_NE(refused.status().message().find(next), std::string::npos) << refused.status().ToString();
+  ASSERT_TRUE((*bus)->Ingest(AsBytes("still")).ok());
+  auto later = (*c2)->Poll(8, Deadline::AfterMs(2000));
+  ASSERT_TRUE(later.ok()) << later.status().ToString();
+  EXPECT_EQ(Str(later->back().data), "still");
+  ::close(*squat);
 }
 
 }  // namespace

@@ -3,7 +3,10 @@
 // is a new file and a line in Bus::Open. Internal to bus.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "weft/bus/bus.h"
@@ -14,6 +17,14 @@ namespace weft::bus::internal {
 inline constexpr std::string_view kMemoryScheme = "memory:";
 inline constexpr std::string_view kShmScheme = "shm:";
 inline constexpr std::string_view kLogScheme = "log:";
+
+// kTooLarge unless an event of `key` + `data` bytes fits max_event (every backend, and linger,
+// refuse the same way).
+inline Status CheckEventSize(size_t key, size_t data, uint32_t max_event) {
+  if (key + data <= max_event) return Status::Ok();
+  return Status(Code::kTooLarge, "an event of " + std::to_string(key + data) + " bytes (key and data) exceeds max_event " +
+                                     std::to_string(max_event));
+}
 
 // The shard of the calling thread's events without a key: each thread that ingests gets the
 // next shard in turn, so one thread's events keep their order.

@@ -13,6 +13,10 @@
 
 namespace weft::bus::internal {
 
+// A random 64-bit id that is not 0 (a bus's id, which names its doorbells and, for log:, its
+// control segment).
+uint64_t RandomBusId();
+
 // Lays a new bus out at `base` (zeroed memory of geo.total bytes), with header flags from the
 // options plus `extra_flags`.
 void InitLayout(uint8_t* base, const Geometry& geo, const BusOptions& o, uint32_t extra_flags);
