@@ -5,15 +5,19 @@
 //           beside moodycamel's ConcurrentQueue (the same events, the same threads); the shm
 //           backend with the producer in another process, beside a Unix socket and ZeroMQ
 //           PUSH/PULL over ipc (the same events, the same processes); the log backend with
-//           fsync never; durable ingest (fsync always, no consumer) by 1 and 8 producers beside
-//           Redis Streams (XADD, appendfsync always); Python producers (bench/python/bus_stream.py);
-//           and the floor (the SPSC channel's stream of the same events between two threads:
-//           one ring, no shards, batched commits).
+//           fsync never, beside its floor (the same bytes written into files: the page
+//           cache's rate); durable ingest (fsync always, no consumer) by 1 and 8 producers on
+//           one shard, and by 8 on a shard each, beside Redis Streams (XADD, appendfsync
+//           always); Python producers (bench/python/bus_stream.py); and the floor (the SPSC
+//           channel's stream of the same events between two threads: one ring, no shards,
+//           batched commits).
 //   e2e     latency from ingest to a consumer in another process holding the event, events
 //           sent at a fixed 100,000 per second, the consumer spinning or parked; beside the
 //           floor (one cache line, or one futex wake, between two processes).
 //   python  Python producer to Python consumer in another process (bench/python/bus_stream.py).
 #include <concurrentqueue/concurrentqueue.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <array>
 #include <atomic>
@@ -362,11 +366,12 @@ Row DurableRow(const std::string& transport, int producers, uint64_t n, int64_t 
   return r;
 }
 
-// Durable ingest: every Ingest returns once its event is on disk (fsync always); each producer
-// thread ingests one event at a time to its own shard, for `budget` ns. No consumer.
-Row DurableLog(int producers, int64_t budget) {
+// Durable ingest: every Ingest returns once its event is on disk (fsync always); `producers`
+// threads ingest one event at a time, for `budget` ns, to `shards` shards (one shard: they
+// share its fsyncs; a shard each: each log syncs its own file). No consumer.
+Row DurableLog(int producers, uint32_t shards, int64_t budget) {
   Dir d;
-  auto opened = bus::Bus::Open(LogBusOptions(d, static_cast<uint32_t>(producers), log::Fsync::kAlways));
+  auto opened = bus::Bus::Open(LogBusOptions(d, shards, log::Fsync::kAlways));
   if (!opened.ok()) {
     Row r = DurableRow("weft", producers, 0, 1);
     r.note = "not run: " + opened.status().ToString();
@@ -385,7 +390,43 @@ Row DurableLog(int producers, int64_t budget) {
   });
   bus::Bus::Unlink(b->options().url).IgnoreError();
   Row r = DurableRow("weft", producers, n, ns);
-  r.note = "Ingest one at a time, each returns once on disk (fsync always); one shard per producer";
+  r.extra["shards"] = std::to_string(shards);
+  r.note = std::string("Ingest one at a time, each returns once on disk (fsync always); ") +
+           (shards == 1 ? "one shard, its fsyncs shared" : "a shard per producer");
+  return r;
+}
+
+// The page cache's floor under a log with fsync never: the same bytes a log of 64 B events
+// writes (a 32-byte record header each), put into fresh 64 MB segment files with pwrite of
+// 1 MB at a time: what the kernel takes into a file per second from one thread, nothing else.
+Row LogFloor(uint64_t count) {
+  Dir d;
+  Row r = IngestRow("floor", 1, true);
+  r.extra["backend"] = "log";
+  r.extra["fsync"] = "never";
+  r.extra["consumers"] = "0";
+  constexpr uint64_t kSegment = uint64_t{64} << 20, kWrite = uint64_t{1} << 20, kRecord = 32 + kEvent;
+  const uint64_t total = count * kRecord;
+  std::vector<uint8_t> buf(kWrite, 5);
+  const int64_t t0 = MonotonicNs();
+  uint64_t done = 0;
+  for (int file = 0; done < total; ++file) {
+    const std::string path = d.path + "/" + std::to_string(file);
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(kSegment)) != 0) {
+      if (fd >= 0) ::close(fd);
+      break;
+    }
+    for (uint64_t off = 0; off < kSegment && done < total; off += kWrite) {
+      if (::pwrite(fd, buf.data(), kWrite, static_cast<off_t>(off)) != static_cast<ssize_t>(kWrite)) break;
+      done += kWrite;
+    }
+    ::close(fd);
+  }
+  const int64_t t1 = MonotonicNs();
+  SetThroughput(r, done / kRecord, kEvent, t1 - t0);
+  r.note = "pwrite of the log's bytes (96 B a 64 B event) to fresh 64 MB files, 1 MB at a time: the page cache's rate";
+  if (done < total) r.note += "; INCOMPLETE";
   return r;
 }
 
@@ -549,10 +590,12 @@ void RunBusSuite(const Options& opt) {
     res.Add(IngestLink("uds", count / 4));
     res.Add(IngestLink("zmq-push", count / 4));
     for (bool batch : {false, true}) res.Add(IngestLog(batch, count));
+    res.Add(LogFloor(count));
     for (int producers : {1, 8}) {
-      res.Add(DurableLog(producers, budget));
+      res.Add(DurableLog(producers, 1, budget));
       res.Add(DurableRedis(*redis, producers, budget));
     }
+    res.Add(DurableLog(8, 8, budget));
     res.Add(IngestFloor(count));
   }
   redis.reset();

@@ -312,9 +312,11 @@ Status Appender::Write(ByteView payload, uint32_t flags, int64_t timestamp_ns) {
     }
   } else {
     if (write_off_ + need > populated_to_) {
-      // Fault the next_ pages in with one call instead of one fault per page.
+      // Fault the next pages in with one call instead of one fault per page, never past what
+      // ZeroAhead wrote: a page that is not in the page cache yet would be read in (zeroes
+      // from a hole) and reserved page by page, several times the cost of the write path.
       const uint64_t from = populated_to_ > write_off_ ? populated_to_ : (write_off_ & ~uint64_t{4095});
-      const uint64_t to = std::min<uint64_t>(capacity_, std::max(write_off_ + need, from + kPopulateChunk));
+      const uint64_t to = std::min<uint64_t>({capacity_, zeroed_to_, std::max(write_off_ + need, from + kPopulateChunk)});
       ::madvise(active_->base + (from & ~uint64_t{4095}), to - (from & ~uint64_t{4095}), MADV_POPULATE_WRITE);
       populated_to_ = to;
     }
