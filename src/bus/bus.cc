@@ -58,9 +58,11 @@ Result<std::unique_ptr<Bus>> Bus::Open(const BusOptions& options) {
     bus = OpenRingBus(o);
   } else if (HasScheme(o.url, kLogScheme)) {
     bus = OpenLogBus(o);
+  } else if (HasScheme(o.url, kRedisScheme) || HasScheme(o.url, "rediss://")) {
+    bus = OpenRedisBus(o);
   } else {
-    return Status(Code::kInvalidArgument,
-                  "bus url '" + o.url + "': memory:, shm:<name> or log:<directory> (nats: and redis: are not built yet)");
+    return Status(Code::kInvalidArgument, "bus url '" + o.url +
+                                              "': memory:, shm:<name>, log:<directory> or redis://host:port/<name>");
   }
   if (!bus.ok() || o.linger_ns == 0) return bus;
   return WithLinger(std::move(bus).value(), o.linger_ns, o.linger_events);

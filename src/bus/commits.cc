@@ -85,17 +85,23 @@ Result<LogBusMeta> ParseMeta(ByteView bytes) {
 }
 
 Status ParseGroupHeader(ByteView bytes, uint64_t bus_id, uint32_t shards) {
+  return ParseSlotFileHeader(bytes, kGroupMagic, bus_id, shards).status();
+}
+
+Result<uint64_t> ParseSlotFileHeader(ByteView bytes, const char (&magic)[8], uint64_t id, uint32_t shards) {
+  const bool group = std::memcmp(magic, kGroupMagic, sizeof(kGroupMagic)) == 0;
+  const std::string what = group ? "group file" : "producer nonce file";
   GroupFileHeader h;
-  if (bytes.size() < sizeof(h)) return Status(Code::kCorrupt, "group file header truncated");
+  if (bytes.size() < sizeof(h)) return Status(Code::kCorrupt, what + " header truncated");
   std::memcpy(&h, bytes.data(), sizeof(h));
-  if (std::memcmp(h.magic, kGroupMagic, sizeof(h.magic)) != 0) return Status(Code::kCorrupt, "not a Weft bus group file");
-  if (h.crc != CrcBefore(h)) return Status(Code::kCorrupt, "group file header: checksum mismatch");
-  if (h.version != kLogBusVersion) return Status(Code::kCorrupt, "group file version " + std::to_string(h.version));
-  if (h.bus_id != bus_id) return Status(Code::kCorrupt, "group file of another bus (its id differs)");
+  if (std::memcmp(h.magic, magic, sizeof(h.magic)) != 0) return Status(Code::kCorrupt, "not a Weft bus " + what);
+  if (h.crc != CrcBefore(h)) return Status(Code::kCorrupt, what + " header: checksum mismatch");
+  if (h.version != kLogBusVersion) return Status(Code::kCorrupt, what + " version " + std::to_string(h.version));
+  if (id != 0 && h.bus_id != id) return Status(Code::kCorrupt, what + " of another bus (its id differs)");
   if (h.shards != shards) {
-    return Status(Code::kCorrupt, "group file for " + std::to_string(h.shards) + " shards; the bus has " + std::to_string(shards));
+    return Status(Code::kCorrupt, what + " for " + std::to_string(h.shards) + " shards, not " + std::to_string(shards));
   }
-  return Status::Ok();
+  return h.bus_id;
 }
 
 CommitCopy MakeCommitCopy(uint64_t position, uint32_t generation, uint32_t s) {
@@ -154,15 +160,20 @@ CommitFile::~CommitFile() {
 Result<std::unique_ptr<CommitFile>> CommitFile::Open(const std::string& dir, std::string_view name, uint64_t bus_id,
                                                      uint32_t shards, const std::function<uint64_t(uint32_t)>& start,
                                                      bool sync) {
-  const std::string path = dir + "/group." + std::string(name);
+  return OpenPath(dir + "/group." + std::string(name), kGroupMagic, bus_id, false, shards, start, sync);
+}
+
+Result<std::unique_ptr<CommitFile>> CommitFile::OpenPath(const std::string& path, const char (&magic)[8], uint64_t id,
+                                                         bool any_id, uint32_t shards,
+                                                         const std::function<uint64_t(uint32_t)>& start, bool sync) {
   int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0 && errno == ENOENT) {
     std::string bytes(sizeof(GroupFileHeader) + shards * kCommitSlotBytes, '\0');
     GroupFileHeader h{};
-    std::memcpy(h.magic, kGroupMagic, sizeof(h.magic));
+    std::memcpy(h.magic, magic, sizeof(h.magic));
     h.version = kLogBusVersion;
     h.shards = shards;
-    h.bus_id = bus_id;
+    h.bus_id = id;
     h.crc = CrcBefore(h);
     std::memcpy(bytes.data(), &h, sizeof(h));
     for (uint32_t s = 0; s < shards; ++s) {
@@ -182,8 +193,9 @@ Result<std::unique_ptr<CommitFile>> CommitFile::Open(const std::string& dir, std
   auto file = std::unique_ptr<CommitFile>(new CommitFile(fd, path, sync));
   uint8_t header[sizeof(GroupFileHeader)];
   WEFT_RETURN_IF_ERROR(ReadAll(fd, header, sizeof(header), 0, path));
-  const Status parsed = ParseGroupHeader(ByteView(header, sizeof(header)), bus_id, shards);
-  if (!parsed.ok()) return Status(parsed.code(), path + ": " + parsed.message());
+  Result<uint64_t> parsed = ParseSlotFileHeader(ByteView(header, sizeof(header)), magic, any_id ? 0 : id, shards);
+  if (!parsed.ok()) return Status(parsed.status().code(), path + ": " + parsed.status().message());
+  file->id_ = *parsed;
   if (static_cast<uint64_t>(st.st_size) < SlotAt(shards)) {
     return Status(Code::kCorrupt, path + ": " + std::to_string(st.st_size) + " bytes, too short for " +
                                       std::to_string(shards) + " shards");

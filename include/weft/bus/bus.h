@@ -47,10 +47,33 @@ struct Position {
   bool pending() const { return offset == kPendingOffset; }
 };
 
+// The remote backends: "redis://[[user]:password@]host:port/<name>" (Redis Streams, a stream
+// key per shard). Guide and mapping: docs/scale-out.md.
+struct RemoteOptions {
+  // Effectively-once: the producer's nonce file (weft/bus/dedup.h), created on first use.
+  // Empty: a nonce of this process only (ids are unique, but a restarted producer's retries
+  // are new events).
+  std::string nonce_path;
+  // Each shard's stream keeps at most this many events (0: no limit). Above it, the
+  // backpressure policy applies: drop_oldest trims the oldest (counted as the drops of the
+  // groups that had not read them), drop_newest discards and counts, fail refuses
+  // (kResourceExhausted), block waits for the groups to consume until the deadline.
+  uint64_t max_len = 0;
+  // Consumers: how many event ids each member remembers to drop duplicates (0: none).
+  uint32_t dedup_capacity = 65536;
+  // A pending event (delivered, not committed) idle this long is taken over by another
+  // member: the liveness interval of a member that died.
+  int64_t claim_idle_ms = 30'000;
+  // The bound on any one server round trip when the caller's deadline is Never, and on
+  // connecting (kUnavailable after it).
+  int64_t op_timeout_ms = 5'000;
+};
+
 struct BusOptions {
   // Where the bus lives: "memory:" (the threads of this process), "shm:<name>" (the
-  // processes of this host, in shared memory /dev/shm/weft.<name>) or "log:<directory>"
-  // (durable: one Weft log per shard, committed positions in files; survives restarts). A
+  // processes of this host, in shared memory /dev/shm/weft.<name>), "log:<directory>"
+  // (durable: one Weft log per shard, committed positions in files; survives restarts) or
+  // "redis://host:port/<name>" (Redis Streams; see RemoteOptions). A
   // shm: or log: bus is created by the first to open it, with the options below; later opens
   // take the bus as it is. log: needs backpressure kDropOldest: its shards are bounded by
   // retention, never full, so no producer waits or is refused.
@@ -80,6 +103,8 @@ struct BusOptions {
   // ingests share fsyncs), segment size and retention (a group that falls behind retention
   // loses what it removed, counted as its drops). read_only and create are ignored.
   log::LogOptions log;
+  // redis:// (docs/scale-out.md).
+  RemoteOptions remote;
 };
 
 struct Event {

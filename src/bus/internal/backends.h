@@ -17,6 +17,7 @@ namespace weft::bus::internal {
 inline constexpr std::string_view kMemoryScheme = "memory:";
 inline constexpr std::string_view kShmScheme = "shm:";
 inline constexpr std::string_view kLogScheme = "log:";
+inline constexpr std::string_view kRedisScheme = "redis://";
 
 // kTooLarge unless an event of `key` + `data` bytes fits max_event (every backend, and linger,
 // refuse the same way).
@@ -35,6 +36,8 @@ Result<std::unique_ptr<Bus>> OpenRingBus(BusOptions options);
 // log: (log_bus.cc): shards are Weft logs in a directory; groups and wake-ups in a control
 // segment; committed positions in a file per group.
 Result<std::unique_ptr<Bus>> OpenLogBus(BusOptions options);
+// redis:// (redis_bus.cc): shards are Redis streams, groups Redis consumer groups.
+Result<std::unique_ptr<Bus>> OpenRedisBus(BusOptions options);
 // Puts linger (BusOptions::linger_ns) in front of a backend.
 Result<std::unique_ptr<Bus>> WithLinger(std::unique_ptr<Bus> bus, int64_t linger_ns, uint32_t linger_events);
 // Removes a log: bus's control segment (its files stay; the next open makes a new one).

@@ -1,6 +1,7 @@
 // The files of a log: bus besides its shard logs (docs/formats/bus.md, "log: files"):
 //   <dir>/bus.meta      what the bus is (shards, max_event, flags) and its id, written once;
-//   <dir>/group.<name>  the committed position of every shard for one group, durable.
+//   <dir>/group.<name>  the committed position of every shard for one group, durable;
+// and a remote producer's nonce file (the same layout as a group file of one shard).
 // Parsers take untrusted bytes and report damage as kCorrupt (fuzzed:
 // tests/fuzz/fuzz_bus_files.cc). Internal to bus.
 #pragma once
@@ -19,6 +20,7 @@ namespace weft::bus::internal {
 
 inline constexpr char kMetaMagic[8] = {'W', 'E', 'F', 'T', 'L', 'B', 'U', 'S'};
 inline constexpr char kGroupMagic[8] = {'W', 'E', 'F', 'T', 'L', 'G', 'R', 'P'};
+inline constexpr char kNonceMagic[8] = {'W', 'E', 'F', 'T', 'N', 'O', 'N', 'C'};
 inline constexpr uint32_t kLogBusVersion = 1;
 
 struct LogBusMeta {
@@ -57,6 +59,9 @@ inline constexpr size_t kCommitSlotBytes = 2 * sizeof(CommitCopy);
 Result<LogBusMeta> ParseMeta(ByteView bytes);
 // Checks a group file's header against the bus it should belong to.
 Status ParseGroupHeader(ByteView bytes, uint64_t bus_id, uint32_t shards);
+// Checks the header of a file of slots (a group file, kGroupMagic, or a producer nonce file,
+// kNonceMagic) and returns its id; `id` 0 takes any id.
+Result<uint64_t> ParseSlotFileHeader(ByteView bytes, const char (&magic)[8], uint64_t id, uint32_t shards);
 // The committed position in shard s's slot (kCommitSlotBytes): the newer valid copy; nullopt
 // if neither was ever written; kCorrupt if a copy was written and neither is valid.
 Result<std::optional<uint64_t>> ParseCommitSlot(ByteView slot, uint32_t s);
@@ -81,6 +86,12 @@ class CommitFile {
   static Result<std::unique_ptr<CommitFile>> Open(const std::string& dir, std::string_view name, uint64_t bus_id,
                                                   uint32_t shards, const std::function<uint64_t(uint32_t)>& start,
                                                   bool sync);
+  // The same for any file of slots (`magic`: kGroupMagic or kNonceMagic) at `path`, created
+  // with `id`; with `any_id`, an existing file may have any id (see id()).
+  static Result<std::unique_ptr<CommitFile>> OpenPath(const std::string& path, const char (&magic)[8], uint64_t id,
+                                                      bool any_id, uint32_t shards,
+                                                      const std::function<uint64_t(uint32_t)>& start, bool sync);
+  uint64_t id() const { return id_; }
   // Shard s's committed position as on disk now.
   Result<uint64_t> Read(uint32_t s) const;
   // Commits shard s at `position` (the older copy is overwritten).
@@ -92,6 +103,7 @@ class CommitFile {
   int fd_;
   std::string path_;
   bool sync_;
+  uint64_t id_ = 0;
 };
 
 }  // namespace weft::bus::internal
