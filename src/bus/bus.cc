@@ -60,9 +60,11 @@ Result<std::unique_ptr<Bus>> Bus::Open(const BusOptions& options) {
     bus = OpenLogBus(o);
   } else if (HasScheme(o.url, kRedisScheme) || HasScheme(o.url, "rediss://")) {
     bus = OpenRedisBus(o);
+  } else if (HasScheme(o.url, kNatsScheme) || HasScheme(o.url, "tls://")) {
+    bus = OpenNatsBus(o);
   } else {
     return Status(Code::kInvalidArgument, "bus url '" + o.url +
-                                              "': memory:, shm:<name>, log:<directory> or redis://host:port/<name>");
+                                              "': memory:, shm:<name>, log:<directory>, redis://host:port/<name> or nats://host:port/<name>");
   }
   if (!bus.ok() || o.linger_ns == 0) return bus;
   return WithLinger(std::move(bus).value(), o.linger_ns, o.linger_events);

@@ -1,6 +1,6 @@
-// Real servers for tests: redis-server (and, later, nats-server) started on a free loopback
-// port in a directory of their own, stopped by pid (SIGKILL on request, to test crashes).
-// Header-only; used by the tests of net and bus.
+// Real servers for tests: redis-server and nats-server started on free loopback ports in a
+// directory of their own, stopped by pid (SIGKILL on request, to test crashes). Header-only;
+// used by the tests of the bus's remote backends.
 #pragma once
 
 #include <arpa/inet.h>
@@ -90,42 +90,93 @@ class ServerProcess {
   pid_t pid_ = -1;
 };
 
-// redis-server on a free loopback port, its files in a fresh directory; `extra` arguments
-// added (e.g. {"--requirepass", "secret"}, {"--appendonly", "yes", "--appendfsync", "always"}).
-class RedisServer {
+// A server the remote bus backends run on, started on free loopback ports in a fresh
+// directory; Kill (SIGKILL) and Start again keep its port and files.
+class RemoteServer {
  public:
-  explicit RedisServer(std::vector<std::string> extra = {}) : extra_(std::move(extra)) {
-    char tmpl[] = "/tmp/weft-redis-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    port_ = FreePort();
-    Start();
-  }
-  ~RedisServer() {
-    proc_.Stop();
+  virtual ~RemoteServer() {
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
-  bool Start() {
-    std::vector<std::string> argv = {"/usr/bin/redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                                     "--save", "", "--dir", dir_, "--daemonize", "no"};
-    argv.insert(argv.end(), extra_.begin(), extra_.end());
-    up_ = proc_.Start(argv, port_, dir_ + "/server.log");
-    return up_;
-  }
+  virtual bool Start() = 0;
   void Kill() { proc_.Stop(SIGKILL); }
   bool up() const { return up_; }
   int port() const { return port_; }
-  std::string url(const std::string& name, const std::string& cred = "") const {
-    return "redis://" + cred + (cred.empty() ? "" : "@") + "127.0.0.1:" + std::to_string(port_) + "/" + name;
-  }
   const std::string& dir() const { return dir_; }
+  // The bus url of `name` on this server, with credentials `cred` ("user:password" or a token).
+  virtual std::string url(const std::string& name, const std::string& cred = "") const = 0;
 
- private:
-  std::vector<std::string> extra_;
+ protected:
+  RemoteServer() {
+    char tmpl[] = "/tmp/weft-server-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    port_ = FreePort();
+  }
+  bool Run(const std::vector<std::string>& argv) {
+    up_ = proc_.Start(argv, port_, dir_ + "/server.log");
+    return up_;
+  }
   std::string dir_;
   int port_ = 0;
   bool up_ = false;
   ServerProcess proc_;
+};
+
+// redis-server; `extra` arguments added (e.g. {"--requirepass", "secret"}, {"--appendonly",
+// "yes", "--appendfsync", "always"}).
+class RedisServer final : public RemoteServer {
+ public:
+  explicit RedisServer(std::vector<std::string> extra = {}) : extra_(std::move(extra)) { Start(); }
+  ~RedisServer() override { proc_.Stop(); }
+  bool Start() override {
+    std::vector<std::string> argv = {"/usr/bin/redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
+                                     "--save", "", "--dir", dir_, "--daemonize", "no"};
+    argv.insert(argv.end(), extra_.begin(), extra_.end());
+    return Run(argv);
+  }
+  std::string url(const std::string& name, const std::string& cred = "") const override {
+    return "redis://" + cred + (cred.empty() ? "" : "@") + "127.0.0.1:" + std::to_string(port_) + "/" + name;
+  }
+
+ private:
+  std::vector<std::string> extra_;
+};
+
+// nats-server with JetStream (its store in the server's directory); `extra` arguments added
+// (e.g. {"--user", "u", "--pass", "p"}). In a cluster, each node gets its name, the cluster's
+// name and the other nodes' route ports.
+class NatsServer final : public RemoteServer {
+ public:
+  explicit NatsServer(std::vector<std::string> extra = {}, bool start = true) : extra_(std::move(extra)) {
+    cluster_port_ = FreePort();
+    if (start) Start();
+  }
+  ~NatsServer() override { proc_.Stop(); }
+  int cluster_port() const { return cluster_port_; }
+  // Makes this node one of a cluster whose route ports are `routes` (this node's among them).
+  void JoinCluster(const std::string& node, const std::vector<int>& routes) {
+    extra_.insert(extra_.end(), {"--name", node, "--cluster_name", "weft", "--cluster",
+                                 "nats://127.0.0.1:" + std::to_string(cluster_port_)});
+    std::string r;
+    for (int p : routes) {
+      if (p == cluster_port_) continue;
+      r += (r.empty() ? "" : ",") + std::string("nats://127.0.0.1:") + std::to_string(p);
+    }
+    extra_.insert(extra_.end(), {"--routes", r});
+  }
+  bool Start() override {
+    std::vector<std::string> argv = {"/usr/sbin/nats-server", "-js", "-a", "127.0.0.1", "-p", std::to_string(port_),
+                                     "-sd", dir_ + "/js"};
+    argv.insert(argv.end(), extra_.begin(), extra_.end());
+    return Run(argv);
+  }
+  std::string url(const std::string& name, const std::string& cred = "") const override {
+    return "nats://" + cred + (cred.empty() ? "" : "@") + "127.0.0.1:" + std::to_string(port_) + "/" + name;
+  }
+
+ private:
+  std::vector<std::string> extra_;
+  int cluster_port_ = 0;
 };
 
 }  // namespace weft::testing

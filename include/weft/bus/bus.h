@@ -48,7 +48,9 @@ struct Position {
 };
 
 // The remote backends: "redis://[[user]:password@]host:port/<name>" (Redis Streams, a stream
-// key per shard). Guide and mapping: docs/scale-out.md.
+// key per shard) and "nats://[credentials@]host:port[,host:port...]/<name>[?creds=&nkey=&tls=
+// &ca=&cert=&key=]" (NATS JetStream, a subject per shard of one stream). Guide and mapping:
+// docs/scale-out.md.
 struct RemoteOptions {
   // Effectively-once: the producer's nonce file (weft/bus/dedup.h), created on first use.
   // Empty: a nonce of this process only (ids are unique, but a restarted producer's retries
@@ -59,8 +61,13 @@ struct RemoteOptions {
   // groups that had not read them), drop_newest discards and counts, fail refuses
   // (kResourceExhausted), block waits for the groups to consume until the deadline.
   uint64_t max_len = 0;
-  // Consumers: how many event ids each member remembers to drop duplicates (0: none).
+  // redis: consumers: how many event ids each member remembers to drop duplicates (0: none).
   uint32_t dedup_capacity = 65536;
+  // nats: the stream's duplicate window (the server drops a message whose id it saw this
+  // recently; a retry later than this is a new event) and its replicas (1, or 3 or 5 on a
+  // cluster). Both are set by the opener that creates the stream.
+  int64_t dedup_window_ms = 120'000;
+  int replicas = 1;
   // A pending event (delivered, not committed) idle this long is taken over by another
   // member: the liveness interval of a member that died.
   int64_t claim_idle_ms = 30'000;

@@ -18,6 +18,7 @@ inline constexpr std::string_view kMemoryScheme = "memory:";
 inline constexpr std::string_view kShmScheme = "shm:";
 inline constexpr std::string_view kLogScheme = "log:";
 inline constexpr std::string_view kRedisScheme = "redis://";
+inline constexpr std::string_view kNatsScheme = "nats://";
 
 // kTooLarge unless an event of `key` + `data` bytes fits max_event (every backend, and linger,
 // refuse the same way).
@@ -38,6 +39,9 @@ Result<std::unique_ptr<Bus>> OpenRingBus(BusOptions options);
 Result<std::unique_ptr<Bus>> OpenLogBus(BusOptions options);
 // redis:// (redis_bus.cc): shards are Redis streams, groups Redis consumer groups.
 Result<std::unique_ptr<Bus>> OpenRedisBus(BusOptions options);
+// nats:// (nats_bus.cc): shards are subjects of one JetStream stream, groups durable pull
+// consumers.
+Result<std::unique_ptr<Bus>> OpenNatsBus(BusOptions options);
 // Puts linger (BusOptions::linger_ns) in front of a backend.
 Result<std::unique_ptr<Bus>> WithLinger(std::unique_ptr<Bus> bus, int64_t linger_ns, uint32_t linger_events);
 // Removes a log: bus's control segment (its files stay; the next open makes a new one).
