@@ -411,6 +411,15 @@ typedef struct weft_bus_options {
   int64_t linger_ns;       /* 0: publish each ingest at once; above 0: gather unkeyed events per thread */
   uint32_t linger_events;  /* publish a thread's gathered events once this many (1..65536) */
   uint32_t reserved;
+  /* redis:// and nats:// (docs/scale-out.md); a struct_size that ends before these takes the
+     defaults. */
+  const char* nonce_path;    /* the producer's nonce file, created on first use (NULL: none) */
+  uint64_t max_len;          /* events kept per shard (0: no limit; needs WEFT_OVERFLOW_DROP_OLDEST) */
+  int64_t claim_idle_ms;     /* a member's pending event is taken over after this (30000) */
+  int64_t op_timeout_ms;     /* connecting and any round trip without a timeout (5000) */
+  int64_t dedup_window_ms;   /* nats: the stream's duplicate window (120000) */
+  uint32_t dedup_capacity;   /* redis: ids each consumer remembers (65536; 0: no filter) */
+  uint32_t replicas;         /* nats: the stream's replicas (1) */
 } weft_bus_options_t;
 
 typedef struct weft_bus_event {
@@ -426,8 +435,9 @@ typedef struct weft_bus_event {
 
 /* Fills `opt` with the defaults (4 MiB shards, block). */
 WEFT_API void weft_bus_options_init(weft_bus_options_t* opt);
-/* Opens a bus: url "memory:" (this process), "shm:<name>" (created if absent with `opt`) or
-   "log:<directory>" (durable; backpressure must be WEFT_OVERFLOW_DROP_OLDEST). */
+/* Opens a bus: url "memory:" (this process), "shm:<name>" (created if absent with `opt`),
+   "log:<directory>" (durable; backpressure must be WEFT_OVERFLOW_DROP_OLDEST),
+   "redis://host:port/<name>" (Redis Streams) or "nats://host:port/<name>" (NATS JetStream). */
 WEFT_API int weft_bus_open(const char* url, const weft_bus_options_t* opt, weft_bus_t** out);
 /* Closes the handle (consumers must be closed first). NULL is ignored. */
 WEFT_API int weft_bus_close(weft_bus_t* bus);

@@ -16,6 +16,7 @@
 #include "errors.h"
 #include "span.h"
 #include "weft/bus/bus.h"
+#include "weft/bus/dedup.h"
 
 namespace py = pybind11;
 using weft::bus::Bus;
@@ -239,14 +240,38 @@ PyMethodDef g_ingest_raw = {
 }  // namespace
 
 void BindBus(py::module_& m) {
+  py::class_<weft::bus::RedisStreamDedup>(m, "RedisStreamDedup",
+                                          "A bounded memory of event ids (the least recently seen forgotten first), "
+                                          "for consumers of a Redis stream whose entries carry a dedup_id.")
+      .def(py::init<size_t>(), py::arg("capacity") = 65536)
+      .def(
+          "seen",
+          [](weft::bus::RedisStreamDedup& d, py::handle id) {
+            EventBytes b(id);
+            const ByteView v = b.bytes();
+            return d.Seen(std::string_view(reinterpret_cast<const char*>(v.data()), v.size()));
+          },
+          py::arg("id"), "True if `id` (str or bytes) was seen (a duplicate, to drop); else remembers it.")
+      .def("__len__", &weft::bus::RedisStreamDedup::size)
+      .def_property_readonly("capacity", &weft::bus::RedisStreamDedup::capacity)
+      .def_property_readonly("duplicates", &weft::bus::RedisStreamDedup::duplicates);
   py::class_<PyBus>(m, "_Bus")
       .def(py::init([](const std::string& url, uint32_t shards, uint64_t shard_bytes, uint32_t max_event,
                        const std::string& backpressure, bool timestamps, std::vector<std::string> groups,
                        bool must_match, bool create, const std::string& fsync, uint64_t fsync_every_n,
                        int64_t fsync_interval_ms, uint64_t segment_bytes, uint64_t retention_events,
                        uint64_t retention_bytes, int64_t retention_age_ms, int64_t linger_ns,
-                       uint32_t linger_events) {
+                       uint32_t linger_events, const std::string& nonce_path, uint64_t max_len,
+                       int64_t claim_idle_ms, int64_t op_timeout_ms, int64_t dedup_window_ms,
+                       uint32_t dedup_capacity, int replicas) {
              BusOptions o;
+             o.remote.nonce_path = nonce_path;
+             o.remote.max_len = max_len;
+             o.remote.claim_idle_ms = claim_idle_ms;
+             o.remote.op_timeout_ms = op_timeout_ms;
+             o.remote.dedup_window_ms = dedup_window_ms;
+             o.remote.dedup_capacity = dedup_capacity;
+             o.remote.replicas = replicas;
              o.linger_ns = linger_ns;
              o.linger_events = linger_events;
              o.log.fsync = ParseFsync(fsync);
@@ -265,16 +290,23 @@ void BindBus(py::module_& m) {
              o.groups = std::move(groups);
              o.must_match = must_match;
              o.create = create;
-             auto r = Bus::Open(o);
+             Result<std::unique_ptr<Bus>> r = Status(Code::kInternal, "");
+             {
+               py::gil_scoped_release nogil;  // a remote bus connects to its server
+               r = Bus::Open(o);
+             }
              if (!r.ok()) pyerr::Raise(r.status());
-             const bool durable = url.rfind("log:", 0) == 0 && o.log.fsync != weft::log::Fsync::kNever;
+             // The GIL is released around ingest where it waits: for fsync, or for a server.
+             const bool remote = url.rfind("redis://", 0) == 0 || url.rfind("nats://", 0) == 0 || url.rfind("tls://", 0) == 0;
+             const bool durable = remote || (url.rfind("log:", 0) == 0 && o.log.fsync != weft::log::Fsync::kNever);
              return PyBus{std::shared_ptr<Bus>(std::move(r).value()), durable};
            }),
            py::arg("url"), py::arg("shards"), py::arg("shard_bytes"), py::arg("max_event"), py::arg("backpressure"),
            py::arg("timestamps"), py::arg("groups"), py::arg("must_match"), py::arg("create"), py::arg("fsync"),
            py::arg("fsync_every_n"), py::arg("fsync_interval_ms"), py::arg("segment_bytes"),
            py::arg("retention_events"), py::arg("retention_bytes"), py::arg("retention_age_ms"), py::arg("linger_ns"),
-           py::arg("linger_events"))
+           py::arg("linger_events"), py::arg("nonce_path"), py::arg("max_len"), py::arg("claim_idle_ms"),
+           py::arg("op_timeout_ms"), py::arg("dedup_window_ms"), py::arg("dedup_capacity"), py::arg("replicas"))
       .def("_ingest",
            [](PyBus& self, py::handle data, py::handle key, Seconds timeout) {
              Bus& bus = Get(self);

@@ -16,7 +16,7 @@ __path__ = _pkgutil.extend_path(__path__, __name__)
 
 from ._errors import *  # noqa: E402,F401,F403
 from ._errors import __all__ as _error_names  # noqa: E402
-from .bus import Batch, Bus, BusStats, Consumer, Event  # noqa: E402
+from .bus import Batch, Bus, BusStats, Consumer, Event, RedisStreamDedup  # noqa: E402
 from .channel import Channel  # noqa: E402
 from .log import Log, Record, Tail  # noqa: E402
 from .pool import Pool  # noqa: E402
@@ -26,7 +26,7 @@ from .rpc import (AsyncStream, CancelToken, block_id, Contract, Held, Proxy, Ser
 from .topic import Publisher, Sample, Subscriber, unlink_topic  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["Bus", "Batch", "BusStats", "Consumer", "Event", "Channel", "Log", "Record", "Tail", "Pool", "Publisher", "Subscriber", "Sample", "unlink_topic", "Contract",
+__all__ = ["Bus", "Batch", "BusStats", "Consumer", "Event", "RedisStreamDedup", "Channel", "Log", "Record", "Tail", "Pool", "Publisher", "Subscriber", "Sample", "unlink_topic", "Contract",
            "contract", "read", "check_contract", "register", "unregister", "connect", "Proxy", "Server", "transferable",
            "AsyncStream", "CancelToken", "block_id", "Held", "call", "call_async", "cancelled", "hold", "hold_stats", "loan_array", "loan_buffer",
            *_error_names]

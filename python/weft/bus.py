@@ -31,6 +31,9 @@ _BACKPRESSURE = {"block": "block", "drop_newest": "drop_newest", "drop_oldest": 
                  "fail_producer": "fail"}
 
 
+RedisStreamDedup = _native.RedisStreamDedup
+
+
 def _power_of_two_at_least(n: int) -> int:
     if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
         raise InvalidArgument(f"capacity must be a positive number of bytes, not {n!r}")
@@ -304,10 +307,12 @@ class BusStats:
 class Bus:
     """An event bus.
 
-    url: "memory:" (the threads of this process), "shm:<name>" (the processes of this host) or
+    url: "memory:" (the threads of this process), "shm:<name>" (the processes of this host),
     "log:<directory>" (durable: a log per shard, committed positions on disk; survives restarts
-    of every process). A shm: or log: bus is created by the first to open it with the options
-    given; later opens take it as it is.
+    of every process), "redis://[user:password@]host:port/<name>" (Redis Streams) or
+    "nats://[credentials@]host:port[,host:port...]/<name>" (NATS JetStream; docs/scale-out.md).
+    A bus is created by the first to open it with the options given; later opens take it as it
+    is.
     num_shards: 0 for one per CPU. capacity: bytes per shard's ring (rounded up to a power of
     two). max_event: the largest event (0: a quarter of a shard or log segment). backpressure
     when a shard is full: "block" (the producer waits; the default), "drop_newest" (the new
@@ -321,7 +326,12 @@ class Bus:
     oldest is linger_us old (checked at the next ingest), or at flush(); flush() before a
     thread stops (its gathered events are published when it exits). log: only: fsync ("never", "every_n", "interval" or "always": ingest returns
     once on disk, concurrent ingests share fsyncs), segment_bytes, retention_events,
-    retention_bytes, retention_age_ms, as weft.Log has them.
+    retention_bytes, retention_age_ms, as weft.Log has them. redis:// and nats:// only:
+    nonce_path (the producer's nonce file, for effectively-once across restarts), max_len
+    (events kept per shard, with "drop_oldest"), claim_idle_ms (a dead member's events go to
+    another member after this), op_timeout_ms (connecting and each round trip),
+    dedup_window_ms and replicas (nats: the stream's), dedup_capacity (redis: ids each consumer
+    remembers to drop duplicates).
     """
 
     def __init__(self, url: str = "memory:", *, num_shards: int = 0, capacity: int = 1 << 22, max_event: int = 0,
@@ -329,7 +339,10 @@ class Bus:
                  must_match: bool = False, create: bool = True, timeout: Optional[float] = 0,
                  fsync: str = "never", fsync_every_n: int = 1000, fsync_interval_ms: int = 100,
                  segment_bytes: int = 64 << 20, retention_events: int = 0, retention_bytes: int = 0,
-                 retention_age_ms: int = 0, linger_us: float = 0, linger_events: int = 64):
+                 retention_age_ms: int = 0, linger_us: float = 0, linger_events: int = 64,
+                 nonce_path: Optional[str] = None, max_len: int = 0, claim_idle_ms: int = 30_000,
+                 op_timeout_ms: int = 5_000, dedup_window_ms: int = 120_000, dedup_capacity: int = 65_536,
+                 replicas: int = 1):
         url = str(url)
         if backpressure is None:
             backpressure = "drop_oldest" if url.startswith("log:") else "block"
@@ -339,7 +352,9 @@ class Bus:
         self._b = _native._Bus(url, num_shards, _power_of_two_at_least(capacity), max_event,
                                _BACKPRESSURE[backpressure], timestamps, list(groups), must_match, create,
                                fsync, fsync_every_n, fsync_interval_ms, segment_bytes, retention_events,
-                               retention_bytes, retention_age_ms, int(linger_us * 1000), linger_events)
+                               retention_bytes, retention_age_ms, int(linger_us * 1000), linger_events,
+                               str(nonce_path or ""), max_len, claim_idle_ms, op_timeout_ms, dedup_window_ms,
+                               dedup_capacity, replicas)
         self._default: Optional[Consumer] = None
         self._poll_timeout = timeout
         # The hot paths are the native methods themselves (no Python frame in between).

@@ -89,7 +89,9 @@ struct NatsCore {
   }
 
   std::string Where() const { return "bus '" + options.url + "'"; }
-  Deadline OpDeadline(Deadline d) const { return d.is_never() ? Deadline::AfterMs(options.remote.op_timeout_ms) : d; }
+  // Until when a failed round trip is tried again: the caller's deadline, or op_timeout_ms for
+  // Deadline::Never. Each attempt has op_timeout_ms of its own, even under Deadline::Now.
+  Deadline RetryUntil(Deadline d) const { return d.is_never() ? Deadline::AfterMs(options.remote.op_timeout_ms) : d; }
 
   jsOptions JsOptions(int64_t wait_ms) const {
     jsOptions o;
@@ -391,7 +393,7 @@ class NatsBus final : public Bus {
     NatsCore& c = *core_;
     const uint64_t first = c.nonce->Reserve(1);
     const std::string id = EventId(c.nonce->nonce(), s, first, 0);
-    const Deadline d = c.OpDeadline(deadline);
+    const Deadline d = c.RetryUntil(deadline);
     Status last = Status::Ok();
     do {
       Result<natsMsg*> m = Message(s, key, data, id);
@@ -401,7 +403,7 @@ class NatsBus final : public Bus {
       }
       jsPubOptions po;
       jsPubOptions_Init(&po);
-      po.MaxWait = std::clamp<int64_t>(d.RemainingNs() / 1'000'000, 1, kAttemptMs);
+      po.MaxWait = std::min<int64_t>(c.options.remote.op_timeout_ms, kAttemptMs);
       jsPubAck* pa = nullptr;
       jsErrCode err = static_cast<jsErrCode>(0);
       const natsStatus st = js_PublishMsg(&pa, c.js, *m, &po, &err);
@@ -439,7 +441,7 @@ Result<size_t> NatsBus::IngestBatch(std::span<const ByteView> events, Deadline d
   const uint32_t s = ThreadShard(shards());
   const size_t n = events.size();
   const uint64_t first = c.nonce->Reserve(n);
-  const Deadline d = c.OpDeadline(deadline);
+  const Deadline d = c.RetryUntil(deadline);
   auto taken = c.TakePublisher();
   if (!taken.ok()) {
     c.nonce->Failed(first, n);
@@ -452,7 +454,7 @@ Result<size_t> NatsBus::IngestBatch(std::span<const ByteView> events, Deadline d
     pub->errors.store(0, std::memory_order_relaxed);
     // Acks that do not come within an attempt (a server that died with them) are not waited
     // for longer: the batch goes again.
-    const int64_t attempt_ms = std::clamp<int64_t>(d.RemainingNs() / 1'000'000, 1, kAttemptMs);
+    const int64_t attempt_ms = std::min<int64_t>(c.options.remote.op_timeout_ms, kAttemptMs);
     natsStatus st = NATS_OK;
     for (size_t i = 0; i < n && st == NATS_OK; ++i) {
       id = EventId(c.nonce->nonce(), s, first, static_cast<uint32_t>(i));

@@ -100,7 +100,9 @@ struct RedisCore {
   std::atomic<uint64_t> dropped_newest{0};
 
   std::string Where() const { return "bus '" + options.url + "'"; }
-  Deadline OpDeadline(Deadline d) const { return d.is_never() ? Deadline::AfterMs(options.remote.op_timeout_ms) : d; }
+  // Until when a failed round trip is tried again: the caller's deadline, or op_timeout_ms for
+  // Deadline::Never. Each attempt has op_timeout_ms of its own, even under Deadline::Now.
+  Deadline RetryUntil(Deadline d) const { return d.is_never() ? Deadline::AfterMs(options.remote.op_timeout_ms) : d; }
 
   // A connection from the pool (or a new one), reconnected if broken, until the deadline:
   // a server that does not answer is tried again with backoff.
@@ -139,16 +141,17 @@ struct RedisCore {
 
   // One command on a pooled connection, retried through reconnects until the deadline.
   Result<RedisReply> Call(std::span<const std::string_view> argv, Deadline deadline) {
-    deadline = OpDeadline(deadline);
+    const Deadline until = RetryUntil(deadline);
     for (;;) {
-      auto c = Take(deadline);
+      const Deadline attempt = Deadline::AfterMs(options.remote.op_timeout_ms);
+      auto c = Take(attempt);
       if (!c.ok()) return c.status();
-      Result<RedisReply> r = (*c)->Command(argv, deadline);
+      Result<RedisReply> r = (*c)->Command(argv, attempt);
       if (r.ok()) {
         Give(std::move(c).value());
         return r;
       }
-      if (deadline.Expired()) return Status(Code::kUnavailable, Where() + ": " + r.status().message());
+      if (until.Expired()) return Status(Code::kUnavailable, Where() + ": " + r.status().message());
     }
   }
 
@@ -503,14 +506,15 @@ class RedisBus final : public Bus {
     RedisCore& c = *core_;
     const RemoteOptions& ro = c.options.remote;
     const uint64_t first = c.nonce->Reserve(n);
-    const Deadline d = c.OpDeadline(deadline);
+    const Deadline until = c.RetryUntil(deadline);
     const bool trim = ro.max_len != 0;
     const std::string max_len = std::to_string(ro.max_len);
     std::vector<std::string> ids(n);
     for (size_t i = 0; i < n; ++i) ids[i] = EventId(c.nonce->nonce(), s, first, static_cast<uint32_t>(i));
     Status last = Status::Ok();
     for (bool fail_fast = c.options.backpressure == Overflow::kFail;;) {
-      auto conn = c.Take(fail_fast ? Deadline::AfterMs(std::min<int64_t>(ro.op_timeout_ms, 1000)) : d);
+      const Deadline d = Deadline::AfterMs(ro.op_timeout_ms);  // this attempt's
+      auto conn = c.Take(d);
       if (conn.ok()) {
         std::vector<std::string_view> argv;
         for (size_t i = 0; i < n; ++i) {
@@ -563,7 +567,7 @@ class RedisBus final : public Bus {
           return last;
         }
       }
-      if (fail_fast || d.Expired()) break;
+      if (fail_fast || until.Expired()) break;
     }
     c.nonce->Failed(first, n);
     if (c.options.backpressure == Overflow::kDropNewest) {

@@ -1,4 +1,5 @@
 // The C ABI over weft::bus. Nothing throws across this boundary.
+#include <cstddef>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -35,6 +36,11 @@ void weft_bus_options_init(weft_bus_options_t* opt) {
   opt->backpressure = static_cast<uint32_t>(d.backpressure);
   weft_log_options_init(&opt->log);
   opt->linger_events = d.linger_events;
+  opt->claim_idle_ms = d.remote.claim_idle_ms;
+  opt->op_timeout_ms = d.remote.op_timeout_ms;
+  opt->dedup_window_ms = d.remote.dedup_window_ms;
+  opt->dedup_capacity = d.remote.dedup_capacity;
+  opt->replicas = static_cast<uint32_t>(d.remote.replicas);
 }
 
 int weft_bus_open(const char* url, const weft_bus_options_t* opt, weft_bus_t** out) {
@@ -44,7 +50,8 @@ int weft_bus_open(const char* url, const weft_bus_options_t* opt, weft_bus_t** o
   weft::bus::BusOptions o;
   o.url = url;
   if (opt != nullptr) {
-    if (opt->struct_size < sizeof(weft_bus_options_t)) return FailInvalid("options struct_size too small");
+    // The remote fields came later: a struct that ends before them takes their defaults.
+    if (opt->struct_size < offsetof(weft_bus_options_t, nonce_path)) return FailInvalid("options struct_size too small");
     if (opt->group_count != 0 && opt->groups == nullptr) return FailInvalid("groups must not be NULL");
     o.shards = opt->shards;
     o.shard_bytes = opt->shard_bytes;
@@ -59,6 +66,15 @@ int weft_bus_open(const char* url, const weft_bus_options_t* opt, weft_bus_t** o
     if (const int rc = weft::capi::ToLogOptions(opt->log, &o.log); rc != 0) return rc;
     o.linger_ns = opt->linger_ns;
     o.linger_events = opt->linger_events;
+    if (opt->struct_size >= sizeof(weft_bus_options_t)) {
+      if (opt->nonce_path != nullptr) o.remote.nonce_path = opt->nonce_path;
+      o.remote.max_len = opt->max_len;
+      o.remote.claim_idle_ms = opt->claim_idle_ms;
+      o.remote.op_timeout_ms = opt->op_timeout_ms;
+      o.remote.dedup_window_ms = opt->dedup_window_ms;
+      o.remote.dedup_capacity = opt->dedup_capacity;
+      o.remote.replicas = static_cast<int>(opt->replicas);
+    }
   }
   auto r = weft::bus::Bus::Open(o);
   if (!r.ok()) return Fail(r.status());

@@ -41,3 +41,56 @@ def topic(name):
         weft.unlink_topic(name)
     except weft.Error:
         pass
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(argv, port, log):
+    """Starts a server process; returns it once its port accepts connections."""
+    import socket
+    import subprocess
+    import time
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(3000):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.1):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{argv[0]} exited with {proc.returncode}")
+            time.sleep(0.01)
+    proc.kill()
+    raise RuntimeError(f"{argv[0]} did not listen on {port}")
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """redis-server on a free loopback port (stopped by pid afterwards); yields its port."""
+    port = _free_port()
+    with open(tmp_path / "redis.log", "w") as log:
+        proc = _serve(["/usr/bin/redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                       "--dir", str(tmp_path), "--daemonize", "no"], port, log)
+        try:
+            yield port
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def nats_server(tmp_path):
+    """nats-server with JetStream on a free loopback port (stopped by pid afterwards); yields its port."""
+    port = _free_port()
+    with open(tmp_path / "nats.log", "w") as log:
+        proc = _serve(["/usr/sbin/nats-server", "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp_path / "js")],
+                      port, log)
+        try:
+            yield port
+        finally:
+            proc.kill()
+            proc.wait()

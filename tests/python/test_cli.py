@@ -292,7 +292,7 @@ def test_bus_publish_tail_and_stat(name):
         out = cli("bus", "stat", url).stdout
         assert "kind      bus" in out and "4 ingested" in out and "group     audit" in out
         r = cli("bus", "tail", "memory:", "--group", "g", check=False)
-        assert r.returncode == 1 and "shm:<name> and log:<directory>" in r.stderr
+        assert r.returncode == 1 and "shm:<name>, log:<directory>" in r.stderr
         r = cli("bus", "tail", "shm:" + name + "-missing", "--group", "g", check=False)
         assert r.returncode == 1 and "not_found" in r.stderr
     finally:

@@ -1,4 +1,4 @@
-// `weft bus publish|tail|stat`: a shm: or log: bus from the command line.
+// `weft bus publish|tail|stat`: a shm:, log:, redis:// or nats:// bus from the command line.
 #include <cinttypes>
 #include <csignal>
 #include <cstdio>
@@ -19,9 +19,14 @@ int Fail(const Status& s) {
 
 volatile std::sig_atomic_t g_stop = 0;
 
+bool Remote(const std::string& url) {
+  return url.rfind("redis://", 0) == 0 || url.rfind("nats://", 0) == 0 || url.rfind("tls://", 0) == 0;
+}
+
 Status CheckUrl(const std::string& url) {
-  if (url.rfind("shm:", 0) != 0 && url.rfind("log:", 0) != 0) {
-    return InvalidArgument("the command line reaches shm:<name> and log:<directory> buses, not '" + url + "'");
+  if (url.rfind("shm:", 0) != 0 && url.rfind("log:", 0) != 0 && !Remote(url)) {
+    return InvalidArgument("the command line reaches shm:<name>, log:<directory>, redis://host:port/<name> and "
+                           "nats://host:port/<name> buses, not '" + url + "'");
   }
   return Status::Ok();
 }
@@ -94,8 +99,8 @@ int BusTail(const BusArgs& a) {
 
 int BusStat(const BusArgs& a) {
   if (Status s = CheckUrl(a.url); !s.ok()) return Fail(s);
-  if (a.url.rfind("log:", 0) == 0) return DescribeBus(a.url);
-  return Inspect(a.url.substr(4));
+  if (a.url.rfind("shm:", 0) == 0) return Inspect(a.url.substr(4));
+  return DescribeBus(a.url);
 }
 
 }  // namespace weft::cli

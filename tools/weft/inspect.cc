@@ -91,6 +91,7 @@ int DescribeBus(const std::string& url) {
   o.url = url;
   o.create = false;
   const bool durable = url.rfind("log:", 0) == 0;
+  const bool remote = url.rfind("redis://", 0) == 0 || url.rfind("nats://", 0) == 0 || url.rfind("tls://", 0) == 0;
   if (durable) o.backpressure = Overflow::kDropOldest;
   auto b = bus::Bus::Open(o);
   if (!b.ok()) {
@@ -99,9 +100,13 @@ int DescribeBus(const std::string& url) {
   }
   const bus::BusOptions& opt = (*b)->options();
   const bus::BusStats st = (*b)->Stats();
-  // Positions are bytes in a ring, or record numbers in a log.
-  const char* unit = durable ? "events" : "bytes";
-  if (durable) {
+  // Positions are bytes in a ring, or record numbers in a log; a server counts events.
+  const char* unit = durable || remote ? "events" : "bytes";
+  if (remote) {
+    std::printf("bus (on %s)\n", url.substr(0, url.find("://")).c_str());
+    std::printf("  shards    %u %s, max event %u%s\n", st.shards, url.rfind("redis", 0) == 0 ? "streams" : "subjects",
+                opt.max_event, opt.timestamps ? ", timestamps" : "");
+  } else if (durable) {
     std::printf("bus (durable, in %s)\n", url.substr(4).c_str());
     std::printf("  shards    %u logs, max event %u, backpressure %s%s\n", st.shards, opt.max_event,
                 OverflowName(opt.backpressure), opt.timestamps ? ", timestamps" : "");

@@ -60,8 +60,8 @@ int main(int argc, char** argv) {
   app.add_subcommand("bench", "Run a benchmark suite side by side with its baselines (weft bench --help)");
 
   std::string name;
-  auto* inspect = app.add_subcommand("inspect", "Print a segment's header, roles, cursors and counters");
-  inspect->add_option("name", name, "Segment name (without the weft. prefix)")->required();
+  auto* inspect = app.add_subcommand("inspect", "Print a segment's header, roles, cursors and counters, or a bus's state");
+  inspect->add_option("name", name, "Segment name (without the weft. prefix), or a bus url (log:, redis://, nats://)")->required();
 
   bool dry_run = false;
   auto* gc = app.add_subcommand("gc", "Remove segments whose creator and users are gone");
@@ -110,7 +110,10 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  if (app.got_subcommand("inspect")) return weft::cli::Inspect(name);
+  if (app.got_subcommand("inspect")) {
+    if (name.find(':') != std::string::npos) return weft::cli::DescribeBus(name);  // a bus url
+    return weft::cli::Inspect(name);
+  }
   if (app.got_subcommand("gc")) return weft::cli::Gc(dry_run);
   if (app.got_subcommand("log")) {
     if (lappend->parsed()) return weft::cli::LogAppend(largs);
