@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/servers.h"
+
 namespace weft::bench {
 
 struct Options {
@@ -67,7 +69,7 @@ pid_t Fork(const std::function<int()>& body);
 int Join(pid_t pid);
 
 // A free TCP port on 127.0.0.1 (for servers the benches start).
-int FreePort();
+using testing::FreePort;
 // Starts a program (argv[0] a path) with stdout read here; waits up to a minute for it to print
 // a line starting with `ready` (if given). Returns its pid, or -1. StopProcess kills and reaps it.
 pid_t StartProcess(const std::vector<std::string>& argv, const std::string& ready = "");

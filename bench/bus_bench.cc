@@ -604,6 +604,7 @@ void RunBusSuite(const Options& opt) {
       if (want(r.case_name.c_str()) || (want("ingest") && r.case_name == "ingest")) res.Add(r);
     }
   }
+  AddRemoteBusRows(res, opt.quick, want);
   for (int round = 0; round < rounds && want("e2e"); ++round) {
     const int n = opt.quick ? 20'000 : 100'000;
     for (const char* mode : {"spin", "parked"}) {

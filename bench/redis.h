@@ -11,11 +11,13 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "bench_util.h"
+#include "support/servers.h"
 
 namespace weft::bench {
 
@@ -70,59 +72,34 @@ class Resp {
   redisContext* c_;
 };
 
-// redis-server on a free loopback port with an append-only file; stopped by pid. up() is
-// false when redis-server is not installed (rows are then skipped with a note).
+// redis-server on a free loopback port with an append-only file (tests/support/servers.h);
+// stopped by pid. up() is false when redis-server is not installed (rows are then skipped with
+// a note).
 class RedisServer {
  public:
   // `dir`: where its append-only file lives (default: a fresh directory of its own).
-  explicit RedisServer(const std::string& appendfsync, const std::string& dir = "") : path_(dir.empty() ? dir_.path : dir) {
-    if (::access("/usr/bin/redis-server", X_OK) != 0) return;
-    port_ = FreePort();
-    const std::string port = std::to_string(port_);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      const int null = ::open("/dev/null", O_WRONLY);
-      ::dup2(null, 1);
-      ::dup2(null, 2);
-      ::execl("/usr/bin/redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
-              "--appendonly", "yes", "--appendfsync", appendfsync.c_str(), "--dir", path_.c_str(),
-              "--daemonize", "no", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
+  explicit RedisServer(const std::string& appendfsync, const std::string& dir = "") {
     const int64_t t0 = NowNs();
-    for (int i = 0; i < 60'000; ++i) {  // up to a minute for it to load and answer PING
-      Resp c(port_);
-      if (c.ok()) {
-        c.Append({"PING"});
-        if (c.Flush() && c.Reply()) {
-          up_ = true;
-          started_ns_ = NowNs() - t0;
-          return;
-        }
-      }
+    srv_ = std::make_unique<testing::RedisServer>(
+        std::vector<std::string>{"--appendonly", "yes", "--appendfsync", appendfsync}, dir);
+    // Listening is not ready: it answers LOADING while it reads its AOF. Up once PING answers.
+    for (int i = 0; srv_->up() && i < 60'000; ++i) {
+      Resp c(srv_->port());
+      c.Append({"PING"});
+      if (c.Flush() && c.Reply()) break;
       ::usleep(1'000);
     }
+    started_ns_ = NowNs() - t0;
   }
-  ~RedisServer() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      int st;
-      ::waitpid(pid_, &st, 0);
-    }
-  }
-  bool up() const { return up_; }
-  int port() const { return port_; }
-  // Nanoseconds from start until it answered PING (for the open case: includes loading its AOF).
+  bool up() const { return srv_->up(); }
+  int port() const { return srv_->port(); }
+  // Nanoseconds from start until it answered PING (for the open case: includes loading its
+  // AOF).
   int64_t started_ns() const { return started_ns_; }
 
  private:
-  Dir dir_;
-  std::string path_;
+  std::unique_ptr<testing::RedisServer> srv_;
   int64_t started_ns_ = 0;
-  pid_t pid_ = -1;
-  int port_ = 0;
-  bool up_ = false;
 };
-
 
 }  // namespace weft::bench

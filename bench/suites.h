@@ -1,6 +1,7 @@
 // The suites behind `weft bench <suite>` and `weft demo` (the weft-bench program).
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "bench_util.h"
@@ -18,6 +19,9 @@ void RunTopicSuite(const Options& opt);
 void RunLogSuite(const Options& opt);
 void RunRpcSuite(const Options& opt);
 void RunBusSuite(const Options& opt);
+// The bus suite's rows for the redis:// and nats:// backends and their floors (cases ingest,
+// consume, e2e), on servers it starts (bus_remote_bench.cc).
+void AddRemoteBusRows(Results& res, bool quick, const std::function<bool(const char*)>& want);
 // `weft demo`: tensors and messages between two processes, verified, beside a Unix socket.
 int Demo(bool quick);
 

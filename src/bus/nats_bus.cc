@@ -172,17 +172,22 @@ class NatsConsumer final : public Consumer {
       if (closed_.load(std::memory_order_acquire)) return Status(Code::kClosed, "consumer closed");
       const int64_t left_ms = deadline.RemainingNs() / 1'000'000;
       const bool wait = !deadline.is_now() && left_ms > 0;
-      jsFetchRequest req;
-      jsFetchRequest_Init(&req);
-      req.Batch = static_cast<int>(std::min<size_t>(limit, 1 << 16));
+      natsMsgList list{};
+      natsStatus s;
+      const int batch = static_cast<int>(std::min<size_t>(limit, 1 << 16));
       if (wait) {
-        req.Expires = std::min<int64_t>(left_ms, kSliceMs) * 1'000'000;
+        // nats.c's Fetch asks without waiting first, then waits for the rest: fewer round
+        // trips than one request that waits.
+        jsErrCode err = static_cast<jsErrCode>(0);
+        s = natsSubscription_Fetch(&list, sub_, batch, std::min<int64_t>(left_ms, kSliceMs), &err);
       } else {
+        jsFetchRequest req;
+        jsFetchRequest_Init(&req);
+        req.Batch = batch;
         req.NoWait = true;
         req.Expires = core_->options.remote.op_timeout_ms * 1'000'000;
+        s = natsSubscription_FetchRequest(&list, sub_, &req);
       }
-      natsMsgList list{};
-      const natsStatus s = natsSubscription_FetchRequest(&list, sub_, &req);
       if (s == NATS_OK && list.Count > 0) {
         WEFT_RETURN_IF_ERROR(Take(list));
         if (!events_.empty()) return std::span<const Event>(events_);
@@ -199,14 +204,12 @@ class NatsConsumer final : public Consumer {
   }
 
   Status Commit() override {
-    // Acks go out in order on the connection; nats.c sends them without waiting for replies.
+    // Acks go out in order on the connection; nats.c sends them without waiting for replies
+    // (an ack lost with the connection means the event comes again: at-least-once).
     Status out = Status::Ok();
     for (natsMsg* m : delivered_) {
       const natsStatus s = natsMsg_Ack(m, nullptr);
       if (s != NATS_OK && out.ok()) out = net::NatsStatus(s, 0, core_->Where() + " ack");
-    }
-    if (!delivered_.empty()) {
-      natsConnection_FlushTimeout(core_->conn->raw(), core_->options.remote.op_timeout_ms);
     }
     delivered_.clear();
     return out;
@@ -237,6 +240,8 @@ class NatsConsumer final : public Consumer {
     done_ = true;
     Status s = Status::Ok();
     if (options_.auto_commit) s = Commit();
+    // The acks are on their way: see them leave before the member does.
+    natsConnection_FlushTimeout(core_->conn->raw(), core_->options.remote.op_timeout_ms);
     closed_.store(true, std::memory_order_release);
     if (watch_ != nullptr) {
       natsSubscription_Unsubscribe(watch_);

@@ -8,12 +8,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -522,6 +525,25 @@ TEST(RedisStreamDedupTest, RemembersUpToItsCapacityAndForgetsTheLeastRecent) {
   EXPECT_TRUE(d.Seen("a"));
   EXPECT_EQ(d.size(), 3u);
   EXPECT_EQ(d.duplicates(), 2u);
+}
+
+// Against a model (a list, most recent first) over random ids from a small space: the same
+// answer to every call, and the same size.
+TEST(RedisStreamDedupTest, AnswersAsAnLruModelDoes) {
+  constexpr size_t kCapacity = 100;
+  RedisStreamDedup d(kCapacity);
+  std::list<std::string> model;
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 200'000; ++i) {
+    const std::string id = "0123456789abcdef:" + std::to_string(rng() % 300) + ":" + std::to_string(rng() % 2);
+    auto it = std::find(model.begin(), model.end(), id);
+    const bool seen = it != model.end();
+    if (seen) model.erase(it);
+    model.push_front(id);
+    if (model.size() > kCapacity) model.pop_back();
+    ASSERT_EQ(d.Seen(id), seen) << "call " << i << " id " << id;
+    ASSERT_EQ(d.size(), model.size());
+  }
 }
 
 TEST(ProducerNonceTest, TheFileKeepsTheNonceAndTheAcknowledgedSequence) {

@@ -1,6 +1,6 @@
 // Real servers for tests: redis-server and nats-server started on free loopback ports in a
 // directory of their own, stopped by pid (SIGKILL on request, to test crashes). Header-only;
-// used by the tests of the bus's remote backends.
+// used by the tests of the bus's remote backends and by the benchmarks.
 #pragma once
 
 #include <arpa/inet.h>
@@ -95,6 +95,7 @@ class ServerProcess {
 class RemoteServer {
  public:
   virtual ~RemoteServer() {
+    if (!own_dir_) return;
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
@@ -107,9 +108,12 @@ class RemoteServer {
   virtual std::string url(const std::string& name, const std::string& cred = "") const = 0;
 
  protected:
-  RemoteServer() {
-    char tmpl[] = "/tmp/weft-server-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
+  // `dir`: where the server keeps its files (empty: a fresh directory, removed at the end).
+  explicit RemoteServer(const std::string& dir) : dir_(dir), own_dir_(dir.empty()) {
+    if (own_dir_) {
+      char tmpl[] = "/tmp/weft-server-XXXXXX";
+      dir_ = ::mkdtemp(tmpl);
+    }
     port_ = FreePort();
   }
   bool Run(const std::vector<std::string>& argv) {
@@ -117,6 +121,7 @@ class RemoteServer {
     return up_;
   }
   std::string dir_;
+  bool own_dir_;
   int port_ = 0;
   bool up_ = false;
   ServerProcess proc_;
@@ -126,9 +131,13 @@ class RemoteServer {
 // "yes", "--appendfsync", "always"}).
 class RedisServer final : public RemoteServer {
  public:
-  explicit RedisServer(std::vector<std::string> extra = {}) : extra_(std::move(extra)) { Start(); }
+  explicit RedisServer(std::vector<std::string> extra = {}, const std::string& dir = "")
+      : RemoteServer(dir), extra_(std::move(extra)) {
+    Start();
+  }
   ~RedisServer() override { proc_.Stop(); }
   bool Start() override {
+    if (::access("/usr/bin/redis-server", X_OK) != 0) return false;
     std::vector<std::string> argv = {"/usr/bin/redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
                                      "--save", "", "--dir", dir_, "--daemonize", "no"};
     argv.insert(argv.end(), extra_.begin(), extra_.end());
@@ -147,7 +156,7 @@ class RedisServer final : public RemoteServer {
 // name and the other nodes' route ports.
 class NatsServer final : public RemoteServer {
  public:
-  explicit NatsServer(std::vector<std::string> extra = {}, bool start = true) : extra_(std::move(extra)) {
+  explicit NatsServer(std::vector<std::string> extra = {}, bool start = true) : RemoteServer(""), extra_(std::move(extra)) {
     cluster_port_ = FreePort();
     if (start) Start();
   }
@@ -165,6 +174,7 @@ class NatsServer final : public RemoteServer {
     extra_.insert(extra_.end(), {"--routes", r});
   }
   bool Start() override {
+    if (::access("/usr/sbin/nats-server", X_OK) != 0) return false;
     std::vector<std::string> argv = {"/usr/sbin/nats-server", "-js", "-a", "127.0.0.1", "-p", std::to_string(port_),
                                      "-sd", dir_ + "/js"};
     argv.insert(argv.end(), extra_.begin(), extra_.end());

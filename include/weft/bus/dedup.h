@@ -14,11 +14,11 @@
 #pragma once
 
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "weft/core/mutex.h"
 #include "weft/core/status.h"
@@ -66,21 +66,39 @@ class ProducerNonce {
   std::unordered_map<uint64_t, uint64_t> acked_ WEFT_GUARDED_BY(mu_);  // first -> end, past durable_
 };
 
-// Remembers up to `capacity` ids; thread-safe.
+// Remembers up to `capacity` ids; thread-safe. Ids are kept as 128-bit hashes (two
+// independent 64-bit hashes: a false "seen" needs both to collide), in an open-addressed
+// table with an age ring: no allocation per id.
 class RedisStreamDedup {
  public:
-  explicit RedisStreamDedup(size_t capacity = 65536) : capacity_(capacity == 0 ? 1 : capacity) {}
-  // True if `id` was seen (a duplicate, to drop); else remembers it and returns false.
+  explicit RedisStreamDedup(size_t capacity = 65536);
+  // True if `id` was seen (a duplicate, to drop; it becomes the most recently seen); else
+  // remembers it, forgetting the least recently seen beyond capacity, and returns false.
   bool Seen(std::string_view id);
   size_t size() const;
   size_t capacity() const { return capacity_; }
   uint64_t duplicates() const;  // Seen calls that answered true
 
  private:
+  struct Key {
+    uint64_t a = 0, b = 0;  // {0, 0}: empty (hashes are made non-zero)
+    bool operator==(const Key& o) const { return a == o.a && b == o.b; }
+  };
+  struct Slot {
+    Key key;
+    uint64_t age = 0;  // its place in the ring (a counter, not an index)
+  };
+  size_t Find(const Key& k) const WEFT_REQUIRES(mu_);  // the slot holding k, or an empty one
+  void Erase(size_t slot) WEFT_REQUIRES(mu_);
+  void Insert(const Key& k) WEFT_REQUIRES(mu_);
+
   const size_t capacity_;
   mutable Mutex mu_;
-  std::list<std::string> order_ WEFT_GUARDED_BY(mu_);  // most recent first
-  std::unordered_map<std::string_view, std::list<std::string>::iterator> index_ WEFT_GUARDED_BY(mu_);
+  std::vector<Slot> table_ WEFT_GUARDED_BY(mu_);  // a power of two, at least twice the capacity
+  std::vector<Key> ring_ WEFT_GUARDED_BY(mu_);    // by age; {0, 0}: a hole (an id seen again later)
+  uint64_t head_ WEFT_GUARDED_BY(mu_) = 0;        // the next age
+  uint64_t tail_ WEFT_GUARDED_BY(mu_) = 0;        // the oldest age still in the ring
+  size_t live_ WEFT_GUARDED_BY(mu_) = 0;
   uint64_t duplicates_ WEFT_GUARDED_BY(mu_) = 0;
 };
 
