@@ -8,7 +8,8 @@
 //   consume  events/s read and acked by a group member: weft Poll(1024) + commit beside
 //            XREADGROUP COUNT 1024 + XACK, and beside a pull Fetch(1024) + an ack per message.
 //   e2e      one event at a time from ingest to a member blocked on another connection,
-//            p50/p99, beside the raw client's request/ack round trip (one XADD; one js_Publish).
+//            p50/p99, beside the raw clients on the same path (XADD to a reader blocked in
+//            XREADGROUP; js_Publish to a pull Fetch) and their request/ack round trip.
 #include <hiredis/hiredis.h>
 #include <nats/nats.h>
 
@@ -16,6 +17,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -86,11 +88,12 @@ Row IngestWeft(const std::string& url, const std::string& backend, size_t size, 
 }
 
 // hiredis: kBatch XADDs pipelined with the fields weft writes (a dedup id, the data), then
-// their kBatch replies.
+// their kBatch replies; argument arrays on the stack, as a tight client has them.
 Row IngestHiredis(int port, size_t size, uint64_t n) {
   Row r = RemoteRow("ingest", "floor", "redis", size);
-  Resp c(port);
-  if (!c.ok()) {
+  redisContext* c = redisConnect("127.0.0.1", port);
+  if (c == nullptr || c->err != 0) {
+    if (c != nullptr) redisFree(c);
     r.note = "not run: no connection";
     return r;
   }
@@ -99,17 +102,24 @@ Row IngestHiredis(int port, size_t size, uint64_t n) {
   const int64_t t0 = NowNs();
   uint64_t done = 0;
   bool ok = true;
+  char ids[kBatch][64];
   while (done < n && ok) {
-    std::string ids[kBatch];
     for (size_t i = 0; i < kBatch; ++i) {
-      ids[i] = bus::EventId(nonce, 0, done, static_cast<uint32_t>(i));
-      c.Append({"XADD", "floor:0", "*", "id", ids[i], "d", ev[i]});
+      const int len = std::snprintf(ids[i], sizeof(ids[i]), "%016" PRIx64 ":0:%" PRIu64 ":%zu", nonce, done, i);
+      const char* argv[] = {"XADD", "floor:0", "*", "id", ids[i], "d", ev[i].data()};
+      const size_t lens[] = {4, 7, 1, 2, static_cast<size_t>(len), 1, size};
+      redisAppendCommandArgv(c, 7, argv, lens);
     }
-    ok = c.Flush();
-    for (size_t i = 0; i < kBatch && ok; ++i) ok = c.Reply();
+    for (size_t i = 0; i < kBatch && ok; ++i) {
+      void* reply = nullptr;
+      ok = redisGetReply(c, &reply) == REDIS_OK && reply != nullptr &&
+           static_cast<redisReply*>(reply)->type != REDIS_REPLY_ERROR;
+      if (reply != nullptr) freeReplyObject(reply);
+    }
     done += kBatch;
   }
   SetThroughput(r, done, size, NowNs() - t0);
+  redisFree(c);
   r.note = "hiredis: 64 XADDs pipelined (the same fields), then their replies";
   if (!ok) r.note += "; INCOMPLETE";
   return r;
@@ -393,44 +403,113 @@ Row E2EWeft(const std::string& url, const std::string& backend, int n) {
   return r;
 }
 
-Row RoundTripHiredis(int port, int n) {
-  Row r = NewRow("bus", "e2e", "floor", 64, "");
-  r.extra["backend"] = "redis";
-  Resp c(port);
-  const std::string ev(64, 'e');
-  std::vector<int64_t> samples;
+// The raw clients on the same path: a producer sending one event at a time and waiting for
+// its ack, a consumer on its own connection blocked in its read. Two floor rows: the e2e
+// latency (path e2e) and the producer's request/ack round trip under that load (path
+// round-trip).
+std::vector<Row> RawE2E(const std::string& backend, int n, const std::function<int64_t(const std::string&)>& send,
+                        const std::function<bool(std::vector<int64_t>*, int)>& receive, const std::string& how) {
+  std::vector<int64_t> e2e, rtt;
+  std::atomic<bool> ready{false};
+  std::thread consumer([&] {
+    ready = true;
+    receive(&e2e, n);
+  });
+  while (!ready) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::string ev(64, 'e');
   for (int i = 0; i < n; ++i) {
-    const int64_t t0 = NowNs();
-    c.Append({"XADD", "floor:rt", "*", "d", ev});
-    if (!c.Flush() || !c.Reply()) break;
-    samples.push_back(NowNs() - t0);
+    const int64_t now = NowNs();
+    std::memcpy(ev.data(), &now, sizeof(now));
+    const int64_t took = send(ev);
+    if (took < 0) break;
+    rtt.push_back(took);
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
   }
-  SetLatency(r, samples);
-  r.note = "hiredis: one XADD and its reply (the request/ack round trip)";
-  return r;
+  consumer.join();
+  std::vector<Row> rows;
+  for (const char* path : {"e2e", "round-trip"}) {
+    Row r = NewRow("bus", "e2e", "floor", 64, "");
+    r.extra["backend"] = backend;
+    r.extra["path"] = path;
+    SetLatency(r, std::string(path) == "e2e" ? e2e : rtt);
+    r.note = std::string(path) == "e2e" ? how + ": send to the blocked reader" : how + ": the producer's request/ack round trip";
+    rows.push_back(r);
+  }
+  return rows;
 }
 
-Row RoundTripNats(int port, int n) {
-  Row r = NewRow("bus", "e2e", "floor", 64, "");
-  r.extra["backend"] = "nats";
+std::vector<Row> RawE2ERedis(int port, int n) {
+  redisContext* p = redisConnect("127.0.0.1", port);
+  auto send = [&](const std::string& ev) -> int64_t {
+    const int64_t t0 = NowNs();
+    auto* r = static_cast<redisReply*>(redisCommand(p, "XADD floor:e2e * d %b", ev.data(), ev.size()));
+    if (r == nullptr) return -1;
+    freeReplyObject(r);
+    return NowNs() - t0;
+  };
+  auto receive = [&](std::vector<int64_t>* out, int want) {
+    redisContext* c = redisConnect("127.0.0.1", port);
+    freeReplyObject(redisCommand(c, "XGROUP CREATE floor:e2e g $ MKSTREAM"));
+    while (static_cast<int>(out->size()) < want) {
+      auto* r = static_cast<redisReply*>(redisCommand(c, "XREADGROUP GROUP g m COUNT 64 BLOCK 1000 STREAMS floor:e2e >"));
+      if (r == nullptr) break;
+      if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+        const redisReply* entries = r->element[0]->element[1];
+        for (size_t i = 0; i < entries->elements; ++i) {
+          int64_t sent = 0;
+          std::memcpy(&sent, entries->element[i]->element[1]->element[1]->str, sizeof(sent));
+          out->push_back(NowNs() - sent);
+          freeReplyObject(redisCommand(c, "XACK floor:e2e g %s", entries->element[i]->element[0]->str));
+        }
+      }
+      freeReplyObject(r);
+    }
+    redisFree(c);
+    return true;
+  };
+  auto rows = RawE2E("redis", n, send, receive, "hiredis XADD, XREADGROUP BLOCK");
+  redisFree(p);
+  return rows;
+}
+
+std::vector<Row> RawE2ENats(int port, int n) {
   Nats c(port);
-  if (!c.ok() || !c.Stream("FLOOR_RT", "floor.rt")) {
-    r.note = "not run: no JetStream";
-    return r;
-  }
-  const std::string ev(64, 'e');
-  std::vector<int64_t> samples;
-  for (int i = 0; i < n; ++i) {
+  if (!c.ok() || !c.Stream("FLOOR_E2E", "floor.e2e")) return {};
+  auto send = [&](const std::string& ev) -> int64_t {
     const int64_t t0 = NowNs();
     jsPubAck* pa = nullptr;
     jsErrCode err;
-    if (js_Publish(&pa, c.js, "floor.rt", ev.data(), 64, nullptr, &err) != NATS_OK) break;
+    if (js_Publish(&pa, c.js, "floor.e2e", ev.data(), static_cast<int>(ev.size()), nullptr, &err) != NATS_OK) return -1;
     jsPubAck_Destroy(pa);
-    samples.push_back(NowNs() - t0);
-  }
-  SetLatency(r, samples);
-  r.note = "nats.c: one js_Publish and its ack (the request/ack round trip)";
-  return r;
+    return NowNs() - t0;
+  };
+  natsSubscription* sub = nullptr;
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = "FLOOR_E2E";
+  so.Config.AckPolicy = js_AckExplicit;
+  so.Config.DeliverPolicy = js_DeliverNew;
+  jsErrCode err;
+  if (js_PullSubscribe(&sub, c.js, "floor.e2e", "e2e", nullptr, &so, &err) != NATS_OK) return {};
+  auto receive = [&](std::vector<int64_t>* out, int want) {
+    while (static_cast<int>(out->size()) < want) {
+      natsMsgList list{};
+      const natsStatus s = natsSubscription_Fetch(&list, sub, 64, 1000, &err);
+      if (s != NATS_OK && s != NATS_TIMEOUT) break;
+      for (int i = 0; i < list.Count; ++i) {
+        int64_t sent = 0;
+        std::memcpy(&sent, natsMsg_GetData(list.Msgs[i]), sizeof(sent));
+        out->push_back(NowNs() - sent);
+        natsMsg_Ack(list.Msgs[i], nullptr);
+      }
+      natsMsgList_Destroy(&list);
+    }
+    return true;
+  };
+  auto rows = RawE2E("nats", n, send, receive, "nats.c js_Publish, pull Fetch");
+  natsSubscription_Destroy(sub);
+  return rows;
 }
 
 }  // namespace
@@ -476,11 +555,11 @@ void AddRemoteBusRows(Results& res, bool quick, const std::function<bool(const c
     if (want("e2e")) {
       if (redis.up()) {
         res.Add(E2EWeft(url("redis", redis.port()), "redis", samples));
-        res.Add(RoundTripHiredis(redis.port(), samples));
+        for (const Row& r : RawE2ERedis(redis.port(), samples)) res.Add(r);
       }
       if (nats.up()) {
         res.Add(E2EWeft(url("nats", nats.port()), "nats", samples));
-        res.Add(RoundTripNats(nats.port(), samples));
+        for (const Row& r : RawE2ENats(nats.port(), samples)) res.Add(r);
       }
     }
   }

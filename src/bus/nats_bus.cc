@@ -21,6 +21,7 @@
 
 #include "internal/backends.h"
 #include "internal/groups.h"
+#include "internal/remote.h"
 #include "weft/bus/bus.h"
 #include "weft/bus/dedup.h"
 #include "weft/core/mutex.h"
@@ -34,20 +35,6 @@ constexpr uint32_t kDefaultMaxEvent = 1u << 20;  // nats-server's default max_pa
 constexpr int64_t kSliceMs = 100;                // a blocked fetch checks Interrupt this often
 constexpr int kMaxPending = 4096;                // async publishes in flight per publisher
 constexpr int64_t kAttemptMs = 2000;             // the longest wait for one attempt's acks
-
-Status CheckName(std::string_view name, std::string_view what, std::string_view url) {
-  if (name.empty() || name.size() > 64) {
-    return InvalidArgument("bus '" + std::string(url) + "': a " + std::string(what) + " has 1 to 64 characters");
-  }
-  for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-    if (!ok) {
-      return InvalidArgument(std::string(what) + " '" + std::string(name) +
-                             "': on nats: use [A-Za-z0-9_-] (JetStream names and subject tokens take no '.')");
-    }
-  }
-  return Status::Ok();
-}
 
 // A JetStream context used by one producing call at a time, with the errors of its
 // asynchronous publishes.
@@ -125,7 +112,7 @@ struct NatsCore {
 
   // The durable consumer of group `g` (made if absent; an existing one stays as it is).
   Status CreateGroup(const std::string& g, Start start) {
-    WEFT_RETURN_IF_ERROR(CheckName(g, "group name", options.url));
+    WEFT_RETURN_IF_ERROR(CheckRemoteName(g, "group name", options.url, false));
     jsOptions o = JsOptions(options.remote.op_timeout_ms);
     jsConsumerInfo* ci = nullptr;
     jsErrCode err = static_cast<jsErrCode>(0);
@@ -175,19 +162,11 @@ class NatsConsumer final : public Consumer {
       natsMsgList list{};
       natsStatus s;
       const int batch = static_cast<int>(std::min<size_t>(limit, 1 << 16));
-      if (wait) {
-        // nats.c's Fetch asks without waiting first, then waits for the rest: fewer round
-        // trips than one request that waits.
-        jsErrCode err = static_cast<jsErrCode>(0);
-        s = natsSubscription_Fetch(&list, sub_, batch, std::min<int64_t>(left_ms, kSliceMs), &err);
-      } else {
-        jsFetchRequest req;
-        jsFetchRequest_Init(&req);
-        req.Batch = batch;
-        req.NoWait = true;
-        req.Expires = core_->options.remote.op_timeout_ms * 1'000'000;
-        s = natsSubscription_FetchRequest(&list, sub_, &req);
-      }
+      // nats.c's Fetch asks without waiting first, then waits for the rest: fewer round trips
+      // than one request that waits. Without a wait, the shortest timeout it takes (a request
+      // with NoWait waits for its expiry when there is nothing).
+      jsErrCode err = static_cast<jsErrCode>(0);
+      s = natsSubscription_Fetch(&list, sub_, batch, wait ? std::min<int64_t>(left_ms, kSliceMs) : 1, &err);
       if (s == NATS_OK && list.Count > 0) {
         WEFT_RETURN_IF_ERROR(Take(list));
         if (!events_.empty()) return std::span<const Event>(events_);
@@ -558,7 +537,7 @@ BusStats NatsBus::Stats() const {
 Result<std::unique_ptr<Bus>> OpenNatsBus(BusOptions o) {
   Result<net::NatsUrl> url = net::ParseNatsUrl(o.url);
   if (!url.ok()) return url.status();
-  WEFT_RETURN_IF_ERROR(CheckName(url->path, "bus name", o.url));
+  WEFT_RETURN_IF_ERROR(CheckRemoteName(url->path, "bus name", o.url, false));
   const RemoteOptions& ro = o.remote;
   if (ro.op_timeout_ms <= 0 || ro.claim_idle_ms <= 0) return InvalidArgument("op_timeout_ms and claim_idle_ms must be positive");
   if (ro.dedup_window_ms <= 0) return InvalidArgument("dedup_window_ms must be positive");
@@ -569,7 +548,7 @@ Result<std::unique_ptr<Bus>> OpenNatsBus(BusOptions o) {
                            OverflowName(o.backpressure));
   }
   if (o.max_event == 0) o.max_event = kDefaultMaxEvent;
-  for (const std::string& g : o.groups) WEFT_RETURN_IF_ERROR(CheckName(g, "group name", o.url));
+  for (const std::string& g : o.groups) WEFT_RETURN_IF_ERROR(CheckRemoteName(g, "group name", o.url, false));
 
   auto core = std::make_shared<NatsCore>();
   core->name = url->path;
@@ -598,13 +577,12 @@ Result<std::unique_ptr<Bus>> OpenNatsBus(BusOptions o) {
   s = js_GetStreamInfo(&si, core->js, core->stream.c_str(), &jo, &err);
   if (s == NATS_NOT_FOUND || err == JSStreamNotFoundErr) {
     if (!o.create) return Status(Code::kNotFound, "no bus at '" + o.url + "' (no stream " + core->stream + ")");
-    char desc[96];
-    std::snprintf(desc, sizeof(desc), "weft-bus 1 %" PRIu32 " %" PRIu32 " %d", o.shards, o.max_event, o.timestamps ? 1 : 0);
+    const std::string desc = FormatShape({o.shards, o.max_event, o.timestamps});
     const char* subjects[] = {core->filter.c_str()};
     jsStreamConfig cfg;
     jsStreamConfig_Init(&cfg);
     cfg.Name = core->stream.c_str();
-    cfg.Description = desc;
+    cfg.Description = desc.c_str();
     cfg.Subjects = subjects;
     cfg.SubjectsLen = 1;
     cfg.Storage = js_FileStorage;
@@ -622,21 +600,12 @@ Result<std::unique_ptr<Bus>> OpenNatsBus(BusOptions o) {
     }
   }
   if (s != NATS_OK) return net::NatsStatus(s, err, core->Where() + " stream " + core->stream);
-  uint32_t version = 0, shards = 0, max_event = 0;
-  int stamps = 0;
   const std::string desc = si->Config != nullptr && si->Config->Description != nullptr ? si->Config->Description : "";
   jsStreamInfo_Destroy(si);
-  if (std::sscanf(desc.c_str(), "weft-bus %" SCNu32 " %" SCNu32 " %" SCNu32 " %d", &version, &shards, &max_event, &stamps) != 4 ||
-      version != 1 || shards == 0 || shards > kMaxShards || max_event == 0) {
-    return Status(Code::kCorrupt, core->Where() + ": stream " + core->stream + " is not a Weft bus (description '" + desc + "')");
-  }
-  if (o.must_match && (shards != o.shards || max_event != o.max_event || (stamps != 0) != o.timestamps)) {
-    return InvalidArgument("bus '" + o.url + "' exists with " + std::to_string(shards) + " shards, max_event " +
-                           std::to_string(max_event) + ": not what was asked");
-  }
-  core->options.shards = shards;
-  core->options.max_event = max_event;
-  core->options.timestamps = stamps != 0;
+  Result<RemoteShape> shape = ParseShape(desc, UINT32_MAX, core->Where() + ": stream " + core->stream + "'s description");
+  if (!shape.ok()) return shape.status();
+  WEFT_RETURN_IF_ERROR(AdoptShape(*shape, &core->options));
+  const uint32_t shards = shape->shards;
   for (uint32_t i = 0; i < shards; ++i) core->subjects.push_back("weft.bus." + core->name + "." + std::to_string(i));
   for (const std::string& g : o.groups) WEFT_RETURN_IF_ERROR(core->CreateGroup(g, Start::kOldest));
   return std::unique_ptr<Bus>(new NatsBus(core));

@@ -20,6 +20,7 @@
 
 #include "internal/backends.h"
 #include "internal/groups.h"
+#include "internal/remote.h"
 #include "weft/bus/bus.h"
 #include "weft/bus/dedup.h"
 #include "weft/core/mutex.h"
@@ -34,39 +35,14 @@ using net::RedisKind;
 using net::RedisReply;
 using net::RedisValue;
 
-constexpr uint32_t kSeqBits = 20;
+constexpr uint32_t kSeqBits = kEntrySeqBits;
 constexpr uint32_t kDefaultMaxEvent = 1u << 20;
 constexpr uint32_t kMostMaxEvent = 512u << 20;  // Redis's largest string
 constexpr int64_t kBlockSliceMs = 100;          // a blocked read checks Interrupt this often
 
-// "ms-seq" -> (ms << 20) | seq.
-Result<uint64_t> ParseEntryId(std::string_view id) {
-  const size_t dash = id.find('-');
-  uint64_t ms = 0, seq = 0;
-  if (dash == std::string_view::npos) return Status(Code::kCorrupt, "redis entry id '" + std::string(id) + "'");
-  auto a = std::from_chars(id.data(), id.data() + dash, ms);
-  auto b = std::from_chars(id.data() + dash + 1, id.data() + id.size(), seq);
-  if (a.ec != std::errc() || b.ec != std::errc() || a.ptr != id.data() + dash || b.ptr != id.data() + id.size() ||
-      ms >= (uint64_t{1} << (64 - kSeqBits)) || seq >= (uint64_t{1} << kSeqBits)) {
-    return Status(Code::kCorrupt, "redis entry id '" + std::string(id) + "' does not fit a Weft position");
-  }
-  return (ms << kSeqBits) | seq;
-}
-
 uint64_t OffsetOr0(std::string_view id) {
   Result<uint64_t> off = ParseEntryId(id);
   return off.ok() ? *off : 0;
-}
-
-Status CheckBusName(std::string_view name, std::string_view url) {
-  if (name.empty() || name.size() > 64) {
-    return InvalidArgument("bus url '" + std::string(url) + "': name the bus after the address (redis://host:port/<name>, 1 to 64 characters)");
-  }
-  for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-    if (!ok) return InvalidArgument("bus name '" + std::string(name) + "': use [A-Za-z0-9._-]");
-  }
-  return Status::Ok();
 }
 
 bool IsError(const RedisReply& r) { return r.root().kind() == RedisKind::kError; }
@@ -186,12 +162,14 @@ class RedisConsumer final : public Consumer {
   Result<std::span<const Event>> Poll(size_t limit, Deadline deadline) override {
     if (closed_.load(std::memory_order_acquire)) return Status(Code::kClosed, "consumer closed");
     if (limit == 0) return std::span<const Event>();
-    if (options_.auto_commit) WEFT_RETURN_IF_ERROR(Commit());
+    // The acks of the last batch go out with the next read (one round trip for both).
+    if (options_.auto_commit) SendAcks();
     events_.clear();
     held_.clear();
     Drain();
     if (backlog_.empty()) WEFT_RETURN_IF_ERROR(ClaimIdle(limit));
     Serve(limit);
+    if (!events_.empty()) WEFT_RETURN_IF_ERROR(ReadAcks());  // served from the backlog: no read
     while (events_.empty()) {
       if (closed_.load(std::memory_order_acquire)) return Status(Code::kClosed, "consumer closed");
       const int64_t left_ms = deadline.RemainingNs() / 1'000'000;
@@ -207,25 +185,8 @@ class RedisConsumer final : public Consumer {
   }
 
   Status Commit() override {
-    // XACK every id delivered (and every duplicate dropped), one command per shard, pipelined.
-    size_t sent = 0;
-    std::vector<std::string_view> argv;
-    for (uint32_t s = 0; s < acks_.size(); ++s) {
-      if (acks_[s].empty()) continue;
-      argv.assign({"XACK", core_->keys[s], group_});
-      for (const std::string& id : acks_[s]) argv.push_back(id);
-      conn_->Append(argv);
-      ++sent;
-    }
-    if (sent == 0) return Status::Ok();
-    const Deadline d = Deadline::AfterMs(core_->options.remote.op_timeout_ms);
-    for (size_t i = 0; i < sent; ++i) {
-      Result<RedisReply> r = conn_->Read(d);
-      if (!r.ok()) return Reconnected(r.status());
-      if (IsError(*r)) return net::RedisError(r->root().str(), core_->Where() + " XACK");
-    }
-    for (auto& a : acks_) a.clear();
-    return Status::Ok();
+    SendAcks();
+    return ReadAcks();
   }
 
   std::vector<uint32_t> shards() const override { return all_; }
@@ -281,6 +242,38 @@ class RedisConsumer final : public Consumer {
     return Status(Code::kUnavailable, core_->Where() + ": " + why.message() + " (reconnected; poll again)");
   }
 
+  // Queues XACK of every id delivered (and every duplicate dropped), a command per shard; the
+  // replies are read by ReadAcks, before any later reply.
+  void SendAcks() {
+    std::vector<std::string_view> argv;
+    for (uint32_t s = 0; s < acks_.size(); ++s) {
+      if (acks_[s].empty()) continue;
+      argv.assign({"XACK", core_->keys[s], group_});
+      for (const std::string& id : acks_[s]) argv.push_back(id);
+      conn_->Append(argv);  // copies the ids
+      ++acks_in_flight_;
+      acks_[s].clear();
+    }
+  }
+  Status ReadAcks() {
+    const Deadline d = Deadline::AfterMs(core_->options.remote.op_timeout_ms);
+    for (; acks_in_flight_ > 0; --acks_in_flight_) {
+      Result<RedisReply> r = conn_->Read(d);
+      if (!r.ok()) {
+        acks_in_flight_ = 0;
+        return Reconnected(r.status());
+      }
+      if (IsError(*r)) {
+        --acks_in_flight_;
+        Status e = net::RedisError(r->root().str(), core_->Where() + " XACK");
+        while (acks_in_flight_ > 0 && conn_->Read(d).ok()) --acks_in_flight_;
+        acks_in_flight_ = 0;
+        return e;
+      }
+    }
+    return Status::Ok();
+  }
+
   // Queues the entries of one stream's reply (delivered to this member by Redis: every one
   // is handed out by a Poll, or acked at once if it is a duplicate).
   Status Take(uint32_t s, RedisValue entries, const std::shared_ptr<RedisReply>& reply) {
@@ -333,6 +326,7 @@ class RedisConsumer final : public Consumer {
       conn_->Append(argv);
     }
     const Deadline d = Deadline::AfterMs(core_->options.remote.op_timeout_ms);
+    WEFT_RETURN_IF_ERROR(ReadAcks());
     for (uint32_t s = 0; s < core_->keys.size(); ++s) {
       Result<RedisReply> r = conn_->Read(d);
       if (!r.ok()) return Reconnected(r.status());
@@ -359,7 +353,9 @@ class RedisConsumer final : public Consumer {
     for (const std::string& k : core_->keys) argv.push_back(k);
     for (size_t i = 0; i < core_->keys.size(); ++i) argv.push_back(">");
     const Deadline d = Deadline::AfterMs(core_->options.remote.op_timeout_ms + std::max<int64_t>(block_ms, 0));
-    Result<RedisReply> r = conn_->Command(argv, d);
+    conn_->Append(argv);
+    WEFT_RETURN_IF_ERROR(ReadAcks());
+    Result<RedisReply> r = conn_->Read(d);
     if (!r.ok()) return Reconnected(r.status());
     if (IsError(*r)) {
       if (r->root().str().rfind("NOGROUP", 0) == 0) {
@@ -395,7 +391,18 @@ class RedisConsumer final : public Consumer {
   // The descriptor's watcher: XREAD (no group, nothing taken) after the newest entries seen,
   // a slice at a time; any new entry makes the descriptor readable.
   void Watch(std::unique_ptr<RedisConnection> c) {
-    std::vector<std::string> last(core_->keys.size(), "$");
+    // After the newest entry of each shard now, named by its id: "$" would be taken anew by
+    // each XREAD, and an entry added between two of them would be missed.
+    std::vector<std::string> last(core_->keys.size(), "0-0");
+    for (const std::string& k : core_->keys) {
+      std::string_view info[] = {"XINFO", "STREAM", k};
+      c->Append(info);
+    }
+    for (uint32_t s = 0; s < core_->keys.size(); ++s) {
+      Result<RedisReply> r = c->Read(Deadline::AfterMs(core_->options.remote.op_timeout_ms));
+      if (r.ok() && !IsError(*r)) last[s] = std::string(InfoField(r->root(), "last-generated-id").str());
+      if (last[s].empty()) last[s] = "0-0";
+    }
     while (!closed_.load(std::memory_order_acquire)) {
       std::vector<std::string_view> argv = {"XREAD", "COUNT", "1", "BLOCK", "100", "STREAMS"};
       for (const std::string& k : core_->keys) argv.push_back(k);
@@ -426,6 +433,7 @@ class RedisConsumer final : public Consumer {
   std::unique_ptr<RedisConnection> conn_;
   std::vector<std::string> claim_cursor_;
   std::vector<std::vector<std::string>> acks_;  // per shard: ids delivered and not acked
+  size_t acks_in_flight_ = 0;                   // XACKs sent whose replies are not read yet
   std::vector<uint32_t> all_;
   std::unique_ptr<RedisStreamDedup> dedup_;
   struct Pending {
@@ -645,7 +653,7 @@ BusStats RedisBus::Stats() const {
 Result<std::unique_ptr<Bus>> OpenRedisBus(BusOptions o) {
   Result<net::RedisUrl> url = net::ParseRedisUrl(o.url);
   if (!url.ok()) return url.status();
-  WEFT_RETURN_IF_ERROR(CheckBusName(url->path, o.url));
+  WEFT_RETURN_IF_ERROR(CheckRemoteName(url->path, "bus name", o.url, true));
   const RemoteOptions& ro = o.remote;
   if (ro.op_timeout_ms <= 0 || ro.claim_idle_ms <= 0) return InvalidArgument("op_timeout_ms and claim_idle_ms must be positive");
   if (ro.max_len != 0 && o.backpressure != Overflow::kDropOldest) {
@@ -671,8 +679,7 @@ Result<std::unique_ptr<Bus>> OpenRedisBus(BusOptions o) {
   // The bus's shape: set by the first opener, adopted by the others.
   const Deadline d = Deadline::AfterMs(ro.op_timeout_ms);
   const std::string meta_key = "weft:bus:" + core->name + ":meta";
-  char mine[96];
-  std::snprintf(mine, sizeof(mine), "weft-bus 1 %" PRIu32 " %" PRIu32 " %d", o.shards, o.max_event, o.timestamps ? 1 : 0);
+  const std::string mine = FormatShape({o.shards, o.max_event, o.timestamps});
   std::string_view set[] = {"SET", meta_key, mine, "NX"};
   std::string_view get[] = {"GET", meta_key};
   if (o.create) {
@@ -684,20 +691,10 @@ Result<std::unique_ptr<Bus>> OpenRedisBus(BusOptions o) {
   if (!r.ok()) return r.status();
   if (IsError(*r)) return net::RedisError(r->root().str(), core->Where() + " GET " + meta_key);
   if (r->root().is_nil()) return Status(Code::kNotFound, "no bus at '" + o.url + "' (" + meta_key + " is absent)");
-  uint32_t version = 0, shards = 0, max_event = 0;
-  int stamps = 0;
-  const std::string meta(r->root().str());
-  if (std::sscanf(meta.c_str(), "weft-bus %" SCNu32 " %" SCNu32 " %" SCNu32 " %d", &version, &shards, &max_event, &stamps) != 4 ||
-      version != 1 || shards == 0 || shards > kMaxShards || max_event == 0 || max_event > kMostMaxEvent) {
-    return Status(Code::kCorrupt, core->Where() + ": " + meta_key + " holds '" + meta + "', not a Weft bus");
-  }
-  if (o.must_match && (shards != o.shards || max_event != o.max_event || (stamps != 0) != o.timestamps)) {
-    return InvalidArgument("bus '" + o.url + "' exists with " + std::to_string(shards) + " shards, max_event " +
-                           std::to_string(max_event) + ": not what was asked");
-  }
-  core->options.shards = shards;
-  core->options.max_event = max_event;
-  core->options.timestamps = stamps != 0;
+  Result<RemoteShape> shape = ParseShape(r->root().str(), kMostMaxEvent, core->Where() + ": " + meta_key);
+  if (!shape.ok()) return shape.status();
+  WEFT_RETURN_IF_ERROR(AdoptShape(*shape, &core->options));
+  const uint32_t shards = shape->shards;
   for (uint32_t s = 0; s < shards; ++s) core->keys.push_back("weft:bus:" + core->name + ":" + std::to_string(s));
   for (const std::string& g : o.groups) WEFT_RETURN_IF_ERROR(core->CreateGroup(g, Start::kOldest, d));
   return std::unique_ptr<Bus>(new RedisBus(core));

@@ -4,6 +4,7 @@
 // producer killed mid-batch and restarted (with and without its nonce file), the server
 // killed mid-ingest, a three-node NATS cluster losing a node, and bad input.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -428,6 +429,41 @@ TEST_P(BusRemoteTest, BadInputGetsClearErrorsWithinTheDeadline) {
     b.url = bad;
     EXPECT_EQ(Bus::Open(b).status().code(), Code::kInvalidArgument) << bad;
   }
+}
+
+// The pollable descriptor: readable at first; after a poll that found nothing, not readable
+// until an event comes; Interrupt ends a waiting poll.
+TEST_P(BusRemoteTest, WaitFdTurnsReadableWhenAnEventComesAndInterruptEndsAPoll) {
+  auto srv = MakeServer(GetParam());
+  ASSERT_TRUE(srv->up());
+  BusOptions o = Options(*srv, "fd", 2);
+  o.groups = {"g"};
+  auto bus = Bus::Open(o);
+  ASSERT_TRUE(bus.ok()) << bus.status().ToString();
+  auto c = (*bus)->Subscribe("g");
+  ASSERT_TRUE(c.ok());
+  auto fd = (*c)->WaitFd();
+  ASSERT_TRUE(fd.ok()) << fd.status().ToString();
+  auto readable = [&](int ms) {
+    pollfd p{*fd, POLLIN, 0};
+    return ::poll(&p, 1, ms) == 1;
+  };
+  EXPECT_TRUE(readable(0));  // starts readable
+  EXPECT_EQ((*c)->Poll(16, Deadline::Now()).status().code(), Code::kWouldBlock);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the watcher is in its read
+  EXPECT_FALSE(readable(0));
+  ASSERT_TRUE((*bus)->Ingest(AsBytes("ring")).ok());
+  EXPECT_TRUE(readable(5000));
+  auto got = (*c)->Poll(16, Deadline::AfterMs(2000));
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_EQ(Str((*got)[0].data), "ring");
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    (*c)->Interrupt();
+  });
+  EXPECT_EQ((*c)->Poll(16, Deadline::AfterMs(10'000)).status().code(), Code::kClosed);
+  stopper.join();
 }
 
 std::string KindName(const ::testing::TestParamInfo<Kind>& i) { return i.param == Kind::kRedis ? "redis" : "nats"; }

@@ -1,5 +1,6 @@
 // Fuzzes what a log: bus reads from its directory besides the shard logs (anyone with write
-// access to it may have changed them): bus.meta, a group file's header and a commit slot. Each
+// access to it may have changed them): bus.meta, a group file's header and a commit slot; and
+// a remote producer's nonce file (the same layout). Each
 // parser accepts only what the writer could have written (a checksum over it) and reads only
 // the bytes given.
 #include <cstddef>
@@ -17,6 +18,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto meta = ParseMeta(all);
   if (meta.ok() && (meta->shards == 0 || meta->shards > 256 || meta->max_event == 0)) __builtin_trap();
   (void)ParseGroupHeader(all, 0x1234, 4);
+  // A remote producer's nonce file: a slot file of one shard, any id.
+  auto nonce = ParseSlotFileHeader(all, kNonceMagic, 0, 1);
+  if (nonce.ok() && size < sizeof(GroupFileHeader)) __builtin_trap();
   for (size_t off = 0; off + kCommitSlotBytes <= size && off < 4 * kCommitSlotBytes; off += kCommitSlotBytes) {
     auto slot = ParseCommitSlot(all.subspan(off, kCommitSlotBytes), static_cast<uint32_t>(off / kCommitSlotBytes));
     (void)slot;
