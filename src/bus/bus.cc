@@ -45,6 +45,8 @@ uint32_t Bus::ShardOf(ByteView key) const { return Crc32c(0, key.data(), key.siz
 
 Status Bus::Unlink(std::string_view url) {
   if (HasScheme(url, kLogScheme)) return UnlinkLogBus(url);
+  if (HasScheme(url, kRedisScheme)) return UnlinkRedisBus(url);
+  if (HasScheme(url, kNatsScheme) || HasScheme(url, "tls://")) return UnlinkNatsBus(url);
   if (!HasScheme(url, kShmScheme)) return InvalidArgument("a memory: bus has no name to remove");
   return shm::Segment::Unlink(url.substr(kShmScheme.size()));
 }

@@ -534,6 +534,23 @@ BusStats NatsBus::Stats() const {
 
 }  // namespace
 
+Status UnlinkNatsBus(std::string_view url_text) {
+  Result<net::NatsUrl> url = net::ParseNatsUrl(url_text);
+  if (!url.ok()) return url.status();
+  WEFT_RETURN_IF_ERROR(CheckRemoteName(url->path, "bus name", url_text, false));
+  auto conn = net::NatsConnection::Connect(url->options);
+  if (!conn.ok()) return conn.status();
+  jsCtx* js = nullptr;
+  natsStatus s = natsConnection_JetStream(&js, (*conn)->raw(), nullptr);
+  if (s != NATS_OK) return net::NatsStatus(s, 0, "bus '" + std::string(url_text) + "' JetStream context");
+  const std::string stream = "WEFT_" + url->path;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  s = js_DeleteStream(js, stream.c_str(), nullptr, &err);
+  jsCtx_Destroy(js);
+  if (s != NATS_OK) return net::NatsStatus(s, err, "bus '" + std::string(url_text) + "' delete stream " + stream);
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<Bus>> OpenNatsBus(BusOptions o) {
   Result<net::NatsUrl> url = net::ParseNatsUrl(o.url);
   if (!url.ok()) return url.status();

@@ -1,6 +1,6 @@
 // redis://host:port/<name>: the bus on Redis Streams (docs/scale-out.md). Shard s is the
 // stream "weft:bus:<name>:<s>"; the bus's shape is the string "weft:bus:<name>:meta" (set once,
-// by the first opener). An event is an entry with the fields "id" (its dedup id,
+// by the first opener). An event is an entry with the fields "dedup_id" (its id,
 // weft/bus/dedup.h), "k" (its key, if any) and "d" (its data). A bus group is a Redis
 // consumer group of that name on every shard stream; a member is a Redis consumer. Positions
 // are entry ids packed as (milliseconds << 20) | sequence.
@@ -284,7 +284,7 @@ class RedisConsumer final : public Consumer {
       Result<uint64_t> off = ParseEntryId(id);
       if (!off.ok()) return off.status();
       RedisValue fields = e[1];
-      const std::string_view dedup = Field(fields, "id");
+      const std::string_view dedup = Field(fields, "dedup_id");
       if (dedup_ != nullptr && !dedup.empty() && dedup_->Seen(dedup)) {
         acks_[s].emplace_back(id);  // a copy of an event delivered before: acked, not handed out
         continue;
@@ -533,7 +533,7 @@ class RedisBus final : public Bus {
             argv.push_back(max_len);
           }
           argv.push_back("*");
-          argv.push_back("id");
+          argv.push_back("dedup_id");
           argv.push_back(ids[i]);
           if (!key.empty()) {
             argv.push_back("k");
@@ -649,6 +649,31 @@ BusStats RedisBus::Stats() const {
 }
 
 }  // namespace
+
+Status UnlinkRedisBus(std::string_view url_text) {
+  Result<net::RedisUrl> url = net::ParseRedisUrl(url_text);
+  if (!url.ok()) return url.status();
+  WEFT_RETURN_IF_ERROR(CheckRemoteName(url->path, "bus name", url_text, true));
+  auto c = RedisConnection::Connect(url->options);
+  if (!c.ok()) return c.status();
+  const Deadline d = Deadline::AfterMs(url->options.connect_timeout_ms * 2);
+  const std::string meta_key = "weft:bus:" + url->path + ":meta";
+  std::string_view get[] = {"GET", meta_key};
+  Result<RedisReply> r = (*c)->Command(get, d);
+  if (!r.ok()) return r.status();
+  if (IsError(*r)) return net::RedisError(r->root().str(), "bus '" + std::string(url_text) + "' GET " + meta_key);
+  if (r->root().is_nil()) return Status(Code::kNotFound, "no bus at '" + std::string(url_text) + "'");
+  Result<RemoteShape> shape = ParseShape(r->root().str(), kMostMaxEvent, "bus '" + std::string(url_text) + "': " + meta_key);
+  if (!shape.ok()) return shape.status();
+  std::vector<std::string> keys = {meta_key};
+  for (uint32_t s = 0; s < shape->shards; ++s) keys.push_back("weft:bus:" + url->path + ":" + std::to_string(s));
+  std::vector<std::string_view> del = {"DEL"};
+  for (const std::string& k : keys) del.push_back(k);
+  r = (*c)->Command(del, d);
+  if (!r.ok()) return r.status();
+  if (IsError(*r)) return net::RedisError(r->root().str(), "bus '" + std::string(url_text) + "' DEL");
+  return Status::Ok();
+}
 
 Result<std::unique_ptr<Bus>> OpenRedisBus(BusOptions o) {
   Result<net::RedisUrl> url = net::ParseRedisUrl(o.url);

@@ -92,6 +92,8 @@ Result<NatsUrl> ParseNatsUrl(std::string_view url) {
     if (k == "creds") {
       out.options.creds_file = v;
     } else if (k == "nkey") {
+      out.options.nkey = v;
+    } else if (k == "seed") {
       out.options.nkey_seed_file = v;
     } else if (k == "tls") {
       out.options.tls = v == "1" || v == "true";
@@ -103,7 +105,7 @@ Result<NatsUrl> ParseNatsUrl(std::string_view url) {
       out.options.key_file = v;
     } else {
       return InvalidArgument("'" + std::string(url) + "': unknown option '" + std::string(k) +
-                             "' (creds, nkey, tls, ca, cert, key)");
+                             "' (creds, nkey, seed, tls, ca, cert, key)");
     }
   }
   return out;
@@ -132,7 +134,12 @@ Status NatsStatus(int nats_status, int js_error, std::string_view what) {
       code = Code::kUnavailable;
       break;
     case NATS_CONNECTION_AUTH_FAILED:
+    case NATS_SSL_ERROR:  // the server's certificate is not trusted (or ours is refused)
       code = Code::kUnauthenticated;
+      break;
+    case NATS_SECURE_CONNECTION_WANTED:
+    case NATS_SECURE_CONNECTION_REQUIRED:
+      code = Code::kInvalidArgument;  // TLS on one side only: say tls=1 (or not) in the url
       break;
     case NATS_NOT_PERMITTED:
       code = Code::kPermissionDenied;
@@ -197,7 +204,12 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::Connect(const NatsOption
   if (!o.user.empty() || !o.password.empty()) step(natsOptions_SetUserInfo(opts, o.user.c_str(), o.password.c_str()), "user");
   if (!o.token.empty()) step(natsOptions_SetToken(opts, o.token.c_str()), "token");
   if (!o.creds_file.empty()) step(natsOptions_SetUserCredentialsFromFiles(opts, o.creds_file.c_str(), nullptr), "credentials file");
-  if (!o.nkey_seed_file.empty()) step(natsOptions_SetNKeyFromSeed(opts, nullptr, o.nkey_seed_file.c_str()), "nkey seed file");
+  if (!o.nkey.empty() || !o.nkey_seed_file.empty()) {
+    if (o.nkey.empty() || o.nkey_seed_file.empty()) {
+      return InvalidArgument(where + ": an NKey needs both its public key (nkey=) and its seed file (seed=)");
+    }
+    step(natsOptions_SetNKeyFromSeed(opts, o.nkey.c_str(), o.nkey_seed_file.c_str()), "nkey seed file");
+  }
   if (o.tls) step(natsOptions_SetSecure(opts, true), "tls");
   if (!o.ca_file.empty()) step(natsOptions_LoadCATrustedCertificates(opts, o.ca_file.c_str()), "tls ca file");
   if (!o.cert_file.empty() || !o.key_file.empty()) {

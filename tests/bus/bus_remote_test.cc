@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <list>
 #include <map>
@@ -23,6 +24,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <sodium.h>
 
 #include "support/servers.h"
 #include "weft/bus/bus.h"
@@ -140,10 +143,15 @@ TEST_P(BusRemoteTest, EventsReachTheGroupInShardOrderWithKeysAndStats) {
   EXPECT_EQ((*b2)->shards(), 3u);
   again.must_match = true;
   EXPECT_EQ(Bus::Open(again).status().code(), Code::kInvalidArgument);
-  // A bus that is not there, without create: kNotFound.
+  // A bus that is not there, without create: kNotFound; so is one removed from the server.
   BusOptions absent = Options(*srv, "absent");
   absent.create = false;
   EXPECT_EQ(Bus::Open(absent).status().code(), Code::kNotFound);
+  ASSERT_TRUE(Bus::Unlink(o.url).ok());
+  BusOptions gone = Options(*srv, "basic");
+  gone.create = false;
+  EXPECT_EQ(Bus::Open(gone).status().code(), Code::kNotFound);
+  EXPECT_EQ(Bus::Unlink(o.url).code(), Code::kNotFound);
 }
 
 TEST_P(BusRemoteTest, MembersOfAGroupShareEveryEventExactlyOnceAndEveryGroupSeesAll) {
@@ -556,6 +564,130 @@ TEST(BusNatsClusterTest, ANodeKilledDuringIngestLosesNothingAcknowledged) {
   std::set<std::string> distinct(got.begin(), got.end());
   EXPECT_EQ(distinct.size(), 4000u);
   EXPECT_EQ(got.size(), 4000u);  // the server's dedup dropped every resent copy
+}
+
+// ---- authentication ------------------------------------------------------------------------------
+
+// NKeys as nats-server reads them: base32 (RFC 4648, no padding) of a prefix, the key and a
+// CRC-16/XMODEM (little-endian).
+std::string Base32(const std::vector<uint8_t>& in) {
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  std::string out;
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (uint8_t b : in) {
+    buffer = (buffer << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      out.push_back(kAlphabet[(buffer >> (bits - 5)) & 31]);
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out.push_back(kAlphabet[(buffer << (5 - bits)) & 31]);
+  return out;
+}
+
+std::string NKeyEncode(std::vector<uint8_t> raw) {
+  uint16_t crc = 0;
+  for (uint8_t b : raw) {
+    crc ^= static_cast<uint16_t>(b) << 8;
+    for (int i = 0; i < 8; ++i) crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021) : static_cast<uint16_t>(crc << 1);
+  }
+  raw.push_back(static_cast<uint8_t>(crc & 0xff));
+  raw.push_back(static_cast<uint8_t>(crc >> 8));
+  return Base32(raw);
+}
+
+// A user NKey: {public "U...", seed "SU..."}.
+std::pair<std::string, std::string> MakeUserNKey() {
+  constexpr uint8_t kUser = 20 << 3, kSeed = 18 << 3;
+  uint8_t seed[crypto_sign_SEEDBYTES], pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+  randombytes_buf(seed, sizeof(seed));
+  crypto_sign_seed_keypair(pk, sk, seed);
+  std::vector<uint8_t> pub = {kUser};
+  pub.insert(pub.end(), pk, pk + sizeof(pk));
+  std::vector<uint8_t> sd = {static_cast<uint8_t>(kSeed | (kUser >> 5)), static_cast<uint8_t>((kUser & 31) << 3)};
+  sd.insert(sd.end(), seed, seed + sizeof(seed));
+  return {NKeyEncode(pub), NKeyEncode(sd)};
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  FILE* f = std::fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs(text.c_str(), f);
+  std::fclose(f);
+}
+
+// Opens `url` and ingests one event; the status of the first step that failed.
+Status TryBus(const std::string& url) {
+  BusOptions o;
+  o.url = url;
+  o.shards = 1;
+  o.remote.op_timeout_ms = 3000;
+  auto b = Bus::Open(o);
+  if (!b.ok()) return b.status();
+  auto p = (*b)->Ingest(AsBytes("x"));
+  return p.ok() ? Status::Ok() : p.status();
+}
+
+TEST(BusNatsAuthTest, ATokenIsCheckedByTheServer) {
+  NatsServer srv({"--auth", "sesame"});
+  ASSERT_TRUE(srv.up());
+  EXPECT_TRUE(TryBus(srv.url("tok", "sesame")).ok());
+  EXPECT_EQ(TryBus(srv.url("tok", "wrong")).code(), Code::kUnauthenticated);
+  EXPECT_EQ(TryBus(srv.url("tok")).code(), Code::kUnauthenticated);
+}
+
+TEST(BusNatsAuthTest, AnNKeySignsTheConnection) {
+  ASSERT_EQ(sodium_init() >= 0, true);
+  auto [pub, seed] = MakeUserNKey();
+  auto [other_pub, other_seed] = MakeUserNKey();
+  NatsServer probe({}, false);  // for its directory
+  const std::string conf = probe.dir() + "/nkey.conf", seed_file = probe.dir() + "/user.nk",
+                    other_file = probe.dir() + "/other.nk";
+  WriteFile(conf, "authorization { users = [ { nkey: " + pub + " } ] }\n");
+  WriteFile(seed_file, seed + "\n");
+  WriteFile(other_file, other_seed + "\n");
+  NatsServer srv({"-c", conf});
+  ASSERT_TRUE(srv.up());
+  EXPECT_TRUE(TryBus(srv.url("nk") + "?nkey=" + pub + "&seed=" + seed_file).ok());
+  // Another key, or the right public key with another key's seed: refused.
+  EXPECT_EQ(TryBus(srv.url("nk") + "?nkey=" + other_pub + "&seed=" + other_file).code(), Code::kUnauthenticated);
+  EXPECT_EQ(TryBus(srv.url("nk") + "?nkey=" + pub + "&seed=" + other_file).code(), Code::kUnauthenticated);
+  EXPECT_EQ(TryBus(srv.url("nk") + "?nkey=" + pub).code(), Code::kInvalidArgument);  // no seed file
+}
+
+TEST(BusNatsAuthTest, TlsWithTheServersCaAndOnlyWithIt) {
+  NatsServer probe({}, false);
+  const std::string d = probe.dir();
+  const std::string make =
+      "cd " + d + " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key "
+      "-out ca.pem -days 1 -subj /CN=weft-test-ca 2>/dev/null && "
+      "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key -out server.csr "
+      "-subj /CN=127.0.0.1 2>/dev/null && printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext && "
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 1 "
+      "-extfile san.ext 2>/dev/null && "
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout other.key -out other.pem "
+      "-days 1 -subj /CN=someone-else 2>/dev/null";
+  ASSERT_EQ(std::system(make.c_str()), 0);
+  NatsServer srv({"--tls", "--tlscert", d + "/server.pem", "--tlskey", d + "/server.key"});
+  ASSERT_TRUE(srv.up());
+  const std::string host = "127.0.0.1:" + std::to_string(srv.port()) + "/sec";
+  EXPECT_TRUE(TryBus("tls://" + host + "?ca=" + d + "/ca.pem").ok());
+  EXPECT_TRUE(TryBus("nats://" + host + "?tls=1&ca=" + d + "/ca.pem").ok());
+  // A CA that did not sign the server's certificate: the server is not trusted.
+  EXPECT_EQ(TryBus("tls://" + host + "?ca=" + d + "/other.pem").code(), Code::kUnauthenticated);
+  // Without TLS, a server that requires it refuses the connection.
+  EXPECT_FALSE(TryBus("nats://" + host).ok());
+}
+
+TEST(BusRedisAuthTest, AnAclUserAndPassword) {
+  RedisServer srv({"--user", "ann", "on", ">sesame", "~*", "&*", "+@all", "--user", "default", "off"});
+  ASSERT_TRUE(srv.up());
+  EXPECT_TRUE(TryBus(srv.url("acl", "ann:sesame")).ok());
+  EXPECT_EQ(TryBus(srv.url("acl", "ann:wrong")).code(), Code::kUnauthenticated);
+  EXPECT_EQ(TryBus(srv.url("acl", "bob:sesame")).code(), Code::kUnauthenticated);
+  EXPECT_EQ(TryBus(srv.url("acl")).code(), Code::kUnauthenticated);
 }
 
 TEST(RedisStreamDedupTest, RemembersUpToItsCapacityAndForgetsTheLeastRecent) {

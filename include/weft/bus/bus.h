@@ -48,8 +48,8 @@ struct Position {
 };
 
 // The remote backends: "redis://[[user]:password@]host:port/<name>" (Redis Streams, a stream
-// key per shard) and "nats://[credentials@]host:port[,host:port...]/<name>[?creds=&nkey=&tls=
-// &ca=&cert=&key=]" (NATS JetStream, a subject per shard of one stream). Guide and mapping:
+// key per shard) and "nats://[credentials@]host:port[,host:port...]/<name>[?creds=&nkey=&seed=
+// &tls=&ca=&cert=&key=]" (NATS JetStream, a subject per shard of one stream). Guide and mapping:
 // docs/scale-out.md.
 struct RemoteOptions {
   // Effectively-once: the producer's nonce file (weft/bus/dedup.h), created on first use.
@@ -212,7 +212,8 @@ class Bus {
   static Result<std::unique_ptr<Bus>> Open(const BusOptions& options);
   // Removes a shm: bus's name (kNotFound if there is none); open handles keep working. For a
   // log: bus, removes its control segment: the directory stays, and the next open makes a new
-  // one from the files (remove the directory to remove the bus).
+  // one from the files (remove the directory to remove the bus). For redis:// and nats://,
+  // removes the bus from the server with its events and groups (its keys; its stream).
   static Status Unlink(std::string_view url);
 
   // Ingests one event (to this thread's shard). Under block, waits for space up to the

@@ -26,7 +26,8 @@ struct NatsOptions {
   std::string user, password;  // user and password
   std::string token;           // or a token
   std::string creds_file;      // or a credentials file (user JWT and NKey seed)
-  std::string nkey_seed_file;  // or an NKey: the seed file (the public key is derived from it)
+  std::string nkey;            // or an NKey: the user's public key ("U...")
+  std::string nkey_seed_file;  //   and the file holding its seed ("SU...")
   bool tls = false;            // TLS (also implied by tls:// server urls)
   std::string ca_file, cert_file, key_file;
   int64_t connect_timeout_ms = 2000;
@@ -36,8 +37,8 @@ struct NatsOptions {
 };
 
 // Parses "nats://[user:password@|token@]host[:port][,host[:port]...][/path][?k=v&...]" with
-// the query keys creds, nkey (a seed file), tls (1), ca, cert and key. "tls://" is nats://
-// with tls=1.
+// the query keys creds (a credentials file), nkey (a public key) and seed (its seed file),
+// tls (1), ca, cert and key. "tls://" is nats:// with tls=1.
 struct NatsUrl {
   NatsOptions options;
   std::string path;

@@ -46,5 +46,8 @@ Result<std::unique_ptr<Bus>> OpenNatsBus(BusOptions options);
 Result<std::unique_ptr<Bus>> WithLinger(std::unique_ptr<Bus> bus, int64_t linger_ns, uint32_t linger_events);
 // Removes a log: bus's control segment (its files stay; the next open makes a new one).
 Status UnlinkLogBus(std::string_view url);
+// Removes a remote bus from its server: its keys (redis://), its stream (nats://).
+Status UnlinkRedisBus(std::string_view url);
+Status UnlinkNatsBus(std::string_view url);
 
 }  // namespace weft::bus::internal
