@@ -480,6 +480,41 @@ TEST_P(BusRemoteTest, WaitFdTurnsReadableWhenAnEventComesAndInterruptEndsAPoll) 
   stopper.join();
 }
 
+// The server away: block retries until the deadline and then answers Unavailable (the events
+// were not taken); fail answers Unavailable after one attempt; drop_newest drops and counts.
+// When the server is back, the same handles work again.
+TEST_P(BusRemoteTest, WhileTheServerIsAwayEachPolicyAnswersAsItSays) {
+  auto srv = MakeServer(GetParam());
+  ASSERT_TRUE(srv->up());
+  std::vector<std::unique_ptr<Bus>> buses;
+  for (Overflow policy : {Overflow::kBlock, Overflow::kFail, Overflow::kDropNewest}) {
+    BusOptions o = Options(*srv, std::string("away") + OverflowName(policy), 1);
+    o.backpressure = policy;
+    o.remote.op_timeout_ms = 500;
+    auto b = Bus::Open(o);
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    ASSERT_TRUE((*b)->Ingest(AsBytes("before")).ok());
+    buses.push_back(std::move(b).value());
+  }
+  srv->Kill();
+  const std::vector<ByteView> batch = {AsBytes("a"), AsBytes("b")};
+  auto blocked = buses[0]->IngestBatch(batch, Deadline::AfterMs(700));
+  EXPECT_EQ(blocked.status().code(), Code::kUnavailable) << blocked.status().ToString();
+  auto failed = buses[1]->Ingest(AsBytes("x"), Deadline::AfterMs(10'000));
+  EXPECT_EQ(failed.status().code(), Code::kUnavailable) << failed.status().ToString();
+  auto dropped = buses[2]->IngestBatch(batch, Deadline::AfterMs(700));
+  ASSERT_TRUE(dropped.ok()) << dropped.status().ToString();
+  EXPECT_EQ(*dropped, 2u);
+  auto one = buses[2]->Ingest(AsBytes("c"), Deadline::AfterMs(700));
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  EXPECT_TRUE(one->dropped());
+  ASSERT_TRUE(srv->Start());
+  for (int i = 0; i < 100 && !buses[0]->Ingest(AsBytes("after"), Deadline::AfterMs(2000)).ok(); ++i) {
+  }
+  EXPECT_EQ(buses[2]->Stats().dropped_newest, 3u);  // counted, never silent
+  EXPECT_TRUE(buses[1]->Ingest(AsBytes("after"), Deadline::AfterMs(5000)).ok());
+}
+
 std::string KindName(const ::testing::TestParamInfo<Kind>& i) { return i.param == Kind::kRedis ? "redis" : "nats"; }
 INSTANTIATE_TEST_SUITE_P(Backends, BusRemoteTest, ::testing::Values(Kind::kRedis, Kind::kNats), KindName);
 
