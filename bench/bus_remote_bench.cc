@@ -533,38 +533,32 @@ void AddRemoteBusRows(Results& res, bool quick, const std::function<bool(const c
     return scheme + "://127.0.0.1:" + std::to_string(port) + "/bench" + std::to_string(bus_no++);
   };
   for (int round = 0; round < rounds; ++round) {
-    if (want("ingest")) {
-      // Weft and its floor take turns going first: a row can pay for the writeback of the
-      // row before it.
-      const bool weft_first = round % 2 == 0;
+    // Weft and its floor take turns going first: a row can pay for the writeback of the row
+    // before it.
+    auto in_turn = [&](const std::function<Row()>& weft, const std::function<Row()>& floor) {
+      if (round % 2 == 0) res.Add(weft());
+      res.Add(floor());
+      if (round % 2 == 1) res.Add(weft());
+    };
+    for (const char* c : {"ingest", "consume"}) {
+      if (!want(c)) continue;
+      const bool ingest = std::string(c) == "ingest";
       for (size_t size : {size_t{64}, size_t{4096}}) {
         const uint64_t count = size == 64 ? n : n / 4;
         if (redis.up()) {
-          if (weft_first) res.Add(IngestWeft(url("redis", redis.port()), "redis", size, count));
-          res.Add(IngestHiredis(redis.port(), size, count));
-          if (!weft_first) res.Add(IngestWeft(url("redis", redis.port()), "redis", size, count));
-          res.Add(IngestRedisBenchmark(redis.port(), size, count));
+          const int port = redis.port();
+          auto weft = [&] {
+            return ingest ? IngestWeft(url("redis", port), "redis", size, count) : ConsumeWeft(url("redis", port), "redis", size, count);
+          };
+          in_turn(weft, [&] { return ingest ? IngestHiredis(port, size, count) : ConsumeHiredis(port, size, count); });
+          if (ingest) res.Add(IngestRedisBenchmark(port, size, count));
         }
         if (nats.up()) {
-          if (weft_first) res.Add(IngestWeft(url("nats", nats.port()), "nats", size, count));
-          res.Add(IngestNatsFloor(nats.port(), size, count));
-          if (!weft_first) res.Add(IngestWeft(url("nats", nats.port()), "nats", size, count));
-        }
-      }
-    }
-    if (want("consume")) {
-      const bool weft_first = round % 2 == 0;
-      for (size_t size : {size_t{64}, size_t{4096}}) {
-        const uint64_t count = size == 64 ? n : n / 4;
-        if (redis.up()) {
-          if (weft_first) res.Add(ConsumeWeft(url("redis", redis.port()), "redis", size, count));
-          res.Add(ConsumeHiredis(redis.port(), size, count));
-          if (!weft_first) res.Add(ConsumeWeft(url("redis", redis.port()), "redis", size, count));
-        }
-        if (nats.up()) {
-          if (weft_first) res.Add(ConsumeWeft(url("nats", nats.port()), "nats", size, count));
-          res.Add(ConsumeNatsFloor(nats.port(), size, count));
-          if (!weft_first) res.Add(ConsumeWeft(url("nats", nats.port()), "nats", size, count));
+          const int port = nats.port();
+          auto weft = [&] {
+            return ingest ? IngestWeft(url("nats", port), "nats", size, count) : ConsumeWeft(url("nats", port), "nats", size, count);
+          };
+          in_turn(weft, [&] { return ingest ? IngestNatsFloor(port, size, count) : ConsumeNatsFloor(port, size, count); });
         }
       }
     }

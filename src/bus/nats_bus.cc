@@ -15,7 +15,6 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
-#include <sys/eventfd.h>
 #include <thread>
 #include <vector>
 
@@ -141,7 +140,7 @@ struct NatsCore {
 
 // ---- consumers -----------------------------------------------------------------------------------
 
-class NatsConsumer final : public Consumer {
+class NatsConsumer final : public RemoteMember {
  public:
   NatsConsumer(std::shared_ptr<NatsCore> core, std::string group, const ConsumerOptions& o, natsSubscription* sub)
       : core_(std::move(core)), group_(std::move(group)), options_(o), sub_(sub) {
@@ -150,13 +149,13 @@ class NatsConsumer final : public Consumer {
   ~NatsConsumer() override { Close().IgnoreError(); }
 
   Result<std::span<const Event>> Poll(size_t limit, Deadline deadline) override {
-    if (closed_.load(std::memory_order_acquire)) return Status(Code::kClosed, "consumer closed");
+    if (closed()) return Status(Code::kClosed, "consumer closed");
     if (limit == 0) return std::span<const Event>();
     if (options_.auto_commit) WEFT_RETURN_IF_ERROR(Commit());
     Release();
-    Drain();
+    bell_.Drain();
     for (;;) {
-      if (closed_.load(std::memory_order_acquire)) return Status(Code::kClosed, "consumer closed");
+      if (closed()) return Status(Code::kClosed, "consumer closed");
       const int64_t left_ms = deadline.RemainingNs() / 1'000'000;
       const bool wait = !deadline.is_now() && left_ms > 0;
       natsMsgList list{};
@@ -197,23 +196,6 @@ class NatsConsumer final : public Consumer {
   std::vector<uint32_t> shards() const override { return all_; }
   const std::string& group() const override { return group_; }
 
-  Result<int> WaitFd() override {
-    if (efd_ >= 0) return efd_;
-    efd_ = ::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);  // starts readable
-    if (efd_ < 0) return ErrnoStatus(errno, "eventfd");
-    // A plain subscription to the bus's subjects: every publish rings the descriptor (its
-    // messages are dropped at once; a slow watcher only loses rings it did not need).
-    const natsStatus s = natsConnection_Subscribe(&watch_, core_->conn->raw(), core_->filter.c_str(), OnPublish, this);
-    if (s != NATS_OK) return net::NatsStatus(s, 0, core_->Where() + " watch");
-    natsSubscription_SetPendingLimits(watch_, 1024, 1 << 20);
-    return efd_;
-  }
-
-  void Interrupt() override {
-    closed_.store(true, std::memory_order_release);
-    Signal();
-  }
-
   Status Close() override {
     if (done_) return Status::Ok();
     done_ = true;
@@ -223,7 +205,8 @@ class NatsConsumer final : public Consumer {
     natsConnection_FlushTimeout(core_->conn->raw(), core_->options.remote.op_timeout_ms);
     closed_.store(true, std::memory_order_release);
     if (watch_ != nullptr) {
-      natsSubscription_Unsubscribe(watch_);
+      // Drained, no callback of the watcher runs any more: then the descriptor may close.
+      if (natsSubscription_Drain(watch_) == NATS_OK) natsSubscription_WaitForDrainCompletion(watch_, 2000);
       natsSubscription_Destroy(watch_);
       watch_ = nullptr;
     }
@@ -232,25 +215,23 @@ class NatsConsumer final : public Consumer {
       natsSubscription_Destroy(sub_);  // the durable consumer stays for the group
       sub_ = nullptr;
     }
-    if (efd_ >= 0) ::close(efd_);
-    efd_ = -1;
+    bell_.Close();
     return s;
   }
 
  private:
+  Status StartWatcher() override {
+    // A plain subscription to the bus's subjects: every publish rings the descriptor (its
+    // messages are dropped at once; a slow watcher only loses rings it did not need).
+    const natsStatus s = natsConnection_Subscribe(&watch_, core_->conn->raw(), core_->filter.c_str(), OnPublish, this);
+    if (s != NATS_OK) return net::NatsStatus(s, 0, core_->Where() + " watch");
+    natsSubscription_SetPendingLimits(watch_, 1024, 1 << 20);
+    return Status::Ok();
+  }
+
   static void OnPublish(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
     natsMsg_Destroy(m);
-    static_cast<NatsConsumer*>(closure)->Signal();
-  }
-  void Signal() {
-    if (efd_ < 0) return;
-    const uint64_t one = 1;
-    (void)!::write(efd_, &one, sizeof(one));
-  }
-  void Drain() {
-    if (efd_ < 0) return;
-    uint64_t v;
-    (void)!::read(efd_, &v, sizeof(v));
+    static_cast<NatsConsumer*>(closure)->bell_.Ring();
   }
 
   Status Take(natsMsgList& list) {
@@ -305,9 +286,7 @@ class NatsConsumer final : public Consumer {
   std::vector<Event> events_;
   std::vector<natsMsgList> lists_;
   std::vector<natsMsg*> delivered_;  // handed out, not acked yet (they live in lists_)
-  std::atomic<bool> closed_{false};
   bool done_ = false;
-  int efd_ = -1;
 };
 
 // ---- the bus -------------------------------------------------------------------------------------

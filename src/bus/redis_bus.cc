@@ -5,7 +5,6 @@
 // consumer group of that name on every shard stream; a member is a Redis consumer. Positions
 // are entry ids packed as (milliseconds << 20) | sequence.
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -148,7 +147,7 @@ struct RedisCore {
 
 // ---- consumers -----------------------------------------------------------------------------------
 
-class RedisConsumer final : public Consumer {
+class RedisConsumer final : public RemoteMember {
  public:
   RedisConsumer(std::shared_ptr<RedisCore> core, std::string group, std::string me, const ConsumerOptions& o,
                 std::unique_ptr<RedisConnection> conn)
@@ -160,18 +159,18 @@ class RedisConsumer final : public Consumer {
   ~RedisConsumer() override { Close().IgnoreError(); }
 
   Result<std::span<const Event>> Poll(size_t limit, Deadline deadline) override {
-    if (closed_.load(std::memory_order_acquire)) return Status(Code::kClosed, "consumer closed");
+    if (closed()) return Status(Code::kClosed, "consumer closed");
     if (limit == 0) return std::span<const Event>();
     // The acks of the last batch go out with the next read (one round trip for both).
     if (options_.auto_commit) SendAcks();
     events_.clear();
     held_.clear();
-    Drain();
+    bell_.Drain();
     if (backlog_.empty()) WEFT_RETURN_IF_ERROR(ClaimIdle(limit));
     Serve(limit);
     if (!events_.empty()) WEFT_RETURN_IF_ERROR(ReadAcks());  // served from the backlog: no read
     while (events_.empty()) {
-      if (closed_.load(std::memory_order_acquire)) return Status(Code::kClosed, "consumer closed");
+      if (closed()) return Status(Code::kClosed, "consumer closed");
       const int64_t left_ms = deadline.RemainingNs() / 1'000'000;
       const bool wait = !deadline.is_now() && left_ms > 0;
       WEFT_RETURN_IF_ERROR(Read(limit, wait ? std::min<int64_t>(left_ms, kBlockSliceMs) : -1));
@@ -192,21 +191,6 @@ class RedisConsumer final : public Consumer {
   std::vector<uint32_t> shards() const override { return all_; }
   const std::string& group() const override { return group_; }
 
-  Result<int> WaitFd() override {
-    if (efd_ >= 0) return efd_;
-    efd_ = ::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);  // starts readable
-    if (efd_ < 0) return ErrnoStatus(errno, "eventfd");
-    auto c = RedisConnection::Connect(conn_->options());
-    if (!c.ok()) return c.status();
-    watcher_ = std::thread([this, w = std::move(c).value()]() mutable { Watch(std::move(w)); });
-    return efd_;
-  }
-
-  void Interrupt() override {
-    closed_.store(true, std::memory_order_release);
-    Signal();
-  }
-
   Status Close() override {
     if (done_) return Status::Ok();
     done_ = true;
@@ -214,8 +198,7 @@ class RedisConsumer final : public Consumer {
     if (options_.auto_commit && !conn_->broken()) s = Commit();
     closed_.store(true, std::memory_order_release);
     if (watcher_.joinable()) watcher_.join();
-    if (efd_ >= 0) ::close(efd_);
-    efd_ = -1;
+    bell_.Close();
     // A member that leaves with nothing pending is removed from the group (its pending events,
     // if any, stay for another member to claim).
     const bool clean = s.ok() && backlog_.empty() &&
@@ -234,6 +217,13 @@ class RedisConsumer final : public Consumer {
   }
 
  private:
+  Status StartWatcher() override {
+    auto c = RedisConnection::Connect(conn_->options());
+    if (!c.ok()) return c.status();
+    watcher_ = std::thread([this, w = std::move(c).value()]() mutable { Watch(std::move(w)); });
+    return Status::Ok();
+  }
+
   Status Reconnected(const Status& why) {
     // Replies in flight are lost with the connection; what was delivered and not acked stays
     // pending in the group and is claimed again after claim_idle_ms (at-least-once).
@@ -377,16 +367,6 @@ class RedisConsumer final : public Consumer {
     return Status::Ok();
   }
 
-  void Signal() {
-    if (efd_ < 0) return;
-    const uint64_t one = 1;
-    (void)!::write(efd_, &one, sizeof(one));
-  }
-  void Drain() {
-    if (efd_ < 0) return;
-    uint64_t v;
-    (void)!::read(efd_, &v, sizeof(v));
-  }
 
   // The descriptor's watcher: XREAD (no group, nothing taken) after the newest entries seen,
   // a slice at a time; any new entry makes the descriptor readable.
@@ -403,13 +383,13 @@ class RedisConsumer final : public Consumer {
       if (r.ok() && !IsError(*r)) last[s] = std::string(InfoField(r->root(), "last-generated-id").str());
       if (last[s].empty()) last[s] = "0-0";
     }
-    while (!closed_.load(std::memory_order_acquire)) {
+    while (!closed()) {
       std::vector<std::string_view> argv = {"XREAD", "COUNT", "1", "BLOCK", "100", "STREAMS"};
       for (const std::string& k : core_->keys) argv.push_back(k);
       for (const std::string& l : last) argv.push_back(l);
       Result<RedisReply> r = c->Command(argv, Deadline::AfterMs(core_->options.remote.op_timeout_ms + 100));
       if (!r.ok() || IsError(*r)) {
-        Signal();  // let the owner's Poll see the trouble
+        bell_.Ring();  // let the owner's Poll see the trouble
         if (c->broken() && !c->Reconnect(Deadline::AfterMs(kBlockSliceMs)).ok()) std::this_thread::sleep_for(std::chrono::milliseconds(kBlockSliceMs));
         continue;
       }
@@ -423,7 +403,7 @@ class RedisConsumer final : public Consumer {
           if (core_->keys[s] == st[0].str()) last[s] = std::string(entries[entries.size() - 1][0].str());
         }
       }
-      Signal();
+      bell_.Ring();
     }
   }
 
@@ -445,9 +425,7 @@ class RedisConsumer final : public Consumer {
   std::vector<Event> events_;
   std::vector<std::shared_ptr<RedisReply>> held_;  // the replies the batch's events view
   int64_t last_claim_ns_ = INT64_MIN / 2;
-  std::atomic<bool> closed_{false};
   bool done_ = false;
-  int efd_ = -1;
   std::thread watcher_;
 };
 

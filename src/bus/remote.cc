@@ -1,6 +1,10 @@
 // The remote backends' shared pieces (internal/remote.h).
 #include "internal/remote.h"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
 #include <vector>
 
@@ -72,6 +76,34 @@ Result<uint64_t> ParseEntryId(std::string_view id) {
     return Status(Code::kCorrupt, "redis entry id '" + std::string(id.substr(0, 64)) + "' does not fit a Weft position");
   }
   return (ms << kEntrySeqBits) | seq;
+}
+
+Result<int> RemoteBell::Open() {
+  int fd = fd_.load(std::memory_order_acquire);
+  if (fd >= 0) return fd;
+  fd = ::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);  // starts readable
+  if (fd < 0) return ErrnoStatus(errno, "eventfd");
+  fd_.store(fd, std::memory_order_release);
+  return fd;
+}
+
+void RemoteBell::Ring() {
+  const int fd = fd_.load(std::memory_order_acquire);
+  if (fd < 0) return;
+  const uint64_t one = 1;
+  (void)!::write(fd, &one, sizeof(one));
+}
+
+void RemoteBell::Drain() {
+  const int fd = fd_.load(std::memory_order_acquire);
+  if (fd < 0) return;
+  uint64_t v;
+  (void)!::read(fd, &v, sizeof(v));
+}
+
+void RemoteBell::Close() {
+  const int fd = fd_.exchange(-1, std::memory_order_acq_rel);
+  if (fd >= 0) ::close(fd);
 }
 
 }  // namespace weft::bus::internal

@@ -4,6 +4,7 @@
 // names, and Redis entry ids as positions. Internal to bus.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -34,5 +35,48 @@ Status CheckRemoteName(std::string_view name, std::string_view what, std::string
 // fit (a sequence of 2^20 or more within one millisecond).
 inline constexpr uint32_t kEntrySeqBits = 20;
 Result<uint64_t> ParseEntryId(std::string_view id);
+
+// A remote member's pollable descriptor: an eventfd, readable when made, rung by a watcher of
+// the server (any thread), drained at each poll.
+class RemoteBell {
+ public:
+  RemoteBell() = default;
+  ~RemoteBell() { Close(); }
+  RemoteBell(const RemoteBell&) = delete;
+  RemoteBell& operator=(const RemoteBell&) = delete;
+  Result<int> Open();  // the descriptor, made at the first call
+  void Ring();         // no-op before Open
+  void Drain();
+  void Close();
+
+ private:
+  std::atomic<int> fd_{-1};
+};
+
+// What a member does the same on every server: the pollable descriptor, started with its
+// watcher at the first WaitFd, and Interrupt.
+class RemoteMember : public Consumer {
+ public:
+  Result<int> WaitFd() final {
+    Result<int> fd = bell_.Open();
+    if (!fd.ok() || watching_) return fd;
+    WEFT_RETURN_IF_ERROR(StartWatcher());
+    watching_ = true;
+    return fd;
+  }
+  void Interrupt() final {
+    closed_.store(true, std::memory_order_release);
+    bell_.Ring();
+  }
+
+ protected:
+  // Starts what rings bell_ when the server has new events for this member.
+  virtual Status StartWatcher() = 0;
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
+
+  RemoteBell bell_;
+  std::atomic<bool> closed_{false};
+  bool watching_ = false;  // a watcher runs
+};
 
 }  // namespace weft::bus::internal
