@@ -2,6 +2,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -553,6 +554,30 @@ int main(void) {
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", bdir);
     CHECK(system(cmd) == 0);
+  }
+
+  /* The remote options: defaults filled in; a server that does not answer is WEFT_EUNAVAILABLE
+     within op_timeout_ms; a struct that ends before the remote fields (an older caller) still
+     opens; a bad remote url is WEFT_EINVAL. */
+  {
+    weft_bus_options_t ropt;
+    weft_bus_options_init(&ropt);
+    CHECK(ropt.op_timeout_ms == 5000 && ropt.claim_idle_ms == 30000 && ropt.dedup_capacity == 65536 &&
+          ropt.replicas == 1 && ropt.dedup_window_ms == 120000 && ropt.nonce_path == NULL);
+    ropt.op_timeout_ms = 200;
+    weft_bus_t* rb = NULL;
+    CHECK(weft_bus_open("redis://127.0.0.1:1/steps", &ropt, &rb) == WEFT_EUNAVAILABLE && rb == NULL);
+    CHECK(weft_bus_open("nats://127.0.0.1:1/steps", &ropt, &rb) == WEFT_EUNAVAILABLE && rb == NULL);
+    CHECK(weft_bus_open("redis://127.0.0.1:6379/bad name", &ropt, &rb) == WEFT_EINVAL);
+    ropt.max_len = 10; /* needs drop_oldest */
+    CHECK(weft_bus_open("redis://127.0.0.1:1/steps", &ropt, &rb) == WEFT_EINVAL);
+    weft_bus_options_t old;
+    weft_bus_options_init(&old);
+    old.struct_size = (uint32_t)offsetof(weft_bus_options_t, nonce_path);
+    CHECK(weft_bus_open("memory:", &old, &rb) == WEFT_OK && rb != NULL);
+    CHECK(weft_bus_close(rb) == WEFT_OK);
+    old.struct_size = (uint32_t)offsetof(weft_bus_options_t, nonce_path) - 8;
+    CHECK(weft_bus_open("memory:", &old, &rb) == WEFT_EINVAL);
   }
 
   printf("capi_test: %d checks, %d failed\n", checks, failures);
