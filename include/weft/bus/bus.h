@@ -56,10 +56,11 @@ struct RemoteOptions {
   // Empty: a nonce of this process only (ids are unique, but a restarted producer's retries
   // are new events).
   std::string nonce_path;
-  // Each shard's stream keeps at most this many events (0: no limit). Above it, the
-  // backpressure policy applies: drop_oldest trims the oldest (counted as the drops of the
-  // groups that had not read them), drop_newest discards and counts, fail refuses
-  // (kResourceExhausted), block waits for the groups to consume until the deadline.
+  // Each shard's stream keeps at most this many events (0: no limit); with a limit the
+  // policy must be drop_oldest: the server trims the oldest, counted per shard. The other
+  // policies apply while the server is away: block retries until the deadline (then
+  // kUnavailable), fail tries once (kUnavailable), drop_newest drops what the server did not
+  // acknowledge by the deadline, counted.
   uint64_t max_len = 0;
   // redis: consumers: how many event ids each member remembers to drop duplicates (0: none).
   uint32_t dedup_capacity = 65536;
