@@ -27,7 +27,7 @@ setup(
             # it is newer than every source it lists).
             depends=["setup.py"],
             include_dirs=[os.path.relpath(os.path.join(root, "include"), here)],
-            libraries=["sodium", "hiredis", "nats"],
+            libraries=["sodium", "hiredis", "nats", "crypto"],
             cxx_std=20,
             # -mcx16: topic rings use a 16-byte compare-and-swap (cmpxchg16b).
             extra_compile_args=["-O2", "-fvisibility=hidden"]

@@ -12,6 +12,8 @@ namespace weft::cli {
 int Inspect(const std::string& name);
 // Prints a bus's options and counters (shm: or log: url); the exit code.
 int DescribeBus(const std::string& url);
+// `weft keygen --out PATH` (a new Ed25519 host key, its id in PATH.pub) or `--show PATH`.
+int Keygen(const std::string& out, const std::string& show);
 // Printable bytes as they are; others (and backslash) as \xNN.
 std::string Escape(ByteView b);
 int Gc(bool dry_run);

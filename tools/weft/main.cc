@@ -91,20 +91,26 @@ int main(int argc, char** argv) {
                     "Cut the newest segment at damage that valid records follow (they are lost), and say what was cut");
 
   weft::cli::BusArgs bargs;
-  auto* busc = app.add_subcommand("bus", "Publish to, read from, or describe a shm: or log: event bus");
+  auto* busc = app.add_subcommand("bus", "Publish to, read from, or describe an event bus (shm:, log:, redis://, nats://)");
   busc->require_subcommand(1);
   auto* bpublish = busc->add_subcommand("publish", "Ingest events (arguments, or lines of standard input)");
-  bpublish->add_option("url", bargs.url, "shm:<name> (created if absent)")->required();
+  bpublish->add_option("url", bargs.url, "shm:<name>, log:<dir>, redis://host:port/<name> or nats://host:port/<name> (created if absent)")->required();
   bpublish->add_option("events", bargs.events, "Events, each one argument");
   bpublish->add_option("--key", bargs.key, "The events' key (they then land on one shard)");
   bpublish->add_option("--group", bargs.group, "A group to create first, so that the events wait for it");
   auto* btail = busc->add_subcommand("tail", "Print events as a member of a group: shard, offset, key, data");
-  btail->add_option("url", bargs.url, "shm:<name>")->required();
+  btail->add_option("url", bargs.url, "The bus's url")->required();
   btail->add_option("--group", bargs.group, "The group to read as (created if absent)")->required();
   btail->add_option("-n,--count", bargs.last, "Print at most this many events");
   btail->add_flag("-f,--follow", bargs.follow, "Keep following new events (Ctrl-C ends)");
   auto* bstat = busc->add_subcommand("stat", "Options, counts, shards, producers, groups and members");
-  bstat->add_option("url", bargs.url, "shm:<name>")->required();
+  bstat->add_option("url", bargs.url, "The bus's url")->required();
+
+  std::string key_out, key_show;
+  auto* keygen = app.add_subcommand("keygen", "Make a host key (Ed25519) for connections across machines, or show a key's id");
+  keygen->add_option("--out", key_out, "Write a new private key here (mode 0600, never over a file) and its id to <out>.pub");
+  keygen->add_option("--show", key_show, "Print the id of this private key file");
+  keygen->require_option(1);
 
   app.add_subcommand("version", "Print the version");
 
@@ -115,6 +121,7 @@ int main(int argc, char** argv) {
     return weft::cli::Inspect(name);
   }
   if (app.got_subcommand("gc")) return weft::cli::Gc(dry_run);
+  if (app.got_subcommand("keygen")) return weft::cli::Keygen(key_out, key_show);
   if (app.got_subcommand("log")) {
     if (lappend->parsed()) return weft::cli::LogAppend(largs);
     if (ltail->parsed()) return weft::cli::LogTail(largs);
