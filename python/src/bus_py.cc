@@ -297,8 +297,7 @@ void BindBus(py::module_& m) {
              }
              if (!r.ok()) pyerr::Raise(r.status());
              // The GIL is released around ingest where it waits: for fsync, or for a server.
-             const bool remote = url.rfind("redis://", 0) == 0 || url.rfind("nats://", 0) == 0 || url.rfind("tls://", 0) == 0;
-             const bool durable = remote || (url.rfind("log:", 0) == 0 && o.log.fsync != weft::log::Fsync::kNever);
+             const bool durable = weft::bus::IsRemoteUrl(url) || (url.rfind("log:", 0) == 0 && o.log.fsync != weft::log::Fsync::kNever);
              return PyBus{std::shared_ptr<Bus>(std::move(r).value()), durable};
            }),
            py::arg("url"), py::arg("shards"), py::arg("shard_bytes"), py::arg("max_event"), py::arg("backpressure"),

@@ -41,12 +41,17 @@ uint32_t ThreadShard(uint32_t shards) {
 
 }  // namespace internal
 
+bool IsRemoteUrl(std::string_view url) {
+  return HasScheme(url, kRedisScheme) || HasScheme(url, kRedisTlsScheme) || HasScheme(url, kNatsScheme) ||
+         HasScheme(url, kNatsTlsScheme);
+}
+
 uint32_t Bus::ShardOf(ByteView key) const { return Crc32c(0, key.data(), key.size()) % shards(); }
 
 Status Bus::Unlink(std::string_view url) {
   if (HasScheme(url, kLogScheme)) return UnlinkLogBus(url);
   if (HasScheme(url, kRedisScheme)) return UnlinkRedisBus(url);
-  if (HasScheme(url, kNatsScheme) || HasScheme(url, "tls://")) return UnlinkNatsBus(url);
+  if (HasScheme(url, kNatsScheme) || HasScheme(url, kNatsTlsScheme)) return UnlinkNatsBus(url);
   if (!HasScheme(url, kShmScheme)) return InvalidArgument("a memory: bus has no name to remove");
   return shm::Segment::Unlink(url.substr(kShmScheme.size()));
 }
@@ -60,9 +65,9 @@ Result<std::unique_ptr<Bus>> Bus::Open(const BusOptions& options) {
     bus = OpenRingBus(o);
   } else if (HasScheme(o.url, kLogScheme)) {
     bus = OpenLogBus(o);
-  } else if (HasScheme(o.url, kRedisScheme) || HasScheme(o.url, "rediss://")) {
+  } else if (HasScheme(o.url, kRedisScheme) || HasScheme(o.url, kRedisTlsScheme)) {
     bus = OpenRedisBus(o);
-  } else if (HasScheme(o.url, kNatsScheme) || HasScheme(o.url, "tls://")) {
+  } else if (HasScheme(o.url, kNatsScheme) || HasScheme(o.url, kNatsTlsScheme)) {
     bus = OpenNatsBus(o);
   } else {
     return Status(Code::kInvalidArgument, "bus url '" + o.url +

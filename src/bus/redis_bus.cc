@@ -97,16 +97,9 @@ struct RedisCore {
       }
       return c;
     }
-    for (int64_t wait = server.backoff_initial_ms;; wait = std::min(wait * 2, server.backoff_max_ms)) {
-      net::RedisOptions o = server;
-      o.connect_timeout_ms = std::clamp<int64_t>(deadline.RemainingNs() / 1'000'000, 1, o.connect_timeout_ms);
-      auto made = RedisConnection::Connect(o);
-      if (made.ok()) return made;
-      if (made.status().code() != Code::kUnavailable || deadline.Expired()) {
-        return Status(made.status().code(), Where() + ": " + made.status().message());
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(wait, deadline.RemainingNs() / 1'000'000 + 1)));
-    }
+    auto made = RedisConnection::Connect(server, deadline);
+    if (!made.ok()) return Status(made.status().code(), Where() + ": " + made.status().message());
+    return made;
   }
   void Give(std::unique_ptr<RedisConnection> c) {
     if (c == nullptr || c->broken()) return;

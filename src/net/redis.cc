@@ -151,6 +151,12 @@ Result<std::unique_ptr<RedisConnection>> RedisConnection::Connect(const RedisOpt
   return c;
 }
 
+Result<std::unique_ptr<RedisConnection>> RedisConnection::Connect(const RedisOptions& options, Deadline retry_until) {
+  std::unique_ptr<RedisConnection> c(new RedisConnection(options));
+  WEFT_RETURN_IF_ERROR(c->Reconnect(retry_until));
+  return c;
+}
+
 Status RedisConnection::Open(Deadline deadline) {
   if (ctx_ != nullptr) redisFree(Ctx(ctx_));
   ctx_ = nullptr;

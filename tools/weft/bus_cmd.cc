@@ -19,12 +19,8 @@ int Fail(const Status& s) {
 
 volatile std::sig_atomic_t g_stop = 0;
 
-bool Remote(const std::string& url) {
-  return url.rfind("redis://", 0) == 0 || url.rfind("nats://", 0) == 0 || url.rfind("tls://", 0) == 0;
-}
-
 Status CheckUrl(const std::string& url) {
-  if (url.rfind("shm:", 0) != 0 && url.rfind("log:", 0) != 0 && !Remote(url)) {
+  if (url.rfind("shm:", 0) != 0 && url.rfind("log:", 0) != 0 && !bus::IsRemoteUrl(url)) {
     return InvalidArgument("the command line reaches shm:<name>, log:<directory>, redis://host:port/<name> and "
                            "nats://host:port/<name> buses, not '" + url + "'");
   }

@@ -91,7 +91,7 @@ int DescribeBus(const std::string& url) {
   o.url = url;
   o.create = false;
   const bool durable = url.rfind("log:", 0) == 0;
-  const bool remote = url.rfind("redis://", 0) == 0 || url.rfind("nats://", 0) == 0 || url.rfind("tls://", 0) == 0;
+  const bool remote = bus::IsRemoteUrl(url);
   if (durable) o.backpressure = Overflow::kDropOldest;
   auto b = bus::Bus::Open(o);
   if (!b.ok()) {

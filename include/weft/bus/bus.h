@@ -207,6 +207,10 @@ class Consumer {
   virtual Status Close() = 0;
 };
 
+// True for the url of a bus on a server (redis://, nats://, tls://): its calls make round
+// trips, and its stats count events.
+bool IsRemoteUrl(std::string_view url);
+
 class Bus {
  public:
   virtual ~Bus() = default;

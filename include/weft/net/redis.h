@@ -88,6 +88,8 @@ class RedisConnection {
   // Connects (and authenticates) within options.connect_timeout_ms: kUnavailable when nothing
   // answers, kUnauthenticated for refused credentials.
   static Result<std::unique_ptr<RedisConnection>> Connect(const RedisOptions& options);
+  // The same, tried again with backoff while nothing answers, until `retry_until`.
+  static Result<std::unique_ptr<RedisConnection>> Connect(const RedisOptions& options, Deadline retry_until);
 
   // Queues one command (arguments as given, binary-safe); sent by the next Read or Flush.
   void Append(std::span<const std::string_view> argv);

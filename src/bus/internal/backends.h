@@ -19,6 +19,8 @@ inline constexpr std::string_view kShmScheme = "shm:";
 inline constexpr std::string_view kLogScheme = "log:";
 inline constexpr std::string_view kRedisScheme = "redis://";
 inline constexpr std::string_view kNatsScheme = "nats://";
+inline constexpr std::string_view kNatsTlsScheme = "tls://";     // nats:// with TLS
+inline constexpr std::string_view kRedisTlsScheme = "rediss://";  // refused with its reason
 
 // kTooLarge unless an event of `key` + `data` bytes fits max_event (every backend, and linger,
 // refuse the same way).
