@@ -166,13 +166,15 @@ Result<Contract> Contract::Parse(std::string_view text) {
   return c;
 }
 
-Status Compare(const Contract& server, const Contract& client) {
+namespace {
+
+Status Differences(const Contract& server, const Contract& client, bool strict) {
   std::vector<std::string> diffs;
   if (server.ns != client.ns || server.name != client.name) {
     diffs.push_back("contract " + server.ns + "/" + server.name + " on the server, " + client.ns + "/" + client.name +
                     " on the client");
   }
-  if (server.version != client.version) {
+  if (strict && server.version != client.version) {
     diffs.push_back("version " + server.version + " on the server, " + client.version + " on the client");
   }
   std::map<std::string, std::pair<const MethodSpec*, const MethodSpec*>> all;
@@ -183,7 +185,7 @@ Status Compare(const Contract& server, const Contract& client) {
     if (s == nullptr) {
       diffs.push_back("method '" + name + "' only on the client");
     } else if (c == nullptr) {
-      diffs.push_back("method '" + name + "' only on the server");
+      if (strict) diffs.push_back("method '" + name + "' only on the server");
     } else {
       if (s->access != c->access) {
         diffs.push_back("method '" + name + "' is " + AccessName(s->access) + " on the server, " + AccessName(c->access) +
@@ -206,6 +208,12 @@ Status Compare(const Contract& server, const Contract& client) {
   if (diffs.size() > shown) msg += "; and " + std::to_string(diffs.size() - shown) + " more";
   return Status(Code::kContractMismatch, msg);
 }
+
+}  // namespace
+
+Status Compare(const Contract& server, const Contract& client) { return Differences(server, client, true); }
+
+Status CheckCompatible(const Contract& server, const Contract& client) { return Differences(server, client, false); }
 
 ContractBuilder::ContractBuilder(std::string ns, std::string name, std::string version) {
   c_.ns = std::move(ns);

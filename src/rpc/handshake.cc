@@ -1,4 +1,4 @@
-// The ipc:// handshake: encoding, strict parsing, datagrams with descriptors.
+// The handshake of ipc:// and tcp://: encoding, strict parsing, datagrams with descriptors.
 #include "internal/handshake.h"
 
 #include <poll.h>
@@ -8,10 +8,12 @@
 #include <cerrno>
 #include <cstring>
 
+#include "internal/wire.h"
+
 namespace weft::rpc::internal {
 namespace {
 
-constexpr std::string_view kHello = "hello 2";
+constexpr std::string_view kHello = "hello 3";
 
 // Splits off the first line; false if there is none.
 bool Line(std::string_view* msg, std::string_view* line) {
@@ -50,7 +52,7 @@ void CloseAll(std::vector<int>* fds) {
 
 std::string EncodeHello(std::string_view resource, int pool_slot, std::string_view contract) {
   std::string m(kHello);
-  m += '\n';
+  m += "\nwire " + std::to_string(kWireVersion) + " " + std::to_string(kWireVersion) + "\n";
   m += resource;
   m += '\n';
   m += pool_slot == kNoSlot ? std::string("-") : std::to_string(pool_slot);
@@ -61,8 +63,25 @@ std::string EncodeHello(std::string_view resource, int pool_slot, std::string_vi
 
 Result<Hello> ParseHello(std::string_view msg) {
   std::string_view line;
-  if (!Line(&msg, &line) || line != kHello) return Corrupt("handshake: expected 'hello 2'");
+  if (!Line(&msg, &line)) return Corrupt("handshake: expected 'hello 3'");
+  if (line != kHello) {
+    if (line.substr(0, 6) == "hello ") {
+      return Status(Code::kVersionMismatch, "handshake: the client speaks handshake '" +
+                                                std::string(line.substr(0, 16)) + "', this server 'hello 3'");
+    }
+    return Corrupt("handshake: expected 'hello 3'");
+  }
   Hello h;
+  uint64_t lo = 0, hi = 0;
+  if (!Line(&msg, &line) || line.substr(0, 5) != "wire ") return Corrupt("handshake: no wire versions");
+  line.remove_prefix(5);
+  const size_t space = line.find(' ');
+  if (space == std::string_view::npos || !Decimal(line.substr(0, space), 3, &lo) ||
+      !Decimal(line.substr(space + 1), 3, &hi) || lo == 0 || lo > hi || hi > 255) {
+    return Corrupt("handshake: bad wire versions");
+  }
+  h.wire_min = static_cast<uint8_t>(lo);
+  h.wire_max = static_cast<uint8_t>(hi);
   if (!Line(&msg, &line) || line.empty() || line.size() > 128 || !Printable(line)) {
     return Corrupt("handshake: bad resource name");
   }
@@ -78,15 +97,15 @@ Result<Hello> ParseHello(std::string_view msg) {
 }
 
 std::string EncodeAccept(uint32_t resource_id, std::string_view contract) {
-  return "ok\n" + std::to_string(resource_id) + "\n" + std::string(contract);
+  return "ok\n" + std::to_string(resource_id) + "\nwire " + std::to_string(kWireVersion) + "\n" + std::string(contract);
 }
 
 std::string EncodeRefusal(const Status& why) {
   return "error\n" + std::to_string(static_cast<int>(why.code())) + "\n" + why.message();
 }
 
-Result<uint32_t> ParseAnswer(std::string_view msg) {
-  std::string_view head, number;
+Result<Answer> ParseAnswer(std::string_view msg) {
+  std::string_view head, number, wire;
   if (!Line(&msg, &head) || !Line(&msg, &number)) return Corrupt("bad handshake answer");
   uint64_t v = 0;
   if (head == "error") {
@@ -96,7 +115,18 @@ Result<uint32_t> ParseAnswer(std::string_view msg) {
     return Status(static_cast<Code>(v), std::string(msg));
   }
   if (head != "ok" || !Decimal(number, 10, &v) || v == 0 || v > UINT32_MAX) return Corrupt("bad handshake answer");
-  return static_cast<uint32_t>(v);
+  Answer a;
+  a.resource = static_cast<uint32_t>(v);
+  uint64_t w = 0;
+  if (!Line(&msg, &wire) || wire.substr(0, 5) != "wire " || !Decimal(wire.substr(5), 3, &w)) {
+    return Corrupt("bad handshake answer: no wire version");
+  }
+  if (w != kWireVersion) {
+    return Status(Code::kVersionMismatch, "the server chose rpc wire version " + std::to_string(w) +
+                                              ", this client speaks " + std::to_string(kWireVersion));
+  }
+  a.contract = msg;
+  return a;
 }
 
 Status SendMessage(int sock, std::string_view msg, const std::vector<int>& fds) {

@@ -24,21 +24,27 @@ constexpr uint64_t kMaxDims = 32;
 
 }  // namespace
 
-Result<Frame> DecodeFrame(ByteView record) {
-  if (record.size() < sizeof(FrameHeader)) return Corrupt("rpc frame shorter than its header");
-  Frame f;
-  std::memcpy(&f.header, record.data(), sizeof(FrameHeader));
-  const FrameHeader& h = f.header;
+Status CheckHeader(const FrameHeader& h) {
   if (h.magic != kFrameMagic) return Corrupt("not an rpc frame (bad magic)");
   if (h.version != kWireVersion) {
     return Status(Code::kVersionMismatch, "rpc wire version " + std::to_string(h.version) + ", this build speaks " +
                                               std::to_string(kWireVersion));
   }
-  if (h.type < static_cast<uint8_t>(FrameType::kCall) || h.type > static_cast<uint8_t>(FrameType::kCredit)) {
+  if (h.type < static_cast<uint8_t>(FrameType::kCall) || h.type > kLastFrameType) {
     return Corrupt("unknown rpc frame type " + std::to_string(h.type));
   }
   if ((h.flags & ~uint16_t{kFlagHold}) != 0) return Corrupt("unknown rpc frame flags");
   if (h.reserved != 0) return Corrupt("rpc frame reserved field set");
+  if (h.deadline_ns < 0) return Corrupt("rpc frame with a negative deadline");
+  return Status::Ok();
+}
+
+Result<Frame> DecodeFrame(ByteView record) {
+  if (record.size() < sizeof(FrameHeader)) return Corrupt("rpc frame shorter than its header");
+  Frame f;
+  std::memcpy(&f.header, record.data(), sizeof(FrameHeader));
+  const FrameHeader& h = f.header;
+  WEFT_RETURN_IF_ERROR(CheckHeader(h));
   if (h.payload != record.size() - sizeof(FrameHeader)) {
     return Corrupt("rpc frame says " + std::to_string(h.payload) + " payload bytes, carries " +
                    std::to_string(record.size() - sizeof(FrameHeader)));
@@ -56,7 +62,7 @@ void EncodeHeader(FrameType type, uint16_t flags, uint32_t resource, uint32_t me
 
 size_t ValuesSize(const std::vector<Value>& values) {
   size_t n = 8;
-  for (const Value& v : values) n += 16 + (v.in_block ? 8 : Pad8(v.bytes.size()));
+  for (const Value& v : values) n += 16 + (v.in_block ? 8 : v.follows ? 0 : Pad8(v.bytes.size()));
   return n;
 }
 
@@ -66,9 +72,10 @@ void EncodeValues(const std::vector<Value>& values, uint8_t* out) {
   uint8_t* p = out + 8;
   for (const Value& v : values) {
     std::memset(p, 0, 16);
-    p[0] = v.in_block ? 1 : 0;
+    p[0] = v.in_block ? 1 : v.follows ? 2 : 0;
     Store<uint64_t>(p + 8, v.in_block ? v.length : v.bytes.size());
     p += 16;
+    if (v.follows) continue;
     if (v.in_block) {
       Store<uint64_t>(p, v.block);
       p += 8;
@@ -108,6 +115,9 @@ Result<std::vector<Value>> DecodeValues(ByteView payload) {
       if (length > kMaxInline || Pad8(length) > payload.size() - off) return Corrupt(which + ": length runs past the frame");
       v.bytes = payload.subspan(off, length);
       off += Pad8(length);
+    } else if (p[0] == 2) {
+      v.follows = true;
+      v.length = length;
     } else {
       return Corrupt(which + ": unknown placement " + std::to_string(p[0]));
     }

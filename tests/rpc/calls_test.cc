@@ -270,7 +270,8 @@ TEST(CallsTest, InprocCallsReachTheHandlerDirectly) {
             Code::kNotFound);
   EXPECT_EQ(Client::Connect(StoreContract(), "store", "inproc://no-such", Deadline::AfterMs(1000)).status().code(),
             Code::kNotFound);
-  auto other = ContractBuilder("test.store", "Store", "2.0.0").Method("get", Access::kRead, {}, "bytes").Build().value();
+  // The same method with another result is refused (a server with more methods is not).
+  auto other = ContractBuilder("test.store", "Store", "2.0.0").Method("get", Access::kRead, {}, "i64").Build().value();
   EXPECT_EQ(Client::Connect(other, "store", "inproc://" + fx.id, Deadline::AfterMs(1000)).status().code(),
             Code::kContractMismatch);
   fx.server->Shutdown(Deadline::AfterMs(10'000)).IgnoreError();

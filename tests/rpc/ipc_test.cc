@@ -98,10 +98,23 @@ TEST(IpcTest, ContractMismatchAndUnknownNamesAreRefusedAtConnect) {
   const std::string id = ServerId();
   std::atomic<int64_t> value{0};
   auto server = StartCounter(id, &value);
-  auto other = Client::Connect(CounterContract("0.2.0"), "counter", "ipc://" + id, Deadline::AfterMs(10'000));
+  // A client may know fewer methods than the server has (and another version): the server added them.
+  auto older = Client::Connect(ContractBuilder("demo.counter", "Counter", "0.0.9").Write<int64_t(int64_t)>("increment").Build().value(),
+                               "counter", "ipc://" + id, Deadline::AfterMs(10'000));
+  ASSERT_TRUE(older.ok()) << older.status().ToString();
+  EXPECT_EQ(I64((*older)->Call("increment", {AsBytes(EncodeI64(3))}, Deadline::AfterMs(10'000))), 3);
+  // Anything else that differs is refused, saying exactly what.
+  auto other = Client::Connect(ContractBuilder("demo.counter", "Counter", "0.2.0")
+                                   .Write<int64_t(double)>("increment")
+                                   .Read<int64_t()>("extra")
+                                   .Build()
+                                   .value(),
+                               "counter", "ipc://" + id, Deadline::AfterMs(10'000));
   ASSERT_FALSE(other.ok());
   EXPECT_EQ(other.status().code(), Code::kContractMismatch);
-  EXPECT_NE(other.status().message().find("version 0.1.0 on the server, 0.2.0 on the client"), std::string::npos);
+  EXPECT_NE(other.status().message().find("method 'extra' only on the client"), std::string::npos) << other.status().ToString();
+  EXPECT_NE(other.status().message().find("method 'increment' takes (i64) on the server, (f64) on the client"),
+            std::string::npos) << other.status().ToString();
   EXPECT_EQ(Client::Connect(CounterContract(), "nope", "ipc://" + id, Deadline::AfterMs(10'000)).status().code(),
             Code::kNotFound);
   EXPECT_EQ(Client::Connect(CounterContract(), "counter", "ipc://no-such-server-here", Deadline::AfterMs(1000)).status().code(),
@@ -111,7 +124,7 @@ TEST(IpcTest, ContractMismatchAndUnknownNamesAreRefusedAtConnect) {
   EXPECT_EQ(c->Call("nope", {}, Deadline::AfterMs(1000)).status().code(), Code::kInvalidArgument);
   // A wrong argument is the handler's error, carried back; the server keeps serving.
   EXPECT_EQ(c->Call("increment", {AsBytes("abc")}, Deadline::AfterMs(10'000)).status().code(), Code::kCorrupt);
-  EXPECT_EQ(I64(c->Call("value", {}, Deadline::AfterMs(10'000))), 0);
+  EXPECT_EQ(I64(c->Call("value", {}, Deadline::AfterMs(10'000))), 3);
 }
 
 TEST(IpcTest, AClientSeesItsServerDieWithinItsDeadline) {
@@ -268,7 +281,9 @@ Result<uint32_t> RawHello(const std::string& id, const std::string& hello, const
   auto answer = internal::RecvMessage(fd, Deadline::AfterMs(10'000), &got, 0);
   ::close(fd);
   if (!answer.ok()) return answer.status();
-  return internal::ParseAnswer(*answer);
+  auto a = internal::ParseAnswer(*answer);
+  if (!a.ok()) return a.status();
+  return a->resource;
 }
 
 // A client written by hand, speaking the wire format directly: it can send what no Client would.
@@ -399,7 +414,7 @@ TEST(IpcTest, AServerReclaimsWhatAKilledClientHeldInHoldMode) {
 
 // ---- hostile peers (docs/security.md) -------------------------------------------------------
 
-internal::Value BlockValue(uint64_t block, uint64_t length) { return internal::Value{true, {}, block, length}; }
+internal::Value BlockValue(uint64_t block, uint64_t length) { return internal::Value{true, false, {}, block, length}; }
 
 TEST(IpcHostileTest, ABlockIdTheClientDoesNotHoldIsRefused) {
   const std::string id = ServerId();
@@ -444,8 +459,14 @@ TEST(IpcHostileTest, AForgedPoolSlotIsRefusedAtTheHandshake) {
   });
   EXPECT_EQ(weft::testing::Join(child), 0);
   // Not a number at all.
-  auto junk = RawHello(id, "hello 2\ncounter\nx\n" + canonical, {req->fd(), rep->fd()});
+  auto junk = RawHello(id, "hello 3\nwire 2 2\ncounter\nx\n" + canonical, {req->fd(), rep->fd()});
   EXPECT_EQ(junk.status().code(), Code::kCorrupt);
+  // An older handshake, or wire versions this server does not speak: told so.
+  auto old = RawHello(id, "hello 2\ncounter\n-\n" + canonical, {req->fd(), rep->fd()});
+  EXPECT_EQ(old.status().code(), Code::kVersionMismatch);
+  auto future = RawHello(id, "hello 3\nwire 7 9\ncounter\n-\n" + canonical, {req->fd(), rep->fd()});
+  EXPECT_EQ(future.status().code(), Code::kVersionMismatch);
+  EXPECT_NE(future.status().message().find("wire versions 7 to 9"), std::string::npos) << future.status().ToString();
   // Control: our own slot is accepted.
   EXPECT_TRUE(RawHello(id, internal::EncodeHello("counter", pool->holder_slot(), canonical), {req->fd(), rep->fd()}).ok());
 }

@@ -35,7 +35,7 @@ TEST(WireTest, FramesRoundTripAndBadOnesAreRefused) {
   EXPECT_EQ(bad([](auto& r) { r[0] ^= 1; }), Code::kCorrupt);                      // magic
   EXPECT_EQ(bad([](auto& r) { r[4] = 9; }), Code::kVersionMismatch);               // version
   EXPECT_EQ(bad([](auto& r) { r[5] = 0; }), Code::kCorrupt);                       // type
-  EXPECT_EQ(bad([](auto& r) { r[5] = 8; }), Code::kCorrupt);
+  EXPECT_EQ(bad([](auto& r) { r[5] = 11; }), Code::kCorrupt);
   EXPECT_EQ(bad([](auto& r) { r[6] = 0x80; }), Code::kCorrupt);                    // flags
   EXPECT_EQ(bad([](auto& r) { r.push_back(0); }), Code::kCorrupt);                 // length
   EXPECT_EQ(bad([](auto& r) { r.resize(20); }), Code::kCorrupt);                   // truncated

@@ -47,6 +47,10 @@ struct Contract {
 // OK if the two contracts are the same; else kContractMismatch saying what differs (version,
 // methods missing on either side, access, parameters, results), server's view first.
 Status Compare(const Contract& server, const Contract& client);
+// Whether a client of contract `client` may call a server of contract `server`: the same
+// namespace and name, and every method of the client's on the server, the same (the server
+// may add methods, and its version may differ). kContractMismatch saying what differs.
+Status CheckCompatible(const Contract& server, const Contract& client);
 
 // Checks names, versions, codec names and that method names are unique.
 Status Validate(const Contract& c);

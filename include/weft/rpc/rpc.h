@@ -92,10 +92,20 @@ struct Reply {
   bool in_shared_memory() const { return held != nullptr; }
 };
 
+// Who is calling, as the server verified it (never as the client claims).
+struct Caller {
+  std::string transport;  // "inproc", "ipc", "tcp"
+  // "uid:<n>" (ipc: from the kernel), "ed25519:<hex>" (tcp with TLS: the key the peer proved it
+  // holds), "" (in-process, or plaintext tcp: nobody is proven).
+  std::string identity;
+  std::string address;  // "pid 1234", "10.0.0.2:51234"
+};
+
 // What a handler may do beyond reading its arguments. Valid during the call.
 class CallContext {
  public:
   virtual ~CallContext() = default;
+  virtual const Caller& caller() const = 0;
   // True once the client cancelled this call (the handler may stop early; its result is dropped).
   virtual bool Cancelled() = 0;
   // Streaming methods: sends one chunk, waiting while the client has no credit for more.
@@ -129,6 +139,17 @@ struct Resource {
   std::function<void()> on_shutdown;        // after the last call, at Shutdown
 };
 
+// How a tcp:// connection is secured (docs/remote.md): TLS 1.3, both sides proving a host key
+// (made by `weft keygen`), each accepting the other by key id or through a CA. Plaintext only
+// when said here explicitly, on both sides.
+struct TcpSecurity {
+  std::string key_file;                   // this side's private key (PEM, 0600)
+  std::vector<std::string> trusted_keys;  // peers accepted by key id ("ed25519:<hex>")
+  std::string ca_file;                    // and/or peers whose certificate this CA signed (PEM)
+  std::string cert_file;                  // this side's certificate chain, signed by the peers' CA
+  bool plaintext = false;                 // no TLS: no privacy, no identity (trusted networks only)
+};
+
 // Who may connect, and how much one client may take (docs/security.md).
 struct ServerOptions {
   // Uids admitted besides the server's own (checked with SO_PEERCRED; everyone else is refused
@@ -142,6 +163,15 @@ struct ServerOptions {
   // Bytes of results a client may hold in the server's pool without releasing them; a result
   // past it is answered with kResourceExhausted.
   uint64_t max_held_bytes_per_client = uint64_t{8} << 30;
+  // Addresses to listen on besides ipc://<id>: "tcp://host:port" (port 0: any; see
+  // Server::addresses for the one bound).
+  std::vector<std::string> listen;
+  TcpSecurity tcp;
+  // May refuse a call before it runs (its Status, e.g. kPermissionDenied, goes to the caller):
+  // who calls (Caller), which resource and method. Called on the connection's thread.
+  std::function<Status(const Caller&, const std::string& resource, const std::string& method)> authorize;
+  // The largest value a tcp:// peer may send (a larger one loses its connection: kTooLarge).
+  uint64_t max_value_bytes = uint64_t{16} << 30;
 };
 
 class Server {
@@ -157,7 +187,9 @@ class Server {
   Status Start();
   // Stops accepting, lets calls in flight finish (until the deadline), runs on_shutdown hooks.
   Status Shutdown(Deadline deadline);
-  std::string address() const;
+  std::string address() const;  // ipc://<id>
+  // Every address it listens on: ipc://<id>, then tcp://host:port with the port bound.
+  std::vector<std::string> addresses() const;
   // A block of this server's pool for a resource's own data; returned by a handler through
   // CallContext::ReturnHeld it reaches clients without a copy (they see later writes to it).
   Result<std::shared_ptr<Held>> Loan(size_t n);
@@ -195,6 +227,10 @@ class Stream {
   std::unique_ptr<Impl> impl_;
 };
 
+struct ConnectOptions {
+  TcpSecurity tcp;  // tcp:// only
+};
+
 class Client {
  public:
   ~Client();
@@ -204,8 +240,12 @@ class Client {
   // Connects to resource `name` at `address` ("ipc://<id>", or "inproc://<id>" for a server of
   // this process). kNotFound if no server or no such resource; kContractMismatch (saying what
   // differs) if the contracts differ.
+  // "tcp://host:port" reaches a server on another host (options.tcp says how it is secured).
+  // A client whose connection broke (kUnavailable, kPeerDead, kClosed) connects again at its
+  // next call.
   static Result<std::unique_ptr<Client>> Connect(const Contract& contract, const std::string& name,
-                                                 const std::string& address, Deadline deadline);
+                                                 const std::string& address, Deadline deadline,
+                                                 const ConnectOptions& options = {});
   // Calls `method` with argument bytes (one per parameter, in its codec); the result's bytes.
   // kTimeout if the deadline passes, kPeerDead if the server dies meanwhile.
   Result<std::string> Call(std::string_view method, const std::vector<ByteView>& args, Deadline deadline);

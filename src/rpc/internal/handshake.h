@@ -19,20 +19,26 @@ inline constexpr int kNoSlot = -1;
 inline constexpr size_t kMaxHandshakeBytes = size_t{1} << 20;
 
 struct Hello {
+  uint8_t wire_min = 0, wire_max = 0;  // the wire versions the client speaks
   std::string resource;
   int pool_slot = kNoSlot;  // 0..63, or kNoSlot: the client does not map the pool
   std::string_view contract;  // borrowed from the parsed message
 };
 
 std::string EncodeHello(std::string_view resource, int pool_slot, std::string_view contract);
-// Strict: "hello 2", a resource name of 1 to 128 bytes without control characters, a slot of
+// Strict: "hello 3", "wire <min> <max>", a resource name of 1 to 128 bytes without control characters, a slot of
 // 1 or 2 decimal digits below 64 or "-". Fuzzed (tests/fuzz/fuzz_rpc_handshake.cc).
 Result<Hello> ParseHello(std::string_view msg);
 
 std::string EncodeAccept(uint32_t resource_id, std::string_view contract);
 std::string EncodeRefusal(const Status& why);
-// The resource id of an "ok", or the Status an "error" carries. Fuzzed.
-Result<uint32_t> ParseAnswer(std::string_view msg);
+struct Answer {
+  uint32_t resource = 0;      // the id the server gave the resource
+  std::string_view contract;  // the server's contract (borrowed from the message)
+};
+// The resource id and contract of an "ok" (its wire version checked), or the Status an
+// "error" carries. Fuzzed.
+Result<Answer> ParseAnswer(std::string_view msg);
 
 // Sends one datagram with descriptors attached (none if fds is empty).
 Status SendMessage(int sock, std::string_view msg, const std::vector<int>& fds);

@@ -1,4 +1,4 @@
-// The RPC wire format, version 1 (docs/formats/rpc-wire.md): frames carried as channel records
+// The RPC wire format, version 2 (docs/formats/rpc-wire.md): frames carried as channel records
 // between a client and a server, their value lists, and the builtin codecs. Everything here
 // reads bytes a peer wrote, so every decoder checks every length and is fuzzed
 // (tests/fuzz/fuzz_rpc_wire.cc). Internal to rpc.
@@ -17,7 +17,7 @@
 namespace weft::rpc::internal {
 
 inline constexpr uint32_t kFrameMagic = 0x43505257;  // "WRPC" little-endian
-inline constexpr uint8_t kWireVersion = 1;
+inline constexpr uint8_t kWireVersion = 2;
 inline constexpr uint32_t kMaxValues = 65;           // 64 parameters, or one result
 inline constexpr uint32_t kMaxInline = 1u << 30;     // a value larger than this goes by block
 
@@ -29,7 +29,12 @@ enum class FrameType : uint8_t {
   kChunk = 5,   // server -> client: one chunk of a streaming result
   kEnd = 6,     // server -> client: the stream ended
   kCredit = 7,  // client -> server: may send this many more chunks of call `call_id`
+  kData = 8,    // tcp: the next bytes of a value that follows its frame (placement 2)
+  kHello = 9,   // tcp: the client's handshake
+  kAnswer = 10, // tcp: the server's answer to it
 };
+inline constexpr uint8_t kLastFrameType = 10;
+inline constexpr size_t kChunkBytes = size_t{1} << 20;  // a following value's bytes per data frame
 
 enum FrameFlags : uint16_t {
   kFlagHold = 1,  // call: the client will hold the reply's blocks (zero-copy result)
@@ -43,7 +48,7 @@ struct FrameHeader {
   uint32_t resource;     // the id the server gave the resource at connect
   uint32_t method;       // index into the contract's sorted methods
   uint64_t call_id;      // chosen by the client, unique per connection
-  int64_t deadline_ns;   // call: CLOCK_MONOTONIC deadline on this host (0: none)
+  int64_t deadline_ns;   // call: time left, in ns, when it was sent (0: none)
   uint32_t payload;      // bytes after the header
   uint32_t reserved;     // 0
 };
@@ -57,20 +62,25 @@ struct Frame {
 
 // Checks a received record: magic, version, known type and flags, payload length.
 Result<Frame> DecodeFrame(ByteView record);
+// The same checks on a header alone (a stream reads the payload after it).
+Status CheckHeader(const FrameHeader& h);
 // Writes the header for `payload` bytes into out[0..40).
 void EncodeHeader(FrameType type, uint16_t flags, uint32_t resource, uint32_t method, uint64_t call_id,
                   int64_t deadline_ns, uint32_t payload, uint8_t* out);
 
-// One value of a call or reply: its bytes inline in the frame, or a block of the pool.
+// One value of a call or reply: its bytes inline in the frame, a block of the pool (ipc), or
+// bytes that follow the frame in data frames (tcp).
 struct Value {
   bool in_block = false;
-  ByteView bytes;       // inline
-  uint64_t block = 0;   // in a block: the pool block id
-  uint64_t length = 0;  // in a block: bytes used
+  bool follows = false;  // sent: `bytes` go in data frames after the frame; received: they came so
+  ByteView bytes;        // inline (or following)
+  uint64_t block = 0;    // in a block: the pool block id
+  uint64_t length = 0;   // in a block or following: bytes
 };
 
-// A value list: u32 count, u32 reserved, then each value: u8 where (0 inline, 1 block),
-// 7 bytes reserved, u64 length, then the bytes padded to 8 (inline) or a u64 block id.
+// A value list: u32 count, u32 reserved, then each value: u8 where (0 inline, 1 block,
+// 2 follows), 7 bytes reserved, u64 length, then the bytes padded to 8 (inline), a u64 block
+// id (block), or nothing (follows).
 size_t ValuesSize(const std::vector<Value>& values);
 // Encodes into out (ValuesSize bytes).
 void EncodeValues(const std::vector<Value>& values, uint8_t* out);
