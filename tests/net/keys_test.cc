@@ -10,22 +10,13 @@
 #include <filesystem>
 #include <string>
 
+#include "support/temp_dir.h"
 #include "weft/net/keys.h"
 
 namespace weft::net {
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/weft-keys-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
+using TempDir = weft::testing::TempDir;
 
 void Write(const std::string& path, const std::string& text, mode_t mode) {
   FILE* f = std::fopen(path.c_str(), "w");
