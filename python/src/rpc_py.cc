@@ -84,6 +84,19 @@ class ServerThreadGil {
 // The call being served on this thread, for weft.cancelled().
 thread_local weft::rpc::CallContext* t_call = nullptr;
 
+// TcpSecurity from {"key_file", "trusted_keys", "ca_file", "cert_file", "plaintext"}.
+weft::rpc::TcpSecurity TcpSecurityOf(const py::dict& d) {
+  weft::rpc::TcpSecurity t;
+  if (d.contains("key_file") && !d["key_file"].is_none()) t.key_file = py::str(d["key_file"]);
+  if (d.contains("trusted_keys") && !d["trusted_keys"].is_none()) {
+    for (py::handle k : d["trusted_keys"]) t.trusted_keys.push_back(py::str(k));
+  }
+  if (d.contains("ca_file") && !d["ca_file"].is_none()) t.ca_file = py::str(d["ca_file"]);
+  if (d.contains("cert_file") && !d["cert_file"].is_none()) t.cert_file = py::str(d["cert_file"]);
+  if (d.contains("plaintext")) t.plaintext = py::bool_(d["plaintext"]);
+  return t;
+}
+
 constexpr size_t kInlineMax = 64 << 10;
 
 struct PyServer {
@@ -219,18 +232,44 @@ void BindRpc(py::module_& m) {
   // which returns the result's bytes; called with the GIL held, from the server's threads.
   py::class_<PyServer>(m, "_RpcServer")
       .def(py::init([](const std::string& id, std::vector<uint32_t> allow_uids, size_t max_clients,
-                       size_t max_clients_per_uid, uint64_t max_held_bytes_per_client) {
+                       size_t max_clients_per_uid, uint64_t max_held_bytes_per_client, std::vector<std::string> listen,
+                       const py::dict& tcp, py::object authorize) {
              weft::rpc::ServerOptions o;
              o.allow_uids = std::move(allow_uids);
              o.max_clients = max_clients;
              o.max_clients_per_uid = max_clients_per_uid;
              o.max_held_bytes_per_client = max_held_bytes_per_client;
-             auto s = weft::rpc::Server::Create(id, o);
+             o.listen = std::move(listen);
+             o.tcp = TcpSecurityOf(tcp);
+             if (!authorize.is_none()) {
+               // Called on a connection's thread: True lets the call run; False or an exception
+               // refuses it (PermissionDenied, or the exception's own error).
+               auto fn = std::make_shared<py::object>(std::move(authorize));
+               o.authorize = [fn](const weft::rpc::Caller& c, const std::string& resource,
+                                  const std::string& method) -> Status {
+                 ServerThreadGil gil;
+                 try {
+                   py::object verdict = (*fn)(py::make_tuple(c.transport, c.identity, c.address), resource, method);
+                   if (verdict.is_none() || py::bool_(verdict)) return Status::Ok();
+                   return Status(Code::kPermissionDenied, "the server's authorize hook refused " + method + "() on '" +
+                                                              resource + "' for " +
+                                                              (c.identity.empty() ? c.address : c.identity));
+                 } catch (py::error_already_set& e) {
+                   return FromPython(e);
+                 }
+               };
+             }
+             Result<std::unique_ptr<weft::rpc::Server>> s = Status(Code::kInternal, "");
+             {
+               py::gil_scoped_release nogil;
+               s = weft::rpc::Server::Create(id, o);
+             }
              if (!s.ok()) pyerr::Raise(s.status());
              return PyServer{std::move(s).value()};
            }),
            py::arg("id"), py::arg("allow_uids"), py::arg("max_clients"), py::arg("max_clients_per_uid"),
-           py::arg("max_held_bytes_per_client"))
+           py::arg("max_held_bytes_per_client"), py::arg("listen") = std::vector<std::string>(),
+           py::arg("tcp") = py::dict(), py::arg("authorize") = py::none())
       .def("register",
            [](PyServer& self, const std::string& name, const std::string& canonical, py::object dispatch) {
              auto c = weft::rpc::Contract::Parse(canonical);
@@ -303,6 +342,7 @@ void BindRpc(py::module_& m) {
            },
            py::arg("timeout") = py::none())
       .def_property_readonly("address", [](PyServer& self) { return self.server->address(); })
+      .def_property_readonly("addresses", [](PyServer& self) { return self.server->addresses(); })
       .def(
           "loan",
           [](PyServer& self, Count n_arg) {
@@ -316,20 +356,22 @@ void BindRpc(py::module_& m) {
 
   py::class_<PyClient>(m, "_RpcClient")
       .def(py::init([](const std::string& canonical, const std::string& name, const std::string& address,
-                       Seconds timeout) {
+                       Seconds timeout, const py::dict& tcp) {
+             weft::rpc::ConnectOptions options;
+             options.tcp = TcpSecurityOf(tcp);
              auto c = weft::rpc::Contract::Parse(canonical);
              if (!c.ok()) pyerr::Raise(c.status());
              Result<std::unique_ptr<weft::rpc::Client>> client = Status(Code::kInternal, "");
              {
                py::gil_scoped_release nogil;
-               client = weft::rpc::Client::Connect(*c, name, address, ToDeadline(timeout));
+               client = weft::rpc::Client::Connect(*c, name, address, ToDeadline(timeout), options);
              }
              if (!client.ok()) pyerr::Raise(client.status());
              PyClient out;
              out.client = std::move(client).value();
              return out;
            }),
-           py::arg("canonical"), py::arg("name"), py::arg("address"), py::arg("timeout"))
+           py::arg("canonical"), py::arg("name"), py::arg("address"), py::arg("timeout"), py::arg("tcp") = py::dict())
       .def(
           "call",
           [](PyClient& self, const std::string& method, const py::list& args, Seconds timeout, bool hold,
@@ -431,6 +473,11 @@ void BindRpc(py::module_& m) {
 
   m.def("_hold_stats", [] { return HoldDict(weft::rpc::ProcessHoldStats()); });
   m.def("_cancelled", [] { return t_call != nullptr && t_call->Cancelled(); });
+  m.def("_caller", []() -> py::object {
+    if (t_call == nullptr) return py::none();
+    const weft::rpc::Caller& c = t_call->caller();
+    return py::make_tuple(c.transport, c.identity, c.address);
+  });
 
   // ndarray values: the header of docs/formats/rpc-wire.md, built and checked in one place.
   m.def("_ndarray_header", [](const std::string& dtype, const std::vector<uint64_t>& shape) {

@@ -322,26 +322,62 @@ class Proxy:
         self.close()
 
 
+def _tcp(key, trust, ca, cert, plaintext) -> dict:
+    """The TLS settings of tcp:// (weft.Server and weft.connect take the same ones)."""
+    if isinstance(trust, str):
+        trust = [trust]
+    return {"key_file": None if key is None else str(key), "trusted_keys": list(trust or ()),
+            "ca_file": None if ca is None else str(ca), "cert_file": None if cert is None else str(cert),
+            "plaintext": bool(plaintext)}
+
+
 def connect(contract_cls, name: str, address: Optional[str] = None, timeout: Optional[float] = 30.0,
-            allow_pickle=()):
-    """A proxy to resource `name` under contract `contract_cls`: in this process (address None)
-    or at `ipc://<server id>`. Each call waits at most `timeout` seconds (None: no limit).
-    Raises weft.ContractMismatch, saying what differs, if the resource has another contract;
-    weft.PeerDead if its server dies during a call. Over ipc://, a method whose result is
-    pickled must be named in allow_pickle (it trusts the server completely)."""
+            allow_pickle=(), key=None, trust=(), ca=None, cert=None, plaintext: bool = False):
+    """A proxy to resource `name` under contract `contract_cls`: in this process (address None),
+    at `ipc://<server id>` (another process on this host) or at `tcp://host:port` (another host).
+    Each call waits at most `timeout` seconds (None: no limit). Raises weft.ContractMismatch,
+    saying what differs, if the resource's contract does not fit (a server may have more
+    methods); weft.PeerDead or weft.Unavailable if its server dies or the connection breaks
+    during a call (the next call connects again). A method whose result is pickled must be named
+    in allow_pickle (it trusts the server completely).
+
+    tcp:// is TLS 1.3 with mutual authentication: `key` is this host's key file (weft keygen),
+    `trust` the server's key ids ("ed25519:...") or `ca` a CA file that signed its certificate
+    (`cert`: this side's certificate, signed by the server's CA). plaintext=True turns TLS off
+    (no privacy, no identity): for trusted networks only."""
     client = contract_of(contract_cls)
-    if address is not None and address.startswith("ipc://"):
+    if address is not None and address.startswith(("ipc://", "tcp://")):
         _check_pickle(client, allow_pickle, lambda m: [(m.name, m.result)], "the result of method",
                       "weft.connect(..., allow_pickle=[...])")
-        return _IpcProxy(client, name, address, timeout)
+        return _RemoteProxy(client, name, address, timeout, _tcp(key, trust, ca, cert, plaintext))
     if address not in (None, "inproc", "inproc://"):
-        raise InvalidArgument(f"address {address!r}: expected ipc://<server id> or none (this process)")
+        raise InvalidArgument(f"address {address!r}: expected ipc://<server id>, tcp://<host>:<port> or none "
+                              f"(this process)")
     with _registry_lock:
         reg = _registry.get(name)
     if reg is None:
         raise NotFound(f"no resource named {name!r} is registered in this process")
     check_contract(reg.contract, client)
     return Proxy(reg, client, timeout)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls a resource's method, as the server verified it: `transport` ("inproc", "ipc",
+    "tcp"), `identity` ("uid:1000" on ipc, the peer's key id "ed25519:..." over TLS, "" when
+    nothing is proven) and `address` ("pid 1234", "10.0.0.2:51234")."""
+    transport: str
+    identity: str
+    address: str
+
+
+_IN_PROCESS = Caller("inproc", "", "this process")
+
+
+def caller() -> Caller:
+    """Inside a resource's method: who calls it (weft.Caller)."""
+    c = _native._caller()
+    return _IN_PROCESS if c is None else Caller(*c)
 
 
 # ---- codecs: Python values to the bytes of docs/formats/rpc-wire.md --------------------------------
@@ -538,13 +574,27 @@ class Server:
     """
 
     def __init__(self, id: str, allow_uids=(), max_clients: int = 256, max_clients_per_uid: int = 256,
-                 max_held_bytes_per_client: int = 8 << 30):
+                 max_held_bytes_per_client: int = 8 << 30, listen=(), key=None, trust=(), ca=None, cert=None,
+                 plaintext: bool = False, authorize=None):
         """Listens at ipc://<id>. Only processes of this uid may connect, and those of the uids in
         allow_uids (they do not map the server's shared pool: their values travel inline). At most
-        max_clients connections at once (max_clients_per_uid from one uid); a client may hold
-        max_held_bytes_per_client of results at once. docs/security.md."""
+        max_clients connections at once (max_clients_per_uid from one uid or host); a client may
+        hold max_held_bytes_per_client of results at once. docs/security.md.
+
+        listen: "tcp://host:port" addresses (one, or a list; port 0 takes any, see `addresses`)
+        for clients on other hosts, TLS 1.3 with this host's `key` (weft keygen) and clients
+        accepted by key id (`trust`) or by a CA (`ca`; `cert` is then this server's certificate).
+        plaintext=True turns TLS off. authorize(caller, resource, method) -> bool, if given, may
+        refuse a call before it runs (weft.PermissionDenied): caller is a weft.Caller."""
+        if isinstance(listen, str):
+            listen = [listen]
+        hook = None
+        if authorize is not None:
+            def hook(who, resource, method):
+                return authorize(Caller(*who), resource, method)
         self._native = _native._RpcServer(id, list(allow_uids), max_clients, max_clients_per_uid,
-                                          max_held_bytes_per_client)
+                                          max_held_bytes_per_client, list(listen),
+                                          _tcp(key, trust, ca, cert, plaintext), hook)
         # A server never shut down still shuts down when collected or when the interpreter
         # exits, so its pool's shared memory does not outlive the process.
         self._finalizer = _weakref.finalize(self, self._native.shutdown, 5.0)
@@ -555,6 +605,11 @@ class Server:
     @property
     def address(self) -> str:
         return self._native.address
+
+    @property
+    def addresses(self) -> list:
+        """Every address it listens on: ipc://<id>, then each tcp:// with the port bound."""
+        return self._native.addresses
 
     def __repr__(self) -> str:
         state = "shut down" if self._shut else ("serving" if self._started else "not started")
@@ -634,14 +689,15 @@ class Server:
         self.shutdown()
 
 
-class _IpcProxy:
-    """The proxy for a resource in another process: same API as the in-process one."""
+class _RemoteProxy:
+    """The proxy for a resource in another process or on another host: same API as the
+    in-process one."""
 
-    def __init__(self, contract: Contract, name: str, address: str, timeout: Optional[float]):
+    def __init__(self, contract: Contract, name: str, address: str, timeout: Optional[float], tcp: dict):
         self._contract = contract
         self._timeout = timeout
         self._where = f"{name!r} at {address}"
-        self._client = _native._RpcClient(contract.canonical(), name, address, timeout)
+        self._client = _native._RpcClient(contract.canonical(), name, address, timeout, tcp)
 
     def __repr__(self) -> str:
         return f"<weft.Proxy {self._contract.namespace}/{self._contract.name} {self._where}>"
@@ -680,7 +736,7 @@ class _IpcProxy:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "_IpcProxy":
+    def __enter__(self) -> "_RemoteProxy":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -924,7 +980,7 @@ def hold_stats() -> dict:
 def loan_buffer(target, nbytes: int):
     """A writable buffer of `nbytes` in the shared memory of `target`'s server (`target`: an
     ipc proxy or a weft.Server). Sent as an argument or returned as a result, it is not copied."""
-    if isinstance(target, _IpcProxy):
+    if isinstance(target, _RemoteProxy):
         return target._client.loan(nbytes)
     if isinstance(target, Server):
         return target._native.loan(nbytes)

@@ -49,6 +49,9 @@ class Store:
     @weft.read
     def nap(self, seconds: float) -> float: ...
 
+    @weft.read
+    def whoami(self) -> str: ...
+
 
 class StoreImpl:
     def __init__(self):
@@ -84,6 +87,10 @@ class StoreImpl:
         import time
         time.sleep(seconds)
         return seconds
+
+    def whoami(self) -> str:
+        c = weft.caller()
+        return f"{c.transport} {c.identity}"
 
 
 @weft.contract(namespace="demo.grid", version="1.0")
@@ -180,12 +187,13 @@ class GridImpl:
         return self._cancelled
 
 
-def serve(server_id: str) -> None:
-    """Runs in a child process: serves a Store and a Grid until killed."""
-    server = weft.Server(server_id)
+def serve(server_id: str, **options) -> None:
+    """Runs in a child process: serves a Store and a Grid until killed (options: weft.Server's,
+    e.g. listen="tcp://127.0.0.1:0"; then the tcp address is printed after "ready")."""
+    server = weft.Server(server_id, **options)
     server.register(Store, StoreImpl(), name="store", allow_pickle=["stash.anything"])
     server.register(Grid, GridImpl(server), name="grid")
     server.start()
-    print("ready", flush=True)
+    print(" ".join(["ready", *server.addresses[1:]]), flush=True)
     while True:
         time.sleep(1)
