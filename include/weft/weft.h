@@ -341,6 +341,30 @@ WEFT_API int weft_rpc_client_call(weft_rpc_client_t* client, const char* method,
                                   const size_t* sizes, size_t nargs, int64_t timeout_ns, void** result,
                                   size_t* result_size);
 WEFT_API int weft_rpc_client_close(weft_rpc_client_t* client);
+/* tcp:// (docs/remote.md): TLS 1.3 with this side's host key (weft keygen) and peers trusted by
+   key id or through a CA; plaintext only when `plaintext` is nonzero. Strings may be NULL. */
+typedef struct weft_rpc_tcp_options {
+  uint32_t struct_size;      /* sizeof(weft_rpc_tcp_options_t) */
+  const char* listen;        /* servers: "tcp://host:port" (port 0: any; see weft_rpc_server_address) */
+  const char* key_file;      /* this side's private key (PEM, mode 0600) */
+  const char* trusted_keys;  /* peers' key ids ("ed25519:<hex>"), separated by commas */
+  const char* ca_file;       /* peers whose certificate this CA signed */
+  const char* cert_file;     /* this side's certificate chain, for peers that trust a CA */
+  int plaintext;             /* nonzero: no TLS (no privacy, no identity) */
+} weft_rpc_tcp_options_t;
+
+/* A server at ipc://<id> that also listens at tcp->listen. */
+WEFT_API int weft_rpc_server_create_tcp(const char* id, const weft_rpc_tcp_options_t* tcp, weft_rpc_server_t** out);
+/* Address `index` the server listens on (0: ipc://<id>, then tcp:// with the port bound) as a
+   NUL-terminated string into out[cap]; WEFT_ERANGE past the last one or if it does not fit. */
+WEFT_API int weft_rpc_server_address(weft_rpc_server_t* server, size_t index, char* out, size_t cap);
+/* weft_rpc_client_connect for any address, with tcp:// options (NULL: none). */
+WEFT_API int weft_rpc_client_connect_tcp(const char* canonical, const char* name, const char* address,
+                                         int64_t timeout_ns, const weft_rpc_tcp_options_t* tcp,
+                                         weft_rpc_client_t** out);
+/* In a handler: the caller's verified identity ("uid:1000", "ed25519:<hex>", or "" when nothing
+   is proven) as a NUL-terminated string into out[cap]. */
+WEFT_API int weft_rpc_reply_caller(weft_rpc_reply_t* reply, char* out, size_t cap);
 /* Frees memory the library handed out (rpc results). NULL is ignored. */
 WEFT_API void weft_free(void* p);
 

@@ -1,4 +1,6 @@
 // The C ABI over weft::rpc at the bytes level. Nothing throws across this boundary.
+#include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -43,6 +45,34 @@ struct weft_rpc_stream {
 };
 
 namespace {
+// The fields of a weft_rpc_tcp_options_t the caller's struct_size covers.
+weft::rpc::TcpSecurity Security(const weft_rpc_tcp_options_t* o, std::string* listen) {
+  weft::rpc::TcpSecurity t;
+  if (o == nullptr) return t;
+  auto has = [o](size_t end) { return o->struct_size >= end; };
+  auto str = [](const char* p) { return p == nullptr ? std::string() : std::string(p); };
+  if (has(offsetof(weft_rpc_tcp_options_t, listen) + sizeof(o->listen)) && listen != nullptr) *listen = str(o->listen);
+  if (has(offsetof(weft_rpc_tcp_options_t, key_file) + sizeof(o->key_file))) t.key_file = str(o->key_file);
+  if (has(offsetof(weft_rpc_tcp_options_t, trusted_keys) + sizeof(o->trusted_keys)) && o->trusted_keys != nullptr) {
+    std::string all = o->trusted_keys;
+    for (size_t start = 0; start <= all.size();) {
+      const size_t comma = std::min(all.find(',', start), all.size());
+      if (comma > start) t.trusted_keys.push_back(all.substr(start, comma - start));
+      start = comma + 1;
+    }
+  }
+  if (has(offsetof(weft_rpc_tcp_options_t, ca_file) + sizeof(o->ca_file))) t.ca_file = str(o->ca_file);
+  if (has(offsetof(weft_rpc_tcp_options_t, cert_file) + sizeof(o->cert_file))) t.cert_file = str(o->cert_file);
+  if (has(offsetof(weft_rpc_tcp_options_t, plaintext) + sizeof(o->plaintext))) t.plaintext = o->plaintext != 0;
+  return t;
+}
+
+int CopyOut(const std::string& s, char* out, size_t cap) {
+  if (out == nullptr || s.size() + 1 > cap) return Fail(Status(Code::kOutOfRange, "the buffer is too small"));
+  std::memcpy(out, s.c_str(), s.size() + 1);
+  return WEFT_OK;
+}
+
 std::vector<ByteView> Views(const void* const* args, const size_t* sizes, size_t nargs) {
   std::vector<ByteView> views;
   for (size_t i = 0; i < nargs; ++i) views.emplace_back(static_cast<const uint8_t*>(args[i]), sizes[i]);
@@ -90,6 +120,36 @@ int weft_rpc_server_create(const char* id, weft_rpc_server_t** out) {
   if (h == nullptr) return FailInvalid("out of memory");
   *out = h;
   return WEFT_OK;
+}
+
+int weft_rpc_server_create_tcp(const char* id, const weft_rpc_tcp_options_t* tcp, weft_rpc_server_t** out) {
+  weft::capi::Enter();
+  if (id == nullptr || out == nullptr) return FailInvalid("id and out must not be NULL");
+  *out = nullptr;
+  weft::rpc::ServerOptions o;
+  std::string listen;
+  o.tcp = Security(tcp, &listen);
+  if (!listen.empty()) o.listen.push_back(listen);
+  auto s = weft::rpc::Server::Create(id, o);
+  if (!s.ok()) return Fail(s.status());
+  auto* h = new (std::nothrow) weft_rpc_server{std::move(s).value()};
+  if (h == nullptr) return FailInvalid("out of memory");
+  *out = h;
+  return WEFT_OK;
+}
+
+int weft_rpc_server_address(weft_rpc_server_t* server, size_t index, char* out, size_t cap) {
+  weft::capi::Enter();
+  if (server == nullptr || out == nullptr) return FailInvalid("server and out must not be NULL");
+  const std::vector<std::string> all = server->server->addresses();
+  if (index >= all.size()) return Fail(Status(Code::kOutOfRange, "the server has " + std::to_string(all.size()) + " addresses"));
+  return CopyOut(all[index], out, cap);
+}
+
+int weft_rpc_reply_caller(weft_rpc_reply_t* reply, char* out, size_t cap) {
+  weft::capi::Enter();
+  if (reply == nullptr || reply->context == nullptr) return FailInvalid("not in a handler");
+  return CopyOut(reply->context->caller().identity, out, cap);
 }
 
 int weft_rpc_server_register(weft_rpc_server_t* server, const char* name, const char* canonical,
@@ -143,6 +203,11 @@ int weft_rpc_server_close(weft_rpc_server_t* server) {
 
 int weft_rpc_client_connect(const char* canonical, const char* name, const char* address, int64_t timeout_ns,
                             weft_rpc_client_t** out) {
+  return weft_rpc_client_connect_tcp(canonical, name, address, timeout_ns, nullptr, out);
+}
+
+int weft_rpc_client_connect_tcp(const char* canonical, const char* name, const char* address, int64_t timeout_ns,
+                                const weft_rpc_tcp_options_t* tcp, weft_rpc_client_t** out) {
   weft::capi::Enter();
   if (canonical == nullptr || name == nullptr || address == nullptr || out == nullptr) {
     return FailInvalid("canonical, name, address and out must not be NULL");
@@ -150,7 +215,9 @@ int weft_rpc_client_connect(const char* canonical, const char* name, const char*
   *out = nullptr;
   auto c = weft::rpc::Contract::Parse(canonical);
   if (!c.ok()) return Fail(c.status());
-  auto client = weft::rpc::Client::Connect(*c, name, address, ToDeadline(timeout_ns));
+  weft::rpc::ConnectOptions options;
+  options.tcp = Security(tcp, nullptr);
+  auto client = weft::rpc::Client::Connect(*c, name, address, ToDeadline(timeout_ns), options);
   if (!client.ok()) return Fail(client.status());
   auto* h = new (std::nothrow) weft_rpc_client{std::move(client).value()};
   if (h == nullptr) return FailInvalid("out of memory");

@@ -25,9 +25,11 @@ static int checks = 0;
 
 /* A counter resource served from C: increment(i64) -> i64 (method 0), value() -> i64 (1). */
 static int64_t counter_value = 0;
+static char counter_caller[128];  /* the identity the last call's caller had */
 static void counter_handler(void* ctx, int method, const void* const* args, const size_t* sizes, size_t nargs,
                             weft_rpc_reply_t* reply) {
   (void)ctx;
+  if (weft_rpc_reply_caller(reply, counter_caller, sizeof(counter_caller)) != WEFT_OK) counter_caller[0] = '?';
   if (method == 0) {
     int64_t by = 0;
     if (nargs != 1 || sizes[0] != 8) {
@@ -360,7 +362,37 @@ int main(void) {
   CHECK(weft_rpc_client_connect(counter_v2, "counter", address, 10000000000, &mismatched) == WEFT_ECONTRACT);
   CHECK(strstr(weft_last_error_message(), "method 'increment' takes (i64) on the server, (f64) on the client") != NULL);
   CHECK(weft_rpc_client_connect(counter, "nothing", address, 10000000000, &mismatched) == WEFT_ENOTFOUND);
+  CHECK(strncmp(counter_caller, "uid:", 4) == 0); /* ipc: the kernel's word for who calls */
   CHECK(weft_rpc_client_close(client) == WEFT_OK);
+
+  /* The same resource over tcp:// (plaintext, said explicitly). */
+  {
+    char tid[64];
+    snprintf(tid, sizeof(tid), "capi-tcp-%d", (int)getpid());
+    weft_rpc_tcp_options_t topts;
+    memset(&topts, 0, sizeof(topts));
+    topts.struct_size = sizeof(topts);
+    topts.listen = "tcp://127.0.0.1:0";
+    weft_rpc_server_t* ts = NULL;
+    CHECK(weft_rpc_server_create_tcp(tid, &topts, &ts) == WEFT_EINVAL); /* TLS wants a key: none given */
+    topts.plaintext = 1;
+    CHECK(weft_rpc_server_create_tcp(tid, &topts, &ts) == WEFT_OK);
+    CHECK(weft_rpc_server_register(ts, "counter", counter, counter_handler, NULL) == WEFT_OK);
+    CHECK(weft_rpc_server_start(ts) == WEFT_OK);
+    char taddr[128];
+    CHECK(weft_rpc_server_address(ts, 1, taddr, sizeof(taddr)) == WEFT_OK && strncmp(taddr, "tcp://127.0.0.1:", 16) == 0);
+    CHECK(weft_rpc_server_address(ts, 2, taddr + 100, 28) == WEFT_ERANGE);
+    CHECK(weft_rpc_server_address(ts, 1, taddr + 100, 4) == WEFT_ERANGE);
+    weft_rpc_client_t* tc = NULL;
+    CHECK(weft_rpc_client_connect_tcp(counter, "counter", taddr, 10000000000, &topts, &tc) == WEFT_OK);
+    const int64_t before = counter_value;
+    CHECK(weft_rpc_client_call(tc, "increment", cargs, csizes, 1, 10000000000, &res, &res_size) == WEFT_OK);
+    CHECK(res_size == 8 && counter_value == before + 5);
+    weft_free(res);
+    CHECK(counter_caller[0] == '\0'); /* plaintext proves nobody */
+    CHECK(weft_rpc_client_close(tc) == WEFT_OK);
+    CHECK(weft_rpc_server_close(ts) == WEFT_OK);
+  }
 
   /* Hold mode, loans, streams and cancellation. */
   const char* feed =
