@@ -257,6 +257,7 @@ void RunRpcSuite(const Options& opt) {
     if (want("numpy")) {
       for (const Row& r : PythonRows("rpc_numpy.py", opt.quick)) res.Add(r);
     }
+    AddRemoteRpcRows(res, opt.quick, want);
   }
   Emit("rpc", res.Medians(), opt);
 }

@@ -22,6 +22,8 @@ void RunBusSuite(const Options& opt);
 // The bus suite's rows for the redis:// and nats:// backends and their floors (cases ingest,
 // consume, e2e), on servers it starts (bus_remote_bench.cc).
 void AddRemoteBusRows(Results& res, bool quick, const std::function<bool(const char*)>& want);
+// rpc rows with via=tcp (rpc_remote_bench.cc): cases call and bulk.
+void AddRemoteRpcRows(Results& res, bool quick, const std::function<bool(const char*)>& want);
 // `weft demo`: tensors and messages between two processes, verified, beside a Unix socket.
 int Demo(bool quick);
 

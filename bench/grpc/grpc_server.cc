@@ -20,6 +20,10 @@ class Service final : public weftbench::Bench::Service {
     out->mutable_data()->assign(static_cast<size_t>(in->rows()) * 28, '\1');
     return grpc::Status::OK;
   }
+  grpc::Status Sink(grpc::ServerContext*, const weftbench::Blob* in, weftbench::Num* out) override {
+    out->set_v(static_cast<int64_t>(in->data().size()));
+    return grpc::Status::OK;
+  }
   int64_t value_ = 0;
 };
 

@@ -47,6 +47,12 @@ py::object WrapBlock(std::shared_ptr<weft::rpc::Held> held, size_t size, bool wr
   return py::cast(PyBlock{std::move(held), size, writable});
 }
 
+// A large value received by value (tcp://), as a read-only Python buffer over the memory it was
+// received into: NumPy views it without a copy.
+struct PyReceived {
+  std::shared_ptr<weft::rpc::Buffer> buffer;
+};
+
 // The GIL for a server thread, with one Python thread state kept for the thread's life: making
 // one per call (as PyGILState_Ensure does on a thread Python did not start) costs an mmap and
 // munmap of its frame stack each time. The thread state goes when the thread ends.
@@ -141,6 +147,7 @@ py::object ReplyObject(weft::rpc::Reply& r, bool hold) {
     const ByteView b = r.bytes();
     return py::bytes(reinterpret_cast<const char*>(b.data()), b.size());  // the one copy
   }
+  if (r.buffer != nullptr) return py::cast(PyReceived{std::move(r.buffer)});
   return py::bytes(r.inline_bytes);
 }
 
@@ -461,6 +468,12 @@ void BindRpc(py::module_& m) {
       .def("cancel", [](PyCancel& self) { self.token->Cancel(); })
       .def_property_readonly("cancelled", [](PyCancel& self) { return self.token->cancelled(); });
 
+  py::class_<PyReceived>(m, "_Received", py::buffer_protocol())
+      .def_buffer([](PyReceived& r) {
+        return py::buffer_info(r.buffer->data(), 1, py::format_descriptor<uint8_t>::format(), 1,
+                               {static_cast<py::ssize_t>(r.buffer->size())}, {1}, /*readonly=*/true);
+      })
+      .def_property_readonly("nbytes", [](PyReceived& r) { return r.buffer->size(); });
   // A block of a server's pool as a buffer (see PyBlock).
   py::class_<PyBlock>(m, "_Block", py::buffer_protocol(), py::dynamic_attr())
       .def_buffer([](PyBlock& b) {

@@ -537,9 +537,9 @@ def _decode(codec: str, data):
     cls = _transferables.get(codec)
     if cls is None:
         raise InvalidArgument(f"no @transferable type for codec {codec!r}")
-    if isinstance(data, _native._Block):
+    if isinstance(data, (_native._Block, _native._Received)):
         from_buffer = getattr(cls, "from_buffer", None)
-        if from_buffer is not None:  # a view over shared memory, no copy
+        if from_buffer is not None:  # a view over shared memory or the received buffer, no copy
             return from_buffer(memoryview(data))
         data = bytes(data)
     return cls.deserialize(data)

@@ -256,7 +256,12 @@ Result<std::unique_ptr<TlsContext>> TlsContext::Create(const TlsConfig& c, bool 
   if (ctx == nullptr) return Status(Code::kInternal, "SSL_CTX_new: " + SslError());
   t->ctx_ = ctx;
   SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+  // AES-128-GCM first: the fastest AEAD with AES-NI; the others for peers that prefer them.
+  SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
+  // Read many records per system call, not a record header and then its body.
+  SSL_CTX_set_read_ahead(ctx, 1);
+  SSL_CTX_set_default_read_buffer_len(ctx, 256 << 10);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_num_tickets(ctx, 0);
   auto* pkey = static_cast<EVP_PKEY*>(key->native());

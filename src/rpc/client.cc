@@ -391,6 +391,10 @@ Result<std::string> Client::Call(std::string_view method, const std::vector<Byte
   }
   auto r = Invoke(method, args, o);
   if (!r.ok()) return r.status();
+  if (r->buffer != nullptr) {  // received by value into a buffer of its own: the one copy
+    const ByteView b = r->buffer->bytes();
+    return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+  }
   return std::move(r->inline_bytes);
 }
 

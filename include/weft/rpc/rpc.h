@@ -83,12 +83,41 @@ class Held {
   int64_t since_ns_;
 };
 
-// A result: bytes of its own, or (hold mode, large values) a hold on the block it arrived in.
+// A large value received by value (over tcp://): memory of its own, mapped on demand (huge
+// pages where the kernel gives them), filled straight from the connection, never zeroed first.
+class Buffer {
+ public:
+  // Room for `capacity` bytes (memory is taken only as bytes are written); null if none.
+  static std::shared_ptr<Buffer> Reserve(size_t capacity);
+  ~Buffer();
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  uint8_t* data() { return data_; }
+  size_t size() const { return size_; }
+  size_t capacity() const { return capacity_; }
+  ByteView bytes() const { return ByteView(data_, size_); }
+  void Resize(size_t n) { size_ = n <= capacity_ ? n : capacity_; }
+
+ private:
+  Buffer(uint8_t* data, size_t capacity, size_t mapped) : data_(data), capacity_(capacity), mapped_(mapped) {}
+  uint8_t* data_;
+  size_t size_ = 0;
+  size_t capacity_;
+  size_t mapped_;
+};
+
+// A result: bytes of its own, a hold on the pool block it arrived in (hold mode, large values,
+// ipc://), or the buffer it was received into (large values, tcp://).
 struct Reply {
   std::string inline_bytes;
   std::shared_ptr<Held> held;
   size_t held_length = 0;  // the result's bytes at the start of the held block
-  ByteView bytes() const { return held ? ByteView(held->bytes().data(), held_length) : AsBytes(inline_bytes); }
+  std::shared_ptr<Buffer> buffer;
+  ByteView bytes() const {
+    if (held) return ByteView(held->bytes().data(), held_length);
+    if (buffer) return buffer->bytes();
+    return AsBytes(inline_bytes);
+  }
   bool in_shared_memory() const { return held != nullptr; }
 };
 
