@@ -25,6 +25,7 @@ namespace weft::bench {
 namespace {
 
 constexpr size_t kBulkBytes = size_t{1} << 30;
+constexpr size_t kPiece = size_t{1} << 20;  // the floor's reads and writes, as Weft's data frames
 
 struct Ctl {
   alignas(64) std::atomic<uint64_t> port;
@@ -153,9 +154,9 @@ Row CallTcp(const Keys& k, bool tls, int warm, int n) {
 
 // The same request and reply bytes as Weft's small call (a 40-byte header, its 8-byte count and
 // 16-byte value descriptor, the i64: 72 bytes each way) over a TCP socket pair, blocking reads.
-Row CallTcpFloor(int warm, int n) {
+Row CallTcpFloor(const std::string& mode, int warm, int n) {
   constexpr size_t kMsg = 72;
-  LinkPair lp = MakeLinkPair("tcp", false);
+  LinkPair lp = MakeLinkPair("tcp", mode == "spin");
   pid_t child = Fork([&] {
     auto link = lp.child();
     uint8_t buf[kMsg];
@@ -185,8 +186,10 @@ Row CallTcpFloor(int warm, int n) {
   Join(child);
   lp.cleanup();
   Row r = TcpRow("call", "floor", 8, false);
+  r.mode = mode;
   SetLatency(r, samples);
-  r.note = "the same bytes and handler over a TCP socket pair on 127.0.0.1, no library, blocking reads";
+  r.note = std::string("the same bytes and handler over a TCP socket pair on 127.0.0.1, no library, ") +
+           (mode == "spin" ? "both sides polling" : "blocking reads");
   return r;
 }
 
@@ -218,10 +221,14 @@ Row BulkTcpFloor(int reps) {
   LinkPair lp = MakeLinkPair("tcp", false);
   pid_t child = Fork([&] {
     auto link = lp.child();
-    std::vector<char> in(kBulkBytes, '\0');
+    auto in = rpc::Buffer::Reserve(kBulkBytes);  // the memory Weft receives into, faulted in once
+    in->Resize(kBulkBytes);
+    std::memset(in->data(), 0, kBulkBytes);
     for (int i = 0; i < reps + 1; ++i) {
-      if (!link->Recv(in.data(), in.size())) return 1;
-      const uint64_t n = in.size();
+      for (size_t off = 0; off < kBulkBytes; off += kPiece) {
+        if (!link->Recv(in->data() + off, kPiece)) return 1;
+      }
+      const uint64_t n = in->size();
       if (!link->Send(&n, 8)) return 1;
     }
     return 0;
@@ -233,7 +240,9 @@ Row BulkTcpFloor(int reps) {
   for (int i = 0; i < reps + 1; ++i) {
     uint64_t ack = 0;
     const int64_t t0 = MonotonicNs();
-    if (!link->Send(out.data(), out.size()) || !link->Recv(&ack, 8)) break;
+    bool sent = true;
+    for (size_t off = 0; off < kBulkBytes && sent; off += kPiece) sent = link->Send(out.data() + off, kPiece);
+    if (!sent || !link->Recv(&ack, 8)) break;
     const int64_t t1 = MonotonicNs();
     if (i == 0) continue;
     elapsed += t1 - t0;
@@ -244,7 +253,8 @@ Row BulkTcpFloor(int reps) {
   lp.cleanup();
   Row r = TcpRow("bulk", "floor", kBulkBytes, false);
   SetThroughput(r, static_cast<uint64_t>(done), kBulkBytes, elapsed);
-  r.note = "1 GB over a TCP socket pair on 127.0.0.1 into a buffer the receiver reuses, no library";
+  r.note = "1 GB over a TCP socket pair on 127.0.0.1 in 1 MiB reads and writes, into a buffer the receiver reuses "
+           "(huge pages, faulted in), no library";
   return r;
 }
 
@@ -297,7 +307,8 @@ void AddRemoteRpcRows(Results& res, bool quick, const std::function<bool(const c
   if (want("call")) {
     res.Add(CallTcp(keys, false, 500, n));
     res.Add(CallTcp(keys, true, 500, n));
-    res.Add(CallTcpFloor(500, n));
+    res.Add(CallTcpFloor("spin", 500, n));
+    res.Add(CallTcpFloor("parked", 500, n));
   }
   if (want("bulk")) {
     const int reps = quick ? 1 : 3;

@@ -200,12 +200,19 @@ class Plain final : public Stream {
   ~Plain() override { ::close(fd_); }
 
   Result<size_t> ReadSome(void* p, size_t n, Deadline deadline) override {
+    ssize_t got = -1;
+    int err = 0;
+    auto attempt = [&] {
+      got = ::recv(fd_, p, n, 0);
+      err = got < 0 ? errno : 0;
+      return got >= 0 || (err != EAGAIN && err != EINTR);
+    };
     for (;;) {
-      const ssize_t got = ::recv(fd_, p, n, 0);
-      if (got > 0) return static_cast<size_t>(got);
-      if (got == 0) return Status(Code::kUnavailable, "the peer at " + peer_ + " closed the connection");
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN) return Status(Code::kUnavailable, "connection to " + peer_ + ": " + std::strerror(errno));
+      if (attempt() || (!deadline.is_now() && spin_.Spin(deadline, attempt))) {
+        if (got > 0) return static_cast<size_t>(got);
+        if (got == 0) return Status(Code::kUnavailable, "the peer at " + peer_ + " closed the connection");
+        return Status(Code::kUnavailable, "connection to " + peer_ + ": " + std::strerror(err));
+      }
       if (deadline.is_now() || !WaitFd(fd_, POLLIN, deadline)) {
         return Status(Code::kTimeout, "nothing from " + peer_ + " before the deadline");
       }
@@ -253,6 +260,7 @@ class Plain final : public Stream {
   int fd_;
   std::string peer_;
   std::string identity_;
+  ReadSpin spin_;
 };
 
 }  // namespace

@@ -58,6 +58,7 @@ bool IdentityRefused() {
 }
 
 int g_ctx_index = -1;  // SSL_CTX ex_data slot: the TlsContext
+constexpr int kWriteBuffer = 256 << 10;
 
 // A self-signed certificate for `key`, valid from an hour ago for ten years: it carries the
 // key; what peers trust is the key id (pinning).
@@ -111,6 +112,7 @@ class TlsStream final : public Stream {
     for (;;) {
       ERR_clear_error();
       const int rc = server ? SSL_accept(ssl_) : SSL_connect(ssl_);
+      WEFT_RETURN_IF_ERROR(Flush(deadline));
       if (rc == 1) break;
       const int err = SSL_get_error(ssl_, rc);
       if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
@@ -126,19 +128,24 @@ class TlsStream final : public Stream {
   }
 
   Result<size_t> ReadSome(void* p, size_t n, Deadline deadline) override {
-    for (;;) {
+    size_t got = 0;
+    int rc = 0, err = 0;
+    auto attempt = [&] {
       ERR_clear_error();
-      size_t got = 0;
-      const int rc = SSL_read_ex(ssl_, p, n, &got);
-      if (rc == 1) return got;
-      const int err = SSL_get_error(ssl_, rc);
-      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-        if (deadline.is_now() || !WaitFd(fd_, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline)) {
-          return Status(Code::kTimeout, "nothing from " + peer_ + " before the deadline");
-        }
-        continue;
+      rc = SSL_read_ex(ssl_, p, n, &got);
+      err = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, rc);
+      return err != SSL_ERROR_WANT_READ;
+    };
+    for (;;) {
+      const bool done = attempt() || (!deadline.is_now() && spin_.Spin(deadline, attempt));
+      if (BIO_wpending(SSL_get_wbio(ssl_)) > 0) WEFT_RETURN_IF_ERROR(Flush(deadline));  // a key update's answer
+      if (done) {
+        if (rc == 1) return got;
+        if (err != SSL_ERROR_WANT_WRITE) return Failure("connection to " + peer_, err);
       }
-      return Failure("connection to " + peer_, err);
+      if (deadline.is_now() || !WaitFd(fd_, err == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline)) {
+        return Status(Code::kTimeout, "nothing from " + peer_ + " before the deadline");
+      }
     }
   }
 
@@ -148,10 +155,11 @@ class TlsStream final : public Stream {
     if (pieces.size() > 1 && total <= kCoalesce) {  // small pieces: one TLS record
       scratch_.clear();
       for (ByteView p : pieces) scratch_.insert(scratch_.end(), p.begin(), p.end());
-      return WriteOne(ByteView(scratch_.data(), scratch_.size()), deadline);
+      WEFT_RETURN_IF_ERROR(WriteOne(ByteView(scratch_.data(), scratch_.size()), deadline));
+      return Flush(deadline);
     }
     for (ByteView p : pieces) WEFT_RETURN_IF_ERROR(WriteOne(p, deadline));
-    return Status::Ok();
+    return Flush(deadline);
   }
 
   void Shutdown() override { ::shutdown(fd_, SHUT_RDWR); }
@@ -185,6 +193,18 @@ class TlsStream final : public Stream {
     return Status::Ok();
   }
 
+  // Sends what the write buffer holds.
+  Status Flush(Deadline deadline) {
+    BIO* w = SSL_get_wbio(ssl_);
+    while (BIO_wpending(w) > 0) {
+      ERR_clear_error();
+      if (BIO_flush(w) == 1) break;
+      if (!BIO_should_retry(w)) return Status(Code::kUnavailable, "connection to " + peer_ + ": " + SslError());
+      if (!WaitFd(fd_, POLLOUT, deadline)) return Status(Code::kTimeout, "sending to " + peer_ + ": the deadline passed");
+    }
+    return Status::Ok();
+  }
+
   Status Failure(const std::string& what, int err) {
     if (err == SSL_ERROR_ZERO_RETURN) return Status(Code::kUnavailable, what + ": the peer closed the connection");
     if (IdentityRefused()) {
@@ -206,6 +226,7 @@ class TlsStream final : public Stream {
   std::string peer_;
   std::string identity_;
   std::vector<uint8_t> scratch_;
+  ReadSpin spin_;
 };
 
 }  // namespace
@@ -300,7 +321,20 @@ Result<std::unique_ptr<Stream>> TlsContext::Handshake(int fd, Deadline deadline,
   }
   const int flags = ::fcntl(fd, F_GETFL);
   ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-  SSL_set_fd(ssl, fd);
+  // Reads straight from the socket; writes through a buffer flushed once per Write, so that a
+  // large value goes out in large sends, not a system call (and a TCP push) per 16 KiB record.
+  BIO* sock = BIO_new_socket(fd, BIO_NOCLOSE);
+  BIO* buffered = BIO_new(BIO_f_buffer());
+  if (sock == nullptr || buffered == nullptr || BIO_set_write_buffer_size(buffered, kWriteBuffer) != 1) {
+    BIO_free(sock);
+    BIO_free(buffered);
+    SSL_free(ssl);
+    ::close(fd);
+    return Status(Code::kResourceExhausted, "BIO_new: " + SslError());
+  }
+  BIO_up_ref(sock);  // one reference for the read side, one for the write chain
+  BIO_push(buffered, sock);
+  SSL_set_bio(ssl, sock, buffered);
   auto s = std::make_unique<TlsStream>(fd, ssl);  // owns both from here
   WEFT_RETURN_IF_ERROR(s->Handshake(server, deadline));
   return std::unique_ptr<Stream>(std::move(s));

@@ -406,6 +406,7 @@ void Server::Impl::Accept() {
       if ((polled[1 + i].revents & POLLIN) == 0) continue;
       const int fd = ::accept4(tcp[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
+      net::Tune(fd, net::KeepAlive{});  // no Nagle delay; a silent peer found dead by keepalive
       // Per-peer caps count by host: a client's port changes with every connection.
       std::string who = net::PeerAddress(fd);
       if (const size_t colon = who.rfind(':'); colon != std::string::npos) who.resize(colon);

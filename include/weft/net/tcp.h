@@ -9,6 +9,7 @@
 //   s->Write({{AsBytes(std::string_view("ping"))}}, Deadline::AfterMs(1000));
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -69,6 +70,31 @@ class Stream {
 
 // Plain TCP over a connected socket (owned: closed by the stream).
 std::unique_ptr<Stream> PlainStream(int fd);
+
+// How a reader waits for bytes: it polls the socket without sleeping for up to a budget (a
+// reply to a small request often arrives within tens of microseconds, and waking a sleeping
+// thread costs about as much here), then sleeps in poll(). The budget adapts: halved after a
+// wait that had to sleep, doubled after one that did not, between 1 us and kMaxSpinNs.
+class ReadSpin {
+ public:
+  static constexpr int64_t kMaxSpinNs = 50'000;
+  // Calls try_read() until it returns true or the budget (or `deadline`) runs out; true if it did.
+  template <typename TryRead>
+  bool Spin(Deadline deadline, TryRead&& try_read) {
+    const int64_t until = MonotonicNs() + budget_ns_;
+    do {
+      if (try_read()) {
+        budget_ns_ = std::min<int64_t>(budget_ns_ * 2, kMaxSpinNs);
+        return true;
+      }
+    } while (MonotonicNs() < until && !deadline.Expired());
+    budget_ns_ = std::max<int64_t>(budget_ns_ / 2, 1'000);
+    return false;
+  }
+
+ private:
+  int64_t budget_ns_ = kMaxSpinNs;
+};
 
 // Waits until fd is readable (POLLIN) or writable (POLLOUT) or the deadline passes: true if ready.
 bool WaitFd(int fd, short events, Deadline deadline);
