@@ -221,7 +221,13 @@ std::vector<Row> PythonRows(const std::string& script, bool quick) {
     if (f.size() != 10) continue;
     const uint64_t table_rows = f[4] == "-" ? 0 : std::stoull(f[4]);
     Row r = NewRow("rpc", f[0], f[1], f[0] == "call" ? 8 : table_rows * 28, f[3] == "-" ? "" : f[3]);
-    if (f[2] != "-") r.extra["via"] = f[2];
+    if (f[2] == "tcp+tls") {
+      r.extra["via"] = "tcp";
+      r.extra["tls"] = "true";
+    } else if (f[2] != "-") {
+      r.extra["via"] = f[2];
+      if (f[2] == "tcp" && f[1] == "weft") r.extra["tls"] = "false";
+    }
     if (table_rows != 0) r.extra["rows"] = f[4];
     r.extra["lang"] = "python";
     r.latency = true;

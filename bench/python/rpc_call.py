@@ -97,6 +97,72 @@ def run_ipc(warm, n):
         os.waitpid(pid, 0)
 
 
+_KEYS = None
+
+
+def tls_keys():
+    """Host keys for a server and a client (made once with `weft keygen`), pinned to each other:
+    (server options, client options)."""
+    global _KEYS
+    if _KEYS is None:
+        import subprocess
+        import tempfile
+        d = tempfile.mkdtemp(prefix="weft-bench-keys-")
+        cli = os.path.join(os.environ.get("WEFT_BINARY_DIR", "build"), "tools", "weft", "weft")
+        ids = {}
+        for name in ("server", "client"):
+            out = subprocess.run([cli, "keygen", "--out", f"{d}/{name}.key"], check=True, capture_output=True, text=True)
+            ids[name] = out.stdout.split()[-1]
+        _KEYS = (dict(key=f"{d}/server.key", trust=[ids["client"]]), dict(key=f"{d}/client.key", trust=[ids["server"]]))
+    return _KEYS
+
+
+def tcp_options(tls):
+    """(server options, client options) of tcp://: TLS with pinned keys, or plaintext."""
+    return tls_keys() if tls else (dict(plaintext=True), dict(plaintext=True))
+
+
+def serve_tcp(contract, impl_factory, name, tls):
+    """A Weft server in a forked process listening on tcp://127.0.0.1:<any>: (pid, address)."""
+    sid = f"pytcp-{os.getpid()}-{name}-{int(tls)}"
+    server_opts, _ = tcp_options(tls)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            server = weft.Server(sid, listen="tcp://127.0.0.1:0", **server_opts)
+            server.register(contract, impl_factory(server), name=name)
+            server.start()
+            signal.signal(signal.SIGTERM, lambda *_: (server.shutdown(), os._exit(0)))
+            os.write(w, server.addresses[1].encode() + b"\n")
+            while True:
+                time.sleep(1)
+        finally:
+            os._exit(0)
+    os.close(w)
+    address = b""
+    while not address.endswith(b"\n"):
+        chunk = os.read(r, 256)
+        if not chunk:
+            raise RuntimeError("the tcp server did not start")
+        address += chunk
+    os.close(r)
+    return pid, address.decode().strip()
+
+
+def run_tcp(tls):
+    def run(warm, n):
+        pid, address = serve_tcp(Counter, lambda _: CounterImpl(), "counter", tls)
+        try:
+            with weft.connect(Counter, name="counter", address=address, timeout=30, **tcp_options(tls)[1]) as c:
+                return time_calls(c.increment, warm, n)
+        finally:
+            os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+    return run
+
+
 def serve_grpc(port):
     import grpc
     from concurrent import futures
@@ -206,7 +272,9 @@ def main():
             ("weft", "inproc", run_inproc, n, "python proxy, direct call, no serialization"),
             ("weft", "ipc", run_ipc, n, "python client and server in two processes"),
             ("grpc", "", run_grpc, n // 4, "python3-grpcio, the same 8-byte request and reply, TCP on 127.0.0.1"),
-            ("uds-pickle", "", run_uds_pickle, n, "pickled requests and replies over a Unix socket, server in another process")):
+            ("uds-pickle", "", run_uds_pickle, n, "pickled requests and replies over a Unix socket, server in another process"),
+            ("weft", "tcp", run_tcp(False), n, "python client and server in two processes, tcp:// on 127.0.0.1, plaintext"),
+            ("weft", "tcp+tls", run_tcp(True), n, "python client and server in two processes, tcp:// on 127.0.0.1, TLS 1.3, keys pinned")):
         p50, p99, p999 = percentiles(fn(500, count))
         rows.append(dict(case="call", transport=transport, via=via, n=count, p50=p50, p99=p99, p999=p999, note=note))
     emit(rows)

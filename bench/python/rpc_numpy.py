@@ -27,7 +27,7 @@ import numpy as np
 import weft
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rpc_call import emit, fork_server, free_port, percentiles, start_server, _recv_exact  # noqa: E402
+from rpc_call import emit, fork_server, free_port, percentiles, serve_tcp, start_server, tcp_options, _recv_exact  # noqa: E402
 from tables import Table  # noqa: E402
 
 
@@ -206,6 +206,80 @@ class PickleSide:
         os.waitpid(self.pid, 0)
 
 
+class TcpSide:
+    """A Weft server in another process over tcp:// (plaintext, or TLS with pinned keys): the
+    table arrives by value, straight into the client's memory, which the columns then view."""
+
+    def __init__(self, sizes, tls):
+        self.tls = tls
+        self.pid, address = serve_tcp(Tables, lambda server: TablesImpl(server, sizes), "tables", tls)
+        self.proxy = weft.connect(Tables, name="tables", address=address, timeout=60, **tcp_options(tls)[1])
+
+    def cases(self, rows):
+        p = self.proxy
+        want = aggregate(p.table(rows))
+
+        def copy():
+            assert aggregate(p.table(rows)) == want
+
+        how = "TLS 1.3" if self.tls else "plaintext"
+        return [("weft", "copy", copy, f"the table over tcp:// on 127.0.0.1 ({how}) into the client's memory, viewed "
+                                       f"there, then aggregated")]
+
+    def close(self):
+        self.proxy.close()
+        os.kill(self.pid, signal.SIGTERM)
+        os.waitpid(self.pid, 0)
+
+
+class TcpFloorSide:
+    """The same table bytes over a plain TCP socket pair (no library): the server sends them,
+    the client receives them into a buffer of its own and aggregates."""
+
+    def __init__(self, sizes):
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(1)
+        port = ls.getsockname()[1]
+
+        def serve(w):
+            tables = {n: bytes(Table.build(n).buf) for n in sizes}
+            os.write(w, b"1")
+            conn, _ = ls.accept()
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                while True:
+                    rows = struct.unpack("<q", _recv_exact(conn, 8))[0]
+                    conn.sendall(tables[rows])
+            except EOFError:
+                pass
+
+        self.pid = fork_server(serve)
+        ls.close()
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def fetch(self, rows):
+        self.sock.sendall(struct.pack("<q", rows))
+        size = Table.nbytes(rows)
+        buf = bytearray(size)
+        view, got = memoryview(buf), 0
+        while got < size:
+            n = self.sock.recv_into(view[got:])
+            if n == 0:
+                raise EOFError
+            got += n
+        return Table(rows, buf)
+
+    def cases(self, rows):
+        return [("floor", "", lambda: aggregate(self.fetch(rows)),
+                 "the table's bytes over a TCP socket pair on 127.0.0.1 into the client's memory, then aggregated")]
+
+    def close(self):
+        self.sock.close()
+        os.waitpid(self.pid, 0)
+
+
 class Cols:
     def __init__(self, cols):
         self.row_id, self.x, self.y, self.z = cols
@@ -231,7 +305,11 @@ def main():
         i = sys.argv.index("--grpc-server")
         return serve_grpc(int(sys.argv[i + 1]), [int(x) for x in sys.argv[i + 2].split(",")])
     quick = "--quick" in sys.argv
-    sides = [FloorSide(SIZES), WeftSide(SIZES), GrpcSide(SIZES), PickleSide(SIZES)]
+    # Servers are forked processes that inherit the sockets made before them: the sides close in
+    # the reverse order, so that no server waits for an end of file another one holds up.
+    sides = [FloorSide(SIZES), WeftSide(SIZES), GrpcSide(SIZES), TcpSide(SIZES, False), TcpSide(SIZES, True),
+             TcpFloorSide(SIZES), PickleSide(SIZES)]
+    vias = {id(s): v for s, v in zip(sides, ["", "ipc", "", "tcp", "tcp+tls", "tcp", ""])}
     rows = []
     try:
         for side in sides:  # every path once, then a pause for the servers' start-up work to end
@@ -241,17 +319,17 @@ def main():
         for n in SIZES:
             # Every case of a size in turns, a few repetitions at a time: the machine's memory
             # bandwidth drifts over seconds here, and every row should see the same drift.
-            cases = [c for side in sides for c in side.cases(n)]
+            cases = [(*c, vias[id(side)]) for side in sides for c in side.cases(n)]
             samples = {i: [] for i in range(len(cases))}
             total = reps(n, quick)
             turns = 5 if total >= 5 else 1
             for _ in range(turns):
-                for i, (_, _, fn, _) in enumerate(cases):
+                for i, (_, _, fn, _, _) in enumerate(cases):
                     samples[i] += timed(fn, max(1, total // turns), warm=1)
-            for i, (transport, mode, _, note) in enumerate(cases):
-                rows.append(row(transport, mode, n, samples[i], note, "ipc" if transport == "weft" else ""))
+            for i, (transport, mode, _, note, via) in enumerate(cases):
+                rows.append(row(transport, mode, n, samples[i], note, via))
     finally:
-        for side in sides:
+        for side in reversed(sides):
             side.close()
     emit(rows)
 
