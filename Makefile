@@ -41,7 +41,7 @@ check-sanitizers: setup
 	@cmake -S . -B $(BUILD)-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=thread \
 	  -DWEFT_BUILD_PYTHON=OFF -DWEFT_BUILD_TOOLS=OFF > /dev/null
 	@cmake --build $(BUILD)-tsan -j $(JOBS)
-	TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(BUILD)-tsan --output-on-failure -j $(JOBS) -LE crash
+	TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(BUILD)-tsan --output-on-failure -j $(JOBS) -LE "crash|large"
 
 # libFuzzer targets over every parser of untrusted bytes, each for FUZZ_SECONDS.
 fuzz: setup

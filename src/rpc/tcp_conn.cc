@@ -86,7 +86,10 @@ class StreamConnImpl final : public Conn {
     size_t k = 0;
     for (Value& x : *v) {
       if (x.in_block) return Corrupt("a stream carries no pool blocks");
-      if (x.follows) x.bytes = in->big[k++]->bytes();
+      if (!x.follows) continue;
+      if (k >= in->big.size()) return Status(Code::kInternal, "a following value that was not read");
+      const std::shared_ptr<Buffer>& b = in->big[k++];
+      x.bytes = b != nullptr ? b->bytes() : ByteView();  // a following value of 0 bytes has none
     }
     return v;
   }

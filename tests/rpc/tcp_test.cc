@@ -406,6 +406,19 @@ TEST(TcpHostileTest, GarbageAbsurdSizesAndSlowHandshakesLoseOnlyTheirConnection)
     EXPECT_TRUE(with_hello(frame + values));
   }
   EXPECT_TRUE(with_hello(Header(internal::FrameType::kData, 1, 16)));
+  {
+    // A following value of 0 bytes (no data frame follows): an empty argument, answered.
+    internal::Value v;
+    v.follows = true;
+    std::string frame = Header(internal::FrameType::kCall, 1, static_cast<uint32_t>(internal::ValuesSize({v})), echo);
+    std::string values(internal::ValuesSize({v}), '\0');
+    internal::EncodeValues({v}, reinterpret_cast<uint8_t*>(values.data()));
+    const int s = RawConnect(fx.address);
+    SendAll(s, store);
+    SendAll(s, frame + values);
+    EXPECT_FALSE(ClosedWithin(s, 300));
+    ::close(s);
+  }
   EXPECT_TRUE(with_hello(std::string(100, 'z')));
   // Negative control: a well-formed call on a raw connection is answered, not closed.
   {
