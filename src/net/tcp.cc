@@ -216,6 +216,7 @@ class Plain final : public Stream {
       if (deadline.is_now() || !WaitFd(fd_, POLLIN, deadline)) {
         return Status(Code::kTimeout, "nothing from " + peer_ + " before the deadline");
       }
+      spin_.Woke();
     }
   }
 

@@ -146,6 +146,7 @@ class TlsStream final : public Stream {
       if (deadline.is_now() || !WaitFd(fd_, err == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline)) {
         return Status(Code::kTimeout, "nothing from " + peer_ + " before the deadline");
       }
+      spin_.Woke();
     }
   }
 

@@ -73,27 +73,40 @@ std::unique_ptr<Stream> PlainStream(int fd);
 
 // How a reader waits for bytes: it polls the socket without sleeping for up to a budget (a
 // reply to a small request often arrives within tens of microseconds, and waking a sleeping
-// thread costs about as much here), then sleeps in poll(). The budget adapts: halved after a
-// wait that had to sleep, doubled after one that did not, between 1 us and kMaxSpinNs.
+// thread costs about as much here), then sleeps in poll(). The budget follows what waits take:
+// after a wait that ended in sleep, twice that wait if it was shorter than kMaxSpinNs (the
+// spin would have caught it), else half the budget (at least 1 us); after a spin that caught
+// its bytes, at least twice what it took.
 class ReadSpin {
  public:
   static constexpr int64_t kMaxSpinNs = 50'000;
-  // Calls try_read() until it returns true or the budget (or `deadline`) runs out; true if it did.
+  // Calls try_read() until it returns true or the budget (or `deadline`) runs out; true if it
+  // did. After false, the caller sleeps until bytes come, then calls Woke().
   template <typename TryRead>
   bool Spin(Deadline deadline, TryRead&& try_read) {
-    const int64_t until = MonotonicNs() + budget_ns_;
+    start_ = MonotonicNs();
+    const int64_t until = start_ + budget_ns_;
+    int64_t now = start_;
     do {
       if (try_read()) {
-        budget_ns_ = std::min<int64_t>(budget_ns_ * 2, kMaxSpinNs);
+        budget_ns_ = std::min<int64_t>(kMaxSpinNs, std::max<int64_t>(budget_ns_, 2 * (MonotonicNs() - start_)));
         return true;
       }
-    } while (MonotonicNs() < until && !deadline.Expired());
-    budget_ns_ = std::max<int64_t>(budget_ns_ / 2, 1'000);
+      now = MonotonicNs();
+    } while (now < until && !deadline.Expired());
     return false;
+  }
+  // Bytes came after a sleep that followed Spin.
+  void Woke() {
+    const int64_t waited = MonotonicNs() - start_;
+    budget_ns_ = waited < kMaxSpinNs ? std::max<int64_t>(budget_ns_, 2 * waited)
+                                      : std::max<int64_t>(budget_ns_ / 2, 1'000);
+    budget_ns_ = std::min(budget_ns_, kMaxSpinNs);
   }
 
  private:
   int64_t budget_ns_ = kMaxSpinNs;
+  int64_t start_ = 0;
 };
 
 // Waits until fd is readable (POLLIN) or writable (POLLOUT) or the deadline passes: true if ready.
