@@ -79,6 +79,18 @@ def row(transport, mode, rows, samples, note, via=""):
                 p999=p999, note=note)
 
 
+def _recv_buffer(sock, size):
+    """`size` bytes from `sock`, received straight into a buffer of their own."""
+    buf = bytearray(size)
+    view, got = memoryview(buf), 0
+    while got < size:
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            raise EOFError
+        got += n
+    return buf
+
+
 class WeftSide:
     """A Weft server in another process; hold, copy and loan round trips to it."""
 
@@ -188,14 +200,7 @@ class PickleSide:
     def fetch(self, rows):
         self.sock.sendall(struct.pack("<q", rows))
         size = struct.unpack("<Q", _recv_exact(self.sock, 8))[0]
-        buf = bytearray(size)
-        view, got = memoryview(buf), 0
-        while got < size:
-            n = self.sock.recv_into(view[got:])
-            if n == 0:
-                raise EOFError
-            got += n
-        return Cols(pickle.loads(buf))
+        return Cols(pickle.loads(_recv_buffer(self.sock, size)))
 
     def cases(self, rows):
         return [("uds-pickle", "copy", lambda: aggregate(self.fetch(rows)),
@@ -261,15 +266,7 @@ class TcpFloorSide:
 
     def fetch(self, rows):
         self.sock.sendall(struct.pack("<q", rows))
-        size = Table.nbytes(rows)
-        buf = bytearray(size)
-        view, got = memoryview(buf), 0
-        while got < size:
-            n = self.sock.recv_into(view[got:])
-            if n == 0:
-                raise EOFError
-            got += n
-        return Table(rows, buf)
+        return Table(rows, _recv_buffer(self.sock, Table.nbytes(rows)))
 
     def cases(self, rows):
         return [("floor", "", lambda: aggregate(self.fetch(rows)),

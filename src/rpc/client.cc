@@ -117,6 +117,17 @@ struct Client::Impl {
     }
   }
   Result<uint64_t> Send(int idx, const std::vector<ByteView>& args, Deadline deadline, bool hold) WEFT_REQUIRES(mu);
+  // Sends a call on a connection free of streams (dialled again if it broke): its id.
+  Result<uint64_t> Begin(int idx, const std::vector<ByteView>& args, const CallOptions& o) WEFT_REQUIRES(mu) {
+    if (stream_open) return Status(Code::kBusy, "a stream is open on this connection: finish or cancel it first");
+    WEFT_RETURN_IF_ERROR(Ready(o.deadline));
+    auto call = Send(idx, args, o.deadline, o.hold);
+    if (!call.ok()) {
+      Check(call.status());
+      return Explain(call.status(), idx);
+    }
+    return call;
+  }
   // Reads frames until one for `call`; frames of earlier calls (timed out, cancelled) are dropped
   // and any hold they carried released. Cancels the call if the token says so.
   Result<internal::Frame> Await(uint64_t call, const CallOptions& o) WEFT_REQUIRES(mu);
@@ -359,13 +370,8 @@ Result<Reply> Client::Invoke(std::string_view method, const std::vector<ByteView
   if (!idx.ok()) return idx.status();
   if (m.local != nullptr) return m.CallLocal(*idx, args, options);  // calls run side by side, ordered by the scheduler
   MutexLock g(m.mu);
-  if (m.stream_open) return Status(Code::kBusy, "a stream is open on this connection: finish or cancel it first");
-  WEFT_RETURN_IF_ERROR(m.Ready(options.deadline));
-  auto call = m.Send(*idx, args, options.deadline, options.hold);
-  if (!call.ok()) {
-    m.Check(call.status());
-    return m.Explain(call.status(), *idx);
-  }
+  auto call = m.Begin(*idx, args, options);
+  if (!call.ok()) return call.status();
   auto f = m.Await(*call, options);
   if (!f.ok()) {
     m.Check(f.status());
@@ -611,13 +617,8 @@ Result<std::unique_ptr<Stream>> Client::OpenStream(std::string_view method, cons
     return std::unique_ptr<Stream>(new Stream(std::move(s)));
   }
   MutexLock g(m.mu);
-  if (m.stream_open) return Status(Code::kBusy, "a stream is open on this connection: finish or cancel it first");
-  WEFT_RETURN_IF_ERROR(m.Ready(options.deadline));
-  auto call = m.Send(*idx, args, options.deadline, options.hold);
-  if (!call.ok()) {
-    m.Check(call.status());
-    return m.Explain(call.status(), *idx);
-  }
+  auto call = m.Begin(*idx, args, options);
+  if (!call.ok()) return call.status();
   s->call = *call;
   m.stream_open = true;
   return std::unique_ptr<Stream>(new Stream(std::move(s)));
