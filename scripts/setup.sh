@@ -5,7 +5,7 @@ pkgs=(cmake ninja-build g++ make clang libclang-rt-14-dev googletest libgtest-de
       libbenchmark-dev libzmq3-dev python3-dev python3-pybind11 python3-numpy python3-pytest
       python3-pip libcli11-dev procps libsqlite3-dev redis-server libhiredis-dev libsodium-dev
       libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc python3-grpcio pkg-config
-      libconcurrentqueue-dev nats-server libnats-dev redis-tools openssl libssl-dev)
+      libconcurrentqueue-dev nats-server libnats-dev redis-tools openssl libssl-dev iproute2)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

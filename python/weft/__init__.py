@@ -24,6 +24,7 @@ from .rpc import (AsyncStream, CancelToken, block_id, Caller, caller, Contract, 
                   connect, contract, hold, hold_stats, loan_array, loan_buffer, read, register, transferable,
                   unregister)
 from .topic import Publisher, Sample, Subscriber, unlink_topic  # noqa: E402
+from . import aio  # noqa: E402,F401
 
 __version__ = "0.1.0"
 __all__ = ["Bus", "Batch", "BusStats", "Consumer", "Event", "RedisStreamDedup", "Channel", "Log", "Record", "Tail", "Pool", "Publisher", "Subscriber", "Sample", "unlink_topic", "Contract",

@@ -326,7 +326,7 @@ Result<std::unique_ptr<Conn>> DialIpc(const std::string& id, const std::string& 
   const std::string stem = "rpc-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
   // The channels are sealed memory handed to the server as descriptors: neither side can
   // shrink what the other maps, and the server opens nothing by a name we chose.
-  auto req = shm::Channel::CreateSealed(stem + "-req", {.capacity = kChannelBytes, .role = shm::Role::kProducer});
+  auto req = shm::Channel::CreateSealed(stem + "-req", {.capacity = kChannelBytes, .role = shm::Role::kProducer, .wait = {}});
   if (!req.ok()) return req.status();
   auto rep = shm::Channel::CreateSealed(stem + "-rep",
                                         {.capacity = kChannelBytes, .role = shm::Role::kConsumer, .wait = CallWaits()});

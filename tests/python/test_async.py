@@ -230,3 +230,28 @@ def test_in_process_streams_async_for_and_cancellation():
         asyncio.run(main())
     finally:
         weft.unregister("grid-async")
+
+
+def test_weft_aio_proxies_on_every_transport(store_server):  # noqa: F811
+    """weft.aio: `await proxy.method(...)` (keyword arguments too) in this process, over ipc://
+    and over tcp://, with the loop free meanwhile; errors and streams as with the blocking proxy."""
+    sid, _ = store_server
+    server = weft.Server(f"pyaio-{id(store_server)}", listen="tcp://127.0.0.1:0", plaintext=True)
+    server.register(rpc_demo.Store, rpc_demo.StoreImpl(), name="store", allow_pickle=["stash.anything"])
+
+    async def main():
+        with server:
+            places = [dict(address=None), dict(address=f"ipc://{sid}"),
+                      dict(address=server.addresses[1], plaintext=True)]
+            for where in places:
+                async with await weft.aio.connect(rpc_demo.Store, name="store", **where) as s:
+                    before = await s.value()
+                    assert await s.increment(amount=2) == before + 2
+                    (slept, ticks) = await ticking(s.nap(0.2))
+                    assert slept == 0.2 and ticks > 5, where  # the loop ran while the call waited
+                    if where["address"] is not None:  # checked when encoded (in-process calls pass objects as they are)
+                        with pytest.raises(weft.InvalidArgument):
+                            await s.increment("two")
+                    with pytest.raises(AttributeError):
+                        s.no_such_method
+    asyncio.run(main())

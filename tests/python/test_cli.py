@@ -169,9 +169,12 @@ def test_bench_rpc_json_rows_follow_the_contract():
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert rows and all(row["suite"] == "rpc" and row["case"] == "call" for row in rows)
     weft_rows = [row for row in rows if row["transport"] == "weft"]
-    assert {(row["lang"], row["via"]) for row in weft_rows} == {("cpp", "inproc"), ("cpp", "ipc"), ("python", "inproc"),
-                                                                ("python", "ipc")}
+    assert {(row["lang"], row["via"], row.get("tls")) for row in weft_rows} == {
+        ("cpp", "inproc", None), ("cpp", "ipc", None), ("python", "inproc", None), ("python", "ipc", None),
+        ("cpp", "tcp", "false"), ("cpp", "tcp", "true"), ("python", "tcp", "false"), ("python", "tcp", "true")}
     assert {"uds", "uds-pickle", "grpc", "floor"} <= {row["transport"] for row in rows}
+    # the floor of tcp://: the same bytes over a plain TCP socket pair, polling and parked
+    assert {row["mode"] for row in rows if row["transport"] == "floor" and row.get("via") == "tcp"} == {"spin", "parked"}
     assert {row["lang"] for row in rows if row["transport"] == "grpc"} == {"cpp", "python"}
     assert all(row["p50_ns"] > 0 for row in rows)
 
@@ -185,11 +188,27 @@ def test_bench_rpc_numpy_rows_follow_the_contract():
     assert rows and all(row["suite"] == "rpc" and row["case"] == "numpy" and row["lang"] == "python" for row in rows)
     sizes = {1000, 10_000, 100_000, 1_000_000, 3_000_000}
     for mode in ("hold", "copy", "loan"):
-        weft_rows = [row for row in rows if row["transport"] == "weft" and row["mode"] == mode]
-        assert {row["rows"] for row in weft_rows} == sizes and all(row["via"] == "ipc" for row in weft_rows)
-    for transport in ("grpc", "uds-pickle", "floor"):
-        assert {row["rows"] for row in rows if row["transport"] == transport} == sizes
+        weft_rows = [row for row in rows if row["transport"] == "weft" and row["mode"] == mode and row["via"] == "ipc"]
+        assert {row["rows"] for row in weft_rows} == sizes
+    for tls in ("false", "true"):  # tcp://: copies only (no memory is shared across hosts)
+        tcp_rows = [row for row in rows if row["transport"] == "weft" and row["via"] == "tcp" and row["tls"] == tls]
+        assert {row["rows"] for row in tcp_rows} == sizes and all(row["mode"] == "copy" for row in tcp_rows)
+    for transport, via in (("grpc", None), ("uds-pickle", None), ("floor", None), ("floor", "tcp")):
+        assert {row["rows"] for row in rows if row["transport"] == transport and row.get("via") == via} == sizes
     assert all(row["p50_ns"] > 0 and row["payload_bytes"] == int(row["rows"]) * 28 for row in rows)
+
+
+def test_bench_rpc_bulk_rows_follow_the_contract():
+    r = subprocess.run([WEFT, "bench", "rpc", "--quick", "--json", "--case", "bulk"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    import json
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert rows and all(row["suite"] == "rpc" and row["case"] == "bulk" for row in rows)
+    assert {(row["transport"], row.get("via"), row.get("tls")) for row in rows} == {
+        ("weft", "tcp", "false"), ("weft", "tcp", "true"), ("floor", "tcp", None), ("floor", "aead", None),
+        ("grpc", "tcp", None)}
+    assert all(row["bytes_per_s"] > 0 and row["payload_bytes"] == 1 << 30 for row in rows)
 
 
 def _dead_channel(name, run_python):
