@@ -43,11 +43,7 @@ class AsyncProxy:
         return f"<weft.aio.AsyncProxy over {self._proxy!r}>"
 
     def __getattr__(self, method: str):
-        if method.startswith("_"):
-            raise AttributeError(method)
-        m = self._contract.method(method)
-        if m is None:
-            raise AttributeError(f"contract {self._contract.namespace}/{self._contract.name} has no method {method!r}")
+        m = self._contract.attribute(method)
         target = getattr(self._proxy, method)
 
         async def call(*args, **kwargs):

@@ -118,6 +118,14 @@ class Contract:
         """The Method named `name`, or None."""
         return next((m for m in self.methods if m.name == name), None)
 
+    def attribute(self, name: str) -> Method:
+        """The Method a proxy's attribute `name` stands for; AttributeError if there is none."""
+        m = None if name.startswith("_") else self.method(name)
+        if m is None:
+            raise AttributeError(name if name.startswith("_") else
+                                 f"contract {self.namespace}/{self.name} has no method {name!r}")
+        return m
+
 
 def contract(namespace: str, version: str, name: Optional[str] = None):
     """Class decorator: the class's public methods declare a contract (bodies are `...`)."""
@@ -257,10 +265,7 @@ class Proxy:
         return f"<weft.Proxy {self._contract.namespace}/{self._contract.name} {self._reg.name!r} in-process{state}>"
 
     def __getattr__(self, method: str):
-        if method.startswith("_"):
-            raise AttributeError(method)
-        if self._contract.method(method) is None:
-            raise AttributeError(f"contract {self._contract.namespace}/{self._contract.name} has no method {method!r}")
+        self._contract.attribute(method)
         write = self._reg.writes[method]
         stream = self._contract.method(method).stream
 
@@ -703,11 +708,7 @@ class _RemoteProxy:
         return f"<weft.Proxy {self._contract.namespace}/{self._contract.name} {self._where}>"
 
     def __getattr__(self, method: str):
-        if method.startswith("_"):
-            raise AttributeError(method)
-        m = self._contract.method(method)
-        if m is None:
-            raise AttributeError(f"contract {self._contract.namespace}/{self._contract.name} has no method {method!r}")
+        m = self._contract.attribute(method)
 
         client = self._client
         loan = client.loan if client.shares_pool else None  # another uid's client: all inline
