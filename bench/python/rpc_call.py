@@ -105,9 +105,12 @@ def tls_keys():
     (server options, client options)."""
     global _KEYS
     if _KEYS is None:
+        import atexit
+        import shutil
         import subprocess
         import tempfile
         d = tempfile.mkdtemp(prefix="weft-bench-keys-")
+        atexit.register(shutil.rmtree, d, True)  # the keys go with this run
         cli = os.path.join(os.environ.get("WEFT_BINARY_DIR", "build"), "tools", "weft", "weft")
         ids = {}
         for name in ("server", "client"):
