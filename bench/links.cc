@@ -1,5 +1,8 @@
 #include "links.h"
 
+#include "bench_util.h"
+#include "weft/core/clock.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -177,6 +180,40 @@ LinkPair MakeLinkPair(const std::string& transport, bool spin) {
     lp.cleanup = [path] { ::unlink(path.c_str()); };
   }
   return lp;
+}
+
+std::vector<int64_t> CounterRoundTrips(const std::string& transport, bool spin, size_t msg, size_t value_at, int warm,
+                                       int n) {
+  LinkPair lp = MakeLinkPair(transport, spin);
+  pid_t child = Fork([&] {
+    auto link = lp.child();
+    std::vector<uint8_t> buf(msg);
+    int64_t value = 0;
+    for (int i = 0; i < warm + n; ++i) {
+      if (!link->Recv(buf.data(), msg)) return 1;
+      int64_t by;
+      std::memcpy(&by, buf.data() + value_at, 8);
+      value += by;
+      std::memcpy(buf.data() + value_at, &value, 8);
+      if (!link->Send(buf.data(), msg)) return 1;
+    }
+    return 0;
+  });
+  auto link = lp.parent();
+  std::vector<uint8_t> req(msg, 0), rep(msg);
+  const int64_t one = 1;
+  std::memcpy(req.data() + value_at, &one, 8);
+  std::vector<int64_t> samples;
+  for (int i = 0; i < warm + n; ++i) {
+    const int64_t t0 = MonotonicNs();
+    if (!link->Send(req.data(), msg) || !link->Recv(rep.data(), msg)) break;
+    const int64_t t1 = MonotonicNs();
+    if (i >= warm) samples.push_back(t1 - t0);
+  }
+  link.reset();
+  Join(child);
+  lp.cleanup();
+  return samples;
 }
 
 }  // namespace weft::bench

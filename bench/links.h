@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -29,6 +30,12 @@ struct LinkPair {
 // transport: "uds", "pipe", "tcp", "zmq" (PAIR) or "zmq-push" (PUSH in the child, PULL in the
 // parent: one way). spin: receivers busy-poll instead of blocking.
 LinkPair MakeLinkPair(const std::string& transport, bool spin);
+
+// A counter's round trips over a link: the parent sends `msg` bytes carrying an i64 at
+// `value_at`, the child adds it to its counter and sends the message back. The parent's times,
+// after `warm` unmeasured ones: the least an RPC of those bytes over that link pays.
+std::vector<int64_t> CounterRoundTrips(const std::string& transport, bool spin, size_t msg, size_t value_at, int warm,
+                                       int n);
 
 // The baselines this build has.
 std::vector<std::string> BaselineTransports();

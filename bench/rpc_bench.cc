@@ -165,36 +165,7 @@ Row CallWeft(int warm, int n) {
 // The same request and reply bytes (a 40-byte header and the 8-byte argument) over a Unix
 // stream socket, handled the same way.
 Row CallUds(const std::string& mode, int warm, int n) {
-  constexpr size_t kReq = 56, kRep = 56;
-  LinkPair lp = MakeLinkPair("uds", mode == "spin");
-  pid_t child = Fork([&] {
-    auto link = lp.child();
-    uint8_t buf[kReq];
-    int64_t value = 0;
-    for (int i = 0; i < warm + n; ++i) {
-      if (!link->Recv(buf, kReq)) return 1;
-      int64_t by;
-      std::memcpy(&by, buf + 48, 8);
-      value += by;
-      std::memcpy(buf + 48, &value, 8);
-      if (!link->Send(buf, kRep)) return 1;
-    }
-    return 0;
-  });
-  auto link = lp.parent();
-  uint8_t req[kReq] = {}, rep[kRep];
-  const int64_t one = 1;
-  std::memcpy(req + 48, &one, 8);
-  std::vector<int64_t> samples;
-  for (int i = 0; i < warm + n; ++i) {
-    const int64_t t0 = MonotonicNs();
-    if (!link->Send(req, kReq) || !link->Recv(rep, kRep)) break;
-    const int64_t t1 = MonotonicNs();
-    if (i >= warm) samples.push_back(t1 - t0);
-  }
-  link.reset();
-  Join(child);
-  lp.cleanup();
+  std::vector<int64_t> samples = CounterRoundTrips("uds", mode == "spin", 56, 48, warm, n);
   Row r = CallRow("uds", samples, mode);
   r.note = mode == "spin" ? "the same bytes and handler over a Unix socket, no RPC library, both sides polling"
                           : "the same bytes and handler over a Unix socket, no RPC library, blocking reads";

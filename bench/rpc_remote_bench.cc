@@ -153,38 +153,9 @@ Row CallTcp(const Keys& k, bool tls, int warm, int n) {
 }
 
 // The same request and reply bytes as Weft's small call (a 40-byte header, its 8-byte count and
-// 16-byte value descriptor, the i64: 72 bytes each way) over a TCP socket pair, blocking reads.
+// 16-byte value descriptor, the i64: 72 bytes each way) over a TCP socket pair, polling or blocking.
 Row CallTcpFloor(const std::string& mode, int warm, int n) {
-  constexpr size_t kMsg = 72;
-  LinkPair lp = MakeLinkPair("tcp", mode == "spin");
-  pid_t child = Fork([&] {
-    auto link = lp.child();
-    uint8_t buf[kMsg];
-    int64_t value = 0;
-    for (int i = 0; i < warm + n; ++i) {
-      if (!link->Recv(buf, kMsg)) return 1;
-      int64_t by;
-      std::memcpy(&by, buf + 64, 8);
-      value += by;
-      std::memcpy(buf + 64, &value, 8);
-      if (!link->Send(buf, kMsg)) return 1;
-    }
-    return 0;
-  });
-  auto link = lp.parent();
-  uint8_t req[kMsg] = {}, rep[kMsg];
-  const int64_t one = 1;
-  std::memcpy(req + 64, &one, 8);
-  std::vector<int64_t> samples;
-  for (int i = 0; i < warm + n; ++i) {
-    const int64_t t0 = MonotonicNs();
-    if (!link->Send(req, kMsg) || !link->Recv(rep, kMsg)) break;
-    const int64_t t1 = MonotonicNs();
-    if (i >= warm) samples.push_back(t1 - t0);
-  }
-  link.reset();
-  Join(child);
-  lp.cleanup();
+  std::vector<int64_t> samples = CounterRoundTrips("tcp", mode == "spin", 72, 64, warm, n);
   Row r = TcpRow("call", "floor", 8, false);
   r.mode = mode;
   SetLatency(r, samples);

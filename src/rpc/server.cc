@@ -71,10 +71,11 @@ struct Server::Impl {
   void Reap() WEFT_REQUIRES(mu);
   // The verdict on a new connection before any thread is spent on it. mu held.
   Status Admit(const std::string& who, const std::string& what) const WEFT_REQUIRES(mu);
-  void Spawn(int fd, const std::string& who, std::function<void(Connection*)> serve,
+  void Spawn(const std::string& who, std::function<void(Connection*)> serve,
              const std::function<void(const Status&)>& refuse) WEFT_REQUIRES(mu);
   void ServeIpc(int fd, Connection* conn, ucred cred);
-  void ServeTcp(int fd, Connection* conn);
+  // `where`: the listener's address, for messages.
+  void ServeTcp(int fd, Connection* conn, const std::string& where);
   // The resource a hello asks for, if its contract and wire versions fit.
   Result<std::shared_ptr<Hosted>> Resolve(const internal::Hello& hello, const std::string& where);
   void Handshaken(Connection* conn) {
@@ -327,7 +328,7 @@ Status Server::Impl::Admit(const std::string& who, const std::string& what) cons
   return Status::Ok();
 }
 
-void Server::Impl::Spawn(int fd, const std::string& who, std::function<void(Connection*)> serve,
+void Server::Impl::Spawn(const std::string& who, std::function<void(Connection*)> serve,
                          const std::function<void(const Status&)>& refuse) {
   Connection& c = connections.emplace_back();
   c.who = who;
@@ -337,7 +338,6 @@ void Server::Impl::Spawn(int fd, const std::string& who, std::function<void(Conn
     connections.pop_back();
     refuse(Status(Code::kResourceExhausted, "could not start a thread for this client"));
   }
-  (void)fd;
 }
 
 void Server::Impl::Accept() {
@@ -396,7 +396,7 @@ void Server::Impl::Accept() {
           if (!admitted.ok()) {
             refuse_ipc(fd, admitted);
           } else {
-            Spawn(fd, who, [this, fd, cred](Connection* c) { ServeIpc(fd, c, cred); },
+            Spawn(who, [this, fd, cred](Connection* c) { ServeIpc(fd, c, cred); },
                   [&](const Status& s) { refuse_ipc(fd, s); });
           }
         }
@@ -415,7 +415,8 @@ void Server::Impl::Accept() {
         ::close(fd);  // before any byte: a flood costs a descriptor for an instant
         continue;
       }
-      Spawn(fd, who, [this, fd](Connection* c) { ServeTcp(fd, c); }, [fd](const Status&) { ::close(fd); });
+      Spawn(who, [this, fd, where = tcp[i].address](Connection* c) { ServeTcp(fd, c, where); },
+            [fd](const Status&) { ::close(fd); });
     }
   }
   for (size_t i = first_refusing; i < polled.size(); ++i) ::close(polled[i].fd);
@@ -474,7 +475,7 @@ void Server::Impl::ServeIpc(int fd, Connection* conn, ucred cred) {
   conn->done.store(true, std::memory_order_release);
 }
 
-void Server::Impl::ServeTcp(int fd, Connection* conn) {
+void Server::Impl::ServeTcp(int fd, Connection* conn, const std::string& where) {
   const Deadline hs_by = Deadline::AfterMs(options.handshake_timeout_ms);
   std::unique_ptr<net::Stream> stream;
   Status hs;
@@ -492,7 +493,7 @@ void Server::Impl::ServeTcp(int fd, Connection* conn) {
       auto hello = internal::ParseHello(*msg);
       if (!hello.ok()) return hello.status();
       if (hello->pool_slot != internal::kNoSlot) return InvalidArgument("handshake: a pool slot over tcp://");
-      auto found = Resolve(*hello, tcp.empty() ? "tcp" : tcp[0].address);
+      auto found = Resolve(*hello, where);
       if (!found.ok()) return found.status();
       h = std::move(found).value();
       return Status::Ok();

@@ -70,12 +70,12 @@ class StreamConnImpl final : public Conn {
         if (st.code() != Code::kTimeout) broken_ = st;
         return st;
       }
-      frames_.push_back(std::move(part_));
+      frames_.push_back(std::move(part_));  // the record's bytes stay where they are: its frame still views them
       part_ = Incoming{};
       stage_ = Stage::kHeader;
       done_ = 0;
     }
-    return DecodeFrame(AsBytes(frames_[next_++].record));
+    return frames_[next_++].frame;
   }
 
   Result<std::vector<Value>> Values(const Frame& f) override {
@@ -138,6 +138,7 @@ class StreamConnImpl final : public Conn {
  private:
   struct Incoming {
     std::string record;             // header and payload
+    Frame frame;                    // decoded from record once, when it arrived
     std::vector<std::shared_ptr<Buffer>> big;  // the bytes of each following value, in order
   };
   enum class Stage { kHeader, kPayload, kDataHeader, kData };
@@ -207,6 +208,7 @@ class StreamConnImpl final : public Conn {
           WEFT_RETURN_IF_ERROR(Fill(reinterpret_cast<uint8_t*>(part_.record.data()), part_.record.size(), &done_, d));
           auto f = DecodeFrame(AsBytes(part_.record));
           if (!f.ok()) return f.status();
+          part_.frame = *f;
           const FrameType t = f->type();
           lengths_.clear();
           if (t == FrameType::kCall || t == FrameType::kReply || t == FrameType::kChunk || t == FrameType::kEnd) {

@@ -3,7 +3,9 @@
 // with Timeout or Unavailable (never hangs past its deadline), and once the link is back the
 // same client calls again. Needs root (CI runs as root).
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -53,8 +55,26 @@ TEST(NetnsTest, ALinkCutMidCallFailsWithinTheDeadlineAndTheClientRecovers) {
     st.shared.reset();
     return 0;
   });
+  // However the test ends, no child outlives it (a server left running would hold the test's
+  // output open).
+  pid_t client = -1;
+  struct Reaper {
+    Ctl* ctl;
+    pid_t* pids[2];
+    ~Reaper() {
+      ctl->stop.store(1);
+      for (pid_t* p : pids) {
+        if (*p <= 0) continue;
+        ::kill(*p, SIGKILL);
+        ::waitpid(*p, nullptr, 0);
+      }
+      ::munmap(ctl, sizeof(Ctl));
+    }
+  };
+  pid_t server_pid = server;
+  Reaper reaper{ctl, {&server_pid, &client}};
   ASSERT_TRUE(weft::testing::WaitFor([&] { return ctl->port.load() != 0; }, server, 60));
-  const pid_t client = weft::testing::Spawn([&] {
+  client = weft::testing::Spawn([&] {
     if (!weft::testing::NetnsPair::Enter(hosts.a())) return 1;
     ConnectOptions co;
     co.tcp.plaintext = true;
@@ -81,9 +101,10 @@ TEST(NetnsTest, ALinkCutMidCallFailsWithinTheDeadlineAndTheClientRecovers) {
   EXPECT_TRUE(hosts.Mend());
   ctl->stage.store(4);
   EXPECT_EQ(weft::testing::Join(client), 0);
+  client = -1;
   ctl->stop.store(1);
   EXPECT_EQ(weft::testing::Join(server), 0);
-  ::munmap(ctl, sizeof(Ctl));
+  server_pid = -1;
 }
 
 }  // namespace
