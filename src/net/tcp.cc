@@ -2,6 +2,8 @@
 #include "weft/net/tcp.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -105,6 +107,32 @@ void Tune(int fd, const KeepAlive& k) {
   // Data sent but not acknowledged for this long breaks the connection too.
   unsigned int user_timeout = static_cast<unsigned int>(k.idle_ms + k.interval_ms * k.count);
   ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
+}
+
+std::vector<HostPort> ReachableAddresses(const HostPort& at) {
+  const bool any4 = at.host == "0.0.0.0" || at.host.empty();
+  const bool any6 = at.host == "::" || at.host.empty();
+  if (!any4 && !any6) return {at};
+  std::vector<HostPort> out, loopback;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return {HostPort{"127.0.0.1", at.port}};
+  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_UP) == 0) continue;
+    char host[INET6_ADDRSTRLEN] = {0};
+    const int family = i->ifa_addr->sa_family;
+    if (family == AF_INET && (any4 || any6)) {
+      ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, host, sizeof(host));
+    } else if (family == AF_INET6 && any6) {
+      const auto* a = reinterpret_cast<sockaddr_in6*>(i->ifa_addr);
+      if (IN6_IS_ADDR_LINKLOCAL(&a->sin6_addr)) continue;  // needs a scope: not for other hosts
+      ::inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+    } else {
+      continue;
+    }
+    ((i->ifa_flags & IFF_LOOPBACK) ? loopback : out).push_back(HostPort{host, at.port});
+  }
+  ::freeifaddrs(list);
+  return out.empty() ? loopback : out;
 }
 
 std::string PeerAddress(int fd) {

@@ -3,10 +3,13 @@
 // the caller's thread (streams on a thread of their own under the same credit).
 #include <cstring>
 #include <deque>
+#include <random>
 #include <thread>
 
 #include "internal/hosted.h"
+#include "internal/registry.h"
 #include "internal/transports.h"
+#include "weft/net/nats_tunnel.h"
 #include "weft/core/mutex.h"
 
 namespace weft::rpc {
@@ -91,6 +94,11 @@ struct Client::Impl {
   // inproc://
   std::shared_ptr<Hosted> local;
   std::string where;  // "resource 'counter' at ipc://calc"
+  // nats:// (a registry): the routes resolved at each dial; tunnels made at the first relay;
+  // the server instance connected to, and the one that failed last (tried last next time).
+  std::unique_ptr<internal::Registry> registry;
+  std::unique_ptr<net::NatsTunnels> tunnels;
+  std::string instance, failed_instance;
 
   Result<int> Method(std::string_view method, bool stream) const {
     const int idx = contract.Find(method);
@@ -102,6 +110,13 @@ struct Client::Impl {
   }
   // Connects (again): the handshake, the contracts compared, our methods found on the server.
   Status Dial(Deadline deadline);
+  // tcp:// and tunnels: TLS (unless plaintext) and the handshake over a connected socket
+  // (owned from here), then Attach.
+  Status DialStream(int fd, Deadline deadline);
+  // Takes the server's answer: its contract checked, our methods mapped, `c` the connection.
+  Status Attach(std::string_view answer, std::unique_ptr<Conn> c);
+  // nats://: resolve, then a direct address of a live server, else its relay.
+  Status DialRegistry(Deadline deadline);
   // A connection to call on: the one we have, or a new one if it broke.
   Status Ready(Deadline deadline) WEFT_REQUIRES(mu) {
     if (closed) return Status(Code::kClosed, "client is closed");
@@ -114,6 +129,7 @@ struct Client::Impl {
     if (!s.ok() && Broken(s.code())) {
       conn.reset();
       stream_open = false;
+      failed_instance = instance;
     }
   }
   Result<uint64_t> Send(int idx, const std::vector<ByteView>& args, Deadline deadline, bool hold) WEFT_REQUIRES(mu);
@@ -156,39 +172,44 @@ struct Client::Impl {
 };
 
 Status Client::Impl::Dial(Deadline deadline) {
-  std::string answer;
-  std::unique_ptr<Conn> c;
+  if (registry != nullptr) return DialRegistry(deadline);
   if (address.rfind("ipc://", 0) == 0) {
     std::shared_ptr<Blocks> pool;
+    std::string answer;
     auto r = internal::DialIpc(address.substr(6), name, contract, deadline, &pool, &answer);
     if (!r.ok()) return r.status();
-    c = std::move(r).value();
     blocks = std::move(pool);
-  } else {
-    auto hp = net::ParseHostPort(std::string_view(address).substr(6));
-    if (!hp.ok()) return hp.status();
-    auto fd = net::Dial(*hp, deadline);
-    if (!fd.ok()) return fd.status();
-    std::unique_ptr<net::Stream> s;
-    if (tls != nullptr) {
-      auto t = tls->Connect(*fd, deadline);
-      if (!t.ok()) return t.status();
-      s = std::move(t).value();
-    } else {
-      s = net::PlainStream(*fd);
-    }
-    WEFT_RETURN_IF_ERROR(internal::WriteHandshake(*s, internal::EncodeHello(name, internal::kNoSlot, contract.Canonical()),
-                                                  deadline));
-    auto msg = internal::ReadHandshake(*s, deadline);
-    if (!msg.ok()) {
-      if (tls == nullptr && msg.status().code() == Code::kUnavailable) {
-        return Status(Code::kUnavailable, msg.status().message() + " during the handshake (does the server want TLS?)");
-      }
-      return msg.status();
-    }
-    answer = std::move(msg).value();
-    c = internal::StreamConn(std::move(s), uint64_t{1} << 40);
+    return Attach(answer, std::move(r).value());
   }
+  auto hp = net::ParseHostPort(std::string_view(address).substr(6));
+  if (!hp.ok()) return hp.status();
+  auto fd = net::Dial(*hp, deadline);
+  if (!fd.ok()) return fd.status();
+  return DialStream(*fd, deadline);
+}
+
+Status Client::Impl::DialStream(int fd, Deadline deadline) {
+  std::unique_ptr<net::Stream> s;
+  if (tls != nullptr) {
+    auto t = tls->Connect(fd, deadline);
+    if (!t.ok()) return t.status();
+    s = std::move(t).value();
+  } else {
+    s = net::PlainStream(fd);
+  }
+  WEFT_RETURN_IF_ERROR(internal::WriteHandshake(*s, internal::EncodeHello(name, internal::kNoSlot, contract.Canonical()),
+                                                deadline));
+  auto msg = internal::ReadHandshake(*s, deadline);
+  if (!msg.ok()) {
+    if (tls == nullptr && msg.status().code() == Code::kUnavailable) {
+      return Status(Code::kUnavailable, msg.status().message() + " during the handshake (does the server want TLS?)");
+    }
+    return msg.status();
+  }
+  return Attach(*msg, internal::StreamConn(std::move(s), uint64_t{1} << 40));
+}
+
+Status Client::Impl::Attach(std::string_view answer, std::unique_ptr<Conn> c) {
   auto a = internal::ParseAnswer(answer);
   if (!a.ok()) return a.status();
   auto server_contract = Contract::Parse(a->contract);
@@ -201,6 +222,73 @@ Status Client::Impl::Dial(Deadline deadline) {
   resource = a->resource;
   conn = std::move(c);
   return Status::Ok();
+}
+
+Status Client::Impl::DialRegistry(Deadline deadline) {
+  auto routes = registry->Resolve(name, contract, deadline);
+  if (!routes.ok()) return routes.status();
+  // Clients spread over the replicas; the server that failed last is tried last (its route
+  // may be stale: it stays in the registry until its entry expires).
+  static thread_local std::minstd_rand rng(static_cast<uint32_t>(MonotonicNs()));
+  std::shuffle(routes->begin(), routes->end(), rng);
+  std::stable_partition(routes->begin(), routes->end(),
+                        [&](const internal::Route& r) { return r.instance != failed_instance; });
+  struct Way {
+    const internal::Route* route;
+    std::string address;  // tcp://..., or a relay subject
+    bool relay;
+  };
+  std::vector<Way> ways;  // every direct address first, then the relays
+  for (const internal::Route& r : *routes) {
+    for (const std::string& a : r.addresses) ways.push_back({&r, a, false});
+  }
+  for (const internal::Route& r : *routes) {
+    if (!r.relay.empty()) ways.push_back({&r, r.relay, true});
+  }
+  if (ways.empty()) return Status(Code::kUnavailable, "the servers of '" + name + "' at " + address + " announce no way in");
+  // Each way but the last gets a slice of the deadline: an unreachable address (a dropped SYN)
+  // must not take all of it.
+  constexpr int64_t kAttemptNs = 1'500'000'000;
+  Status refused, failed;
+  for (size_t i = 0; i < ways.size(); ++i) {
+    const Way& w = ways[i];
+    Deadline d = deadline;
+    if (i + 1 < ways.size()) {
+      const Deadline slice = Deadline::AfterNs(kAttemptNs);
+      if (d.is_never() || slice.at_ns() < d.at_ns()) d = slice;
+    }
+    Result<int> fd = Status(Code::kUnavailable, "");
+    if (w.relay) {
+      if (tunnels == nullptr) {
+        auto t = net::NatsTunnels::Create(registry->nats());
+        if (!t.ok()) return t.status();
+        tunnels = std::move(t).value();
+      }
+      fd = tunnels->Dial(w.address, d);
+    } else {
+      auto hp = net::ParseHostPort(std::string_view(w.address).substr(6));
+      fd = hp.ok() ? net::Dial(*hp, d) : Result<int>(hp.status());
+    }
+    Status s = fd.ok() ? DialStream(*fd, d) : fd.status();
+    if (s.ok()) {
+      instance = w.route->instance;
+      where = "resource '" + name + "' at " + (w.relay ? "nats relay " : "") + w.address + " (from " + address + ")";
+      return s;
+    }
+    const std::string at = (w.relay ? "nats relay " : "") + w.address + ": " + s.message();
+    const Code c = s.code();
+    // A server that answered and refused says more than one that did not answer.
+    if (c == Code::kUnauthenticated || c == Code::kPermissionDenied || c == Code::kContractMismatch ||
+        c == Code::kVersionMismatch || c == Code::kNotFound) {
+      if (refused.ok()) refused = Status(c, at);
+    } else if (failed.ok()) {
+      failed = Status(c == Code::kTimeout && !deadline.Expired() ? Code::kUnavailable : c, at);
+    }
+    if (deadline.Expired()) break;
+  }
+  if (!refused.ok()) return refused;
+  return Status(failed.code(), "no server of '" + name + "' from " + address + " could be reached (" +
+                                   std::to_string(routes->size()) + " registered); first failure: " + failed.message());
 }
 
 Result<uint64_t> Client::Impl::Send(int idx, const std::vector<ByteView>& args, Deadline deadline, bool hold) {
@@ -354,8 +442,18 @@ Result<std::unique_ptr<Client>> Client::Connect(const Contract& contract, const 
       if (!ctx.ok()) return ctx.status();
       impl->tls = std::move(ctx).value();
     }
+  } else if (address.rfind("nats://", 0) == 0 || address.rfind("tls://", 0) == 0) {
+    auto reg = internal::Registry::Open(address, false, 0);
+    if (!reg.ok()) return reg.status();
+    impl->registry = std::move(reg).value();
+    if (!options.tcp.plaintext) {
+      auto ctx = net::TlsContext::Create(internal::TlsConfig(options.tcp), false);
+      if (!ctx.ok()) return ctx.status();
+      impl->tls = std::move(ctx).value();
+    }
   } else {
-    return InvalidArgument("address '" + address + "': expected ipc://<id>, tcp://<host>:<port> or inproc://<id>");
+    return InvalidArgument("address '" + address +
+                           "': expected ipc://<id>, tcp://<host>:<port>, nats://<registry> or inproc://<id>");
   }
   {
     MutexLock g(impl->mu);

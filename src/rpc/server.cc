@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "internal/hosted.h"
+#include "internal/registry.h"
+#include "weft/net/nats_tunnel.h"
 #include "internal/transports.h"
 #include "weft/core/mutex.h"
 #include "weft/net/tls.h"
@@ -59,6 +61,63 @@ struct Server::Impl {
   std::list<Connection> connections WEFT_GUARDED_BY(mu);
   bool started WEFT_GUARDED_BY(mu) = false;
   bool shut WEFT_GUARDED_BY(mu) = false;
+  // Discovery: the registry announced at, this run's instance id, the tunnels served through
+  // its NATS servers, and the thread refreshing the routes.
+  std::unique_ptr<internal::Registry> registry;
+  std::string instance;
+  std::unique_ptr<net::NatsTunnels> tunnels;
+  std::thread announcer;
+  Mutex announce_mu;
+  CondVar announce_cv;
+
+  std::string RelaySubject() const { return "weft.relay." + instance; }
+  internal::Route RouteOf(const Hosted& h) const {
+    internal::Route r;
+    r.name = h.name;
+    r.contract = h.resource.contract.Hash();
+    r.instance = instance;
+    if (tls != nullptr) r.identity = tls->identity();
+    if (!options.advertise.empty()) {
+      r.addresses = options.advertise;
+    } else {
+      for (const TcpListener& l : tcp) {
+        for (const net::HostPort& hp : net::ReachableAddresses(*net::ParseHostPort(std::string_view(l.address).substr(6)))) {
+          if (r.addresses.size() < internal::kMaxRouteAddresses) r.addresses.push_back("tcp://" + hp.ToString());
+        }
+      }
+    }
+    if (tunnels != nullptr) r.relay = RelaySubject();
+    return r;
+  }
+  // Announces every resource (again).
+  Status Announce() {
+    std::vector<std::shared_ptr<Hosted>> all;
+    {
+      MutexLock g(mu);
+      for (auto& [name, h] : resources) all.push_back(h);
+    }
+    Status first;
+    for (const auto& h : all) {
+      Status s = registry->Put(RouteOf(*h));
+      if (first.ok()) first = s;
+    }
+    return first;
+  }
+  // Refreshes the routes every third of their lifetime until the server stops.
+  void Announcing() {
+    const int64_t every_ns = registry->ttl_ms() * 1'000'000 / 3;
+    for (;;) {
+      {
+        MutexLock g(announce_mu);
+        const int64_t until = MonotonicNs() + every_ns;
+        while (!stopping.load() && MonotonicNs() < until) announce_cv.WaitForNs(g, until - MonotonicNs());
+      }
+      if (stopping.load()) return;
+      Announce().IgnoreError();  // NATS away: nats.c reconnects, the next round tells again
+    }
+  }
+  // A tunnel's socket, accepted as a tcp connection is.
+  void AcceptRelay(int fd);
 
   std::shared_ptr<Hosted> Find(const std::string& name) {
     MutexLock g(mu);
@@ -74,8 +133,8 @@ struct Server::Impl {
   void Spawn(const std::string& who, std::function<void(Connection*)> serve,
              const std::function<void(const Status&)>& refuse) WEFT_REQUIRES(mu);
   void ServeIpc(int fd, Connection* conn, ucred cred);
-  // `where`: the listener's address, for messages.
-  void ServeTcp(int fd, Connection* conn, const std::string& where);
+  // `where`: the listener's address, for messages; `relayed`: fd is a tunnel's.
+  void ServeTcp(int fd, Connection* conn, const std::string& where, bool relayed = false);
   // The resource a hello asks for, if its contract and wire versions fit.
   Result<std::shared_ptr<Hosted>> Resolve(const internal::Hello& hello, const std::string& where);
   void Handshaken(Connection* conn) {
@@ -475,7 +534,25 @@ void Server::Impl::ServeIpc(int fd, Connection* conn, ucred cred) {
   conn->done.store(true, std::memory_order_release);
 }
 
-void Server::Impl::ServeTcp(int fd, Connection* conn, const std::string& where) {
+void Server::Impl::AcceptRelay(int fd) {
+  MutexLock g(mu);
+  if (stopping.load()) {
+    ::close(fd);
+    return;
+  }
+  Reap();
+  const std::string where = "nats relay " + RelaySubject();
+  // Every tunnel comes from the NATS servers: one peer for the caps (NATS does not say who
+  // opened it; the TLS handshake inside does).
+  Status admitted = Admit("nats relay", where);
+  if (!admitted.ok()) {
+    ::close(fd);
+    return;
+  }
+  Spawn("nats relay", [this, fd, where](Connection* c) { ServeTcp(fd, c, where, true); }, [fd](const Status&) { ::close(fd); });
+}
+
+void Server::Impl::ServeTcp(int fd, Connection* conn, const std::string& where, bool relayed) {
   const Deadline hs_by = Deadline::AfterMs(options.handshake_timeout_ms);
   std::unique_ptr<net::Stream> stream;
   Status hs;
@@ -508,7 +585,7 @@ void Server::Impl::ServeTcp(int fd, Connection* conn, const std::string& where) 
       hs.ok() ? internal::EncodeAccept(h->id, h->resource.contract.Canonical()) : internal::EncodeRefusal(hs);
   Status sent = internal::WriteHandshake(*stream, answer, hs_by);
   if (hs.ok() && sent.ok()) {
-    Caller caller{"tcp", stream->peer_identity(), stream->peer_address()};
+    Caller caller{relayed ? "nats" : "tcp", stream->peer_identity(), relayed ? where : stream->peer_address()};
     std::unique_ptr<Conn> c = internal::StreamConn(std::move(stream), options.max_value_bytes);
     Loop(*c, *h, caller);
   }
@@ -566,10 +643,30 @@ Result<std::unique_ptr<Server>> Server::Create(const std::string& id, const Serv
     if (!fd.ok()) return fd.status();
     impl->tcp.push_back({*fd, "tcp://" + net::HostPort{hp->host, port}.ToString()});
   }
-  if (!impl->tcp.empty() && !options.tcp.plaintext) {
+  const bool relay = !options.registry.empty() && options.relay;
+  for (const std::string& a : options.advertise) {
+    if (a.rfind("tcp://", 0) != 0 || !net::ParseHostPort(std::string_view(a).substr(6)).ok()) {
+      return InvalidArgument("advertised address '" + a + "': expected tcp://host:port");
+    }
+  }
+  if ((!impl->tcp.empty() || relay) && !options.tcp.plaintext) {
     auto ctx = net::TlsContext::Create(internal::TlsConfig(options.tcp), true);
     if (!ctx.ok()) return ctx.status();
     impl->tls = std::move(ctx).value();
+  }
+  if (!options.registry.empty()) {
+    if (impl->tcp.empty() && options.advertise.empty() && !relay) {
+      return InvalidArgument("a registry with no tcp:// listener and no relay would announce no way in");
+    }
+    auto reg = internal::Registry::Open(options.registry, true, options.registry_ttl_ms);
+    if (!reg.ok()) return reg.status();
+    impl->registry = std::move(reg).value();
+    impl->instance = internal::NewInstanceId();
+    if (relay) {
+      auto t = net::NatsTunnels::Create(impl->registry->nats());
+      if (!t.ok()) return t.status();
+      impl->tunnels = std::move(t).value();
+    }
   }
   auto fd = internal::ListenIpc(id);
   if (!fd.ok()) return fd.status();
@@ -596,23 +693,38 @@ Status Server::Register(const std::string& name, Resource resource) {
     if (it == resource.handlers.end() || !it->second) return InvalidArgument("no handler for method '" + m.name + "'");
     h->handlers.push_back(it->second);
   }
-  MutexLock g(impl_->mu);
-  if (impl_->shut) return Status(Code::kClosed, "server ipc://" + impl_->id + " is shut down; register before Shutdown");
-  if (impl_->resources.count(name) != 0) return Status(Code::kAlreadyExists, "resource '" + name + "' is registered");
-  h->id = static_cast<uint32_t>(impl_->resources.size() + 1);
-  h->name = name;
-  h->resource = std::move(resource);
-  h->blocks = impl_->blocks;
-  impl_->resources[name] = std::move(h);
-  return Status::Ok();
+  bool announce;
+  {
+    MutexLock g(impl_->mu);
+    if (impl_->shut) return Status(Code::kClosed, "server ipc://" + impl_->id + " is shut down; register before Shutdown");
+    if (impl_->resources.count(name) != 0) return Status(Code::kAlreadyExists, "resource '" + name + "' is registered");
+    h->id = static_cast<uint32_t>(impl_->resources.size() + 1);
+    h->name = name;
+    h->resource = std::move(resource);
+    h->blocks = impl_->blocks;
+    impl_->resources[name] = h;
+    announce = impl_->started && impl_->registry != nullptr;
+  }
+  return announce ? impl_->registry->Put(impl_->RouteOf(*h)) : Status::Ok();
 }
 
 Status Server::Start() {
-  MutexLock g(impl_->mu);
-  if (impl_->shut) return Status(Code::kClosed, "server ipc://" + impl_->id + " is shut down");
-  if (impl_->started) return Status::Ok();
-  impl_->started = true;
-  impl_->acceptor = std::thread([this] { impl_->Accept(); });
+  Impl& m = *impl_;
+  {
+    MutexLock g(m.mu);
+    if (m.shut) return Status(Code::kClosed, "server ipc://" + m.id + " is shut down");
+    if (m.started) return Status::Ok();
+    if (m.tunnels != nullptr) {
+      Impl* p = &m;
+      WEFT_RETURN_IF_ERROR(m.tunnels->Listen(m.RelaySubject(), [p](int fd) { p->AcceptRelay(fd); }));
+    }
+    m.started = true;
+    m.acceptor = std::thread([this] { impl_->Accept(); });
+  }
+  if (m.registry != nullptr) {
+    WEFT_RETURN_IF_ERROR(m.Announce());
+    m.announcer = std::thread([&m] { m.Announcing(); });
+  }
   return Status::Ok();
 }
 
@@ -626,6 +738,20 @@ Status Server::Shutdown(Deadline deadline) {
   internal::UnpublishServer(m.id);
   m.stopping.store(true);
   if (m.acceptor.joinable()) m.acceptor.join();
+  if (m.registry != nullptr) {
+    {
+      MutexLock g(m.announce_mu);
+      m.announce_cv.NotifyAll();
+    }
+    if (m.announcer.joinable()) m.announcer.join();
+    std::vector<std::shared_ptr<Hosted>> all;
+    {
+      MutexLock g(m.mu);
+      for (auto& [name, h] : m.resources) all.push_back(h);
+    }
+    for (const auto& h : all) m.registry->Remove(m.RouteOf(*h)).IgnoreError();  // else they expire
+    m.tunnels.reset();  // ends the tunnels: their connections end below
+  }
   ::close(m.listen_fd);
   for (TcpListener& l : m.tcp) ::close(l.fd);
   // Connection threads finish the call they are in, then see the flag within a slice.

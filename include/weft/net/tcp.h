@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "weft/core/bytes.h"
 #include "weft/core/clock.h"
@@ -29,6 +30,11 @@ struct HostPort {
 };
 // "host:port", "[v6]:port"; the port 0 to 65535 (0: any, for a listener). kInvalidArgument else.
 Result<HostPort> ParseHostPort(std::string_view s);
+
+// The addresses others may reach a listener at: `at` itself, or for a wildcard host ("0.0.0.0",
+// "::", "") the addresses of this host's interfaces that are up (IPv4; IPv6 too for "::"),
+// loopback only if there is nothing else.
+std::vector<HostPort> ReachableAddresses(const HostPort& at);
 
 // How fast a silent peer is declared dead: TCP keepalive probes after `idle_ms` of silence,
 // every `interval_ms`, `count` of them; and TCP_USER_TIMEOUT for data not acknowledged.

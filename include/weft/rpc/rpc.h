@@ -201,6 +201,17 @@ struct ServerOptions {
   std::function<Status(const Caller&, const std::string& resource, const std::string& method)> authorize;
   // The largest value a tcp:// peer may send (a larger one loses its connection: kTooLarge).
   uint64_t max_value_bytes = uint64_t{16} << 30;
+  // Discovery (docs/remote.md): "nats://<servers>[/<bucket>]" to announce every resource at
+  // (name, contract hash, addresses, identity) from Start on, refreshed while the server lives;
+  // a dead server's routes expire registry_ttl_ms after their last refresh.
+  std::string registry;
+  int64_t registry_ttl_ms = 10'000;
+  // The tcp:// addresses to announce, if not those listened on (a wildcard listener announces
+  // the host's interface addresses).
+  std::vector<std::string> advertise;
+  // With a registry, also serve through tunnels over its NATS servers, for clients that cannot
+  // dial this host (it may sit behind NAT and only dial out). Secured as tcp:// is.
+  bool relay = true;
 };
 
 class Server {
@@ -257,7 +268,7 @@ class Stream {
 };
 
 struct ConnectOptions {
-  TcpSecurity tcp;  // tcp:// only
+  TcpSecurity tcp;  // tcp:// and nats:// (a registry's routes)
 };
 
 class Client {
@@ -270,6 +281,10 @@ class Client {
   // this process). kNotFound if no server or no such resource; kContractMismatch (saying what
   // differs) if the contracts differ.
   // "tcp://host:port" reaches a server on another host (options.tcp says how it is secured).
+  // "nats://<servers>[/<bucket>]" asks that registry for the live servers of `name` with this
+  // contract's hash (kContractMismatch if the name is served only with other contracts) and
+  // connects to one: a direct address first, else a tunnel through NATS. After a broken
+  // connection the next call resolves again, trying the server that failed last.
   // A client whose connection broke (kUnavailable, kPeerDead, kClosed) connects again at its
   // next call.
   static Result<std::unique_ptr<Client>> Connect(const Contract& contract, const std::string& name,
