@@ -240,7 +240,7 @@ void BindRpc(py::module_& m) {
   py::class_<PyServer>(m, "_RpcServer")
       .def(py::init([](const std::string& id, std::vector<uint32_t> allow_uids, size_t max_clients,
                        size_t max_clients_per_uid, uint64_t max_held_bytes_per_client, std::vector<std::string> listen,
-                       const py::dict& tcp, py::object authorize) {
+                       const py::dict& tcp, py::object authorize, const py::dict& discovery) {
              weft::rpc::ServerOptions o;
              o.allow_uids = std::move(allow_uids);
              o.max_clients = max_clients;
@@ -248,6 +248,13 @@ void BindRpc(py::module_& m) {
              o.max_held_bytes_per_client = max_held_bytes_per_client;
              o.listen = std::move(listen);
              o.tcp = TcpSecurityOf(tcp);
+             // {"registry", "ttl_ms", "advertise", "relay"}
+             if (discovery.contains("registry") && !discovery["registry"].is_none()) {
+               o.registry = discovery["registry"].cast<std::string>();
+             }
+             if (discovery.contains("ttl_ms")) o.registry_ttl_ms = discovery["ttl_ms"].cast<int64_t>();
+             if (discovery.contains("advertise")) o.advertise = discovery["advertise"].cast<std::vector<std::string>>();
+             if (discovery.contains("relay")) o.relay = discovery["relay"].cast<bool>();
              if (!authorize.is_none()) {
                // Called on a connection's thread: True lets the call run; False or an exception
                // refuses it (PermissionDenied, or the exception's own error).
@@ -276,7 +283,7 @@ void BindRpc(py::module_& m) {
            }),
            py::arg("id"), py::arg("allow_uids"), py::arg("max_clients"), py::arg("max_clients_per_uid"),
            py::arg("max_held_bytes_per_client"), py::arg("listen") = std::vector<std::string>(),
-           py::arg("tcp") = py::dict(), py::arg("authorize") = py::none())
+           py::arg("tcp") = py::dict(), py::arg("authorize") = py::none(), py::arg("discovery") = py::dict())
       .def("register",
            [](PyServer& self, const std::string& name, const std::string& canonical, py::object dispatch) {
              auto c = weft::rpc::Contract::Parse(canonical);

@@ -337,7 +337,8 @@ def _tcp(key, trust, ca, cert, plaintext) -> dict:
 
 
 def connect(contract_cls, name: str, address: Optional[str] = None, timeout: Optional[float] = 30.0,
-            allow_pickle=(), key=None, trust=(), ca=None, cert=None, plaintext: bool = False):
+            allow_pickle=(), key=None, trust=(), ca=None, cert=None, plaintext: bool = False,
+            registry: Optional[str] = None):
     """A proxy to resource `name` under contract `contract_cls`: in this process (address None),
     at `ipc://<server id>` (another process on this host) or at `tcp://host:port` (another host).
     Each call waits at most `timeout` seconds (None: no limit). Raises weft.ContractMismatch,
@@ -349,9 +350,20 @@ def connect(contract_cls, name: str, address: Optional[str] = None, timeout: Opt
     tcp:// is TLS 1.3 with mutual authentication: `key` is this host's key file (weft keygen),
     `trust` the server's key ids ("ed25519:...") or `ca` a CA file that signed its certificate
     (`cert`: this side's certificate, signed by the server's CA). plaintext=True turns TLS off
-    (no privacy, no identity): for trusted networks only."""
+    (no privacy, no identity): for trusted networks only.
+
+    registry="nats://host:port[/bucket]" (instead of an address) finds the resource through
+    NATS: the live servers of `name` with exactly this contract (weft.ContractMismatch if the name
+    is served only under other contracts: a name alone is not enough), a direct address first,
+    else a tunnel through NATS; after a broken connection the next call resolves again."""
     client = contract_of(contract_cls)
-    if address is not None and address.startswith(("ipc://", "tcp://")):
+    if registry is not None:
+        if address is not None:
+            raise InvalidArgument("weft.connect: give an address or a registry, not both")
+        if not registry.startswith(("nats://", "tls://")):
+            raise InvalidArgument(f"registry {registry!r}: expected nats://host:port[/bucket]")
+        address = registry
+    if address is not None and address.startswith(("ipc://", "tcp://", "nats://", "tls://")):
         _check_pickle(client, allow_pickle, lambda m: [(m.name, m.result)], "the result of method",
                       "weft.connect(..., allow_pickle=[...])")
         return _RemoteProxy(client, name, address, timeout, _tcp(key, trust, ca, cert, plaintext))
@@ -580,7 +592,8 @@ class Server:
 
     def __init__(self, id: str, allow_uids=(), max_clients: int = 256, max_clients_per_uid: int = 256,
                  max_held_bytes_per_client: int = 8 << 30, listen=(), key=None, trust=(), ca=None, cert=None,
-                 plaintext: bool = False, authorize=None):
+                 plaintext: bool = False, authorize=None, registry: Optional[str] = None, advertise=(),
+                 relay: bool = True, registry_ttl: float = 10.0):
         """Listens at ipc://<id>. Only processes of this uid may connect, and those of the uids in
         allow_uids (they do not map the server's shared pool: their values travel inline). At most
         max_clients connections at once (max_clients_per_uid from one uid or host); a client may
@@ -590,16 +603,27 @@ class Server:
         for clients on other hosts, TLS 1.3 with this host's `key` (weft keygen) and clients
         accepted by key id (`trust`) or by a CA (`ca`; `cert` is then this server's certificate).
         plaintext=True turns TLS off. authorize(caller, resource, method) -> bool, if given, may
-        refuse a call before it runs (weft.PermissionDenied): caller is a weft.Caller."""
+        refuse a call before it runs (weft.PermissionDenied): caller is a weft.Caller.
+
+        registry: "nats://host:port[/bucket]" to announce every resource at (name, contract hash,
+        addresses, this server's key id) from start() on; the routes are refreshed while the
+        server lives and expire registry_ttl seconds after it dies. advertise: the tcp://
+        addresses to announce instead of those listened on (a wildcard listener announces the
+        host's interfaces). relay: also serve through tunnels over NATS, for clients that cannot
+        dial this host (it may sit behind NAT); TLS runs inside them as on tcp://."""
         if isinstance(listen, str):
             listen = [listen]
+        if isinstance(advertise, str):
+            advertise = [advertise]
         hook = None
         if authorize is not None:
             def hook(who, resource, method):
                 return authorize(Caller(*who), resource, method)
         self._native = _native._RpcServer(id, list(allow_uids), max_clients, max_clients_per_uid,
                                           max_held_bytes_per_client, list(listen),
-                                          _tcp(key, trust, ca, cert, plaintext), hook)
+                                          _tcp(key, trust, ca, cert, plaintext), hook,
+                                          {"registry": registry, "ttl_ms": int(registry_ttl * 1000),
+                                           "advertise": list(advertise), "relay": bool(relay)})
         # A server never shut down still shuts down when collected or when the interpreter
         # exits, so its pool's shared memory does not outlive the process.
         self._finalizer = _weakref.finalize(self, self._native.shutdown, 5.0)

@@ -180,10 +180,14 @@ Result<std::unique_ptr<Registry>> Registry::Open(const std::string& url, bool cr
     kvConfig_Init(&c);
     c.Bucket = bucket.c_str();
     c.History = 1;
-    c.TTL = ttl_ms;
+    c.TTL = ttl_ms * 1'000'000;  // (nanoseconds)
     c.StorageType = js_MemoryStorage;  // routes are worth nothing once their servers are gone
     s = js_CreateKeyValue(&kv, js, &c);
-    if (s != NATS_OK) s = js_KeyValue(&kv, js, bucket.c_str());  // another server made it meanwhile
+    if (s != NATS_OK) {
+      Status made = net::NatsStatus(s, 0, "registry " + url + ": making bucket " + bucket);
+      s = js_KeyValue(&kv, js, bucket.c_str());  // another server made it meanwhile?
+      if (s != NATS_OK) return made;
+    }
   }
   if (s == NATS_NOT_FOUND) {
     return NotFound("registry " + url + ": no bucket '" + bucket + "' (no server has registered there)");
@@ -192,7 +196,7 @@ Result<std::unique_ptr<Registry>> Registry::Open(const std::string& url, bool cr
   r->kv_ = kv;
   kvStatus* st = nullptr;
   if (kvStore_Status(&st, kv) == NATS_OK) {
-    r->ttl_ms_ = kvStatus_TTL(st);
+    r->ttl_ms_ = kvStatus_TTL(st) / 1'000'000;
     kvStatus_Destroy(st);
   }
   if (create && r->ttl_ms_ <= 0) {
