@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 namespace weft::testing {
 
@@ -58,6 +59,50 @@ class NetnsPair {
  private:
   static bool Ip(const std::string& args) { return std::system(("ip " + args + " > /dev/null 2>&1").c_str()) == 0; }
   std::string a_, b_, va_, vb_, addr_a_, addr_b_;
+  bool ok_ = false;
+};
+
+// N namespaces ("hosts") on one switch: a bridge in a namespace of its own, each host joined to
+// it by a veth pair; host i is 10.<n>.<m>.<i+1>. Cut(i) takes host i off the switch.
+class NetnsLan {
+ public:
+  explicit NetnsLan(int hosts) {
+    const int id = static_cast<int>(::getpid() % 50000);
+    prefix_ = "weftl-" + std::to_string(id);
+    sw_ = prefix_ + "-sw";
+    const std::string net = "10." + std::to_string(200 + id / 256 % 50) + "." + std::to_string(id % 256) + ".";
+    ok_ = Ip("netns add " + sw_) && Ip("-n " + sw_ + " link add br0 type bridge") && Ip("-n " + sw_ + " link set br0 up");
+    for (int i = 0; ok_ && i < hosts; ++i) {
+      const std::string ns = prefix_ + "-" + std::to_string(i);
+      const std::string h = "wl" + std::to_string(id) + "h" + std::to_string(i);  // host's end
+      const std::string p = "wl" + std::to_string(id) + "p" + std::to_string(i);  // switch port
+      names_.push_back(ns);
+      ports_.push_back(p);
+      addrs_.push_back(net + std::to_string(i + 1));
+      ok_ = Ip("netns add " + ns) && Ip("link add " + h + " type veth peer name " + p) &&
+            Ip("link set " + h + " netns " + ns) && Ip("link set " + p + " netns " + sw_) &&
+            Ip("-n " + sw_ + " link set " + p + " master br0") && Ip("-n " + sw_ + " link set " + p + " up") &&
+            Ip("-n " + ns + " addr add " + addrs_.back() + "/24 dev " + h) && Ip("-n " + ns + " link set " + h + " up") &&
+            Ip("-n " + ns + " link set lo up");
+    }
+  }
+  ~NetnsLan() {
+    for (const std::string& ns : names_) Ip("netns del " + ns);
+    Ip("netns del " + sw_);
+  }
+  NetnsLan(const NetnsLan&) = delete;
+  NetnsLan& operator=(const NetnsLan&) = delete;
+
+  bool ok() const { return ok_; }
+  const std::string& ns(int i) const { return names_.at(static_cast<size_t>(i)); }
+  const std::string& addr(int i) const { return addrs_.at(static_cast<size_t>(i)); }
+  bool Cut(int i) { return Ip("-n " + sw_ + " link set " + ports_.at(static_cast<size_t>(i)) + " down"); }
+  bool Mend(int i) { return Ip("-n " + sw_ + " link set " + ports_.at(static_cast<size_t>(i)) + " up"); }
+
+ private:
+  static bool Ip(const std::string& args) { return std::system(("ip " + args + " > /dev/null 2>&1").c_str()) == 0; }
+  std::string prefix_, sw_;
+  std::vector<std::string> names_, ports_, addrs_;
   bool ok_ = false;
 };
 
