@@ -88,6 +88,37 @@ std::unique_ptr<Server> Serve(const std::string& tag, ServerOptions o) {
   return std::move(s).value();
 }
 
+// Run as the doomed server of the replica test when the test program is started with
+// WEFT_REGISTRY_TEST_SERVER="<registry>\n<key file>\n<trusted key id>\n<ready fd>": serves
+// "echo" tagged "doomed", writes 'y' to the ready descriptor, and waits to be killed.
+[[maybe_unused]] const bool kServerChild = [] {
+  const char* spec = std::getenv("WEFT_REGISTRY_TEST_SERVER");
+  if (spec == nullptr) return false;
+  std::vector<std::string> f;
+  std::string cur;
+  for (const char* p = spec; *p != '\0'; ++p) {
+    if (*p == '\n') {
+      f.push_back(cur);
+      cur.clear();
+    } else {
+      cur.push_back(*p);
+    }
+  }
+  f.push_back(cur);
+  if (f.size() != 4) ::_exit(2);
+  ServerOptions o;
+  o.tcp.key_file = f[1];
+  o.tcp.trusted_keys = {f[2]};
+  o.registry = f[0];
+  o.listen = {"tcp://127.0.0.1:0"};
+  o.registry_ttl_ms = 2000;
+  auto s = Server::Create("reg-doomed-" + std::to_string(::getpid()), o);
+  const bool ok = s.ok() && (*s)->Register("echo", EchoResource("doomed")).ok() && (*s)->Start().ok();
+  const char b = ok ? 'y' : 'n';
+  (void)!::write(std::stoi(f[3]), &b, 1);
+  for (;;) ::pause();
+}();
+
 std::string Who(Client& c) {
   auto r = c.Call("who", {}, Deadline::AfterMs(10'000));
   return r.ok() ? *r : "error: " + r.status().ToString();
@@ -204,16 +235,18 @@ TEST(RegistryTest, AClientOfAKilledServerReresolvesToAReplicaAndTheDeadRouteExpi
   ServerOptions so = k.Server(Registry(nats));
   so.listen = {"tcp://127.0.0.1:0"};
   so.registry_ttl_ms = 2000;
+  // The doomed server: this test program again, a fresh process (see kServerChild).
   int ready[2];
   ASSERT_EQ(::pipe(ready), 0);
+  const std::string spec = Registry(nats) + "\n" + k.server + "\n" + k.client_id + "\n" + std::to_string(ready[1]);
   const pid_t child = ::fork();
   if (child == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives the test
-    auto srv = Serve("doomed", so);
-    char b = srv != nullptr ? 'y' : 'n';
-    (void)!::write(ready[1], &b, 1);
-    for (;;) ::pause();
+    ::setenv("WEFT_REGISTRY_TEST_SERVER", spec.c_str(), 1);
+    ::execl("/proc/self/exe", "rpc_registry_test", nullptr);
+    ::_exit(127);
   }
+  ::close(ready[1]);
   char b = 0;
   ASSERT_EQ(::read(ready[0], &b, 1), 1);
   ASSERT_EQ(b, 'y');
