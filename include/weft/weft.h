@@ -351,6 +351,11 @@ typedef struct weft_rpc_tcp_options {
   const char* ca_file;       /* peers whose certificate this CA signed */
   const char* cert_file;     /* this side's certificate chain, for peers that trust a CA */
   int plaintext;             /* nonzero: no TLS (no privacy, no identity) */
+  /* Discovery (servers; clients pass "nats://..." as the address instead): */
+  const char* registry;      /* "nats://host:port[/bucket]" to announce every resource at */
+  int64_t registry_ttl_ms;   /* how long a route outlives its last refresh (0: 10 s) */
+  const char* advertise;     /* tcp:// addresses to announce instead of those listened on, by commas */
+  int no_relay;              /* nonzero: no tunnels through the registry's NATS servers */
 } weft_rpc_tcp_options_t;
 
 /* A server at ipc://<id> that also listens at tcp->listen. */
@@ -358,7 +363,8 @@ WEFT_API int weft_rpc_server_create_tcp(const char* id, const weft_rpc_tcp_optio
 /* Address `index` the server listens on (0: ipc://<id>, then tcp:// with the port bound) as a
    NUL-terminated string into out[cap]; WEFT_ERANGE past the last one or if it does not fit. */
 WEFT_API int weft_rpc_server_address(weft_rpc_server_t* server, size_t index, char* out, size_t cap);
-/* weft_rpc_client_connect for any address, with tcp:// options (NULL: none). */
+/* weft_rpc_client_connect for any address, with tcp:// options (NULL: none). "nats://host:port"
+   finds the resource through that registry by name and contract hash (docs/remote.md). */
 WEFT_API int weft_rpc_client_connect_tcp(const char* canonical, const char* name, const char* address,
                                          int64_t timeout_ns, const weft_rpc_tcp_options_t* tcp,
                                          weft_rpc_client_t** out);

@@ -45,26 +45,39 @@ struct weft_rpc_stream {
 };
 
 namespace {
-// The fields of a weft_rpc_tcp_options_t the caller's struct_size covers.
-weft::rpc::TcpSecurity Security(const weft_rpc_tcp_options_t* o, std::string* listen) {
-  weft::rpc::TcpSecurity t;
-  if (o == nullptr) return t;
-  auto has = [o](size_t end) { return o->struct_size >= end; };
-  auto str = [](const char* p) { return p == nullptr ? std::string() : std::string(p); };
-  if (has(offsetof(weft_rpc_tcp_options_t, listen) + sizeof(o->listen)) && listen != nullptr) *listen = str(o->listen);
-  if (has(offsetof(weft_rpc_tcp_options_t, key_file) + sizeof(o->key_file))) t.key_file = str(o->key_file);
-  if (has(offsetof(weft_rpc_tcp_options_t, trusted_keys) + sizeof(o->trusted_keys)) && o->trusted_keys != nullptr) {
-    std::string all = o->trusted_keys;
-    for (size_t start = 0; start <= all.size();) {
-      const size_t comma = std::min(all.find(',', start), all.size());
-      if (comma > start) t.trusted_keys.push_back(all.substr(start, comma - start));
-      start = comma + 1;
-    }
+// "a,b,c" (NULL: none), empty items skipped.
+std::vector<std::string> SplitCommas(const char* p) {
+  std::vector<std::string> out;
+  if (p == nullptr) return out;
+  const std::string all = p;
+  for (size_t start = 0; start <= all.size();) {
+    const size_t comma = std::min(all.find(',', start), all.size());
+    if (comma > start) out.push_back(all.substr(start, comma - start));
+    start = comma + 1;
   }
-  if (has(offsetof(weft_rpc_tcp_options_t, ca_file) + sizeof(o->ca_file))) t.ca_file = str(o->ca_file);
-  if (has(offsetof(weft_rpc_tcp_options_t, cert_file) + sizeof(o->cert_file))) t.cert_file = str(o->cert_file);
-  if (has(offsetof(weft_rpc_tcp_options_t, plaintext) + sizeof(o->plaintext))) t.plaintext = o->plaintext != 0;
-  return t;
+  return out;
+}
+
+// The fields of a weft_rpc_tcp_options_t the caller's struct_size covers, as server options
+// (a client uses their tcp part).
+weft::rpc::ServerOptions OptionsOf(const weft_rpc_tcp_options_t* o) {
+  weft::rpc::ServerOptions s;
+  if (o == nullptr) return s;
+#define WEFT_HAS(field) (o->struct_size >= offsetof(weft_rpc_tcp_options_t, field) + sizeof(o->field))
+  auto str = [](const char* p) { return p == nullptr ? std::string() : std::string(p); };
+  weft::rpc::TcpSecurity& t = s.tcp;
+  if (WEFT_HAS(listen) && o->listen != nullptr && o->listen[0] != '\0') s.listen.push_back(o->listen);
+  if (WEFT_HAS(key_file)) t.key_file = str(o->key_file);
+  if (WEFT_HAS(trusted_keys)) t.trusted_keys = SplitCommas(o->trusted_keys);
+  if (WEFT_HAS(ca_file)) t.ca_file = str(o->ca_file);
+  if (WEFT_HAS(cert_file)) t.cert_file = str(o->cert_file);
+  if (WEFT_HAS(plaintext)) t.plaintext = o->plaintext != 0;
+  if (WEFT_HAS(registry)) s.registry = str(o->registry);
+  if (WEFT_HAS(registry_ttl_ms) && o->registry_ttl_ms != 0) s.registry_ttl_ms = o->registry_ttl_ms;
+  if (WEFT_HAS(advertise)) s.advertise = SplitCommas(o->advertise);
+  if (WEFT_HAS(no_relay)) s.relay = o->no_relay == 0;
+#undef WEFT_HAS
+  return s;
 }
 
 int CopyOut(const std::string& s, char* out, size_t cap) {
@@ -126,11 +139,7 @@ int weft_rpc_server_create_tcp(const char* id, const weft_rpc_tcp_options_t* tcp
   weft::capi::Enter();
   if (id == nullptr || out == nullptr) return FailInvalid("id and out must not be NULL");
   *out = nullptr;
-  weft::rpc::ServerOptions o;
-  std::string listen;
-  o.tcp = Security(tcp, &listen);
-  if (!listen.empty()) o.listen.push_back(listen);
-  auto s = weft::rpc::Server::Create(id, o);
+  auto s = weft::rpc::Server::Create(id, OptionsOf(tcp));
   if (!s.ok()) return Fail(s.status());
   auto* h = new (std::nothrow) weft_rpc_server{std::move(s).value()};
   if (h == nullptr) return FailInvalid("out of memory");
@@ -216,7 +225,7 @@ int weft_rpc_client_connect_tcp(const char* canonical, const char* name, const c
   auto c = weft::rpc::Contract::Parse(canonical);
   if (!c.ok()) return Fail(c.status());
   weft::rpc::ConnectOptions options;
-  options.tcp = Security(tcp, nullptr);
+  options.tcp = OptionsOf(tcp).tcp;
   auto client = weft::rpc::Client::Connect(*c, name, address, ToDeadline(timeout_ns), options);
   if (!client.ok()) return Fail(client.status());
   auto* h = new (std::nothrow) weft_rpc_client{std::move(client).value()};

@@ -6,6 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "weft/weft.h"
@@ -84,6 +89,32 @@ static void* cancel_later(void* token) {
   usleep(100000);
   weft_rpc_cancel((weft_rpc_cancel_t*)token);
   return NULL;
+}
+
+/* A loopback port nothing listens on now. */
+static int free_port(void) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  bind(fd, (struct sockaddr*)&a, sizeof(a));
+  getsockname(fd, (struct sockaddr*)&a, &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+static int accepts(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int ok = connect(fd, (struct sockaddr*)&a, sizeof(a)) == 0;
+  close(fd);
+  return ok;
 }
 
 int main(void) {
@@ -392,6 +423,53 @@ int main(void) {
     CHECK(counter_caller[0] == '\0'); /* plaintext proves nobody */
     CHECK(weft_rpc_client_close(tc) == WEFT_OK);
     CHECK(weft_rpc_server_close(ts) == WEFT_OK);
+
+    /* Discovery: the server announces itself at a NATS registry; the client names the registry
+       as its address. A caller built before the discovery fields (a smaller struct_size) gets
+       a server that announces nothing. */
+    const int nport = free_port();
+    char nport_s[16], ndir[64], registry[64];
+    snprintf(nport_s, sizeof(nport_s), "%d", nport);
+    snprintf(ndir, sizeof(ndir), "/tmp/weft-capi-nats-%d", (int)getpid());
+    snprintf(registry, sizeof(registry), "nats://127.0.0.1:%d", nport);
+    const pid_t nats = fork();
+    if (nats == 0) {
+      freopen("/dev/null", "w", stdout);
+      freopen("/dev/null", "w", stderr);
+      execl("/usr/sbin/nats-server", "nats-server", "-js", "-a", "127.0.0.1", "-p", nport_s, "-sd", ndir, (char*)NULL);
+      _exit(127);
+    }
+    int up = 0;
+    for (int i = 0; i < 3000 && !up; ++i) {
+      up = accepts(nport);
+      if (!up) usleep(10000);
+    }
+    CHECK(up);
+    topts.registry = registry;
+    topts.registry_ttl_ms = 5000;
+    CHECK(weft_rpc_server_create_tcp(tid, &topts, &ts) == WEFT_OK);
+    CHECK(weft_rpc_server_register(ts, "counter", counter, counter_handler, NULL) == WEFT_OK);
+    CHECK(weft_rpc_server_start(ts) == WEFT_OK);
+    CHECK(weft_rpc_client_connect_tcp(counter, "counter", registry, 10000000000, &topts, &tc) == WEFT_OK);
+    const int64_t before2 = counter_value;
+    CHECK(weft_rpc_client_call(tc, "increment", cargs, csizes, 1, 10000000000, &res, &res_size) == WEFT_OK);
+    CHECK(res_size == 8 && counter_value == before2 + 5);
+    weft_free(res);
+    CHECK(weft_rpc_client_close(tc) == WEFT_OK);
+    CHECK(weft_rpc_client_connect_tcp(counter_v2, "counter", registry, 10000000000, &topts, &tc) == WEFT_ECONTRACT);
+    CHECK(strstr(weft_last_error_message(), "a name alone is not enough") != NULL);
+    CHECK(weft_rpc_server_close(ts) == WEFT_OK);
+    topts.struct_size = offsetof(weft_rpc_tcp_options_t, registry);
+    CHECK(weft_rpc_server_create_tcp(tid, &topts, &ts) == WEFT_OK);
+    CHECK(weft_rpc_server_register(ts, "counter", counter, counter_handler, NULL) == WEFT_OK);
+    CHECK(weft_rpc_server_start(ts) == WEFT_OK);
+    CHECK(weft_rpc_client_connect_tcp(counter, "counter", registry, 10000000000, &topts, &tc) == WEFT_ENOTFOUND);
+    CHECK(weft_rpc_server_close(ts) == WEFT_OK);
+    kill(nats, SIGTERM);
+    waitpid(nats, NULL, 0);
+    char rm[96];
+    snprintf(rm, sizeof(rm), "rm -rf %s", ndir);
+    CHECK(system(rm) == 0);
   }
 
   /* Hold mode, loans, streams and cancellation. */
