@@ -356,6 +356,11 @@ typedef struct weft_rpc_tcp_options {
   int64_t registry_ttl_ms;   /* how long a route outlives its last refresh (0: 10 s) */
   const char* advertise;     /* tcp:// addresses to announce instead of those listened on, by commas */
   int no_relay;              /* nonzero: no tunnels through the registry's NATS servers */
+  /* When calls fail (clients; docs/remote.md): reads retried, hedged; a circuit breaker. */
+  int retry_attempts;        /* tries per read (0 or 1: no retry), backoff from 20 ms doubling to 1 s */
+  int64_t hedge_after_ms;    /* a read not answered this soon goes to a second server too (0: off) */
+  int breaker_failures;      /* failures in a row that open the circuit (0: no breaker) */
+  int64_t breaker_open_ms;   /* how long it stays open (0: 5 s) */
 } weft_rpc_tcp_options_t;
 
 /* A server at ipc://<id> that also listens at tcp->listen. */

@@ -370,9 +370,19 @@ void BindRpc(py::module_& m) {
 
   py::class_<PyClient>(m, "_RpcClient")
       .def(py::init([](const std::string& canonical, const std::string& name, const std::string& address,
-                       Seconds timeout, const py::dict& tcp) {
+                       Seconds timeout, const py::dict& tcp, const py::dict& policy) {
              weft::rpc::ConnectOptions options;
              options.tcp = TcpSecurityOf(tcp);
+             // {"attempts", "backoff_ms", "max_backoff_ms", "hedge_after_ms", "failures", "open_ms"}
+             auto get = [&](const char* k, auto* v) {
+               if (policy.contains(k)) *v = policy[k].cast<std::remove_pointer_t<decltype(v)>>();
+             };
+             get("attempts", &options.retry.attempts);
+             get("backoff_ms", &options.retry.backoff_ms);
+             get("max_backoff_ms", &options.retry.max_backoff_ms);
+             get("hedge_after_ms", &options.hedge_after_ms);
+             get("failures", &options.breaker.failures);
+             get("open_ms", &options.breaker.open_ms);
              auto c = weft::rpc::Contract::Parse(canonical);
              if (!c.ok()) pyerr::Raise(c.status());
              Result<std::unique_ptr<weft::rpc::Client>> client = Status(Code::kInternal, "");
@@ -385,7 +395,8 @@ void BindRpc(py::module_& m) {
              out.client = std::move(client).value();
              return out;
            }),
-           py::arg("canonical"), py::arg("name"), py::arg("address"), py::arg("timeout"), py::arg("tcp") = py::dict())
+           py::arg("canonical"), py::arg("name"), py::arg("address"), py::arg("timeout"), py::arg("tcp") = py::dict(),
+           py::arg("policy") = py::dict())
       .def(
           "call",
           [](PyClient& self, const std::string& method, const py::list& args, Seconds timeout, bool hold,

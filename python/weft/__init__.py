@@ -20,8 +20,8 @@ from .bus import Batch, Bus, BusStats, Consumer, Event, RedisStreamDedup  # noqa
 from .channel import Channel  # noqa: E402
 from .log import Log, Record, Tail  # noqa: E402
 from .pool import Pool  # noqa: E402
-from .rpc import (AsyncStream, CancelToken, block_id, Caller, caller, Contract, Held, Proxy, Server, call, call_async, cancelled, check_contract,  # noqa: E402
-                  connect, contract, hold, hold_stats, loan_array, loan_buffer, read, register, transferable,
+from .rpc import (AsyncStream, Breaker, CancelToken, block_id, Caller, caller, Contract, Held, Proxy, Server, call, call_async, cancelled, check_contract,  # noqa: E402
+                  connect, contract, hold, hold_stats, loan_array, loan_buffer, read, register, Retry, transferable,
                   unregister)
 from .topic import Publisher, Sample, Subscriber, unlink_topic  # noqa: E402
 from . import aio  # noqa: E402,F401
@@ -29,5 +29,5 @@ from . import aio  # noqa: E402,F401
 __version__ = "0.1.0"
 __all__ = ["Bus", "Batch", "BusStats", "Consumer", "Event", "RedisStreamDedup", "Channel", "Log", "Record", "Tail", "Pool", "Publisher", "Subscriber", "Sample", "unlink_topic", "Contract",
            "contract", "read", "check_contract", "register", "unregister", "connect", "Proxy", "Server", "transferable",
-           "AsyncStream", "CancelToken", "block_id", "Caller", "caller", "Held", "call", "call_async", "cancelled", "hold", "hold_stats", "loan_array", "loan_buffer",
+           "AsyncStream", "Breaker", "Retry", "CancelToken", "block_id", "Caller", "caller", "Held", "call", "call_async", "cancelled", "hold", "hold_stats", "loan_array", "loan_buffer",
            *_error_names]

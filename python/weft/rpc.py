@@ -336,9 +336,45 @@ def _tcp(key, trust, ca, cert, plaintext) -> dict:
             "plaintext": bool(plaintext)}
 
 
+@dataclass(frozen=True)
+class Retry:
+    """Retry for read methods (weft.connect(..., retry=)): up to `attempts` tries while the
+    timeout allows, waiting a random part of `backoff` seconds before the second, doubled before
+    each next one up to `max_backoff`. Only errors a retry can cure are retried (Unavailable,
+    PeerDead, Closed, ResourceExhausted, Aborted); writes never are (they may have run)."""
+    attempts: int = 3
+    backoff: float = 0.02
+    max_backoff: float = 1.0
+
+
+@dataclass(frozen=True)
+class Breaker:
+    """A circuit breaker (weft.connect(..., breaker=)): after `failures` failed calls in a row
+    (the server unreachable, dead, overloaded or too slow), calls fail at once with
+    weft.Unavailable for `reset` seconds; then one trial call decides."""
+    failures: int = 5
+    reset: float = 5.0
+
+
+def _policy(retry, hedge, breaker) -> dict:
+    p = {}
+    if retry is not None:
+        r = Retry(attempts=retry) if isinstance(retry, int) else retry
+        if not isinstance(r, Retry):
+            raise InvalidArgument("retry: an int (attempts) or a weft.Retry")
+        p.update(attempts=r.attempts, backoff_ms=int(r.backoff * 1000), max_backoff_ms=int(r.max_backoff * 1000))
+    if hedge is not None:
+        p["hedge_after_ms"] = max(1, int(hedge * 1000))
+    if breaker is not None:
+        if not isinstance(breaker, Breaker):
+            raise InvalidArgument("breaker: a weft.Breaker")
+        p.update(failures=breaker.failures, open_ms=int(breaker.reset * 1000))
+    return p
+
+
 def connect(contract_cls, name: str, address: Optional[str] = None, timeout: Optional[float] = 30.0,
             allow_pickle=(), key=None, trust=(), ca=None, cert=None, plaintext: bool = False,
-            registry: Optional[str] = None):
+            registry: Optional[str] = None, retry=None, hedge: Optional[float] = None, breaker=None):
     """A proxy to resource `name` under contract `contract_cls`: in this process (address None),
     at `ipc://<server id>` (another process on this host) or at `tcp://host:port` (another host).
     Each call waits at most `timeout` seconds (None: no limit). Raises weft.ContractMismatch,
@@ -355,7 +391,12 @@ def connect(contract_cls, name: str, address: Optional[str] = None, timeout: Opt
     registry="nats://host:port[/bucket]" (instead of an address) finds the resource through
     NATS: the live servers of `name` with exactly this contract (weft.ContractMismatch if the name
     is served only under other contracts: a name alone is not enough), a direct address first,
-    else a tunnel through NATS; after a broken connection the next call resolves again."""
+    else a tunnel through NATS; after a broken connection the next call resolves again.
+
+    When calls fail (other processes and hosts): retry=N or weft.Retry(...) retries reads;
+    hedge=seconds sends a read not answered that soon to a second server too (another server of
+    the name through a registry) and takes the first answer; breaker=weft.Breaker(...) fails calls
+    at once while the server keeps failing. Writes are never retried or hedged."""
     client = contract_of(contract_cls)
     if registry is not None:
         if address is not None:
@@ -366,7 +407,8 @@ def connect(contract_cls, name: str, address: Optional[str] = None, timeout: Opt
     if address is not None and address.startswith(("ipc://", "tcp://", "nats://", "tls://")):
         _check_pickle(client, allow_pickle, lambda m: [(m.name, m.result)], "the result of method",
                       "weft.connect(..., allow_pickle=[...])")
-        return _RemoteProxy(client, name, address, timeout, _tcp(key, trust, ca, cert, plaintext))
+        return _RemoteProxy(client, name, address, timeout, _tcp(key, trust, ca, cert, plaintext),
+                            _policy(retry, hedge, breaker))
     if address not in (None, "inproc", "inproc://"):
         raise InvalidArgument(f"address {address!r}: expected ipc://<server id>, tcp://<host>:<port> or none "
                               f"(this process)")
@@ -722,11 +764,12 @@ class _RemoteProxy:
     """The proxy for a resource in another process or on another host: same API as the
     in-process one."""
 
-    def __init__(self, contract: Contract, name: str, address: str, timeout: Optional[float], tcp: dict):
+    def __init__(self, contract: Contract, name: str, address: str, timeout: Optional[float], tcp: dict,
+                 policy: dict):
         self._contract = contract
         self._timeout = timeout
         self._where = f"{name!r} at {address}"
-        self._client = _native._RpcClient(contract.canonical(), name, address, timeout, tcp)
+        self._client = _native._RpcClient(contract.canonical(), name, address, timeout, tcp, policy)
 
     def __repr__(self) -> str:
         return f"<weft.Proxy {self._contract.namespace}/{self._contract.name} {self._where}>"

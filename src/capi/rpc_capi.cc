@@ -76,9 +76,21 @@ weft::rpc::ServerOptions OptionsOf(const weft_rpc_tcp_options_t* o) {
   if (WEFT_HAS(registry_ttl_ms) && o->registry_ttl_ms != 0) s.registry_ttl_ms = o->registry_ttl_ms;
   if (WEFT_HAS(advertise)) s.advertise = SplitCommas(o->advertise);
   if (WEFT_HAS(no_relay)) s.relay = o->no_relay == 0;
-#undef WEFT_HAS
   return s;
 }
+
+// ...and as client options.
+weft::rpc::ConnectOptions ConnectOf(const weft_rpc_tcp_options_t* o) {
+  weft::rpc::ConnectOptions c;
+  c.tcp = OptionsOf(o).tcp;
+  if (o == nullptr) return c;
+  if (WEFT_HAS(retry_attempts) && o->retry_attempts > 1) c.retry.attempts = o->retry_attempts;
+  if (WEFT_HAS(hedge_after_ms)) c.hedge_after_ms = o->hedge_after_ms;
+  if (WEFT_HAS(breaker_failures)) c.breaker.failures = o->breaker_failures;
+  if (WEFT_HAS(breaker_open_ms) && o->breaker_open_ms != 0) c.breaker.open_ms = o->breaker_open_ms;
+  return c;
+}
+#undef WEFT_HAS
 
 int CopyOut(const std::string& s, char* out, size_t cap) {
   if (out == nullptr || s.size() + 1 > cap) return Fail(Status(Code::kOutOfRange, "the buffer is too small"));
@@ -224,9 +236,7 @@ int weft_rpc_client_connect_tcp(const char* canonical, const char* name, const c
   *out = nullptr;
   auto c = weft::rpc::Contract::Parse(canonical);
   if (!c.ok()) return Fail(c.status());
-  weft::rpc::ConnectOptions options;
-  options.tcp = OptionsOf(tcp).tcp;
-  auto client = weft::rpc::Client::Connect(*c, name, address, ToDeadline(timeout_ns), options);
+  auto client = weft::rpc::Client::Connect(*c, name, address, ToDeadline(timeout_ns), ConnectOf(tcp));
   if (!client.ok()) return Fail(client.status());
   auto* h = new (std::nothrow) weft_rpc_client{std::move(client).value()};
   if (h == nullptr) return FailInvalid("out of memory");

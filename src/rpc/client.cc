@@ -134,9 +134,13 @@ struct Client::Impl {
   }
   Result<uint64_t> Send(int idx, const std::vector<ByteView>& args, Deadline deadline, bool hold) WEFT_REQUIRES(mu);
   // Sends a call on a connection free of streams (dialled again if it broke): its id.
-  Result<uint64_t> Begin(int idx, const std::vector<ByteView>& args, const CallOptions& o) WEFT_REQUIRES(mu) {
+  Result<uint64_t> Begin(int idx, const std::vector<ByteView>& args, const CallOptions& o,
+                         bool* dial_failed = nullptr) WEFT_REQUIRES(mu) {
     if (stream_open) return Status(Code::kBusy, "a stream is open on this connection: finish or cancel it first");
-    WEFT_RETURN_IF_ERROR(Ready(o.deadline));
+    if (Status ready = Ready(o.deadline); !ready.ok()) {
+      if (dial_failed != nullptr) *dial_failed = true;
+      return ready;
+    }
     auto call = Send(idx, args, o.deadline, o.hold);
     if (!call.ok()) {
       Check(call.status());
@@ -146,7 +150,8 @@ struct Client::Impl {
   }
   // Reads frames until one for `call`; frames of earlier calls (timed out, cancelled) are dropped
   // and any hold they carried released. Cancels the call if the token says so.
-  Result<internal::Frame> Await(uint64_t call, const CallOptions& o) WEFT_REQUIRES(mu);
+  // `also`: a second token that cancels the call (a hedge that won).
+  Result<internal::Frame> Await(uint64_t call, const CallOptions& o, const CancelToken* also = nullptr) WEFT_REQUIRES(mu);
   // A failure of the connection itself (its channels timing out, the server dying or closing)
   // told in the caller's terms: the method, the resource and the server, not our channels.
   Status Explain(const Status& s, int idx) const {
@@ -165,6 +170,29 @@ struct Client::Impl {
     }
   }
   Result<Reply> ToReply(const internal::Frame& f, bool hold);
+  // One call on this connection: send, await, the reply.
+  // *dial_failed: no connection could be made (the server is gone, whatever the code says).
+  Result<Reply> Once(int idx, const std::vector<ByteView>& args, const CallOptions& o, bool* dial_failed);
+  // The reply in frame f of `call` (released after).
+  Result<Reply> Finish(uint64_t call, const internal::Frame& f, bool hold) WEFT_REQUIRES(mu);
+  // A read sent to a second server too if the first has not answered by options.hedge_after_ms.
+  Result<Reply> Hedged(int idx, const std::vector<ByteView>& args, const CallOptions& o, bool* dial_failed);
+  static Result<std::unique_ptr<Client>> Make(const Contract& contract, const std::string& name,
+                                              const std::string& address, Deadline deadline,
+                                              const ConnectOptions& options, const std::string& avoid);
+  // The circuit breaker (ConnectOptions::breaker).
+  struct Breaker {
+    BreakerPolicy policy;
+    Mutex mu;
+    int failures WEFT_GUARDED_BY(mu) = 0;      // in a row
+    int64_t open_until WEFT_GUARDED_BY(mu) = 0;
+    bool trial WEFT_GUARDED_BY(mu) = false;    // a half-open trial call is out
+    // kUnavailable while open; lets one trial through after open_ms.
+    Status Admit();
+    void Record(const Status& s, bool dial_failed);
+  } breaker;
+  Mutex hedge_mu;
+  std::unique_ptr<Client> hedge WEFT_GUARDED_BY(hedge_mu);  // the second connection of hedged reads
   void Drop(const internal::Frame& f) WEFT_REQUIRES(mu);
   Result<Reply> CallLocal(int idx, const std::vector<ByteView>& args, const CallOptions& o);
   // The handler's own result (the caller looks at ctx for a held one).
@@ -312,21 +340,22 @@ Result<uint64_t> Client::Impl::Send(int idx, const std::vector<ByteView>& args, 
   return call;
 }
 
-Result<internal::Frame> Client::Impl::Await(uint64_t call, const CallOptions& o) {
+Result<internal::Frame> Client::Impl::Await(uint64_t call, const CallOptions& o, const CancelToken* also) {
+  const bool watch = o.cancel != nullptr || also != nullptr;
   for (;;) {
-    if (o.cancel != nullptr && o.cancel->cancelled()) {
+    if ((o.cancel != nullptr && o.cancel->cancelled()) || (also != nullptr && also->cancelled())) {
       SendControl(*conn, FrameType::kCancel, call, 0, Deadline::AfterMs(1000)).IgnoreError();
       return Status(Code::kCancelled, "the call was cancelled");
     }
     Deadline d = o.deadline;
-    if (o.cancel != nullptr) {  // look at the token every millisecond
+    if (watch) {  // look at the tokens every millisecond
       const Deadline slice = Deadline::AfterMs(1);
       if (d.is_never() || slice.at_ns() < d.at_ns()) d = slice;
     }
     auto f = conn->Read(d);
     if (!f.ok()) {
       const Code c = f.status().code();
-      if ((c == Code::kTimeout || c == Code::kWouldBlock) && o.cancel != nullptr && !o.deadline.Expired()) continue;
+      if ((c == Code::kTimeout || c == Code::kWouldBlock) && watch && !o.deadline.Expired()) continue;
       return f.status();
     }
     if (f->header.call_id != call) {  // the answer of an earlier call that timed out or was cancelled
@@ -413,13 +442,26 @@ Client::~Client() { Close().IgnoreError(); }
 Result<std::unique_ptr<Client>> Client::Connect(const Contract& contract, const std::string& name,
                                                 const std::string& address, Deadline deadline,
                                                 const ConnectOptions& options) {
+  return Impl::Make(contract, name, address, deadline, options, "");
+}
+
+Result<std::unique_ptr<Client>> Client::Impl::Make(const Contract& contract, const std::string& name,
+                                                   const std::string& address, Deadline deadline,
+                                                   const ConnectOptions& options, const std::string& avoid) {
   WEFT_RETURN_IF_ERROR(Validate(contract));
+  if (options.retry.attempts < 1 || options.retry.backoff_ms < 0 || options.retry.max_backoff_ms < 0 ||
+      options.hedge_after_ms < 0 || options.breaker.failures < 0 || options.breaker.open_ms < 0) {
+    return InvalidArgument("connect options: retry attempts at least 1; backoffs, hedge_after_ms and breaker "
+                           "settings not negative");
+  }
   auto impl = std::make_unique<Impl>();
   impl->contract = contract;
   impl->name = name;
   impl->address = address;
   impl->options = options;
   impl->where = "resource '" + name + "' at " + address;
+  impl->failed_instance = avoid;
+  impl->breaker.policy = options.breaker;
   if (address.rfind("inproc://", 0) == 0) {
     auto h = internal::FindInproc(address.substr(9), name);
     if (!h.ok()) return h.status();
@@ -432,28 +474,25 @@ Result<std::unique_ptr<Client>> Client::Connect(const Contract& contract, const 
     impl->blocks = impl->local->blocks;
     return std::unique_ptr<Client>(new Client(std::move(impl)));
   }
+  const bool tcp = address.rfind("tcp://", 0) == 0;
+  const bool nats = address.rfind("nats://", 0) == 0 || address.rfind("tls://", 0) == 0;
   if (address.rfind("ipc://", 0) == 0) {
     if (!internal::ValidServerId(address.substr(6))) return InvalidArgument("address '" + address + "': bad server id");
-  } else if (address.rfind("tcp://", 0) == 0) {
+  } else if (tcp) {
     auto hp = net::ParseHostPort(std::string_view(address).substr(6));
     if (!hp.ok()) return hp.status();
-    if (!options.tcp.plaintext) {
-      auto ctx = net::TlsContext::Create(internal::TlsConfig(options.tcp), false);
-      if (!ctx.ok()) return ctx.status();
-      impl->tls = std::move(ctx).value();
-    }
-  } else if (address.rfind("nats://", 0) == 0 || address.rfind("tls://", 0) == 0) {
+  } else if (nats) {
     auto reg = internal::Registry::Open(address, false, 0);
     if (!reg.ok()) return reg.status();
     impl->registry = std::move(reg).value();
-    if (!options.tcp.plaintext) {
-      auto ctx = net::TlsContext::Create(internal::TlsConfig(options.tcp), false);
-      if (!ctx.ok()) return ctx.status();
-      impl->tls = std::move(ctx).value();
-    }
   } else {
     return InvalidArgument("address '" + address +
                            "': expected ipc://<id>, tcp://<host>:<port>, nats://<registry> or inproc://<id>");
+  }
+  if ((tcp || nats) && !options.tcp.plaintext) {
+    auto ctx = net::TlsContext::Create(internal::TlsConfig(options.tcp), false);
+    if (!ctx.ok()) return ctx.status();
+    impl->tls = std::move(ctx).value();
   }
   {
     MutexLock g(impl->mu);
@@ -462,23 +501,161 @@ Result<std::unique_ptr<Client>> Client::Connect(const Contract& contract, const 
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 
+bool Retryable(Code code) {
+  switch (code) {
+    case Code::kUnavailable:
+    case Code::kPeerDead:
+    case Code::kClosed:
+    case Code::kResourceExhausted:
+    case Code::kAborted:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Result<Reply> Client::Impl::Once(int idx, const std::vector<ByteView>& args, const CallOptions& o, bool* dial_failed) {
+  MutexLock g(mu);
+  auto call = Begin(idx, args, o, dial_failed);
+  if (!call.ok()) return call.status();
+  auto f = Await(*call, o);
+  if (!f.ok()) {
+    Check(f.status());
+    return Explain(f.status(), idx);
+  }
+  return Finish(*call, *f, o.hold);
+}
+
+Result<Reply> Client::Impl::Finish(uint64_t call, const internal::Frame& f, bool hold) {
+  Result<Reply> r = ToReply(f, hold);
+  arg_holds.erase(call);
+  conn->Release();
+  return r;
+}
+
+Result<Reply> Client::Impl::Hedged(int idx, const std::vector<ByteView>& args, const CallOptions& o,
+                                   bool* dial_failed) {
+  MutexLock g(mu);
+  auto call = Begin(idx, args, o, dial_failed);
+  if (!call.ok()) return call.status();
+  // The primary alone until the hedge point.
+  CallOptions first = o;
+  const Deadline hedge_at = Deadline::AfterMs(options.hedge_after_ms);
+  if (o.deadline.is_never() || hedge_at.at_ns() < o.deadline.at_ns()) first.deadline = hedge_at;
+  auto f = Await(*call, first);
+  const bool slow = !f.ok() && f.status().code() == Code::kTimeout && !o.deadline.Expired();
+  if (!slow) {
+    if (!f.ok()) {
+      Check(f.status());
+      return Explain(f.status(), idx);
+    }
+    return Finish(*call, *f, o.hold);
+  }
+  // Then a second server too: the first answer wins, the other call is cancelled.
+  CancelToken hedge_cancel, primary_cancel;
+  std::atomic<bool> hedge_done{false};
+  Result<Reply> hedged = Status(Code::kInternal, "");
+  const std::string method = contract.methods[idx].name;
+  std::thread t([&] {
+    Client* h = nullptr;
+    {
+      MutexLock hg(hedge_mu);
+      if (hedge == nullptr) {
+        ConnectOptions plain = options;  // the hedge itself neither retries nor hedges
+        plain.retry = RetryPolicy{};
+        plain.hedge_after_ms = 0;
+        plain.breaker = BreakerPolicy{};
+        auto c = Make(contract, name, address, o.deadline, plain, instance);  // another server if there is one
+        if (c.ok()) {
+          hedge = std::move(c).value();
+        } else {
+          hedged = c.status();
+        }
+      }
+      h = hedge.get();
+    }
+    if (h != nullptr) {
+      CallOptions ho = o;
+      ho.cancel = &hedge_cancel;
+      hedged = h->Invoke(method, args, ho);
+    }
+    hedge_done.store(true);
+    if (hedged.ok()) primary_cancel.Cancel();
+  });
+  f = Await(*call, o, &primary_cancel);
+  Result<Reply> out = Status(Code::kInternal, "");
+  if (f.ok()) {
+    out = Finish(*call, *f, o.hold);
+    hedge_cancel.Cancel();
+    t.join();
+    return out;
+  }
+  // The primary ended without its answer: the hedge won (it cancelled the primary), the caller
+  // cancelled (so is the hedge), or the primary failed (the hedge may still answer).
+  const bool caller_cancelled = o.cancel != nullptr && o.cancel->cancelled();
+  const bool hedge_won = primary_cancel.cancelled() && !caller_cancelled;
+  if (caller_cancelled) hedge_cancel.Cancel();
+  t.join();
+  if (!hedge_won) Check(f.status());
+  if (hedge_won || (!caller_cancelled && hedged.ok())) return hedged;
+  return Explain(f.status(), idx);
+}
+
+Status Client::Impl::Breaker::Admit() {
+  MutexLock g(mu);
+  if (policy.failures == 0 || failures < policy.failures) return Status::Ok();
+  const int64_t now = MonotonicNs();
+  if (now < open_until || trial) {
+    return Status(Code::kUnavailable, "circuit open: " + std::to_string(failures) + " calls failed in a row; the next try in " +
+                                          std::to_string(std::max<int64_t>(0, (open_until - now) / 1'000'000)) + " ms");
+  }
+  trial = true;  // half open: this call decides
+  return Status::Ok();
+}
+
+void Client::Impl::Breaker::Record(const Status& s, bool dial_failed) {
+  if (policy.failures == 0) return;
+  MutexLock g(mu);
+  const Code c = s.code();
+  const bool failed = !s.ok() && (dial_failed || Retryable(c) || c == Code::kTimeout);
+  if (!failed) {  // a success, or an error of the call itself: the server is there
+    failures = 0;
+    trial = false;
+    return;
+  }
+  ++failures;
+  if (trial || failures >= policy.failures) {
+    open_until = MonotonicNs() + policy.open_ms * 1'000'000;
+    trial = false;
+  }
+}
+
 Result<Reply> Client::Invoke(std::string_view method, const std::vector<ByteView>& args, const CallOptions& options) {
   Impl& m = *impl_;
   auto idx = m.Method(method, false);
   if (!idx.ok()) return idx.status();
   if (m.local != nullptr) return m.CallLocal(*idx, args, options);  // calls run side by side, ordered by the scheduler
-  MutexLock g(m.mu);
-  auto call = m.Begin(*idx, args, options);
-  if (!call.ok()) return call.status();
-  auto f = m.Await(*call, options);
-  if (!f.ok()) {
-    m.Check(f.status());
-    return m.Explain(f.status(), *idx);
+  const bool read = m.contract.methods[*idx].access == Access::kRead;
+  const int attempts = read ? m.options.retry.attempts : 1;
+  int64_t backoff_ms = m.options.retry.backoff_ms;
+  for (int a = 1;; ++a) {
+    WEFT_RETURN_IF_ERROR(m.breaker.Admit());
+    bool dial_failed = false;
+    Result<Reply> r = read && m.options.hedge_after_ms > 0 ? m.Hedged(*idx, args, options, &dial_failed)
+                                                            : m.Once(*idx, args, options, &dial_failed);
+    m.breaker.Record(r.status(), dial_failed);
+    if (r.ok() || a >= attempts || !Retryable(r.status().code())) return r;
+    // Wait a random part of the backoff (full jitter), within the deadline, awake to cancellation.
+    static thread_local std::minstd_rand rng(static_cast<uint32_t>(MonotonicNs() ^ ::getpid()));
+    const int64_t wait_ns = backoff_ms <= 0 ? 0 : static_cast<int64_t>(rng() % static_cast<uint64_t>(backoff_ms * 1'000'000 + 1));
+    if (!options.deadline.is_never() && options.deadline.RemainingNs() <= wait_ns) return r;
+    const int64_t until = MonotonicNs() + wait_ns;
+    while (MonotonicNs() < until) {
+      if (options.cancel != nullptr && options.cancel->cancelled()) return Status(Code::kCancelled, "the call was cancelled");
+      std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<int64_t>(until - MonotonicNs(), 1'000'000)));
+    }
+    backoff_ms = std::min(m.options.retry.max_backoff_ms, backoff_ms * 2);
   }
-  Result<Reply> r = m.ToReply(*f, options.hold);
-  m.arg_holds.erase(*call);
-  m.conn->Release();
-  return r;
 }
 
 Result<std::string> Client::Call(std::string_view method, const std::vector<ByteView>& args, Deadline deadline) {
@@ -513,6 +690,10 @@ HoldStats Client::hold_stats() const { return impl_->blocks ? impl_->blocks->sta
 bool Client::shares_pool() const { return impl_->blocks != nullptr; }
 
 Status Client::Close() {
+  {
+    MutexLock hg(impl_->hedge_mu);
+    if (impl_->hedge != nullptr) impl_->hedge->Close().IgnoreError();
+  }
   MutexLock g(impl_->mu);
   impl_->closed = true;
   impl_->conn.reset();

@@ -422,7 +422,16 @@ int main(void) {
     weft_free(res);
     CHECK(counter_caller[0] == '\0'); /* plaintext proves nobody */
     CHECK(weft_rpc_client_close(tc) == WEFT_OK);
+    /* A circuit breaker: once the server is gone, one failure opens it and calls fail at once. */
+    topts.breaker_failures = 1;
+    topts.breaker_open_ms = 60000;
+    CHECK(weft_rpc_client_connect_tcp(counter, "counter", taddr, 10000000000, &topts, &tc) == WEFT_OK);
     CHECK(weft_rpc_server_close(ts) == WEFT_OK);
+    CHECK(weft_rpc_client_call(tc, "increment", cargs, csizes, 1, 10000000000, &res, &res_size) != WEFT_OK);
+    CHECK(weft_rpc_client_call(tc, "increment", cargs, csizes, 1, 10000000000, &res, &res_size) == WEFT_EUNAVAILABLE);
+    CHECK(strstr(weft_last_error_message(), "circuit open") != NULL);
+    CHECK(weft_rpc_client_close(tc) == WEFT_OK);
+    topts.breaker_failures = 0;
 
     /* Discovery: the server announces itself at a NATS registry; the client names the registry
        as its address. A caller built before the discovery fields (a smaller struct_size) gets

@@ -324,6 +324,40 @@ TEST(RegistryTest, ForgedAndMalformedEntriesAreNotBelieved) {
   }
 }
 
+// Hedged reads across replicas: the client is on a server that stalls; its read goes to another
+// server of the name after hedge_after_ms, whose answer wins, and the stalled call is cancelled.
+TEST(RegistryTest, AHedgedReadIsAnsweredByAnotherServerOfTheName) {
+  NatsServer nats;
+  ASSERT_TRUE(nats.up());
+  Keys k;
+  ServerOptions so = k.Server(Registry(nats));
+  so.listen = {"tcp://127.0.0.1:0"};
+  std::atomic<int> cancelled{0};
+  Resource stalled = EchoResource("stalled");
+  stalled.handlers["who"] = [&cancelled](const CallArgs& a) -> Result<std::string> {
+    for (int i = 0; i < 1500; ++i) {
+      if (a.context->Cancelled()) {
+        cancelled.fetch_add(1);
+        return Status(Code::kCancelled, "cancelled");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return std::string("stalled");
+  };
+  auto slow = Server::Create(ServerId("stalled"), so).value();
+  ASSERT_TRUE(slow->Register("echo", std::move(stalled)).ok());
+  ASSERT_TRUE(slow->Start().ok());
+  ConnectOptions co = k.Client();
+  co.hedge_after_ms = 50;
+  auto c = Client::Connect(EchoContract(), "echo", Registry(nats), Deadline::AfterMs(10'000), co);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();  // the only server: the client is on it
+  auto quick = Serve("quick", so);
+  ASSERT_NE(quick, nullptr);
+  EXPECT_EQ(Who(**c).substr(0, 5), "quick");
+  for (int i = 0; i < 300 && cancelled.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(cancelled.load(), 1);
+}
+
 // A 3-node NATS cluster: the server announces through node 1, the client resolves through node
 // 3, and its calls reach the server directly; a relay-only server is reached through the
 // cluster's routes too.

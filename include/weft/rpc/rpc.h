@@ -267,8 +267,34 @@ class Stream {
   std::unique_ptr<Impl> impl_;
 };
 
+// What a client does when calls fail (docs/remote.md, "When calls fail"). Streams, in-process
+// calls and writes are never retried or hedged: a write may have run before its answer was lost.
+struct RetryPolicy {
+  int attempts = 1;               // tries per call of a read method (1: no retry)
+  int64_t backoff_ms = 20;        // the wait before the second try, doubled before each next one,
+  int64_t max_backoff_ms = 1000;  //   at most this; each wait drawn at random below it (jitter)
+};
+// Retried (reads only, while the deadline allows): kUnavailable, kPeerDead, kClosed,
+// kResourceExhausted, kAborted. Never: the caller's own errors, kTimeout (the deadline is
+// spent), kCancelled, refusals.
+bool Retryable(Code code);
+
+struct BreakerPolicy {
+  int failures = 0;         // consecutive failures of the connection or server that open the
+                            // circuit (0: no breaker)
+  int64_t open_ms = 5'000;  // an open circuit fails calls at once (kUnavailable) this long, then
+                            // lets one trial call through: its success closes it, a failure
+                            // opens it again
+};
+
 struct ConnectOptions {
   TcpSecurity tcp;  // tcp:// and nats:// (a registry's routes)
+  RetryPolicy retry;
+  // A read not answered this soon is sent to a second server too (another server of the name
+  // through a registry, else a second connection), and the first answer wins; the other call is
+  // cancelled. 0: no hedging.
+  int64_t hedge_after_ms = 0;
+  BreakerPolicy breaker;
 };
 
 class Client {
