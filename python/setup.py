@@ -18,7 +18,7 @@ sources = [os.path.relpath(s, here) for s in sources]
 
 setup(
     packages=["weft"],
-    package_data={"weft": ["py.typed", "*.pyi"]},
+    package_data={"weft": ["py.typed", "*.pyi", "typescript/*.ts"]},
     ext_modules=[
         Pybind11Extension(
             "weft._native",

@@ -6,6 +6,11 @@ pkgs=(cmake ninja-build g++ make clang libclang-rt-14-dev googletest libgtest-de
       python3-pip libcli11-dev procps libsqlite3-dev redis-server libhiredis-dev libsodium-dev
       libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc python3-grpcio pkg-config
       libconcurrentqueue-dev nats-server libnats-dev redis-tools openssl libssl-dev iproute2)
+# The TypeScript client's packages (npm registry), pinned by clients/typescript/package-lock.json.
+if ! [ -d clients/typescript/node_modules/nats ]; then
+  command -v npm > /dev/null || { echo "setup: npm is needed for the TypeScript client's tests"; exit 1; }
+  (cd clients/typescript && npm ci --no-audit --no-fund --silent)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

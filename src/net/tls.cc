@@ -257,6 +257,25 @@ int VerifyThunk(int ok, X509_STORE_CTX* store) { return TlsVerify(ok, store); }
 
 TlsContext::~TlsContext() { SSL_CTX_free(Ctx(ctx_)); }
 
+Result<std::string> SelfSignedCertificate(const std::string& key_file) {
+  auto key = KeyPair::Load(key_file);
+  if (!key.ok()) return key.status();
+  X509* x = SelfSigned(static_cast<EVP_PKEY*>(key->native()));
+  if (x == nullptr) return Status(Code::kInternal, "making a certificate: " + SslError());
+  BIO* b = BIO_new(BIO_s_mem());
+  const bool ok = b != nullptr && PEM_write_bio_X509(b, x) == 1;
+  X509_free(x);
+  std::string pem;
+  if (ok) {
+    char* p = nullptr;
+    const long n = BIO_get_mem_data(b, &p);
+    pem.assign(p, static_cast<size_t>(n));
+  }
+  BIO_free(b);
+  if (!ok) return Status(Code::kInternal, "writing a certificate: " + SslError());
+  return pem;
+}
+
 Result<std::unique_ptr<TlsContext>> TlsContext::Create(const TlsConfig& c, bool server) {
   if (c.key_file.empty()) {
     return InvalidArgument("tcp:// with TLS needs this side's host key (make one with `weft keygen --out FILE`), "

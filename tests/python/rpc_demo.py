@@ -187,12 +187,76 @@ class GridImpl:
         return self._cancelled
 
 
+@weft.contract(namespace="demo.codecs", version="1.0")
+class Codecs:
+    """Every builtin codec a client in another language can use, and errors (the TypeScript
+    client's test)."""
+
+    @weft.read
+    def negate(self, b: bool) -> bool: ...
+
+    @weft.read
+    def add(self, a: int, b: int) -> int: ...
+
+    @weft.read
+    def scale(self, x: float, by: float) -> float: ...
+
+    @weft.read
+    def greet(self, name: str) -> str: ...
+
+    @weft.read
+    def reverse(self, data: bytes) -> bytes: ...
+
+    def reset(self) -> None: ...
+
+    @weft.read
+    def ramp(self, n: int) -> np.ndarray: ...
+
+    @weft.read
+    def total(self, a: np.ndarray) -> float: ...
+
+    @weft.read
+    def refuse(self, why: str) -> str: ...
+
+
+class CodecsImpl:
+    def negate(self, b: bool) -> bool:
+        return not b
+
+    def add(self, a: int, b: int) -> int:
+        return a + b
+
+    def scale(self, x: float, by: float) -> float:
+        return x * by
+
+    def greet(self, name: str) -> str:
+        return f"hello, {name}"
+
+    def reverse(self, data: bytes) -> bytes:
+        return bytes(data)[::-1]
+
+    def reset(self) -> None:
+        return None
+
+    def ramp(self, n: int) -> np.ndarray:
+        return np.arange(n, dtype=np.float64).reshape(n // 2, 2) if n % 2 == 0 else np.arange(n, dtype=np.float64)
+
+    def total(self, a: np.ndarray) -> float:
+        return float(np.asarray(a, dtype=np.float64).sum())
+
+    def refuse(self, why: str) -> str:
+        if why == "permission":
+            raise weft.PermissionDenied("not for you")
+        raise weft.InvalidArgument(f"bad: {why}")
+
+
 def serve(server_id: str, **options) -> None:
     """Runs in a child process: serves a Store and a Grid until killed (options: weft.Server's,
     e.g. listen="tcp://127.0.0.1:0"; then the tcp address is printed after "ready")."""
     server = weft.Server(server_id, **options)
     server.register(Store, StoreImpl(), name="store", allow_pickle=["stash.anything"])
     server.register(Grid, GridImpl(server), name="grid")
+    server.register(Codecs, CodecsImpl(), name="codecs")
     server.start()
     print(" ".join(["ready", *server.addresses[1:]]), flush=True)
     while True:

@@ -13,7 +13,11 @@ int Inspect(const std::string& name);
 // Prints a bus's options and counters (shm: or log: url); the exit code.
 int DescribeBus(const std::string& url);
 // `weft keygen --out PATH` (a new Ed25519 host key, its id in PATH.pub) or `--show PATH`.
-int Keygen(const std::string& out, const std::string& show);
+// `--cert PATH`: the self-signed certificate of that key, PEM, on stdout.
+int Keygen(const std::string& out, const std::string& show, const std::string& cert);
+// `weft contract <args>`: runs `python3 -m weft.contract_tool <args>` ($WEFT_PYTHON, else
+// /usr/bin/python3).
+int Contract(const std::vector<std::string>& args);
 // Printable bytes as they are; others (and backslash) as \xNN.
 std::string Escape(ByteView b);
 int Gc(bool dry_run);

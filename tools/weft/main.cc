@@ -106,11 +106,18 @@ int main(int argc, char** argv) {
   auto* bstat = busc->add_subcommand("stat", "Options, counts, shards, producers, groups and members");
   bstat->add_option("url", bargs.url, "The bus's url")->required();
 
-  std::string key_out, key_show;
+  std::string key_out, key_show, key_cert;
   auto* keygen = app.add_subcommand("keygen", "Make a host key (Ed25519) for connections across machines, or show a key's id");
   keygen->add_option("--out", key_out, "Write a new private key here (mode 0600, never over a file) and its id to <out>.pub");
   keygen->add_option("--show", key_show, "Print the id of this private key file");
+  keygen->add_option("--cert", key_cert,
+                     "Print the self-signed certificate Weft presents for this private key file (PEM), for other TLS stacks");
   keygen->require_option(1);
+
+  // `weft contract ...`: portable contracts, by the Python package (it imports the classes).
+  auto* contractc = app.add_subcommand("contract", "Portable contracts: export, validate, codegen typescript (run by Python)");
+  contractc->allow_extras();
+  contractc->prefix_command();
 
   app.add_subcommand("version", "Print the version");
 
@@ -121,7 +128,8 @@ int main(int argc, char** argv) {
     return weft::cli::Inspect(name);
   }
   if (app.got_subcommand("gc")) return weft::cli::Gc(dry_run);
-  if (app.got_subcommand("keygen")) return weft::cli::Keygen(key_out, key_show);
+  if (app.got_subcommand("keygen")) return weft::cli::Keygen(key_out, key_show, key_cert);
+  if (app.got_subcommand("contract")) return weft::cli::Contract(contractc->remaining());
   if (app.got_subcommand("log")) {
     if (lappend->parsed()) return weft::cli::LogAppend(largs);
     if (ltail->parsed()) return weft::cli::LogTail(largs);

@@ -25,6 +25,10 @@ struct TlsConfig {
   std::string cert_file;                  // this side's certificate chain (PEM); none: self-signed from the key
 };
 
+// The self-signed certificate (PEM) Weft presents for the host key in `key_file` when no CA is
+// used: for another TLS stack speaking to Weft with that key (the TypeScript client).
+Result<std::string> SelfSignedCertificate(const std::string& key_file);
+
 class TlsContext {
  public:
   ~TlsContext();
