@@ -52,3 +52,11 @@ def test_bus_durable_example():
     assert report == {"handled_before_kill": 400, "in_order_per_agent": True, "ingested": 1000, "killed": True,
                       "replayed": 1000, "resumed": 600}
     assert "bus durable example ok" in out
+
+
+def test_rpc_mesh_across_hosts_example():
+    # As root (CI): three network namespaces; NATS, the store and the client one on each.
+    out = run_example("rpc_mesh_across_hosts.py")
+    assert "1000000 vertices" in out and "mesh across hosts example ok" in out
+    if os.geteuid() == 0:
+        assert "(network namespaces)" in out

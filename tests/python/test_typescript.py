@@ -122,3 +122,40 @@ def test_the_typescript_client_is_refused_by_name_and_by_key(typescript_client, 
     assert mismatch[0] == "ContractMismatch" and "a name alone is not enough" in mismatch[1]
     # A server that proves another key than the one trusted: refused before any call.
     assert run_client(typescript_client, registry, keys, ids["stranger"], "relay")["connect"][0] == "Unauthenticated"
+
+
+def test_the_typescript_mesh_example(tmp_path, run_python, nats_server):
+    """examples/typescript/query_mesh.ts against the mesh store of examples/python, as its
+    comment says to build and run it."""
+    examples = os.path.join(ROOT, "examples")
+    env_path = os.pathsep.join([os.path.join(examples, "python"), *sys.path])
+    ids = {name: keygen(tmp_path / f"{name}.key") for name in ("store", "client")}
+    (tmp_path / "client.crt").write_text(weft_cli("keygen", "--cert", str(tmp_path / "client.key")).stdout)
+    env = dict(os.environ, PYTHONPATH=env_path, WEFT_PYTHON=sys.executable)
+    r = subprocess.run([WEFT, "contract", "export", "rpc_mesh_across_hosts:MeshStore", "--out", str(tmp_path / "mesh.json")],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert weft_cli("contract", "codegen", "typescript", str(tmp_path / "mesh.json"), "--out",
+                    str(tmp_path / "mesh_client.ts")).returncode == 0
+    with open(os.path.join(examples, "typescript", "query_mesh.ts")) as f:
+        (tmp_path / "query_mesh.ts").write_text(f.read())
+    with open(os.path.join(ROOT, "clients", "typescript", "tsconfig.json")) as f:
+        (tmp_path / "tsconfig.json").write_text(f.read())
+    os.symlink(NODE_MODULES, tmp_path / "node_modules")
+    r = subprocess.run([os.path.join(NODE_MODULES, ".bin", "tsc"), "-p", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    registry = f"nats://127.0.0.1:{nats_server}"
+    store = subprocess.Popen([sys.executable, os.path.join(examples, "python", "rpc_mesh_across_hosts.py"), "--serve",
+                              registry, str(tmp_path / "store.key"), ids["client"], "tcp://127.0.0.1:0"],
+                             env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert store.stdout.readline().strip() == "serving"
+        r = subprocess.run(["node", str(tmp_path / "query_mesh.js"), registry, str(tmp_path / "client.key"),
+                            str(tmp_path / "client.crt"), ids["store"]], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        out = json.loads(r.stdout)
+        assert out["count"] == "1000000" and out["first_shape"] == [4, 3] and out["shape"] == [1000000, 3]
+        assert out["dtype"] == "<f8" and abs(out["mean_x"] - out["centroid"][0]) < 1e-9
+    finally:
+        store.kill()
+        store.wait()
