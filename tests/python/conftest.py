@@ -33,6 +33,32 @@ def run_python():
 
 
 @pytest.fixture
+def demo_server(run_python):
+    """serve(**options) -> (process, [tcp addresses]): a child process serving rpc_demo's
+    resources (rpc_demo.serve with weft.Server's options), killed at the end with its pool."""
+    import subprocess
+    import weft
+    procs = []
+
+    def serve(**options):
+        sid = f"pydemo-{os.getpid()}-{len(procs)}-{id(procs)}"
+        p = run_python(f"import rpc_demo; rpc_demo.serve({sid!r}, **{options!r})", stdout=subprocess.PIPE, text=True)
+        line = p.stdout.readline().split()
+        assert line and line[0] == "ready", line
+        procs.append((p, sid))
+        return p, line[1:]
+
+    yield serve
+    for p, sid in procs:
+        p.kill()
+        p.wait(timeout=30)
+        try:
+            weft.Pool.unlink(f"rpc.{sid}.pool")
+        except weft.NotFound:
+            pass
+
+
+@pytest.fixture
 def topic(name):
     """A topic name unique to this test; the topic and its pool are removed afterwards."""
     import weft

@@ -4,8 +4,6 @@ tcp:// first, a tunnel through NATS for a server nobody can dial, a name alone r
 server's clients moving to a replica, and weft.aio over the same."""
 
 import asyncio
-import os
-import subprocess
 
 import numpy as np
 import pytest
@@ -28,29 +26,12 @@ def registry(nats_server):
 
 
 @pytest.fixture
-def announced(run_python, keys, registry):
+def announced(demo_server, keys, registry):
     """serve(**options): a child process serving rpc_demo's Store and Grid, announced at the
     registry with TLS (the server's key, trusting the client's)."""
     tmp, ids = keys
-    procs = []
-
-    def serve(**options):
-        sid = f"pyreg-{os.getpid()}-{len(procs)}-{id(procs)}"
-        options = {"key": str(tmp / "server.key"), "trust": ids["client"], "registry": registry, **options}
-        p = run_python(f"import rpc_demo; rpc_demo.serve({sid!r}, **{options!r})", stdout=subprocess.PIPE, text=True)
-        line = p.stdout.readline().split()
-        assert line and line[0] == "ready", line
-        procs.append((p, sid))
-        return p
-
-    yield serve
-    for p, sid in procs:
-        p.kill()
-        p.wait(timeout=30)
-        try:
-            weft.Pool.unlink(f"rpc.{sid}.pool")
-        except weft.NotFound:
-            pass
+    return lambda **options: demo_server(key=str(tmp / "server.key"), trust=ids["client"], registry=registry,
+                                         **options)[0]
 
 
 def client_options(keys):

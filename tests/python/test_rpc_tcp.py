@@ -26,31 +26,10 @@ def keys(tmp_path):
     return tmp_path, ids
 
 
-def start(run_python, sid, **options):
-    p = run_python(f"import rpc_demo; rpc_demo.serve({sid!r}, **{options!r})", stdout=subprocess.PIPE, text=True)
-    line = p.stdout.readline().split()
-    assert line and line[0] == "ready", line
-    return p, line[1]
-
-
 @pytest.fixture
-def served(run_python):
-    procs = []
-
-    def serve(**options):
-        sid = f"pytcp-{os.getpid()}-{len(procs)}-{id(procs)}"
-        p, address = start(run_python, sid, listen="tcp://127.0.0.1:0", **options)
-        procs.append((p, sid))
-        return address
-
-    yield serve
-    for p, sid in procs:
-        p.kill()
-        p.wait(timeout=30)
-        try:
-            weft.Pool.unlink(f"rpc.{sid}.pool")
-        except weft.NotFound:
-            pass
+def served(demo_server):
+    """serve(**options) -> the tcp:// address of a child process serving rpc_demo."""
+    return lambda **options: demo_server(listen="tcp://127.0.0.1:0", **options)[1][0]
 
 
 def test_the_same_proxy_over_plaintext_tcp(served):

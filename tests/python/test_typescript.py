@@ -50,44 +50,38 @@ def test_export_validate_and_every_broken_document_refused(tmp_path):
     assert r.returncode == 1
 
 
+def build_typescript(directory, contract_json, client_ts, program):
+    """Generates `client_ts` from a contract document, copies `program` (a .ts file) beside it,
+    and builds both with tsc against clients/typescript's packages."""
+    r = weft_cli("contract", "codegen", "typescript", str(contract_json), "--out", str(directory / client_ts))
+    assert r.returncode == 0, r.stderr
+    with open(program) as f:
+        (directory / os.path.basename(program)).write_text(f.read())
+    with open(os.path.join(ROOT, "clients", "typescript", "tsconfig.json")) as f:
+        (directory / "tsconfig.json").write_text(f.read())
+    os.symlink(NODE_MODULES, directory / "node_modules")
+    r = subprocess.run([os.path.join(NODE_MODULES, ".bin", "tsc"), "-p", str(directory)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 @pytest.fixture
 def typescript_client(tmp_path):
     """The Codecs client generated and built with tsc: the directory holding codecs_main.js."""
     doc = tmp_path / "codecs.json"
     assert weft_cli("contract", "export", "rpc_demo:Codecs", "--out", str(doc)).returncode == 0
-    r = weft_cli("contract", "codegen", "typescript", str(doc), "--out", str(tmp_path / "client.ts"))
-    assert r.returncode == 0, r.stderr
-    with open(os.path.join(ROOT, "tests", "typescript", "codecs_main.ts")) as f:
-        (tmp_path / "codecs_main.ts").write_text(f.read())
-    with open(os.path.join(ROOT, "clients", "typescript", "tsconfig.json")) as f:
-        (tmp_path / "tsconfig.json").write_text(f.read())
-    os.symlink(NODE_MODULES, tmp_path / "node_modules")
-    r = subprocess.run([os.path.join(NODE_MODULES, ".bin", "tsc"), "-p", str(tmp_path)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
+    build_typescript(tmp_path, doc, "client.ts", os.path.join(ROOT, "tests", "typescript", "codecs_main.ts"))
     return tmp_path
 
 
 @pytest.fixture
-def codecs_server(run_python, tmp_path, nats_server):
+def codecs_server(demo_server, tmp_path, nats_server):
     ids = {name: keygen(tmp_path / f"{name}.key") for name in ("server", "client", "stranger")}
-    cert = tmp_path / "client.crt"
     r = weft_cli("keygen", "--cert", str(tmp_path / "client.key"))
     assert r.returncode == 0 and r.stdout.startswith("-----BEGIN CERTIFICATE-----"), r.stderr
-    cert.write_text(r.stdout)
+    (tmp_path / "client.crt").write_text(r.stdout)
     registry = f"nats://127.0.0.1:{nats_server}"
-    sid = f"pyts-{os.getpid()}"
-    options = {"key": str(tmp_path / "server.key"), "trust": ids["client"], "registry": registry,
-               "listen": "tcp://127.0.0.1:0"}
-    p = run_python(f"import rpc_demo; rpc_demo.serve({sid!r}, **{options!r})", stdout=subprocess.PIPE, text=True)
-    line = p.stdout.readline().split()
-    assert line and line[0] == "ready", line
-    yield registry, tmp_path, ids
-    p.kill()
-    p.wait(timeout=30)
-    try:
-        weft.Pool.unlink(f"rpc.{sid}.pool")
-    except weft.NotFound:
-        pass
+    demo_server(key=str(tmp_path / "server.key"), trust=ids["client"], registry=registry, listen="tcp://127.0.0.1:0")
+    return registry, tmp_path, ids
 
 
 def run_client(client_dir, registry, keys, trust, via, name="codecs"):
@@ -135,15 +129,7 @@ def test_the_typescript_mesh_example(tmp_path, run_python, nats_server):
     r = subprocess.run([WEFT, "contract", "export", "rpc_mesh_across_hosts:MeshStore", "--out", str(tmp_path / "mesh.json")],
                        env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert weft_cli("contract", "codegen", "typescript", str(tmp_path / "mesh.json"), "--out",
-                    str(tmp_path / "mesh_client.ts")).returncode == 0
-    with open(os.path.join(examples, "typescript", "query_mesh.ts")) as f:
-        (tmp_path / "query_mesh.ts").write_text(f.read())
-    with open(os.path.join(ROOT, "clients", "typescript", "tsconfig.json")) as f:
-        (tmp_path / "tsconfig.json").write_text(f.read())
-    os.symlink(NODE_MODULES, tmp_path / "node_modules")
-    r = subprocess.run([os.path.join(NODE_MODULES, ".bin", "tsc"), "-p", str(tmp_path)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
+    build_typescript(tmp_path, tmp_path / "mesh.json", "mesh_client.ts", os.path.join(examples, "typescript", "query_mesh.ts"))
     registry = f"nats://127.0.0.1:{nats_server}"
     store = subprocess.Popen([sys.executable, os.path.join(examples, "python", "rpc_mesh_across_hosts.py"), "--serve",
                               registry, str(tmp_path / "store.key"), ids["client"], "tcp://127.0.0.1:0"],

@@ -19,6 +19,7 @@
 #include "rpc/store_resource.h"
 #include "shm/test_util.h"
 #include "support/netns.h"
+#include "support/servers.h"
 #include "support/temp_dir.h"
 #include "weft/net/keys.h"
 #include "weft/net/tcp.h"
@@ -115,24 +116,6 @@ TEST(NetnsTest, ALinkCutMidCallFailsWithinTheDeadlineAndTheClientRecovers) {
   server_pid = -1;
 }
 
-// A process in namespace `ns` that runs `argv` (stdout and stderr to `log`).
-pid_t ExecIn(const std::string& ns, const std::vector<std::string>& argv, const std::string& log) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (!weft::testing::NetnsPair::Enter(ns)) ::_exit(126);
-    const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    ::dup2(out, 1);
-    ::dup2(out, 2);
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
 // True once something in namespace `ns` accepts connections at host:port.
 bool AcceptsIn(const std::string& ns, const std::string& host, int port) {
   const pid_t probe = weft::testing::Spawn([&] {
@@ -165,6 +148,7 @@ TEST(NetnsTest, ResolvedThroughANatsClusterAcrossHostsAndAKilledServersClientMov
   ASSERT_TRUE(lan.ok());
   weft::testing::TempDir dir("weft-netns");
   std::vector<pid_t> pids;
+  weft::testing::ServerProcess nats_nodes[3];  // stopped at the end
   struct Reaper {
     std::vector<pid_t>& pids;
     ~Reaper() {
@@ -179,11 +163,11 @@ TEST(NetnsTest, ResolvedThroughANatsClusterAcrossHostsAndAKilledServersClientMov
     for (int j = 0; j < 3; ++j) {
       if (j != i) routes += (routes.empty() ? "" : ",") + std::string("nats://") + lan.addr(j) + ":6222";
     }
-    pids.push_back(ExecIn(lan.ns(i),
-                          {"/usr/sbin/nats-server", "-js", "-a", lan.addr(i), "-p", "4222", "-sd",
-                           dir / ("js" + std::to_string(i)), "--name", "n" + std::to_string(i), "--cluster_name",
-                           "weft", "--cluster", "nats://" + lan.addr(i) + ":6222", "--routes", routes},
-                          dir / ("nats" + std::to_string(i) + ".log")));
+    const std::string ns = lan.ns(i);
+    nats_nodes[i].Spawn({"/usr/sbin/nats-server", "-js", "-a", lan.addr(i), "-p", "4222", "-sd",
+                         dir / ("js" + std::to_string(i)), "--name", "n" + std::to_string(i), "--cluster_name", "weft",
+                         "--cluster", "nats://" + lan.addr(i) + ":6222", "--routes", routes},
+                        dir / ("nats" + std::to_string(i) + ".log"), [ns] { return weft::testing::NetnsPair::Enter(ns); });
   }
   for (int i = 0; i < 3; ++i) {
     bool up = false;

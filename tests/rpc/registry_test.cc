@@ -17,6 +17,7 @@
 #include "rpc/internal/registry.h"
 #include "rpc/internal/wire.h"
 #include "support/servers.h"
+#include "support/host_keys.h"
 #include "support/temp_dir.h"
 #include "weft/net/keys.h"
 #include "weft/rpc/rpc.h"
@@ -52,14 +53,8 @@ struct Keys {
   weft::testing::TempDir dir{"weft-reg"};
   std::string server, client, server_id, client_id;
   Keys() {
-    auto make = [&](const std::string& name, std::string* file, std::string* id) {
-      auto k = net::KeyPair::Generate().value();
-      *file = dir / name;
-      EXPECT_TRUE(k.Save(*file).ok());
-      *id = k.id();
-    };
-    make("server.key", &server, &server_id);
-    make("client.key", &client, &client_id);
+    weft::testing::MakeHostKey(dir, "server.key", &server, &server_id);
+    weft::testing::MakeHostKey(dir, "client.key", &client, &client_id);
   }
   ServerOptions Server(const std::string& registry) const {
     ServerOptions o;
@@ -119,6 +114,24 @@ std::unique_ptr<Server> Serve(const std::string& tag, ServerOptions o) {
   for (;;) ::pause();
 }();
 
+// Each test: a nats-server of its own, host keys, and server options announcing there.
+class RegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(nats.up()); }
+  std::string registry() const { return Registry(nats); }
+  ServerOptions Options(const std::string& listen = "tcp://127.0.0.1:0") const {
+    ServerOptions o = k.Server(registry());
+    if (!listen.empty()) o.listen = {listen};
+    return o;
+  }
+  Result<std::unique_ptr<Client>> Connect(const std::string& name, const ConnectOptions& o,
+                                          const Contract& contract = EchoContract()) const {
+    return Client::Connect(contract, name, registry(), Deadline::AfterMs(10'000), o);
+  }
+  NatsServer nats;
+  Keys k;
+};
+
 std::string Who(Client& c) {
   auto r = c.Call("who", {}, Deadline::AfterMs(10'000));
   return r.ok() ? *r : "error: " + r.status().ToString();
@@ -161,15 +174,11 @@ TEST(RouteTest, EncodeParseAndEveryMalformedRouteRefused) {
   EXPECT_TRUE(p->identity.empty() && p->relay.empty() && p->addresses.empty());
 }
 
-TEST(RegistryTest, ResolvedByNameAndContractDirectFirstAndWithdrawnAtShutdown) {
-  NatsServer nats;
-  ASSERT_TRUE(nats.up());
-  Keys k;
-  ServerOptions so = k.Server(Registry(nats));
-  so.listen = {"tcp://0.0.0.0:0"};  // announced as this host's interface addresses
+TEST_F(RegistryTest, ResolvedByNameAndContractDirectFirstAndWithdrawnAtShutdown) {
+  ServerOptions so = Options("tcp://0.0.0.0:0");  // announced as this host's interface addresses
   auto srv = Serve("a", so);
   ASSERT_NE(srv, nullptr);
-  auto c = Client::Connect(EchoContract(), "echo", Registry(nats), Deadline::AfterMs(10'000), k.Client());
+  auto c = Connect("echo", k.Client());
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(Who(**c), "a tcp " + k.client_id);  // direct, over TLS, the caller's identity seen
   const std::string v(3 << 20, 'v');
@@ -178,31 +187,28 @@ TEST(RegistryTest, ResolvedByNameAndContractDirectFirstAndWithdrawnAtShutdown) {
   EXPECT_TRUE(*e == v);
 
   // A name alone is not enough: another contract's client is refused, told the hashes.
-  auto other = Client::Connect(EchoContract("2.0.0"), "echo", Registry(nats), Deadline::AfterMs(10'000), k.Client());
+  auto other = Connect("echo", k.Client(), EchoContract("2.0.0"));
   ASSERT_FALSE(other.ok());
   EXPECT_EQ(other.status().code(), Code::kContractMismatch);
   EXPECT_NE(other.status().message().find(EchoContract().Hash()), std::string::npos) << other.status().ToString();
-  auto none = Client::Connect(EchoContract(), "nobody", Registry(nats), Deadline::AfterMs(10'000), k.Client());
+  auto none = Connect("nobody", k.Client());
   EXPECT_EQ(none.status().code(), Code::kNotFound);
 
   // Shutdown withdraws the route: a new client finds nothing at once (no waiting for expiry).
   c->reset();
   srv.reset();
-  auto after = Client::Connect(EchoContract(), "echo", Registry(nats), Deadline::AfterMs(10'000), k.Client());
+  auto after = Connect("echo", k.Client());
   EXPECT_EQ(after.status().code(), Code::kNotFound) << after.status().ToString();
 }
 
 // A server nobody can dial (it announces an address where nothing listens, as behind NAT):
 // the client falls back to a tunnel through NATS, TLS and all; large values cross it whole.
-TEST(RegistryTest, NoDirectPathFallsBackToATunnelThroughNats) {
-  NatsServer nats;
-  ASSERT_TRUE(nats.up());
-  Keys k;
-  ServerOptions so = k.Server(Registry(nats));
+TEST_F(RegistryTest, NoDirectPathFallsBackToATunnelThroughNats) {
+  ServerOptions so = Options("");
   so.advertise = {"tcp://127.0.0.1:" + std::to_string(weft::testing::FreePort())};
   auto srv = Serve("nat", so);
   ASSERT_NE(srv, nullptr);
-  auto c = Client::Connect(EchoContract(), "echo", Registry(nats), Deadline::AfterMs(10'000), k.Client());
+  auto c = Connect("echo", k.Client());
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(Who(**c), "nat nats " + k.client_id);
   std::string v(9 << 20, '\0');
@@ -213,7 +219,7 @@ TEST(RegistryTest, NoDirectPathFallsBackToATunnelThroughNats) {
   // A client that trusts another server key is refused inside the tunnel (TLS), before any call.
   ConnectOptions wrong = k.Client();
   wrong.tcp.trusted_keys = {k.client_id};
-  auto refused = Client::Connect(EchoContract(), "echo", Registry(nats), Deadline::AfterMs(10'000), wrong);
+  auto refused = Connect("echo", wrong);
   EXPECT_EQ(refused.status().code(), Code::kUnauthenticated) << refused.status().ToString();
   // Without the relay, the same server cannot be reached at all: the control.
   c->reset();
@@ -221,24 +227,20 @@ TEST(RegistryTest, NoDirectPathFallsBackToATunnelThroughNats) {
   so.relay = false;
   srv = Serve("nat", so);
   ASSERT_NE(srv, nullptr);
-  auto unreachable = Client::Connect(EchoContract(), "echo", Registry(nats), Deadline::AfterMs(5'000), k.Client());
+  auto unreachable = Client::Connect(EchoContract(), "echo", registry(), Deadline::AfterMs(5'000), k.Client());
   EXPECT_EQ(unreachable.status().code(), Code::kUnavailable) << unreachable.status().ToString();
 }
 
 // Replicas: two servers of one name. One is SIGKILLed (a process of its own): its route stays
 // until it expires, and a client that was on it resolves again at its next call, to the other.
 // After the ttl the dead one's route is gone.
-TEST(RegistryTest, AClientOfAKilledServerReresolvesToAReplicaAndTheDeadRouteExpires) {
-  NatsServer nats;
-  ASSERT_TRUE(nats.up());
-  Keys k;
-  ServerOptions so = k.Server(Registry(nats));
-  so.listen = {"tcp://127.0.0.1:0"};
+TEST_F(RegistryTest, AClientOfAKilledServerReresolvesToAReplicaAndTheDeadRouteExpires) {
+  ServerOptions so = Options();
   so.registry_ttl_ms = 2000;
   // The doomed server: this test program again, a fresh process (see kServerChild).
   int ready[2];
   ASSERT_EQ(::pipe(ready), 0);
-  const std::string spec = Registry(nats) + "\n" + k.server + "\n" + k.client_id + "\n" + std::to_string(ready[1]);
+  const std::string spec = registry() + "\n" + k.server + "\n" + k.client_id + "\n" + std::to_string(ready[1]);
   const pid_t child = ::fork();
   if (child == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives the test
@@ -251,7 +253,7 @@ TEST(RegistryTest, AClientOfAKilledServerReresolvesToAReplicaAndTheDeadRouteExpi
   ASSERT_EQ(::read(ready[0], &b, 1), 1);
   ASSERT_EQ(b, 'y');
   // Only the doomed server is up: the client lands on it.
-  auto c = Client::Connect(EchoContract(), "echo", Registry(nats), Deadline::AfterMs(10'000), k.Client());
+  auto c = Connect("echo", k.Client());
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(Who(**c).substr(0, 6), "doomed");
   auto survivor = Serve("survivor", so);
@@ -264,7 +266,7 @@ TEST(RegistryTest, AClientOfAKilledServerReresolvesToAReplicaAndTheDeadRouteExpi
   if (who.rfind("survivor", 0) != 0) who = Who(**c);
   EXPECT_EQ(who.substr(0, 8), "survivor") << who;
   // The dead route expires (no one refreshes it): only the survivor's is left.
-  auto reg = internal::Registry::Open(Registry(nats), false, 0).value();
+  auto reg = internal::Registry::Open(registry(), false, 0).value();
   size_t routes = 2;
   for (int i = 0; i < 100 && routes > 1; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -278,15 +280,11 @@ TEST(RegistryTest, AClientOfAKilledServerReresolvesToAReplicaAndTheDeadRouteExpi
 
 // An entry written by someone else on NATS under the name's key prefix, pointing elsewhere:
 // believed only if it is a well-formed route under its own key, and even then TLS decides.
-TEST(RegistryTest, ForgedAndMalformedEntriesAreNotBelieved) {
-  NatsServer nats;
-  ASSERT_TRUE(nats.up());
-  Keys k;
-  ServerOptions so = k.Server(Registry(nats));
-  so.listen = {"tcp://127.0.0.1:0"};
+TEST_F(RegistryTest, ForgedAndMalformedEntriesAreNotBelieved) {
+  ServerOptions so = Options();
   auto srv = Serve("real", so);
   ASSERT_NE(srv, nullptr);
-  auto reg = internal::Registry::Open(Registry(nats), false, 0).value();
+  auto reg = internal::Registry::Open(registry(), false, 0).value();
   const std::string hash = EchoContract().Hash();
   // Garbage under a fitting key, a route for another name under this name's key, and a
   // well-formed route to an impostor's address (a server with a key the client does not trust).
@@ -318,7 +316,7 @@ TEST(RegistryTest, ForgedAndMalformedEntriesAreNotBelieved) {
   EXPECT_EQ(routes->size(), 2u);  // the real one and the well-formed fake; not the garbage, not "other"
   // Every client lands on the real server: the impostor fails TLS (it cannot prove the key).
   for (int i = 0; i < 6; ++i) {
-    auto c = Client::Connect(EchoContract(), "echo", Registry(nats), Deadline::AfterMs(10'000), k.Client());
+    auto c = Connect("echo", k.Client());
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     EXPECT_EQ(Who(**c).substr(0, 4), "real");
   }
@@ -326,12 +324,8 @@ TEST(RegistryTest, ForgedAndMalformedEntriesAreNotBelieved) {
 
 // Hedged reads across replicas: the client is on a server that stalls; its read goes to another
 // server of the name after hedge_after_ms, whose answer wins, and the stalled call is cancelled.
-TEST(RegistryTest, AHedgedReadIsAnsweredByAnotherServerOfTheName) {
-  NatsServer nats;
-  ASSERT_TRUE(nats.up());
-  Keys k;
-  ServerOptions so = k.Server(Registry(nats));
-  so.listen = {"tcp://127.0.0.1:0"};
+TEST_F(RegistryTest, AHedgedReadIsAnsweredByAnotherServerOfTheName) {
+  ServerOptions so = Options();
   std::atomic<int> cancelled{0};
   Resource stalled = EchoResource("stalled");
   stalled.handlers["who"] = [&cancelled](const CallArgs& a) -> Result<std::string> {
@@ -349,7 +343,7 @@ TEST(RegistryTest, AHedgedReadIsAnsweredByAnotherServerOfTheName) {
   ASSERT_TRUE(slow->Start().ok());
   ConnectOptions co = k.Client();
   co.hedge_after_ms = 50;
-  auto c = Client::Connect(EchoContract(), "echo", Registry(nats), Deadline::AfterMs(10'000), co);
+  auto c = Connect("echo", co);
   ASSERT_TRUE(c.ok()) << c.status().ToString();  // the only server: the client is on it
   auto quick = Serve("quick", so);
   ASSERT_NE(quick, nullptr);
@@ -361,7 +355,7 @@ TEST(RegistryTest, AHedgedReadIsAnsweredByAnotherServerOfTheName) {
 // A 3-node NATS cluster: the server announces through node 1, the client resolves through node
 // 3, and its calls reach the server directly; a relay-only server is reached through the
 // cluster's routes too.
-TEST(RegistryTest, AThreeNodeClusterAnnouncedThroughOneNodeResolvedThroughAnother) {
+TEST(RegistryClusterTest, AThreeNodeClusterAnnouncedThroughOneNodeResolvedThroughAnother) {
   NatsServer n1({}, false), n2({}, false), n3({}, false);
   const std::vector<int> routes = {n1.cluster_port(), n2.cluster_port(), n3.cluster_port()};
   n1.JoinCluster("n1", routes);

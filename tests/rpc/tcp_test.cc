@@ -15,6 +15,7 @@
 
 #include "rpc/internal/wire.h"
 #include "rpc/store_resource.h"
+#include "support/host_keys.h"
 #include "support/temp_dir.h"
 #include "weft/net/keys.h"
 #include "weft/rpc/rpc.h"
@@ -49,15 +50,9 @@ struct Keys {
   std::string server, client, stranger;  // key files
   std::string server_id, client_id, stranger_id;
   Keys() {
-    auto make = [&](const std::string& name, std::string* file, std::string* id) {
-      auto k = net::KeyPair::Generate().value();
-      *file = dir / name;
-      EXPECT_TRUE(k.Save(*file).ok());
-      *id = k.id();
-    };
-    make("server.key", &server, &server_id);
-    make("client.key", &client, &client_id);
-    make("stranger.key", &stranger, &stranger_id);
+    weft::testing::MakeHostKey(dir, "server.key", &server, &server_id);
+    weft::testing::MakeHostKey(dir, "client.key", &client, &client_id);
+    weft::testing::MakeHostKey(dir, "stranger.key", &stranger, &stranger_id);
   }
 };
 

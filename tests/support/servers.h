@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,17 +55,7 @@ class ServerProcess {
   ServerProcess& operator=(const ServerProcess&) = delete;
 
   bool Start(const std::vector<std::string>& argv, int port, const std::string& log) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-      ::dup2(out, 1);
-      ::dup2(out, 2);
-      std::vector<char*> args;
-      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
+    Spawn(argv, log);
     for (int i = 0; i < 3000; ++i) {  // up to 30 s to load its data and listen
       if (Accepts(port)) return true;
       int st;
@@ -75,6 +66,24 @@ class ServerProcess {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     return false;
+  }
+  // Starts argv with its output to `log`, without waiting; `in_child` runs first in the child
+  // (e.g. to enter a network namespace; false: the child exits 126).
+  pid_t Spawn(const std::vector<std::string>& argv, const std::string& log,
+              const std::function<bool()>& in_child = nullptr) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      if (in_child && !in_child()) ::_exit(126);
+      const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      ::dup2(out, 1);
+      ::dup2(out, 2);
+      std::vector<char*> args;
+      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+    return pid_;
   }
   // Stops it: SIGTERM (or `sig`), then waits for it.
   void Stop(int sig = SIGTERM) {
