@@ -16,5 +16,11 @@ void LoadErrors(pybind11::module_ errors);
 inline void Check(const Status& status) {
   if (!status.ok()) Raise(status);
 }
+// The value of a Result, or its error raised.
+template <typename T>
+T Get(Result<T> r) {
+  if (!r.ok()) Raise(r.status());
+  return std::move(r).value();
+}
 
 }  // namespace weft::pyerr

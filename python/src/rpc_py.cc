@@ -26,12 +26,12 @@ Status FromPython(py::error_already_set& e) {
   py::object errors = py::module_::import("weft._errors");
   const py::object value = e.value();
   Code code = Code::kInternal;
-  if (py::isinstance(value, errors.attr("Error"))) {
-    code = static_cast<Code>(py::cast<int>(value.attr("code")));
-  }
+  const bool ours = py::isinstance(value, errors.attr("Error"));
+  if (ours) code = static_cast<Code>(py::cast<int>(value.attr("code")));
   std::string type = py::str(e.type().attr("__name__"));
   std::string msg = py::str(value);
-  return Status(code, code == Code::kInternal ? type + ": " + msg : msg);
+  // Another exception's type says what went wrong; a weft error's code says it already.
+  return Status(code, ours ? msg : type + ": " + msg);
 }
 
 // A hold on a block of a server's pool, as a Python buffer. The block stays valid while this
@@ -515,6 +515,83 @@ void BindRpc(py::module_& m) {
     uint64_t off = 0;
     return py::bytes(weft::rpc::EncodeArrayHeader(dtype, shape, &off));
   });
+  // The builtin scalar codecs (docs/formats/rpc-wire.md), for Python's values: what both the
+  // remote and the in-process proxies accept, and the bytes, through codec.h (one
+  // implementation for C++, C and Python). A value of the wrong type raises TypeError, one out
+  // of range ValueError (the caller names the argument); bytes that are not a value of the
+  // codec raise weft.Corrupt.
+  m.def(
+      "_encode_value",
+      [](const std::string& codec, py::handle v) -> py::bytes {
+        PyObject* o = v.ptr();
+        auto type_error = [&](const char* want) {
+          throw py::type_error(std::string("expected ") + want + ", got " + Py_TYPE(o)->tp_name);
+        };
+        if (codec == "i64") {
+          // int and what stands for one (numpy's integers: __index__), not float or bool's kin str
+          if (PyFloat_Check(o) || !PyIndex_Check(o)) type_error("an integer");
+          py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(o));
+          if (!i) throw py::error_already_set();
+          int overflow = 0;
+          const long long x = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+          if (overflow != 0) throw py::value_error("out of the range of a 64-bit integer");
+          return py::bytes(weft::rpc::EncodeI64(x));
+        }
+        if (codec == "f64") {
+          if (PyUnicode_Check(o) || PyBytes_Check(o) || (!PyFloat_Check(o) && !PyIndex_Check(o) &&
+                                                          Py_TYPE(o)->tp_as_number == nullptr)) {
+            type_error("a number");
+          }
+          const double x = PyFloat_AsDouble(o);
+          if (x == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+          return py::bytes(weft::rpc::EncodeF64(x));
+        }
+        if (codec == "bool") {
+          // True and False, and numpy's bool_; not 0, 1 or other truthy things
+          const bool numpy_bool = std::string_view(Py_TYPE(o)->tp_name) == "numpy.bool_" ||
+                                  std::string_view(Py_TYPE(o)->tp_name) == "numpy.bool";
+          if (!PyBool_Check(o) && !numpy_bool) type_error("a bool");
+          return py::bytes(weft::rpc::EncodeBool(PyObject_IsTrue(o) == 1));
+        }
+        if (codec == "str") {
+          if (!PyUnicode_Check(o)) type_error("a str");
+          Py_ssize_t n = 0;
+          const char* p = PyUnicode_AsUTF8AndSize(o, &n);  // lone surrogates cannot be encoded: ValueError
+          if (p == nullptr) throw py::value_error("a str that is not valid UTF-8 (a lone surrogate)");
+          return py::bytes(p, static_cast<size_t>(n));
+        }
+        if (codec == "bytes") {
+          if (!PyObject_CheckBuffer(o)) type_error("bytes or a buffer");
+          py::buffer_info info = py::reinterpret_borrow<py::buffer>(v).request();
+          return py::bytes(static_cast<const char*>(info.ptr), static_cast<size_t>(info.size * info.itemsize));
+        }
+        if (codec == "none") {
+          if (o != Py_None) type_error("None");
+          return py::bytes();
+        }
+        throw py::value_error("not a scalar codec: " + codec);
+      },
+      py::arg("codec"), py::arg("value"));
+  m.def(
+      "_decode_value",
+      [](const std::string& codec, const py::buffer& data) -> py::object {
+        py::buffer_info info = data.request();
+        const ByteView b(static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.size * info.itemsize));
+        if (codec == "i64") return py::int_(pyerr::Get(weft::rpc::DecodeI64(b)));
+        if (codec == "f64") return py::float_(pyerr::Get(weft::rpc::DecodeF64(b)));
+        if (codec == "bool") return py::bool_(pyerr::Get(weft::rpc::DecodeBool(b)));
+        if (codec == "str") {
+          pyerr::Check(weft::rpc::CheckUtf8(b));
+          return py::str(reinterpret_cast<const char*>(b.data()), b.size());
+        }
+        if (codec == "bytes") return py::bytes(reinterpret_cast<const char*>(b.data()), b.size());
+        if (codec == "none") {
+          if (!b.empty()) pyerr::Raise(Status(Code::kCorrupt, "a none value of " + std::to_string(b.size()) + " bytes"));
+          return py::none();
+        }
+        throw py::value_error("not a scalar codec: " + codec);
+      },
+      py::arg("codec"), py::arg("data"));
   m.def("_ndarray_parse", [](const py::buffer& value) {
     py::buffer_info info = value.request();
     auto a = weft::rpc::DecodeArrayHeader(

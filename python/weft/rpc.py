@@ -27,7 +27,6 @@ import weakref as _weakref
 import dataclasses as _dataclasses
 import inspect
 import pickle as _pickle
-import struct as _struct
 import threading as _threading
 import typing
 import warnings as _warnings
@@ -35,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from . import _native
-from ._errors import AlreadyExists, Cancelled, Closed, Corrupt, InvalidArgument, NotFound
+from ._errors import AlreadyExists, Cancelled, Closed, Corrupt, Error, InternalError, InvalidArgument, NotFound
 
 CancelToken = _native.CancelToken
 _INLINE_MAX = 64 << 10  # values above this travel as blocks of the server's pool
@@ -265,9 +264,11 @@ class Proxy:
         return f"<weft.Proxy {self._contract.namespace}/{self._contract.name} {self._reg.name!r} in-process{state}>"
 
     def __getattr__(self, method: str):
-        self._contract.attribute(method)
+        m = self._contract.attribute(method)
         write = self._reg.writes[method]
-        stream = self._contract.method(method).stream
+        stream = m.stream
+        # Arguments and results checked as a remote call would encode them (the same codecs).
+        check_args, check_result = _checker(m)
 
         def invoke(args, kwargs, timeout, cancel):
             if self._closed:
@@ -276,33 +277,39 @@ class Proxy:
                 raise Closed(f"resource {self._reg.name!r} is no longer served")
             if cancel is not None and cancel.cancelled:
                 raise Cancelled("the call was cancelled")
+            args = check_args(_bind(m, args, kwargs))
             sched = self._reg.scheduler
             sched.enter(write, timeout)
             outer = getattr(_current, "cancel", None)
             _current.cancel = cancel
             try:
-                out = getattr(self._reg.impl, method)(*args, **kwargs)
+                out = getattr(self._reg.impl, method)(*args)
             finally:
                 _current.cancel = outer
                 sched.leave(write)
             if cancel is not None and cancel.cancelled:
                 raise Cancelled("the call was cancelled")
             if stream:
-                return _scheduled(out, sched, write, timeout, cancel)
-            return out
+                return (check_result(x) for x in _scheduled(out, sched, write, timeout, cancel))
+            return check_result(out)
 
         reg, sched, target = self._reg, self._reg.scheduler, getattr(self._reg.impl, method)
+        nparams = len(m.params)
 
-        def call(*args, **kwargs):  # the common case, kept lean: ~0.6 us a call
+        def call(*args, **kwargs):  # the common case, kept lean
             if self._closed:
                 raise Closed("proxy is closed")
             if _registry.get(reg.name) is not reg:
                 raise Closed(f"resource {reg.name!r} is no longer served")
+            if kwargs or len(args) != nparams:
+                args = _bind(m, args, kwargs)
+            args = check_args(args)
             sched.enter(write, self._timeout)
             try:
-                return target(*args, **kwargs)
+                out = target(*args)
             finally:
                 sched.leave(write)
+            return check_result(out)
 
         if stream:
             def call(*args, **kwargs):
@@ -519,32 +526,144 @@ def _encode_arg(m: Method, i: int, codec: str, value, loan):
     """_encode for argument i of `m`, a value of the wrong type being weft.InvalidArgument."""
     try:
         return _encode(codec, value, loan)
-    except (_struct.error, TypeError, ValueError, AttributeError, OverflowError) as e:
-        if isinstance(e, InvalidArgument):
+    except (TypeError, ValueError, AttributeError, OverflowError) as e:
+        _bad_argument(m, i, codec, value, e)
+
+
+def _bad_argument(m: Method, i: int, codec: str, value, e: Exception):
+    if isinstance(e, InvalidArgument):
+        raise e
+    raise InvalidArgument(f"{m.name}(): argument {_param_name(m, i)!r} must be {codec}, not "
+                          f"{type(value).__name__} ({e})") from None
+
+
+def _encode_result(m: Method, value, loan):
+    """_encode for what `m`'s handler returned: a value that is not its result codec's is the
+    resource's own error (weft.InternalError saying so)."""
+    try:
+        return _encode(m.result, value, loan)
+    except (TypeError, ValueError, AttributeError, OverflowError) as e:
+        if isinstance(e, Error):
             raise
-        name = m.param_names[i] if i < len(m.param_names) else f"arg{i}"
-        raise InvalidArgument(f"{m.name}(): argument {name!r} must be {codec}, not {type(value).__name__} "
-                              f"({e})") from None
+        raise InternalError(f"{m.name}() returned {type(value).__name__}, not {m.result} ({e})") from None
+
+
+def _check_of(codec: str):
+    """A function that checks one value of `codec` as the native encoder would accept it and
+    returns it as a remote peer would decode it (1 for True, an int for a NumPy integer); the
+    common types take a short path."""
+    encode = _native._encode_value
+    if codec == "i64":
+        def check(v):
+            if type(v) is int and -0x8000000000000000 <= v <= 0x7FFFFFFFFFFFFFFF:
+                return v
+            encode(codec, v)
+            return int(v)
+    elif codec == "f64":
+        def check(v):
+            if type(v) is float:
+                return v
+            encode(codec, v)
+            return float(v)
+    elif codec == "bool":
+        def check(v):
+            if type(v) is not bool:
+                encode(codec, v)
+            return bool(v)
+    elif codec == "str":
+        def check(v):
+            if type(v) is not str or not v.isascii():
+                encode(codec, v)  # (a lone surrogate is refused, as on the wire)
+            return v
+    elif codec == "none":
+        def check(v):
+            if v is not None:
+                encode(codec, v)
+            return None
+    elif codec == "bytes":
+        def check(v):
+            memoryview(v)  # bytes-like; passed as it is, not copied
+            return v
+    elif codec == "ndarray":
+        check = _as_array
+    else:
+        def check(v):  # pickle, @transferable types: their own
+            return v
+    return check
+
+
+def _checker(m: Method):
+    """For the in-process proxy: a function that checks a call's arguments as a remote call
+    would encode them (the same native codecs), returning them as the resource gets them (an
+    ndarray parameter as a NumPy array), and a check of the result."""
+    checks = [_check_of(c) for c in m.params]
+    result = _check_of(m.result)
+
+    def name_the_argument(args, e):
+        for i, (check, a) in enumerate(zip(checks, args)):
+            try:
+                check(a)
+            except (TypeError, ValueError, OverflowError):
+                _bad_argument(m, i, m.params[i], a, e)
+        raise e
+
+    if not checks:
+        def check_args(args):
+            return args
+    elif len(checks) == 1:  # the common shapes, without a loop
+        c0 = checks[0]
+
+        def check_args(args):
+            try:
+                return (c0(args[0]),)
+            except (TypeError, ValueError, OverflowError) as e:
+                name_the_argument(args, e)
+    elif len(checks) == 2:
+        c0, c1 = checks
+
+        def check_args(args):
+            try:
+                return (c0(args[0]), c1(args[1]))
+            except (TypeError, ValueError, OverflowError) as e:
+                name_the_argument(args, e)
+    else:
+        def check_args(args):
+            try:
+                return [check(a) for check, a in zip(checks, args)]
+            except (TypeError, ValueError, OverflowError) as e:
+                name_the_argument(args, e)
+
+    def check_result(value):
+        try:
+            return result(value)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise InternalError(f"{m.name}() returned {type(value).__name__}, not {m.result} ({e})") from None
+
+    return check_args, check_result
+
+
+_SCALARS = frozenset(("none", "bool", "i64", "f64", "str", "bytes"))
+
+
+def _as_array(value):
+    """An ndarray codec's value as a NumPy array (lists and other array-likes converted, as a
+    remote call would); TypeError for what has no numeric array."""
+    import numpy as np
+    a = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if a.dtype.kind not in "biufc":
+        raise TypeError(f"an array of {a.dtype} has no ndarray encoding (bool, int, uint, float, complex only)")
+    return a
 
 
 def _encode(codec: str, value, loan=None):
     """The wire bytes of a value (bytes or any buffer). `loan(n)`, if given, lends a block of the
-    server's pool: large arrays are then written once, straight into shared memory."""
-    if codec == "none":
-        return b""
-    if codec == "i64":
-        return _struct.pack("<q", value)
-    if codec == "f64":
-        return _struct.pack("<d", value)
-    if codec == "bool":
-        return b"\x01" if value else b"\x00"
-    if codec == "str":
-        return value.encode("utf-8")
-    if codec == "bytes":
-        return bytes(value)
+    server's pool: large arrays are then written once, straight into shared memory. The scalar
+    codecs are the native ones (weft/rpc/codec.h), as in C++."""
+    if codec in _SCALARS:
+        return _native._encode_value(codec, value)
     if codec == "ndarray":
         import numpy as np
-        a = value if isinstance(value, np.ndarray) else np.asarray(value)
+        a = _as_array(value)
         wire = _block_of(a)
         if wire is not None:  # already in shared memory: sent as it is
             return wire
@@ -569,20 +688,10 @@ def _decode(codec: str, data):
     """A value from its wire bytes: `data` is bytes, or a _Block over shared memory (a held
     result, an argument read in place), which arrays and from_buffer types then view."""
     try:
-        if codec == "none":
-            return None
-        if codec == "i64":
-            return _struct.unpack("<q", data)[0]
-        if codec == "f64":
-            return _struct.unpack("<d", data)[0]
-        if codec == "bool":
-            if data not in (b"\x00", b"\x01"):
-                raise ValueError("not 0 or 1")
-            return data == b"\x01"
-        if codec == "str":
-            return str(data, "utf-8")
-        if codec == "bytes":
-            return data if isinstance(data, bytes) else bytes(data)
+        if codec in _SCALARS:
+            if codec == "bytes" and isinstance(data, bytes):
+                return data
+            return _native._decode_value(codec, data)
         if codec == "ndarray":
             import numpy as np
             dtype, shape, off = _native._ndarray_parse(data)
@@ -591,7 +700,7 @@ def _decode(codec: str, data):
             return np.frombuffer(data, dtype=np.dtype(dtype), offset=off).reshape(shape)
         if codec == "pickle":
             return _pickle.loads(data)
-    except (_struct.error, ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError) as e:
         raise Corrupt(f"{codec} value: {e}") from None
     cls = _transferables.get(codec)
     if cls is None:
@@ -709,8 +818,8 @@ class Server:
             values = [_decode(codec, a) for codec, a in zip(m.params, args)]
             out = getattr(impl, m.name)(*values)
             if m.stream:
-                return (_encode(m.result, x, loan) for x in out)
-            return _encode(m.result, out, loan)
+                return (_encode_result(m, x, loan) for x in out)
+            return _encode_result(m, out, loan)
 
         try:
             self._native.register(name, reg.contract.canonical(), dispatch)

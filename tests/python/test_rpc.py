@@ -676,3 +676,61 @@ def test_a_hand_built_contract_cannot_slip_pickle_past_register():
             server.register(Hand, Hand(), name="hand")
     finally:
         server.shutdown()
+
+
+@weft.contract(namespace="test.parity", version="1")
+class Typed:
+    def f(self, a: int) -> int: ...
+
+    def g(self, s: str, x: float) -> str: ...
+
+    def h(self, b: bytes) -> int: ...
+
+    def n(self, a: np.ndarray) -> float: ...
+
+
+class TypedImpl:
+    def f(self, a):
+        return "not an int" if a == 7 else a
+
+    def g(self, s, x):
+        return f"{s}:{x}"
+
+    def h(self, b):
+        return len(bytes(b))
+
+    def n(self, a):
+        return float(np.asarray(a).sum())
+
+
+def test_the_in_process_proxy_checks_arguments_and_results_as_a_remote_one():
+    """One codec layer for every transport: the same calls succeed, and fail with the same
+    errors, in this process and from another one."""
+    name = f"parity-{_os.getpid()}"
+    server = weft.Server(name)
+    server.register(Typed, TypedImpl(), name="typed")
+    server.start()
+    calls = [("f", (5,), {}), ("f", (np.int64(6),), {}), ("f", (True,), {}), ("f", ("x",), {}), ("f", (1.5,), {}),
+             ("f", (2 ** 70,), {}), ("f", (7,), {}), ("g", ("a",), {"x": 2}), ("g", ("a", "b"), {}),
+             ("g", ("a",), {"y": 1.0}), ("h", (b"abc",), {}), ("h", (bytearray(4),), {}), ("h", (5,), {}),
+             ("h", ([1, 2],), {}), ("n", ([1.0, 2.5],), {}), ("n", (np.ones(3),), {}), ("n", (["a"],), {})]
+
+    def outcomes(proxy):
+        out = []
+        for method, args, kwargs in calls:
+            try:
+                r = getattr(proxy, method)(*args, **kwargs)
+                out.append(("ok", type(r).__name__, r))
+            except weft.Error as e:
+                out.append((type(e).__name__,))
+        return out
+
+    try:
+        with weft.connect(Typed, name="typed") as local, weft.connect(Typed, name="typed", address=server.address) as remote:
+            here, there = outcomes(local), outcomes(remote)
+        assert here == there
+        assert here[0] == ("ok", "int", 5) and here[2] == ("ok", "int", 1)  # True arrives as 1, as it would remotely
+        assert here[3] == ("InvalidArgument",) and here[6] == ("InternalError",)  # a result that is not an i64
+        assert here[12] == ("InvalidArgument",) and here[16] == ("InvalidArgument",)
+    finally:
+        server.shutdown()
