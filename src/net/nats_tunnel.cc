@@ -256,6 +256,7 @@ void OnTunnelComplete(void* closure) { static_cast<Tunnel*>(closure)->complete.s
 
 struct NatsTunnels::Impl {
   std::shared_ptr<NatsConnection> nats;
+  size_t most = kMostTunnels;
   Mutex mu;
   std::list<std::unique_ptr<Tunnel>> tunnels WEFT_GUARDED_BY(mu);
   natsSubscription* listener = nullptr;
@@ -265,7 +266,7 @@ struct NatsTunnels::Impl {
   // Makes a tunnel end receiving on `in`: its socketpair, its subscription (not yet its pump).
   Result<Tunnel*> Make(const std::string& in, int* app_fd) WEFT_REQUIRES(mu) {
     Reap();
-    if (tunnels.size() >= kMostTunnels) {
+    if (tunnels.size() >= most) {
       return Status(Code::kResourceExhausted, std::to_string(tunnels.size()) + " tunnels are open already");
     }
     int sv[2];
@@ -382,10 +383,12 @@ NatsTunnels::~NatsTunnels() {
   }
 }
 
-Result<std::unique_ptr<NatsTunnels>> NatsTunnels::Create(std::shared_ptr<NatsConnection> nats) {
+Result<std::unique_ptr<NatsTunnels>> NatsTunnels::Create(std::shared_ptr<NatsConnection> nats, size_t most) {
   if (nats == nullptr) return InvalidArgument("NatsTunnels: no connection");
+  if (most == 0) return InvalidArgument("NatsTunnels: at least one tunnel");
   auto impl = std::make_unique<Impl>();
   impl->nats = std::move(nats);
+  impl->most = most;
   return std::unique_ptr<NatsTunnels>(new NatsTunnels(std::move(impl)));
 }
 

@@ -216,5 +216,44 @@ TEST(NatsTunnelTest, APeerThatGoesSilentIsDroppedAfterItsSilence) {
   EXPECT_EQ(p.server->open(), 0u);
 }
 
+// A flood of opening requests from a third party on NATS: past the cap each is refused at once
+// (no socket, no thread), and once the flood's tunnels end, tunnels open again.
+TEST(NatsTunnelTest, AFloodOfOpeningRequestsIsRefusedPastTheCap) {
+  NatsServer nats;
+  ASSERT_TRUE(nats.up());
+  constexpr size_t kCap = 16;
+  auto server = NatsTunnels::Create(Connect(nats), kCap).value();
+  std::mutex mu;
+  std::vector<int> fds;
+  ASSERT_TRUE(server->Listen("weft.test.flood", [&](int fd) {
+                        std::lock_guard<std::mutex> g(mu);
+                        fds.push_back(fd);
+                      }).ok());
+  auto flood = Connect(nats);
+  int ok = 0, refused = 0;
+  for (int i = 0; i < 200; ++i) {
+    natsMsg* reply = nullptr;
+    const std::string ask = "weft-tunnel 1 weft.test.flooder." + std::to_string(i);
+    ASSERT_EQ(natsConnection_RequestString(&reply, flood->raw(), "weft.test.flood", ask.c_str(), 3000), NATS_OK);
+    const std::string a(natsMsg_GetData(reply), static_cast<size_t>(natsMsg_GetDataLength(reply)));
+    natsMsg_Destroy(reply);
+    if (a.rfind("ok ", 0) == 0) ++ok;
+    if (a.rfind("refused: ", 0) == 0) ++refused;
+  }
+  EXPECT_EQ(ok, static_cast<int>(kCap));
+  EXPECT_EQ(refused, 200 - static_cast<int>(kCap));
+  EXPECT_EQ(server->open(), kCap);
+  {
+    std::lock_guard<std::mutex> g(mu);
+    for (int fd : fds) ::close(fd);  // the server's side gives them up
+  }
+  for (int i = 0; i < 500 && server->open() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(server->open(), 0u);
+  auto client = NatsTunnels::Create(Connect(nats)).value();
+  auto fd = client->Dial("weft.test.flood", Deadline::AfterMs(3000));
+  ASSERT_TRUE(fd.ok()) << fd.status().ToString();  // served again
+  ::close(*fd);
+}
+
 }  // namespace
 }  // namespace weft::net

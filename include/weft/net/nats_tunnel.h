@@ -31,13 +31,15 @@ class NatsTunnels {
   static constexpr size_t kChunk = 256 << 10;     // the largest data message
   static constexpr int64_t kPingMs = 2'000;       // an idle end pings this often
   static constexpr int64_t kSilentMs = 10'000;    // a peer silent this long is gone
-  static constexpr size_t kMostTunnels = 4096;    // open at once through one NatsTunnels
+  static constexpr size_t kMostTunnels = 4096;    // open at once through one NatsTunnels, by default
 
   ~NatsTunnels();  // closes every tunnel
   NatsTunnels(const NatsTunnels&) = delete;
   NatsTunnels& operator=(const NatsTunnels&) = delete;
 
-  static Result<std::unique_ptr<NatsTunnels>> Create(std::shared_ptr<NatsConnection> nats);
+  // At most `most` tunnels open at once (more are refused: kResourceExhausted to a dialer here,
+  // "refused" to a peer opening one).
+  static Result<std::unique_ptr<NatsTunnels>> Create(std::shared_ptr<NatsConnection> nats, size_t most = kMostTunnels);
 
   // Accepts tunnels opened to `subject` (one listener per NatsTunnels): each new tunnel's
   // socket goes to on_open, which owns it. on_open runs on a NATS thread and must not block.
