@@ -869,9 +869,9 @@ class Server:
         self.shutdown()
 
 
-class _RemoteProxy:
-    """The proxy for a resource in another process or on another host: same API as the
-    in-process one."""
+class _RemoteProxy(Proxy):
+    """weft.Proxy for a resource in another process or on another host: the same API and the
+    same checks as the in-process one (isinstance(p, weft.Proxy) on every transport)."""
 
     def __init__(self, contract: Contract, name: str, address: str, timeout: Optional[float], tcp: dict,
                  policy: dict):

@@ -727,6 +727,7 @@ def test_the_in_process_proxy_checks_arguments_and_results_as_a_remote_one():
 
     try:
         with weft.connect(Typed, name="typed") as local, weft.connect(Typed, name="typed", address=server.address) as remote:
+            assert isinstance(local, weft.Proxy) and isinstance(remote, weft.Proxy)  # one proxy type
             here, there = outcomes(local), outcomes(remote)
         assert here == there
         assert here[0] == ("ok", "int", 5) and here[2] == ("ok", "int", 1)  # True arrives as 1, as it would remotely
