@@ -1172,7 +1172,7 @@ def loan_array(target, shape, dtype="float64"):
     import numpy as np
     dt = np.dtype(dtype)
     shape = tuple(shape) if isinstance(shape, (tuple, list)) else (int(shape),)
-    if isinstance(target, Proxy):
+    if isinstance(target, Proxy) and not isinstance(target, _RemoteProxy):  # in-process: nothing is copied anyway
         return np.empty(shape, dt)
     header = _native._ndarray_header(dt.str, list(shape))
     count = 1
