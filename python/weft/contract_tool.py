@@ -99,7 +99,7 @@ def codegen_typescript(c: Contract) -> str:
         ret = _ts_type(m["result"], True)
         sep = ", " if params else ""
         if m["stream"]:
-            out.append(f"  /** {m['access']}; streams {m['result']} chunks. */\n"
+            out.append(f"  /** {m['access']}; streams {m['result']} chunks (`for await`; leaving early cancels). */\n"
                        f"  {m['name']}({params}{sep}options?: CallOptions): AsyncIterable<{ret}> {{\n"
                        f"    return this.rpc.stream({json.dumps(m['name'])}, [{args}], options) as AsyncIterable<{ret}>;\n  }}\n\n")
         else:

@@ -218,6 +218,9 @@ class Codecs:
     @weft.read
     def refuse(self, why: str) -> str: ...
 
+    @weft.read
+    def countdown(self, n: int) -> Iterator[int]: ...
+
 
 class CodecsImpl:
     def negate(self, b: bool) -> bool:
@@ -243,6 +246,10 @@ class CodecsImpl:
 
     def total(self, a: np.ndarray) -> float:
         return float(np.asarray(a, dtype=np.float64).sum())
+
+    def countdown(self, n: int) -> Iterator[int]:
+        for i in reversed(range(n)):
+            yield i
 
     def refuse(self, why: str) -> str:
         if why == "permission":

@@ -104,6 +104,8 @@ def test_the_typescript_client_calls_every_codec_and_sees_errors(typescript_clie
     assert out["ramp"] == {"dtype": "<f8", "shape": [5, 2], "data": list(range(10)), "kind": "Float64Array"}
     assert out["ramp_big"] == {"shape": [500000, 2], "kind": "Float64Array", "first": 0, "last": 999999}
     assert out["total"] == 6.5 and out["total_i32"] == 10
+    assert out["countdown"] == list(reversed(range(40)))
+    assert out["early"] == [99999, 99998, 99997] and out["after_stream"] == "hello, again"
     assert out["permission"][0] == "PermissionDenied" and "not for you" in out["permission"][1]
     assert out["other"][0] == "InvalidArgument"
 

@@ -34,6 +34,16 @@ async function main(): Promise<void> {
   out.ramp_big = { shape: big.shape, kind: big.data.constructor.name, first: (big.data as Float64Array)[0], last: (big.data as Float64Array)[999_999] };
   out.total = await c.total(new Float64Array([1, 2, 3.5]));
   out.total_i32 = await c.total({ dtype: "<i4", shape: [2, 2], data: new Int32Array([1, 2, 3, 4]) });
+  const counted: number[] = [];
+  for await (const i of c.countdown(40)) counted.push(Number(i));  // past the first credit
+  out.countdown = counted;
+  const early: number[] = [];
+  for await (const i of c.countdown(100_000)) {
+    early.push(Number(i));
+    if (early.length === 3) break;  // cancels the rest at the server
+  }
+  out.early = early;
+  out.after_stream = await c.greet("again");  // the connection carries calls again
   for (const why of ["permission", "other"]) {
     try {
       out[why] = await c.refuse(why);

@@ -459,6 +459,13 @@ class Wire {
     }
   }
 
+  /** A cancel or credit frame: u32 count, u32 reserved. */
+  control(type: Frame, resource: number, method: number, call: bigint, count: number): void {
+    const p = Buffer.alloc(8);
+    p.writeUInt32LE(count, 0);
+    this.write([this.header(type, resource, method, call, 0n, 8), p]);
+  }
+
   private header(type: number, resource: number, method: number, call: bigint, deadlineNs: bigint, payload: number): Buffer {
     const h = Buffer.alloc(40);
     h.writeUInt32LE(MAGIC, 0);
@@ -638,50 +645,113 @@ export class RpcClient {
     this.socket = s;
   }
 
-  /** Calls `method` with its arguments (in the contract's codecs); one call at a time per client. */
-  call(method: string, args: unknown[], o?: CallOptions): Promise<unknown> {
-    const run = this.busy.then(() => this.callNow(method, args, o));
-    this.busy = run.catch(() => undefined);
-    return run;
+  // One call or stream at a time on the connection: the next waits for the lock.
+  private async lock(): Promise<() => void> {
+    const before = this.busy;
+    let release!: () => void;
+    this.busy = new Promise<void>((r) => (release = r));
+    await before;
+    return release;
   }
 
-  private async callNow(method: string, args: unknown[], o?: CallOptions): Promise<unknown> {
+  // Sends a call: its id, the method, the wire and the deadline of each read.
+  private async begin(method: string, args: unknown[], stream: boolean, o?: CallOptions) {
     const m = this.contract.methods.find((x) => x.name === method);
     if (!m) throw new WeftError("InvalidArgument", `no method ${method}`);
+    if (m.stream !== stream) throw new WeftError("InvalidArgument", `${method} ${m.stream ? "streams: iterate it" : "does not stream: call it"}`);
     if (args.length !== m.params.length) throw new WeftError("InvalidArgument", `${method} takes ${m.params.length} arguments`);
     const values = m.params.map((p, i) => encode(p.codec, args[i]));
     if (this.wire === null) await this.dial();  // after a broken connection
     const wire = this.wire!;
     const timeout = this.timeout(o);
-    const deadline = Date.now() + timeout;
     const call = this.nextCall++;
-    wire.send(Frame.Call, this.resource, this.methods.get(method)!, call, BigInt(timeout) * 1_000_000n, values);
-    try {
-      for (;;) {
-        const f = await wire.read(deadline);
-        if (f.call !== call) continue;  // an earlier call's late answer
-        if (f.type === Frame.Error) {
-          const code = f.payload.readUInt32LE(0);
-          const n = f.payload.readUInt32LE(4);
-          throw errorOf(code, Buffer.from(f.payload.subarray(8, 8 + n)).toString("utf-8"));
-        }
-        if (f.type !== Frame.Reply || f.values.length !== 1) throw new WeftError("Corrupt", "unexpected frame");
-        return decode(m.result, f.values[0]);
+    const index = this.methods.get(method)!;
+    wire.send(Frame.Call, this.resource, index, call, BigInt(timeout) * 1_000_000n, values);
+    return { m, wire, call, index, timeout };
+  }
+
+  // The next frame of `call` (an earlier call's late answer skipped); an error frame thrown.
+  private async next(wire: Wire, call: bigint, deadline: number): Promise<ReadFrame> {
+    for (;;) {
+      const f = await wire.read(deadline);
+      if (f.call !== call) continue;
+      if (f.type === Frame.Error) {
+        const code = f.payload.readUInt32LE(0);
+        const n = f.payload.readUInt32LE(4);
+        throw errorOf(code, Buffer.from(f.payload.subarray(8, 8 + n)).toString("utf-8"));
       }
-    } catch (e) {
-      if (e instanceof WeftError && ["Unavailable", "Corrupt", "TooLarge"].includes(e.code)) {
-        this.socket?.destroy();
-        this.wire = null;  // the next call connects again
-      }
-      if (e instanceof WeftError && e.code === "Timeout") {
-        wire.send(Frame.Cancel, this.resource, this.methods.get(method)!, call, 0n, []);
-      }
-      throw e;
+      return f;
     }
   }
 
-  stream(_method: string, _args: unknown[], _o?: CallOptions): AsyncIterable<unknown> {
-    throw new WeftError("InvalidArgument", "streaming methods are not in the TypeScript client yet");
+  // After a failure: a broken connection is dialled again at the next call; a call given up
+  // is cancelled at the server.
+  private failed(e: unknown, wire: Wire, call: bigint, index: number): void {
+    if (e instanceof WeftError && ["Unavailable", "Corrupt", "TooLarge"].includes(e.code)) {
+      this.socket?.destroy();
+      this.wire = null;
+    } else if (e instanceof WeftError && e.code === "Timeout") {
+      wire.control(Frame.Cancel, this.resource, index, call, 0);
+    }
+  }
+
+  /** Calls `method` with its arguments (in the contract's codecs); one call at a time per client. */
+  async call(method: string, args: unknown[], o?: CallOptions): Promise<unknown> {
+    const release = await this.lock();
+    try {
+      const { m, wire, call, index, timeout } = await this.begin(method, args, false, o);
+      try {
+        const f = await this.next(wire, call, Date.now() + timeout);
+        if (f.type !== Frame.Reply || f.values.length !== 1) throw new WeftError("Corrupt", "unexpected frame");
+        return decode(m.result, f.values[0]);
+      } catch (e) {
+        this.failed(e, wire, call, index);
+        throw e;
+      }
+    } finally {
+      release();
+    }
+  }
+
+  /** A streaming method's chunks, as they come (credit: 16 ahead, then 8 per 8 taken). Leaving
+   *  the loop early cancels the rest at the server. The connection carries nothing else meanwhile. */
+  async *stream(method: string, args: unknown[], o?: CallOptions): AsyncIterable<unknown> {
+    const release = await this.lock();
+    try {
+      const { m, wire, call, index, timeout } = await this.begin(method, args, true, o);
+      let done = false, taken = 0;
+      try {
+        for (;;) {
+          const f = await this.next(wire, call, Date.now() + timeout);  // each chunk within the timeout
+          if (f.type === Frame.End) {
+            done = true;
+            return;
+          }
+          if (f.type !== Frame.Chunk || f.values.length !== 1) throw new WeftError("Corrupt", "unexpected frame in a stream");
+          yield decode(m.result, f.values[0]);
+          if (++taken % 8 === 0) wire.control(Frame.Credit, this.resource, index, call, 8);
+        }
+      } catch (e) {
+        done = e instanceof WeftError && e.code !== "Timeout";  // an error frame ended it, or the connection broke
+        this.failed(e, wire, call, index);
+        throw e;
+      } finally {
+        if (!done && this.wire === wire) {
+          // Stopped early: cancel, and skip what was in flight up to the stream's end.
+          wire.control(Frame.Cancel, this.resource, index, call, 0);
+          try {
+            for (;;) {
+              const f = await this.next(wire, call, Date.now() + timeout);
+              if (f.type === Frame.End) break;
+            }
+          } catch {
+            // the Cancelled error that ends it (or a broken connection, dialled again later)
+          }
+        }
+      }
+    } finally {
+      release();
+    }
   }
 
   async close(): Promise<void> {
