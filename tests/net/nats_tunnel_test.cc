@@ -62,9 +62,9 @@ std::string Pattern(size_t n) {
 
 struct Pair {
   NatsServer nats;
-  std::unique_ptr<NatsTunnels> server, client;
-  std::mutex mu;
+  std::mutex mu;  // (before the tunnels: their callbacks use it until they are gone)
   std::vector<int> accepted;
+  std::unique_ptr<NatsTunnels> server, client;
   std::string subject = "weft.test.tunnel";
   Pair() {
     EXPECT_TRUE(nats.up());
@@ -222,9 +222,9 @@ TEST(NatsTunnelTest, AFloodOfOpeningRequestsIsRefusedPastTheCap) {
   NatsServer nats;
   ASSERT_TRUE(nats.up());
   constexpr size_t kCap = 16;
-  auto server = NatsTunnels::Create(Connect(nats), kCap).value();
-  std::mutex mu;
+  std::mutex mu;  // (before the tunnels: their callback uses them until it is gone)
   std::vector<int> fds;
+  auto server = NatsTunnels::Create(Connect(nats), kCap).value();
   ASSERT_TRUE(server->Listen("weft.test.flood", [&](int fd) {
                         std::lock_guard<std::mutex> g(mu);
                         fds.push_back(fd);

@@ -329,7 +329,7 @@ TEST_F(RegistryTest, AHedgedReadIsAnsweredByAnotherServerOfTheName) {
   std::atomic<int> cancelled{0};
   Resource stalled = EchoResource("stalled");
   stalled.handlers["who"] = [&cancelled](const CallArgs& a) -> Result<std::string> {
-    for (int i = 0; i < 1500; ++i) {
+    for (int i = 0; i < 4000; ++i) {
       if (a.context->Cancelled()) {
         cancelled.fetch_add(1);
         return Status(Code::kCancelled, "cancelled");
