@@ -350,8 +350,7 @@ Result<std::unique_ptr<Stream>> TlsContext::Handshake(int fd, Deadline deadline,
     ::close(fd);
     return Status(Code::kResourceExhausted, "BIO_new: " + SslError());
   }
-  BIO_up_ref(sock);  // one reference for the read side, one for the write side
-  SSL_set_bio(ssl, sock, sock);
+  SSL_set_bio(ssl, sock, sock);  // the same BIO both ways: the SSL takes its one reference
   auto s = std::make_unique<TlsStream>(fd, ssl);  // owns both from here
   WEFT_RETURN_IF_ERROR(s->Handshake(server, deadline));
   return std::unique_ptr<Stream>(std::move(s));
