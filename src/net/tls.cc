@@ -2,6 +2,7 @@
 // handshake on a non-blocking socket within a deadline, and the Stream over SSL.
 #include "weft/net/tls.h"
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -16,6 +17,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "internal/tls_records.h"
 #include "weft/net/keys.h"
 
 namespace weft::net {
@@ -98,68 +100,128 @@ std::string Identity(X509* cert) {
   return std::string("x509:") + buf;
 }
 
+// The traffic secrets of one handshake, as OpenSSL's key log callback hands them over.
+struct Secrets {
+  std::vector<uint8_t> client, server;
+  ~Secrets() {
+    if (!client.empty()) OPENSSL_cleanse(client.data(), client.size());
+    if (!server.empty()) OPENSSL_cleanse(server.data(), server.size());
+  }
+};
+
+// "CLIENT_TRAFFIC_SECRET_0 <client random> <secret>": the secret's bytes (hex), for the first
+// application traffic secrets only.
+void KeylogThunk(const SSL* ssl, const char* line) {
+  auto* s = static_cast<Secrets*>(SSL_get_app_data(ssl));
+  if (s == nullptr) return;
+  const std::string_view text(line);
+  std::vector<uint8_t>* into = nullptr;
+  if (text.starts_with("CLIENT_TRAFFIC_SECRET_0 ")) into = &s->client;
+  if (text.starts_with("SERVER_TRAFFIC_SECRET_0 ")) into = &s->server;
+  if (into == nullptr) return;
+  const size_t at = text.rfind(' ');
+  const std::string_view hex = text.substr(at + 1);
+  into->clear();
+  auto nibble = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) into->push_back(static_cast<uint8_t>(nibble(hex[i]) << 4 | nibble(hex[i + 1])));
+}
+
+// Why a handshake failed, as a Status.
+Status HandshakeFailure(SSL* ssl, const std::string& what, int err) {
+  if (err == SSL_ERROR_ZERO_RETURN) return Status(Code::kUnavailable, what + ": the peer closed the connection");
+  if (IdentityRefused()) {
+    long verify = SSL_get_verify_result(ssl);
+    std::string why = SslError();
+    if (verify != X509_V_OK) why += " (" + std::string(X509_verify_cert_error_string(verify)) + ")";
+    return Status(Code::kUnauthenticated, what + ": identity refused: " + why);
+  }
+  if (err == SSL_ERROR_SYSCALL && ERR_peek_last_error() == 0) {
+    const int e = errno;
+    ERR_clear_error();
+    return Status(Code::kUnavailable, what + ": " + (e != 0 ? std::strerror(e) : "the peer closed the connection"));
+  }
+  return Status(Code::kUnavailable, what + ": " + SslError());
+}
+
+using internal::RecordLayer;
+
+// A TLS 1.3 connection: OpenSSL's handshake, then records sealed and opened by RecordLayer
+// straight between the socket and the caller's memory. Reads take as many bytes as the socket
+// holds (many records per system call) and open whole records straight into the caller's
+// buffer when they fit; writes seal a frame's small pieces into one record and large values
+// into full records, sent 256 KiB at a time.
 class TlsStream final : public Stream {
  public:
-  TlsStream(int fd, SSL* ssl) : fd_(fd), ssl_(ssl), peer_(PeerAddress(fd)) {}
-  ~TlsStream() override {
-    SSL_free(ssl_);
-    ::close(fd_);
-  }
+  explicit TlsStream(int fd) : fd_(fd), peer_(PeerAddress(fd)) {}
+  ~TlsStream() override { ::close(fd_); }
 
-  // The handshake, within the deadline.
-  Status Handshake(bool server, Deadline deadline) {
-    for (;;) {
-      ERR_clear_error();
-      const int rc = server ? SSL_accept(ssl_) : SSL_connect(ssl_);
-      WEFT_RETURN_IF_ERROR(Flush(deadline));
-      if (rc == 1) break;
-      const int err = SSL_get_error(ssl_, rc);
-      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-        if (!WaitFd(fd_, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline)) {
-          return Status(Code::kTimeout, "TLS handshake with " + peer_ + ": no answer before the deadline");
-        }
-        continue;
+  // The handshake within the deadline; `ssl` is freed when it ends.
+  Status Handshake(SSL* ssl, bool server, Deadline deadline) {
+    Secrets secrets;
+    SSL_set_app_data(ssl, &secrets);
+    Status st = Agree(ssl, server, deadline, secrets);
+    SSL_free(ssl);
+    if (!st.ok()) {
+      // What the peer sent after the handshake's records would make closing reset the
+      // connection, and a reset may destroy the alert saying why before the peer reads it.
+      uint8_t sink[16 << 10];
+      for (int i = 0; i < 16 && ::recv(fd_, sink, sizeof(sink), MSG_DONTWAIT) > 0; ++i) {
       }
-      return Failure("TLS handshake with " + peer_, err);
     }
-    identity_ = Identity(SSL_get0_peer_certificate(ssl_));
-    return Status::Ok();
+    return st;
   }
 
   Result<size_t> ReadSome(void* p, size_t n, Deadline deadline) override {
-    size_t got = 0;
-    int rc = 0, err = 0;
-    auto attempt = [&] {
-      ERR_clear_error();
-      rc = SSL_read_ex(ssl_, p, n, &got);
-      err = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, rc);
-      return err != SSL_ERROR_WANT_READ;
-    };
+    if (!broken_.ok()) return broken_;
+    auto* dst = static_cast<uint8_t*>(p);
+    size_t filled = 0;
     for (;;) {
-      const bool done = attempt() || (!deadline.is_now() && spin_.Spin(deadline, attempt));
-      if (BIO_wpending(SSL_get_wbio(ssl_)) > 0) WEFT_RETURN_IF_ERROR(Flush(deadline));  // a key update's answer
-      if (done) {
-        if (rc == 1) return got;
-        if (err != SSL_ERROR_WANT_WRITE) return Failure("connection to " + peer_, err);
+      if (plain_size_ > 0) {
+        const size_t k = std::min(n - filled, plain_size_);
+        std::memcpy(dst + filled, plain_, k);
+        plain_ += k;
+        plain_size_ -= k;
+        filled += k;
+        if (filled == n) return filled;
       }
-      if (deadline.is_now() || !WaitFd(fd_, err == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline)) {
-        return Status(Code::kTimeout, "nothing from " + peer_ + " before the deadline");
+      const ByteView have(in_.data() + in_begin_, in_end_ - in_begin_);
+      auto size = RecordLayer::RecordSize(have);
+      if (!size.ok()) return Fail(size.status(), filled);
+      if (*size != 0 && *size <= have.size()) {
+        uint8_t* rec = in_.data() + in_begin_;
+        const size_t room = *size - RecordLayer::kHeader - RecordLayer::kTag;
+        uint8_t* out = room <= n - filled ? dst + filled : rec + RecordLayer::kHeader;  // straight to the caller when it fits
+        auto c = records_->Open(have.first(*size), out);
+        in_begin_ += *size;
+        if (!c.ok()) return Fail(c.status(), filled);
+        if (c->type == internal::kApplicationData) {
+          if (out == dst + filled) {
+            filled += c->size;
+          } else {
+            plain_ = out;
+            plain_size_ = c->size;
+          }
+          continue;
+        }
+        auto ev = records_->Absorb(c->type, ByteView(out, c->size));
+        if (!ev.ok()) return Fail(ev.status(), filled);
+        if (*ev == RecordLayer::Event::kClosed) {
+          return Fail(Status(Code::kUnavailable, "the peer at " + peer_ + " closed the connection"), filled);
+        }
+        if (records_->update_due()) {  // a KeyUpdate asked of us: answered now
+          Status st = Seal({}, deadline);
+          if (!st.ok()) return Fail(st, filled);
+        }
+        continue;
       }
-      spin_.Woke();
+      if (filled > 0) return filled;
+      WEFT_RETURN_IF_ERROR(Receive(deadline));
     }
   }
 
   Status Write(std::span<const ByteView> pieces, Deadline deadline) override {
-    size_t total = 0;
-    for (ByteView p : pieces) total += p.size();
-    if (pieces.size() > 1 && total <= kCoalesce) {  // small pieces: one TLS record
-      scratch_.clear();
-      for (ByteView p : pieces) scratch_.insert(scratch_.end(), p.begin(), p.end());
-      WEFT_RETURN_IF_ERROR(WriteOne(ByteView(scratch_.data(), scratch_.size()), deadline));
-      return Flush(deadline);
-    }
-    for (ByteView p : pieces) WEFT_RETURN_IF_ERROR(WriteOne(p, deadline));
-    return Flush(deadline);
+    if (!broken_.ok()) return broken_;
+    return Seal(pieces, deadline);
   }
 
   void Shutdown() override { ::shutdown(fd_, SHUT_RDWR); }
@@ -168,64 +230,155 @@ class TlsStream final : public Stream {
   int fd() const override { return fd_; }
   const std::string& peer_address() const override { return peer_; }
 
- private:
-  static constexpr size_t kCoalesce = 16 << 10;
+  // Tests: the sending key is updated after every n records.
+  void set_rekey_records(uint64_t n) { records_->set_rekey_records(n); }
 
-  Status WriteOne(ByteView p, Deadline deadline) {
-    size_t off = 0;
-    while (off < p.size()) {
+ private:
+  static constexpr size_t kInBytes = 256 << 10;
+  static constexpr size_t kOutBytes = 256 << 10;  // sealed records sent per system call
+
+  Status Agree(SSL* ssl, bool server, Deadline deadline, const Secrets& secrets) {
+    for (;;) {
       ERR_clear_error();
-      size_t put = 0;
-      const int rc = SSL_write_ex(ssl_, p.data() + off, p.size() - off, &put);
-      if (rc == 1) {
-        off += put;
-        continue;
-      }
-      const int err = SSL_get_error(ssl_, rc);
+      const int rc = server ? SSL_accept(ssl) : SSL_connect(ssl);
+      if (rc == 1) break;
+      const int err = SSL_get_error(ssl, rc);
       if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
         if (!WaitFd(fd_, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline)) {
-          return Status(Code::kTimeout, "sending to " + peer_ + ": the deadline passed");
+          return Status(Code::kTimeout, "TLS handshake with " + peer_ + ": no answer before the deadline");
         }
         continue;
       }
-      return Failure("connection to " + peer_, err);
+      return HandshakeFailure(ssl, "TLS handshake with " + peer_, err);
     }
+    identity_ = Identity(SSL_get0_peer_certificate(ssl));
+    // OpenSSL read record by record (no read-ahead), so the socket holds whatever followed the
+    // handshake; a record it already took would be lost to the record layer.
+    if (SSL_has_pending(ssl) != 0) return Status(Code::kUnavailable, "TLS handshake with " + peer_ + ": data inside the handshake");
+    const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl);
+    const uint16_t suite = cipher != nullptr ? SSL_CIPHER_get_protocol_id(cipher) : 0;
+    const std::vector<uint8_t>& mine = server ? secrets.server : secrets.client;
+    const std::vector<uint8_t>& theirs = server ? secrets.client : secrets.server;
+    auto records = RecordLayer::Create(suite, ByteView(theirs.data(), theirs.size()), ByteView(mine.data(), mine.size()));
+    if (!records.ok()) return Status(Code::kInternal, "TLS with " + peer_ + ": " + records.status().message());
+    records_ = std::move(*records);
+    in_.resize(kInBytes);
+    out_.resize(kOutBytes + RecordLayer::kMaxSealed);
     return Status::Ok();
   }
 
-  // Sends what the write buffer holds.
-  Status Flush(Deadline deadline) {
-    BIO* w = SSL_get_wbio(ssl_);
-    while (BIO_wpending(w) > 0) {
-      ERR_clear_error();
-      if (BIO_flush(w) == 1) break;
-      if (!BIO_should_retry(w)) return Status(Code::kUnavailable, "connection to " + peer_ + ": " + SslError());
-      if (!WaitFd(fd_, POLLOUT, deadline)) return Status(Code::kTimeout, "sending to " + peer_ + ": the deadline passed");
-    }
-    return Status::Ok();
+  // The stream is dead from here: a record that fails authentication, a broken socket, a
+  // write that did not finish.
+  Status Broke(Status st) {
+    broken_ = st.code() == Code::kCorrupt ? Status(Code::kUnavailable, "connection to " + peer_ + ": " + st.message()) : st;
+    return broken_;
   }
 
-  Status Failure(const std::string& what, int err) {
-    if (err == SSL_ERROR_ZERO_RETURN) return Status(Code::kUnavailable, what + ": the peer closed the connection");
-    if (IdentityRefused()) {
-      long verify = SSL_get_verify_result(ssl_);
-      std::string why = SslError();
-      if (verify != X509_V_OK) why += " (" + std::string(X509_verify_cert_error_string(verify)) + ")";
-      return Status(Code::kUnauthenticated, what + ": identity refused: " + why);
+  // A read that ends the stream: the bytes already opened into the caller's buffer are
+  // delivered first, the failure on the next read.
+  Result<size_t> Fail(Status st, size_t filled) {
+    Status broken = Broke(std::move(st));
+    if (filled > 0) return filled;
+    return broken;
+  }
+
+  // Reads what the socket holds after the bytes buffered, polling then sleeping.
+  Status Receive(Deadline deadline) {
+    if (in_begin_ == in_end_) {
+      in_begin_ = in_end_ = 0;
+    } else if (in_.size() - in_begin_ < RecordLayer::kMaxRecord) {  // room for a whole record
+      std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
+      in_end_ -= in_begin_;
+      in_begin_ = 0;
     }
-    if (err == SSL_ERROR_SYSCALL && ERR_peek_last_error() == 0) {
-      const int e = errno;
-      ERR_clear_error();
-      return Status(Code::kUnavailable, what + ": " + (e != 0 ? std::strerror(e) : "the peer closed the connection"));
+    ssize_t got = -1;
+    int err = 0;
+    auto attempt = [&] {
+      got = ::recv(fd_, in_.data() + in_end_, in_.size() - in_end_, 0);
+      err = got < 0 ? errno : 0;
+      return got >= 0 || (err != EAGAIN && err != EINTR);
+    };
+    for (;;) {
+      if (attempt() || (!deadline.is_now() && spin_.Spin(deadline, attempt))) {
+        if (got > 0) {
+          in_end_ += static_cast<size_t>(got);
+          return Status::Ok();
+        }
+        if (got == 0) return Broke(Status(Code::kUnavailable, "the peer at " + peer_ + " closed the connection"));
+        return Broke(Status(Code::kUnavailable, "connection to " + peer_ + ": " + std::strerror(err)));
+      }
+      if (deadline.is_now() || !WaitFd(fd_, POLLIN, deadline)) {
+        return Status(Code::kTimeout, "nothing from " + peer_ + " before the deadline");
+      }
+      spin_.Woke();
     }
-    return Status(Code::kUnavailable, what + ": " + SslError());
+  }
+
+  // Seals the pieces into records (a KeyUpdate first when one is due) and sends them.
+  Status Seal(std::span<const ByteView> pieces, Deadline deadline) {
+    size_t used = 0;
+    auto room = [&]() -> Status {
+      if (used + RecordLayer::kMaxSealed <= out_.size()) return Status::Ok();
+      Status st = Send(used, deadline);
+      used = 0;
+      return st;
+    };
+    auto rekey = [&]() -> Status {
+      if (!records_->update_due()) return Status::Ok();
+      WEFT_RETURN_IF_ERROR(room());
+      used += records_->SealKeyUpdate(false, out_.data() + used);
+      return Status::Ok();
+    };
+    WEFT_RETURN_IF_ERROR(rekey());
+    ByteView group[16];
+    size_t count = 0, bytes = 0;
+    auto seal = [&]() -> Status {
+      WEFT_RETURN_IF_ERROR(room());
+      used += records_->Seal(internal::kApplicationData, std::span<const ByteView>(group, count), out_.data() + used);
+      count = bytes = 0;
+      return rekey();
+    };
+    for (ByteView p : pieces) {
+      while (!p.empty()) {
+        const size_t take = std::min(p.size(), RecordLayer::kMaxPlain - bytes);
+        group[count++] = p.first(take);
+        bytes += take;
+        p = p.subspan(take);
+        if (bytes == RecordLayer::kMaxPlain || count == std::size(group)) WEFT_RETURN_IF_ERROR(seal());
+      }
+    }
+    if (count > 0) WEFT_RETURN_IF_ERROR(seal());
+    return Send(used, deadline);
+  }
+
+  // Sends out_'s first n bytes.
+  Status Send(size_t n, Deadline deadline) {
+    size_t off = 0;
+    while (off < n) {
+      const ssize_t put = ::send(fd_, out_.data() + off, n - off, MSG_NOSIGNAL);
+      if (put >= 0) {
+        off += static_cast<size_t>(put);
+        continue;
+      }
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) return Broke(Status(Code::kUnavailable, "connection to " + peer_ + ": " + std::strerror(errno)));
+      if (!WaitFd(fd_, POLLOUT, deadline)) {
+        return Broke(Status(Code::kTimeout, "sending to " + peer_ + ": the deadline passed"));
+      }
+    }
+    return Status::Ok();
   }
 
   int fd_;
-  SSL* ssl_;
   std::string peer_;
   std::string identity_;
-  std::vector<uint8_t> scratch_;
+  std::unique_ptr<RecordLayer> records_;
+  std::vector<uint8_t> in_;  // bytes from the socket: in_[in_begin_, in_end_) not yet opened
+  size_t in_begin_ = 0, in_end_ = 0;
+  const uint8_t* plain_ = nullptr;  // an opened record's content not yet read (inside in_)
+  size_t plain_size_ = 0;
+  std::vector<uint8_t> out_;  // sealed records not yet sent
+  Status broken_;
   ReadSpin spin_;
 };
 
@@ -299,9 +452,9 @@ Result<std::unique_ptr<TlsContext>> TlsContext::Create(const TlsConfig& c, bool 
   // AES-128-GCM first: the fastest AEAD with AES-NI; the others for peers that prefer them.
   SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
-  // Read many records per system call, not a record header and then its body.
-  SSL_CTX_set_read_ahead(ctx, 1);
-  SSL_CTX_set_default_read_buffer_len(ctx, 256 << 10);
+  // No read-ahead: the handshake must leave every byte after it in the socket, for the record
+  // layer (many records per system call are its reads' business).
+  SSL_CTX_set_keylog_callback(ctx, KeylogThunk);  // the traffic secrets, for the record layer
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_num_tickets(ctx, 0);
   auto* pkey = static_cast<EVP_PKEY*>(key->native());
@@ -340,10 +493,7 @@ Result<std::unique_ptr<Stream>> TlsContext::Handshake(int fd, Deadline deadline,
   }
   const int flags = ::fcntl(fd, F_GETFL);
   ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-  // Reads straight from the socket; writes through a buffer flushed once per Write, so that a
-  // large value goes out in large sends, not a system call (and a TCP push) per 16 KiB record.
-  // Records go straight to the socket: a frame's small pieces are one record already (Write
-  // coalesces them), and a buffering BIO in between cost a small call about 0.5 us.
+  // OpenSSL speaks the handshake straight on the socket; the stream keeps the socket after it.
   BIO* sock = BIO_new_socket(fd, BIO_NOCLOSE);
   if (sock == nullptr) {
     SSL_free(ssl);
@@ -351,10 +501,12 @@ Result<std::unique_ptr<Stream>> TlsContext::Handshake(int fd, Deadline deadline,
     return Status(Code::kResourceExhausted, "BIO_new: " + SslError());
   }
   SSL_set_bio(ssl, sock, sock);  // the same BIO both ways: the SSL takes its one reference
-  auto s = std::make_unique<TlsStream>(fd, ssl);  // owns both from here
-  WEFT_RETURN_IF_ERROR(s->Handshake(server, deadline));
+  auto s = std::make_unique<TlsStream>(fd);  // owns the socket from here
+  WEFT_RETURN_IF_ERROR(s->Handshake(ssl, server, deadline));
   return std::unique_ptr<Stream>(std::move(s));
 }
+
+void internal::SetRekeyRecords(Stream& tls_stream, uint64_t n) { dynamic_cast<TlsStream&>(tls_stream).set_rekey_records(n); }
 
 Result<std::unique_ptr<Stream>> TlsContext::Accept(int fd, Deadline deadline) { return Handshake(fd, deadline, true); }
 Result<std::unique_ptr<Stream>> TlsContext::Connect(int fd, Deadline deadline) { return Handshake(fd, deadline, false); }
