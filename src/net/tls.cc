@@ -235,7 +235,8 @@ class TlsStream final : public Stream {
 
  private:
   static constexpr size_t kInBytes = 1024 << 10;
-  static constexpr size_t kOutBytes = 512 << 10;  // sealed records sent per system call
+  static constexpr size_t kOutBytes = 512 << 10;  // sealed records sent per system call, at most
+  static constexpr size_t kFirstBatch = 32 << 10;
 
   Status Agree(SSL* ssl, bool server, Deadline deadline, const Secrets& secrets) {
     for (;;) {
@@ -317,10 +318,17 @@ class TlsStream final : public Stream {
   // Seals the pieces into records (a KeyUpdate first when one is due) and sends them.
   Status Seal(std::span<const ByteView> pieces, Deadline deadline) {
     size_t used = 0;
+    // A large write after small ones sends its first records early, so that the peer opens them
+    // while later ones are sealed; the batches then double up to kOutBytes and stay there
+    // while large writes follow each other (a bulk transfer).
+    size_t total = 0;
+    for (ByteView p : pieces) total += p.size();
+    if (total < kFirstBatch) batch_ = kFirstBatch;
     auto room = [&]() -> Status {
-      if (used + RecordLayer::kMaxSealed <= out_.size()) return Status::Ok();
+      if (used <= batch_) return Status::Ok();
       Status st = Send(used, deadline);
       used = 0;
+      batch_ = std::min(2 * batch_, kOutBytes);
       return st;
     };
     auto rekey = [&]() -> Status {
@@ -387,6 +395,7 @@ class TlsStream final : public Stream {
   const uint8_t* plain_ = nullptr;  // an opened record's content not yet read (inside in_)
   size_t plain_size_ = 0;
   RawBuffer out_;  // sealed records not yet sent
+  size_t batch_ = kFirstBatch;  // sealed bytes that make a send
   Status broken_;
   ReadSpin spin_;
 };
