@@ -227,6 +227,7 @@ class TlsStream final : public Stream {
   void Shutdown() override { ::shutdown(fd_, SHUT_RDWR); }
   const std::string& peer_identity() const override { return identity_; }
   bool encrypted() const override { return true; }
+  bool buffered() const override { return true; }
   int fd() const override { return fd_; }
   const std::string& peer_address() const override { return peer_; }
 

@@ -159,12 +159,13 @@ class StreamConnImpl final : public Conn {
   }
 
   // Moves up to n bytes to dst from the buffer, or from the stream (straight into dst when the
-  // rest is large; through the buffer otherwise, which may then hold the next frames too).
+  // rest is large or the stream buffers itself, as TLS does; through the buffer otherwise,
+  // which may then hold the next frames too).
   Status Fill(uint8_t* dst, size_t n, size_t* done, Deadline d) {
     while (*done < n) {
       if (begin_ == end_) {
         const size_t want = n - *done;
-        if (want >= kDirectRead) {
+        if (want >= kDirectRead || s_->buffered()) {
           auto got = s_->ReadSome(dst + *done, want, d);
           if (!got.ok()) return got.status();
           *done += *got;

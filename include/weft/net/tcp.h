@@ -69,6 +69,9 @@ class Stream {
   // The peer's identity: "ed25519:<hex>" over TLS, empty over plain TCP.
   virtual const std::string& peer_identity() const = 0;
   virtual bool encrypted() const = 0;
+  // Whether reads come out of the stream's own buffer (a small read then costs no system
+  // call): its reader need not buffer ahead, and reads straight into where bytes belong.
+  virtual bool buffered() const { return false; }
   virtual int fd() const = 0;
   // The peer's network address ("10.0.0.2:51234").
   virtual const std::string& peer_address() const = 0;
