@@ -48,6 +48,7 @@ def demo_server(run_python):
         procs.append((p, sid))
         return p, line[1:]
 
+    serve.processes = procs  # (process, server id) of each, in order
     yield serve
     for p, sid in procs:
         p.kill()

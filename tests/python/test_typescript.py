@@ -147,3 +147,45 @@ def test_the_typescript_mesh_example(tmp_path, run_python, nats_server):
     finally:
         store.kill()
         store.wait()
+
+
+def test_the_typescript_client_retries_reads_only_and_its_breaker_opens(tmp_path, codecs_server, demo_server):
+    """resilience_main.ts: a read retried across a server's death to its successor, found beside
+    the dead one's stale route in the registry (the client
+    without retry, the control, sees the broken connection once); a write never retried; a
+    breaker open after two failures in a row refusing without dialing (control: without it the
+    third call dials)."""
+    registry, keys, ids = codecs_server
+    doc = tmp_path / "codecs.json"
+    assert weft_cli("contract", "export", "rpc_demo:Codecs", "--out", str(doc)).returncode == 0
+    build_typescript(tmp_path, doc, "client.ts", os.path.join(ROOT, "tests", "typescript", "resilience_main.ts"))
+    node = subprocess.Popen(["node", str(tmp_path / "resilience_main.js"), registry, str(keys / "client.key"),
+                             str(keys / "client.crt"), ids["server"]],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert node.stdout.readline().strip() == "ready", node.stderr.read()
+        first, _ = demo_server.processes[0]
+        first.kill()
+        first.wait()
+        second, _ = demo_server(key=str(keys / "server.key"), trust=ids["client"], registry=registry,
+                                listen="tcp://127.0.0.1:0")
+        node.stdin.write("go\n")
+        node.stdin.flush()
+        assert node.stdout.readline().strip() == "ready", node.stderr.read()
+        second.kill()
+        second.wait()
+        node.stdin.write("go\n")
+        node.stdin.flush()
+        out = json.loads(node.stdout.readline())
+    finally:
+        node.kill()
+        node.wait()
+    assert out["before"] == [["ok", "hello, a"], ["ok", "hello, b"], ["ok", "hello, c"]]
+    assert out["retried"] == ["ok", "hello, again"], out
+    assert out["plain_first"][0] == "Unavailable" and "connection lost" in out["plain_first"][1]
+    assert out["plain_second"] == ["ok", "hello, again"]
+    assert out["write_once"][0] == "Unavailable" and "connection lost" in out["write_once"][1], out["write_once"]
+    assert [o[0] for o in out["guarded"]] == ["Unavailable", "Unavailable"]
+    assert out["open"][0] == "Unavailable" and "circuit" in out["open"][1], out["open"]
+    assert [o[0] for o in out["unguarded"]] == ["Unavailable"] * 3
+    assert "circuit" not in out["unguarded"][2][1]

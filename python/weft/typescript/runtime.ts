@@ -39,7 +39,27 @@ export interface ConnectOptions {
   plaintext?: boolean;          // no TLS (both sides must say so)
   via?: "auto" | "direct" | "relay";  // registry routes: direct addresses first (auto), or only one kind
   timeoutMs?: number;           // connecting, and each call by default (30 s)
+  retry?: number | RetryOptions;  // tries per call of a read method (a number: attempts; none: 1)
+  breaker?: BreakerOptions;     // fail at once after failures in a row (none: no breaker)
 }
+
+/** Calls of read methods are tried again after Unavailable, PeerDead, Closed, ResourceExhausted
+ *  or Aborted, while their deadline allows; writes never are. */
+export interface RetryOptions {
+  attempts: number;             // tries per call (1: no retry)
+  backoffMs?: number;           // the wait before the second try (20), doubled before each next one,
+  maxBackoffMs?: number;        //   at most this (1000); each wait drawn at random below it
+}
+
+/** After `failures` calls in a row failed for the connection's or server's sake (the kinds
+ *  retried, or Timeout), calls fail at once with Unavailable for `openMs` (5000); then one trial
+ *  call goes through: its success closes the circuit, its failure opens it again. */
+export interface BreakerOptions {
+  failures: number;
+  openMs?: number;
+}
+
+const RETRYABLE = ["Unavailable", "PeerDead", "Closed", "ResourceExhausted", "Aborted"];
 
 export interface CallOptions {
   timeoutMs?: number;
@@ -581,7 +601,7 @@ export class RpcClient {
     } else {
       throw new WeftError("InvalidArgument", "connect: give a registry or an address");
     }
-    let failure: Error = new WeftError("Unavailable", `no way to '${o.name}'`);
+    const tried: string[] = [];
     for (const w of ways) {
       try {
         const raw = await w.open();
@@ -590,11 +610,12 @@ export class RpcClient {
         this.where = `'${o.name}' at ${w.how}`;
         return;
       } catch (e: any) {
-        failure = e instanceof WeftError ? e : new WeftError("Unavailable", `${w.how}: ${e?.message ?? e}`);
-        if (failure instanceof WeftError && ["Unauthenticated", "ContractMismatch", "PermissionDenied"].includes(failure.code)) break;
+        const failure = e instanceof WeftError ? e : new WeftError("Unavailable", `${w.how}: ${e?.message ?? e}`);
+        if (["Unauthenticated", "ContractMismatch", "PermissionDenied"].includes(failure.code) || ways.length === 1) throw failure;
+        tried.push(failure.message);
       }
     }
-    throw failure;
+    throw new WeftError("Unavailable", `no way to '${o.name}'${tried.length ? ": " + tried.join("; ") : ""}`);
   }
 
   private secure(raw: Duplex, deadline: number): Promise<Duplex> {
@@ -695,8 +716,62 @@ export class RpcClient {
     }
   }
 
-  /** Calls `method` with its arguments (in the contract's codecs); one call at a time per client. */
+  /** Calls `method` with its arguments (in the contract's codecs); one call at a time per client.
+   *  A read is tried again as `retry` says; the breaker, if any, may refuse it at once. */
   async call(method: string, args: unknown[], o?: CallOptions): Promise<unknown> {
+    const read = this.contract.methods.find((x) => x.name === method)?.access === "read";
+    const r = this.options.retry;
+    const policy: RetryOptions = typeof r === "number" ? { attempts: r } : r ?? { attempts: 1 };
+    const attempts = read ? Math.max(1, policy.attempts) : 1;
+    const deadline = Date.now() + this.timeout(o);
+    let backoff = policy.backoffMs ?? 20;
+    for (let attempt = 1; ; ++attempt) {
+      this.admit();
+      try {
+        const result = await this.once(method, args, { timeoutMs: Math.max(1, deadline - Date.now()) });
+        this.record(null);
+        return result;
+      } catch (e) {
+        this.record(e);
+        if (attempt >= attempts || !(e instanceof WeftError) || !RETRYABLE.includes(e.code)) throw e;
+        const wait = Math.random() * Math.min(backoff, policy.maxBackoffMs ?? 1000);  // full jitter
+        if (Date.now() + wait >= deadline) throw e;
+        await new Promise((done) => setTimeout(done, wait));
+        backoff *= 2;
+      }
+    }
+  }
+
+  private failures = 0;
+  private openUntil = 0;
+  private trial = false;
+
+  // The breaker: an open circuit refuses at once, until its time is up (then one trial call).
+  private admit(): void {
+    const b = this.options.breaker;
+    if (!b || b.failures <= 0 || this.openUntil === 0) return;
+    if (Date.now() < this.openUntil || this.trial) {
+      throw new WeftError("Unavailable", `the circuit to '${this.options.name}' is open after ${this.failures} failures in a row; calls fail at once until it lets a trial through`);
+    }
+    this.trial = true;
+  }
+
+  private record(e: unknown): void {
+    const b = this.options.breaker;
+    if (!b || b.failures <= 0) return;
+    const failed = e instanceof WeftError && (RETRYABLE.includes(e.code) || e.code === "Timeout");
+    if (!failed) {  // a success, or the call's own error: the server is there
+      this.failures = 0;
+      this.openUntil = 0;
+      this.trial = false;
+      return;
+    }
+    ++this.failures;
+    if (this.trial || this.failures >= b.failures) this.openUntil = Date.now() + (b.openMs ?? 5000);
+    this.trial = false;
+  }
+
+  private async once(method: string, args: unknown[], o: CallOptions): Promise<unknown> {
     const release = await this.lock();
     try {
       const { m, wire, call, index, timeout } = await this.begin(method, args, false, o);
@@ -790,7 +865,11 @@ async function resolve(nc: NatsConnection, bucket: string, name: string, contrac
   const token = nameToken(name);
   const routes: Route[] = [];
   const hashes = new Set<string>();
-  for await (const key of await kv.keys(`${token}.*.*`)) {
+  // The keys first, then each entry: reading entries while the key listing runs ends the listing
+  // early (nats.js 2.29), so a live server's route could be missed.
+  const keys: string[] = [];
+  for await (const key of await kv.keys(`${token}.*.*`)) keys.push(key);
+  for (const key of keys) {
     const e = await kv.get(key);
     if (!e || e.operation !== "PUT") continue;
     const r = parseRoute(new TextDecoder().decode(e.value));
