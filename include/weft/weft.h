@@ -53,7 +53,8 @@ enum {
   WEFT_EUNAVAILABLE = 19,  /* a server or backend cannot be reached now */
   WEFT_EUNAUTHENTICATED = 20, /* the peer's identity could not be established */
   WEFT_ERESOURCE = 21,     /* a quota, cap or buffer is full */
-  WEFT_EABORTED = 22       /* the operation lost a race; redo it from the start */
+  WEFT_EABORTED = 22,      /* the operation lost a race; redo it from the start */
+  WEFT_ESCHEMA = 23        /* a route's values and their reader or writer disagree on the schema */
 };
 
 /* Whether retrying can help, for weft_error_retry. */

@@ -154,6 +154,14 @@ class Aborted(Error):
     retry = "backoff"
 
 
+class SchemaMismatch(Error):
+    """A route's values and their reader or writer disagree on the schema; the message names
+    both."""
+
+    code = 23
+    retry = "no"
+
+
 __all__ = [name for name, obj in list(globals().items())
            if isinstance(obj, type) and issubclass(obj, Error)]
 

@@ -44,7 +44,9 @@
   X(ResourceExhausted, 21, "resource_exhausted", WEFT_ERESOURCE, ResourceExhausted, kBackoff,             \
     "a quota, cap or buffer is full (clients, held bytes, a queue that refuses producers)")               \
   X(Aborted, 22, "aborted", WEFT_EABORTED, Aborted, kBackoff,                                             \
-    "the operation lost a race (for example a rebalance took the shard); redo it from the start")
+    "the operation lost a race (for example a rebalance took the shard); redo it from the start")      \
+  X(SchemaMismatch, 23, "schema_mismatch", WEFT_ESCHEMA, SchemaMismatch, kNo,                             \
+    "a route's values and their reader or writer disagree on the schema")
 
 // The largest code number in the table.
-#define WEFT_STATUS_CODE_MAX 22
+#define WEFT_STATUS_CODE_MAX 23

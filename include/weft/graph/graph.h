@@ -1,0 +1,171 @@
+// The reactive graph: typed routes in one process, each with its latest value and observers.
+// Publishing closes an envelope around the value (sequence, producer, times, trace, causality,
+// correlation) and hands the same immutable sample to every observer, synchronously, on the
+// publisher's thread. Guide: docs/graph.md.
+//
+//   auto g = graph::Graph::Create();
+//   auto temp = g->Declare({.owner = "sensor", .family = "env", .stream = "temp"},
+//                          graph::Schema::Pod<double>("celsius.v1")).value();
+//   auto sub = temp.Observe([](const graph::SampleRef& s) { use(s->as<double>()); });
+//   temp.Publish(21.5);
+//   temp.Latest()->as<double>();  // 21.5
+#pragma once
+
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "weft/core/bytes.h"
+#include "weft/core/status.h"
+#include "weft/graph/route.h"
+
+namespace weft::graph {
+
+// What the graph knows of a value besides the value.
+struct Envelope {
+  uint64_t seq = 0;          // the route's count of values, from 1
+  uint64_t id = 0;           // this value's id, unique in the graph's process (never 0)
+  uint64_t producer = 0;     // who published it (the publisher's word; 0: not said)
+  int64_t event_ns = 0;      // when it happened, UNIX ns (the publisher's word; else ingest_ns)
+  int64_t ingest_ns = 0;     // when the graph took it, UNIX ns
+  uint64_t trace = 0;        // the flow it belongs to: its cause's trace, else its own id
+  uint64_t causality = 0;    // the id of the value that caused it (0: none)
+  uint64_t correlation = 0;  // the user's own (a request id); its cause's if not said
+};
+
+// What a publisher may say about a value; the graph fills in the rest.
+struct Meta {
+  uint64_t producer = 0;
+  int64_t event_ns = 0;
+  uint64_t correlation = 0;
+  const Envelope* cause = nullptr;  // the value this one was made from: trace, causality, correlation
+};
+
+// A language binding's own form of a value (a Python object), carried beside the bytes so that
+// observers of that language take it without decoding; `language` is a tag the binding owns.
+struct LocalValue {
+  std::shared_ptr<void> object;
+  const void* language = nullptr;
+};
+
+// How a binding turns its local values into bytes, for observers that need bytes (other
+// languages, other processes, retention): asked once per value, on first need.
+class Encoder {
+ public:
+  virtual ~Encoder() = default;
+  virtual Result<std::string> Encode(const LocalValue& value) const = 0;
+};
+
+// One published value: immutable, shared by every observer and by the route's latest.
+class Sample {
+ public:
+  Sample(Envelope env, std::string bytes) : env_(env), bytes_(std::move(bytes)), has_bytes_(true) {}
+  Sample(Envelope env, LocalValue local, const Encoder* encoder)
+      : env_(env), local_(std::move(local)), encoder_(encoder) {}
+
+  const Envelope& envelope() const { return env_; }
+  // The value's bytes; a value published as a local value is encoded on first use (an
+  // encoding failure is returned to every caller).
+  Result<ByteView> bytes() const;
+  // The local value, if the publisher gave one (object null otherwise).
+  const LocalValue& local() const { return local_; }
+  // A Pod schema's value. The route checked the size at publish.
+  template <typename T>
+  T as() const {
+    T v{};
+    auto b = bytes();
+    if (b.ok() && b->size() == sizeof(T)) std::memcpy(&v, b->data(), sizeof(T));
+    return v;
+  }
+
+ private:
+  Envelope env_;
+  LocalValue local_;
+  const Encoder* encoder_ = nullptr;
+  mutable std::once_flag once_;
+  mutable std::string bytes_;
+  mutable Status encoded_;
+  bool has_bytes_ = false;
+};
+using SampleRef = std::shared_ptr<const Sample>;
+using Observer = std::function<void(const SampleRef&)>;
+
+namespace internal {
+struct RouteState;
+struct GraphState;
+}  // namespace internal
+
+// Observation of a route until Cancel() or destruction.
+class Subscription {
+ public:
+  Subscription() = default;
+  Subscription(Subscription&&) noexcept = default;
+  Subscription& operator=(Subscription&& o) noexcept;
+  ~Subscription() { Cancel(); }
+  // No observer call starts after it returns (one running on another thread may finish).
+  void Cancel();
+  bool active() const { return route_ != nullptr; }
+
+ private:
+  friend class Route;
+  Subscription(std::shared_ptr<internal::RouteState> route, uint64_t id) : route_(std::move(route)), id_(id) {}
+  std::shared_ptr<internal::RouteState> route_;
+  uint64_t id_ = 0;
+};
+
+// A declared route: a cheap handle, valid as long as any handle or its graph lives.
+class Route {
+ public:
+  Route() = default;
+  const RouteName& name() const;
+  const Schema& schema() const;
+
+  // Publishes bytes (a Pod schema's exact size; kInvalidArgument otherwise).
+  Status Publish(std::string bytes, const Meta& meta = {});
+  // Publishes a Pod schema's value.
+  template <typename T>
+  Status Publish(const T& value, const Meta& meta = {}) {
+    static_assert(std::is_trivially_copyable_v<T>, "Publish(T) is for a Pod schema's type");
+    return Publish(std::string(reinterpret_cast<const char*>(&value), sizeof(T)), meta);
+  }
+  // Publishes a binding's local value, to be encoded by `encoder` if anyone needs bytes.
+  Status PublishLocal(LocalValue value, const Encoder* encoder, const Meta& meta = {});
+
+  // The newest value (the highest seq), or null before the first.
+  SampleRef Latest() const;
+  // `observer` is called with each value published from now on, on the publisher's thread.
+  // Values published concurrently from several threads may reach it out of seq order.
+  Subscription Observe(Observer observer);
+  uint64_t published() const;
+  size_t observers() const;
+
+ private:
+  friend class Graph;
+  explicit Route(std::shared_ptr<internal::RouteState> s) : s_(std::move(s)) {}
+  Status Deliver(const SampleRef& s);
+  std::shared_ptr<internal::RouteState> s_;
+};
+
+// A set of routes by name (the graph of one process; placements across processes and hosts
+// build on it).
+class Graph {
+ public:
+  static std::shared_ptr<Graph> Create();
+  ~Graph();
+  // The route of that name, declared on first use; an existing route with another schema is
+  // kSchemaMismatch naming both; a malformed name kInvalidArgument.
+  Result<Route> Declare(const RouteName& name, const Schema& schema);
+  // kNotFound if it was never declared.
+  Result<Route> Find(const RouteName& name) const;
+  // Every declared route, in name order.
+  std::vector<Route> Routes() const;
+
+ private:
+  Graph();
+  std::unique_ptr<internal::GraphState> s_;
+};
+
+}  // namespace weft::graph

@@ -1,0 +1,236 @@
+// Routes in one process: latest values, observers and envelopes (weft/graph/graph.h).
+#include "weft/graph/graph.h"
+
+#include <atomic>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "weft/core/clock.h"
+
+namespace weft::graph {
+namespace internal {
+
+// One observer: called only while active; Cancel waits out calls in flight on other threads.
+struct Entry {
+  uint64_t id = 0;
+  Observer fn;
+  std::atomic<bool> active{true};
+  std::atomic<int> inflight{0};
+};
+using Entries = std::vector<std::shared_ptr<Entry>>;
+
+thread_local const Entry* t_calling = nullptr;  // the observer this thread is inside, if any
+
+struct RouteState {
+  RouteName name;
+  Schema schema;
+  uint64_t uid = 0;  // the route's number in its process (ids of its values)
+  mutable std::mutex mu;
+  uint64_t seq = 0;
+  SampleRef latest;
+  std::shared_ptr<const Entries> entries = std::make_shared<Entries>();  // copied on change
+  uint64_t next_entry = 1;
+};
+
+struct GraphState {
+  mutable std::mutex mu;
+  std::map<RouteName, std::shared_ptr<RouteState>> routes;
+};
+
+namespace {
+std::atomic<uint64_t> g_route_uids{1};
+// Mixed into value ids so that two processes' ids differ (with high probability).
+const uint64_t g_process_salt = std::random_device{}() * 0x9E3779B97F4A7C15ull ^ std::random_device{}();
+
+// A bijection of 64-bit numbers (splitmix64's finalizer): distinct inputs, distinct ids.
+uint64_t Mix(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+}  // namespace internal
+
+using internal::Entry;
+using internal::Entries;
+using internal::RouteState;
+
+Result<ByteView> Sample::bytes() const {
+  if (has_bytes_) return ByteView(reinterpret_cast<const uint8_t*>(bytes_.data()), bytes_.size());
+  std::call_once(once_, [this] {
+    if (encoder_ == nullptr) {
+      encoded_ = Status(Code::kInternal, "a local value without an encoder");
+      return;
+    }
+    auto b = encoder_->Encode(local_);
+    if (b.ok()) {
+      bytes_ = std::move(*b);
+    } else {
+      encoded_ = b.status();
+    }
+  });
+  if (!encoded_.ok()) return encoded_;
+  return ByteView(reinterpret_cast<const uint8_t*>(bytes_.data()), bytes_.size());
+}
+
+Subscription& Subscription::operator=(Subscription&& o) noexcept {
+  if (this != &o) {
+    Cancel();
+    route_ = std::move(o.route_);
+    id_ = o.id_;
+  }
+  return *this;
+}
+
+void Subscription::Cancel() {
+  if (route_ == nullptr) return;
+  std::shared_ptr<Entry> gone;
+  {
+    std::lock_guard<std::mutex> g(route_->mu);
+    auto next = std::make_shared<Entries>();
+    for (const auto& e : *route_->entries) {
+      if (e->id == id_) {
+        gone = e;
+      } else {
+        next->push_back(e);
+      }
+    }
+    route_->entries = std::move(next);
+  }
+  route_.reset();
+  if (gone == nullptr) return;
+  gone->active.store(false);
+  // Calls that started on other threads finish first (a call on this thread is the caller).
+  const int own = internal::t_calling == gone.get() ? 1 : 0;
+  while (gone->inflight.load() > own) std::this_thread::yield();
+}
+
+const RouteName& Route::name() const { return s_->name; }
+const Schema& Route::schema() const { return s_->schema; }
+
+Status Route::Publish(std::string bytes, const Meta& meta) {
+  if (s_ == nullptr) return InvalidArgument("publishing to a route that was not declared");
+  const size_t fixed = s_->schema.fixed_size();
+  if (fixed != 0 && bytes.size() != fixed) {
+    return InvalidArgument("route " + s_->name.ToString() + " carries " + s_->schema.text() + ": a value is " +
+                           std::to_string(fixed) + " bytes, not " + std::to_string(bytes.size()));
+  }
+  Envelope env;
+  env.producer = meta.producer;
+  env.event_ns = meta.event_ns;
+  env.correlation = meta.correlation;
+  if (meta.cause != nullptr) {
+    env.trace = meta.cause->trace;
+    env.causality = meta.cause->id;
+    if (env.correlation == 0) env.correlation = meta.cause->correlation;
+  }
+  return Deliver(std::make_shared<Sample>(env, std::move(bytes)));
+}
+
+Status Route::PublishLocal(LocalValue value, const Encoder* encoder, const Meta& meta) {
+  if (s_ == nullptr) return InvalidArgument("publishing to a route that was not declared");
+  Envelope env;
+  env.producer = meta.producer;
+  env.event_ns = meta.event_ns;
+  env.correlation = meta.correlation;
+  if (meta.cause != nullptr) {
+    env.trace = meta.cause->trace;
+    env.causality = meta.cause->id;
+    if (env.correlation == 0) env.correlation = meta.cause->correlation;
+  }
+  return Deliver(std::make_shared<Sample>(env, std::move(value), encoder));
+}
+
+// Stamps the sample (seq, id, times), makes it the latest, and hands it to each observer.
+Status Route::Deliver(const SampleRef& sample) {
+  auto& env = const_cast<Envelope&>(sample->envelope());  // not yet shared: ours to stamp
+  env.ingest_ns = WallNs();
+  if (env.event_ns == 0) env.event_ns = env.ingest_ns;
+  std::shared_ptr<const Entries> entries;
+  {
+    std::lock_guard<std::mutex> g(s_->mu);
+    env.seq = ++s_->seq;
+    env.id = internal::Mix(internal::g_process_salt ^ (s_->uid << 40 | (env.seq & ((uint64_t{1} << 40) - 1))));
+    if (env.trace == 0) env.trace = env.id;
+    s_->latest = sample;
+    entries = s_->entries;
+  }
+  for (const auto& e : *entries) {
+    e->inflight.fetch_add(1);
+    if (e->active.load()) {
+      const Entry* outer = internal::t_calling;
+      internal::t_calling = e.get();
+      e->fn(sample);
+      internal::t_calling = outer;
+    }
+    e->inflight.fetch_sub(1);
+  }
+  return Status::Ok();
+}
+
+SampleRef Route::Latest() const {
+  if (s_ == nullptr) return nullptr;
+  std::lock_guard<std::mutex> g(s_->mu);
+  return s_->latest;
+}
+
+Subscription Route::Observe(Observer observer) {
+  auto e = std::make_shared<Entry>();
+  e->fn = std::move(observer);
+  {
+    std::lock_guard<std::mutex> g(s_->mu);
+    e->id = s_->next_entry++;
+    auto next = std::make_shared<Entries>(*s_->entries);
+    next->push_back(e);
+    s_->entries = std::move(next);
+  }
+  return Subscription(s_, e->id);
+}
+
+uint64_t Route::published() const {
+  std::lock_guard<std::mutex> g(s_->mu);
+  return s_->seq;
+}
+
+size_t Route::observers() const {
+  std::lock_guard<std::mutex> g(s_->mu);
+  return s_->entries->size();
+}
+
+std::shared_ptr<Graph> Graph::Create() { return std::shared_ptr<Graph>(new Graph()); }
+Graph::Graph() : s_(std::make_unique<internal::GraphState>()) {}
+Graph::~Graph() = default;
+
+Result<Route> Graph::Declare(const RouteName& name, const Schema& schema) {
+  WEFT_RETURN_IF_ERROR(name.Validate());
+  std::lock_guard<std::mutex> g(s_->mu);
+  auto it = s_->routes.find(name);
+  if (it != s_->routes.end()) {
+    if (!(it->second->schema == schema)) return SchemaMismatch(name, it->second->schema, schema);
+    return Route(it->second);
+  }
+  auto r = std::make_shared<RouteState>();
+  r->name = name;
+  r->schema = schema;
+  r->uid = internal::g_route_uids.fetch_add(1);
+  s_->routes.emplace(name, r);
+  return Route(r);
+}
+
+Result<Route> Graph::Find(const RouteName& name) const {
+  std::lock_guard<std::mutex> g(s_->mu);
+  auto it = s_->routes.find(name);
+  if (it == s_->routes.end()) return NotFound("no route " + name.ToString() + " in this graph");
+  return Route(it->second);
+}
+
+std::vector<Route> Graph::Routes() const {
+  std::lock_guard<std::mutex> g(s_->mu);
+  std::vector<Route> out;
+  for (const auto& [name, r] : s_->routes) out.push_back(Route(r));
+  return out;
+}
+
+}  // namespace weft::graph
