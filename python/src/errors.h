@@ -11,6 +11,8 @@ namespace weft::pyerr {
 pybind11::list CodeTable();
 // Takes the exception classes of weft._errors (called by it at import, once checked).
 void LoadErrors(pybind11::module_ errors);
+// Sets the Python exception for `status` without throwing (for functions of the C API).
+void SetError(const Status& status);
 // Raises the Python exception for `status` (throws pybind11::error_already_set).
 [[noreturn]] void Raise(const Status& status);
 inline void Check(const Status& status) {

@@ -13,6 +13,7 @@ void BindTopic(py::module_& m);
 void BindLog(py::module_& m);
 void BindRpc(py::module_& m);
 void BindBus(py::module_& m);
+void BindGraph(py::module_& m);
 }
 
 namespace weft::pyerr {
@@ -48,11 +49,15 @@ void LoadErrors(pybind11::module_ errors) {
   for (const CodeRow& r : kCodes) g_errors[r.number] = pybind11::object(errors.attr(r.py_class)).release().ptr();
 }
 
-void Raise(const Status& status) {
+void SetError(const Status& status) {
   const int code = static_cast<int>(status.code());
   PyObject* cls = (code > 0 && code <= WEFT_STATUS_CODE_MAX && g_errors[code] != nullptr) ? g_errors[code] : g_base;
   if (cls == nullptr) cls = PyExc_RuntimeError;  // weft._errors not loaded yet
   PyErr_SetString(cls, status.message().c_str());
+}
+
+void Raise(const Status& status) {
+  SetError(status);
   throw pybind11::error_already_set();
 }
 
@@ -138,6 +143,7 @@ PYBIND11_MODULE(_native, m) {
   weft::py_bind::BindLog(m);
   weft::py_bind::BindRpc(m);
   weft::py_bind::BindBus(m);
+  weft::py_bind::BindGraph(m);
   for (auto item : m.attr("__dict__").cast<py::dict>()) {
     if (py::isinstance<py::type>(item.second)) weft::py_bind::AddMisuseFallbacks(item.second);
   }

@@ -129,7 +129,7 @@ Status Route::Publish(std::string bytes, const Meta& meta) {
   return Deliver(std::make_shared<Sample>(env, std::move(bytes)));
 }
 
-Status Route::PublishLocal(LocalValue value, const Encoder* encoder, const Meta& meta) {
+Status Route::PublishLocal(LocalValue value, std::shared_ptr<const Encoder> encoder, const Meta& meta) {
   if (s_ == nullptr) return InvalidArgument("publishing to a route that was not declared");
   Envelope env;
   env.producer = meta.producer;
@@ -140,7 +140,7 @@ Status Route::PublishLocal(LocalValue value, const Encoder* encoder, const Meta&
     env.causality = meta.cause->id;
     if (env.correlation == 0) env.correlation = meta.cause->correlation;
   }
-  return Deliver(std::make_shared<Sample>(env, std::move(value), encoder));
+  return Deliver(std::make_shared<Sample>(env, std::move(value), std::move(encoder)));
 }
 
 // Stamps the sample (seq, id, times), makes it the latest, and hands it to each observer.

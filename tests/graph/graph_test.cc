@@ -105,7 +105,7 @@ struct CountingEncoder : Encoder {
   Result<std::string> Encode(const LocalValue& v) const override {
     ++calls;
     if (fail) return Status(Code::kInvalidArgument, "cannot encode that");
-    return "encoded:" + *static_cast<const std::string*>(v.object.get());
+    return "encoded:" + *static_cast<const std::string*>(v.object());
   }
 };
 
@@ -113,10 +113,12 @@ TEST(GraphTest, ALocalValueIsEncodedOnceWhenBytesAreFirstNeeded) {
   auto g = Graph::Create();
   Route r = g->Declare(Name("text"), Schema::Bytes()).value();
   static const int kLanguage = 0;
-  CountingEncoder enc;
-  ASSERT_TRUE(r.PublishLocal({std::make_shared<std::string>("hi"), &kLanguage}, &enc).ok());
+  auto owned = std::make_shared<CountingEncoder>();
+  CountingEncoder& enc = *owned;
+  auto release = [](void* p) { delete static_cast<std::string*>(p); };
+  ASSERT_TRUE(r.PublishLocal(LocalValue(new std::string("hi"), &kLanguage, release), owned).ok());
   SampleRef s = r.Latest();
-  EXPECT_EQ(s->local().language, &kLanguage);
+  EXPECT_EQ(s->local().language(), &kLanguage);
   EXPECT_EQ(enc.calls.load(), 0);  // nobody asked for bytes yet
   std::vector<std::thread> readers;
   for (int i = 0; i < 4; ++i) {
@@ -128,9 +130,10 @@ TEST(GraphTest, ALocalValueIsEncodedOnceWhenBytesAreFirstNeeded) {
   }
   for (auto& t : readers) t.join();
   EXPECT_EQ(enc.calls.load(), 1);
-  CountingEncoder failing;
+  auto failing_owned = std::make_shared<CountingEncoder>();
+  CountingEncoder& failing = *failing_owned;
   failing.fail = true;
-  ASSERT_TRUE(r.PublishLocal({std::make_shared<std::string>("x"), &kLanguage}, &failing).ok());
+  ASSERT_TRUE(r.PublishLocal(LocalValue(new std::string("x"), &kLanguage, release), failing_owned).ok());
   EXPECT_EQ(r.Latest()->bytes().status().code(), Code::kInvalidArgument);
   EXPECT_EQ(r.Latest()->bytes().status().code(), Code::kInvalidArgument);  // the same answer, not encoded again
   EXPECT_EQ(failing.calls.load(), 1);

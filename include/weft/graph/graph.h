@@ -46,9 +46,42 @@ struct Meta {
 
 // A language binding's own form of a value (a Python object), carried beside the bytes so that
 // observers of that language take it without decoding; `language` is a tag the binding owns.
-struct LocalValue {
-  std::shared_ptr<void> object;
-  const void* language = nullptr;
+// It owns `object`: `release` is called on it once, when the sample that carries it is freed.
+class LocalValue {
+ public:
+  LocalValue() = default;
+  LocalValue(void* object, const void* language, void (*release)(void*))
+      : object_(object), language_(language), release_(release) {}
+  LocalValue(LocalValue&& o) noexcept : object_(o.object_), language_(o.language_), release_(o.release_) {
+    o.object_ = nullptr;
+    o.release_ = nullptr;
+  }
+  LocalValue& operator=(LocalValue&& o) noexcept {
+    if (this != &o) {
+      Reset();
+      object_ = o.object_;
+      language_ = o.language_;
+      release_ = o.release_;
+      o.object_ = nullptr;
+      o.release_ = nullptr;
+    }
+    return *this;
+  }
+  LocalValue(const LocalValue&) = delete;
+  LocalValue& operator=(const LocalValue&) = delete;
+  ~LocalValue() { Reset(); }
+  void* object() const { return object_; }
+  const void* language() const { return language_; }
+
+ private:
+  void Reset() {
+    if (release_ != nullptr && object_ != nullptr) release_(object_);
+    object_ = nullptr;
+    release_ = nullptr;
+  }
+  void* object_ = nullptr;
+  const void* language_ = nullptr;
+  void (*release_)(void*) = nullptr;
 };
 
 // How a binding turns its local values into bytes, for observers that need bytes (other
@@ -63,14 +96,14 @@ class Encoder {
 class Sample {
  public:
   Sample(Envelope env, std::string bytes) : env_(env), bytes_(std::move(bytes)), has_bytes_(true) {}
-  Sample(Envelope env, LocalValue local, const Encoder* encoder)
-      : env_(env), local_(std::move(local)), encoder_(encoder) {}
+  Sample(Envelope env, LocalValue local, std::shared_ptr<const Encoder> encoder)
+      : env_(env), local_(std::move(local)), encoder_(std::move(encoder)) {}
 
   const Envelope& envelope() const { return env_; }
   // The value's bytes; a value published as a local value is encoded on first use (an
   // encoding failure is returned to every caller).
   Result<ByteView> bytes() const;
-  // The local value, if the publisher gave one (object null otherwise).
+  // The local value, if the publisher gave one (object() null otherwise).
   const LocalValue& local() const { return local_; }
   // A Pod schema's value. The route checked the size at publish.
   template <typename T>
@@ -84,7 +117,7 @@ class Sample {
  private:
   Envelope env_;
   LocalValue local_;
-  const Encoder* encoder_ = nullptr;
+  std::shared_ptr<const Encoder> encoder_;
   mutable std::once_flag once_;
   mutable std::string bytes_;
   mutable Status encoded_;
@@ -132,7 +165,7 @@ class Route {
     return Publish(std::string(reinterpret_cast<const char*>(&value), sizeof(T)), meta);
   }
   // Publishes a binding's local value, to be encoded by `encoder` if anyone needs bytes.
-  Status PublishLocal(LocalValue value, const Encoder* encoder, const Meta& meta = {});
+  Status PublishLocal(LocalValue value, std::shared_ptr<const Encoder> encoder, const Meta& meta = {});
 
   // The newest value (the highest seq), or null before the first.
   SampleRef Latest() const;

@@ -1,0 +1,440 @@
+// weft._native's graph: GraphCore (declares routes) and Port, one declared route seen from
+// Python. Port's publish, latest and observe are written against CPython's own API, not
+// pybind11's: a value published and observed in Python crosses no conversion layer (the
+// object itself is the sample's local value, handed to Python observers as it is), which is
+// what lets one publish-to-observe cost a fraction of a microsecond. Bytes are made only when
+// something needs them (another language, another process), by the route's encode function;
+// a sample that arrives as bytes is decoded by its decode function.
+#include <Python.h>
+#include <structmember.h>
+
+#include <map>
+
+#include "errors.h"
+#include "weft/graph/graph.h"
+
+namespace py = pybind11;
+
+namespace weft::py_bind {
+namespace {
+
+const int kPython = 0;  // the language tag of Python objects in samples: &kPython
+
+// Drops a reference, taking the GIL if this thread lacks it.
+void DecRef(PyObject* o) {
+  if (o == nullptr) return;
+  if (PyGILState_Check()) {
+    Py_DECREF(o);
+    return;
+  }
+  PyGILState_STATE g = PyGILState_Ensure();
+  Py_DECREF(o);
+  PyGILState_Release(g);
+}
+
+// A strong reference that may be dropped on any thread.
+struct Ref {
+  PyObject* p = nullptr;
+  explicit Ref(PyObject* o) : p(o) { Py_XINCREF(o); }
+  Ref(const Ref&) = delete;
+  ~Ref() { DecRef(p); }
+};
+
+// The text of the Python exception being raised, cleared.
+std::string FetchErrorText() {
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  std::string text = "unknown error";
+  if (value != nullptr) {
+    PyObject* s = PyObject_Str(value);
+    if (s != nullptr) {
+      const char* c = PyUnicode_AsUTF8(s);
+      if (c != nullptr) text = std::string(type != nullptr ? reinterpret_cast<PyTypeObject*>(type)->tp_name : "error") + ": " + c;
+      Py_DECREF(s);
+    }
+  }
+  PyErr_Clear();
+  Py_XDECREF(type);
+  Py_XDECREF(value);
+  Py_XDECREF(tb);
+  return text;
+}
+
+// A route's encode function, for observers that need bytes.
+class PyEncoder final : public graph::Encoder {
+ public:
+  PyEncoder(PyObject* encode, std::string route) : encode_(encode), route_(std::move(route)) {}
+  Result<std::string> Encode(const graph::LocalValue& v) const override {
+    PyGILState_STATE g = PyGILState_Ensure();
+    Result<std::string> out = Status(Code::kInternal, "unset");
+    PyObject* b = PyObject_CallOneArg(encode_.p, static_cast<PyObject*>(v.object()));
+    if (b == nullptr) {
+      out = Status(Code::kInvalidArgument, "encoding a value of route " + route_ + ": " + FetchErrorText());
+    } else if (!PyBytes_Check(b)) {
+      out = Status(Code::kInternal, "the encoder of route " + route_ + " returned " + Py_TYPE(b)->tp_name + ", not bytes");
+    } else {
+      out = std::string(PyBytes_AS_STRING(b), static_cast<size_t>(PyBytes_GET_SIZE(b)));
+    }
+    Py_XDECREF(b);
+    PyGILState_Release(g);
+    return out;
+  }
+
+ private:
+  Ref encode_;
+  std::string route_;
+};
+
+// ---- Envelope: a struct sequence (a named tuple) ----
+PyTypeObject* g_envelope_type = nullptr;
+PyStructSequence_Field kEnvelopeFields[] = {
+    {"seq", "the route's count of values, from 1"},
+    {"id", "this value's id"},
+    {"producer", "who published it (0: not said)"},
+    {"event_ns", "when it happened, UNIX ns"},
+    {"ingest_ns", "when the graph took it, UNIX ns"},
+    {"trace", "the flow it belongs to"},
+    {"causality", "the id of the value that caused it (0: none)"},
+    {"correlation", "the user's own id (0: none)"},
+    {nullptr, nullptr}};
+PyStructSequence_Desc kEnvelopeDesc = {"weft.graph.Envelope", "What the graph knows of a value besides the value.",
+                                       kEnvelopeFields, 8};
+
+PyObject* EnvelopeOf(const graph::Envelope& e) {
+  PyObject* t = PyStructSequence_New(g_envelope_type);
+  if (t == nullptr) return nullptr;
+  const uint64_t u[] = {e.seq, e.id, e.producer};
+  for (int i = 0; i < 3; ++i) PyStructSequence_SET_ITEM(t, i, PyLong_FromUnsignedLongLong(u[i]));
+  PyStructSequence_SET_ITEM(t, 3, PyLong_FromLongLong(e.event_ns));
+  PyStructSequence_SET_ITEM(t, 4, PyLong_FromLongLong(e.ingest_ns));
+  PyStructSequence_SET_ITEM(t, 5, PyLong_FromUnsignedLongLong(e.trace));
+  PyStructSequence_SET_ITEM(t, 6, PyLong_FromUnsignedLongLong(e.causality));
+  PyStructSequence_SET_ITEM(t, 7, PyLong_FromUnsignedLongLong(e.correlation));
+  return t;
+}
+
+bool EnvelopeFrom(PyObject* o, graph::Envelope* e) {
+  if (!PyObject_TypeCheck(o, g_envelope_type)) {
+    PyErr_SetString(PyExc_TypeError, "cause= takes an Envelope (from latest(..., envelope=True) or an observer)");
+    return false;
+  }
+  e->id = PyLong_AsUnsignedLongLong(PyStructSequence_GET_ITEM(o, 1));
+  e->trace = PyLong_AsUnsignedLongLong(PyStructSequence_GET_ITEM(o, 5));
+  e->correlation = PyLong_AsUnsignedLongLong(PyStructSequence_GET_ITEM(o, 7));
+  return !PyErr_Occurred();
+}
+
+// ---- errors raised by observers ----
+// The first exception an observer raised while this thread published from Python: raised from
+// publish once every observer ran. Outside a Python publish it is reported as unraisable.
+thread_local int t_publishing = 0;
+thread_local PyObject *t_err_type = nullptr, *t_err_value = nullptr, *t_err_tb = nullptr;
+
+void KeepObserverError() {
+  if (t_publishing == 0) {
+    PyErr_WriteUnraisable(nullptr);
+    return;
+  }
+  if (t_err_type != nullptr) {
+    PyErr_Clear();  // only the first is raised
+    return;
+  }
+  PyErr_Fetch(&t_err_type, &t_err_value, &t_err_tb);
+}
+
+bool RestoreObserverError() {
+  if (t_err_type == nullptr) return false;
+  PyErr_Restore(t_err_type, t_err_value, t_err_tb);
+  t_err_type = t_err_value = t_err_tb = nullptr;
+  return true;
+}
+
+// ---- Port ----
+struct Port {
+  PyObject_HEAD
+  graph::Route route;
+  PyObject* accept;    // a type or tuple of types every value must be (None: any)
+  PyObject* validate;  // value -> None or raises, for what a type cannot say (None: nothing)
+  PyObject* decode;    // bytes -> value (None: the bytes themselves)
+  std::shared_ptr<PyEncoder> encoder;
+  std::map<uint64_t, graph::Subscription>* subs;
+  uint64_t next_token;
+};
+
+// The Python value of a sample: the object itself if Python published it, else its bytes decoded.
+PyObject* ValueOf(const graph::SampleRef& s, PyObject* decode) {
+  const graph::LocalValue& l = s->local();
+  if (l.language() == &kPython) {
+    PyObject* o = static_cast<PyObject*>(l.object());
+    Py_INCREF(o);
+    return o;
+  }
+  auto b = s->bytes();
+  if (!b.ok()) {
+    pyerr::SetError(b.status());
+    return nullptr;
+  }
+  PyObject* raw = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(b->data()), static_cast<Py_ssize_t>(b->size()));
+  if (raw == nullptr || decode == Py_None) return raw;
+  PyObject* v = PyObject_CallOneArg(decode, raw);
+  Py_DECREF(raw);
+  return v;
+}
+
+void PortDealloc(PyObject* self) {
+  Port* p = reinterpret_cast<Port*>(self);
+  if (p->subs != nullptr) {
+    Py_BEGIN_ALLOW_THREADS  // a cancel may wait for an observer running on another thread
+    delete p->subs;
+    Py_END_ALLOW_THREADS
+  }
+  p->route.~Route();
+  p->encoder.~shared_ptr();
+  Py_XDECREF(p->decode);
+  Py_XDECREF(p->accept);
+  Py_XDECREF(p->validate);
+  PyTypeObject* tp = Py_TYPE(self);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+// Whether `value` is one of the route's values (else the error is set).
+bool Accepts(Port* p, PyObject* value) {
+  if (p->accept != Py_None) {
+    int ok = 0;
+    if (PyType_Check(p->accept)) {
+      ok = PyObject_TypeCheck(value, reinterpret_cast<PyTypeObject*>(p->accept));
+    } else {
+      // A tuple of types: the exact type first (the common case), then isinstance.
+      const Py_ssize_t n = PyTuple_GET_SIZE(p->accept);
+      for (Py_ssize_t i = 0; i < n && ok == 0; ++i) ok = PyTuple_GET_ITEM(p->accept, i) == reinterpret_cast<PyObject*>(Py_TYPE(value));
+      if (ok == 0) ok = PyObject_IsInstance(value, p->accept);
+    }
+    if (ok < 0) return false;
+    if (ok == 0) {
+      pyerr::SetError(Status(Code::kInvalidArgument, "route " + p->route.name().ToString() + " carries '" +
+                                                         p->route.schema().text() + "': a value of type " +
+                                                         Py_TYPE(value)->tp_name + " is not one of its values"));
+      return false;
+    }
+  }
+  if (p->validate != Py_None) {
+    PyObject* r = PyObject_CallOneArg(p->validate, value);
+    if (r == nullptr) return false;
+    Py_DECREF(r);
+  }
+  return true;
+}
+
+PyObject* PublishWith(Port* p, PyObject* value, const graph::Meta& meta) {
+  if (!Accepts(p, value)) return nullptr;
+  Py_INCREF(value);
+  graph::LocalValue local(value, &kPython, [](void* o) { DecRef(static_cast<PyObject*>(o)); });
+  // An observer error of an enclosing publish (this one runs inside an observer) waits aside.
+  PyObject *outer_type = t_err_type, *outer_value = t_err_value, *outer_tb = t_err_tb;
+  t_err_type = t_err_value = t_err_tb = nullptr;
+  ++t_publishing;
+  Status st = p->route.PublishLocal(std::move(local), p->encoder, meta);
+  --t_publishing;
+  const bool failed = RestoreObserverError();
+  t_err_type = outer_type;
+  t_err_value = outer_value;
+  t_err_tb = outer_tb;
+  if (failed) return nullptr;
+  if (!st.ok()) {
+    pyerr::SetError(st);
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* PortPublish(PyObject* self, PyObject* value) { return PublishWith(reinterpret_cast<Port*>(self), value, {}); }
+
+// publish_with(value, producer=0, event_ns=0, correlation=0, cause=None)
+PyObject* PortPublishWith(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kw[] = {"value", "producer", "event_ns", "correlation", "cause", nullptr};
+  PyObject* value = nullptr;
+  PyObject* cause = Py_None;
+  unsigned long long producer = 0, correlation = 0;
+  long long event_ns = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|KLKO", const_cast<char**>(kw), &value, &producer, &event_ns,
+                                   &correlation, &cause)) {
+    return nullptr;
+  }
+  graph::Meta meta{.producer = producer, .event_ns = event_ns, .correlation = correlation};
+  graph::Envelope c;
+  if (cause != Py_None) {
+    if (!EnvelopeFrom(cause, &c)) return nullptr;
+    meta.cause = &c;
+  }
+  return PublishWith(reinterpret_cast<Port*>(self), value, meta);
+}
+
+PyObject* PortLatest(PyObject* self, PyObject*) {
+  Port* p = reinterpret_cast<Port*>(self);
+  graph::SampleRef s = p->route.Latest();
+  if (s == nullptr) Py_RETURN_NONE;
+  return ValueOf(s, p->decode);
+}
+
+// (value, Envelope) of the latest, or None.
+PyObject* PortLatestEnvelope(PyObject* self, PyObject*) {
+  Port* p = reinterpret_cast<Port*>(self);
+  graph::SampleRef s = p->route.Latest();
+  if (s == nullptr) Py_RETURN_NONE;
+  PyObject* v = ValueOf(s, p->decode);
+  if (v == nullptr) return nullptr;
+  PyObject* e = EnvelopeOf(s->envelope());
+  if (e == nullptr) {
+    Py_DECREF(v);
+    return nullptr;
+  }
+  PyObject* t = PyTuple_Pack(2, v, e);
+  Py_DECREF(v);
+  Py_DECREF(e);
+  return t;
+}
+
+// observe(fn, envelope=False) -> token: fn(value) or fn(value, envelope) for each value.
+PyObject* PortObserve(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kw[] = {"fn", "envelope", nullptr};
+  PyObject* fn = nullptr;
+  int with_envelope = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|p", const_cast<char**>(kw), &fn, &with_envelope)) return nullptr;
+  if (!PyCallable_Check(fn)) {
+    PyErr_SetString(PyExc_TypeError, "observe takes a callable");
+    return nullptr;
+  }
+  Port* p = reinterpret_cast<Port*>(self);
+  auto callable = std::make_shared<Ref>(fn);
+  auto decode = std::make_shared<Ref>(p->decode);
+  const bool env = with_envelope != 0;
+  graph::Subscription sub = p->route.Observe([callable, decode, env](const graph::SampleRef& s) {
+    const bool held = PyGILState_Check();
+    PyGILState_STATE g{};
+    if (!held) g = PyGILState_Ensure();
+    PyObject* v = ValueOf(s, decode->p);
+    if (v == nullptr) {
+      KeepObserverError();
+    } else {
+      PyObject* argv[2] = {v, nullptr};
+      size_t n = 1;
+      if (env) argv[n++] = EnvelopeOf(s->envelope());
+      PyObject* r = (env && argv[1] == nullptr) ? nullptr : PyObject_Vectorcall(callable->p, argv, n, nullptr);
+      if (r == nullptr) {
+        KeepObserverError();
+      } else {
+        Py_DECREF(r);
+      }
+      Py_DECREF(v);
+      Py_XDECREF(argv[1]);
+    }
+    if (!held) PyGILState_Release(g);
+  });
+  const uint64_t token = p->next_token++;
+  p->subs->emplace(token, std::move(sub));
+  return PyLong_FromUnsignedLongLong(token);
+}
+
+PyObject* PortUnobserve(PyObject* self, PyObject* arg) {
+  Port* p = reinterpret_cast<Port*>(self);
+  const unsigned long long token = PyLong_AsUnsignedLongLong(arg);
+  if (PyErr_Occurred()) return nullptr;
+  auto it = p->subs->find(token);
+  if (it == p->subs->end()) Py_RETURN_FALSE;
+  graph::Subscription sub = std::move(it->second);
+  p->subs->erase(it);
+  Py_BEGIN_ALLOW_THREADS  // waits for a call running on another thread, which needs the GIL
+  sub.Cancel();
+  Py_END_ALLOW_THREADS
+  Py_RETURN_TRUE;
+}
+
+PyObject* PortPublished(PyObject* self, void*) {
+  return PyLong_FromUnsignedLongLong(reinterpret_cast<Port*>(self)->route.published());
+}
+PyObject* PortObservers(PyObject* self, void*) {
+  return PyLong_FromSize_t(reinterpret_cast<Port*>(self)->route.observers());
+}
+PyObject* PortName(PyObject* self, void*) {
+  return PyUnicode_FromString(reinterpret_cast<Port*>(self)->route.name().ToString().c_str());
+}
+PyObject* PortSchema(PyObject* self, void*) {
+  return PyUnicode_FromString(reinterpret_cast<Port*>(self)->route.schema().text().c_str());
+}
+
+PyMethodDef kPortMethods[] = {
+    {"publish", PortPublish, METH_O, "publish(value): the value to every observer, and the latest."},
+    {"publish_with", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(PortPublishWith)), METH_VARARGS | METH_KEYWORDS,
+     "publish_with(value, producer=0, event_ns=0, correlation=0, cause=None)"},
+    {"latest", PortLatest, METH_NOARGS, "latest() -> the newest value, or None."},
+    {"latest_envelope", PortLatestEnvelope, METH_NOARGS, "latest_envelope() -> (value, Envelope), or None."},
+    {"observe", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(PortObserve)), METH_VARARGS | METH_KEYWORDS,
+     "observe(fn, envelope=False) -> token"},
+    {"unobserve", PortUnobserve, METH_O, "unobserve(token) -> whether it was observing"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyGetSetDef kPortGetSet[] = {
+    {"published", PortPublished, nullptr, "values published so far", nullptr},
+    {"observers", PortObservers, nullptr, "observers now", nullptr},
+    {"name", PortName, nullptr, "the route's name", nullptr},
+    {"schema", PortSchema, nullptr, "the route's schema text", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+PyType_Slot kPortSlots[] = {{Py_tp_dealloc, reinterpret_cast<void*>(PortDealloc)},
+                            {Py_tp_methods, kPortMethods},
+                            {Py_tp_getset, kPortGetSet},
+                            {Py_tp_doc, const_cast<char*>("A declared route of a graph (weft.graph uses it).")},
+                            {0, nullptr}};
+PyType_Spec kPortSpec = {"weft._native.Port", sizeof(Port), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, kPortSlots};
+PyTypeObject* g_port_type = nullptr;
+
+py::object MakePort(graph::Route route, py::object encode, py::object decode, py::object accept, py::object validate) {
+  if (!accept.is_none() && !PyType_Check(accept.ptr()) && !PyTuple_Check(accept.ptr())) {
+    throw py::type_error("accept is None, a type or a tuple of types");
+  }
+  PyObject* o = PyType_GenericAlloc(g_port_type, 0);
+  if (o == nullptr) throw py::error_already_set();
+  Port* p = reinterpret_cast<Port*>(o);
+  new (&p->route) graph::Route(std::move(route));
+  new (&p->encoder) std::shared_ptr<PyEncoder>(std::make_shared<PyEncoder>(encode.ptr(), p->route.name().ToString()));
+  p->decode = decode.release().ptr();
+  p->accept = accept.release().ptr();
+  p->validate = validate.release().ptr();
+  p->subs = new std::map<uint64_t, graph::Subscription>();
+  p->next_token = 1;
+  return py::reinterpret_steal<py::object>(o);
+}
+
+}  // namespace
+
+void BindGraph(py::module_& m) {
+  g_envelope_type = PyStructSequence_NewType(&kEnvelopeDesc);
+  if (g_envelope_type == nullptr) throw py::error_already_set();
+  m.add_object("Envelope", reinterpret_cast<PyObject*>(g_envelope_type));
+  g_port_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&kPortSpec));
+  if (g_port_type == nullptr) throw py::error_already_set();
+  m.add_object("Port", reinterpret_cast<PyObject*>(g_port_type));
+
+  py::class_<graph::Graph, std::shared_ptr<graph::Graph>>(m, "GraphCore", "A graph's routes (weft.graph.Graph uses it).")
+      .def(py::init([] { return graph::Graph::Create(); }))
+      .def(
+          "declare",
+          [](graph::Graph& g, const std::string& name, const std::string& schema, py::object encode, py::object decode,
+             py::object accept, py::object validate) {
+            auto n = pyerr::Get(graph::RouteName::Parse(name));
+            auto s = pyerr::Get(graph::Schema::FromText(schema));
+            return MakePort(pyerr::Get(g.Declare(n, s)), std::move(encode), std::move(decode), std::move(accept),
+                            std::move(validate));
+          },
+          py::arg("name"), py::arg("schema"), py::arg("encode"), py::arg("decode"), py::arg("accept") = py::none(),
+          py::arg("validate") = py::none(),
+          "declare(name, schema, encode, decode, accept=None, validate=None) -> Port: the route, declared on first use.")
+      .def("routes", [](graph::Graph& g) {
+        py::list out;
+        for (const graph::Route& r : g.Routes()) out.append(py::make_tuple(r.name().ToString(), r.schema().text(), r.published()));
+        return out;
+      });
+}
+
+}  // namespace weft::py_bind

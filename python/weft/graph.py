@@ -1,0 +1,540 @@
+"""The reactive graph: typed routes with an owner, their latest values and observers.
+
+A route names a signal by its owner, family and stream (and variant, plane and layer) and
+carries a schema that owns its values' encoding::
+
+    from weft import graph
+
+    temp = graph.route("sensor", "env", "temperature", float)
+    g = graph.Graph()
+    with g.observe(temp, print):          # called with each value, on the publisher's thread
+        g.publish(temp, 21.5)
+    g.latest(temp)                         # 21.5
+    for v in g.observe(temp): ...          # or as an iterator, `async for`, or .rx()
+
+Values published in Python reach Python observers as the same objects (treat them as
+immutable); bytes are made only when something needs them. The state lives in Weft's core
+(weft/graph/graph.h), shared with C++ in the same process. Guide: docs/graph.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import struct
+import threading
+import typing
+from typing import Any, Callable, Iterator, Optional
+
+from . import _native
+from ._errors import Corrupt, InvalidArgument, SchemaMismatch, Timeout
+
+Envelope = _native.Envelope
+
+
+# ---- names ----
+
+class OwnerName(str):
+    """Who owns a signal (a device, service or component): a token of [A-Za-z0-9_-]."""
+
+
+class StreamFamily(str):
+    """A group of an owner's streams ("imu")."""
+
+
+class StreamName(str):
+    """One stream of a family ("accel")."""
+
+
+# ---- schemas ----
+
+class Schema:
+    """What a route's values are: the canonical text both sides compare (its identity), how a
+    value becomes bytes and back, and what a published value must be.
+
+    Made by `Schema.of(type)` for int, float, str, bytes, bool, a dataclass (its fields of these
+    types, nested dataclasses, or numpy.ndarray), or numpy.ndarray; `Schema.ndarray(dtype,
+    shape)` for arrays of one dtype and shape (None in shape: any length); `Schema.pod(name,
+    format)` for a C++ struct published by `Schema::Pod<T>(name)` (a `struct` format)."""
+
+    __slots__ = ("text", "encode", "decode", "accept", "validate")
+
+    def __init__(self, text: str, encode: Callable[[Any], bytes], decode: Optional[Callable[[bytes], Any]],
+                 accept=None, validate: Optional[Callable[[Any], None]] = None):
+        self.text = text
+        self.encode = encode
+        self.decode = decode
+        self.accept = accept
+        self.validate = validate
+
+    def __repr__(self) -> str:
+        return f"Schema({self.text!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Schema) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    @staticmethod
+    def of(tp) -> "Schema":
+        """The schema of a Python type."""
+        if isinstance(tp, Schema):
+            return tp
+        if tp in _SCALAR_SCHEMAS:
+            return _SCALAR_SCHEMAS[tp]
+        if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+            return _dataclass_schema(tp)
+        np = _numpy()
+        if np is not None and tp is np.ndarray:
+            return Schema.ndarray()
+        raise InvalidArgument(f"no schema for {tp!r}: int, float, str, bytes, bool, a dataclass or numpy.ndarray")
+
+    @staticmethod
+    def ndarray(dtype=None, shape=None) -> "Schema":
+        """NumPy arrays, of one dtype and shape if given (a None in shape: any length there)."""
+        np = _numpy()
+        dt = None if dtype is None else np.dtype(dtype)
+        dims = None if shape is None else tuple(None if d is None else int(d) for d in shape)
+        text = "ndarray " + (dt.str if dt is not None else "*") + " " + (
+            "[" + ",".join("*" if d is None else str(d) for d in dims) + "]" if dims is not None else "*")
+
+        def validate(a):
+            if dt is not None and a.dtype != dt:
+                raise InvalidArgument(f"a route of {text!r} takes arrays of {dt.str}, not {a.dtype.str}")
+            if dims is not None and (a.ndim != len(dims) or any(d is not None and d != n for d, n in zip(dims, a.shape))):
+                raise InvalidArgument(f"a route of {text!r} takes arrays of shape {dims}, not {a.shape}")
+
+        def encode(a):
+            a = np.ascontiguousarray(a)
+            return _native._ndarray_header(a.dtype.str, list(a.shape)) + a.tobytes()
+
+        def decode(b):
+            try:
+                d, shape_, off = _native._ndarray_parse(b)
+            except ValueError as e:
+                raise Corrupt(f"an ndarray value: {e}") from None
+            return np.frombuffer(b, dtype=np.dtype(d), offset=off).reshape(shape_)
+
+        return Schema(text, encode, decode, np.ndarray, validate if dt is not None or dims is not None else None)
+
+    @staticmethod
+    def pod(name: str, fmt: str, align: Optional[int] = None, cls=None) -> "Schema":
+        """A C++ struct published with `Schema::Pod<T>(name)`: `fmt` is its layout as a `struct`
+        format with the padding written out ("<3d"); values are tuples, or `cls(*fields)`."""
+        s = struct.Struct(fmt)
+        if align is None:
+            align = max((struct.calcsize("<" + c) for c in fmt.lstrip("<>=!@") if c.isalpha() and c not in "xsp"), default=1)
+        text = f"pod {name} size {s.size} align {align}"
+
+        def encode(v):
+            return s.pack(*(dataclasses.astuple(v) if dataclasses.is_dataclass(v) else v))
+
+        def decode(b):
+            try:
+                t = s.unpack(b)
+            except struct.error as e:
+                raise Corrupt(f"a {name} value: {e}") from None
+            return cls(*t) if cls is not None else t
+
+        return Schema(text, encode, decode, cls if cls is not None else tuple)
+
+
+def _numpy():
+    try:
+        import numpy
+        return numpy
+    except ImportError:  # pragma: no cover
+        return None
+
+
+def _scalar(text: str, accept) -> Schema:
+    def encode(v, _c=text):
+        return _native._encode_value(_c, v)
+
+    def decode(b, _c=text):
+        try:
+            return _native._decode_value(_c, b)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise Corrupt(f"a {_c} value: {e}") from None
+
+    return Schema(text, encode, decode, accept)
+
+
+def _bytes_schema() -> Schema:
+    return Schema("bytes", bytes, None, (bytes, bytearray, memoryview))
+
+
+_SCALAR_SCHEMAS = {
+    int: _scalar("i64", int),
+    float: _scalar("f64", (float, int)),
+    str: _scalar("str", str),
+    bool: _scalar("bool", bool),
+    bytes: _bytes_schema(),
+}
+
+
+def _dataclass_schema(cls) -> Schema:
+    """A dataclass: its fields in order, each of a schema; encoded as each field's bytes after
+    their length (u32, little-endian)."""
+    hints = typing.get_type_hints(cls)
+    fields = [(f.name, Schema.of(hints[f.name])) for f in dataclasses.fields(cls)]
+    text = f"dataclass {cls.__module__}.{cls.__qualname__} {{" + ",".join(f"{n}:{s.text}" for n, s in fields) + "}"
+    pack_len = struct.Struct("<I").pack
+    unpack_len = struct.Struct("<I").unpack_from
+
+    def encode(v):
+        out = bytearray()
+        for n, s in fields:
+            b = s.encode(getattr(v, n))
+            out += pack_len(len(b))
+            out += b
+        return bytes(out)
+
+    def decode(b):
+        values, at = [], 0
+        for n, s in fields:
+            if at + 4 > len(b):
+                raise Corrupt(f"a {cls.__name__} value ends inside field {n}")
+            (size,) = unpack_len(b, at)
+            at += 4
+            if at + size > len(b):
+                raise Corrupt(f"a {cls.__name__} value's field {n} runs past its end")
+            part = b[at:at + size]
+            values.append(s.decode(part) if s.decode is not None else part)
+            at += size
+        if at != len(b):
+            raise Corrupt(f"a {cls.__name__} value has {len(b) - at} bytes after its fields")
+        return cls(*values)
+
+    def validate(v):
+        for n, s in fields:
+            x = getattr(v, n)
+            if s.accept is not None and not isinstance(x, s.accept):
+                raise InvalidArgument(f"{cls.__name__}.{n} carries {s.text!r}: a {type(x).__name__} is not one of its values")
+            if s.validate is not None:
+                s.validate(x)
+
+    return Schema(text, encode, decode, cls, validate)
+
+
+# ---- routes ----
+
+class TypedRoute:
+    """A route: owner, family, stream, variant, plane and layer, and the schema of its values.
+    Compared and hashed by its name and schema text."""
+
+    __slots__ = ("owner", "family", "stream", "variant", "plane", "layer", "schema", "name", "_hash")
+
+    def __init__(self, owner, family, stream, schema, *, variant: str = "meta", plane: str = "read",
+                 layer: str = "logical"):
+        self.owner, self.family, self.stream = str(owner), str(family), str(stream)
+        self.variant, self.plane, self.layer = variant, plane, layer
+        self.schema = Schema.of(schema)
+        self.name = "/".join((self.owner, self.family, self.stream, variant, plane, layer))
+        self._hash = hash((self.name, self.schema.text))
+
+    def __repr__(self) -> str:
+        return f"TypedRoute({self.name!r}, {self.schema.text!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TypedRoute) and other.name == self.name and other.schema.text == self.schema.text
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def with_variant(self, variant: str, schema=None) -> "TypedRoute":
+        """The same stream's other facet (its payload beside its meta, its desired state ...)."""
+        return TypedRoute(self.owner, self.family, self.stream, schema if schema is not None else self.schema,
+                          variant=variant, plane=self.plane, layer=self.layer)
+
+
+def route(owner, family, stream, schema, **kw) -> TypedRoute:
+    """A TypedRoute: `route("sensor", "env", "temp", float, variant="meta", plane="read",
+    layer="logical")`."""
+    return TypedRoute(owner, family, stream, schema, **kw)
+
+
+@dataclasses.dataclass(frozen=True)
+class Role:
+    """A route named in a role (source or sink): it adds nothing at run time; graph methods take
+    it where they take the route."""
+    route: TypedRoute
+    role: str
+
+
+def source(r: TypedRoute) -> Role:
+    """Names `r` as a source: where values come from."""
+    return Role(r, "source")
+
+
+def sink(r: TypedRoute) -> Role:
+    """Names `r` as a sink: where values go."""
+    return Role(r, "sink")
+
+
+def _route_of(r) -> TypedRoute:
+    if isinstance(r, TypedRoute):
+        return r
+    if isinstance(r, Role):
+        return r.route
+    raise InvalidArgument(f"a route (TypedRoute, source() or sink()) is needed, not {type(r).__name__}")
+
+
+# ---- observation ----
+
+class Subscription:
+    """Observation of a route until cancel() (or the end of a `with` block)."""
+
+    __slots__ = ("_port", "_token")
+
+    def __init__(self, port, token):
+        self._port, self._token = port, token
+
+    def cancel(self) -> None:
+        """No call starts after it returns; one running on another thread is waited for."""
+        if self._token is not None:
+            self._port.unobserve(self._token)
+            self._token = None
+
+    @property
+    def active(self) -> bool:
+        return self._token is not None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cancel()
+
+
+class Observation:
+    """A route's values from now on, to take in turn: an iterator (`for v in ...`, blocking), an
+    async iterator (`async for`), or an RxPY observable (`.rx()`). Values wait in a queue of
+    `capacity`; when it is full the oldest is dropped (counted in `dropped`)."""
+
+    def __init__(self, port, capacity: int = 1024, timeout: Optional[float] = None):
+        self._port = port
+        self._queue: collections.deque = collections.deque()
+        self._capacity = capacity
+        self._timeout = timeout
+        self._cv = threading.Condition()
+        self._waiters: list = []
+        self.dropped = 0
+        self._token = port.observe(self._push)
+
+    def _push(self, v) -> None:
+        with self._cv:
+            if len(self._queue) >= self._capacity:
+                self._queue.popleft()
+                self.dropped += 1
+            self._queue.append(v)
+            self._cv.notify()
+            waiters, self._waiters = self._waiters, []
+        for loop, fut in waiters:
+            loop.call_soon_threadsafe(lambda f=fut: f.done() or f.set_result(None))
+
+    def close(self) -> None:
+        if self._token is not None:
+            self._port.unobserve(self._token)
+            self._token = None
+        with self._cv:
+            self._cv.notify_all()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self):
+        with self._cv:
+            while not self._queue:
+                if self._token is None:
+                    raise StopIteration
+                if not self._cv.wait(self._timeout):
+                    raise Timeout(f"no value on {self._port.name} within {self._timeout} s")
+            return self._queue.popleft()
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        while True:
+            with self._cv:
+                if self._queue:
+                    return self._queue.popleft()
+                if self._token is None:
+                    raise StopAsyncIteration
+                loop = asyncio.get_running_loop()
+                fut = loop.create_future()
+                self._waiters.append((loop, fut))
+            if self._timeout is None:
+                await fut
+            else:
+                try:
+                    await asyncio.wait_for(fut, self._timeout)
+                except asyncio.TimeoutError:
+                    raise Timeout(f"no value on {self._port.name} within {self._timeout} s") from None
+
+    def rx(self):
+        """The values as an RxPY observable (python3-rx): each subscriber observes the route
+        directly from then on (this observation's queue is left aside)."""
+        return _rx_of(self._port)
+
+
+def _rx_of(port):
+    import rx
+    from rx.disposable import Disposable
+
+    def subscribe(observer, scheduler=None):
+        token = port.observe(observer.on_next)
+        return Disposable(lambda: port.unobserve(token))
+
+    return rx.create(subscribe)
+
+
+class Stream:
+    """Values derived from a route (filtered, mapped): observed like a route, piped into one."""
+
+    def __init__(self, graph: "Graph", source, steps):
+        self._graph, self._source, self._steps = graph, source, steps
+
+    def _wrap(self, fn: Callable[[Any], None]) -> Callable[[Any], None]:
+        for kind, f in reversed(self._steps):
+            if kind == "filter":
+                fn = (lambda pred, nxt: lambda v: nxt(v) if pred(v) else None)(f, fn)
+            else:
+                fn = (lambda m, nxt: lambda v: nxt(m(v)))(f, fn)
+        return fn
+
+    def observe(self, fn: Callable[[Any], None]) -> Subscription:
+        port = self._graph._port(self._source)
+        return Subscription(port, port.observe(self._wrap(fn)))
+
+    def filter(self, predicate: Callable[[Any], bool]) -> "Stream":
+        return Stream(self._graph, self._source, self._steps + [("filter", predicate)])
+
+    def map(self, fn: Callable[[Any], Any]) -> "Stream":
+        return Stream(self._graph, self._source, self._steps + [("map", fn)])
+
+    def rx(self):
+        import rx
+        from rx.disposable import Disposable
+
+        def subscribe(observer, scheduler=None):
+            sub = self.observe(observer.on_next)
+            return Disposable(sub.cancel)
+
+        return rx.create(subscribe)
+
+
+# ---- the graph ----
+
+class Graph:
+    """Routes by name, each declared on first use with its schema (another schema for the same
+    name is SchemaMismatch), its latest value and its observers."""
+
+    def __init__(self):
+        self._core = _native.GraphCore()
+        self._ports: dict = {}
+
+    def _port(self, r):
+        r = _route_of(r)
+        port = self._ports.get(r)
+        if port is None:
+            s = r.schema
+            port = self._core.declare(r.name, s.text, s.encode, s.decode, s.accept, s.validate)
+            self._ports[r] = port
+        return port
+
+    def publisher(self, r) -> Callable[[Any], None]:
+        """The route's publish function, bound: the fastest way to publish many values."""
+        return self._port(r).publish
+
+    def publish(self, r, value, *, producer: int = 0, event_ns: int = 0, correlation: int = 0,
+                cause: Optional[Envelope] = None) -> None:
+        """Publishes `value` to the route: it becomes the latest, and every observer is called
+        with it, on this thread. `cause` (an Envelope) makes it part of that value's trace; an
+        observer's exception is raised here once every observer ran."""
+        port = self._ports.get(r)
+        if port is None:
+            port = self._port(r)
+        if producer or event_ns or correlation or cause is not None:
+            port.publish_with(value, producer, event_ns, correlation, cause)
+        else:
+            port.publish(value)
+
+    def latest(self, r, *, envelope: bool = False):
+        """The newest value, or None; with envelope=True, (value, Envelope) or None."""
+        port = self._ports.get(r)
+        if port is None:
+            port = self._port(r)
+        return port.latest_envelope() if envelope else port.latest()
+
+    def observe(self, r, fn: Optional[Callable] = None, *, envelope: bool = False, capacity: int = 1024,
+                timeout: Optional[float] = None):
+        """With `fn`: calls fn(value) (or fn(value, envelope)) for each value published from now
+        on and returns a Subscription. Without: an Observation to iterate (`for`, `async for`)
+        or to turn into an RxPY observable (`.rx()`)."""
+        port = self._port(r)
+        if fn is None:
+            return Observation(port, capacity, timeout)
+        return Subscription(port, port.observe(fn, envelope))
+
+    def filter(self, src, predicate: Callable[[Any], bool]) -> Stream:
+        """The values of `src` (a route or a Stream) for which predicate(value) is true."""
+        if isinstance(src, Stream):
+            return src.filter(predicate)
+        return Stream(self, _route_of(src), [("filter", predicate)])
+
+    def map(self, src, fn: Callable[[Any], Any]) -> Stream:
+        """fn(value) for each value of `src`."""
+        if isinstance(src, Stream):
+            return src.map(fn)
+        return Stream(self, _route_of(src), [("map", fn)])
+
+    def pipe(self, src, r) -> Subscription:
+        """Publishes each value of `src` (a route, a Stream, or an RxPY observable) to route `r`;
+        values from a route or Stream carry their cause (trace and causality)."""
+        dst = self._port(r)
+        if isinstance(src, Stream):
+            return src.observe(dst.publish)
+        if isinstance(src, (TypedRoute, Role)):
+            port = self._port(src)
+            return Subscription(port, port.observe(lambda v, e: dst.publish_with(v, cause=e), True))
+        subscribe = getattr(src, "subscribe", None)
+        if subscribe is None:
+            raise InvalidArgument(f"pipe takes a route, a Stream or an RxPY observable, not {type(src).__name__}")
+        disposable = subscribe(dst.publish)
+        return _Disposed(disposable)
+
+    def catalog(self) -> list:
+        """(name, schema text, values published) of every route, in name order."""
+        return self._core.routes()
+
+
+class _Disposed:
+    """A Subscription over an RxPY disposable."""
+
+    def __init__(self, d):
+        self._d = d
+
+    def cancel(self) -> None:
+        if self._d is not None:
+            self._d.dispose()
+            self._d = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cancel()
+
+
+__all__ = ["Envelope", "Graph", "Observation", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
+           "StreamFamily", "StreamName", "Subscription", "TypedRoute", "route", "sink", "source"]
