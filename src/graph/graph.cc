@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "weft/core/clock.h"
+#include "weft/core/mutex.h"
 
 namespace weft::graph {
 namespace internal {
@@ -26,16 +27,16 @@ struct RouteState {
   RouteName name;
   Schema schema;
   uint64_t uid = 0;  // the route's number in its process (ids of its values)
-  mutable std::mutex mu;
-  uint64_t seq = 0;
-  SampleRef latest;
-  std::shared_ptr<const Entries> entries = std::make_shared<Entries>();  // copied on change
-  uint64_t next_entry = 1;
+  mutable Mutex mu;
+  uint64_t seq WEFT_GUARDED_BY(mu) = 0;
+  SampleRef latest WEFT_GUARDED_BY(mu);
+  std::shared_ptr<const Entries> entries WEFT_GUARDED_BY(mu) = std::make_shared<Entries>();  // copied on change
+  uint64_t next_entry WEFT_GUARDED_BY(mu) = 1;
 };
 
 struct GraphState {
-  mutable std::mutex mu;
-  std::map<RouteName, std::shared_ptr<RouteState>> routes;
+  mutable Mutex mu;
+  std::map<RouteName, std::shared_ptr<RouteState>> routes WEFT_GUARDED_BY(mu);
 };
 
 namespace {
@@ -88,7 +89,7 @@ void Subscription::Cancel() {
   if (route_ == nullptr) return;
   std::shared_ptr<Entry> gone;
   {
-    std::lock_guard<std::mutex> g(route_->mu);
+    MutexLock g(route_->mu);
     auto next = std::make_shared<Entries>();
     for (const auto& e : *route_->entries) {
       if (e->id == id_) {
@@ -150,7 +151,7 @@ Status Route::Deliver(const SampleRef& sample) {
   if (env.event_ns == 0) env.event_ns = env.ingest_ns;
   std::shared_ptr<const Entries> entries;
   {
-    std::lock_guard<std::mutex> g(s_->mu);
+    MutexLock g(s_->mu);
     env.seq = ++s_->seq;
     env.id = internal::Mix(internal::g_process_salt ^ (s_->uid << 40 | (env.seq & ((uint64_t{1} << 40) - 1))));
     if (env.trace == 0) env.trace = env.id;
@@ -172,7 +173,7 @@ Status Route::Deliver(const SampleRef& sample) {
 
 SampleRef Route::Latest() const {
   if (s_ == nullptr) return nullptr;
-  std::lock_guard<std::mutex> g(s_->mu);
+  MutexLock g(s_->mu);
   return s_->latest;
 }
 
@@ -180,7 +181,7 @@ Subscription Route::Observe(Observer observer) {
   auto e = std::make_shared<Entry>();
   e->fn = std::move(observer);
   {
-    std::lock_guard<std::mutex> g(s_->mu);
+    MutexLock g(s_->mu);
     e->id = s_->next_entry++;
     auto next = std::make_shared<Entries>(*s_->entries);
     next->push_back(e);
@@ -190,12 +191,12 @@ Subscription Route::Observe(Observer observer) {
 }
 
 uint64_t Route::published() const {
-  std::lock_guard<std::mutex> g(s_->mu);
+  MutexLock g(s_->mu);
   return s_->seq;
 }
 
 size_t Route::observers() const {
-  std::lock_guard<std::mutex> g(s_->mu);
+  MutexLock g(s_->mu);
   return s_->entries->size();
 }
 
@@ -205,7 +206,7 @@ Graph::~Graph() = default;
 
 Result<Route> Graph::Declare(const RouteName& name, const Schema& schema) {
   WEFT_RETURN_IF_ERROR(name.Validate());
-  std::lock_guard<std::mutex> g(s_->mu);
+  MutexLock g(s_->mu);
   auto it = s_->routes.find(name);
   if (it != s_->routes.end()) {
     if (!(it->second->schema == schema)) return SchemaMismatch(name, it->second->schema, schema);
@@ -220,14 +221,14 @@ Result<Route> Graph::Declare(const RouteName& name, const Schema& schema) {
 }
 
 Result<Route> Graph::Find(const RouteName& name) const {
-  std::lock_guard<std::mutex> g(s_->mu);
+  MutexLock g(s_->mu);
   auto it = s_->routes.find(name);
   if (it == s_->routes.end()) return NotFound("no route " + name.ToString() + " in this graph");
   return Route(it->second);
 }
 
 std::vector<Route> Graph::Routes() const {
-  std::lock_guard<std::mutex> g(s_->mu);
+  MutexLock g(s_->mu);
   std::vector<Route> out;
   for (const auto& [name, r] : s_->routes) out.push_back(Route(r));
   return out;
