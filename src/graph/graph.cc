@@ -22,6 +22,7 @@ struct Entry {
 using Entries = std::vector<std::shared_ptr<Entry>>;
 
 thread_local const Entry* t_calling = nullptr;  // the observer this thread is inside, if any
+thread_local Status* t_refusal = nullptr;        // where RefuseValue puts its answer, inside Deliver
 
 struct RouteState {
   RouteName name;
@@ -59,6 +60,7 @@ using internal::Entries;
 using internal::RouteState;
 
 Result<ByteView> Sample::bytes() const {
+  if (origin_ != nullptr) return origin_->bytes();
   if (has_bytes_) return ByteView(reinterpret_cast<const uint8_t*>(bytes_.data()), bytes_.size());
   std::call_once(once_, [this] {
     if (encoder_ == nullptr) {
@@ -111,7 +113,7 @@ void Subscription::Cancel() {
 const RouteName& Route::name() const { return s_->name; }
 const Schema& Route::schema() const { return s_->schema; }
 
-Status Route::Publish(std::string bytes, const Meta& meta) {
+Status Route::Publish(std::string bytes, const Meta& meta) const {
   if (s_ == nullptr) return InvalidArgument("publishing to a route that was not declared");
   const size_t fixed = s_->schema.fixed_size();
   if (fixed != 0 && bytes.size() != fixed) {
@@ -130,7 +132,7 @@ Status Route::Publish(std::string bytes, const Meta& meta) {
   return Deliver(std::make_shared<Sample>(env, std::move(bytes)));
 }
 
-Status Route::PublishLocal(LocalValue value, std::shared_ptr<const Encoder> encoder, const Meta& meta) {
+Status Route::PublishLocal(LocalValue value, std::shared_ptr<const Encoder> encoder, const Meta& meta) const {
   if (s_ == nullptr) return InvalidArgument("publishing to a route that was not declared");
   Envelope env;
   env.producer = meta.producer;
@@ -144,8 +146,26 @@ Status Route::PublishLocal(LocalValue value, std::shared_ptr<const Encoder> enco
   return Deliver(std::make_shared<Sample>(env, std::move(value), std::move(encoder)));
 }
 
+void RefuseValue(Status why) {
+  if (internal::t_refusal != nullptr && internal::t_refusal->ok()) *internal::t_refusal = std::move(why);
+}
+
+Status Route::Forward(const SampleRef& value, const Meta& meta) const {
+  if (s_ == nullptr) return InvalidArgument("forwarding to a route that was not declared");
+  if (value == nullptr) return InvalidArgument("forwarding no value");
+  Envelope env;
+  env.producer = meta.producer;
+  env.event_ns = meta.event_ns != 0 ? meta.event_ns : value->envelope().event_ns;
+  env.correlation = meta.correlation;
+  const Envelope& cause = meta.cause != nullptr ? *meta.cause : value->envelope();
+  env.trace = cause.trace;
+  env.causality = cause.id;
+  if (env.correlation == 0) env.correlation = cause.correlation;
+  return Deliver(std::make_shared<Sample>(env, value));
+}
+
 // Stamps the sample (seq, id, times), makes it the latest, and hands it to each observer.
-Status Route::Deliver(const SampleRef& sample) {
+Status Route::Deliver(const SampleRef& sample) const {
   auto& env = const_cast<Envelope&>(sample->envelope());  // not yet shared: ours to stamp
   env.ingest_ns = WallNs();
   if (env.event_ns == 0) env.event_ns = env.ingest_ns;
@@ -158,6 +178,9 @@ Status Route::Deliver(const SampleRef& sample) {
     s_->latest = sample;
     entries = s_->entries;
   }
+  Status refusal;
+  Status* outer_refusal = internal::t_refusal;
+  internal::t_refusal = &refusal;
   for (const auto& e : *entries) {
     e->inflight.fetch_add(1);
     if (e->active.load()) {
@@ -168,7 +191,8 @@ Status Route::Deliver(const SampleRef& sample) {
     }
     e->inflight.fetch_sub(1);
   }
-  return Status::Ok();
+  internal::t_refusal = outer_refusal;
+  return refusal;
 }
 
 SampleRef Route::Latest() const {
@@ -177,7 +201,7 @@ SampleRef Route::Latest() const {
   return s_->latest;
 }
 
-Subscription Route::Observe(Observer observer) {
+Subscription Route::Observe(Observer observer) const {
   auto e = std::make_shared<Entry>();
   e->fn = std::move(observer);
   {

@@ -98,13 +98,15 @@ class Sample {
   Sample(Envelope env, std::string bytes) : env_(env), bytes_(std::move(bytes)), has_bytes_(true) {}
   Sample(Envelope env, LocalValue local, std::shared_ptr<const Encoder> encoder)
       : env_(env), local_(std::move(local)), encoder_(std::move(encoder)) {}
+  // A new envelope around another sample's value (forwarded to another route: no copy).
+  Sample(Envelope env, std::shared_ptr<const Sample> value) : env_(env), origin_(std::move(value)) {}
 
   const Envelope& envelope() const { return env_; }
   // The value's bytes; a value published as a local value is encoded on first use (an
   // encoding failure is returned to every caller).
   Result<ByteView> bytes() const;
   // The local value, if the publisher gave one (object() null otherwise).
-  const LocalValue& local() const { return local_; }
+  const LocalValue& local() const { return origin_ != nullptr ? origin_->local() : local_; }
   // A Pod schema's value. The route checked the size at publish.
   template <typename T>
   T as() const {
@@ -118,6 +120,7 @@ class Sample {
   Envelope env_;
   LocalValue local_;
   std::shared_ptr<const Encoder> encoder_;
+  std::shared_ptr<const Sample> origin_;  // the sample whose value this one carries, if forwarded
   mutable std::once_flag once_;
   mutable std::string bytes_;
   mutable Status encoded_;
@@ -157,30 +160,39 @@ class Route {
   const Schema& schema() const;
 
   // Publishes bytes (a Pod schema's exact size; kInvalidArgument otherwise).
-  Status Publish(std::string bytes, const Meta& meta = {});
+  Status Publish(std::string bytes, const Meta& meta = {}) const;
   // Publishes a Pod schema's value.
   template <typename T>
-  Status Publish(const T& value, const Meta& meta = {}) {
+  Status Publish(const T& value, const Meta& meta = {}) const {
     static_assert(std::is_trivially_copyable_v<T>, "Publish(T) is for a Pod schema's type");
     return Publish(std::string(reinterpret_cast<const char*>(&value), sizeof(T)), meta);
   }
   // Publishes a binding's local value, to be encoded by `encoder` if anyone needs bytes.
-  Status PublishLocal(LocalValue value, std::shared_ptr<const Encoder> encoder, const Meta& meta = {});
+  Status PublishLocal(LocalValue value, std::shared_ptr<const Encoder> encoder, const Meta& meta = {}) const;
+  // Publishes another route's value on this one, shared (no copy), its envelope the cause of
+  // the new one (the flow primitives do this; they check at creation that the two routes have
+  // one schema).
+  Status Forward(const SampleRef& value, const Meta& meta = {}) const;
 
   // The newest value (the highest seq), or null before the first.
   SampleRef Latest() const;
   // `observer` is called with each value published from now on, on the publisher's thread.
-  // Values published concurrently from several threads may reach it out of seq order.
-  Subscription Observe(Observer observer);
+  // Values published concurrently from several threads may reach it out of seq order. An
+  // observer that cannot take a value says so with RefuseValue: the publish returns that.
+  Subscription Observe(Observer observer) const;
   uint64_t published() const;
   size_t observers() const;
 
  private:
   friend class Graph;
   explicit Route(std::shared_ptr<internal::RouteState> s) : s_(std::move(s)) {}
-  Status Deliver(const SampleRef& s);
+  Status Deliver(const SampleRef& s) const;
   std::shared_ptr<internal::RouteState> s_;
 };
+
+// Called from inside an observer: the Publish (or Forward) that called it returns `why` (the
+// first refusal of that value), after every observer ran. Outside an observer it does nothing.
+void RefuseValue(Status why);
 
 // A set of routes by name (the graph of one process; placements across processes and hosts
 // build on it).
