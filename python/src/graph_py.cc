@@ -11,6 +11,7 @@
 #include <map>
 
 #include "errors.h"
+#include "weft/graph/flow.h"
 #include "weft/graph/graph.h"
 
 namespace py = pybind11;
@@ -406,9 +407,51 @@ py::object MakePort(graph::Route route, py::object encode, py::object decode, py
   return py::reinterpret_steal<py::object>(o);
 }
 
+Port* PortOf(const py::handle& o, const char* what) {
+  if (!PyObject_TypeCheck(o.ptr(), g_port_type)) throw py::type_error(std::string(what) + " is a route's port");
+  return reinterpret_cast<Port*>(o.ptr());
+}
+
+py::dict SnapshotDict(const graph::FlowSnapshot& s) {
+  py::dict d;
+  d["name"] = s.name;
+  d["capacity"] = s.capacity;
+  d["depth"] = s.depth;
+  d["credit"] = s.credit();
+  d["accepted"] = s.accepted;
+  d["delivered"] = s.delivered;
+  d["dropped_oldest"] = s.dropped_oldest;
+  d["dropped_newest"] = s.dropped_newest;
+  d["coalesced"] = s.coalesced;
+  d["blocked"] = s.blocked;
+  d["blocked_ns"] = s.blocked_ns;
+  d["refused"] = s.refused;
+  d["gated"] = s.gated;
+  d["pending_demand"] = s.pending_demand;
+  return d;
+}
+
+graph::Overflow OverflowOf(const std::string& name) { return pyerr::Get(graph::ParseOverflow(name)); }
+
+// A mailbox seen from Python: values decoded as its route's port decodes them.
+struct PyMailbox {
+  std::shared_ptr<graph::Mailbox> box;
+  py::object decode;
+  py::object Value(const graph::SampleRef& s) {
+    PyObject* v = ValueOf(s, decode.ptr());
+    if (v == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(v);
+  }
+};
+
+// The GIL let go while a publisher waits for room in a full mailbox or capacitor.
+void* ReleaseGil() { return PyGILState_Check() ? PyEval_SaveThread() : nullptr; }
+void ReacquireGil(void* token) { PyEval_RestoreThread(static_cast<PyThreadState*>(token)); }
+
 }  // namespace
 
 void BindGraph(py::module_& m) {
+  graph::SetWaitHooks({ReleaseGil, ReacquireGil});
   g_envelope_type = PyStructSequence_NewType(&kEnvelopeDesc);
   if (g_envelope_type == nullptr) throw py::error_already_set();
   m.add_object("Envelope", reinterpret_cast<PyObject*>(g_envelope_type));
@@ -435,6 +478,97 @@ void BindGraph(py::module_& m) {
         for (const graph::Route& r : g.Routes()) out.append(py::make_tuple(r.name().ToString(), r.schema().text(), r.published()));
         return out;
       });
+
+  py::class_<PyMailbox>(m, "Mailbox", "Values of a route waiting for a consumer (weft.graph uses it).")
+      .def(py::init([](py::object port, size_t capacity, const std::string& overflow, int64_t block_timeout_ms,
+                       const std::string& name) {
+             Port* p = PortOf(port, "the source");
+             graph::FlowPolicy policy{.capacity = capacity, .overflow = OverflowOf(overflow), .block_timeout_ms = block_timeout_ms};
+             return PyMailbox{pyerr::Get(graph::Mailbox::Create(p->route, policy, name)),
+                              py::reinterpret_borrow<py::object>(p->decode)};
+           }),
+           py::arg("port"), py::arg("capacity"), py::arg("overflow"), py::arg("block_timeout_ms"), py::arg("name") = "")
+      .def(
+          "take",
+          [](PyMailbox& b, double timeout) {
+            graph::SampleRef s;
+            Status st;
+            {
+              py::gil_scoped_release nogil;
+              auto r = b.box->Take(timeout < 0 ? Deadline::Never() : Deadline::AfterNs(static_cast<int64_t>(timeout * 1e9)));
+              if (r.ok()) {
+                s = *r;
+              } else {
+                st = r.status();
+              }
+            }
+            pyerr::Check(st);
+            return b.Value(s);
+          },
+          py::arg("timeout") = -1.0, "take(timeout=-1) -> the oldest value (Timeout, Closed)")
+      .def("try_take",
+           [](PyMailbox& b) -> py::object {
+             graph::SampleRef s = b.box->TryTake();
+             if (s == nullptr) return py::none();
+             return b.Value(s);
+           })
+      .def("close", [](PyMailbox& b) {
+        py::gil_scoped_release nogil;
+        b.box->Close();
+      })
+      .def("snapshot", [](PyMailbox& b) { return SnapshotDict(b.box->snapshot()); });
+
+  py::class_<graph::Capacitor, std::shared_ptr<graph::Capacitor>>(m, "Capacitor", "Bounded storage released by demand.")
+      .def(py::init([](py::object source, py::object sink, size_t capacity, const std::string& overflow,
+                       int64_t block_timeout_ms, py::object demand, bool immediate, const std::string& name) {
+             graph::CapacitorOptions o{.capacity = capacity, .block_timeout_ms = block_timeout_ms, .immediate = immediate};
+             if (!overflow.empty()) o.overflow = OverflowOf(overflow);
+             graph::Route d;
+             if (!demand.is_none()) {
+               d = PortOf(demand, "demand")->route;
+               o.demand = &d;
+             }
+             return pyerr::Get(graph::Capacitor::Create(PortOf(source, "the source")->route, PortOf(sink, "the sink")->route, o, name));
+           }),
+           py::arg("source"), py::arg("sink"), py::arg("capacity"), py::arg("overflow"), py::arg("block_timeout_ms"),
+           py::arg("demand"), py::arg("immediate"), py::arg("name") = "")
+      .def("discharge", &graph::Capacitor::Discharge, py::arg("n") = 1)
+      .def("snapshot", [](graph::Capacitor& c) { return SnapshotDict(c.snapshot()); })
+      .def("close", &graph::Capacitor::Close, py::call_guard<py::gil_scoped_release>());
+
+  py::class_<graph::Resistor, std::shared_ptr<graph::Resistor>>(m, "Resistor", "Pass, gate, or release on pulses.")
+      .def(py::init([](py::object source, py::object sink, py::object gate, py::object release, const std::string& name) {
+             graph::ResistorOptions o;
+             graph::Route g, r;
+             if (!gate.is_none()) {
+               g = PortOf(gate, "gate")->route;
+               o.gate = &g;
+             }
+             if (!release.is_none()) {
+               r = PortOf(release, "release")->route;
+               o.release = &r;
+             }
+             return pyerr::Get(graph::Resistor::Create(PortOf(source, "the source")->route, PortOf(sink, "the sink")->route, o, name));
+           }),
+           py::arg("source"), py::arg("sink"), py::arg("gate"), py::arg("release"), py::arg("name") = "")
+      .def("snapshot", [](graph::Resistor& r) { return SnapshotDict(r.snapshot()); })
+      .def("close", &graph::Resistor::Close, py::call_guard<py::gil_scoped_release>());
+
+  py::class_<graph::ManualClock, std::shared_ptr<graph::ManualClock>>(m, "ManualClock", "A clock moved by hand.")
+      .def(py::init<int64_t>(), py::arg("start_ns") = 0)
+      .def("now_ns", &graph::ManualClock::NowNs)
+      .def("advance", &graph::ManualClock::Advance, py::arg("ns"));
+
+  py::class_<graph::Watchdog, std::shared_ptr<graph::Watchdog>>(m, "Watchdog", "Missing-flow detection.")
+      .def(py::init([](py::object reset_by, py::object output, int64_t after_ns, py::object clock) {
+             graph::Clock* c = &graph::Clock::System();
+             if (!clock.is_none()) c = clock.cast<graph::ManualClock*>();
+             return pyerr::Get(graph::Watchdog::Create(PortOf(reset_by, "reset_by")->route, PortOf(output, "output")->route,
+                                                       after_ns, *c));
+           }),
+           py::arg("reset_by"), py::arg("output"), py::arg("after_ns"), py::arg("clock"), py::keep_alive<1, 5>())
+      .def_property_readonly("fired", &graph::Watchdog::fired)
+      .def("close", &graph::Watchdog::Close, py::call_guard<py::gil_scoped_release>());
 }
 
 }  // namespace weft::py_bind

@@ -28,6 +28,7 @@ import typing
 from typing import Any, Callable, Iterator, Optional
 
 from . import _native
+from ._errors import Closed as weft_Closed
 from ._errors import Corrupt, InvalidArgument, SchemaMismatch, Timeout
 
 Envelope = _native.Envelope
@@ -433,6 +434,77 @@ class Stream:
         return rx.create(subscribe)
 
 
+# ---- flow ----
+
+@dataclasses.dataclass(frozen=True)
+class FlowPolicy:
+    """How values wait on an edge: `capacity` values at most; when full, `overflow` is "block"
+    (the publisher waits, up to `timeout` seconds, then its publish raises ResourceExhausted),
+    "drop_oldest", "drop_newest" or "coalesce" (the freshest replaces the newest waiting).
+    None leaves a field to the level below (sink over source over the graph's defaults)."""
+    capacity: Optional[int] = None
+    overflow: Optional[str] = None
+    timeout: Optional[float] = None
+
+
+_BASE_FLOW = FlowPolicy(capacity=1024, overflow="block", timeout=None)
+
+
+def _merge(*policies: Optional[FlowPolicy]) -> FlowPolicy:
+    out = {}
+    for p in policies:
+        if p is None:
+            continue
+        for f in dataclasses.fields(FlowPolicy):
+            v = getattr(p, f.name)
+            if v is not None or f.name not in out:
+                out[f.name] = v if v is not None else out.get(f.name)
+    return FlowPolicy(**out)
+
+
+def _timeout_ms(timeout: Optional[float]) -> int:
+    return -1 if timeout is None else max(0, int(timeout * 1000))
+
+
+class Mailbox:
+    """A route's values waiting for a consumer, under a FlowPolicy: `take(timeout)`,
+    `try_take()`, iteration; `snapshot()` counts what it took in, handed on, dropped, coalesced,
+    and how often and how long publishers waited for room (their credit)."""
+
+    def __init__(self, native, name: str):
+        self._native, self.name = native, name
+
+    def take(self, timeout: Optional[float] = None):
+        """The oldest waiting value; Timeout if none comes in time, Closed once closed and empty."""
+        return self._native.take(-1.0 if timeout is None else timeout)
+
+    def try_take(self):
+        """The oldest waiting value, or None."""
+        return self._native.try_take()
+
+    def snapshot(self) -> dict:
+        return self._native.snapshot()
+
+    def close(self) -> None:
+        self._native.close()
+
+    def __iter__(self):
+        while True:
+            try:
+                yield self._native.take(-1.0)
+            except weft_Closed:
+                return
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+ManualClock = _native.ManualClock
+
+
 # ---- the graph ----
 
 class Graph:
@@ -442,6 +514,10 @@ class Graph:
     def __init__(self):
         self._core = _native.GraphCore()
         self._ports: dict = {}
+        self._flow_default: Optional[FlowPolicy] = None
+        self._source_flow: dict = {}
+        self._sink_flow: dict = {}
+        self._flows: list = []  # the flow primitives made here live as long as the graph
 
     def _port(self, r):
         r = _route_of(r)
@@ -513,6 +589,75 @@ class Graph:
         disposable = subscribe(dst.publish)
         return _Disposed(disposable)
 
+    # -- flow --
+
+    def configure_flow_defaults(self, policy: FlowPolicy) -> None:
+        """The graph's edge policy, under what sources and sinks say."""
+        self._flow_default = policy
+
+    def configure_source_flow(self, r, policy: FlowPolicy) -> None:
+        """What a source's edges default to."""
+        self._source_flow[_route_of(r).name] = policy
+
+    def configure_sink_flow(self, r, policy: FlowPolicy) -> None:
+        """What a sink requires of the edges into it (over the source's and the graph's)."""
+        self._sink_flow[_route_of(r).name] = policy
+
+    def describe_edge(self, *, source=None, sink=None) -> FlowPolicy:
+        """The policy of an edge from `source` to `sink`: each field from the sink's policy, else
+        the source's, else the graph's defaults, else capacity 1024, block, no timeout."""
+        src = self._source_flow.get(_route_of(source).name) if source is not None else None
+        dst = self._sink_flow.get(_route_of(sink).name) if sink is not None else None
+        return _merge(_BASE_FLOW, self._flow_default, src, dst)
+
+    def mailbox(self, r, policy: Optional[FlowPolicy] = None, *, name: str = "") -> Mailbox:
+        """A mailbox of the route's values from now on, under `policy` over the route's edge
+        policy (describe_edge(source=r))."""
+        p = _merge(self.describe_edge(source=r), policy)
+        port = self._port(r)
+        name = name or f"mailbox of {port.name}"
+        box = Mailbox(_native.Mailbox(port, p.capacity, p.overflow, _timeout_ms(p.timeout), name), name)
+        self._flows.append(box)
+        return box
+
+    def capacitor(self, *, source, sink, capacity: int = 1, demand=None, immediate: bool = False,
+                  overflow: Optional[str] = None, timeout: Optional[float] = None):
+        """Bounded storage from `source` to `sink`: it holds up to `capacity` values (one slot
+        keeps the freshest; more slots make the publisher wait when full, or `overflow`), and each
+        value on `demand` (or each .discharge(n)) releases the oldest to the sink. With
+        `immediate`, demand that finds it empty is remembered and the next values pass."""
+        c = _native.Capacitor(self._port(source), self._port(sink), capacity, overflow or "", _timeout_ms(timeout),
+                              None if demand is None else self._port(demand), immediate)
+        self._flows.append(c)
+        return c
+
+    def resistor(self, *, source, sink, gate=None, release=None):
+        """From `source` to `sink`: every value; with `gate` (a route of bools), only while its
+        latest is true; with `release`, the freshest value held until a value on `release`."""
+        r = _native.Resistor(self._port(source), self._port(sink), None if gate is None else self._port(gate),
+                             None if release is None else self._port(release))
+        self._flows.append(r)
+        return r
+
+    def watchdog(self, *, reset_by, output, after: float, clock=None):
+        """If `after` seconds pass with no value on `reset_by`, publishes on `output` (an int
+        route) the count of intervals missed in a row, every `after` while the silence lasts.
+        `clock`: a ManualClock for tests (after then counts its nanoseconds as seconds * 1e9)."""
+        w = _native.Watchdog(self._port(reset_by), self._port(output), int(after * 1e9), clock)
+        self._flows.append(w)
+        return w
+
+    def flow_snapshot(self, x) -> dict:
+        """Counts of a mailbox, capacitor or resistor; or of a route: values published and
+        observers."""
+        if isinstance(x, (TypedRoute, Role)):
+            port = self._port(x)
+            return {"name": port.name, "published": port.published, "observers": port.observers}
+        return x.snapshot()
+
+    def mailbox_snapshot(self, box: Mailbox) -> dict:
+        return box.snapshot()
+
     def catalog(self) -> list:
         """(name, schema text, values published) of every route, in name order."""
         return self._core.routes()
@@ -536,5 +681,5 @@ class _Disposed:
         self.cancel()
 
 
-__all__ = ["Envelope", "Graph", "Observation", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
+__all__ = ["Envelope", "FlowPolicy", "Graph", "Mailbox", "ManualClock", "Observation", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
            "StreamFamily", "StreamName", "Subscription", "TypedRoute", "route", "sink", "source"]

@@ -2,12 +2,14 @@
 #include "weft/graph/flow.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <deque>
 #include <map>
 #include <thread>
 #include <vector>
 
+#include "internal/hooks.h"
 #include "weft/core/mutex.h"
 
 namespace weft::graph {
@@ -59,15 +61,17 @@ class Store {
   // timeout. With `demand_passes`, pending demand lets the value pass instead (*pass set).
   Status Put(const SampleRef& v, bool demand_passes, bool* pass) {
     MutexLock l(mu_);
-    if (closed_) return Status::Ok();
-    if (demand_passes && pending_ > 0 && q_.empty()) {
-      --pending_;
-      ++counts_.accepted;
-      ++counts_.delivered;
-      *pass = true;
-      return Status::Ok();
-    }
-    if (q_.size() >= policy_.capacity) {
+    bool waited = false;
+    for (;;) {
+      if (closed_) return Status::Ok();
+      if (demand_passes && pending_ > 0 && q_.empty()) {
+        --pending_;
+        ++counts_.accepted;
+        ++counts_.delivered;
+        *pass = true;
+        return Status::Ok();
+      }
+      if (q_.size() < policy_.capacity) break;
       switch (policy_.overflow) {
         case Overflow::kDropOldest:
           q_.pop_front();
@@ -82,26 +86,42 @@ class Store {
           ++counts_.coalesced;
           return Status::Ok();
         case Overflow::kBlock: {
-          ++counts_.blocked;
+          if (!waited) ++counts_.blocked;
+          waited = true;
           const int64_t t0 = MonotonicNs();
           const Deadline d = Deadline::AfterMs(policy_.block_timeout_ms);
+          // The binding's own lock (the GIL) goes first, without this one held, so that its
+          // holder can come in here meanwhile; it comes back the same way.
+          void* token = nullptr;
+          if (void* (*release)() = internal::g_release_hook.load(); release != nullptr) {
+            l.Unlock();
+            token = release();
+            l.Lock();
+          }
+          bool refused = false;
           while (q_.size() >= policy_.capacity && !closed_) {
             if (d.is_never()) {
               room_.Wait(l);
             } else if (d.Expired() || room_.WaitForNs(l, d.RemainingNs())) {
-              if (q_.size() < policy_.capacity || closed_) break;
-              counts_.blocked_ns += MonotonicNs() - t0;
-              ++counts_.refused;
-              return Status(Code::kResourceExhausted, name_ + " stayed full for " +
-                                                           std::to_string(policy_.block_timeout_ms) +
-                                                           " ms: the value was not taken");
+              refused = q_.size() >= policy_.capacity && !closed_;
+              break;
             }
           }
           counts_.blocked_ns += MonotonicNs() - t0;
-          if (closed_) return Status::Ok();
-          break;
+          if (refused) ++counts_.refused;
+          if (void (*reacquire)(void*) = internal::g_reacquire_hook.load(); token != nullptr && reacquire != nullptr) {
+            l.Unlock();
+            reacquire(token);
+            l.Lock();
+          }
+          if (refused) {
+            return Status(Code::kResourceExhausted, name_ + " stayed full for " + std::to_string(policy_.block_timeout_ms) +
+                                                         " ms: the value was not taken");
+          }
+          continue;  // look again: others came in while the binding's lock came back
         }
       }
+      break;
     }
     q_.push_back(v);
     ++counts_.accepted;

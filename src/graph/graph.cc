@@ -6,7 +6,9 @@
 #include <random>
 #include <thread>
 
+#include "internal/hooks.h"
 #include "weft/core/clock.h"
+#include "weft/graph/flow.h"
 #include "weft/core/mutex.h"
 
 namespace weft::graph {
@@ -53,7 +55,15 @@ uint64_t Mix(uint64_t z) {
 }
 }  // namespace
 
+std::atomic<void* (*)()> g_release_hook{nullptr};
+std::atomic<void (*)(void*)> g_reacquire_hook{nullptr};
+
 }  // namespace internal
+
+void SetWaitHooks(WaitHooks hooks) {
+  internal::g_release_hook = hooks.release;
+  internal::g_reacquire_hook = hooks.reacquire;
+}
 
 using internal::Entry;
 using internal::Entries;
@@ -107,7 +117,12 @@ void Subscription::Cancel() {
   gone->active.store(false);
   // Calls that started on other threads finish first (a call on this thread is the caller).
   const int own = internal::t_calling == gone.get() ? 1 : 0;
+  if (gone->inflight.load() <= own) return;
+  // The call may need the binding's lock (the GIL) to finish: let it go while waiting.
+  void* (*release)() = internal::g_release_hook.load();
+  void* token = release != nullptr ? release() : nullptr;
   while (gone->inflight.load() > own) std::this_thread::yield();
+  if (void (*reacquire)(void*) = internal::g_reacquire_hook.load(); token != nullptr && reacquire != nullptr) reacquire(token);
 }
 
 const RouteName& Route::name() const { return s_->name; }

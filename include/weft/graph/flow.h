@@ -55,6 +55,15 @@ struct FlowSnapshot {
   size_t credit() const { return capacity - depth; }
 };
 
+// A binding whose threads hold a lock of their own while they publish (Python's GIL) says how
+// to let it go while a publisher waits for room in a full mailbox or capacitor, and how to take
+// it back (never while a flow lock is held).
+struct WaitHooks {
+  void* (*release)() = nullptr;         // returns what reacquire needs (null: nothing was held)
+  void (*reacquire)(void*) = nullptr;
+};
+void SetWaitHooks(WaitHooks hooks);
+
 // Values of a route waiting for a consumer, under a policy.
 class Mailbox {
  public:
