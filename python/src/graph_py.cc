@@ -298,10 +298,10 @@ PyObject* PortLatestEnvelope(PyObject* self, PyObject*) {
 
 // observe(fn, envelope=False) -> token: fn(value) or fn(value, envelope) for each value.
 PyObject* PortObserve(PyObject* self, PyObject* args, PyObject* kwargs) {
-  static const char* kw[] = {"fn", "envelope", nullptr};
+  static const char* kw[] = {"fn", "envelope", "replay", nullptr};
   PyObject* fn = nullptr;
-  int with_envelope = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|p", const_cast<char**>(kw), &fn, &with_envelope)) return nullptr;
+  int with_envelope = 0, replay = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|pp", const_cast<char**>(kw), &fn, &with_envelope, &replay)) return nullptr;
   if (!PyCallable_Check(fn)) {
     PyErr_SetString(PyExc_TypeError, "observe takes a callable");
     return nullptr;
@@ -310,6 +310,7 @@ PyObject* PortObserve(PyObject* self, PyObject* args, PyObject* kwargs) {
   auto callable = std::make_shared<Ref>(fn);
   auto decode = std::make_shared<Ref>(p->decode);
   const bool env = with_envelope != 0;
+  ++t_publishing;  // errors of the replayed calls are raised from observe
   graph::Subscription sub = p->route.Observe([callable, decode, env](const graph::SampleRef& s) {
     const bool held = PyGILState_Check();
     PyGILState_STATE g{};
@@ -331,7 +332,9 @@ PyObject* PortObserve(PyObject* self, PyObject* args, PyObject* kwargs) {
       Py_XDECREF(argv[1]);
     }
     if (!held) PyGILState_Release(g);
-  });
+  }, replay != 0);
+  --t_publishing;
+  if (RestoreObserverError()) return nullptr;  // a replayed call failed: not observing (sub ends here)
   const uint64_t token = p->next_token++;
   p->subs->emplace(token, std::move(sub));
   return PyLong_FromUnsignedLongLong(token);
@@ -349,6 +352,60 @@ PyObject* PortUnobserve(PyObject* self, PyObject* arg) {
   sub.Cancel();
   Py_END_ALLOW_THREADS
   Py_RETURN_TRUE;
+}
+
+// set_retention(keep_last, max_age_ms, durable_path)
+PyObject* PortSetRetention(PyObject* self, PyObject* args) {
+  unsigned long long keep_last = 0;
+  long long max_age_ms = 0;
+  const char* path = "";
+  if (!PyArg_ParseTuple(args, "KLs", &keep_last, &max_age_ms, &path)) return nullptr;
+  Port* p = reinterpret_cast<Port*>(self);
+  Status st;
+  graph::Retention r{.keep_last = static_cast<size_t>(keep_last), .max_age_ms = max_age_ms, .durable_path = path};
+  Py_BEGIN_ALLOW_THREADS  // reading a log back
+  st = p->route.SetRetention(r);
+  Py_END_ALLOW_THREADS
+  if (!st.ok()) {
+    pyerr::SetError(st);
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* PortMarkEphemeral(PyObject* self, PyObject*) {
+  Status st = reinterpret_cast<Port*>(self)->route.MarkEphemeral();
+  if (!st.ok()) {
+    pyerr::SetError(st);
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+// history(envelope=False) -> [value] or [(value, Envelope)], oldest first.
+PyObject* PortHistory(PyObject* self, PyObject* args) {
+  int with_envelope = 0;
+  if (!PyArg_ParseTuple(args, "|p", &with_envelope)) return nullptr;
+  Port* p = reinterpret_cast<Port*>(self);
+  std::vector<graph::SampleRef> h = p->route.History();
+  PyObject* out = PyList_New(static_cast<Py_ssize_t>(h.size()));
+  if (out == nullptr) return nullptr;
+  for (size_t i = 0; i < h.size(); ++i) {
+    PyObject* v = ValueOf(h[i], p->decode);
+    if (v != nullptr && with_envelope) {
+      PyObject* e = EnvelopeOf(h[i]->envelope());
+      PyObject* t = e != nullptr ? PyTuple_Pack(2, v, e) : nullptr;
+      Py_DECREF(v);
+      Py_XDECREF(e);
+      v = t;
+    }
+    if (v == nullptr) {
+      Py_DECREF(out);
+      return nullptr;
+    }
+    PyList_SET_ITEM(out, static_cast<Py_ssize_t>(i), v);
+  }
+  return out;
 }
 
 PyObject* PortPublished(PyObject* self, void*) {
@@ -371,8 +428,11 @@ PyMethodDef kPortMethods[] = {
     {"latest", PortLatest, METH_NOARGS, "latest() -> the newest value, or None."},
     {"latest_envelope", PortLatestEnvelope, METH_NOARGS, "latest_envelope() -> (value, Envelope), or None."},
     {"observe", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(PortObserve)), METH_VARARGS | METH_KEYWORDS,
-     "observe(fn, envelope=False) -> token"},
+     "observe(fn, envelope=False, replay=False) -> token"},
     {"unobserve", PortUnobserve, METH_O, "unobserve(token) -> whether it was observing"},
+    {"set_retention", PortSetRetention, METH_VARARGS, "set_retention(keep_last, max_age_ms, durable_path)"},
+    {"mark_ephemeral", PortMarkEphemeral, METH_NOARGS, "mark_ephemeral(): never retained"},
+    {"history", PortHistory, METH_VARARGS, "history(envelope=False) -> retained values, oldest first"},
     {nullptr, nullptr, 0, nullptr}};
 
 PyGetSetDef kPortGetSet[] = {

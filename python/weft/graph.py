@@ -226,12 +226,13 @@ class TypedRoute:
     """A route: owner, family, stream, variant, plane and layer, and the schema of its values.
     Compared and hashed by its name and schema text."""
 
-    __slots__ = ("owner", "family", "stream", "variant", "plane", "layer", "schema", "name", "_hash")
+    __slots__ = ("owner", "family", "stream", "variant", "plane", "layer", "schema", "name", "ephemeral", "_hash")
 
     def __init__(self, owner, family, stream, schema, *, variant: str = "meta", plane: str = "read",
-                 layer: str = "logical"):
+                 layer: str = "logical", ephemeral: bool = False):
         self.owner, self.family, self.stream = str(owner), str(family), str(stream)
         self.variant, self.plane, self.layer = variant, plane, layer
+        self.ephemeral = ephemeral  # never retained
         self.schema = Schema.of(schema)
         self.name = "/".join((self.owner, self.family, self.stream, variant, plane, layer))
         self._hash = hash((self.name, self.schema.text))
@@ -253,7 +254,7 @@ class TypedRoute:
 
 def route(owner, family, stream, schema, **kw) -> TypedRoute:
     """A TypedRoute: `route("sensor", "env", "temp", float, variant="meta", plane="read",
-    layer="logical")`."""
+    layer="logical", ephemeral=False)`."""
     return TypedRoute(owner, family, stream, schema, **kw)
 
 
@@ -505,6 +506,15 @@ class Mailbox:
 ManualClock = _native.ManualClock
 
 
+@dataclasses.dataclass(frozen=True)
+class RetentionPolicy:
+    """How long a route keeps its values: the newest `keep_last`, those younger than `max_age`
+    seconds, and `durable` (a directory) to keep them in a Weft log across restarts."""
+    keep_last: Optional[int] = None
+    max_age: Optional[float] = None
+    durable: Optional[str] = None
+
+
 # ---- the graph ----
 
 class Graph:
@@ -525,6 +535,8 @@ class Graph:
         if port is None:
             s = r.schema
             port = self._core.declare(r.name, s.text, s.encode, s.decode, s.accept, s.validate)
+            if r.ephemeral:
+                port.mark_ephemeral()
             self._ports[r] = port
         return port
 
@@ -552,15 +564,32 @@ class Graph:
             port = self._port(r)
         return port.latest_envelope() if envelope else port.latest()
 
-    def observe(self, r, fn: Optional[Callable] = None, *, envelope: bool = False, capacity: int = 1024,
-                timeout: Optional[float] = None):
+    def observe(self, r, fn: Optional[Callable] = None, *, envelope: bool = False, replay: bool = False,
+                capacity: int = 1024, timeout: Optional[float] = None):
         """With `fn`: calls fn(value) (or fn(value, envelope)) for each value published from now
-        on and returns a Subscription. Without: an Observation to iterate (`for`, `async for`)
-        or to turn into an RxPY observable (`.rx()`)."""
+        on and returns a Subscription; with replay=True the retained values come first (oldest
+        first), then the live ones, in order, none twice. Without `fn`: an Observation to
+        iterate (`for`, `async for`) or to turn into an RxPY observable (`.rx()`)."""
         port = self._port(r)
         if fn is None:
             return Observation(port, capacity, timeout)
-        return Subscription(port, port.observe(fn, envelope))
+        return Subscription(port, port.observe(fn, envelope, replay))
+
+    # -- retention --
+
+    def configure_retention(self, r, policy: "RetentionPolicy") -> None:
+        """Keeps the route's values for history() and replay: the newest `keep_last`, those
+        younger than `max_age` seconds, in memory, or on disk in a Weft log at `durable` (a
+        directory), read back when a process configures the route again (its latest, history
+        and count go on). InvalidArgument for an ephemeral route; SchemaMismatch for a log of
+        another schema; Busy while another process writes that log."""
+        if policy.keep_last is None and policy.max_age is None:
+            raise InvalidArgument("a retention policy needs keep_last or max_age")
+        self._port(r).set_retention(policy.keep_last or 0, int((policy.max_age or 0) * 1000), policy.durable or "")
+
+    def history(self, r, *, envelope: bool = False) -> list:
+        """The retained values, oldest first (with envelope=True, (value, Envelope) pairs)."""
+        return self._port(r).history(envelope)
 
     def filter(self, src, predicate: Callable[[Any], bool]) -> Stream:
         """The values of `src` (a route or a Stream) for which predicate(value) is true."""
@@ -681,5 +710,5 @@ class _Disposed:
         self.cancel()
 
 
-__all__ = ["Envelope", "FlowPolicy", "Graph", "Mailbox", "ManualClock", "Observation", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
+__all__ = ["Envelope", "FlowPolicy", "Graph", "Mailbox", "ManualClock", "Observation", "RetentionPolicy", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
            "StreamFamily", "StreamName", "Subscription", "TypedRoute", "route", "sink", "source"]

@@ -2,24 +2,31 @@
 #include "weft/graph/graph.h"
 
 #include <atomic>
+#include <deque>
 #include <map>
 #include <random>
 #include <thread>
 
 #include "internal/hooks.h"
+#include "internal/record.h"
 #include "weft/core/clock.h"
 #include "weft/graph/flow.h"
+#include "weft/log/log.h"
 #include "weft/core/mutex.h"
 
 namespace weft::graph {
 namespace internal {
 
 // One observer: called only while active; Cancel waits out calls in flight on other threads.
+// While it replays a route's history, live values wait in `pending`.
 struct Entry {
   uint64_t id = 0;
   Observer fn;
   std::atomic<bool> active{true};
   std::atomic<int> inflight{0};
+  std::atomic<bool> replaying{false};
+  Mutex replay_mu;
+  std::vector<SampleRef> pending WEFT_GUARDED_BY(replay_mu);
 };
 using Entries = std::vector<std::shared_ptr<Entry>>;
 
@@ -35,6 +42,24 @@ struct RouteState {
   SampleRef latest WEFT_GUARDED_BY(mu);
   std::shared_ptr<const Entries> entries WEFT_GUARDED_BY(mu) = std::make_shared<Entries>();  // copied on change
   uint64_t next_entry WEFT_GUARDED_BY(mu) = 1;
+  // Retention.
+  bool ephemeral WEFT_GUARDED_BY(mu) = false;
+  bool retaining WEFT_GUARDED_BY(mu) = false;
+  Retention retention WEFT_GUARDED_BY(mu);
+  std::deque<SampleRef> history WEFT_GUARDED_BY(mu);
+  std::unique_ptr<log::Log> log WEFT_GUARDED_BY(mu);
+  std::atomic<bool> durable{false};  // values need their bytes before the lock (for the log)
+
+  // Drops what the limits no longer keep.
+  void Trim(int64_t now_ns) WEFT_REQUIRES(mu) {
+    if (retention.keep_last != 0) {
+      while (history.size() > retention.keep_last) history.pop_front();
+    }
+    if (retention.max_age_ms != 0) {
+      const int64_t oldest = now_ns - retention.max_age_ms * 1'000'000;
+      while (!history.empty() && history.front()->envelope().ingest_ns < oldest) history.pop_front();
+    }
+  }
 };
 
 struct GraphState {
@@ -184,13 +209,30 @@ Status Route::Deliver(const SampleRef& sample) const {
   auto& env = const_cast<Envelope&>(sample->envelope());  // not yet shared: ours to stamp
   env.ingest_ns = WallNs();
   if (env.event_ns == 0) env.event_ns = env.ingest_ns;
+  ByteView bytes;
+  if (s_->durable.load()) {  // made before the lock: an encoder may need a binding's lock (the GIL)
+    auto b = sample->bytes();
+    if (!b.ok()) return b.status();
+    bytes = *b;
+  }
   std::shared_ptr<const Entries> entries;
   {
     MutexLock g(s_->mu);
     env.seq = ++s_->seq;
     env.id = internal::Mix(internal::g_process_salt ^ (s_->uid << 40 | (env.seq & ((uint64_t{1} << 40) - 1))));
     if (env.trace == 0) env.trace = env.id;
+    if (s_->log != nullptr) {
+      auto appended = s_->log->Append(AsBytes(internal::EncodeRecord(env, s_->schema.id(), bytes)));
+      if (!appended.ok()) {
+        --s_->seq;  // not published: nobody saw it
+        return appended.status();
+      }
+    }
     s_->latest = sample;
+    if (s_->retaining) {
+      s_->history.push_back(sample);
+      s_->Trim(env.ingest_ns);
+    }
     entries = s_->entries;
   }
   Status refusal;
@@ -199,10 +241,20 @@ Status Route::Deliver(const SampleRef& sample) const {
   for (const auto& e : *entries) {
     e->inflight.fetch_add(1);
     if (e->active.load()) {
-      const Entry* outer = internal::t_calling;
-      internal::t_calling = e.get();
-      e->fn(sample);
-      internal::t_calling = outer;
+      bool deliver = true;
+      if (e->replaying.load()) {  // it is still being given the history: this value waits its turn
+        MutexLock l(e->replay_mu);
+        if (e->replaying.load()) {
+          e->pending.push_back(sample);
+          deliver = false;
+        }
+      }
+      if (deliver) {
+        const Entry* outer = internal::t_calling;
+        internal::t_calling = e.get();
+        e->fn(sample);
+        internal::t_calling = outer;
+      }
     }
     e->inflight.fetch_sub(1);
   }
@@ -216,17 +268,109 @@ SampleRef Route::Latest() const {
   return s_->latest;
 }
 
-Subscription Route::Observe(Observer observer) const {
+Subscription Route::Observe(Observer observer) const { return Observe(std::move(observer), false); }
+
+Subscription Route::Observe(Observer observer, bool replay) const {
   auto e = std::make_shared<Entry>();
   e->fn = std::move(observer);
+  std::deque<SampleRef> history;
   {
     MutexLock g(s_->mu);
     e->id = s_->next_entry++;
+    if (replay && s_->retaining) {
+      s_->Trim(WallNs());
+      history = s_->history;
+      e->replaying = !history.empty();
+    }
     auto next = std::make_shared<Entries>(*s_->entries);
     next->push_back(e);
     s_->entries = std::move(next);
   }
-  return Subscription(s_, e->id);
+  Subscription sub(s_, e->id);
+  if (!e->replaying.load()) return sub;
+  // The history, then what was published meanwhile (held back in order), then live.
+  const Entry* outer = internal::t_calling;
+  internal::t_calling = e.get();
+  for (const SampleRef& v : history) e->fn(v);
+  for (;;) {
+    std::vector<SampleRef> more;
+    {
+      MutexLock l(e->replay_mu);
+      if (e->pending.empty()) {
+        e->replaying = false;
+        break;
+      }
+      more.swap(e->pending);
+    }
+    for (const SampleRef& v : more) e->fn(v);
+  }
+  internal::t_calling = outer;
+  return sub;
+}
+
+Status Route::MarkEphemeral() const {
+  MutexLock g(s_->mu);
+  if (s_->retaining) return InvalidArgument("route " + s_->name.ToString() + " is retained: it cannot be ephemeral");
+  s_->ephemeral = true;
+  return Status::Ok();
+}
+
+Status Route::SetRetention(const Retention& r) const {
+  MutexLock g(s_->mu);
+  const std::string name = s_->name.ToString();
+  if (s_->ephemeral) return InvalidArgument("route " + name + " is ephemeral: its values are never retained");
+  if (r.keep_last == 0 && r.max_age_ms <= 0) return InvalidArgument("retention of route " + name + " needs keep_last or max_age_ms");
+  if (s_->retaining) return InvalidArgument("route " + name + " has its retention already");
+  std::unique_ptr<log::Log> lg;
+  std::deque<SampleRef> history;
+  uint64_t seq = s_->seq;
+  if (!r.durable_path.empty()) {
+    log::LogOptions o;
+    o.retention_events = r.keep_last;
+    o.retention_age_ms = r.max_age_ms;
+    auto opened = log::Log::Open(r.durable_path, o);
+    if (!opened.ok()) return opened.status();
+    lg = std::move(*opened);
+    // What the log holds comes back: the newest within the limits, the latest, the count.
+    const uint64_t first = lg->first_seq(), next = lg->next_seq();
+    const uint64_t from = r.keep_last != 0 && next - first > r.keep_last ? next - r.keep_last : first;
+    for (uint64_t i = from; i < next; ++i) {
+      auto rec = lg->Read(i);
+      if (!rec.ok()) return rec.status();
+      auto d = internal::DecodeRecord(rec->payload);
+      if (!d.ok()) return Status(Code::kCorrupt, "the log of route " + name + " at " + r.durable_path + ", record " +
+                                                     std::to_string(i) + ": " + d.status().message());
+      if (d->schema_id != s_->schema.id()) {
+        return Status(Code::kSchemaMismatch, "the log of route " + name + " at " + r.durable_path +
+                                                 " holds values of another schema than '" + s_->schema.text() + "'");
+      }
+      if (s_->schema.fixed_size() != 0 && d->value.size() != s_->schema.fixed_size()) {
+        return Status(Code::kCorrupt, "the log of route " + name + ", record " + std::to_string(i) + ": a value of " +
+                                          std::to_string(d->value.size()) + " bytes for '" + s_->schema.text() + "'");
+      }
+      history.push_back(std::make_shared<Sample>(d->env, std::string(d->value.begin(), d->value.end())));
+      seq = std::max(seq, d->env.seq);
+    }
+  }
+  s_->retention = r;
+  s_->retaining = true;
+  if (lg != nullptr) {
+    if (!history.empty() && (s_->latest == nullptr || history.back()->envelope().seq > s_->seq)) s_->latest = history.back();
+    s_->seq = seq;
+    for (auto& v : s_->history) history.push_back(v);  // values published before, if any
+    s_->history = std::move(history);
+    s_->log = std::move(lg);
+    s_->durable = true;
+  }
+  s_->Trim(WallNs());
+  return Status::Ok();
+}
+
+std::vector<SampleRef> Route::History() const {
+  MutexLock g(s_->mu);
+  if (!s_->retaining) return {};
+  s_->Trim(WallNs());
+  return std::vector<SampleRef>(s_->history.begin(), s_->history.end());
 }
 
 uint64_t Route::published() const {

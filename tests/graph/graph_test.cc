@@ -208,3 +208,57 @@ TEST(GraphTest, ManyPublishingThreadsEveryValueOnceAndTheLatestIsTheNewest) {
 
 }  // namespace
 }  // namespace weft::graph
+
+namespace weft::graph {
+namespace {
+
+TEST(RetentionTest, KeepsTheNewestWithinItsLimitsAndEphemeralRoutesNothing) {
+  auto g = Graph::Create();
+  Route r = g->Declare(Name("kept"), Schema::Pod<int64_t>("n.v1")).value();
+  EXPECT_TRUE(r.History().empty());
+  EXPECT_EQ(r.SetRetention({}).code(), Code::kInvalidArgument);  // no limit
+  ASSERT_TRUE(r.SetRetention({.keep_last = 3}).ok());
+  for (int64_t i = 1; i <= 5; ++i) ASSERT_TRUE(r.Publish(i).ok());
+  auto h = r.History();
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h[0]->as<int64_t>(), 3);
+  EXPECT_EQ(h[2]->as<int64_t>(), 5);
+  Route aged = g->Declare(Name("aged"), Schema::Pod<int64_t>("n.v1")).value();
+  ASSERT_TRUE(aged.SetRetention({.max_age_ms = 1}).ok());
+  ASSERT_TRUE(aged.Publish(int64_t{1}).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_TRUE(aged.History().empty());
+  EXPECT_NE(aged.Latest(), nullptr);  // the latest stays
+  Route eph = g->Declare(Name("eph"), Schema::Pod<int64_t>("n.v1")).value();
+  ASSERT_TRUE(eph.MarkEphemeral().ok());
+  EXPECT_EQ(eph.SetRetention({.keep_last = 1}).code(), Code::kInvalidArgument);
+  EXPECT_EQ(r.MarkEphemeral().code(), Code::kInvalidArgument);
+}
+
+TEST(RetentionTest, ReplayThenLiveInOrderNoneTwiceWhilePublishersRun) {
+  auto g = Graph::Create();
+  Route r = g->Declare(Name("seq"), Schema::Pod<int64_t>("n.v1")).value();
+  ASSERT_TRUE(r.SetRetention({.keep_last = 100000}).ok());
+  for (int64_t i = 0; i < 1000; ++i) ASSERT_TRUE(r.Publish(i).ok());
+  std::atomic<bool> stop{false};
+  std::thread publisher([&] {
+    for (int64_t i = 1000; i < 50000 && !stop; ++i) r.Publish(i).IgnoreError();
+  });
+  std::vector<uint64_t> seqs;
+  std::mutex mu;
+  Subscription s = r.Observe(
+      [&](const SampleRef& v) {
+        std::lock_guard<std::mutex> l(mu);
+        seqs.push_back(v->envelope().seq);
+      },
+      true);
+  publisher.join();
+  std::lock_guard<std::mutex> l(mu);
+  ASSERT_GE(seqs.size(), 1000u);
+  EXPECT_EQ(seqs.front(), 1u);
+  for (size_t i = 1; i < seqs.size(); ++i) ASSERT_EQ(seqs[i], seqs[i - 1] + 1) << "at " << i;
+  EXPECT_EQ(seqs.back(), r.published());
+}
+
+}  // namespace
+}  // namespace weft::graph

@@ -134,6 +134,13 @@ struct RouteState;
 struct GraphState;
 }  // namespace internal
 
+// How long a route keeps its values, for History and replay.
+struct Retention {
+  size_t keep_last = 0;      // the newest values kept (0: no limit by count)
+  int64_t max_age_ms = 0;    // values taken in within this long (0: no limit by age)
+  std::string durable_path;  // a Weft log directory: the values survive the process (empty: memory)
+};
+
 // Observation of a route until Cancel() or destruction.
 class Subscription {
  public:
@@ -176,10 +183,22 @@ class Route {
 
   // The newest value (the highest seq), or null before the first.
   SampleRef Latest() const;
+  // Keeps values for History and replay, as `r` says (a limit by count or age is needed). A
+  // durable route reads back what its log holds: its latest, history and seq continue from
+  // there. kInvalidArgument for an ephemeral route or no limit; kSchemaMismatch if the log
+  // holds another schema's values; the log's own errors (kBusy if another process writes it).
+  Status SetRetention(const Retention& r) const;
+  // Never retained from now on (refused once retention is set).
+  Status MarkEphemeral() const;
+  // The retained values, oldest first (empty without retention).
+  std::vector<SampleRef> History() const;
   // `observer` is called with each value published from now on, on the publisher's thread.
   // Values published concurrently from several threads may reach it out of seq order. An
   // observer that cannot take a value says so with RefuseValue: the publish returns that.
   Subscription Observe(Observer observer) const;
+  // The same, the retained values first (oldest first), then every value published after them,
+  // in order, none twice.
+  Subscription Observe(Observer observer, bool replay) const;
   uint64_t published() const;
   size_t observers() const;
 
