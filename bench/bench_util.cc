@@ -280,6 +280,29 @@ void Emit(const std::string& suite, const std::vector<Row>& rows, const Options&
   std::fflush(stdout);
 }
 
+std::vector<std::vector<std::string>> PythonLines(const std::string& script, bool quick) {
+  std::vector<std::vector<std::string>> out;
+  const std::string src = WEFT_SOURCE_DIR, bin = WEFT_BINARY_DIR;
+  const std::string cmd = "PYTHONPATH='" + src + "/python:" + bin + "/python' WEFT_BINARY_DIR='" + bin +
+                          "' /usr/bin/python3 '" + src + "/bench/python/" + script + "' --tsv" + (quick ? " --quick" : "");
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char line[4096];
+  while (std::fgets(line, sizeof(line), p) != nullptr) {
+    std::string l(line);
+    if (!l.empty() && l.back() == '\n') l.pop_back();
+    std::vector<std::string> f;
+    size_t pos = 0;
+    for (size_t tab; (tab = l.find('\t', pos)) != std::string::npos; pos = tab + 1) f.push_back(l.substr(pos, tab - pos));
+    f.push_back(l.substr(pos));
+    out.push_back(std::move(f));
+  }
+  if (::pclose(p) != 0 || out.empty()) {
+    std::fprintf(stderr, "weft bench: %s did not run (is the weft module built?)\n", script.c_str());
+  }
+  return out;
+}
+
 pid_t Fork(const std::function<int()>& body) {
   std::fflush(stdout);
   std::fflush(stderr);

@@ -63,6 +63,10 @@ class Results {
 // Prints rows as a table (with the ratio to weft in its own column) or as JSON lines.
 void Emit(const std::string& suite, const std::vector<Row>& rows, const Options& opt);
 
+// Runs bench/python/<script> --tsv (--quick) with this build's weft on its path and returns
+// each line's tab-separated fields; says so on stderr if it failed or printed nothing.
+std::vector<std::vector<std::string>> PythonLines(const std::string& script, bool quick);
+
 // Runs `body` in a forked child; returns its pid. The child exits with body's return value.
 pid_t Fork(const std::function<int()>& body);
 // Waits for a child; returns its exit code (or 128 + signal).

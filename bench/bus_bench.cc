@@ -535,34 +535,20 @@ Row E2EWeft(const std::string& mode, int warm, int n) {
 // batch (0/1), consumers, events, events per second, note.
 std::vector<Row> PythonRows(bool quick) {
   std::vector<Row> rows;
-  const std::string src = WEFT_SOURCE_DIR, bin = WEFT_BINARY_DIR;
-  const std::string cmd = "PYTHONPATH='" + src + "/python:" + bin + "/python' /usr/bin/python3 '" + src +
-                          "/bench/python/bus_stream.py' --tsv" + (quick ? " --quick" : "");
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return rows;
-  char line[1024];
-  while (std::fgets(line, sizeof(line), p) != nullptr) {
-    char case_name[32], transport[32], note[512];
-    int batch = 0, consumers = 0;
-    unsigned long long n = 0;
-    double rate = 0;
-    if (std::sscanf(line, "%31[^\t]\t%31[^\t]\t%d\t%d\t%llu\t%lf\t%511[^\n]", case_name, transport, &batch, &consumers, &n,
-                    &rate, note) != 7 ||
-        rate <= 0) {
-      continue;
-    }
-    Row r = NewRow("bus", case_name, transport, kEvent, "");
-    r.extra["backend"] = std::string(case_name) == "python" ? "shm" : "memory";
+  for (const std::vector<std::string>& f : PythonLines("bus_stream.py", quick)) {
+    if (f.size() != 7) continue;
+    const double rate = std::atof(f[5].c_str());
+    const uint64_t n = std::strtoull(f[4].c_str(), nullptr, 10);
+    if (rate <= 0) continue;
+    Row r = NewRow("bus", f[0], f[1], kEvent, "");
+    r.extra["backend"] = f[0] == "python" ? "shm" : "memory";
     r.extra["producers"] = "1";
-    r.extra["consumers"] = std::to_string(consumers);
+    r.extra["consumers"] = f[3];
     r.extra["lang"] = "python";
-    r.extra["batch"] = batch ? "true" : "false";
+    r.extra["batch"] = f[2] == "1" ? "true" : "false";
     SetThroughput(r, n, kEvent, static_cast<int64_t>(static_cast<double>(n) / rate * 1e9));
-    r.note = note;
+    r.note = f[6];
     rows.push_back(r);
-  }
-  if (::pclose(p) != 0 || rows.empty()) {
-    std::fprintf(stderr, "weft bench: the Python rows did not run (is the weft module built?)\n");
   }
   return rows;
 }

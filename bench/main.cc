@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   weft::bench::Options bopt;
   std::string suite;
   auto* bench = app.add_subcommand("bench", "Run a benchmark suite side by side with its baselines");
-  bench->add_option("suite", suite, "Suite: channel, pool, topic, log, rpc, bus, all")->required();
+  bench->add_option("suite", suite, "Suite: channel, pool, topic, log, rpc, bus, graph, all")->required();
   bench->add_flag("--quick", bopt.quick, "Finish in under a minute");
   bench->add_flag("--json", bopt.json, "One JSON object per line on stdout");
   bench->add_option("--out", bopt.out, "Also append JSON lines to this file");
@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
   };
   static const Suite kSuites[] = {{"channel", weft::bench::RunChannelSuite}, {"pool", weft::bench::RunPoolSuite},
                                   {"log", weft::bench::RunLogSuite},         {"topic", weft::bench::RunTopicSuite},
-                                  {"rpc", weft::bench::RunRpcSuite},         {"bus", weft::bench::RunBusSuite}};
+                                  {"rpc", weft::bench::RunRpcSuite},         {"bus", weft::bench::RunBusSuite},
+                                  {"graph", weft::bench::RunGraphSuite}};
   bool ran = false;
   for (const Suite& s : kSuites) {
     if (suite == s.name || suite == "all") {
@@ -42,6 +43,6 @@ int main(int argc, char** argv) {
     }
   }
   if (ran) return 0;
-  std::fprintf(stderr, "weft bench: unknown suite '%s' (suites: channel, pool, topic, log, rpc, bus, all)\n", suite.c_str());
+  std::fprintf(stderr, "weft bench: unknown suite '%s' (suites: channel, pool, topic, log, rpc, bus, graph, all)\n", suite.c_str());
   return 2;
 }

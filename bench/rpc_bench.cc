@@ -176,19 +176,7 @@ Row CallUds(const std::string& mode, int warm, int n) {
 // transport, via, mode, rows, n, p50, p99, p99.9 (ns), note; "-" for an empty field.
 std::vector<Row> PythonRows(const std::string& script, bool quick) {
   std::vector<Row> rows;
-  const std::string src = WEFT_SOURCE_DIR, bin = WEFT_BINARY_DIR;
-  const std::string cmd = "PYTHONPATH='" + src + "/python:" + bin + "/python' WEFT_BINARY_DIR='" + bin +
-                          "' /usr/bin/python3 '" + src + "/bench/python/" + script + "' --tsv" + (quick ? " --quick" : "");
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return rows;
-  char line[2048];
-  while (std::fgets(line, sizeof(line), p) != nullptr) {
-    std::vector<std::string> f;
-    std::string l(line);
-    if (!l.empty() && l.back() == '\n') l.pop_back();
-    size_t pos = 0;
-    for (size_t tab; (tab = l.find('\t', pos)) != std::string::npos; pos = tab + 1) f.push_back(l.substr(pos, tab - pos));
-    f.push_back(l.substr(pos));
+  for (const std::vector<std::string>& f : PythonLines(script, quick)) {
     if (f.size() != 10) continue;
     const uint64_t table_rows = f[4] == "-" ? 0 : std::stoull(f[4]);
     Row r = NewRow("rpc", f[0], f[1], f[0] == "call" ? 8 : table_rows * 28, f[3] == "-" ? "" : f[3]);
@@ -208,9 +196,6 @@ std::vector<Row> PythonRows(const std::string& script, bool quick) {
     r.p999_ns = std::stod(f[8]);
     r.note = f[9];
     rows.push_back(r);
-  }
-  if (::pclose(p) != 0 || rows.empty()) {
-    std::fprintf(stderr, "weft bench: %s did not run (is the weft module built?)\n", script.c_str());
   }
   return rows;
 }

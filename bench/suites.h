@@ -19,6 +19,7 @@ void RunTopicSuite(const Options& opt);
 void RunLogSuite(const Options& opt);
 void RunRpcSuite(const Options& opt);
 void RunBusSuite(const Options& opt);
+void RunGraphSuite(const Options& opt);
 // The bus suite's rows for the redis:// and nats:// backends and their floors (cases ingest,
 // consume, e2e), on servers it starts (bus_remote_bench.cc).
 void AddRemoteBusRows(Results& res, bool quick, const std::function<bool(const char*)>& want);

@@ -1,0 +1,127 @@
+"""Python rows of `weft bench graph`: publish to an observer holding the value (case observe),
+and values through a capacitor and a filter into an observer (case throughput), for Weft's
+graph, RxPY 3 (Debian's python3-rx: a Subject, and a Subject with ops.filter) and a plain list
+of callbacks (the floor), on equal work: the same values, the same observer (a list's append).
+
+Prints TSV rows for graph_bench.cc: case, transport, placement, kind (latency|rate), n, p50, p99,
+p99.9 (ns), values per second, note; "-" for an empty field. Run directly: a readable table.
+"""
+
+import sys
+import time
+
+from weft import graph
+
+
+def percentiles(samples):
+    s = sorted(samples)
+    pick = lambda q: s[min(len(s) - 1, int(q * len(s)))]
+    return pick(0.5), pick(0.99), pick(0.999)
+
+
+def time_each(publish, warm, n):
+    for i in range(warm):
+        publish(1.5)
+    clock = time.perf_counter_ns
+    out = [0] * n
+    for i in range(n):
+        t0 = clock()
+        publish(1.5)
+        out[i] = clock() - t0
+    return out
+
+
+def observe_rows(n, warm):
+    rows = []
+    # Weft: the route's bound publish function, one observer appending.
+    g = graph.Graph()
+    r = graph.route("bench", "graph", "observe", float)
+    got = []
+    g.observe(r, got.append)
+    p50, p99, p999 = percentiles(time_each(g.publisher(r), warm, n))
+    rows.append(("observe", "weft", "memory", "latency", n, p50, p99, p999, None,
+                 "graph.publisher(route)(1.5) to one observer (list.append), same thread"))
+    got.clear()
+    # RxPY: a Subject, one subscriber appending.
+    from rx.subject import Subject
+    s = Subject()
+    got2 = []
+    s.subscribe(got2.append)
+    p50, p99, p999 = percentiles(time_each(s.on_next, warm, n))
+    rows.append(("observe", "rxpy", "memory", "latency", n, p50, p99, p999, None,
+                 "RxPY 3 Subject.on_next(1.5) to one subscriber (list.append)"))
+    # The floor: a list of callbacks.
+    got3 = []
+    callbacks = [got3.append]
+
+    def publish(v):
+        for c in callbacks:
+            c(v)
+
+    p50, p99, p999 = percentiles(time_each(publish, warm, n))
+    rows.append(("observe", "floor", "memory", "latency", n, p50, p99, p999, None,
+                 "a for loop over a list of callbacks (list.append): no envelope, no latest"))
+    return rows
+
+
+def throughput_rows(total):
+    rows = []
+    batch = 1024
+    total = total // batch * batch
+    # Weft: values into a capacitor (1024 slots), discharged in batches to a route, a filter
+    # (half pass) into an observer.
+    g = graph.Graph()
+    src = graph.route("bench", "graph", "in", int)
+    mid = graph.route("bench", "graph", "mid", int)
+    cap = g.capacitor(source=src, sink=mid, capacity=batch)
+    got = []
+    g.filter(mid, lambda v: v & 1 == 0).observe(got.append)
+    pub = g.publisher(src)
+    t0 = time.perf_counter_ns()
+    for start in range(0, total, batch):
+        for i in range(start, start + batch):
+            pub(i)
+        cap.discharge(batch)
+    elapsed = time.perf_counter_ns() - t0
+    assert len(got) == total // 2
+    rows.append(("throughput", "weft", "memory", "rate", total, None, None, None, total / elapsed * 1e9,
+                 "publish into a capacitor of 1024, discharged per 1024 into a route, filter (half pass), observer"))
+    # RxPY: a Subject, ops.filter, a subscriber (RxPY has no capacitor: less work than Weft's).
+    from rx import operators as ops
+    from rx.subject import Subject
+    s = Subject()
+    got2 = []
+    s.pipe(ops.filter(lambda v: v & 1 == 0)).subscribe(got2.append)
+    on_next = s.on_next
+    t0 = time.perf_counter_ns()
+    for i in range(total):
+        on_next(i)
+    elapsed = time.perf_counter_ns() - t0
+    rows.append(("throughput", "rxpy", "memory", "rate", total, None, None, None, total / elapsed * 1e9,
+                 "RxPY 3 Subject, ops.filter (half pass), subscriber; no storage stage"))
+    # The floor: a plain loop with the predicate.
+    got3 = []
+    t0 = time.perf_counter_ns()
+    for i in range(total):
+        if i & 1 == 0:
+            got3.append(i)
+    elapsed = time.perf_counter_ns() - t0
+    rows.append(("throughput", "floor", "memory", "rate", total, None, None, None, total / elapsed * 1e9,
+                 "a plain loop: the predicate and append, nothing else"))
+    return rows
+
+
+def main():
+    quick = "--quick" in sys.argv
+    n, warm, total = (50_000, 5_000, 200_000) if quick else (300_000, 20_000, 2_000_000)
+    rows = observe_rows(n, warm) + throughput_rows(total)
+    if "--tsv" in sys.argv:
+        for row in rows:
+            print("\t".join("-" if f is None else (f"{f:.1f}" if isinstance(f, float) else str(f)) for f in row))
+    else:
+        for row in rows:
+            print(row)
+
+
+if __name__ == "__main__":
+    main()
