@@ -13,6 +13,7 @@
 #include "errors.h"
 #include "weft/graph/flow.h"
 #include "weft/graph/graph.h"
+#include "weft/graph/inspect.h"
 
 namespace py = pybind11;
 
@@ -151,6 +152,7 @@ bool RestoreObserverError() {
 }
 
 // ---- Port ----
+PyTypeObject* g_port_type = nullptr;
 struct Port {
   PyObject_HEAD
   graph::Route route;
@@ -408,6 +410,23 @@ PyObject* PortHistory(PyObject* self, PyObject* args) {
   return out;
 }
 
+// add_edge(to_port, kind, name) -> id
+PyObject* PortAddEdge(PyObject* self, PyObject* args) {
+  PyObject* to = nullptr;
+  const char* kind = "";
+  const char* name = "";
+  if (!PyArg_ParseTuple(args, "O!ss", g_port_type, &to, &kind, &name)) return nullptr;
+  const uint64_t id = reinterpret_cast<Port*>(self)->route.AddEdge(reinterpret_cast<Port*>(to)->route, kind, name);
+  return PyLong_FromUnsignedLongLong(id);
+}
+
+PyObject* PortRemoveEdge(PyObject* self, PyObject* arg) {
+  const unsigned long long id = PyLong_AsUnsignedLongLong(arg);
+  if (PyErr_Occurred()) return nullptr;
+  reinterpret_cast<Port*>(self)->route.RemoveEdge(id);
+  Py_RETURN_NONE;
+}
+
 PyObject* PortPublished(PyObject* self, void*) {
   return PyLong_FromUnsignedLongLong(reinterpret_cast<Port*>(self)->route.published());
 }
@@ -433,6 +452,8 @@ PyMethodDef kPortMethods[] = {
     {"set_retention", PortSetRetention, METH_VARARGS, "set_retention(keep_last, max_age_ms, durable_path)"},
     {"mark_ephemeral", PortMarkEphemeral, METH_NOARGS, "mark_ephemeral(): never retained"},
     {"history", PortHistory, METH_VARARGS, "history(envelope=False) -> retained values, oldest first"},
+    {"add_edge", PortAddEdge, METH_VARARGS, "add_edge(to, kind, name) -> id: an edge for inspection"},
+    {"remove_edge", PortRemoveEdge, METH_O, "remove_edge(id)"},
     {nullptr, nullptr, 0, nullptr}};
 
 PyGetSetDef kPortGetSet[] = {
@@ -448,7 +469,6 @@ PyType_Slot kPortSlots[] = {{Py_tp_dealloc, reinterpret_cast<void*>(PortDealloc)
                             {Py_tp_doc, const_cast<char*>("A declared route of a graph (weft.graph uses it).")},
                             {0, nullptr}};
 PyType_Spec kPortSpec = {"weft._native.Port", sizeof(Port), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, kPortSlots};
-PyTypeObject* g_port_type = nullptr;
 
 py::object MakePort(graph::Route route, py::object encode, py::object decode, py::object accept, py::object validate) {
   if (!accept.is_none() && !PyType_Check(accept.ptr()) && !PyTuple_Check(accept.ptr())) {
@@ -533,6 +553,30 @@ void BindGraph(py::module_& m) {
           py::arg("name"), py::arg("schema"), py::arg("encode"), py::arg("decode"), py::arg("accept") = py::none(),
           py::arg("validate") = py::none(),
           "declare(name, schema, encode, decode, accept=None, validate=None) -> Port: the route, declared on first use.")
+      .def("topology_json", [](graph::Graph& g) { return g.Describe().ToJson(); })
+      .def("topology_dot", [](graph::Graph& g) { return g.Describe().ToDot(); })
+      .def("validate",
+           [](graph::Graph& g) {
+             py::list out;
+             for (const std::string& p : g.Validate()) out.append(p);
+             return out;
+           })
+      .def(
+          "lineage",
+          [](graph::Graph& g, const std::string& route, uint64_t trace, uint64_t causality, uint64_t correlation) {
+            graph::LineageQuery q{.trace = trace, .causality = causality, .correlation = correlation};
+            graph::RouteName n;
+            if (!route.empty()) {
+              n = pyerr::Get(graph::RouteName::Parse(route));
+              q.route = &n;
+            }
+            py::list out;
+            for (const graph::LineageEntry& e : g.Lineage(q)) {
+              out.append(py::make_tuple(e.route.ToString(), py::reinterpret_steal<py::object>(EnvelopeOf(e.envelope))));
+            }
+            return out;
+          },
+          py::arg("route"), py::arg("trace"), py::arg("causality"), py::arg("correlation"))
       .def("routes", [](graph::Graph& g) {
         py::list out;
         for (const graph::Route& r : g.Routes()) out.append(py::make_tuple(r.name().ToString(), r.schema().text(), r.published()));
@@ -581,7 +625,10 @@ void BindGraph(py::module_& m) {
   py::class_<graph::Capacitor, std::shared_ptr<graph::Capacitor>>(m, "Capacitor", "Bounded storage released by demand.")
       .def(py::init([](py::object source, py::object sink, size_t capacity, const std::string& overflow,
                        int64_t block_timeout_ms, py::object demand, bool immediate, const std::string& name) {
-             graph::CapacitorOptions o{.capacity = capacity, .block_timeout_ms = block_timeout_ms, .immediate = immediate};
+             graph::CapacitorOptions o;
+             o.capacity = capacity;
+             o.block_timeout_ms = block_timeout_ms;
+             o.immediate = immediate;
              if (!overflow.empty()) o.overflow = OverflowOf(overflow);
              graph::Route d;
              if (!demand.is_none()) {

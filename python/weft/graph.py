@@ -608,10 +608,13 @@ class Graph:
         values from a route or Stream carry their cause (trace and causality)."""
         dst = self._port(r)
         if isinstance(src, Stream):
-            return src.observe(dst.publish)
+            port = self._port(src._source)
+            kind = "map" if any(k == "map" for k, _ in src._steps) else "filter"
+            return _Edged(src.observe(dst.publish), port, port.add_edge(dst, kind, ""))
         if isinstance(src, (TypedRoute, Role)):
             port = self._port(src)
-            return Subscription(port, port.observe(lambda v, e: dst.publish_with(v, cause=e), True))
+            sub = Subscription(port, port.observe(lambda v, e: dst.publish_with(v, cause=e), True))
+            return _Edged(sub, port, port.add_edge(dst, "pipe", ""))
         subscribe = getattr(src, "subscribe", None)
         if subscribe is None:
             raise InvalidArgument(f"pipe takes a route, a Stream or an RxPY observable, not {type(src).__name__}")
@@ -687,9 +690,69 @@ class Graph:
     def mailbox_snapshot(self, box: Mailbox) -> dict:
         return box.snapshot()
 
+    # -- inspection --
+
+    def topology(self) -> dict:
+        """The graph as data: {"routes": [{name, schema, published, observers, refused,
+        retained, ephemeral}], "edges": [{from, to, kind, name}]} (pipes, filters, capacitors,
+        resistors, watchdogs)."""
+        import json
+        return json.loads(self._core.topology_json())
+
+    def topology_dot(self) -> str:
+        """The graph in Graphviz's DOT language."""
+        return self._core.topology_dot()
+
+    def validate(self) -> list:
+        """What is wrong, one sentence each: an edge joining routes of different schemas, a
+        cycle of edges with no capacitor on it, a sink whose values nobody observes, moves on or
+        retains."""
+        return self._core.validate()
+
+    def lineage(self, route=None, *, trace_id: int = 0, causality_id: int = 0, correlation_id: int = 0) -> list:
+        """(route name, Envelope) of retained values: with causality_id, that value and then its
+        cause, its cause's cause ...; else those matching the route, trace and correlation given,
+        oldest first. Values are found as long as their routes retain them."""
+        name = _route_of(route).name if route is not None else ""
+        return self._core.lineage(name, trace_id, causality_id, correlation_id)
+
+    def route_audit(self, r) -> dict:
+        """One route: schema, values published, publishes refused, observers, producers (id ->
+        values), the edges in and out, whether it is retained or ephemeral."""
+        name = _route_of(r).name
+        self._port(r)
+        t = self.topology()
+        entry = next(x for x in t["routes"] if x["name"] == name)
+        entry["in"] = [e for e in t["edges"] if e["to"] == name]
+        entry["out"] = [e for e in t["edges"] if e["from"] == name]
+        return entry
+
     def catalog(self) -> list:
         """(name, schema text, values published) of every route, in name order."""
         return self._core.routes()
+
+
+class _Edged:
+    """A pipe's subscription and the edge it shows in the topology; cancel ends both."""
+
+    def __init__(self, sub, port, edge):
+        self._sub, self._port, self._edge = sub, port, edge
+
+    def cancel(self) -> None:
+        if self._edge is not None:
+            self._port.remove_edge(self._edge)
+            self._edge = None
+        self._sub.cancel()
+
+    @property
+    def active(self) -> bool:
+        return self._edge is not None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cancel()
 
 
 class _Disposed:

@@ -241,6 +241,8 @@ struct Capacitor::State {
   Store store;
   Route sink;
   bool immediate;
+  Route source;
+  uint64_t edge = 0;
 
   size_t Discharge(size_t n) {
     std::vector<SampleRef> out = store.Demand(n, immediate);
@@ -257,7 +259,9 @@ Result<std::shared_ptr<Capacitor>> Capacitor::Create(Route source, Route sink, C
                .block_timeout_ms = o.block_timeout_ms};
   WEFT_RETURN_IF_ERROR(CheckPolicy(p, name));
   std::shared_ptr<Capacitor> c(new Capacitor());
-  c->s_ = std::make_shared<State>(std::move(name), p, sink, o.immediate);
+  c->s_ = std::make_shared<State>(name, p, sink, o.immediate);
+  c->s_->source = source;
+  c->s_->edge = source.AddEdge(sink, "capacitor", name);
   std::weak_ptr<State> weak = c->s_;
   c->in_ = source.Observe([weak](const SampleRef& v) {
     auto s = weak.lock();
@@ -280,6 +284,7 @@ Capacitor::~Capacitor() { Close(); }
 size_t Capacitor::Discharge(size_t n) { return s_->Discharge(n); }
 FlowSnapshot Capacitor::snapshot() const { return s_->store.Snapshot(); }
 void Capacitor::Close() {
+  s_->source.RemoveEdge(s_->edge);
   s_->store.Close();
   in_.Cancel();
   demand_.Cancel();
@@ -289,6 +294,8 @@ void Capacitor::Close() {
 
 struct Resistor::State {
   std::string name;
+  Route source;
+  uint64_t edge = 0;
   Route sink;
   std::optional<Route> gate;
   bool pulsed = false;
@@ -313,6 +320,8 @@ Result<std::shared_ptr<Resistor>> Resistor::Create(Route source, Route sink, Res
   r->s_ = std::make_shared<State>();
   r->s_->name = name;
   r->s_->sink = sink;
+  r->s_->source = source;
+  r->s_->edge = source.AddEdge(sink, "resistor", name);
   if (o.gate != nullptr) r->s_->gate = *o.gate;
   r->s_->pulsed = o.release != nullptr;
   {
@@ -366,6 +375,7 @@ FlowSnapshot Resistor::snapshot() const {
   return out;
 }
 void Resistor::Close() {
+  s_->source.RemoveEdge(s_->edge);
   in_.Cancel();
   release_.Cancel();
 }
@@ -503,6 +513,8 @@ void ManualClock::Advance(int64_t ns) {
 
 struct Watchdog::State {
   Route output;
+  Route reset_by;
+  uint64_t edge = 0;
   int64_t after = 0;
   Clock* clock = nullptr;
   mutable Mutex mu;
@@ -541,10 +553,12 @@ Result<std::shared_ptr<Watchdog>> Watchdog::Create(Route reset_by, Route output,
     return Status(Code::kSchemaMismatch, "a watchdog publishes its count of misses as an int64: route " +
                                              output.name().ToString() + " carries '" + output.schema().text() + "'");
   }
-  (void)name;
+  if (name.empty()) name = "watchdog " + reset_by.name().ToString() + " -> " + output.name().ToString();
   std::shared_ptr<Watchdog> w(new Watchdog());
   w->s_ = std::make_shared<State>();
   w->s_->output = output;
+  w->s_->reset_by = reset_by;
+  w->s_->edge = reset_by.AddEdge(output, "watchdog", name);
   w->s_->after = after_ns;
   w->s_->clock = &clock;
   {
@@ -572,6 +586,7 @@ uint64_t Watchdog::fired() const {
 }
 
 void Watchdog::Close() {
+  s_->reset_by.RemoveEdge(s_->edge);
   sub_.Cancel();
   MutexLock l(s_->mu);
   if (s_->closed) return;

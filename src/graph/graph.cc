@@ -2,7 +2,10 @@
 #include "weft/graph/graph.h"
 
 #include <atomic>
+#include <algorithm>
+#include <cstdio>
 #include <deque>
+#include <functional>
 #include <map>
 #include <random>
 #include <thread>
@@ -11,6 +14,7 @@
 #include "internal/record.h"
 #include "weft/core/clock.h"
 #include "weft/graph/flow.h"
+#include "weft/graph/inspect.h"
 #include "weft/log/log.h"
 #include "weft/core/mutex.h"
 
@@ -49,6 +53,17 @@ struct RouteState {
   std::deque<SampleRef> history WEFT_GUARDED_BY(mu);
   std::unique_ptr<log::Log> log WEFT_GUARDED_BY(mu);
   std::atomic<bool> durable{false};  // values need their bytes before the lock (for the log)
+  // Inspection.
+  uint64_t refused WEFT_GUARDED_BY(mu) = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> producers WEFT_GUARDED_BY(mu);  // up to kMaxProducers ids
+  struct EdgeRec {
+    uint64_t id;
+    RouteName to;
+    std::string kind, name;
+  };
+  std::vector<EdgeRec> out_edges WEFT_GUARDED_BY(mu);
+  uint64_t next_edge WEFT_GUARDED_BY(mu) = 1;
+  static constexpr size_t kMaxProducers = 16;
 
   // Drops what the limits no longer keep.
   void Trim(int64_t now_ns) WEFT_REQUIRES(mu) {
@@ -228,6 +243,15 @@ Status Route::Deliver(const SampleRef& sample) const {
         return appended.status();
       }
     }
+    bool counted = false;
+    for (auto& [id, n] : s_->producers) {
+      if (id == env.producer) {
+        ++n;
+        counted = true;
+        break;
+      }
+    }
+    if (!counted && s_->producers.size() < internal::RouteState::kMaxProducers) s_->producers.emplace_back(env.producer, 1);
     s_->latest = sample;
     if (s_->retaining) {
       s_->history.push_back(sample);
@@ -259,6 +283,10 @@ Status Route::Deliver(const SampleRef& sample) const {
     e->inflight.fetch_sub(1);
   }
   internal::t_refusal = outer_refusal;
+  if (!refusal.ok()) {
+    MutexLock g(s_->mu);
+    ++s_->refused;
+  }
   return refusal;
 }
 
@@ -381,6 +409,179 @@ uint64_t Route::published() const {
 size_t Route::observers() const {
   MutexLock g(s_->mu);
   return s_->entries->size();
+}
+
+RouteAudit Route::Audit() const {
+  MutexLock g(s_->mu);
+  RouteAudit a;
+  a.name = s_->name;
+  a.schema = s_->schema.text();
+  a.published = s_->seq;
+  a.refused = s_->refused;
+  a.observers = s_->entries->size();
+  a.retained = s_->retaining;
+  a.ephemeral = s_->ephemeral;
+  a.producers = s_->producers;
+  for (const auto& e : s_->out_edges) a.out.push_back(Edge{s_->name, e.to, e.kind, e.name});
+  return a;
+}
+
+uint64_t Route::AddEdge(const Route& to, std::string kind, std::string name) const {
+  MutexLock g(s_->mu);
+  const uint64_t id = s_->next_edge++;
+  s_->out_edges.push_back({id, to.name(), std::move(kind), std::move(name)});
+  return id;
+}
+
+void Route::RemoveEdge(uint64_t id) const {
+  MutexLock g(s_->mu);
+  std::erase_if(s_->out_edges, [id](const internal::RouteState::EdgeRec& e) { return e.id == id; });
+}
+
+Topology Graph::Describe() const {
+  Topology t;
+  for (const Route& r : Routes()) {
+    t.routes.push_back(r.Audit());
+    for (const Edge& e : t.routes.back().out) t.edges.push_back(e);
+  }
+  for (RouteAudit& a : t.routes) {
+    for (const Edge& e : t.edges) {
+      if (e.to == a.name) a.in.push_back(e);
+    }
+  }
+  return t;
+}
+
+std::vector<std::string> Graph::Validate() const {
+  std::vector<std::string> problems;
+  Topology t = Describe();
+  std::map<RouteName, const RouteAudit*> by_name;
+  for (const RouteAudit& a : t.routes) by_name[a.name] = &a;
+  // Edges that move values as they are must join routes of one schema.
+  for (const Edge& e : t.edges) {
+    if (e.kind == "map" || e.kind == "watchdog") continue;  // these make values of their own
+    auto from = by_name.find(e.from), to = by_name.find(e.to);
+    if (from != by_name.end() && to != by_name.end() && from->second->schema != to->second->schema) {
+      problems.push_back("schema mismatch: " + e.kind + " " + e.from.ToString() + " -> " + e.to.ToString() + " joins '" +
+                         from->second->schema + "' to '" + to->second->schema + "'");
+    }
+  }
+  // A cycle of synchronous edges (none of them a capacitor, which stores; a watchdog, which
+  // publishes from its clock) would publish for ever inside one publish.
+  std::map<RouteName, std::vector<RouteName>> next;
+  for (const Edge& e : t.edges) {
+    if (e.kind != "capacitor" && e.kind != "watchdog") next[e.from].push_back(e.to);
+  }
+  std::map<RouteName, int> state;  // 0 new, 1 on the path, 2 done
+  std::vector<RouteName> path;
+  std::function<void(const RouteName&)> visit = [&](const RouteName& n) {
+    state[n] = 1;
+    path.push_back(n);
+    for (const RouteName& m : next[n]) {
+      if (state[m] == 1) {
+        std::string cycle;
+        bool in = false;
+        for (const RouteName& p : path) {
+          if (p == m) in = true;
+          if (in) cycle += p.ToString() + " -> ";
+        }
+        problems.push_back("a cycle with no capacitor: " + cycle + m.ToString());
+      } else if (state[m] == 0) {
+        visit(m);
+      }
+    }
+    path.pop_back();
+    state[n] = 2;
+  };
+  for (const auto& [n, _] : next) {
+    if (state[n] == 0) visit(n);
+  }
+  // A sink nobody reads: values come in, nothing observes or moves them on.
+  for (const RouteAudit& a : t.routes) {
+    if (!a.in.empty() && a.out.empty() && a.observers == 0 && !a.retained) {
+      problems.push_back("unconnected sink: " + a.name.ToString() + " receives values (from " + a.in[0].from.ToString() +
+                         ") that nobody observes, moves on or retains");
+    }
+  }
+  return problems;
+}
+
+std::vector<LineageEntry> Graph::Lineage(const LineageQuery& q) const {
+  std::vector<LineageEntry> all;
+  for (const Route& r : Routes()) {
+    for (const SampleRef& v : r.History()) all.push_back({r.name(), v->envelope()});
+  }
+  std::vector<LineageEntry> out;
+  if (q.causality != 0) {  // the value, then its causes
+    std::map<uint64_t, const LineageEntry*> by_id;
+    for (const LineageEntry& e : all) by_id[e.envelope.id] = &e;
+    uint64_t id = q.causality;
+    for (size_t hops = 0; id != 0 && hops <= all.size(); ++hops) {
+      auto it = by_id.find(id);
+      if (it == by_id.end()) break;
+      out.push_back(*it->second);
+      id = it->second->envelope.causality;
+    }
+    return out;
+  }
+  for (const LineageEntry& e : all) {
+    if (q.route != nullptr && !(e.route == *q.route)) continue;
+    if (q.trace != 0 && e.envelope.trace != q.trace) continue;
+    if (q.correlation != 0 && e.envelope.correlation != q.correlation) continue;
+    out.push_back(e);
+  }
+  std::sort(out.begin(), out.end(), [](const LineageEntry& a, const LineageEntry& b) {
+    return a.envelope.ingest_ns < b.envelope.ingest_ns || (a.envelope.ingest_ns == b.envelope.ingest_ns && a.envelope.id < b.envelope.id);
+  });
+  return out;
+}
+
+namespace {
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+}  // namespace
+
+std::string Topology::ToJson() const {
+  std::string j = "{\"routes\":[";
+  for (size_t i = 0; i < routes.size(); ++i) {
+    const RouteAudit& a = routes[i];
+    j += (i ? "," : "") + std::string("{\"name\":") + JsonString(a.name.ToString()) + ",\"schema\":" + JsonString(a.schema) +
+         ",\"published\":" + std::to_string(a.published) + ",\"observers\":" + std::to_string(a.observers) +
+         ",\"refused\":" + std::to_string(a.refused) + ",\"retained\":" + (a.retained ? "true" : "false") +
+         ",\"ephemeral\":" + (a.ephemeral ? "true" : "false") + "}";
+  }
+  j += "],\"edges\":[";
+  for (size_t i = 0; i < edges.size(); ++i) {
+    const Edge& e = edges[i];
+    j += (i ? "," : "") + std::string("{\"from\":") + JsonString(e.from.ToString()) + ",\"to\":" + JsonString(e.to.ToString()) +
+         ",\"kind\":" + JsonString(e.kind) + ",\"name\":" + JsonString(e.name) + "}";
+  }
+  return j + "]}";
+}
+
+std::string Topology::ToDot() const {
+  std::string d = "digraph weft {\n  rankdir=LR;\n";
+  for (const RouteAudit& a : routes) {
+    d += "  " + JsonString(a.name.ToString()) + " [shape=box, label=" + JsonString(a.name.ToString() + "\n" + a.schema) + "];\n";
+  }
+  for (const Edge& e : edges) {
+    d += "  " + JsonString(e.from.ToString()) + " -> " + JsonString(e.to.ToString()) + " [label=" + JsonString(e.kind) + "];\n";
+  }
+  return d + "}\n";
 }
 
 std::shared_ptr<Graph> Graph::Create() { return std::shared_ptr<Graph>(new Graph()); }

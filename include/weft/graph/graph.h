@@ -133,6 +133,11 @@ namespace internal {
 struct RouteState;
 struct GraphState;
 }  // namespace internal
+struct Edge;  // weft/graph/inspect.h
+struct RouteAudit;
+struct Topology;
+struct LineageQuery;
+struct LineageEntry;
 
 // How long a route keeps its values, for History and replay.
 struct Retention {
@@ -201,6 +206,12 @@ class Route {
   Subscription Observe(Observer observer, bool replay) const;
   uint64_t published() const;
   size_t observers() const;
+  // This route's audit (weft/graph/inspect.h).
+  RouteAudit Audit() const;
+  // Records an edge from this route to `to` (flow primitives and bindings' pipes do), until
+  // RemoveEdge with the id it returns.
+  uint64_t AddEdge(const Route& to, std::string kind, std::string name) const;
+  void RemoveEdge(uint64_t id) const;
 
  private:
   friend class Graph;
@@ -226,6 +237,14 @@ class Graph {
   Result<Route> Find(const RouteName& name) const;
   // Every declared route, in name order.
   std::vector<Route> Routes() const;
+
+  // Inspection (weft/graph/inspect.h): the routes and edges; what is wrong (an edge between
+  // routes of different schemas, a cycle of edges with no capacitor on it, a route with
+  // incoming edges but no observer and no edge out: a sink nobody reads); the lineage of
+  // retained values.
+  Topology Describe() const;
+  std::vector<std::string> Validate() const;
+  std::vector<LineageEntry> Lineage(const LineageQuery& q) const;
 
  private:
   Graph();

@@ -1,0 +1,56 @@
+// Asking the graph about itself: its routes and edges as data (JSON, DOT), what is wrong with
+// it, one route's audit, and the lineage of values. Guide: docs/graph.md, "Inspection".
+//
+//   graph::Topology t = g->Describe();   t.ToDot();  t.ToJson();
+//   for (const std::string& problem : g->Validate()) ...
+//   auto chain = g->Lineage({.causality = output_id});   // the value, its cause, its cause's ...
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "weft/graph/graph.h"
+
+namespace weft::graph {
+
+// An edge: values of `from` go on to `to` through a flow primitive or a binding's pipe.
+struct Edge {
+  RouteName from, to;
+  std::string kind;  // "capacitor", "resistor", "watchdog", "pipe", "filter", ...
+  std::string name;
+};
+
+struct RouteAudit {
+  RouteName name;
+  std::string schema;
+  uint64_t published = 0;
+  uint64_t refused = 0;        // publishes some observer refused (RefuseValue)
+  size_t observers = 0;
+  bool retained = false;
+  bool ephemeral = false;
+  std::vector<std::pair<uint64_t, uint64_t>> producers;  // (producer id, values), up to 16 ids
+  std::vector<Edge> in, out;
+};
+
+struct Topology {
+  std::vector<RouteAudit> routes;  // in name order
+  std::vector<Edge> edges;
+  std::string ToJson() const;
+  std::string ToDot() const;
+};
+
+// What to look for in the retained values of every route: each given field must match; with
+// `causality`, the value of that id and then its cause, and its cause's, back to the start.
+struct LineageQuery {
+  const RouteName* route = nullptr;
+  uint64_t trace = 0;
+  uint64_t causality = 0;
+  uint64_t correlation = 0;
+};
+
+struct LineageEntry {
+  RouteName route;
+  Envelope envelope;
+};
+
+}  // namespace weft::graph

@@ -1,0 +1,53 @@
+"""weft.graph inspection from Python: the topology as data and DOT with pipes, filters and flow
+primitives as edges (gone when cancelled or closed); validation; route audits; lineage across
+three hops by causality, trace and correlation."""
+
+from weft import graph
+
+
+def r(stream, tp=int):
+    return graph.route("t", "insp", stream, tp)
+
+
+def test_topology_validation_and_audit():
+    g = graph.Graph()
+    a, b, c, text = r("a"), r("b"), r("c"), r("text", str)
+    p = g.pipe(a, b)
+    f = g.pipe(g.filter(b, lambda v: v > 0), c)
+    cap = g.capacitor(source=c, sink=a, capacity=1)  # the cycle a -> b -> c -> a goes through storage
+    t = g.topology()
+    kinds = sorted((e["from"].split("/")[2], e["to"].split("/")[2], e["kind"]) for e in t["edges"])
+    assert kinds == [("a", "b", "pipe"), ("b", "c", "filter"), ("c", "a", "capacitor")]
+    assert "->" in g.topology_dot()
+    assert g.validate() == []
+    cap.close()
+    g.pipe(c, a)  # now a synchronous cycle
+    assert any("a cycle with no capacitor" in p_ for p_ in g.validate())
+    g.pipe(g.map(a, str), text)  # a map may change the schema: not a mismatch
+    assert not any("schema mismatch" in p_ for p_ in g.validate())
+    p.cancel()
+    f.cancel()
+    assert not any(e["kind"] in ("filter",) for e in g.topology()["edges"])
+    g.publish(a, 1, producer=4)
+    audit = g.route_audit(a)
+    assert audit["published"] == 1 and audit["schema"] == "i64"
+    assert [e["kind"] for e in audit["out"]] == ["map"] and [e["kind"] for e in audit["in"]] == ["pipe"]
+
+
+def test_lineage_across_three_hops():
+    g = graph.Graph()
+    raw, smooth, alarm = r("raw"), r("smooth"), r("alarm")
+    for x in (raw, smooth, alarm):
+        g.configure_retention(x, graph.RetentionPolicy(keep_last=100))
+    g.pipe(raw, smooth)
+    g.observe(smooth, lambda v, e: g.publish(alarm, v * 10, cause=e) if v > 5 else None, envelope=True)
+    g.publish(raw, 3, correlation=11)
+    g.publish(raw, 8, correlation=12)
+    _, out = g.latest(alarm, envelope=True)
+    chain = g.lineage(causality_id=out.id)
+    assert [name.split("/")[2] for name, _ in chain] == ["alarm", "smooth", "raw"]
+    assert chain[-1][1].causality == 0
+    assert len(g.lineage(trace_id=out.trace)) == 3
+    assert [name.split("/")[2] for name, _ in g.lineage(correlation_id=11)] == ["raw", "smooth"]
+    assert len(g.lineage(raw)) == 2
+    assert g.lineage(causality_id=12345) == []
