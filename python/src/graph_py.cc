@@ -14,6 +14,7 @@
 #include "weft/graph/flow.h"
 #include "weft/graph/graph.h"
 #include "weft/graph/inspect.h"
+#include "weft/graph/placement.h"
 
 namespace py = pybind11;
 
@@ -660,6 +661,29 @@ void BindGraph(py::module_& m) {
            py::arg("source"), py::arg("sink"), py::arg("gate"), py::arg("release"), py::arg("name") = "")
       .def("snapshot", [](graph::Resistor& r) { return SnapshotDict(r.snapshot()); })
       .def("close", &graph::Resistor::Close, py::call_guard<py::gil_scoped_release>());
+
+  py::class_<graph::ShmPlacement, std::shared_ptr<graph::ShmPlacement>>(m, "ShmPlacement",
+                                                                       "A route shared by the processes of this host.")
+      .def(py::init([](py::object port, const std::string& topic, uint32_t queue_depth, uint64_t pool_bytes) {
+             graph::ShmPlacementOptions o;
+             o.topic = topic;
+             o.queue_depth = queue_depth;
+             o.pool_bytes = pool_bytes;
+             return pyerr::Get(graph::ShmPlacement::Create(PortOf(port, "the route")->route, o));
+           }),
+           py::arg("port"), py::arg("topic") = "", py::arg("queue_depth") = 1024, py::arg("pool_bytes") = uint64_t{64} << 20)
+      .def_property_readonly("topic", &graph::ShmPlacement::topic)
+      .def("stats",
+           [](graph::ShmPlacement& p) {
+             graph::PlacementStats s = p.stats();
+             py::dict d;
+             d["sent"] = s.sent;
+             d["received"] = s.received;
+             d["send_errors"] = s.send_errors;
+             d["refused"] = s.refused;
+             return d;
+           })
+      .def("close", &graph::ShmPlacement::Close, py::call_guard<py::gil_scoped_release>());
 
   py::class_<graph::ManualClock, std::shared_ptr<graph::ManualClock>>(m, "ManualClock", "A clock moved by hand.")
       .def(py::init<int64_t>(), py::arg("start_ns") = 0)

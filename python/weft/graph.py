@@ -690,6 +690,20 @@ class Graph:
     def mailbox_snapshot(self, box: Mailbox) -> dict:
         return box.snapshot()
 
+    # -- placement --
+
+    def place(self, r, where: str = "shm", *, topic: str = "", queue_depth: int = 1024,
+              pool_bytes: int = 64 << 20):
+        """Shares the route with the other processes of this host that place it the same way
+        (`where="shm"`: over a Weft topic named after the route, or `topic`): their values are
+        published here with their envelopes, on the placement's thread, and ours go to them.
+        Returns the placement (stats(), close())."""
+        if where != "shm":
+            raise InvalidArgument(f"a route is placed on 'shm' (this host), not {where!r}")
+        p = _native.ShmPlacement(self._port(r), topic, queue_depth, pool_bytes)
+        self._flows.append(p)
+        return p
+
     # -- inspection --
 
     def topology(self) -> dict:

@@ -205,6 +205,21 @@ void RefuseValue(Status why) {
   if (internal::t_refusal != nullptr && internal::t_refusal->ok()) *internal::t_refusal = std::move(why);
 }
 
+Status Route::Inject(const Envelope& remote, std::string bytes, const void* origin) const {
+  if (s_ == nullptr) return InvalidArgument("injecting into a route that was not declared");
+  const size_t fixed = s_->schema.fixed_size();
+  if (fixed != 0 && bytes.size() != fixed) {
+    return Corrupt("route " + s_->name.ToString() + " carries " + s_->schema.text() + ": a value of " +
+                   std::to_string(bytes.size()) + " bytes came from another process");
+  }
+  Envelope env = remote;
+  env.seq = 0;
+  if (env.id == 0) return Corrupt("a value from another process without an id");
+  auto sample = std::make_shared<Sample>(env, std::move(bytes));
+  sample->set_origin(origin);
+  return Deliver(sample);
+}
+
 Status Route::Forward(const SampleRef& value, const Meta& meta) const {
   if (s_ == nullptr) return InvalidArgument("forwarding to a route that was not declared");
   if (value == nullptr) return InvalidArgument("forwarding no value");
@@ -234,7 +249,7 @@ Status Route::Deliver(const SampleRef& sample) const {
   {
     MutexLock g(s_->mu);
     env.seq = ++s_->seq;
-    env.id = internal::Mix(internal::g_process_salt ^ (s_->uid << 40 | (env.seq & ((uint64_t{1} << 40) - 1))));
+    if (env.id == 0) env.id = internal::Mix(internal::g_process_salt ^ (s_->uid << 40 | (env.seq & ((uint64_t{1} << 40) - 1))));
     if (env.trace == 0) env.trace = env.id;
     if (s_->log != nullptr) {
       auto appended = s_->log->Append(AsBytes(internal::EncodeRecord(env, s_->schema.id(), bytes)));

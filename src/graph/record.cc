@@ -17,7 +17,11 @@ uint64_t Get64(const uint8_t* p) {
 
 std::string EncodeRecord(const Envelope& env, uint64_t schema_id, ByteView value) {
   std::string out(kRecordHeader + value.size(), '\0');
-  auto* p = reinterpret_cast<uint8_t*>(out.data());
+  EncodeRecordInto(reinterpret_cast<uint8_t*>(out.data()), env, schema_id, value);
+  return out;
+}
+
+void EncodeRecordInto(uint8_t* p, const Envelope& env, uint64_t schema_id, ByteView value) {
   const uint32_t magic = kRecordMagic;
   const uint16_t header = kRecordHeader;
   std::memcpy(p, &magic, 4);
@@ -33,8 +37,9 @@ std::string EncodeRecord(const Envelope& env, uint64_t schema_id, ByteView value
   Put64(p + 64, env.causality);
   Put64(p + 72, env.correlation);
   Put64(p + 80, value.size());
+  p[6] = 0;
+  p[7] = 0;
   if (!value.empty()) std::memcpy(p + kRecordHeader, value.data(), value.size());
-  return out;
 }
 
 Result<DecodedRecord> DecodeRecord(ByteView b) {

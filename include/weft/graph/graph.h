@@ -107,6 +107,9 @@ class Sample {
   Result<ByteView> bytes() const;
   // The local value, if the publisher gave one (object() null otherwise).
   const LocalValue& local() const { return origin_ != nullptr ? origin_->local() : local_; }
+  // Who injected it (Route::Inject), or null for a value published here.
+  const void* origin() const { return origin_tag_; }
+  void set_origin(const void* o) { origin_tag_ = o; }  // before it is published
   // A Pod schema's value. The route checked the size at publish.
   template <typename T>
   T as() const {
@@ -121,6 +124,7 @@ class Sample {
   LocalValue local_;
   std::shared_ptr<const Encoder> encoder_;
   std::shared_ptr<const Sample> origin_;  // the sample whose value this one carries, if forwarded
+  const void* origin_tag_ = nullptr;
   mutable std::once_flag once_;
   mutable std::string bytes_;
   mutable Status encoded_;
@@ -181,6 +185,10 @@ class Route {
   }
   // Publishes a binding's local value, to be encoded by `encoder` if anyone needs bytes.
   Status PublishLocal(LocalValue value, std::shared_ptr<const Encoder> encoder, const Meta& meta = {}) const;
+  // Publishes a value that another process published on this route (a placement does): its
+  // envelope is kept (id, trace, causality, correlation, producer, event time) but for the seq
+  // and ingest time, which are this route's; `origin` marks it for observers (Sample::origin).
+  Status Inject(const Envelope& remote, std::string bytes, const void* origin) const;
   // Publishes another route's value on this one, shared (no copy), its envelope the cause of
   // the new one (the flow primitives do this; they check at creation that the two routes have
   // one schema).

@@ -17,6 +17,8 @@ constexpr size_t kRecordHeader = 88;
 
 // The header, then the value's bytes.
 std::string EncodeRecord(const Envelope& env, uint64_t schema_id, ByteView value);
+// The same into `out` (kRecordHeader + value.size() bytes).
+void EncodeRecordInto(uint8_t* out, const Envelope& env, uint64_t schema_id, ByteView value);
 
 struct DecodedRecord {
   Envelope env;

@@ -1,0 +1,142 @@
+// Routes across processes over Weft topics (weft/graph/placement.h): values of another process
+// arrive with their envelopes and ours reach it; a publishing process SIGKILLed mid-stream
+// leaves the observers of the others working (a process started after it is heard); records of
+// another schema on the topic are refused, counted.
+#include "weft/graph/placement.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "graph/internal/record.h"
+#include "weft/shm/topic.h"
+
+namespace weft::graph {
+namespace {
+
+RouteName Name() { return RouteName{.owner = "cell", .family = "line", .stream = "count"}; }
+
+std::string TopicName(const char* what) { return std::string("gtest.") + what + "." + std::to_string(::getpid()); }
+
+template <typename Pred>
+bool WaitFor(Pred pred, int ms = 10'000) {
+  for (int i = 0; i < ms && !pred(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return pred();
+}
+
+// A child process publishing `n` values (or for ever with n < 0) on the placed route, after
+// `go` is readable.
+pid_t Publisher(const std::string& topic, int64_t first, int64_t n, int go_fd) {
+  const pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  auto g = Graph::Create();
+  Route r = g->Declare(Name(), Schema::Pod<int64_t>("count.v1")).value();
+  auto place = ShmPlacement::Create(r, {.topic = topic}).value();
+  char c;
+  if (::read(go_fd, &c, 1) != 1) _exit(2);
+  for (int64_t i = first; n < 0 || i < first + n; ++i) {
+    if (!r.Publish(i, Meta{.producer = static_cast<uint64_t>(::getpid()), .correlation = 77}).ok()) _exit(3);
+    if (n < 0) ::usleep(200);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the values be taken
+  _exit(0);
+}
+
+TEST(ShmPlacementTest, AnotherProcesssValuesArriveWithTheirEnvelopes) {
+  const std::string topic = TopicName("env");
+  auto g = Graph::Create();
+  Route r = g->Declare(Name(), Schema::Pod<int64_t>("count.v1")).value();
+  auto place = ShmPlacement::Create(r, {.topic = topic}).value();
+  std::mutex mu;
+  std::vector<Envelope> seen;
+  std::vector<int64_t> values;
+  Subscription s = r.Observe([&](const SampleRef& v) {
+    std::lock_guard<std::mutex> l(mu);
+    seen.push_back(v->envelope());
+    values.push_back(v->as<int64_t>());
+  });
+  int go[2];
+  ASSERT_EQ(::pipe(go), 0);
+  const pid_t child = Publisher(topic, 0, 100, go[0]);
+  ASSERT_EQ(::write(go[1], "g", 1), 1);
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> l(mu);
+    return values.size() == 100;
+  }));
+  int st = 0;
+  ::waitpid(child, &st, 0);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  std::lock_guard<std::mutex> l(mu);
+  for (int64_t i = 0; i < 100; ++i) EXPECT_EQ(values[static_cast<size_t>(i)], i);  // in order
+  EXPECT_EQ(seen[0].producer, static_cast<uint64_t>(child));
+  EXPECT_EQ(seen[0].correlation, 77u);
+  EXPECT_EQ(seen[0].seq, 1u);  // this route's own count
+  EXPECT_NE(seen[0].id, seen[1].id);
+  EXPECT_EQ(place->stats().received, 100u);
+  EXPECT_EQ(place->stats().sent, 0u);  // nothing of ours went back out
+  place->Close();
+  shm::UnlinkTopic(topic).IgnoreError();
+}
+
+TEST(ShmPlacementTest, APublisherKilledMidStreamLeavesTheOthersWorking) {
+  const std::string topic = TopicName("kill");
+  auto g = Graph::Create();
+  Route r = g->Declare(Name(), Schema::Pod<int64_t>("count.v1")).value();
+  auto place = ShmPlacement::Create(r, {.topic = topic}).value();
+  std::atomic<int64_t> from_second{0}, total{0};
+  Subscription s = r.Observe([&](const SampleRef& v) {
+    ++total;
+    if (v->as<int64_t>() >= 1'000'000) ++from_second;
+  });
+  int go[2];
+  ASSERT_EQ(::pipe(go), 0);
+  const pid_t first = Publisher(topic, 0, -1, go[0]);  // for ever
+  ASSERT_EQ(::write(go[1], "g", 1), 1);
+  ASSERT_TRUE(WaitFor([&] { return total.load() >= 50; }));
+  ::kill(first, SIGKILL);
+  int st = 0;
+  ::waitpid(first, &st, 0);
+  ASSERT_TRUE(WIFSIGNALED(st));
+  const pid_t second = Publisher(topic, 1'000'000, 20, go[0]);
+  ASSERT_EQ(::write(go[1], "g", 1), 1);
+  EXPECT_TRUE(WaitFor([&] { return from_second.load() == 20; })) << from_second.load();
+  ::waitpid(second, &st, 0);
+  // This process still publishes to the topic too.
+  EXPECT_TRUE(r.Publish(int64_t{5}).ok());
+  EXPECT_GE(place->stats().sent, 1u);
+  place->Close();
+  shm::UnlinkTopic(topic).IgnoreError();
+}
+
+TEST(ShmPlacementTest, RecordsOfAnotherSchemaOnTheTopicAreRefused) {
+  const std::string topic = TopicName("schema");
+  auto g = Graph::Create();
+  Route r = g->Declare(Name(), Schema::Pod<int64_t>("count.v1")).value();
+  auto place = ShmPlacement::Create(r, {.topic = topic}).value();
+  std::atomic<int> seen{0};
+  Subscription s = r.Observe([&](const SampleRef&) { ++seen; });
+  auto pub = shm::Publisher::Open(topic).value();
+  auto send = [&](const std::string& bytes) {
+    auto loan = pub->Loan(bytes.size()).value();
+    std::memcpy(loan.data.data(), bytes.data(), bytes.size());
+    ASSERT_TRUE(pub->Publish(loan, bytes.size(), Deadline::AfterMs(1000)).ok());
+  };
+  const int64_t v = 1;
+  Envelope e{.seq = 1, .id = 9, .trace = 9};
+  send(internal::EncodeRecord(e, Schema::Pod<double>("other").id(), ByteView(reinterpret_cast<const uint8_t*>(&v), 8)));
+  send("garbage that is no record at all, long enough to look like a header................................");
+  send(internal::EncodeRecord(e, r.schema().id(), ByteView(reinterpret_cast<const uint8_t*>(&v), 4)));  // wrong size
+  send(internal::EncodeRecord(e, r.schema().id(), ByteView(reinterpret_cast<const uint8_t*>(&v), 8)));  // the control
+  EXPECT_TRUE(WaitFor([&] { return seen.load() == 1; }));
+  EXPECT_TRUE(WaitFor([&] { return place->stats().refused == 3; })) << place->stats().refused;
+  place->Close();
+  pub.reset();
+  shm::UnlinkTopic(topic).IgnoreError();
+}
+
+}  // namespace
+}  // namespace weft::graph

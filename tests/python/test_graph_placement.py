@@ -1,0 +1,62 @@
+"""weft.graph across processes on one host: a route placed on shm in two processes; the other
+process's dataclass values arrive decoded with their envelopes, and this process's reach it."""
+
+import dataclasses
+import os
+import subprocess
+import textwrap
+import time
+
+from weft import graph
+
+
+@dataclasses.dataclass
+class Reading:
+    value: float
+    unit: str
+
+
+def test_values_cross_processes_both_ways(run_python):
+    topic = f"pytest.graph.{os.getpid()}"
+    g = graph.Graph()
+    r = graph.route("plant", "boiler", "reading", Reading)
+    place = g.place(r, topic=topic)
+    seen = []
+    g.observe(r, lambda v, e: seen.append((v, e)), envelope=True)
+    child = run_python(textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from test_graph_placement import Reading
+        from weft import graph
+        g = graph.Graph()
+        r = graph.route("plant", "boiler", "reading", Reading)
+        got = []
+        g.observe(r, lambda v: got.append(v) if v.value == 42.0 else None)  # ours come back to us too
+        g.place(r, topic={topic!r})
+        print("ready", flush=True)
+        sys.stdin.readline()
+        for i in range(10):
+            g.publish(r, Reading(float(i), "bar"), correlation=3)
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print(repr(got), flush=True)
+    """), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        deadline = time.monotonic() + 10
+        while len(seen) < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [v for v, _ in seen] == [Reading(float(i), "bar") for i in range(10)]
+        assert seen[0][1].correlation == 3 and seen[0][1].producer == 0
+        g.publish(r, Reading(42.0, "bar"))
+        assert child.stdout.readline().strip() == "[Reading(value=42.0, unit='bar')]"
+        assert place.stats()["received"] == 10 and place.stats()["sent"] == 1
+    finally:
+        child.kill()
+        child.wait()
+        place.close()
+        import weft
+        weft.unlink_topic(topic)
