@@ -3,7 +3,10 @@
 // beside it the floor in each language (a plain list of callbacks, no envelope, no latest) and
 // RxPY 3's Subject for Python. Case `throughput`: values per second through a capacitor and a
 // filter into an observer; RxPY's Subject with a filter and a plain loop beside it.
+#include <atomic>
+#include <cstring>
 #include <functional>
+#include <unistd.h>
 #include <vector>
 
 #include "bench_util.h"
@@ -11,6 +14,8 @@
 #include "weft/core/clock.h"
 #include "weft/graph/flow.h"
 #include "weft/graph/graph.h"
+#include "weft/graph/placement.h"
+#include "weft/shm/topic.h"
 
 namespace weft::bench {
 namespace {
@@ -95,6 +100,80 @@ Row ThroughputCpp(uint64_t total) {
   return row;
 }
 
+struct ShmCtl {
+  alignas(64) std::atomic<uint64_t> ready;
+  alignas(64) std::atomic<uint64_t> taken;
+};
+
+// One way from a publish in this process to the observer holding the value in another: over a
+// route placed on shm (`graph` true), or as the topic's own sample of the same bytes (a graph
+// record's 96) taken by a plain subscriber (the floor it rides on). One value at a time.
+Row ObserveShm(bool graph_route, int warm, int n) {
+  const std::string topic = "bench.graph." + std::to_string(::getpid()) + (graph_route ? ".g" : ".t");
+  const size_t total = static_cast<size_t>(warm + n);
+  auto* ctl = static_cast<ShmCtl*>(SharedAlloc(sizeof(ShmCtl)));
+  auto* lat = static_cast<int64_t*>(SharedAlloc(total * sizeof(int64_t)));
+  const pid_t child = Fork([&]() -> int {
+    if (graph_route) {
+      auto g = graph::Graph::Create();
+      graph::Route r = g->Declare(Name("shm"), graph::Schema::Pod<int64_t>("stamp.v1")).value();
+      auto place = graph::ShmPlacement::Create(r, {.topic = topic}).value();
+      graph::Subscription s = r.Observe([&](const graph::SampleRef& v) {
+        const uint64_t i = ctl->taken.load();
+        lat[i] = NowNs() - v->as<int64_t>();
+        ctl->taken.store(i + 1);
+      });
+      ctl->ready.store(1);
+      while (ctl->taken.load() < total) ::usleep(50'000);
+      return 0;
+    }
+    auto sub = shm::Subscriber::Open(topic).value();
+    ctl->ready.store(1);
+    for (size_t i = 0; i < total; ++i) {
+      auto smp = sub->Take(Deadline::Never()).value();
+      int64_t stamp;
+      std::memcpy(&stamp, smp.data.data() + 88, 8);
+      lat[i] = NowNs() - stamp;
+      sub->Release(smp).IgnoreError();
+      ctl->taken.store(i + 1);
+    }
+    return 0;
+  });
+  WaitAtLeast(ctl->ready, 1);
+  std::vector<int64_t> samples;
+  if (graph_route) {
+    auto g = graph::Graph::Create();
+    graph::Route r = g->Declare(Name("shm"), graph::Schema::Pod<int64_t>("stamp.v1")).value();
+    auto place = graph::ShmPlacement::Create(r, {.topic = topic}).value();
+    for (size_t i = 0; i < total; ++i) {
+      r.Publish(static_cast<int64_t>(NowNs())).IgnoreError();
+      WaitAtLeast(ctl->taken, i + 1);
+    }
+    place->Close();
+  } else {
+    auto pub = shm::Publisher::Open(topic).value();
+    for (size_t i = 0; i < total; ++i) {
+      auto loan = pub->Loan(96).value();
+      std::memset(loan.data.data(), 0, 88);
+      const int64_t stamp = NowNs();
+      std::memcpy(loan.data.data() + 88, &stamp, 8);
+      pub->Publish(loan, 96, Deadline::Never()).IgnoreError();
+      WaitAtLeast(ctl->taken, i + 1);
+    }
+  }
+  Join(child);
+  for (size_t i = static_cast<size_t>(warm); i < total; ++i) samples.push_back(lat[i]);
+  SharedFree(lat, total * sizeof(int64_t));
+  SharedFree(ctl, sizeof(ShmCtl));
+  shm::UnlinkTopic(topic).IgnoreError();
+  Row row = GraphRow("observe", graph_route ? "weft" : "topic", "cpp");
+  row.extra["placement"] = "shm";
+  SetLatency(row, samples);
+  row.note = graph_route ? "Route::Publish here to an observer of the route placed on shm in another process"
+                         : "the topic alone: a 96-byte sample (a graph record's size) to a subscriber in another process";
+  return row;
+}
+
 std::vector<Row> PythonGraphRows(bool quick) {
   std::vector<Row> rows;
   for (const std::vector<std::string>& f : PythonLines("graph_observe.py", quick)) {
@@ -129,6 +208,8 @@ void RunGraphSuite(const Options& opt) {
     if (want("observe")) {
       res.Add(ObserveCpp(20'000, n));
       res.Add(ObserveCppFloor(20'000, n));
+      res.Add(ObserveShm(true, 2'000, opt.quick ? 20'000 : 100'000));
+      res.Add(ObserveShm(false, 2'000, opt.quick ? 20'000 : 100'000));
     }
     if (want("throughput")) res.Add(ThroughputCpp(opt.quick ? 1'000'000 : 10'000'000));
     if (want("observe") || want("throughput")) {

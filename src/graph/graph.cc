@@ -237,7 +237,7 @@ Status Route::Forward(const SampleRef& value, const Meta& meta) const {
 // Stamps the sample (seq, id, times), makes it the latest, and hands it to each observer.
 Status Route::Deliver(const SampleRef& sample) const {
   auto& env = const_cast<Envelope&>(sample->envelope());  // not yet shared: ours to stamp
-  env.ingest_ns = WallNs();
+  if (env.ingest_ns == 0) env.ingest_ns = WallNs();  // an injected value keeps its first ingest
   if (env.event_ns == 0) env.event_ns = env.ingest_ns;
   ByteView bytes;
   if (s_->durable.load()) {  // made before the lock: an encoder may need a binding's lock (the GIL)

@@ -5,13 +5,17 @@
 #include <cstdio>
 #include <thread>
 
+#include <poll.h>
+
 #include "internal/record.h"
 #include "weft/core/mutex.h"
+#include "weft/shm/doorbell.h"
 #include "weft/shm/topic.h"
 
 namespace weft::graph {
 
 struct ShmPlacement::State {
+  static constexpr int64_t kSpinNs = 50'000;
   Route route;
   std::string topic;
   int64_t send_timeout_ms = 1000;
@@ -48,12 +52,25 @@ struct ShmPlacement::State {
     }
   }
 
+  // Spins a while for the next value (a busy route's values come close together), then sleeps
+  // on the subscriber's doorbell, which only a publisher sending to it rings (a sleep on the
+  // topic's shared futex would be woken by every publish, this process's own included).
   void Receive() {
+    auto bell = sub->WaitFd();
     while (!stopping.load()) {
-      auto s = sub->Take(Deadline::AfterMs(100));
+      auto s = sub->Take(Deadline::AfterNs(kSpinNs));
+      if (!s.ok() && bell.ok() && s.status().code() != Code::kClosed) {
+        s = sub->Take(Deadline::Now());  // arms the doorbell if nothing is there
+        if (!s.ok() && s.status().code() == Code::kWouldBlock) {
+          pollfd p{*bell, POLLIN, 0};
+          ::poll(&p, 1, 100);
+          if (p.revents & POLLIN) shm::DrainDoorbell(*bell);
+          continue;
+        }
+      }
       if (!s.ok()) {
         if (s.status().code() == Code::kClosed) return;
-        continue;  // a timeout: look at stopping again
+        continue;  // look at stopping again
       }
       if (s->publisher != own_index) {
         auto d = internal::DecodeRecord(ByteView(s->data.data(), s->data.size()));
@@ -96,12 +113,14 @@ Result<std::shared_ptr<ShmPlacement>> ShmPlacement::Create(Route route, ShmPlace
   topic.pool.bytes = o.pool_bytes;
   shm::SubscriberOptions so;
   so.on_full = Overflow::kBlock;
+  so.spin_ns = -1;  // Take spins to its deadline; the receiver sleeps on the doorbell instead
   auto sub = shm::Subscriber::Open(s.topic, so, topic);
   if (!sub.ok()) return sub.status();
   s.sub = std::move(*sub);
   auto pub = shm::Publisher::Open(s.topic, topic);
   if (!pub.ok()) return pub.status();
   s.own_index = (*pub)->index();
+  (*pub)->ExcludeSubscriber(s.sub->index());  // our own values stay here
   {
     MutexLock l(s.send_mu);
     s.pub = std::move(*pub);

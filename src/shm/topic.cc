@@ -558,6 +558,7 @@ Status Publisher::Publish(BlockId block, size_t size, Deadline deadline) {
   Targets tg;
   const int subs = static_cast<int>(t.config().max_subscribers);
   for (int s = 0; s < subs; ++s) {
+    if (s == excluded_) continue;
     const SlotView v = ReadSlot(t.sub(s).slot);
     if (v.state != kSlotAttached) continue;
     Result<Room> room = MakeRoom(t, index_, s, v, waiter_, deadline);

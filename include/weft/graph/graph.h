@@ -186,8 +186,9 @@ class Route {
   // Publishes a binding's local value, to be encoded by `encoder` if anyone needs bytes.
   Status PublishLocal(LocalValue value, std::shared_ptr<const Encoder> encoder, const Meta& meta = {}) const;
   // Publishes a value that another process published on this route (a placement does): its
-  // envelope is kept (id, trace, causality, correlation, producer, event time) but for the seq
-  // and ingest time, which are this route's; `origin` marks it for observers (Sample::origin).
+  // envelope is kept (id, trace, causality, correlation, producer, event and ingest times:
+  // when it entered the graph) but for the seq, which is this route's; `origin` marks it for
+  // observers (Sample::origin).
   Status Inject(const Envelope& remote, std::string bytes, const void* origin) const;
   // Publishes another route's value on this one, shared (no copy), its envelope the cause of
   // the new one (the flow primitives do this; they check at creation that the two routes have

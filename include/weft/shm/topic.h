@@ -119,6 +119,9 @@ class Publisher {
   int index() const { return index_; }
   // Subscribers currently attached (racy).
   int subscribers_approx() const;
+  // Never delivers to subscriber `index` (this process's own, which would only skip what its
+  // own publisher sends); -1: delivers to every subscriber.
+  void ExcludeSubscriber(int index) { excluded_ = index; }
 
  private:
   Publisher() = default;
@@ -127,6 +130,7 @@ class Publisher {
   Waiter waiter_;  // spin budget, Interrupt
   uint32_t epoch_ = 0;
   int send_fd_ = -1;  // for ringing subscribers' doorbells
+  int excluded_ = -1;
 };
 
 class Subscriber {
