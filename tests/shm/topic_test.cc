@@ -127,6 +127,27 @@ TEST(TopicTest, SeveralPublishersKeepTheirOwnOrder) {
   EXPECT_EQ(sub->Take(Deadline::Now()).status().code(), Code::kWouldBlock);
 }
 
+TEST(TopicTest, APublisherNeverSendsToTheSubscriberItExcludes) {
+  TopicName t;
+  auto pub = Publisher::Open(t.name, Small()).value();
+  auto own = Subscriber::Open(t.name).value();
+  auto other = Subscriber::Open(t.name).value();
+  pub->ExcludeSubscriber(own->index());
+  for (int i = 1; i <= 5; ++i) ASSERT_TRUE(PublishOne(*pub, i, 64).ok());
+  EXPECT_EQ(own->Take(Deadline::Now()).status().code(), Code::kWouldBlock);
+  for (int i = 1; i <= 5; ++i) {
+    auto s = other->Take(Deadline::Now());
+    ASSERT_TRUE(s.ok()) << i;
+    EXPECT_TRUE(Intact(ByteView(s->data.data(), s->data.size()), 64, static_cast<uint64_t>(i)));
+    ASSERT_TRUE(other->Release(*s).ok());
+  }
+  pub->ExcludeSubscriber(-1);  // the control: delivered to both again
+  ASSERT_TRUE(PublishOne(*pub, 6, 64).ok());
+  auto s = own->Take(Deadline::Now());
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(own->Release(*s).ok());
+}
+
 TEST(TopicTest, LateJoinerGetsTheHistoryFirst) {
   TopicName t;
   auto pub = Publisher::Open(t.name, Small(64, 4)).value();
