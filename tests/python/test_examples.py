@@ -60,3 +60,12 @@ def test_rpc_mesh_across_hosts_example():
     assert "1000000 vertices" in out and "mesh across hosts example ok" in out
     if os.geteuid() == 0:
         assert "(network namespaces)" in out
+
+
+def test_graph_bursty_sensor_example():
+    out = run_example("graph_bursty_sensor.py")
+    assert "495 coalesced" in out and "bursty sensor example ok" in out
+
+
+def test_graph_across_processes_example():
+    assert "across processes example ok" in run_example("graph_across_processes.py")
