@@ -12,23 +12,7 @@ import time
 
 from weft import graph
 
-
-def percentiles(samples):
-    s = sorted(samples)
-    pick = lambda q: s[min(len(s) - 1, int(q * len(s)))]
-    return pick(0.5), pick(0.99), pick(0.999)
-
-
-def time_each(publish, warm, n):
-    for i in range(warm):
-        publish(1.5)
-    clock = time.perf_counter_ns
-    out = [0] * n
-    for i in range(n):
-        t0 = clock()
-        publish(1.5)
-        out[i] = clock() - t0
-    return out
+from rpc_call import percentiles, time_calls as time_each  # one way of timing for every Python row
 
 
 def observe_rows(n, warm):
@@ -40,7 +24,7 @@ def observe_rows(n, warm):
     g.observe(r, got.append)
     p50, p99, p999 = percentiles(time_each(g.publisher(r), warm, n))
     rows.append(("observe", "weft", "memory", "latency", n, p50, p99, p999, None,
-                 "graph.publisher(route)(1.5) to one observer (list.append), same thread"))
+                 "graph.publisher(route)(1) to one observer (list.append), same thread"))
     got.clear()
     # RxPY: a Subject, one subscriber appending.
     from rx.subject import Subject
@@ -49,7 +33,7 @@ def observe_rows(n, warm):
     s.subscribe(got2.append)
     p50, p99, p999 = percentiles(time_each(s.on_next, warm, n))
     rows.append(("observe", "rxpy", "memory", "latency", n, p50, p99, p999, None,
-                 "RxPY 3 Subject.on_next(1.5) to one subscriber (list.append)"))
+                 "RxPY 3 Subject.on_next(1) to one subscriber (list.append)"))
     # The floor: a list of callbacks.
     got3 = []
     callbacks = [got3.append]

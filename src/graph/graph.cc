@@ -168,6 +168,22 @@ void Subscription::Cancel() {
 const RouteName& Route::name() const { return s_->name; }
 const Schema& Route::schema() const { return s_->schema; }
 
+namespace {
+// What a publisher said of a value; its cause gives trace, causality and (unless said) correlation.
+Envelope EnvelopeOf(const Meta& meta) {
+  Envelope env;
+  env.producer = meta.producer;
+  env.event_ns = meta.event_ns;
+  env.correlation = meta.correlation;
+  if (meta.cause != nullptr) {
+    env.trace = meta.cause->trace;
+    env.causality = meta.cause->id;
+    if (env.correlation == 0) env.correlation = meta.cause->correlation;
+  }
+  return env;
+}
+}  // namespace
+
 Status Route::Publish(std::string bytes, const Meta& meta) const {
   if (s_ == nullptr) return InvalidArgument("publishing to a route that was not declared");
   const size_t fixed = s_->schema.fixed_size();
@@ -175,30 +191,12 @@ Status Route::Publish(std::string bytes, const Meta& meta) const {
     return InvalidArgument("route " + s_->name.ToString() + " carries " + s_->schema.text() + ": a value is " +
                            std::to_string(fixed) + " bytes, not " + std::to_string(bytes.size()));
   }
-  Envelope env;
-  env.producer = meta.producer;
-  env.event_ns = meta.event_ns;
-  env.correlation = meta.correlation;
-  if (meta.cause != nullptr) {
-    env.trace = meta.cause->trace;
-    env.causality = meta.cause->id;
-    if (env.correlation == 0) env.correlation = meta.cause->correlation;
-  }
-  return Deliver(std::make_shared<Sample>(env, std::move(bytes)));
+  return Deliver(std::make_shared<Sample>(EnvelopeOf(meta), std::move(bytes)));
 }
 
 Status Route::PublishLocal(LocalValue value, std::shared_ptr<const Encoder> encoder, const Meta& meta) const {
   if (s_ == nullptr) return InvalidArgument("publishing to a route that was not declared");
-  Envelope env;
-  env.producer = meta.producer;
-  env.event_ns = meta.event_ns;
-  env.correlation = meta.correlation;
-  if (meta.cause != nullptr) {
-    env.trace = meta.cause->trace;
-    env.causality = meta.cause->id;
-    if (env.correlation == 0) env.correlation = meta.cause->correlation;
-  }
-  return Deliver(std::make_shared<Sample>(env, std::move(value), std::move(encoder)));
+  return Deliver(std::make_shared<Sample>(EnvelopeOf(meta), std::move(value), std::move(encoder)));
 }
 
 void RefuseValue(Status why) {
