@@ -10,7 +10,7 @@ from setuptools import setup
 here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(here)
 sources = sorted(glob.glob(os.path.join(here, "src", "*.cc")))
-for module in ("core", "shm", "log", "net", "rpc", "bus"):
+for module in ("core", "shm", "log", "net", "rpc", "bus", "graph"):
     sources += sorted(glob.glob(os.path.join(root, "src", module, "*.cc")))
 
 os.chdir(here)  # setuptools wants paths relative to this file
@@ -27,7 +27,7 @@ setup(
             # it is newer than every source it lists).
             depends=["setup.py"],
             include_dirs=[os.path.relpath(os.path.join(root, "include"), here)],
-            libraries=["sodium", "hiredis", "nats", "crypto"],
+            libraries=["sodium", "hiredis", "nats", "ssl", "crypto"],
             cxx_std=20,
             # -mcx16: topic rings use a 16-byte compare-and-swap (cmpxchg16b).
             extra_compile_args=["-O2", "-fvisibility=hidden"]
