@@ -506,6 +506,46 @@ WEFT_API int weft_bus_flush(weft_bus_t* bus);
 /* Leaves the group (committing with auto_commit) and frees the handle. NULL is ignored. */
 WEFT_API int weft_bus_consumer_close(weft_bus_consumer_t* consumer);
 
+/* ---- graph: typed routes, their latest values and observers (docs/graph.md) ---- */
+
+typedef struct weft_graph weft_graph_t;
+typedef struct weft_route weft_route_t;
+
+typedef struct weft_envelope {
+  uint64_t seq;         /* the route's count of values, from 1 */
+  uint64_t id;          /* this value's id */
+  uint64_t producer;    /* who published it (0: not said) */
+  int64_t event_ns;     /* when it happened, UNIX ns */
+  int64_t ingest_ns;    /* when the graph took it, UNIX ns */
+  uint64_t trace;       /* the flow it belongs to */
+  uint64_t causality;   /* the id of the value that caused it (0: none) */
+  uint64_t correlation; /* the user's own id (0: none) */
+} weft_envelope_t;
+
+/* An observer: the value's bytes (valid during the call) and its envelope, on the publisher's
+   thread. */
+typedef void (*weft_observer_fn)(void* ctx, const void* data, size_t size, const weft_envelope_t* env);
+
+WEFT_API int weft_graph_create(weft_graph_t** out);
+/* Frees the handle; routes declared on it stay usable until freed. NULL is ignored. */
+WEFT_API void weft_graph_destroy(weft_graph_t* g);
+/* The route `name` ("owner/family/stream/variant/plane/layer") carrying `schema` (its canonical
+   text: "bytes", "f64", "i64", "pod pose.v1 size 24 align 8" ...), declared on first use.
+   WEFT_ESCHEMA if it exists with another schema; WEFT_EINVAL for a malformed name or schema. */
+WEFT_API int weft_graph_declare(weft_graph_t* g, const char* name, const char* schema, weft_route_t** out);
+/* Ends the handle's observations and frees it. NULL is ignored. */
+WEFT_API void weft_route_free(weft_route_t* r);
+/* Publishes n bytes (a pod schema's exact size). An observer's refusal comes back as its code. */
+WEFT_API int weft_route_publish(weft_route_t* r, const void* data, size_t n, uint64_t producer, uint64_t correlation);
+/* Copies the newest value into buf; *n gets its size (WEFT_ETOOLARGE with *n set if cap is too
+   small); env, if not NULL, its envelope. WEFT_ENOTFOUND before the first value. */
+WEFT_API int weft_route_latest(weft_route_t* r, void* buf, size_t cap, size_t* n, weft_envelope_t* env);
+/* Calls fn for each value published from now on; *token names the observation. */
+WEFT_API int weft_route_observe(weft_route_t* r, weft_observer_fn fn, void* ctx, uint64_t* token);
+/* Ends an observation: no call starts after it returns (one running on another thread is
+   waited for). WEFT_ENOTFOUND for an unknown token. */
+WEFT_API int weft_route_unobserve(weft_route_t* r, uint64_t token);
+
 #ifdef __cplusplus
 }
 #endif

@@ -117,6 +117,19 @@ static int accepts(int port) {
   return ok;
 }
 
+/* A graph observer: counts values, keeps the last one and its envelope. */
+struct seen_values {
+  int count;
+  double last;
+  weft_envelope_t env;
+};
+static void on_value(void* ctx, const void* data, size_t size, const weft_envelope_t* env) {
+  struct seen_values* s = (struct seen_values*)ctx;
+  if (size == sizeof(double)) memcpy(&s->last, data, sizeof(double));
+  s->env = *env;
+  s->count++;
+}
+
 int main(void) {
   char name[64];
   snprintf(name, sizeof(name), "test.capi.%d", (int)getpid());
@@ -697,6 +710,44 @@ int main(void) {
     CHECK(weft_bus_close(rb) == WEFT_OK);
     old.struct_size = (uint32_t)offsetof(weft_bus_options_t, nonce_path) - 8;
     CHECK(weft_bus_open("memory:", &old, &rb) == WEFT_EINVAL);
+  }
+
+  /* ---- graph: a route at the bytes level ---- */
+  {
+    weft_graph_t* g = NULL;
+    CHECK(weft_graph_create(&g) == WEFT_OK);
+    weft_route_t* temp = NULL;
+    CHECK(weft_graph_declare(g, "sensor/env/temp/meta/read/logical", "f64", &temp) == WEFT_OK);
+    weft_route_t* other = NULL;
+    CHECK(weft_graph_declare(g, "sensor/env/temp/meta/read/logical", "i64", &other) == WEFT_ESCHEMA);
+    CHECK(strstr(weft_last_error_message(), "f64") != NULL);
+    CHECK(weft_graph_declare(g, "not a route", "f64", &other) == WEFT_EINVAL);
+    double v = 0;
+    size_t n = 0;
+    CHECK(weft_route_latest(temp, &v, sizeof(v), &n, NULL) == WEFT_ENOTFOUND);
+    struct seen_values seen;
+    memset(&seen, 0, sizeof(seen));
+    uint64_t token = 0;
+    CHECK(weft_route_observe(temp, on_value, &seen, &token) == WEFT_OK);
+    v = 21.5;
+    CHECK(weft_route_publish(temp, &v, sizeof(v), 7, 42) == WEFT_OK);
+    CHECK(seen.count == 1 && seen.last == 21.5 && seen.env.seq == 1 && seen.env.producer == 7 &&
+          seen.env.correlation == 42 && seen.env.id != 0);
+    double back = 0;
+    weft_envelope_t env;
+    CHECK(weft_route_latest(temp, &back, sizeof(back), &n, &env) == WEFT_OK && back == 21.5 && n == 8 && env.seq == 1);
+    char small[2];
+    CHECK(weft_route_latest(temp, small, sizeof(small), &n, NULL) == WEFT_ETOOLARGE && n == 8);
+    weft_route_t* pose = NULL;
+    CHECK(weft_graph_declare(g, "robot/nav/pose/meta/read/logical", "pod pose.v1 size 24 align 8", &pose) == WEFT_OK);
+    CHECK(weft_route_publish(pose, &v, sizeof(v), 0, 0) == WEFT_EINVAL); /* 8 bytes for a 24-byte pod */
+    CHECK(weft_route_unobserve(temp, token) == WEFT_OK);
+    CHECK(weft_route_unobserve(temp, token) == WEFT_ENOTFOUND);
+    CHECK(weft_route_publish(temp, &v, sizeof(v), 0, 0) == WEFT_OK);
+    CHECK(seen.count == 1); /* no call after unobserve */
+    weft_route_free(pose);
+    weft_route_free(temp);
+    weft_graph_destroy(g);
   }
 
   printf("capi_test: %d checks, %d failed\n", checks, failures);
