@@ -2,10 +2,17 @@
 // typed value, per publish (p50/p99), in one process (placement memory), from C++ and Python;
 // beside it the floor in each language (a plain list of callbacks, no envelope, no latest) and
 // RxPY 3's Subject for Python. Case `throughput`: values per second through a capacitor and a
-// filter into an observer; RxPY's Subject with a filter and a plain loop beside it.
+// filter into an observer; RxPY's Subject with a filter and a plain loop beside it. Placement
+// shm: a publish here to an observer in another process, beside the topic alone; placement
+// nats: a publish to an observer of another graph on its own connection through a nats-server
+// on loopback, beside nats.c alone carrying the same bytes.
+#include <nats/nats.h>
+
 #include <atomic>
 #include <cstring>
 #include <functional>
+#include <memory>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -16,6 +23,7 @@
 #include "weft/graph/graph.h"
 #include "weft/graph/placement.h"
 #include "weft/shm/topic.h"
+#include "support/servers.h"
 
 namespace weft::bench {
 namespace {
@@ -174,6 +182,81 @@ Row ObserveShm(bool graph_route, int warm, int n) {
   return row;
 }
 
+// One way from a publish to an observer across a nats-server on loopback: a route placed on
+// NATS in two graphs, each on its own connection (`graph` true), or nats.c alone carrying a
+// graph record's 96 bytes from one connection to a subscription's thread on another, both
+// with send-asap (the floor it rides on). One value at a time.
+Row ObserveNats(bool graph_route, int port, int warm, int n) {
+  const size_t total = static_cast<size_t>(warm + n);
+  std::vector<int64_t> lat(total);
+  std::atomic<uint64_t> taken{0};
+  const std::string url = "nats://127.0.0.1:" + std::to_string(port);
+  auto wait_taken = [&](uint64_t want) {
+    while (taken.load(std::memory_order_acquire) < want) {
+    }
+  };
+  if (graph_route) {
+    auto ga = graph::Graph::Create();
+    auto gb = graph::Graph::Create();
+    graph::Route a = ga->Declare(Name("nats"), graph::Schema::Pod<int64_t>("stamp.v1")).value();
+    graph::Route b = gb->Declare(Name("nats"), graph::Schema::Pod<int64_t>("stamp.v1")).value();
+    auto pa = graph::NatsPlacement::Create(a, url + "/bench").value();
+    auto pb = graph::NatsPlacement::Create(b, url + "/bench").value();
+    graph::Subscription s = b.Observe([&](const graph::SampleRef& v) {
+      const uint64_t i = taken.load(std::memory_order_relaxed);
+      lat[i] = NowNs() - v->as<int64_t>();
+      taken.store(i + 1, std::memory_order_release);
+    });
+    for (size_t i = 0; i < total; ++i) {
+      a.Publish(static_cast<int64_t>(NowNs())).IgnoreError();
+      wait_taken(i + 1);
+    }
+    pa->Close();
+    pb->Close();
+  } else {
+    natsOptions* o = nullptr;
+    natsOptions_Create(&o);
+    natsOptions_SetURL(o, url.c_str());
+    natsOptions_SetSendAsap(o, true);
+    natsConnection *tx = nullptr, *rx = nullptr;
+    natsConnection_Connect(&tx, o);
+    natsConnection_Connect(&rx, o);
+    natsOptions_Destroy(o);
+    natsSubscription* sub = nullptr;
+    natsConnection_SubscribeSync(&sub, rx, "bench.floor");
+    natsConnection_Flush(rx);
+    std::thread receiver([&] {
+      for (size_t i = 0; i < total; ++i) {
+        natsMsg* m = nullptr;
+        if (natsSubscription_NextMsg(&m, sub, 10'000) != NATS_OK) return;
+        int64_t stamp;
+        std::memcpy(&stamp, natsMsg_GetData(m) + 88, 8);
+        lat[i] = NowNs() - stamp;
+        natsMsg_Destroy(m);
+        taken.store(i + 1, std::memory_order_release);
+      }
+    });
+    char msg[96] = {};
+    for (size_t i = 0; i < total; ++i) {
+      const int64_t stamp = NowNs();
+      std::memcpy(msg + 88, &stamp, 8);
+      natsConnection_Publish(tx, "bench.floor", msg, sizeof(msg));
+      wait_taken(i + 1);
+    }
+    receiver.join();
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(tx);
+    natsConnection_Destroy(rx);
+  }
+  std::vector<int64_t> samples(lat.begin() + warm, lat.end());
+  Row row = GraphRow("observe", graph_route ? "weft" : "nats", "cpp");
+  row.extra["placement"] = "nats";
+  SetLatency(row, samples);
+  row.note = graph_route ? "Route::Publish here to an observer of the route placed on NATS in another graph, through nats-server on loopback"
+                         : "nats.c alone: 96 bytes (a graph record's size) from one connection to a subscription on another";
+  return row;
+}
+
 std::vector<Row> PythonGraphRows(bool quick) {
   std::vector<Row> rows;
   for (const std::vector<std::string>& f : PythonLines("graph_observe.py", quick)) {
@@ -204,12 +287,18 @@ void RunGraphSuite(const Options& opt) {
   const int n = opt.quick ? 200'000 : 1'000'000;
   Results res;
   auto want = [&](const char* c) { return opt.only.empty() || opt.only == c; };
+  std::unique_ptr<testing::NatsServer> nats;
+  if (want("observe")) nats = std::make_unique<testing::NatsServer>();
   for (int round = 0; round < rounds; ++round) {
     if (want("observe")) {
       res.Add(ObserveCpp(20'000, n));
       res.Add(ObserveCppFloor(20'000, n));
       res.Add(ObserveShm(true, 2'000, opt.quick ? 20'000 : 100'000));
       res.Add(ObserveShm(false, 2'000, opt.quick ? 20'000 : 100'000));
+      if (nats->up()) {
+        res.Add(ObserveNats(true, nats->port(), 1'000, opt.quick ? 5'000 : 20'000));
+        res.Add(ObserveNats(false, nats->port(), 1'000, opt.quick ? 5'000 : 20'000));
+      }
     }
     if (want("throughput")) res.Add(ThroughputCpp(opt.quick ? 1'000'000 : 10'000'000));
     if (want("observe") || want("throughput")) {

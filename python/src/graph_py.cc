@@ -662,8 +662,22 @@ void BindGraph(py::module_& m) {
       .def("snapshot", [](graph::Resistor& r) { return SnapshotDict(r.snapshot()); })
       .def("close", &graph::Resistor::Close, py::call_guard<py::gil_scoped_release>());
 
-  py::class_<graph::ShmPlacement, std::shared_ptr<graph::ShmPlacement>>(m, "ShmPlacement",
-                                                                       "A route shared by the processes of this host.")
+  py::class_<graph::Placement, std::shared_ptr<graph::Placement>>(m, "Placement", "Where a route lives beyond this process.")
+      .def_property_readonly("where", &graph::Placement::where)
+      .def("stats",
+           [](graph::Placement& p) {
+             graph::PlacementStats s = p.stats();
+             py::dict d;
+             d["sent"] = s.sent;
+             d["received"] = s.received;
+             d["send_errors"] = s.send_errors;
+             d["refused"] = s.refused;
+             d["lost"] = s.lost;
+             return d;
+           })
+      .def("close", &graph::Placement::Close, py::call_guard<py::gil_scoped_release>());
+  py::class_<graph::ShmPlacement, graph::Placement, std::shared_ptr<graph::ShmPlacement>>(
+      m, "ShmPlacement", "A route shared by the processes of this host.")
       .def(py::init([](py::object port, const std::string& topic, uint32_t queue_depth, uint64_t pool_bytes) {
              graph::ShmPlacementOptions o;
              o.topic = topic;
@@ -672,18 +686,21 @@ void BindGraph(py::module_& m) {
              return pyerr::Get(graph::ShmPlacement::Create(PortOf(port, "the route")->route, o));
            }),
            py::arg("port"), py::arg("topic") = "", py::arg("queue_depth") = 1024, py::arg("pool_bytes") = uint64_t{64} << 20)
-      .def_property_readonly("topic", &graph::ShmPlacement::topic)
-      .def("stats",
-           [](graph::ShmPlacement& p) {
-             graph::PlacementStats s = p.stats();
-             py::dict d;
-             d["sent"] = s.sent;
-             d["received"] = s.received;
-             d["send_errors"] = s.send_errors;
-             d["refused"] = s.refused;
-             return d;
-           })
-      .def("close", &graph::ShmPlacement::Close, py::call_guard<py::gil_scoped_release>());
+      .def_property_readonly("topic", &graph::ShmPlacement::topic);
+  py::class_<graph::NatsPlacement, graph::Placement, std::shared_ptr<graph::NatsPlacement>>(
+      m, "NatsPlacement", "A route shared across hosts over NATS.")
+      .def(py::init([](py::object port, const std::string& url, const std::string& subject, bool low_latency) {
+             graph::NatsPlacementOptions o;
+             o.subject = subject;
+             o.low_latency = low_latency;
+             graph::Route r = PortOf(port, "the route")->route;
+             auto made = [&] {
+               py::gil_scoped_release unlocked;  // connecting waits on the network
+               return graph::NatsPlacement::Create(r, url, o);
+             }();
+             return pyerr::Get(std::move(made));
+           }),
+           py::arg("port"), py::arg("url"), py::arg("subject") = "", py::arg("low_latency") = true);
 
   py::class_<graph::ManualClock, std::shared_ptr<graph::ManualClock>>(m, "ManualClock", "A clock moved by hand.")
       .def(py::init<int64_t>(), py::arg("start_ns") = 0)

@@ -693,14 +693,20 @@ class Graph:
     # -- placement --
 
     def place(self, r, where: str = "shm", *, topic: str = "", queue_depth: int = 1024,
-              pool_bytes: int = 64 << 20):
-        """Shares the route with the other processes of this host that place it the same way
-        (`where="shm"`: over a Weft topic named after the route, or `topic`): their values are
-        published here with their envelopes, on the placement's thread, and ours go to them.
-        Returns the placement (stats(), close())."""
-        if where != "shm":
-            raise InvalidArgument(f"a route is placed on 'shm' (this host), not {where!r}")
-        p = _native.ShmPlacement(self._port(r), topic, queue_depth, pool_bytes)
+              pool_bytes: int = 64 << 20, subject: str = "", low_latency: bool = True):
+        """Shares the route with the other processes that place it the same way: their values
+        are published here with their envelopes, on the placement's thread, and ours go to
+        them. `where="shm"`: the processes of this host, over a Weft topic named after the
+        route (or `topic`). `where="nats://host:port[,...][/namespace]"`: processes on any host,
+        over the NATS subject weft.graph.[<namespace>.]<the route's six tokens> (or `subject`);
+        delivery is at most once, to the placements connected at the time. Returns the
+        placement (where, stats(), close())."""
+        if where == "shm":
+            p = _native.ShmPlacement(self._port(r), topic, queue_depth, pool_bytes)
+        elif where.startswith(("nats://", "tls://")):
+            p = _native.NatsPlacement(self._port(r), where, subject, low_latency)
+        else:
+            raise InvalidArgument(f"a route is placed on 'shm' (this host) or a 'nats://' url, not {where!r}")
         self._flows.append(p)
         return p
 

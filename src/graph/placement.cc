@@ -73,13 +73,7 @@ struct ShmPlacement::State {
         continue;  // look at stopping again
       }
       if (s->publisher != own_index) {
-        auto d = internal::DecodeRecord(ByteView(s->data.data(), s->data.size()));
-        if (d.ok() && d->schema_id == route.schema().id() &&
-            route.Inject(d->env, std::string(d->value.begin(), d->value.end()), this).ok()) {
-          ++received;
-        } else {
-          ++refused;
-        }
+        ++(internal::InjectRecord(route, ByteView(s->data.data(), s->data.size()), this) ? received : refused);
       }
       sub->Release(*s).IgnoreError();
     }
@@ -147,7 +141,7 @@ void ShmPlacement::Close() {
 }
 
 PlacementStats ShmPlacement::stats() const {
-  return {s_->sent.load(), s_->received.load(), s_->send_errors.load(), s_->refused.load()};
+  return {s_->sent.load(), s_->received.load(), s_->send_errors.load(), s_->refused.load(), 0};
 }
 
 const std::string& ShmPlacement::topic() const { return s_->topic; }

@@ -74,4 +74,10 @@ Result<DecodedRecord> DecodeRecord(ByteView b) {
   return r;
 }
 
+bool InjectRecord(const Route& route, ByteView record, const void* origin) {
+  auto d = DecodeRecord(record);
+  return d.ok() && d->schema_id == route.schema().id() &&
+         route.Inject(d->env, std::string(d->value.begin(), d->value.end()), origin).ok();
+}
+
 }  // namespace weft::graph::internal

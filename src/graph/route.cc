@@ -9,7 +9,18 @@ namespace {
 constexpr size_t kMaxToken = 64;
 constexpr size_t kMaxSchemaText = 4096;
 
-Status CheckToken(std::string_view part, std::string_view value) {
+uint64_t Fnv1a(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+}  // namespace
+
+Status RouteName::ValidateToken(std::string_view part, std::string_view value) {
   if (value.empty() || value.size() > kMaxToken) {
     return InvalidArgument("a route's " + std::string(part) + " is 1 to 64 characters, not " +
                            std::to_string(value.size()) + (value.empty() ? "" : " ('" + std::string(value.substr(0, 80)) + "')"));
@@ -24,28 +35,17 @@ Status CheckToken(std::string_view part, std::string_view value) {
   return Status::Ok();
 }
 
-uint64_t Fnv1a(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
-}  // namespace
-
 std::string RouteName::ToString() const {
   return owner + "/" + family + "/" + stream + "/" + variant + "/" + plane + "/" + layer;
 }
 
 Status RouteName::Validate() const {
-  WEFT_RETURN_IF_ERROR(CheckToken("owner", owner));
-  WEFT_RETURN_IF_ERROR(CheckToken("family", family));
-  WEFT_RETURN_IF_ERROR(CheckToken("stream", stream));
-  WEFT_RETURN_IF_ERROR(CheckToken("variant", variant));
-  WEFT_RETURN_IF_ERROR(CheckToken("plane", plane));
-  return CheckToken("layer", layer);
+  WEFT_RETURN_IF_ERROR(ValidateToken("owner", owner));
+  WEFT_RETURN_IF_ERROR(ValidateToken("family", family));
+  WEFT_RETURN_IF_ERROR(ValidateToken("stream", stream));
+  WEFT_RETURN_IF_ERROR(ValidateToken("variant", variant));
+  WEFT_RETURN_IF_ERROR(ValidateToken("plane", plane));
+  return ValidateToken("layer", layer);
 }
 
 Result<RouteName> RouteName::Parse(std::string_view text) {

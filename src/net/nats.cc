@@ -201,6 +201,8 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::Connect(const NatsOption
   step(natsOptions_SetReconnectWait(opts, o.reconnect_wait_ms), "reconnect wait");
   step(natsOptions_SetReconnectBufSize(opts, o.reconnect_buffer_bytes), "reconnect buffer");
   step(natsOptions_SetAllowReconnect(opts, true), "reconnect");
+  if (o.no_echo) step(natsOptions_SetNoEcho(opts, true), "no echo");
+  if (o.send_asap) step(natsOptions_SetSendAsap(opts, true), "send asap");
   if (!o.user.empty() || !o.password.empty()) step(natsOptions_SetUserInfo(opts, o.user.c_str(), o.password.c_str()), "user");
   if (!o.token.empty()) step(natsOptions_SetToken(opts, o.token.c_str()), "token");
   if (!o.creds_file.empty()) step(natsOptions_SetUserCredentialsFromFiles(opts, o.creds_file.c_str(), nullptr), "credentials file");

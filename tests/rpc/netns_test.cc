@@ -22,7 +22,6 @@
 #include "support/servers.h"
 #include "support/temp_dir.h"
 #include "weft/net/keys.h"
-#include "weft/net/tcp.h"
 #include "weft/rpc/rpc.h"
 
 namespace weft::rpc {
@@ -116,18 +115,6 @@ TEST(NetnsTest, ALinkCutMidCallFailsWithinTheDeadlineAndTheClientRecovers) {
   server_pid = -1;
 }
 
-// True once something in namespace `ns` accepts connections at host:port.
-bool AcceptsIn(const std::string& ns, const std::string& host, int port) {
-  const pid_t probe = weft::testing::Spawn([&] {
-    if (!weft::testing::NetnsPair::Enter(ns)) return 2;
-    auto fd = net::Dial(net::HostPort{host, static_cast<uint16_t>(port)}, Deadline::AfterMs(500));
-    if (!fd.ok()) return 1;
-    ::close(*fd);
-    return 0;
-  });
-  return weft::testing::Join(probe) == 0;
-}
-
 Contract WhoContract() {
   return ContractBuilder("test.netns", "Who", "1.0.0").Method("who", Access::kRead, {}, "str").Build().value();
 }
@@ -170,12 +157,7 @@ TEST(NetnsTest, ResolvedThroughANatsClusterAcrossHostsAndAKilledServersClientMov
                         dir / ("nats" + std::to_string(i) + ".log"), [ns] { return weft::testing::NetnsPair::Enter(ns); });
   }
   for (int i = 0; i < 3; ++i) {
-    bool up = false;
-    for (int t = 0; t < 300 && !up; ++t) {
-      up = AcceptsIn(lan.ns(i), lan.addr(i), 4222);
-      if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    ASSERT_TRUE(up) << "nats node " << i;
+    ASSERT_TRUE(weft::testing::NetnsPair::WaitAccepts(lan.ns(i), lan.addr(i), 4222)) << "nats node " << i;
   }
   auto server_key = net::KeyPair::Generate().value();
   auto client_key = net::KeyPair::Generate().value();

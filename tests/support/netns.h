@@ -2,8 +2,12 @@
 // `ip netns` (as root, as CI runs) and removed at the end. Traffic stays inside them.
 #pragma once
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sched.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -54,6 +58,31 @@ class NetnsPair {
     const bool ok = ::setns(fd, CLONE_NEWNET) == 0;
     ::close(fd);
     return ok;
+  }
+
+  // True if something in namespace `ns` accepts TCP connections at IPv4 `host`:`port` (tried
+  // from a child process that enters it).
+  static bool AcceptsIn(const std::string& ns, const std::string& host, int port) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      if (!Enter(ns)) ::_exit(2);
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<uint16_t>(port));
+      if (::inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) ::_exit(3);
+      ::_exit(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 ? 0 : 1);
+    }
+    int st = 0;
+    return pid > 0 && ::waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  }
+  // Waits up to `seconds` for AcceptsIn.
+  static bool WaitAccepts(const std::string& ns, const std::string& host, int port, int seconds = 30) {
+    for (int t = 0; t < seconds * 20; ++t) {
+      if (AcceptsIn(ns, host, port)) return true;
+      ::usleep(50'000);
+    }
+    return false;
   }
 
  private:

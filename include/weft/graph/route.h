@@ -31,6 +31,8 @@ struct RouteName {
   // The form ToString makes; kInvalidArgument naming the part that is wrong.
   static Result<RouteName> Parse(std::string_view text);
   Status Validate() const;
+  // Checks one token (`part` names it in the error).
+  static Status ValidateToken(std::string_view part, std::string_view value);
   bool operator==(const RouteName&) const = default;
   auto operator<=>(const RouteName&) const = default;
 };

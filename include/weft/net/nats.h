@@ -34,6 +34,8 @@ struct NatsOptions {
   int max_reconnect = -1;             // reconnect attempts per server (-1: for ever)
   int64_t reconnect_wait_ms = 100;    // between attempts (nats.c adds jitter)
   int reconnect_buffer_bytes = 8 << 20;  // published while disconnected, sent on reconnect
+  bool no_echo = false;    // the server never sends this connection its own messages back
+  bool send_asap = false;  // each publish is written at once (lower latency, more writes)
 };
 
 // Parses "nats://[user:password@|token@]host[:port][,host[:port]...][/path][?k=v&...]" with

@@ -28,4 +28,8 @@ struct DecodedRecord {
 // kCorrupt naming what is wrong (magic, header size, flags, sizes); never reads past `bytes`.
 Result<DecodedRecord> DecodeRecord(ByteView bytes);
 
+// A record that arrived from another process, published on `route` (Route::Inject, marked with
+// `origin`): false if it is malformed or of another schema (the caller counts the refusal).
+bool InjectRecord(const Route& route, ByteView record, const void* origin);
+
 }  // namespace weft::graph::internal
