@@ -15,6 +15,7 @@
 #include "weft/graph/graph.h"
 #include "weft/graph/inspect.h"
 #include "weft/graph/placement.h"
+#include "weft/graph/store.h"
 
 namespace py = pybind11;
 
@@ -493,6 +494,131 @@ Port* PortOf(const py::handle& o, const char* what) {
   return reinterpret_cast<Port*>(o.ptr());
 }
 
+std::string KeyOf(const py::handle& k) {
+  if (py::isinstance<py::bytes>(k)) return k.cast<std::string>();
+  if (py::isinstance<py::str>(k)) return k.cast<std::string>();  // UTF-8
+  throw py::type_error("a key is bytes or str");
+}
+
+// The stores (weft/graph/store.h): bytes in and out; typing is weft.graph's.
+void BindStores(py::module_& m) {
+  py::class_<graph::Keyspace>(m, "Keyspace", "An ordered byte keyspace: a prefix of a FileStore.")
+      .def("get",
+           [](const graph::Keyspace& ks, py::handle key) -> py::object {
+             auto v = pyerr::Get(ks.Get(KeyOf(key)));
+             if (!v.has_value()) return py::none();
+             return py::bytes(*v);
+           })
+      .def("set", [](const graph::Keyspace& ks, py::handle key, py::handle value) {
+             const std::string k = KeyOf(key), v = KeyOf(value);
+             Status st = [&] {
+               py::gil_scoped_release unlocked;  // a synced write waits on the disk
+               return ks.Set(k, v);
+             }();
+             pyerr::Check(st);
+           })
+      .def("clear", [](const graph::Keyspace& ks, py::handle key) { pyerr::Check(ks.Clear(KeyOf(key))); })
+      .def("clear_range", [](const graph::Keyspace& ks, py::handle begin, py::handle end) {
+             pyerr::Check(ks.ClearRange(KeyOf(begin), KeyOf(end)));
+           })
+      .def("range",
+           [](const graph::Keyspace& ks, py::handle begin, py::handle end, size_t limit) {
+             py::list out;
+             for (const graph::KeyValue& kv : pyerr::Get(ks.Range(KeyOf(begin), KeyOf(end), limit))) {
+               out.append(py::make_tuple(py::bytes(kv.key), py::bytes(kv.value)));
+             }
+             return out;
+           },
+           py::arg("begin") = py::bytes(""), py::arg("end") = py::bytes(""), py::arg("limit") = SIZE_MAX)
+      .def("commit",
+           [](const graph::Keyspace& ks, py::list ops) {
+             graph::WriteBatch b;
+             for (py::handle op : ops) {
+               auto t = op.cast<py::tuple>();
+               const std::string kind = t[0].cast<std::string>();
+               if (kind == "set" && t.size() == 3) {
+                 b.Set(KeyOf(t[1]), KeyOf(t[2]));
+               } else if (kind == "clear" && t.size() == 2) {
+                 b.Clear(KeyOf(t[1]));
+               } else if (kind == "clear_range" && t.size() == 3) {
+                 b.ClearRange(KeyOf(t[1]), KeyOf(t[2]));
+               } else {
+                 throw py::value_error("a write is ('set', key, value), ('clear', key) or ('clear_range', begin, end)");
+               }
+             }
+             pyerr::Check(ks.Commit(b));
+           })
+      .def("prefix", [](const graph::Keyspace& ks, py::handle more) { return ks.Prefix(KeyOf(more)); })
+      .def_property_readonly("key_prefix", [](const graph::Keyspace& ks) { return py::bytes(ks.prefix()); });
+
+  py::class_<graph::FileStore, std::shared_ptr<graph::FileStore>>(m, "FileStore", "Ordered byte keyspaces on local files.")
+      .def(py::init([](const std::string& root, bool fsync, uint64_t compact_above_bytes) {
+             return pyerr::Get(graph::FileStore::Open(root, {.fsync = fsync, .compact_above_bytes = compact_above_bytes}));
+           }),
+           py::arg("root"), py::arg("fsync") = true, py::arg("compact_above_bytes") = uint64_t{4} << 20)
+      .def("prefix", [](graph::FileStore& s, py::handle p) { return s.Prefix(KeyOf(p)); })
+      .def("compact", [](graph::FileStore& s) { pyerr::Check(s.Compact()); })
+      .def("stats",
+           [](graph::FileStore& s) {
+             graph::FileStoreStats st = s.stats();
+             py::dict d;
+             d["keys"] = st.keys;
+             d["live_bytes"] = st.live_bytes;
+             d["journal_bytes"] = st.journal_bytes;
+             d["generation"] = st.generation;
+             return d;
+           })
+      .def_property_readonly("root", &graph::FileStore::root);
+
+  py::class_<graph::EventLog, std::shared_ptr<graph::EventLog>>(m, "EventLog", "Typed appends on a Weft log.")
+      .def(py::init([](const std::string& name, const graph::Keyspace& ks, const std::string& schema) {
+             return pyerr::Get(graph::EventLog::Open(name, ks, pyerr::Get(graph::Schema::FromText(schema))));
+           }))
+      .def("append",
+           [](graph::EventLog& e, py::bytes value) {
+             const std::string v = value;
+             auto r = [&] {
+               py::gil_scoped_release unlocked;
+               return e.Append(AsBytes(v));
+             }();
+             return pyerr::Get(std::move(r));
+           })
+      .def("read",
+           [](graph::EventLog& e, uint64_t from_seq, size_t limit) {
+             py::list out;
+             for (const graph::StoredEvent& ev : pyerr::Get(e.Read(from_seq, limit))) {
+               out.append(py::make_tuple(ev.seq, ev.timestamp_ns, py::bytes(ev.value)));
+             }
+             return out;
+           })
+      .def("commit", [](graph::EventLog& e, const std::string& reader, uint64_t next) { pyerr::Check(e.Commit(reader, next)); })
+      .def("committed", [](graph::EventLog& e, const std::string& reader) { return pyerr::Get(e.Committed(reader)); })
+      .def_property_readonly("next_seq", &graph::EventLog::next_seq);
+
+  py::class_<graph::SnapshotStore, std::shared_ptr<graph::SnapshotStore>>(m, "SnapshotStore", "A typed latest value.")
+      .def(py::init([](const std::string& name, const graph::Keyspace& ks, const std::string& schema) {
+             return pyerr::Get(graph::SnapshotStore::Open(name, ks, pyerr::Get(graph::Schema::FromText(schema))));
+           }))
+      .def("set", [](graph::SnapshotStore& s, py::bytes value) { pyerr::Check(s.Set(AsBytes(std::string(value)))); })
+      .def("get",
+           [](graph::SnapshotStore& s) -> py::object {
+             auto v = pyerr::Get(s.Get());
+             if (!v.has_value()) return py::none();
+             return py::bytes(*v);
+           })
+      .def("clear", [](graph::SnapshotStore& s) { pyerr::Check(s.Clear()); });
+
+  py::class_<graph::Subscription>(m, "StoreSubscription", "Remembering a route, until cancel().")
+      .def("cancel", &graph::Subscription::Cancel)
+      .def_property_readonly("active", &graph::Subscription::active);
+  py::class_<graph::Memory, std::shared_ptr<graph::Memory>>(m, "Memory", "A route's latest value kept on disk.")
+      .def(py::init([](const std::string& path, bool fsync) { return pyerr::Get(graph::Memory::Open(path, {.fsync = fsync})); }),
+           py::arg("path"), py::arg("fsync") = true)
+      .def("remember", [](graph::Memory& mem, py::handle port) { return mem.Remember(PortOf(port, "the route")->route); })
+      .def("resume", [](graph::Memory& mem, py::handle port) { return pyerr::Get(mem.Resume(PortOf(port, "the route")->route)); })
+      .def_property_readonly("write_errors", &graph::Memory::write_errors);
+}
+
 py::dict SnapshotDict(const graph::FlowSnapshot& s) {
   py::dict d;
   d["name"] = s.name;
@@ -717,6 +843,7 @@ void BindGraph(py::module_& m) {
            py::arg("reset_by"), py::arg("output"), py::arg("after_ns"), py::arg("clock"), py::keep_alive<1, 5>())
       .def_property_readonly("fired", &graph::Watchdog::fired)
       .def("close", &graph::Watchdog::Close, py::call_guard<py::gil_scoped_release>());
+  BindStores(m);
 }
 
 }  // namespace weft::py_bind

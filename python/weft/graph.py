@@ -793,5 +793,7 @@ class _Disposed:
         self.cancel()
 
 
-__all__ = ["Envelope", "FlowPolicy", "Graph", "Mailbox", "ManualClock", "Observation", "RetentionPolicy", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
+from ._stores import EventLog, FileStore, Keyspace, Memory, SnapshotStore, StoredEvent  # noqa: E402
+
+__all__ = ["Envelope", "EventLog", "FileStore", "FlowPolicy", "Graph", "Keyspace", "Memory", "SnapshotStore", "StoredEvent", "Mailbox", "ManualClock", "Observation", "RetentionPolicy", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
            "StreamFamily", "StreamName", "Subscription", "TypedRoute", "route", "sink", "source"]
