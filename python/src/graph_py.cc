@@ -11,6 +11,7 @@
 #include <map>
 
 #include "errors.h"
+#include "weft/graph/consensus.h"
 #include "weft/graph/flow.h"
 #include "weft/graph/graph.h"
 #include "weft/graph/inspect.h"
@@ -844,6 +845,23 @@ void BindGraph(py::module_& m) {
       .def_property_readonly("fired", &graph::Watchdog::fired)
       .def("close", &graph::Watchdog::Close, py::call_guard<py::gil_scoped_release>());
   BindStores(m);
+
+  py::class_<graph::Consensus, std::shared_ptr<graph::Consensus>>(m, "Consensus", "Leader election made of graph parts.")
+      .def(py::init([](std::shared_ptr<graph::Graph> g, const std::string& cluster, uint32_t member, uint32_t members,
+                       int64_t heartbeat_ns, int64_t election_timeout_ns, py::object clock) {
+             graph::ConsensusOptions o{.cluster = cluster, .member = member, .members = members,
+                                       .heartbeat_ns = heartbeat_ns, .election_timeout_ns = election_timeout_ns};
+             if (!clock.is_none()) o.clock = clock.cast<graph::ManualClock*>();
+             return pyerr::Get(graph::Consensus::Install(*g, o));
+           }),
+           py::arg("graph"), py::arg("cluster"), py::arg("member"), py::arg("members"), py::arg("heartbeat_ns"),
+           py::arg("election_timeout_ns"), py::arg("clock"), py::keep_alive<1, 8>())
+      .def("state",
+           [](graph::Consensus& c) {
+             const graph::RaftState s = c.state();
+             return py::make_tuple(s.term, s.leader, static_cast<uint32_t>(s.role));
+           })
+      .def("close", &graph::Consensus::Close, py::call_guard<py::gil_scoped_release>());
 }
 
 }  // namespace weft::py_bind

@@ -793,7 +793,60 @@ class _Disposed:
         self.cancel()
 
 
+class RaftState(typing.NamedTuple):
+    term: int
+    leader: int  # 0: none known in this term
+    role: str    # "follower", "candidate" or "leader"
+
+
+_ROLES = ("follower", "candidate", "leader")
+
+
+class Consensus:
+    """Raft-style leader election made of the graph's own parts (visible in its topology): per
+    member, a watchdog is the election timeout (reset by a leader's heartbeat or a vote given),
+    a second watchdog ticks heartbeats through a resistor gated by the member's is_leader
+    route, and a capacitor holds the tally of granted votes. Members talk on the `messages`
+    route: place it (`g.place(c.messages, ...)`) to spread a cluster over processes and hosts.
+
+        c = Consensus.install(g, member=2, members=3)
+        g.place(c.messages, "nats://10.0.0.1:4222/plant")
+        c.state()    # RaftState(term, leader, role)
+    """
+
+    __slots__ = ("_native", "messages", "leader", "member")
+
+    MESSAGE = Schema.pod("raft.message.v1", "<QIIII")   # term, from, to, kind, granted
+    STATE = Schema.pod("raft.state.v1", "<QII")         # term, leader, role
+
+    def __init__(self, native, messages: TypedRoute, leader: TypedRoute, member: int):
+        self._native, self.messages, self.leader, self.member = native, messages, leader, member
+
+    @staticmethod
+    def install(graph: "Graph", *, member: int, members: int = 3, cluster: str = "raft", heartbeat: float = 0.05,
+                election_timeout: float = 0.3, clock=None) -> "Consensus":
+        """Installs member `member` (1..members) of cluster `cluster` in `graph`. A member starts
+        an election after `election_timeout` seconds of silence plus a share of it set by its id
+        (so members rarely time out together); a leader beats every `heartbeat` seconds."""
+        native = _native.Consensus(graph._core, cluster, member, members, int(heartbeat * 1e9),
+                                   int(election_timeout * 1e9), clock)
+        messages = TypedRoute(cluster, "consensus", "messages", Consensus.MESSAGE, variant="meta", plane="write",
+                              layer="logical")
+        leader = TypedRoute(cluster, "consensus", "leader", Consensus.STATE, variant=f"m{member}", plane="state",
+                            layer="internal")
+        c = Consensus(native, messages, leader, member)
+        graph._flows.append(c)
+        return c
+
+    def state(self) -> RaftState:
+        term, leader, role = self._native.state()
+        return RaftState(term, leader, _ROLES[role])
+
+    def close(self) -> None:
+        self._native.close()
+
+
 from ._stores import EventLog, FileStore, Keyspace, Memory, SnapshotStore, StoredEvent  # noqa: E402
 
-__all__ = ["Envelope", "EventLog", "FileStore", "FlowPolicy", "Graph", "Keyspace", "Memory", "SnapshotStore", "StoredEvent", "Mailbox", "ManualClock", "Observation", "RetentionPolicy", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
+__all__ = ["Consensus", "Envelope", "EventLog", "RaftState", "FileStore", "FlowPolicy", "Graph", "Keyspace", "Memory", "SnapshotStore", "StoredEvent", "Mailbox", "ManualClock", "Observation", "RetentionPolicy", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
            "StreamFamily", "StreamName", "Subscription", "TypedRoute", "route", "sink", "source"]

@@ -592,7 +592,7 @@ std::string Topology::ToDot() const {
     d += "  " + JsonString(a.name.ToString()) + " [shape=box, label=" + JsonString(a.name.ToString() + "\n" + a.schema) + "];\n";
   }
   for (const Edge& e : edges) {
-    d += "  " + JsonString(e.from.ToString()) + " -> " + JsonString(e.to.ToString()) + " [label=" + JsonString(e.kind) + "];\n";
+    d += "  " + JsonString(e.from.ToString()) + " -> " + JsonString(e.to.ToString()) + " [label=" + JsonString(e.name.empty() ? e.kind : e.kind + ": " + e.name) + "];\n";
   }
   return d + "}\n";
 }
