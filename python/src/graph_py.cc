@@ -16,6 +16,7 @@
 #include "weft/graph/graph.h"
 #include "weft/graph/inspect.h"
 #include "weft/graph/placement.h"
+#include "weft/graph/query.h"
 #include "weft/graph/store.h"
 
 namespace py = pybind11;
@@ -845,6 +846,22 @@ void BindGraph(py::module_& m) {
       .def_property_readonly("fired", &graph::Watchdog::fired)
       .def("close", &graph::Watchdog::Close, py::call_guard<py::gil_scoped_release>());
   BindStores(m);
+
+  struct QueryServer {
+    std::unique_ptr<rpc::Server> server;
+    void Close() {
+      if (server != nullptr) server->Shutdown(Deadline::AfterMs(1000)).IgnoreError();
+      server.reset();
+    }
+  };
+  py::class_<QueryServer, std::shared_ptr<QueryServer>>(m, "QueryServer", "A graph's query plane, served.")
+      .def(py::init([](std::shared_ptr<graph::Graph> g, const std::string& name) {
+             auto s = std::make_shared<QueryServer>();
+             s->server = pyerr::Get(graph::ServeQueries(std::move(g), name));
+             return s;
+           }))
+      .def_property_readonly("address", [](QueryServer& s) { return s.server != nullptr ? s.server->address() : std::string(); })
+      .def("close", &QueryServer::Close, py::call_guard<py::gil_scoped_release>());
 
   py::class_<graph::Consensus, std::shared_ptr<graph::Consensus>>(m, "Consensus", "Leader election made of graph parts.")
       .def(py::init([](std::shared_ptr<graph::Graph> g, const std::string& cluster, uint32_t member, uint32_t members,

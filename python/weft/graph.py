@@ -712,6 +712,14 @@ class Graph:
 
     # -- inspection --
 
+    def serve_queries(self, name: str):
+        """Serves this graph's query plane (catalog, latest, topology, audit, validate, lineage)
+        at ipc://graph.<name>, for `weft graph <query> <name>` and any Weft client of the
+        contract weft.graph/Query. Returns the server (address, close())."""
+        server = _native.QueryServer(self._core, name)
+        self._flows.append(server)
+        return server
+
     def topology(self) -> dict:
         """The graph as data: {"routes": [{name, schema, published, observers, refused,
         retained, ephemeral}], "edges": [{from, to, kind, name}]} (pipes, filters, capacitors,

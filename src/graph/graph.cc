@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "internal/hooks.h"
+#include "internal/json.h"
 #include "internal/record.h"
 #include "weft/core/clock.h"
 #include "weft/graph/flow.h"
@@ -549,41 +550,42 @@ std::vector<LineageEntry> Graph::Lineage(const LineageQuery& q) const {
   return out;
 }
 
+using internal::JsonString;
+
 namespace {
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
+// The fields a route's audit and its entry in the topology share.
+std::string RouteFields(const RouteAudit& a) {
+  return "\"name\":" + JsonString(a.name.ToString()) + ",\"schema\":" + JsonString(a.schema) +
+         ",\"published\":" + std::to_string(a.published) + ",\"observers\":" + std::to_string(a.observers) +
+         ",\"refused\":" + std::to_string(a.refused) + ",\"retained\":" + (a.retained ? "true" : "false") +
+         ",\"ephemeral\":" + (a.ephemeral ? "true" : "false");
+}
+
+std::string EdgeJson(const Edge& e) {
+  return std::string("{\"from\":") + JsonString(e.from.ToString()) + ",\"to\":" + JsonString(e.to.ToString()) +
+         ",\"kind\":" + JsonString(e.kind) + ",\"name\":" + JsonString(e.name) + "}";
+}
+
+std::string EdgesJson(const std::vector<Edge>& edges) {
+  std::string j = "[";
+  for (size_t i = 0; i < edges.size(); ++i) j += (i ? "," : "") + EdgeJson(edges[i]);
+  return j + "]";
 }
 }  // namespace
 
+std::string RouteAudit::ToJson() const {
+  std::string p = "[";
+  for (size_t i = 0; i < producers.size(); ++i) {
+    p += (i ? "," : "") + std::string("{\"producer\":") + std::to_string(producers[i].first) + ",\"values\":" +
+         std::to_string(producers[i].second) + "}";
+  }
+  return "{" + RouteFields(*this) + ",\"producers\":" + p + "],\"in\":" + EdgesJson(in) + ",\"out\":" + EdgesJson(out) + "}";
+}
+
 std::string Topology::ToJson() const {
   std::string j = "{\"routes\":[";
-  for (size_t i = 0; i < routes.size(); ++i) {
-    const RouteAudit& a = routes[i];
-    j += (i ? "," : "") + std::string("{\"name\":") + JsonString(a.name.ToString()) + ",\"schema\":" + JsonString(a.schema) +
-         ",\"published\":" + std::to_string(a.published) + ",\"observers\":" + std::to_string(a.observers) +
-         ",\"refused\":" + std::to_string(a.refused) + ",\"retained\":" + (a.retained ? "true" : "false") +
-         ",\"ephemeral\":" + (a.ephemeral ? "true" : "false") + "}";
-  }
-  j += "],\"edges\":[";
-  for (size_t i = 0; i < edges.size(); ++i) {
-    const Edge& e = edges[i];
-    j += (i ? "," : "") + std::string("{\"from\":") + JsonString(e.from.ToString()) + ",\"to\":" + JsonString(e.to.ToString()) +
-         ",\"kind\":" + JsonString(e.kind) + ",\"name\":" + JsonString(e.name) + "}";
-  }
-  return j + "]}";
+  for (size_t i = 0; i < routes.size(); ++i) j += (i ? ",{" : "{") + RouteFields(routes[i]) + "}";
+  return j + "],\"edges\":" + EdgesJson(edges) + "}";
 }
 
 std::string Topology::ToDot() const {

@@ -2,6 +2,10 @@
 primitives as edges (gone when cancelled or closed); validation; route audits; lineage across
 three hops by causality, trace and correlation."""
 
+import json
+import os
+import subprocess
+
 from weft import graph
 
 
@@ -51,3 +55,38 @@ def test_lineage_across_three_hops():
     assert [name.split("/")[2] for name, _ in g.lineage(correlation_id=11)] == ["raw", "smooth"]
     assert len(g.lineage(raw)) == 2
     assert g.lineage(causality_id=12345) == []
+
+
+def test_weft_graph_cli_asks_a_served_graph():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    weft_bin = os.environ.get("WEFT_BIN", os.path.join(root, "build", "tools", "weft", "weft"))
+    name = f"pytest{os.getpid()}"
+    g = graph.Graph()
+    temp = graph.route("plant", "boiler", "temp", float)
+    shown = graph.route("plant", "boiler", "shown", float)
+    g.capacitor(source=temp, sink=graph.sink(shown), capacity=2)
+    g.publish(temp, 21.5, correlation=99)
+    server = g.serve_queries(name)
+    try:
+        def ask(*args):
+            r = subprocess.run([weft_bin, "graph", *args], capture_output=True, text=True, timeout=60)
+            return r.returncode, r.stdout, r.stderr
+
+        code, out, _ = ask("list")
+        assert code == 0 and name in out.split()
+        code, out, _ = ask("catalog", name)
+        assert code == 0
+        assert {r["name"] for r in json.loads(out)} >= {temp.name, shown.name}
+        code, out, _ = ask("latest", name, temp.name)
+        latest = json.loads(out)
+        assert code == 0 and latest["found"] and latest["value"] == 21.5 and latest["envelope"]["correlation"] == 99
+        code, out, _ = ask("topology", name, "--dot")
+        assert code == 0 and "-> \"plant/boiler/shown/meta/read/logical\" [label=\"capacitor" in out, out
+        code, out, _ = ask("audit", name, temp.name)
+        assert code == 0 and json.loads(out)["out"][0]["kind"] == "capacitor"
+        code, out, err = ask("latest", name, "plant/boiler/none/meta/read/logical")
+        assert code == 1 and "plant/boiler/none" in err, err
+        code, out, err = ask("catalog", "no-such-graph")
+        assert code == 1 and err
+    finally:
+        server.close()

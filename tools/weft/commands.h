@@ -50,4 +50,15 @@ int BusPublish(const BusArgs& a);
 int BusTail(const BusArgs& a);
 int BusStat(const BusArgs& a);
 
+struct GraphArgs {
+  std::string what;   // list, catalog, latest, topology, audit, validate, lineage
+  std::string graph;  // the served graph's name
+  std::string route;  // latest, audit, lineage: owner/family/stream/variant/plane/layer
+  std::string at;     // its address if not ipc://graph.<graph> (tcp://host:port, nats://...)
+  bool dot = false;   // topology as DOT
+  int64_t trace = 0, causality = 0, correlation = 0;  // lineage
+  int64_t timeout_ms = 5000;
+};
+int GraphCmd(const GraphArgs& a);
+
 }  // namespace weft::cli

@@ -106,6 +106,35 @@ int main(int argc, char** argv) {
   auto* bstat = busc->add_subcommand("stat", "Options, counts, shards, producers, groups and members");
   bstat->add_option("url", bargs.url, "The bus's url")->required();
 
+  weft::cli::GraphArgs gargs;
+  auto* graphc = app.add_subcommand("graph", "Ask a served graph (weft::graph::ServeQueries) about its routes and topology");
+  graphc->require_subcommand(1);
+  graphc->add_option("--at", gargs.at, "The graph's address if not ipc://graph.<name>: tcp://host:port or nats://servers");
+  graphc->add_option("--timeout-ms", gargs.timeout_ms, "How long to wait for the answer")->capture_default_str();
+  graphc->add_subcommand("list", "The graphs served on this host");
+  struct GraphQuery {
+    const char* what;
+    const char* help;
+    bool route;
+  };
+  for (const GraphQuery& q : {GraphQuery{"catalog", "Its routes: name, schema, counts", false},
+                              GraphQuery{"latest", "A route's latest value with its envelope", true},
+                              GraphQuery{"topology", "Its routes and edges as JSON (or --dot)", false},
+                              GraphQuery{"audit", "A route's producers, observers, edges, refusals", true},
+                              GraphQuery{"validate", "What is wrong with it: schema mismatches, cycles, unread sinks", false},
+                              GraphQuery{"lineage", "Retained values by route, trace, causality or correlation", false}}) {
+    auto* sub = graphc->add_subcommand(q.what, q.help);
+    sub->add_option("graph", gargs.graph, "The graph's name")->required();
+    if (q.route) sub->add_option("route", gargs.route, "owner/family/stream/variant/plane/layer")->required();
+    if (std::string(q.what) == "topology") sub->add_flag("--dot", gargs.dot, "As Graphviz DOT");
+    if (std::string(q.what) == "lineage") {
+      sub->add_option("--route", gargs.route, "Only this route's values");
+      sub->add_option("--trace", gargs.trace, "Only this trace");
+      sub->add_option("--causality", gargs.causality, "This value and its causes, back to the start");
+      sub->add_option("--correlation", gargs.correlation, "Only this correlation id");
+    }
+  }
+
   std::string key_out, key_show, key_cert;
   auto* keygen = app.add_subcommand("keygen", "Make a host key (Ed25519) for connections across machines, or show a key's id");
   keygen->add_option("--out", key_out, "Write a new private key here (mode 0600, never over a file) and its id to <out>.pub");
@@ -140,6 +169,10 @@ int main(int argc, char** argv) {
     if (bpublish->parsed()) return weft::cli::BusPublish(bargs);
     if (btail->parsed()) return weft::cli::BusTail(bargs);
     if (bstat->parsed()) return weft::cli::BusStat(bargs);
+  }
+  if (app.got_subcommand("graph")) {
+    gargs.what = graphc->get_subcommands().front()->get_name();
+    return weft::cli::GraphCmd(gargs);
   }
   if (app.got_subcommand("version")) {
     std::printf("weft %s (C ABI 1)\n", WEFT_VERSION);

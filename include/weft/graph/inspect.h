@@ -30,6 +30,9 @@ struct RouteAudit {
   bool ephemeral = false;
   std::vector<std::pair<uint64_t, uint64_t>> producers;  // (producer id, values), up to 16 ids
   std::vector<Edge> in, out;
+  // {"name", "schema", "published", "observers", "refused", "retained", "ephemeral",
+  //  "producers": [{"producer", "values"}], "in": [edges], "out": [edges]}
+  std::string ToJson() const;
 };
 
 struct Topology {
