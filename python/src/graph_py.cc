@@ -801,6 +801,7 @@ void BindGraph(py::module_& m) {
              d["send_errors"] = s.send_errors;
              d["refused"] = s.refused;
              d["lost"] = s.lost;
+             d["in_place"] = s.in_place;
              return d;
            })
       .def("close", &graph::Placement::Close, py::call_guard<py::gil_scoped_release>());

@@ -112,6 +112,7 @@ using internal::RouteState;
 
 Result<ByteView> Sample::bytes() const {
   if (origin_ != nullptr) return origin_->bytes();
+  if (keep_ != nullptr) return view_;
   if (has_bytes_) return ByteView(reinterpret_cast<const uint8_t*>(bytes_.data()), bytes_.size());
   std::call_once(once_, [this] {
     if (encoder_ == nullptr) {
@@ -204,17 +205,38 @@ void RefuseValue(Status why) {
   if (internal::t_refusal != nullptr && internal::t_refusal->ok()) *internal::t_refusal = std::move(why);
 }
 
+namespace {
+
+// What every value from another process must be: of the route's size if fixed, with an id.
+Status CheckInjected(const internal::RouteState& r, const Envelope& remote, size_t size) {
+  const size_t fixed = r.schema.fixed_size();
+  if (fixed != 0 && size != fixed) {
+    return Corrupt("route " + r.name.ToString() + " carries " + r.schema.text() + ": a value of " + std::to_string(size) +
+                   " bytes came from another process");
+  }
+  if (remote.id == 0) return Corrupt("a value from another process without an id");
+  return Status::Ok();
+}
+
+Envelope Injected(Envelope env) {
+  env.seq = 0;  // this route's own count
+  return env;
+}
+
+}  // namespace
+
 Status Route::Inject(const Envelope& remote, std::string bytes, const void* origin) const {
   if (s_ == nullptr) return InvalidArgument("injecting into a route that was not declared");
-  const size_t fixed = s_->schema.fixed_size();
-  if (fixed != 0 && bytes.size() != fixed) {
-    return Corrupt("route " + s_->name.ToString() + " carries " + s_->schema.text() + ": a value of " +
-                   std::to_string(bytes.size()) + " bytes came from another process");
-  }
-  Envelope env = remote;
-  env.seq = 0;
-  if (env.id == 0) return Corrupt("a value from another process without an id");
-  auto sample = std::make_shared<Sample>(env, std::move(bytes));
+  WEFT_RETURN_IF_ERROR(CheckInjected(*s_, remote, bytes.size()));
+  auto sample = std::make_shared<Sample>(Injected(remote), std::move(bytes));
+  sample->set_origin(origin);
+  return Deliver(sample);
+}
+
+Status Route::InjectInPlace(const Envelope& remote, ByteView bytes, std::shared_ptr<const void> keep, const void* origin) const {
+  if (s_ == nullptr) return InvalidArgument("injecting into a route that was not declared");
+  WEFT_RETURN_IF_ERROR(CheckInjected(*s_, remote, bytes.size()));
+  auto sample = std::make_shared<Sample>(Injected(remote), bytes, std::move(keep));
   sample->set_origin(origin);
   return Deliver(sample);
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include "graph/internal/record.h"
@@ -139,6 +140,80 @@ TEST(ShmPlacementTest, RecordsOfAnotherSchemaOnTheTopicAreRefused) {
   place->Close();
   pub.reset();
   shm::UnlinkTopic(topic).IgnoreError();
+}
+
+// A large value from another process is read in place (no copy): its bytes are right, and its
+// block goes back to the pool once its samples are gone, so many more values than the pool
+// holds pass. The control: an observer that keeps every sample fills the pool, and the
+// publisher's sends fail.
+pid_t BulkPublisher(const std::string& topic, int n, int go_fd, int report_fd) {
+  const pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  auto g = Graph::Create();
+  Route r = g->Declare(RouteName{.owner = "cam", .family = "front", .stream = "frame"}, Schema::Bytes()).value();
+  auto place = ShmPlacement::Create(r, {.topic = topic, .queue_depth = 8, .pool_bytes = 8 << 20, .send_timeout_ms = 200}).value();
+  char c;
+  if (::read(go_fd, &c, 1) != 1) _exit(2);
+  for (int i = 0; i < n; ++i) {
+    std::string frame(256 << 10, static_cast<char>(i));
+    if (!r.Publish(std::move(frame)).ok()) _exit(3);
+    ::usleep(2000);
+  }
+  ::usleep(200'000);
+  const uint64_t errors = place->stats().send_errors;
+  (void)!::write(report_fd, &errors, sizeof(errors));
+  _exit(0);
+}
+
+TEST(ShmPlacementTest, LargeValuesAreReadInPlaceAndTheirBlocksGoBack) {
+  for (const bool keep_all : {false, true}) {
+    const std::string topic = TopicName(keep_all ? "bulk-keep" : "bulk");
+    int go[2], report[2];
+    ASSERT_EQ(::pipe(go), 0);
+    ASSERT_EQ(::pipe(report), 0);
+    const int n = 300;  // more large blocks than the pool lets live at once (256)
+    const pid_t child = BulkPublisher(topic, n, go[0], report[1]);
+    auto g = Graph::Create();
+    Route r = g->Declare(RouteName{.owner = "cam", .family = "front", .stream = "frame"}, Schema::Bytes()).value();
+    auto place = ShmPlacement::Create(r, {.topic = topic, .queue_depth = 8, .pool_bytes = 8 << 20}).value();
+    std::mutex mu;
+    std::vector<SampleRef> kept;
+    std::atomic<int> seen{0}, wrong{0}, in_place{0};
+    Subscription s = r.Observe([&](const SampleRef& v) {
+      auto b = v->bytes().value();
+      const int i = seen.load();
+      if (b.size() != (256u << 10) || b[0] != static_cast<uint8_t>(i) || b[b.size() - 1] != static_cast<uint8_t>(i)) ++wrong;
+      in_place += v->in_place();
+      ++seen;
+      if (keep_all) {
+        std::lock_guard<std::mutex> l(mu);
+        kept.push_back(v);
+      }
+    });
+    ASSERT_EQ(::write(go[1], "g", 1), 1);
+    uint64_t errors = 0;
+    ASSERT_EQ(::read(report[0], &errors, sizeof(errors)), static_cast<ssize_t>(sizeof(errors)));
+    int st = 0;
+    ::waitpid(child, &st, 0);
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+    if (!keep_all) {
+      EXPECT_EQ(errors, 0u);
+      EXPECT_TRUE(WaitFor([&] { return seen.load() == n; })) << seen.load();
+      EXPECT_EQ(in_place.load(), n);
+      EXPECT_EQ(place->stats().in_place, static_cast<uint64_t>(n));
+    } else {
+      EXPECT_GT(errors, 0u) << "in place " << in_place.load() << " seen " << seen.load();  // the pool filled with the blocks the observer keeps
+      EXPECT_LT(seen.load(), n);
+    }
+    EXPECT_EQ(wrong.load(), 0);
+    s.Cancel();
+    {
+      std::lock_guard<std::mutex> l(mu);
+      kept.clear();
+    }
+    place->Close();
+    shm::UnlinkTopic(topic).IgnoreError();
+  }
 }
 
 }  // namespace

@@ -100,6 +100,9 @@ class Sample {
       : env_(env), local_(std::move(local)), encoder_(std::move(encoder)) {}
   // A new envelope around another sample's value (forwarded to another route: no copy).
   Sample(Envelope env, std::shared_ptr<const Sample> value) : env_(env), origin_(std::move(value)) {}
+  // A value read in place, in memory that `keep` holds (a shared-memory block): no copy.
+  Sample(Envelope env, ByteView view, std::shared_ptr<const void> keep)
+      : env_(env), view_(view), keep_(std::move(keep)) {}
 
   const Envelope& envelope() const { return env_; }
   // The value's bytes; a value published as a local value is encoded on first use (an
@@ -107,6 +110,8 @@ class Sample {
   Result<ByteView> bytes() const;
   // The local value, if the publisher gave one (object() null otherwise).
   const LocalValue& local() const { return origin_ != nullptr ? origin_->local() : local_; }
+  // True if its bytes are read in place in memory another holds (a shared-memory block).
+  bool in_place() const { return origin_ != nullptr ? origin_->in_place() : keep_ != nullptr; }
   // Who injected it (Route::Inject), or null for a value published here.
   const void* origin() const { return origin_tag_; }
   void set_origin(const void* o) { origin_tag_ = o; }  // before it is published
@@ -124,6 +129,8 @@ class Sample {
   LocalValue local_;
   std::shared_ptr<const Encoder> encoder_;
   std::shared_ptr<const Sample> origin_;  // the sample whose value this one carries, if forwarded
+  ByteView view_;                          // in place (keep_ holds the memory)
+  std::shared_ptr<const void> keep_;
   const void* origin_tag_ = nullptr;
   mutable std::once_flag once_;
   mutable std::string bytes_;
@@ -190,6 +197,8 @@ class Route {
   // when it entered the graph) but for the seq, which is this route's; `origin` marks it for
   // observers (Sample::origin).
   Status Inject(const Envelope& remote, std::string bytes, const void* origin) const;
+  // The same for bytes read in place, in memory `keep` holds while any sample of it lives.
+  Status InjectInPlace(const Envelope& remote, ByteView bytes, std::shared_ptr<const void> keep, const void* origin) const;
   // Publishes another route's value on this one, shared (no copy), its envelope the cause of
   // the new one (the flow primitives do this; they check at creation that the two routes have
   // one schema).

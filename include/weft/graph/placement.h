@@ -22,6 +22,10 @@ struct ShmPlacementOptions {
   uint32_t queue_depth = 1024;    // values waiting per publisher for each subscriber (a power of two)
   uint64_t pool_bytes = 64 << 20; // the topic's pool, when this process creates it
   int64_t send_timeout_ms = 1000; // a subscriber that stays full this long fails the send (counted)
+  // Values this large or larger (bytes) are read in place in the topic's block, without a copy:
+  // their samples hold the block until the last of them goes (the latest, retention and
+  // observers keeping one keep it from the pool). 0: every value.
+  size_t in_place_from = 64 << 10;
 };
 
 struct PlacementStats {
@@ -29,6 +33,7 @@ struct PlacementStats {
   uint64_t send_errors = 0;  // values not sent (no room in the pool, a subscriber stuck, too large)
   uint64_t refused = 0;      // records that arrived refused (malformed, another schema)
   uint64_t lost = 0;         // records lost on the way (NATS: dropped by a slow subscription)
+  uint64_t in_place = 0;     // of those received, values read in place (shm, large values)
 };
 
 // What every placement does.
