@@ -166,10 +166,52 @@ struct Port {
   std::shared_ptr<PyEncoder> encoder;
   std::map<uint64_t, graph::Subscription>* subs;
   uint64_t next_token;
+  bool views;  // its decoder takes a buffer (ndarray schemas): values read in place are not copied
 };
 
-// The Python value of a sample: the object itself if Python published it, else its bytes decoded.
-PyObject* ValueOf(const graph::SampleRef& s, PyObject* decode) {
+// ---- SampleBuffer: a sample's bytes read in place, as a read-only buffer that holds it ----
+PyTypeObject* g_sample_buffer_type = nullptr;
+struct SampleBuffer {
+  PyObject_HEAD
+  graph::SampleRef* sample;
+  ByteView bytes;
+};
+
+int SampleBufferGet(PyObject* self, Py_buffer* view, int flags) {
+  auto* b = reinterpret_cast<SampleBuffer*>(self);
+  return PyBuffer_FillInfo(view, self, const_cast<uint8_t*>(b->bytes.data()), static_cast<Py_ssize_t>(b->bytes.size()), 1, flags);
+}
+
+void SampleBufferDealloc(PyObject* self) {
+  auto* b = reinterpret_cast<SampleBuffer*>(self);
+  delete b->sample;  // may give a shared-memory block back
+  PyTypeObject* tp = Py_TYPE(self);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+PyType_Slot kSampleBufferSlots[] = {{Py_tp_dealloc, reinterpret_cast<void*>(SampleBufferDealloc)},
+                                    {Py_bf_getbuffer, reinterpret_cast<void*>(SampleBufferGet)},
+                                    {Py_tp_doc, const_cast<char*>("A value read in place in shared memory.")},
+                                    {0, nullptr}};
+PyType_Spec kSampleBufferSpec = {"weft._native.SampleBuffer", sizeof(SampleBuffer), 0,
+                                 Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, kSampleBufferSlots};
+
+// A memoryview of the sample's bytes that keeps the sample (and its block) alive.
+PyObject* ViewOf(const graph::SampleRef& s, ByteView bytes) {
+  PyObject* o = PyType_GenericAlloc(g_sample_buffer_type, 0);
+  if (o == nullptr) return nullptr;
+  auto* b = reinterpret_cast<SampleBuffer*>(o);
+  b->sample = new graph::SampleRef(s);
+  b->bytes = bytes;
+  PyObject* mv = PyMemoryView_FromObject(o);
+  Py_DECREF(o);
+  return mv;
+}
+
+// The Python value of a sample: the object itself if Python published it, else its bytes decoded
+// (given as a memoryview of them in place, without a copy, to a decoder that takes buffers).
+PyObject* ValueOf(const graph::SampleRef& s, PyObject* decode, bool views = false) {
   const graph::LocalValue& l = s->local();
   if (l.language() == &kPython) {
     PyObject* o = static_cast<PyObject*>(l.object());
@@ -181,7 +223,9 @@ PyObject* ValueOf(const graph::SampleRef& s, PyObject* decode) {
     pyerr::SetError(b.status());
     return nullptr;
   }
-  PyObject* raw = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(b->data()), static_cast<Py_ssize_t>(b->size()));
+  PyObject* raw = views && s->in_place() && decode != Py_None
+                      ? ViewOf(s, *b)
+                      : PyBytes_FromStringAndSize(reinterpret_cast<const char*>(b->data()), static_cast<Py_ssize_t>(b->size()));
   if (raw == nullptr || decode == Py_None) return raw;
   PyObject* v = PyObject_CallOneArg(decode, raw);
   Py_DECREF(raw);
@@ -281,7 +325,7 @@ PyObject* PortLatest(PyObject* self, PyObject*) {
   Port* p = reinterpret_cast<Port*>(self);
   graph::SampleRef s = p->route.Latest();
   if (s == nullptr) Py_RETURN_NONE;
-  return ValueOf(s, p->decode);
+  return ValueOf(s, p->decode, p->views);
 }
 
 // (value, Envelope) of the latest, or None.
@@ -289,7 +333,7 @@ PyObject* PortLatestEnvelope(PyObject* self, PyObject*) {
   Port* p = reinterpret_cast<Port*>(self);
   graph::SampleRef s = p->route.Latest();
   if (s == nullptr) Py_RETURN_NONE;
-  PyObject* v = ValueOf(s, p->decode);
+  PyObject* v = ValueOf(s, p->decode, p->views);
   if (v == nullptr) return nullptr;
   PyObject* e = EnvelopeOf(s->envelope());
   if (e == nullptr) {
@@ -316,12 +360,13 @@ PyObject* PortObserve(PyObject* self, PyObject* args, PyObject* kwargs) {
   auto callable = std::make_shared<Ref>(fn);
   auto decode = std::make_shared<Ref>(p->decode);
   const bool env = with_envelope != 0;
+  const bool views = p->views;
   ++t_publishing;  // errors of the replayed calls are raised from observe
-  graph::Subscription sub = p->route.Observe([callable, decode, env](const graph::SampleRef& s) {
+  graph::Subscription sub = p->route.Observe([callable, decode, env, views](const graph::SampleRef& s) {
     const bool held = PyGILState_Check();
     PyGILState_STATE g{};
     if (!held) g = PyGILState_Ensure();
-    PyObject* v = ValueOf(s, decode->p);
+    PyObject* v = ValueOf(s, decode->p, views);
     if (v == nullptr) {
       KeepObserverError();
     } else {
@@ -397,7 +442,7 @@ PyObject* PortHistory(PyObject* self, PyObject* args) {
   PyObject* out = PyList_New(static_cast<Py_ssize_t>(h.size()));
   if (out == nullptr) return nullptr;
   for (size_t i = 0; i < h.size(); ++i) {
-    PyObject* v = ValueOf(h[i], p->decode);
+    PyObject* v = ValueOf(h[i], p->decode, p->views);
     if (v != nullptr && with_envelope) {
       PyObject* e = EnvelopeOf(h[i]->envelope());
       PyObject* t = e != nullptr ? PyTuple_Pack(2, v, e) : nullptr;
@@ -488,6 +533,7 @@ py::object MakePort(graph::Route route, py::object encode, py::object decode, py
   p->validate = validate.release().ptr();
   p->subs = new std::map<uint64_t, graph::Subscription>();
   p->next_token = 1;
+  p->views = p->route.schema().text().rfind("ndarray ", 0) == 0;
   return py::reinterpret_steal<py::object>(o);
 }
 
@@ -667,6 +713,9 @@ void BindGraph(py::module_& m) {
   g_port_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&kPortSpec));
   if (g_port_type == nullptr) throw py::error_already_set();
   m.add_object("Port", reinterpret_cast<PyObject*>(g_port_type));
+  g_sample_buffer_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&kSampleBufferSpec));
+  if (g_sample_buffer_type == nullptr) throw py::error_already_set();
+  m.add_object("SampleBuffer", reinterpret_cast<PyObject*>(g_sample_buffer_type));
 
   py::class_<graph::Graph, std::shared_ptr<graph::Graph>>(m, "GraphCore", "A graph's routes (weft.graph.Graph uses it).")
       .def(py::init([] { return graph::Graph::Create(); }))

@@ -118,3 +118,45 @@ def test_a_placement_is_shm_or_nats():
         g.place(r, "mqtt://127.0.0.1:1883")
     with pytest.raises(weft.Unavailable):
         g.place(r, "nats://127.0.0.1:1/x")
+
+
+def test_large_arrays_from_another_process_are_read_in_place(run_python):
+    import numpy as np
+    topic = f"pytest.graph.frames.{os.getpid()}"
+    g = graph.Graph()
+    frames = graph.route("cam", "front", "frame", graph.Schema.ndarray("<f4", (256, 256)))
+    place = g.place(frames, topic=topic)
+    got = []
+    g.observe(frames, got.append)
+    child = run_python(textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        from weft import graph
+        g = graph.Graph()
+        frames = graph.route("cam", "front", "frame", graph.Schema.ndarray("<f4", (256, 256)))
+        p = g.place(frames, topic={topic!r})
+        print("ready", flush=True)
+        sys.stdin.readline()
+        for i in range(3):
+            g.publish(frames, np.full((256, 256), float(i), dtype="<f4"))
+        sys.stdin.readline()
+    """), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        deadline = time.monotonic() + 10
+        while len(got) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [float(a[17, 42]) for a in got] == [0.0, 1.0, 2.0]
+        assert got[0].shape == (256, 256) and not got[0].flags.writeable  # a view of the block, read-only
+        assert not got[0].flags.owndata
+        assert place.stats()["in_place"] == 3
+        del got[:]
+        assert np.array_equal(g.latest(frames), np.full((256, 256), 2.0, dtype="<f4"))
+    finally:
+        child.stdin.write("done\n")
+        child.stdin.flush()
+        child.wait()
+        place.close()
+        weft.unlink_topic(topic)
