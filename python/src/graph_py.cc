@@ -15,6 +15,7 @@
 #include "weft/graph/flow.h"
 #include "weft/graph/graph.h"
 #include "weft/graph/inspect.h"
+#include "weft/graph/lazy.h"
 #include "weft/graph/placement.h"
 #include "weft/graph/query.h"
 #include "weft/graph/store.h"
@@ -896,6 +897,54 @@ void BindGraph(py::module_& m) {
       .def_property_readonly("fired", &graph::Watchdog::fired)
       .def("close", &graph::Watchdog::Close, py::call_guard<py::gil_scoped_release>());
   BindStores(m);
+
+  py::class_<graph::LazyPayload, std::shared_ptr<graph::LazyPayload>>(m, "LazyPayload", "Payloads opened on demand.")
+      .def(py::init([](py::object meta, py::object payload, size_t keep, const std::string& name) {
+             return pyerr::Get(graph::LazyPayload::Create(PortOf(meta, "the metadata route")->route,
+                                                          PortOf(payload, "the payload route")->route, {.keep = keep}, name));
+           }))
+      .def("capture",
+           [](graph::LazyPayload& l, py::object publish) {
+             // The payload is published by Python (its port), on this thread, with the GIL.
+             py::object error;
+             auto p = l.Capture([&]() -> Status {
+               try {
+                 publish();
+               } catch (py::error_already_set& e) {
+                 error = py::reinterpret_borrow<py::object>(e.value());
+                 return Status(Code::kAborted, "publishing the payload raised");
+               }
+               return Status::Ok();
+             });
+             if (error) {
+               PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(error.ptr())), error.ptr());
+               throw py::error_already_set();
+             }
+             auto sample = pyerr::Get(std::move(p));
+             return py::reinterpret_steal<py::object>(EnvelopeOf(sample->envelope()));
+           })
+      .def("open",
+           [](graph::LazyPayload& l, py::object payload, uint64_t id) {
+             Port* port = PortOf(payload, "the payload route");
+             auto s = pyerr::Get(l.OpenId(id));
+             PyObject* v = ValueOf(s, port->decode, port->views);
+             if (v == nullptr) throw py::error_already_set();
+             return py::reinterpret_steal<py::object>(v);
+           })
+      .def("snapshot",
+           [](graph::LazyPayload& l) {
+             const graph::PayloadStats st = l.stats();
+             py::dict d;
+             d["name"] = st.name;
+             d["keep"] = st.keep;
+             d["kept"] = st.kept;
+             d["published"] = st.published;
+             d["opened"] = st.opened;
+             d["missed"] = st.missed;
+             d["never_opened"] = st.never_opened;
+             return d;
+           })
+      .def("close", &graph::LazyPayload::Close, py::call_guard<py::gil_scoped_release>());
 
   struct QueryServer {
     std::unique_ptr<rpc::Server> server;

@@ -690,6 +690,18 @@ class Graph:
     def mailbox_snapshot(self, box: Mailbox) -> dict:
         return box.snapshot()
 
+    # -- lazy payloads --
+
+    def lazy(self, meta, payload, *, keep: int = 16, name: str = "") -> "LazyPayload":
+        """A stream's cheap metadata route beside its bulk payload route: `publish(meta_value,
+        payload_value)` publishes the payload on its route (kept: the newest `keep`) and then
+        the metadata, caused by it; observers of the metadata open the payload only if they
+        want it (`open(envelope)`), and every opening is counted (`snapshot()["opened"]`, the
+        payload demand). A payload nobody opens is never encoded or copied."""
+        l = LazyPayload(self, meta, payload, keep, name)
+        self._flows.append(l)
+        return l
+
     # -- placement --
 
     def place(self, r, where: str = "shm", *, topic: str = "", queue_depth: int = 1024,
@@ -801,6 +813,36 @@ class _Disposed:
         self.cancel()
 
 
+class LazyPayload:
+    """Made by Graph.lazy."""
+
+    __slots__ = ("_graph", "_native", "meta", "payload", "_payload_port")
+
+    def __init__(self, graph: "Graph", meta, payload, keep: int, name: str):
+        self._graph, self.meta, self.payload = graph, _route_of(meta), _route_of(payload)
+        self._payload_port = graph._port(self.payload)
+        self._native = _native.LazyPayload(graph._port(self.meta), self._payload_port, keep, name)
+
+    def publish(self, meta_value, payload_value, *, producer: int = 0, event_ns: int = 0, correlation: int = 0,
+                cause: Optional[Envelope] = None) -> None:
+        g = self._graph
+        kept = self._native.capture(lambda: g.publish(self.payload, payload_value, producer=producer, event_ns=event_ns,
+                                                      correlation=correlation, cause=cause))
+        g.publish(self.meta, meta_value, producer=producer, event_ns=event_ns, correlation=correlation, cause=kept)
+
+    def open(self, envelope: Envelope):
+        """The payload the metadata with this envelope announced (counted); weft.NotFound once
+        it has left the window."""
+        return self._native.open(self._payload_port, envelope.causality)
+
+    def snapshot(self) -> dict:
+        """{name, keep, kept, published, opened (the demand), missed, never_opened}."""
+        return self._native.snapshot()
+
+    def close(self) -> None:
+        self._native.close()
+
+
 class RaftState(typing.NamedTuple):
     term: int
     leader: int  # 0: none known in this term
@@ -856,5 +898,5 @@ class Consensus:
 
 from ._stores import EventLog, FileStore, Keyspace, Memory, SnapshotStore, StoredEvent  # noqa: E402
 
-__all__ = ["Consensus", "Envelope", "EventLog", "RaftState", "FileStore", "FlowPolicy", "Graph", "Keyspace", "Memory", "SnapshotStore", "StoredEvent", "Mailbox", "ManualClock", "Observation", "RetentionPolicy", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
+__all__ = ["LazyPayload", "Consensus", "Envelope", "EventLog", "RaftState", "FileStore", "FlowPolicy", "Graph", "Keyspace", "Memory", "SnapshotStore", "StoredEvent", "Mailbox", "ManualClock", "Observation", "RetentionPolicy", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
            "StreamFamily", "StreamName", "Subscription", "TypedRoute", "route", "sink", "source"]
