@@ -267,6 +267,7 @@ Status Route::Deliver(const SampleRef& sample) const {
     bytes = *b;
   }
   std::shared_ptr<const Entries> entries;
+  SampleRef replaced;  // the latest before this one: freed after the observers ran, off their path
   {
     MutexLock g(s_->mu);
     env.seq = ++s_->seq;
@@ -288,6 +289,7 @@ Status Route::Deliver(const SampleRef& sample) const {
       }
     }
     if (!counted && s_->producers.size() < internal::RouteState::kMaxProducers) s_->producers.emplace_back(env.producer, 1);
+    replaced = std::move(s_->latest);
     s_->latest = sample;
     if (s_->retaining) {
       s_->history.push_back(sample);
