@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "internal/record.h"
+#include "internal/wiring.h"
 #include "weft/graph/placement.h"
 #include "weft/net/nats.h"
 
@@ -105,12 +106,7 @@ Result<std::shared_ptr<NatsPlacement>> NatsPlacement::Create(Route route, std::s
   // elsewhere after Create returns reaches it.
   if (st == NATS_OK) st = natsConnection_FlushTimeout(s.conn->raw(), no.connect_timeout_ms);
   if (st != NATS_OK) return net::NatsStatus(st, 0, "placing route " + route.name().ToString() + " on subject " + s.subject);
-  std::weak_ptr<State> weak = p->s_;
-  s.observing = route.Observe([weak](const SampleRef& v) {
-    if (auto st = weak.lock()) st->Send(v);
-  });
-  State* raw = p->s_.get();
-  s.receiver = std::thread([raw] { raw->Receive(); });
+  internal::WirePlacement(p->s_, route);
   return p;
 }
 

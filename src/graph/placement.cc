@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "internal/record.h"
+#include "internal/wiring.h"
 #include "weft/core/mutex.h"
 #include "weft/shm/doorbell.h"
 #include "weft/shm/topic.h"
@@ -204,12 +205,7 @@ Result<std::shared_ptr<ShmPlacement>> ShmPlacement::Create(Route route, ShmPlace
     MutexLock l(s.send_mu);
     s.pub = std::move(*pub);
   }
-  std::weak_ptr<State> weak = p->s_;
-  s.observing = route.Observe([weak](const SampleRef& v) {
-    if (auto st = weak.lock()) st->Send(v);
-  });
-  State* raw = p->s_.get();
-  s.receiver = std::thread([raw] { raw->Receive(); });
+  internal::WirePlacement(p->s_, route);
   return p;
 }
 
