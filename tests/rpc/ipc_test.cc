@@ -545,8 +545,16 @@ TEST(IpcHostileTest, TensOfThousandsOfAbandonedConnectionsLeaveNothingBehind) {
   // (20,000 for each round here), not a few dozen.
   EXPECT_LE(maps_after[0], maps_before + 64);
   EXPECT_LE(maps_after[1], maps_after[0] + 64);
-  auto c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000)).value();
-  EXPECT_EQ(I64(c->Call("increment", {AsBytes(EncodeI64(1))}, Deadline::AfterMs(10'000))), 1);
+  // And it serves again: on a loaded machine (sanitizers, tests in parallel) the last refused
+  // handshakes may still hold their slots for a moment, so a refused connect is tried again.
+  Result<std::unique_ptr<Client>> c = Status(Code::kUnavailable, "not tried");
+  const int64_t until = MonotonicNs() + 30'000'000'000;
+  while (!c.ok() && MonotonicNs() < until) {
+    c = Client::Connect(CounterContract(), "counter", "ipc://" + id, Deadline::AfterMs(10'000));
+    if (!c.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(I64((*c)->Call("increment", {AsBytes(EncodeI64(1))}, Deadline::AfterMs(10'000))), 1);
 }
 
 TEST(IpcHostileTest, AnotherUidIsRefusedByDefaultAndAdmittedOnlyByPolicy) {

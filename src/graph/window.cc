@@ -1,0 +1,446 @@
+// Count and event-time windows (weft/graph/window.h).
+//
+// Partitions are found by an open-addressing table (a partition's state is an index into a
+// vector); each holds its few open windows, sorted by start. Closing is driven by timers: a map
+// from a window's end (and, under kUpdate, its end plus the allowed lateness) to the windows
+// that end then, so a watermark closes what it passes without visiting the other partitions.
+#include "weft/graph/window.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+namespace weft::graph {
+
+namespace {
+
+// Keys to dense indices: linear probing over a power-of-two table.
+class PartitionIndex {
+ public:
+  static constexpr uint32_t kNone = UINT32_MAX;
+  static constexpr uint64_t kDense = 1 << 16;  // small keys (sensor ids, shard numbers): an array
+  uint32_t Find(uint64_t key) const {
+    if (key < kDense) return key < dense_.size() ? dense_[key] : kNone;
+    if (slots_.empty()) return kNone;
+    for (size_t i = Hash(key);; i = (i + 1) & mask_) {
+      if (slots_[i].index == kNone) return kNone;
+      if (slots_[i].key == key) return slots_[i].index;
+    }
+  }
+  void Insert(uint64_t key, uint32_t index) {
+    if (key < kDense) {
+      if (key >= dense_.size()) dense_.resize(std::max<size_t>(key + 1, dense_.size() * 2), kNone);
+      dense_[key] = index;
+      return;
+    }
+    if ((count_ + 1) * 2 > slots_.size()) Grow();
+    Place(key, index);
+    ++count_;
+  }
+
+ private:
+  struct Slot {
+    uint64_t key = 0;
+    uint32_t index = kNone;
+  };
+  size_t Hash(uint64_t key) const { return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_); }
+  void Place(uint64_t key, uint32_t index) {
+    size_t i = Hash(key);
+    while (slots_[i].index != kNone) i = (i + 1) & mask_;
+    slots_[i] = {key, index};
+  }
+  void Grow() {
+    std::vector<Slot> old = std::move(slots_);
+    const size_t n = old.empty() ? 64 : old.size() * 2;
+    slots_.assign(n, Slot{});
+    mask_ = n - 1;
+    shift_ = 64 - static_cast<int>(std::log2(static_cast<double>(n)));
+    for (const Slot& s : old) {
+      if (s.index != kNone) Place(s.key, s.index);
+    }
+  }
+  std::vector<uint32_t> dense_;
+  std::vector<Slot> slots_;
+  size_t mask_ = 0, count_ = 0;
+  int shift_ = 64;
+};
+
+struct Acc {
+  uint64_t count = 0;
+  double sum = 0, min = HUGE_VAL, max = -HUGE_VAL;
+  std::vector<double> values;
+  __attribute__((always_inline)) void Add(double v, bool keep) {
+    min = v < min ? v : min;
+    max = v > max ? v : max;
+    ++count;
+    sum += v;
+    if (__builtin_expect(keep, 0)) values.push_back(v);
+  }
+};
+
+// Nearest rank: the smallest value with at least q of the values at or below it.
+void Percentiles(const std::vector<double>& values, const std::vector<double>& qs, std::vector<double>* out) {
+  out->clear();
+  if (qs.empty() || values.empty()) return;
+  std::vector<double> sorted = values;
+  std::sort(sorted.begin(), sorted.end());
+  for (double q : qs) {
+    const double rank = std::ceil(q * static_cast<double>(sorted.size()));
+    const size_t i = rank < 1 ? 0 : std::min(sorted.size() - 1, static_cast<size_t>(rank) - 1);
+    out->push_back(sorted[i]);
+  }
+}
+
+Status CheckQuantiles(const std::vector<double>& qs) {
+  for (double q : qs) {
+    if (!(q >= 0 && q <= 1)) return InvalidArgument("a percentile is a quantile in [0, 1], not " + std::to_string(q));
+  }
+  return Status::Ok();
+}
+
+int64_t FloorTo(int64_t t, int64_t width) {
+  int64_t q = t / width;
+  if (t % width != 0 && t < 0) --q;
+  return q * width;
+}
+
+}  // namespace
+
+// ---- TimeWindows ------------------------------------------------------------------------
+
+struct TimeWindows::Impl {
+  struct Win {
+    int64_t start;
+    Acc acc;
+    bool emitted = false;
+  };
+  struct Part {
+    uint64_t key;
+    std::vector<Win> open;  // by start
+    int64_t watermark = INT64_MIN;
+    int64_t moved_ns = 0;
+    bool has_watermark = false;
+    bool idle = false;
+  };
+  struct Timer {
+    uint32_t part;
+    int64_t start;
+    bool purge;  // the end of its allowed lateness (else: its end)
+  };
+
+  TimeWindowOptions o;
+  OnWindow on_window;
+  OnLate on_late;
+  bool keep = false;
+  PartitionIndex index;
+  std::vector<Part> parts;
+  std::map<int64_t, std::vector<Timer>> timers;
+  std::vector<Timer>* last_timers = nullptr;  // the bucket of last_timers_at (most new windows share it)
+  int64_t last_timers_at = INT64_MIN;
+  int64_t cur_start = 0, cur_end = INT64_MIN;  // the window the last value fell in (no division)
+  int64_t watermark = INT64_MIN;
+  size_t open = 0;
+  uint64_t added = 0, emitted = 0, updates = 0, late_dropped = 0, late_sided = 0;
+  WindowResult result;  // reused for each emission
+
+  __attribute__((always_inline)) uint32_t PartOf(uint64_t key) {
+    uint32_t i = index.Find(key);
+    if (__builtin_expect(i == PartitionIndex::kNone, 0)) {
+      i = static_cast<uint32_t>(parts.size());
+      parts.push_back(Part{key, {}});
+      index.Insert(key, i);
+    }
+    return i;
+  }
+
+  void Emit(const Part& p, const Win& w, bool update) {
+    result.partition = p.key;
+    result.start_ns = w.start;
+    result.end_ns = w.start + o.width_ns;
+    result.count = w.acc.count;
+    result.sum = w.acc.sum;
+    result.min = w.acc.min;
+    result.max = w.acc.max;
+    result.update = update;
+    Percentiles(w.acc.values, o.percentiles, &result.percentiles);
+    result.values = o.keep_values ? &w.acc.values : nullptr;
+    ++(update ? updates : emitted);
+    on_window(result);
+  }
+
+  void Late(uint32_t pi, int64_t t, double v) {
+    Part& p = parts[pi];
+    if (o.late == LatePolicy::kUpdate) {
+      const int64_t start = FloorTo(t, o.width_ns);
+      for (Win& w : p.open) {
+        if (w.start == start && w.emitted) {  // still within its allowed lateness
+          w.acc.Add(v, keep);
+          ++added;
+          Emit(p, w, true);
+          return;
+        }
+      }
+    }
+    if (o.late == LatePolicy::kSide && on_late) {
+      ++late_sided;
+      on_late(LateValue{p.key, t, v, watermark});
+      return;
+    }
+    ++late_dropped;
+  }
+
+  void AddTimer(int64_t at, Timer tm) {
+    if (at != last_timers_at || last_timers == nullptr) {
+      last_timers = &timers[at];
+      last_timers_at = at;
+    }
+    last_timers->push_back(tm);
+  }
+
+  __attribute__((always_inline)) void Add(uint64_t key, int64_t t, double v) {
+    const uint32_t pi = PartOf(key);
+    if (t < cur_start || t >= cur_end) {
+      cur_start = FloorTo(t, o.width_ns);
+      cur_end = cur_start + o.width_ns;
+    }
+    const int64_t start = cur_start;
+    if (watermark != INT64_MIN && start + o.width_ns <= watermark) {
+      Late(pi, t, v);
+      return;
+    }
+    Part& p = parts[pi];  // an idle partition's values count; only its watermark wakes it
+    ++added;
+    // Usually the newest open window.
+    for (auto it = p.open.rbegin(); it != p.open.rend(); ++it) {
+      if (it->start == start) {
+        it->acc.Add(v, keep);
+        return;
+      }
+      if (it->start < start) break;
+    }
+    auto at = std::lower_bound(p.open.begin(), p.open.end(), start, [](const Win& w, int64_t s) { return w.start < s; });
+    Win& w = *p.open.insert(at, Win{start, {}});
+    w.acc.Add(v, keep);
+    ++open;
+    AddTimer(start + o.width_ns, Timer{pi, start, false});
+  }
+
+  // Closes what the watermark passed: timers in order of time, each time's windows in the order
+  // they opened.
+  void CloseTo(int64_t wm) {
+    while (!timers.empty() && timers.begin()->first <= wm) {
+      std::vector<Timer> due = std::move(timers.begin()->second);
+      if (last_timers == &timers.begin()->second) last_timers = nullptr;
+      timers.erase(timers.begin());
+      for (const Timer& tm : due) {
+        Part& p = parts[tm.part];
+        auto it = std::find_if(p.open.begin(), p.open.end(), [&](const Win& w) { return w.start == tm.start; });
+        if (it == p.open.end()) continue;
+        if (!tm.purge && !it->emitted) {
+          Emit(p, *it, false);
+          if (o.late == LatePolicy::kUpdate && o.allowed_lateness_ns > 0) {
+            it->emitted = true;
+            AddTimer(tm.start + o.width_ns + o.allowed_lateness_ns, Timer{tm.part, tm.start, true});
+            continue;
+          }
+        }
+        p.open.erase(it);
+        --open;
+      }
+    }
+  }
+
+  Status Advance(int64_t wm) {
+    if (watermark != INT64_MIN && wm < watermark) {
+      return InvalidArgument("a watermark went backwards: " + std::to_string(wm) + " after " + std::to_string(watermark));
+    }
+    watermark = wm;
+    CloseTo(wm);
+    return Status::Ok();
+  }
+
+  // The stream's watermark from the partitions': the least of those not idle; it never goes back.
+  void Recompute() {
+    int64_t least = INT64_MAX;
+    bool any = false;
+    for (const Part& p : parts) {
+      if (!p.has_watermark || p.idle) continue;
+      least = std::min(least, p.watermark);
+      any = true;
+    }
+    if (any && (watermark == INT64_MIN || least > watermark)) {
+      watermark = least;
+      CloseTo(least);
+    }
+  }
+};
+
+TimeWindows::TimeWindows(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TimeWindows::~TimeWindows() = default;
+
+Result<std::unique_ptr<TimeWindows>> TimeWindows::Create(TimeWindowOptions options, OnWindow on_window, OnLate on_late) {
+  if (options.width_ns <= 0) return InvalidArgument("a time window's width is above 0");
+  if (options.allowed_lateness_ns < 0 || options.idle_after_ns < 0) return InvalidArgument("lateness and idleness are 0 or more");
+  WEFT_RETURN_IF_ERROR(CheckQuantiles(options.percentiles));
+  if (!on_window) return InvalidArgument("a window needs somewhere to emit");
+  auto impl = std::make_unique<Impl>();
+  impl->keep = options.keep_values || !options.percentiles.empty();
+  impl->o = std::move(options);
+  impl->on_window = std::move(on_window);
+  impl->on_late = std::move(on_late);
+  return std::unique_ptr<TimeWindows>(new TimeWindows(std::move(impl)));
+}
+
+void TimeWindows::Add(uint64_t partition, int64_t event_ns, double value) { impl_->Add(partition, event_ns, value); }
+
+void TimeWindows::AddBatch(std::span<const uint64_t> partitions, std::span<const int64_t> event_ns, std::span<const double> values) {
+  Impl& m = *impl_;
+  const size_t n = std::min({partitions.size(), event_ns.size(), values.size()});
+  for (size_t i = 0; i < n; ++i) m.Add(partitions[i], event_ns[i], values[i]);
+}
+
+Status TimeWindows::Advance(int64_t watermark_ns) { return impl_->Advance(watermark_ns); }
+
+Status TimeWindows::AdvancePartition(uint64_t partition, int64_t watermark_ns, int64_t now_ns) {
+  Impl& m = *impl_;
+  Impl::Part& p = m.parts[m.PartOf(partition)];
+  if (p.has_watermark && watermark_ns < p.watermark) {
+    return InvalidArgument("partition " + std::to_string(partition) + "'s watermark went backwards: " +
+                           std::to_string(watermark_ns) + " after " + std::to_string(p.watermark));
+  }
+  if (!p.has_watermark || watermark_ns > p.watermark) p.moved_ns = now_ns;
+  p.watermark = watermark_ns;
+  p.has_watermark = true;
+  p.idle = false;
+  m.Recompute();
+  return Status::Ok();
+}
+
+void TimeWindows::Tick(int64_t now_ns) {
+  Impl& m = *impl_;
+  if (m.o.idle_after_ns <= 0) return;
+  bool changed = false;
+  for (Impl::Part& p : m.parts) {
+    if (p.has_watermark && !p.idle && now_ns - p.moved_ns >= m.o.idle_after_ns) {
+      p.idle = true;
+      changed = true;
+    }
+  }
+  if (changed) m.Recompute();
+}
+
+void TimeWindows::Flush() {
+  Impl& m = *impl_;
+  // Every window as if the watermark had passed them all, lateness included.
+  std::map<int64_t, std::vector<Impl::Timer>> timers;
+  timers.swap(m.timers);
+  m.last_timers = nullptr;
+  for (auto& [end, due] : timers) {
+    for (const Impl::Timer& tm : due) {
+      Impl::Part& p = m.parts[tm.part];
+      auto it = std::find_if(p.open.begin(), p.open.end(), [&](const Impl::Win& w) { return w.start == tm.start; });
+      if (it == p.open.end()) continue;
+      if (!it->emitted) m.Emit(p, *it, false);
+      p.open.erase(it);
+      --m.open;
+    }
+  }
+}
+
+WindowSnapshot TimeWindows::snapshot() const {
+  const Impl& m = *impl_;
+  WindowSnapshot s;
+  s.watermark_ns = m.watermark;
+  s.partitions = m.parts.size();
+  s.open_windows = m.open;
+  s.added = m.added;
+  s.emitted = m.emitted;
+  s.updates = m.updates;
+  s.late_dropped = m.late_dropped;
+  s.late_sided = m.late_sided;
+  for (const Impl::Part& p : m.parts) {
+    if (p.idle) s.idle.push_back(p.key);
+  }
+  return s;
+}
+
+// ---- CountWindows -----------------------------------------------------------------------
+
+struct CountWindows::Impl {
+  struct Part {
+    uint64_t key;
+    std::vector<double> values;    // a ring of `size`
+    std::vector<int64_t> times;
+    size_t next = 0, held = 0, since = 0;
+  };
+  CountWindowOptions o;
+  OnWindow on_window;
+  PartitionIndex index;
+  std::vector<Part> parts;
+  uint64_t added = 0, emitted = 0;
+  WindowResult result;
+  std::vector<double> window;
+};
+
+CountWindows::CountWindows(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+CountWindows::~CountWindows() = default;
+
+Result<std::unique_ptr<CountWindows>> CountWindows::Create(CountWindowOptions options, OnWindow on_window) {
+  if (options.size == 0) return InvalidArgument("a count window holds at least one value");
+  if (options.trigger == 0) options.trigger = options.size;
+  WEFT_RETURN_IF_ERROR(CheckQuantiles(options.percentiles));
+  if (!on_window) return InvalidArgument("a window needs somewhere to emit");
+  auto impl = std::make_unique<Impl>();
+  impl->o = std::move(options);
+  impl->on_window = std::move(on_window);
+  return std::unique_ptr<CountWindows>(new CountWindows(std::move(impl)));
+}
+
+void CountWindows::Add(uint64_t partition, int64_t event_ns, double value) {
+  Impl& m = *impl_;
+  uint32_t pi = m.index.Find(partition);
+  if (pi == PartitionIndex::kNone) {
+    pi = static_cast<uint32_t>(m.parts.size());
+    m.parts.push_back(Impl::Part{partition, std::vector<double>(m.o.size), std::vector<int64_t>(m.o.size)});
+    m.index.Insert(partition, pi);
+  }
+  Impl::Part& p = m.parts[pi];
+  p.values[p.next] = value;
+  p.times[p.next] = event_ns;
+  p.next = (p.next + 1) % m.o.size;
+  p.held = std::min(p.held + 1, m.o.size);
+  ++m.added;
+  if (++p.since < m.o.trigger) return;
+  p.since = 0;
+  // The window: the held values, oldest first.
+  m.window.clear();
+  const size_t first = (p.next + m.o.size - p.held) % m.o.size;
+  Acc acc;
+  for (size_t k = 0; k < p.held; ++k) acc.Add(p.values[(first + k) % m.o.size], true);
+  WindowResult& r = m.result;
+  r.partition = partition;
+  r.start_ns = p.times[first];
+  r.end_ns = p.times[(p.next + m.o.size - 1) % m.o.size];
+  r.count = acc.count;
+  r.sum = acc.sum;
+  r.min = acc.min;
+  r.max = acc.max;
+  r.update = false;
+  Percentiles(acc.values, m.o.percentiles, &r.percentiles);
+  m.window = std::move(acc.values);
+  r.values = m.o.keep_values ? &m.window : nullptr;
+  ++m.emitted;
+  if (m.o.trigger >= m.o.size) p.held = 0;  // tumbling: the next window starts empty
+  m.on_window(r);
+}
+
+WindowSnapshot CountWindows::snapshot() const {
+  WindowSnapshot s;
+  s.partitions = impl_->parts.size();
+  s.added = impl_->added;
+  s.emitted = impl_->emitted;
+  for (const auto& p : impl_->parts) s.open_windows += p.held > 0;
+  return s;
+}
+
+}  // namespace weft::graph
