@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 namespace weft::graph {
 
@@ -20,7 +21,7 @@ class PartitionIndex {
   static constexpr uint32_t kNone = UINT32_MAX;
   static constexpr uint64_t kDense = 1 << 16;  // small keys (sensor ids, shard numbers): an array
   uint32_t Find(uint64_t key) const {
-    if (key < kDense) return key < dense_.size() ? dense_[key] : kNone;
+    if (key < dense_.size()) return dense_[key];  // one compare for the small keys seen so far
     if (slots_.empty()) return kNone;
     for (size_t i = Hash(key);; i = (i + 1) & mask_) {
       if (slots_[i].index == kNone) return kNone;
@@ -29,7 +30,7 @@ class PartitionIndex {
   }
   void Insert(uint64_t key, uint32_t index) {
     if (key < kDense) {
-      if (key >= dense_.size()) dense_.resize(std::max<size_t>(key + 1, dense_.size() * 2), kNone);
+      if (key >= dense_.size()) dense_.resize(std::min<size_t>(kDense, std::max<size_t>(key + 1, dense_.size() * 2)), kNone);
       dense_[key] = index;
       return;
     }
@@ -109,14 +110,25 @@ int64_t FloorTo(int64_t t, int64_t width) {
 // ---- TimeWindows ------------------------------------------------------------------------
 
 struct TimeWindows::Impl {
-  struct Win {
-    int64_t start;
-    Acc acc;
-    bool emitted = false;
+  // A window's aggregate where it lives: in its partition's ring of kRing slots, by window
+  // number (a stream's open windows are a few consecutive ones), or, when its slot is taken by
+  // another window (a value far ahead or far behind), in the spill map.
+  static constexpr int64_t kFree = INT64_MIN;
+  static constexpr uint32_t kRing = 4;
+  struct Slot {
+    int64_t start = kFree;
+    uint64_t count = 0;
+    double sum = 0, min = HUGE_VAL, max = -HUGE_VAL;  // 40 bytes: four to a partition's ring
+    __attribute__((always_inline)) void Add(double v) {
+      min = v < min ? v : min;
+      max = v > max ? v : max;
+      ++count;
+      sum += v;
+    }
   };
+  using WinKey = std::pair<uint32_t, int64_t>;  // (partition index, start)
   struct Part {
     uint64_t key;
-    std::vector<Win> open;  // by start
     int64_t watermark = INT64_MIN;
     int64_t moved_ns = 0;
     bool has_watermark = false;
@@ -124,8 +136,9 @@ struct TimeWindows::Impl {
   };
   struct Timer {
     uint32_t part;
+    uint32_t ring;  // the window's ring slot (no division to find it)
     int64_t start;
-    bool purge;  // the end of its allowed lateness (else: its end)
+    bool purge;     // the end of its allowed lateness (else: its end)
   };
 
   TimeWindowOptions o;
@@ -134,95 +147,167 @@ struct TimeWindows::Impl {
   bool keep = false;
   PartitionIndex index;
   std::vector<Part> parts;
+  std::vector<Slot> slots;  // kRing per partition
+  std::map<WinKey, Slot> spill;
+  std::map<WinKey, std::vector<double>> values;  // each window's values, if kept
+  std::set<WinKey> emitted_open;  // kUpdate: windows emitted, kept for their allowed lateness
   std::map<int64_t, std::vector<Timer>> timers;
   std::vector<Timer>* last_timers = nullptr;  // the bucket of last_timers_at (most new windows share it)
   int64_t last_timers_at = INT64_MIN;
   int64_t cur_start = 0, cur_end = INT64_MIN;  // the window the last value fell in (no division)
+  uint32_t cur_ring = 0;
   int64_t watermark = INT64_MIN;
   size_t open = 0;
-  uint64_t added = 0, emitted = 0, updates = 0, late_dropped = 0, late_sided = 0;
+  uint64_t seen = 0, emitted = 0, updates = 0, late_dropped = 0, late_sided = 0;  // added: seen less the late
   WindowResult result;  // reused for each emission
+  std::vector<double> no_values;
+
+  uint32_t RingOf(int64_t start) const { return static_cast<uint32_t>(static_cast<uint64_t>(start / o.width_ns) & (kRing - 1)); }
 
   __attribute__((always_inline)) uint32_t PartOf(uint64_t key) {
     uint32_t i = index.Find(key);
     if (__builtin_expect(i == PartitionIndex::kNone, 0)) {
       i = static_cast<uint32_t>(parts.size());
-      parts.push_back(Part{key, {}});
+      parts.push_back(Part{key});
+      slots.resize(parts.size() * kRing);
       index.Insert(key, i);
     }
     return i;
   }
 
-  void Emit(const Part& p, const Win& w, bool update) {
-    result.partition = p.key;
-    result.start_ns = w.start;
-    result.end_ns = w.start + o.width_ns;
-    result.count = w.acc.count;
-    result.sum = w.acc.sum;
-    result.min = w.acc.min;
-    result.max = w.acc.max;
-    result.update = update;
-    Percentiles(w.acc.values, o.percentiles, &result.percentiles);
-    result.values = o.keep_values ? &w.acc.values : nullptr;
-    ++(update ? updates : emitted);
-    on_window(result);
+  Slot* Find(uint32_t pi, int64_t start) { return FindAt(pi, start, RingOf(start)); }
+  Slot* FindAt(uint32_t pi, int64_t start, uint32_t ring) {
+    Slot& s = slots[pi * kRing + ring];
+    if (s.start == start) return &s;
+    if (spill.empty()) return nullptr;
+    auto it = spill.find({pi, start});
+    return it == spill.end() ? nullptr : &it->second;
   }
 
-  void Late(uint32_t pi, int64_t t, double v) {
-    Part& p = parts[pi];
-    if (o.late == LatePolicy::kUpdate) {
-      const int64_t start = FloorTo(t, o.width_ns);
-      for (Win& w : p.open) {
-        if (w.start == start && w.emitted) {  // still within its allowed lateness
-          w.acc.Add(v, keep);
-          ++added;
-          Emit(p, w, true);
-          return;
-        }
-      }
+  void Erase(uint32_t pi, int64_t start, uint32_t ring) {
+    Slot& s = slots[pi * kRing + ring];
+    if (s.start == start) {
+      s = Slot{};
+    } else {
+      spill.erase({pi, start});
     }
-    if (o.late == LatePolicy::kSide && on_late) {
-      ++late_sided;
-      on_late(LateValue{p.key, t, v, watermark});
-      return;
-    }
-    ++late_dropped;
+    if (keep) values.erase({pi, start});
+    if (!emitted_open.empty()) emitted_open.erase({pi, start});
+    --open;
   }
 
-  void AddTimer(int64_t at, Timer tm) {
-    if (at != last_timers_at || last_timers == nullptr) {
+  __attribute__((always_inline)) void AddTimer(int64_t at, Timer tm) {
+    if (__builtin_expect(at != last_timers_at || last_timers == nullptr, 0)) {
       last_timers = &timers[at];
       last_timers_at = at;
     }
     last_timers->push_back(tm);
   }
 
-  __attribute__((always_inline)) void Add(uint64_t key, int64_t t, double v) {
-    const uint32_t pi = PartOf(key);
-    if (t < cur_start || t >= cur_end) {
-      cur_start = FloorTo(t, o.width_ns);
-      cur_end = cur_start + o.width_ns;
+  void Emit(uint32_t pi, const Slot& w, bool update) {
+    result.partition = parts[pi].key;
+    result.start_ns = w.start;
+    result.end_ns = w.start + o.width_ns;
+    result.count = w.count;
+    result.sum = w.sum;
+    result.min = w.min;
+    result.max = w.max;
+    result.update = update;
+    const std::vector<double>* vs = &no_values;
+    if (keep) {
+      auto it = values.find({pi, w.start});
+      if (it != values.end()) vs = &it->second;
     }
-    const int64_t start = cur_start;
-    if (watermark != INT64_MIN && start + o.width_ns <= watermark) {
-      Late(pi, t, v);
-      return;
-    }
-    Part& p = parts[pi];  // an idle partition's values count; only its watermark wakes it
-    ++added;
-    // Usually the newest open window.
-    for (auto it = p.open.rbegin(); it != p.open.rend(); ++it) {
-      if (it->start == start) {
-        it->acc.Add(v, keep);
+    if (!o.percentiles.empty()) Percentiles(*vs, o.percentiles, &result.percentiles);
+    result.values = o.keep_values ? vs : nullptr;
+    ++(update ? updates : emitted);
+    on_window(result);
+  }
+
+  void Late(uint32_t pi, int64_t t, double v) {
+    if (o.late == LatePolicy::kUpdate) {
+      const int64_t start = FloorTo(t, o.width_ns);
+      Slot* w = Find(pi, start);
+      if (w != nullptr && emitted_open.count({pi, start}) != 0) {  // still within its allowed lateness
+        w->Add(v);
+        if (keep) values[{pi, start}].push_back(v);
+        Emit(pi, *w, true);
         return;
       }
-      if (it->start < start) break;
     }
-    auto at = std::lower_bound(p.open.begin(), p.open.end(), start, [](const Win& w, int64_t s) { return w.start < s; });
-    Win& w = *p.open.insert(at, Win{start, {}});
-    w.acc.Add(v, keep);
+    if (o.late == LatePolicy::kSide && on_late) {
+      ++late_sided;
+      on_late(LateValue{parts[pi].key, t, v, watermark});
+      return;
+    }
+    ++late_dropped;
+  }
+
+  // A window opened for (pi, start): its ring slot if free, else the spill map.
+  __attribute__((always_inline)) Slot& Open(uint32_t pi, int64_t start, Slot& ring_slot) {
+    Slot* w = &ring_slot;
+    if (ring_slot.start != kFree) w = &spill[{pi, start}];
+    w->start = start;
     ++open;
-    AddTimer(start + o.width_ns, Timer{pi, start, false});
+    AddTimer(start + o.width_ns, Timer{pi, RingOf(start), start, false});
+    return *w;
+  }
+
+  // Values in order. The window the last value fell in, the watermark and the slots' base are
+  // kept in locals: the compiler cannot keep members in registers across the slots' stores.
+  void AddRun(const uint64_t* keys, const int64_t* times, const double* vals, size_t n) {
+    if (keep) {
+      AddRunOf<true>(keys, times, vals, n);
+    } else {
+      AddRunOf<false>(keys, times, vals, n);
+    }
+  }
+  template <bool kKeep>
+  void AddRunOf(const uint64_t* keys, const int64_t* times, const double* vals, size_t n) {
+    int64_t cs = cur_start, ce = cur_end;
+    uint32_t cr = cur_ring;
+    const int64_t wm = watermark;  // INT64_MIN before the first: nothing is late
+    Slot* base = slots.data();
+    for (size_t i = 0; i < n; ++i) {
+      const int64_t t = times[i];
+      const double v = vals[i];
+      uint32_t pi = index.Find(keys[i]);
+      if (__builtin_expect(pi == PartitionIndex::kNone, 0)) {
+        pi = PartOf(keys[i]);
+        base = slots.data();
+      }
+      if (t < cs || t >= ce) {
+        cs = FloorTo(t, o.width_ns);
+        ce = cs + o.width_ns;
+        cr = RingOf(cs);
+      }
+      if (__builtin_expect(ce <= wm, 0)) {
+        Late(pi, t, v);
+        continue;
+      }
+      Slot& sl = base[pi * kRing + cr];
+      if (__builtin_expect(sl.start == cs, 1)) {
+        sl.Add(v);
+      } else {
+        // Not in its ring slot: a new window in a free slot (the usual case), or one in the
+        // spill map (it found the slot taken once), or a new one there.
+        if (__builtin_expect(sl.start == kFree && spill.empty(), 1)) {
+          sl.start = cs;
+          sl.Add(v);
+          ++open;
+          AddTimer(ce, Timer{pi, cr, cs, false});
+        } else {
+          Slot* w = Find(pi, cs);
+          if (w == nullptr) w = &Open(pi, cs, sl);
+          w->Add(v);
+        }
+      }
+      if constexpr (kKeep) values[{pi, cs}].push_back(v);
+    }
+    cur_start = cs;
+    cur_end = ce;
+    cur_ring = cr;
+    seen += n;
   }
 
   // Closes what the watermark passed: timers in order of time, each time's windows in the order
@@ -233,19 +318,17 @@ struct TimeWindows::Impl {
       if (last_timers == &timers.begin()->second) last_timers = nullptr;
       timers.erase(timers.begin());
       for (const Timer& tm : due) {
-        Part& p = parts[tm.part];
-        auto it = std::find_if(p.open.begin(), p.open.end(), [&](const Win& w) { return w.start == tm.start; });
-        if (it == p.open.end()) continue;
-        if (!tm.purge && !it->emitted) {
-          Emit(p, *it, false);
+        Slot* w = FindAt(tm.part, tm.start, tm.ring);
+        if (w == nullptr) continue;
+        if (!tm.purge) {
+          Emit(tm.part, *w, false);
           if (o.late == LatePolicy::kUpdate && o.allowed_lateness_ns > 0) {
-            it->emitted = true;
-            AddTimer(tm.start + o.width_ns + o.allowed_lateness_ns, Timer{tm.part, tm.start, true});
+            emitted_open.insert({tm.part, tm.start});
+            AddTimer(tm.start + o.width_ns + o.allowed_lateness_ns, Timer{tm.part, tm.ring, tm.start, true});
             continue;
           }
         }
-        p.open.erase(it);
-        --open;
+        Erase(tm.part, tm.start, tm.ring);
       }
     }
   }
@@ -291,12 +374,11 @@ Result<std::unique_ptr<TimeWindows>> TimeWindows::Create(TimeWindowOptions optio
   return std::unique_ptr<TimeWindows>(new TimeWindows(std::move(impl)));
 }
 
-void TimeWindows::Add(uint64_t partition, int64_t event_ns, double value) { impl_->Add(partition, event_ns, value); }
+void TimeWindows::Add(uint64_t partition, int64_t event_ns, double value) { impl_->AddRun(&partition, &event_ns, &value, 1); }
 
 void TimeWindows::AddBatch(std::span<const uint64_t> partitions, std::span<const int64_t> event_ns, std::span<const double> values) {
-  Impl& m = *impl_;
   const size_t n = std::min({partitions.size(), event_ns.size(), values.size()});
-  for (size_t i = 0; i < n; ++i) m.Add(partitions[i], event_ns[i], values[i]);
+  impl_->AddRun(partitions.data(), event_ns.data(), values.data(), n);
 }
 
 Status TimeWindows::Advance(int64_t watermark_ns) { return impl_->Advance(watermark_ns); }
@@ -337,12 +419,10 @@ void TimeWindows::Flush() {
   m.last_timers = nullptr;
   for (auto& [end, due] : timers) {
     for (const Impl::Timer& tm : due) {
-      Impl::Part& p = m.parts[tm.part];
-      auto it = std::find_if(p.open.begin(), p.open.end(), [&](const Impl::Win& w) { return w.start == tm.start; });
-      if (it == p.open.end()) continue;
-      if (!it->emitted) m.Emit(p, *it, false);
-      p.open.erase(it);
-      --m.open;
+      Impl::Slot* w = m.FindAt(tm.part, tm.start, tm.ring);
+      if (w == nullptr) continue;
+      if (m.emitted_open.count({tm.part, tm.start}) == 0) m.Emit(tm.part, *w, false);
+      m.Erase(tm.part, tm.start, tm.ring);
     }
   }
 }
@@ -353,7 +433,7 @@ WindowSnapshot TimeWindows::snapshot() const {
   s.watermark_ns = m.watermark;
   s.partitions = m.parts.size();
   s.open_windows = m.open;
-  s.added = m.added;
+  s.added = m.seen - m.late_dropped - m.late_sided;
   s.emitted = m.emitted;
   s.updates = m.updates;
   s.late_dropped = m.late_dropped;
