@@ -10,6 +10,9 @@
 
 #include <map>
 
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
 #include "errors.h"
 #include "weft/graph/consensus.h"
 #include "weft/graph/flow.h"
@@ -19,6 +22,7 @@
 #include "weft/graph/placement.h"
 #include "weft/graph/query.h"
 #include "weft/graph/store.h"
+#include "weft/graph/window.h"
 
 namespace py = pybind11;
 
@@ -668,6 +672,82 @@ void BindStores(py::module_& m) {
       .def_property_readonly("write_errors", &graph::Memory::write_errors);
 }
 
+// A window as the tuple weft.graph makes its WindowResult from: (partition id, start_ns,
+// end_ns, count, sum, min, max, percentiles, values or None, update).
+py::tuple WindowTuple(const graph::WindowResult& r) {
+  py::object values = py::none();
+  if (r.values != nullptr) values = py::cast(*r.values);
+  return py::make_tuple(r.partition, r.start_ns, r.end_ns, r.count, r.sum, r.min, r.max, py::tuple(py::cast(r.percentiles)),
+                        values, r.update);
+}
+
+py::dict WindowSnapshotDict(const graph::WindowSnapshot& s) {
+  py::dict d;
+  d["watermark_ns"] = s.watermark_ns;
+  d["partitions"] = s.partitions;
+  d["open_windows"] = s.open_windows;
+  d["added"] = s.added;
+  d["emitted"] = s.emitted;
+  d["updates"] = s.updates;
+  d["late_dropped"] = s.late_dropped;
+  d["late_sided"] = s.late_sided;
+  d["idle"] = s.idle;
+  return d;
+}
+
+// The windows' state machines (weft/graph/window.h); weft.graph wires them to routes. Callbacks
+// run on the caller's thread, which holds the GIL.
+void BindWindows(py::module_& m) {
+  py::class_<graph::TimeWindows>(m, "TimeWindows", "Event-time tumbling windows released by watermarks.")
+      .def(py::init([](int64_t width_ns, const std::string& late, int64_t lateness_ns, int64_t idle_after_ns,
+                       std::vector<double> percentiles, bool keep_values, py::object on_window, py::object on_late) {
+             graph::TimeWindowOptions o;
+             o.width_ns = width_ns;
+             if (late == "drop") {
+               o.late = graph::LatePolicy::kDrop;
+             } else if (late == "side") {
+               o.late = graph::LatePolicy::kSide;
+             } else if (late == "update") {
+               o.late = graph::LatePolicy::kUpdate;
+             } else {
+               throw py::value_error("late is \"drop\", \"side\" or \"update\", not \"" + late + "\"");
+             }
+             o.allowed_lateness_ns = lateness_ns;
+             o.idle_after_ns = idle_after_ns;
+             o.percentiles = std::move(percentiles);
+             o.keep_values = keep_values;
+             graph::TimeWindows::OnLate late_fn;
+             if (!on_late.is_none()) {
+               late_fn = [on_late](const graph::LateValue& l) { on_late(l.partition, l.event_ns, l.value, l.watermark_ns); };
+             }
+             return pyerr::Get(graph::TimeWindows::Create(
+                 o, [on_window](const graph::WindowResult& r) { on_window(WindowTuple(r)); }, late_fn));
+           }))
+      .def("add", &graph::TimeWindows::Add)
+      .def("add_batch",
+           [](graph::TimeWindows& w, py::array_t<uint64_t, py::array::c_style | py::array::forcecast> parts,
+              py::array_t<int64_t, py::array::c_style | py::array::forcecast> times,
+              py::array_t<double, py::array::c_style | py::array::forcecast> values) {
+             if (parts.size() != times.size() || times.size() != values.size()) throw py::value_error("the columns differ in length");
+             const auto n = static_cast<size_t>(parts.size());
+             w.AddBatch({parts.data(), n}, {times.data(), n}, {values.data(), n});
+           })
+      .def("advance", [](graph::TimeWindows& w, int64_t wm) { pyerr::Check(w.Advance(wm)); })
+      .def("advance_partition",
+           [](graph::TimeWindows& w, uint64_t p, int64_t wm, int64_t now) { pyerr::Check(w.AdvancePartition(p, wm, now)); })
+      .def("tick", &graph::TimeWindows::Tick)
+      .def("flush", &graph::TimeWindows::Flush)
+      .def("snapshot", [](graph::TimeWindows& w) { return WindowSnapshotDict(w.snapshot()); });
+
+  py::class_<graph::CountWindows>(m, "CountWindows", "Count windows per partition.")
+      .def(py::init([](size_t size, size_t trigger, std::vector<double> percentiles, bool keep_values, py::object on_window) {
+             graph::CountWindowOptions o{.size = size, .trigger = trigger, .percentiles = std::move(percentiles), .keep_values = keep_values};
+             return pyerr::Get(graph::CountWindows::Create(o, [on_window](const graph::WindowResult& r) { on_window(WindowTuple(r)); }));
+           }))
+      .def("add", &graph::CountWindows::Add)
+      .def("snapshot", [](graph::CountWindows& w) { return WindowSnapshotDict(w.snapshot()); });
+}
+
 py::dict SnapshotDict(const graph::FlowSnapshot& s) {
   py::dict d;
   d["name"] = s.name;
@@ -897,6 +977,7 @@ void BindGraph(py::module_& m) {
       .def_property_readonly("fired", &graph::Watchdog::fired)
       .def("close", &graph::Watchdog::Close, py::call_guard<py::gil_scoped_release>());
   BindStores(m);
+  BindWindows(m);
 
   py::class_<graph::LazyPayload, std::shared_ptr<graph::LazyPayload>>(m, "LazyPayload", "Payloads opened on demand.")
       .def(py::init([](py::object meta, py::object payload, size_t keep, const std::string& name) {

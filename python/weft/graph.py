@@ -690,6 +690,42 @@ class Graph:
     def mailbox_snapshot(self, box: Mailbox) -> dict:
         return box.snapshot()
 
+    # -- windows --
+
+    def window_by_time(self, source, *, width: float, watermark=None, partition_by=None, value=None,
+                       late: str = "drop", lateness: float = 0.0, idle_after: float = 0.0, late_route=None,
+                       percentiles=(), keep_values: bool = False, output=None, clock=None):
+        """Event-time tumbling windows of `width` seconds over `source` (event time: each value's
+        envelope), per partition (`partition_by(value)`, any hashable; None: one partition), of
+        `value(value)` (a number; default the value itself), closed when the watermark passes
+        their end: `watermark` is a route of ints (ns: the stream's watermark) or of (partition,
+        ns) tuples (each partition's; the stream's is the least of those not idle, a partition
+        silent for `idle_after` seconds on `clock` is idle). Late values: late="drop", "side"
+        (published on `late_route` as LateValue) or "update" (within `lateness` seconds the
+        window is published again, update=True). Publishes a WindowResult per window on
+        `output` (default: the source's stream, variant "window"). Returns the operator
+        (output, snapshot(), flush(), tick(), close())."""
+        return _windows.install(self, source, by_time=True, width=width, watermark=watermark, partition_by=partition_by,
+                                value=value, late=late, lateness=lateness, idle_after=idle_after, late_route=late_route,
+                                percentiles=percentiles, keep_values=keep_values, output=output, clock=clock)
+
+    def window_aggregate_by_time(self, source, *, width: float, aggregate="sum", **kw):
+        """window_by_time reduced by `aggregate` ("count", "sum", "min", "max", "mean", or a
+        function of the WindowResult, which then has its values): publishes WindowAggregate
+        (partition, start_ns, end_ns, value) on `output` (default: variant "aggregate")."""
+        return _windows.install(self, source, by_time=True, width=width, aggregate=aggregate, **kw)
+
+    def window(self, source, *, size: int, trigger: int = 0, partition_by=None, value=None, percentiles=(),
+               keep_values: bool = True, output=None):
+        """Count windows: each partition's last `size` values, published as a WindowResult
+        (with its values) every `trigger` values (default: size, tumbling)."""
+        return _windows.install(self, source, by_time=False, size=size, trigger=trigger, partition_by=partition_by,
+                                value=value, percentiles=percentiles, keep_values=keep_values, output=output)
+
+    def window_aggregate(self, source, *, size: int, aggregate="sum", **kw):
+        """window reduced by `aggregate`, as window_aggregate_by_time."""
+        return _windows.install(self, source, by_time=False, size=size, aggregate=aggregate, **kw)
+
     # -- lazy payloads --
 
     def lazy(self, meta, payload, *, keep: int = 16, name: str = "") -> "LazyPayload":
@@ -896,7 +932,9 @@ class Consensus:
         self._native.close()
 
 
+from . import _windows  # noqa: E402
+from ._windows import LateValue, WindowAggregate, WindowResult, Windowing  # noqa: E402
 from ._stores import EventLog, FileStore, Keyspace, Memory, SnapshotStore, StoredEvent  # noqa: E402
 
-__all__ = ["LazyPayload", "Consensus", "Envelope", "EventLog", "RaftState", "FileStore", "FlowPolicy", "Graph", "Keyspace", "Memory", "SnapshotStore", "StoredEvent", "Mailbox", "ManualClock", "Observation", "RetentionPolicy", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
+__all__ = ["LateValue", "WindowAggregate", "WindowResult", "Windowing", "LazyPayload", "Consensus", "Envelope", "EventLog", "RaftState", "FileStore", "FlowPolicy", "Graph", "Keyspace", "Memory", "SnapshotStore", "StoredEvent", "Mailbox", "ManualClock", "Observation", "RetentionPolicy", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
            "StreamFamily", "StreamName", "Subscription", "TypedRoute", "route", "sink", "source"]

@@ -130,7 +130,7 @@ struct TimeWindows::Impl {
   struct Part {
     uint64_t key;
     int64_t watermark = INT64_MIN;
-    int64_t moved_ns = 0;
+    int64_t moved_ns = INT64_MIN;  // when its watermark last moved (or Tick first saw it without one)
     bool has_watermark = false;
     bool idle = false;
   };
@@ -342,16 +342,17 @@ struct TimeWindows::Impl {
     return Status::Ok();
   }
 
-  // The stream's watermark from the partitions': the least of those not idle; it never goes back.
+  // The stream's watermark from the partitions': the least of those not idle (a partition known
+  // by its values but without a watermark yet holds it back); it never goes back.
   void Recompute() {
     int64_t least = INT64_MAX;
     bool any = false;
     for (const Part& p : parts) {
-      if (!p.has_watermark || p.idle) continue;
-      least = std::min(least, p.watermark);
+      if (p.idle) continue;
+      least = std::min(least, p.has_watermark ? p.watermark : INT64_MIN);
       any = true;
     }
-    if (any && (watermark == INT64_MIN || least > watermark)) {
+    if (any && least != INT64_MIN && (watermark == INT64_MIN || least > watermark)) {
       watermark = least;
       CloseTo(least);
     }
@@ -403,7 +404,9 @@ void TimeWindows::Tick(int64_t now_ns) {
   if (m.o.idle_after_ns <= 0) return;
   bool changed = false;
   for (Impl::Part& p : m.parts) {
-    if (p.has_watermark && !p.idle && now_ns - p.moved_ns >= m.o.idle_after_ns) {
+    if (p.idle) continue;
+    if (p.moved_ns == INT64_MIN) p.moved_ns = now_ns;  // silent since we first looked
+    if (now_ns - p.moved_ns >= m.o.idle_after_ns) {
       p.idle = true;
       changed = true;
     }

@@ -157,6 +157,22 @@ TEST(TimeWindowsTest, ASilentPartitionHoldsTheWatermarkUntilItGoesIdle) {
   }
 }
 
+TEST(TimeWindowsTest, APartitionKnownOnlyByItsValuesHoldsTheWatermarkUntilIdle) {
+  std::vector<WindowResult> out;
+  auto w = TimeWindows::Create({.width_ns = 10, .idle_after_ns = 100}, [&](const WindowResult& r) { out.push_back(r); }).value();
+  w->Add(1, 3, 1.0);
+  w->Add(2, 4, 2.0);  // partition 2 never gives a watermark
+  ASSERT_TRUE(w->AdvancePartition(1, 50, 0).ok());
+  EXPECT_TRUE(out.empty());
+  w->Tick(10);   // first seen without a watermark now
+  w->Tick(105);  // partition 1 (moved at 0) goes idle; 2 has been silent only 95
+  EXPECT_TRUE(out.empty());  // 2 holds it back
+  ASSERT_TRUE(w->AdvancePartition(1, 60, 106).ok());
+  EXPECT_TRUE(out.empty());  // 2 not idle yet
+  w->Tick(111);
+  ASSERT_EQ(out.size(), 2u);
+}
+
 TEST(TimeWindowsTest, Percentiles) {
   std::vector<WindowResult> out;
   auto w = TimeWindows::Create({.width_ns = 100, .percentiles = {0.5, 0.9, 1.0}, .keep_values = true},

@@ -88,9 +88,12 @@ class TimeWindows {
   // kInvalidArgument for a watermark that goes backwards (nothing changes).
   Status Advance(int64_t watermark_ns);
   // A partition's own watermark: the stream's is the least of the partitions that are not
-  // idle. `now_ns` is processing time (for idleness; from the graph's clock).
+  // idle (a partition known by its values but without a watermark yet holds it back). `now_ns`
+  // is processing time (for idleness; from the graph's clock).
   Status AdvancePartition(uint64_t partition, int64_t watermark_ns, int64_t now_ns);
-  // Looks for partitions gone idle by `now_ns` (and lets the watermark move past them).
+  // Looks for partitions gone idle by `now_ns` (and lets the watermark move past them): silent
+  // for idle_after_ns since their watermark last moved, or since the first Tick that saw them
+  // without one.
   void Tick(int64_t now_ns);
   // Emits every open window, as at the end of the stream.
   void Flush();
