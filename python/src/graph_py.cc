@@ -695,9 +695,92 @@ py::dict WindowSnapshotDict(const graph::WindowSnapshot& s) {
   return d;
 }
 
+// Runs a Python callback from inside a window (C++ that does not expect exceptions): an exception
+// is kept as an observer's error, raised from the publish that led here.
+template <typename F>
+void Guarded(F&& f) {
+  try {
+    f();
+  } catch (py::error_already_set& e) {
+    e.restore();
+    KeepObserverError();
+  }
+}
+
+// Feeds a route's values to windows without a Python call of its own per value: partition_by
+// and value (or None) are called here, keys become ids through `ids` (dict) and `keys` (list),
+// the event time is the envelope's. Returns the observation's token (Port.unobserve).
+template <typename W>
+uint64_t FeedWindows(Port* p, W* windows, py::object keep_alive, py::object partition_by, py::object value, py::dict ids,
+                     py::list keys) {
+  auto hold = std::make_shared<Ref>(keep_alive.ptr());
+  auto pb = std::make_shared<Ref>(partition_by.ptr());
+  auto val = std::make_shared<Ref>(value.ptr());
+  auto id_map = std::make_shared<Ref>(ids.ptr());
+  auto key_list = std::make_shared<Ref>(keys.ptr());
+  auto decode = std::make_shared<Ref>(p->decode);
+  const bool views = p->views;
+  graph::Subscription sub = p->route.Observe([=](const graph::SampleRef& s) {
+    const bool held = PyGILState_Check();
+    PyGILState_STATE g{};
+    if (!held) g = PyGILState_Ensure();
+    (void)hold;
+    PyObject* v = ValueOf(s, decode->p, views);
+    uint64_t pid = 0;
+    double x = 0;
+    bool ok = v != nullptr;
+    if (ok && pb->p != Py_None) {
+      PyObject* key = PyObject_CallOneArg(pb->p, v);
+      ok = key != nullptr;
+      if (ok) {
+        PyObject* id = PyDict_GetItemWithError(id_map->p, key);  // borrowed
+        if (id != nullptr) {
+          pid = PyLong_AsUnsignedLongLong(id);
+        } else if (!PyErr_Occurred()) {
+          pid = static_cast<uint64_t>(PyList_GET_SIZE(key_list->p));
+          PyObject* n = PyLong_FromUnsignedLongLong(pid);
+          ok = n != nullptr && PyDict_SetItem(id_map->p, key, n) == 0 && PyList_Append(key_list->p, key) == 0;
+          Py_XDECREF(n);
+        } else {
+          ok = false;
+        }
+        Py_DECREF(key);
+      }
+    }
+    if (ok) {
+      PyObject* num = val->p != Py_None ? PyObject_CallOneArg(val->p, v) : (Py_INCREF(v), v);
+      ok = num != nullptr;
+      if (ok) {
+        x = PyFloat_AsDouble(num);
+        ok = !(x == -1.0 && PyErr_Occurred());
+        Py_DECREF(num);
+      }
+    }
+    Py_XDECREF(v);
+    if (ok) {
+      windows->Add(pid, s->envelope().event_ns, x);
+    } else {
+      KeepObserverError();
+    }
+    if (!held) PyGILState_Release(g);
+  });
+  const uint64_t token = p->next_token++;
+  p->subs->emplace(token, std::move(sub));
+  return token;
+}
+
 // The windows' state machines (weft/graph/window.h); weft.graph wires them to routes. Callbacks
 // run on the caller's thread, which holds the GIL.
 void BindWindows(py::module_& m) {
+  m.def("window_feed",
+        [](py::object port, py::object windows, py::object partition_by, py::object value, py::dict ids, py::list keys) {
+          Port* p = PortOf(port, "the source");
+          if (py::isinstance<graph::TimeWindows>(windows)) {
+            return FeedWindows(p, windows.cast<graph::TimeWindows*>(), windows, partition_by, value, ids, keys);
+          }
+          return FeedWindows(p, windows.cast<graph::CountWindows*>(), windows, partition_by, value, ids, keys);
+        },
+        "Feeds a route's values to windows (weft.graph uses it); returns the observation's token.");
   py::class_<graph::TimeWindows>(m, "TimeWindows", "Event-time tumbling windows released by watermarks.")
       .def(py::init([](int64_t width_ns, const std::string& late, int64_t lateness_ns, int64_t idle_after_ns,
                        std::vector<double> percentiles, bool keep_values, py::object on_window, py::object on_late) {
@@ -718,10 +801,12 @@ void BindWindows(py::module_& m) {
              o.keep_values = keep_values;
              graph::TimeWindows::OnLate late_fn;
              if (!on_late.is_none()) {
-               late_fn = [on_late](const graph::LateValue& l) { on_late(l.partition, l.event_ns, l.value, l.watermark_ns); };
+               late_fn = [on_late](const graph::LateValue& l) {
+                 Guarded([&] { on_late(l.partition, l.event_ns, l.value, l.watermark_ns); });
+               };
              }
              return pyerr::Get(graph::TimeWindows::Create(
-                 o, [on_window](const graph::WindowResult& r) { on_window(WindowTuple(r)); }, late_fn));
+                 o, [on_window](const graph::WindowResult& r) { Guarded([&] { on_window(WindowTuple(r)); }); }, late_fn));
            }))
       .def("add", &graph::TimeWindows::Add)
       .def("add_batch",
@@ -742,7 +827,8 @@ void BindWindows(py::module_& m) {
   py::class_<graph::CountWindows>(m, "CountWindows", "Count windows per partition.")
       .def(py::init([](size_t size, size_t trigger, std::vector<double> percentiles, bool keep_values, py::object on_window) {
              graph::CountWindowOptions o{.size = size, .trigger = trigger, .percentiles = std::move(percentiles), .keep_values = keep_values};
-             return pyerr::Get(graph::CountWindows::Create(o, [on_window](const graph::WindowResult& r) { on_window(WindowTuple(r)); }));
+             return pyerr::Get(graph::CountWindows::Create(
+                 o, [on_window](const graph::WindowResult& r) { Guarded([&] { on_window(WindowTuple(r)); }); }));
            }))
       .def("add", &graph::CountWindows::Add)
       .def("snapshot", [](graph::CountWindows& w) { return WindowSnapshotDict(w.snapshot()); });

@@ -155,25 +155,12 @@ def install(graph, source, *, by_time: bool, width: float = 0.0, size: int = 0, 
                                      keep_values, emit, on_late)
     else:
         native = _native.CountWindows(size, trigger, list(percentiles), keep_values, emit)
-    add = native.add
     kid = keys.id
     if partition_by is None:
         kid(None)  # one partition, id 0
-        if value is None:
-            def on_value(v, e):
-                add(0, e.event_ns, v)
-        else:
-            def on_value(v, e):
-                add(0, e.event_ns, value(v))
-    else:
-        ids = keys.ids
-        val = value or (lambda v: v)
-
-        def on_value(v, e):
-            k = partition_by(v)
-            i = ids.get(k)
-            add(kid(k) if i is None else i, e.event_ns, val(v))
-    subs = [graph.observe(src, on_value, envelope=True)]
+    from .graph import Subscription
+    src_port = graph._port(src)
+    subs = [Subscription(src_port, _native.window_feed(src_port, native, partition_by, value, keys.ids, keys.keys))]
     if by_time and watermark is not None:
         tick = native.tick if idle_after > 0 else None
 
@@ -185,7 +172,6 @@ def install(graph, source, *, by_time: bool, width: float = 0.0, size: int = 0, 
             else:
                 native.advance(int(w))
         subs.append(graph.observe(watermark, on_watermark))
-    src_port = graph._port(src)
     edge = src_port.add_edge(graph._port(output), "window" if by_time else "count window", "")
     subs.append(_EdgeOf(src_port, edge))
     op = Windowing(graph, native, keys, subs, output, late_route, now)

@@ -147,3 +147,23 @@ def test_aggregates_and_count_windows():
     assert any(e["kind"] == "window" for e in g.topology()["edges"])
     mean.close()
     assert sum(e["kind"] == "window" for e in g.topology()["edges"]) == 1  # the median's is left
+
+
+def test_a_failing_partition_function_is_raised_from_publish_and_skips_only_its_value():
+    g = graph.Graph()
+    src, wm = _routes("fails")
+
+    def sensor(r):
+        if r.sensor == "bad":
+            raise ValueError("no such sensor")
+        return r.sensor
+
+    w = g.window_by_time(src, width=1e-6, watermark=wm, partition_by=sensor, value=lambda r: r.value)
+    out = []
+    g.observe(w.output, out.append)
+    g.publish(src, Reading("a", 1.0), event_ns=100)
+    with pytest.raises(ValueError, match="no such sensor"):
+        g.publish(src, Reading("bad", 5.0), event_ns=110)
+    g.publish(src, Reading("a", 2.0), event_ns=120)
+    g.publish(wm, 1000)
+    assert [(r.partition, r.count, r.sum) for r in out] == [("a", 2, 3.0)]
