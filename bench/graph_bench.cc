@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -23,6 +24,7 @@
 #include "weft/graph/graph.h"
 #include "weft/graph/placement.h"
 #include "weft/graph/window.h"
+#include "weft/graph/join.h"
 #include "weft/shm/topic.h"
 #include "support/servers.h"
 
@@ -231,6 +233,64 @@ Row WindowCppFloor(size_t n) {
   return row;
 }
 
+// Case `join`: values of two streams (alternating sides, 100 keys, 100 ns apart, a little out of
+// order) through an event-time interval join of 20 us, a watermark every 10,000 values; beside
+// it the same by hand (per key and side a deque of (time, id), the other side scanned from its
+// newest, pruned by the same watermarks). Pairs are counted; both make the same number.
+Row JoinCpp(size_t n, bool floor) {
+  const WindowEvents& e = MakeWindowEvents(n);
+  constexpr int64_t kWithin = 20'000;
+  uint64_t pairs = 0;
+  int64_t elapsed = 0;
+  if (!floor) {
+    auto j = graph::IntervalJoin::Create({.within_ns = kWithin}, [&](const graph::JoinPair&) { ++pairs; }).value();
+    const int64_t t0 = MonotonicNs();
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t key = e.part[i] % 100;
+      if (i & 1) {
+        j->AddRight(key, e.time[i], i, e.value[i]);
+      } else {
+        j->AddLeft(key, e.time[i], i, e.value[i]);
+      }
+      if ((i + 1) % kWatermarkEvery == 0) j->Advance(e.time[i] - kWatermarkLag).IgnoreError();
+    }
+    elapsed = MonotonicNs() - t0;
+  } else {
+    struct Side {
+      std::deque<std::pair<int64_t, uint64_t>> v;  // by time
+    };
+    std::vector<Side> sides(200);
+    int64_t wm = INT64_MIN;
+    const int64_t t0 = MonotonicNs();
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t key = e.part[i] % 100;
+      const int s = static_cast<int>(i & 1);
+      const int64_t t = e.time[i];
+      if (t < wm) continue;  // late, as the join drops them
+      Side& other = sides[key * 2 + (1 - s)];
+      for (auto it = other.v.rbegin(); it != other.v.rend() && it->first >= t - kWithin; ++it) {
+        if (it->first <= t + kWithin) ++pairs;
+      }
+      Side& mine = sides[key * 2 + s];
+      auto at = mine.v.end();
+      while (at != mine.v.begin() && std::prev(at)->first > t) --at;
+      mine.v.insert(at, {t, i});
+      if ((i + 1) % kWatermarkEvery == 0) {
+        wm = e.time[i] - kWatermarkLag;
+        for (Side& sd : sides) {
+          while (!sd.v.empty() && sd.v.front().first < wm - kWithin) sd.v.pop_front();
+        }
+      }
+    }
+    elapsed = MonotonicNs() - t0;
+  }
+  Row row = GraphRow("join", floor ? "floor" : "weft", "cpp");
+  SetThroughput(row, n, 8, elapsed);
+  row.note = (floor ? std::string("by hand: deques per key and side") : std::string("IntervalJoin: 20 us, 100 keys")) +
+             ", a watermark every 10,000 values (" + std::to_string(pairs) + " pairs)";
+  return row;
+}
+
 struct ShmCtl {
   alignas(64) std::atomic<uint64_t> ready;
   alignas(64) std::atomic<uint64_t> taken;
@@ -429,6 +489,10 @@ void RunGraphSuite(const Options& opt) {
     if (want("throughput")) {
       res.Add(ThroughputCpp(opt.quick ? 1'000'000 : 10'000'000));
       res.Add(ThroughputCppFloor(opt.quick ? 1'000'000 : 10'000'000));
+    }
+    if (want("join")) {
+      res.Add(JoinCpp(opt.quick ? 2'000'000 : 10'000'000, false));
+      res.Add(JoinCpp(opt.quick ? 2'000'000 : 10'000'000, true));
     }
     if (want("window")) {
       res.Add(WindowCpp(opt.quick ? 2'000'000 : 20'000'000));
