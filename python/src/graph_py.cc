@@ -18,6 +18,7 @@
 #include "weft/graph/flow.h"
 #include "weft/graph/graph.h"
 #include "weft/graph/inspect.h"
+#include "weft/graph/join.h"
 #include "weft/graph/lazy.h"
 #include "weft/graph/placement.h"
 #include "weft/graph/query.h"
@@ -832,6 +833,39 @@ void BindWindows(py::module_& m) {
            }))
       .def("add", &graph::CountWindows::Add)
       .def("snapshot", [](graph::CountWindows& w) { return WindowSnapshotDict(w.snapshot()); });
+
+  py::class_<graph::IntervalJoin>(m, "IntervalJoin", "An event-time interval join.")
+      .def(py::init([](int64_t within_ns, py::object on_pair, py::object on_drop) {
+             return pyerr::Get(graph::IntervalJoin::Create(
+                 {.within_ns = within_ns},
+                 [on_pair](const graph::JoinPair& p) { Guarded([&] { on_pair(p.left.id, p.right.id); }); },
+                 [on_drop](const graph::JoinSide& s) { Guarded([&] { on_drop(s.id); }); }));
+           }))
+      .def("add_left", &graph::IntervalJoin::AddLeft)
+      .def("add_right", &graph::IntervalJoin::AddRight)
+      .def("advance", [](graph::IntervalJoin& j, int64_t wm) { pyerr::Check(j.Advance(wm)); })
+      .def("snapshot", [](graph::IntervalJoin& j) {
+        const graph::JoinSnapshot s = j.snapshot();
+        py::dict d;
+        d["watermark_ns"] = s.watermark_ns;
+        d["keys"] = s.keys;
+        d["buffered_left"] = s.buffered_left;
+        d["buffered_right"] = s.buffered_right;
+        d["left"] = s.left;
+        d["right"] = s.right;
+        d["pairs"] = s.pairs;
+        d["pruned"] = s.pruned;
+        d["late"] = s.late;
+        return d;
+      });
+
+  m.def("plan_repartition",
+        [](const std::vector<std::pair<uint64_t, uint64_t>>& counts, uint32_t partitions) {
+          std::vector<graph::KeyCount> kc;
+          for (const auto& [k, n] : counts) kc.push_back({k, n});
+          const graph::RepartitionPlan p = pyerr::Get(graph::PlanRepartition(kc, partitions));
+          return py::make_tuple(p.ToJson(), p.ToText(), p.partition_of);
+        });
 }
 
 py::dict SnapshotDict(const graph::FlowSnapshot& s) {

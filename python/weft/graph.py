@@ -726,6 +726,23 @@ class Graph:
         """window reduced by `aggregate`, as window_aggregate_by_time."""
         return _windows.install(self, source, by_time=False, size=size, aggregate=aggregate, **kw)
 
+    # -- joins --
+
+    def lookup_join(self, left, right_state, *, key_left, key_right, combine, output):
+        """For each value of `left`, the latest value of `right_state` with its key (or None):
+        publishes combine(left_value, right_value) on `output`, caused by the left value."""
+        return _joins.lookup_join(self, left, right_state, key_left=key_left, key_right=key_right, combine=combine,
+                                  output=output)
+
+    def interval_join(self, left, right, *, within: float, key_left, key_right, combine, output, watermark=None):
+        """Pairs a value of `left` with each value of `right` of the same key whose event times
+        are at most `within` seconds apart, whichever comes first: publishes combine(l, r) on
+        `output`, caused by the later of the two. `watermark` (a route of ints, ns) lets the
+        join forget what can pair with nothing to come; values behind it are late, dropped and
+        counted (snapshot())."""
+        return _joins.interval_join(self, left, right, within=within, key_left=key_left, key_right=key_right,
+                                    combine=combine, output=output, watermark=watermark)
+
     # -- lazy payloads --
 
     def lazy(self, meta, payload, *, keep: int = 16, name: str = "") -> "LazyPayload":
@@ -932,9 +949,10 @@ class Consensus:
         self._native.close()
 
 
-from . import _windows  # noqa: E402
+from . import _joins, _windows  # noqa: E402
+from ._joins import Joining, plan_repartition  # noqa: E402
 from ._windows import LateValue, WindowAggregate, WindowResult, Windowing  # noqa: E402
 from ._stores import EventLog, FileStore, Keyspace, Memory, SnapshotStore, StoredEvent  # noqa: E402
 
-__all__ = ["LateValue", "WindowAggregate", "WindowResult", "Windowing", "LazyPayload", "Consensus", "Envelope", "EventLog", "RaftState", "FileStore", "FlowPolicy", "Graph", "Keyspace", "Memory", "SnapshotStore", "StoredEvent", "Mailbox", "ManualClock", "Observation", "RetentionPolicy", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
+__all__ = ["Joining", "plan_repartition", "LateValue", "WindowAggregate", "WindowResult", "Windowing", "LazyPayload", "Consensus", "Envelope", "EventLog", "RaftState", "FileStore", "FlowPolicy", "Graph", "Keyspace", "Memory", "SnapshotStore", "StoredEvent", "Mailbox", "ManualClock", "Observation", "RetentionPolicy", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
            "StreamFamily", "StreamName", "Subscription", "TypedRoute", "route", "sink", "source"]

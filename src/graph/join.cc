@@ -21,18 +21,19 @@ struct IntervalJoin::Impl {
   };
   IntervalJoinOptions o;
   OnPair on_pair;
+  OnDrop on_drop;
   std::unordered_map<uint64_t, Key> keys;
   int64_t watermark = INT64_MIN;
   uint64_t count[2] = {0, 0};
   uint64_t pairs = 0, pruned = 0, late = 0;
   size_t buffered[2] = {0, 0};
 
-  void Add(int s, uint64_t key, int64_t t, uint64_t id, double v) {
+  bool Add(int s, uint64_t key, int64_t t, uint64_t id, double v) {
     // Behind the watermark: late (its partners may be pruned already), dropped, counted. So
     // pruning at watermark - within is exact: a value to come pairs with nothing older.
     if (watermark != INT64_MIN && t < watermark) {
       ++late;
-      return;
+      return false;
     }
     ++count[s];
     Key& k = keys[key];
@@ -51,6 +52,7 @@ struct IntervalJoin::Impl {
       mine.insert(std::upper_bound(mine.begin(), mine.end(), t, [](int64_t x, const JoinSide& a) { return x < a.event_ns; }), me);
     }
     ++buffered[s];
+    return true;
   }
 
   void Prune() {
@@ -61,6 +63,9 @@ struct IntervalJoin::Impl {
         auto end = std::lower_bound(v.begin(), v.end(), keep_from, [](const JoinSide& a, int64_t x) { return a.event_ns < x; });
         const size_t n = static_cast<size_t>(end - v.begin());
         if (n == 0) continue;
+        if (on_drop) {
+          for (auto d = v.begin(); d != end; ++d) on_drop(*d);
+        }
         v.erase(v.begin(), end);
         pruned += n;
         buffered[s] -= n;
@@ -77,17 +82,18 @@ struct IntervalJoin::Impl {
 IntervalJoin::IntervalJoin(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 IntervalJoin::~IntervalJoin() = default;
 
-Result<std::unique_ptr<IntervalJoin>> IntervalJoin::Create(IntervalJoinOptions options, OnPair on_pair) {
+Result<std::unique_ptr<IntervalJoin>> IntervalJoin::Create(IntervalJoinOptions options, OnPair on_pair, OnDrop on_drop) {
   if (options.within_ns < 0) return InvalidArgument("a join's interval is 0 or more");
   if (!on_pair) return InvalidArgument("a join needs somewhere to emit");
   auto impl = std::make_unique<Impl>();
   impl->o = options;
   impl->on_pair = std::move(on_pair);
+  impl->on_drop = std::move(on_drop);
   return std::unique_ptr<IntervalJoin>(new IntervalJoin(std::move(impl)));
 }
 
-void IntervalJoin::AddLeft(uint64_t key, int64_t event_ns, uint64_t id, double value) { impl_->Add(0, key, event_ns, id, value); }
-void IntervalJoin::AddRight(uint64_t key, int64_t event_ns, uint64_t id, double value) { impl_->Add(1, key, event_ns, id, value); }
+bool IntervalJoin::AddLeft(uint64_t key, int64_t event_ns, uint64_t id, double value) { return impl_->Add(0, key, event_ns, id, value); }
+bool IntervalJoin::AddRight(uint64_t key, int64_t event_ns, uint64_t id, double value) { return impl_->Add(1, key, event_ns, id, value); }
 
 Status IntervalJoin::Advance(int64_t watermark_ns) {
   Impl& m = *impl_;

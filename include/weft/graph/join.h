@@ -50,13 +50,16 @@ struct JoinSnapshot {
 class IntervalJoin {
  public:
   using OnPair = std::function<void(const JoinPair&)>;
+  // Told of each buffered value the watermark prunes (a binding lets go of its object).
+  using OnDrop = std::function<void(const JoinSide&)>;
   // kInvalidArgument for a negative interval.
-  static Result<std::unique_ptr<IntervalJoin>> Create(IntervalJoinOptions options, OnPair on_pair);
+  static Result<std::unique_ptr<IntervalJoin>> Create(IntervalJoinOptions options, OnPair on_pair, OnDrop on_drop = nullptr);
   ~IntervalJoin();
   // A value of each side: paired at once with every buffered value of the other side and the
   // same key within the interval (in the other side's order of event time), then buffered.
-  void AddLeft(uint64_t key, int64_t event_ns, uint64_t id, double value);
-  void AddRight(uint64_t key, int64_t event_ns, uint64_t id, double value);
+  // False for a late value (dropped, counted; it made no pairs and is not kept).
+  bool AddLeft(uint64_t key, int64_t event_ns, uint64_t id, double value);
+  bool AddRight(uint64_t key, int64_t event_ns, uint64_t id, double value);
   // The watermark: values older than watermark - within can pair with nothing to come, and go.
   // kInvalidArgument for a watermark that goes backwards.
   Status Advance(int64_t watermark_ns);
