@@ -1,4 +1,5 @@
-// `weft bench graph`: the reactive graph. Case `observe`: publish to an observer holding the
+// `weft bench graph`: the reactive graph. Cases `window` and `join` (C++ and, for window,
+// Python beside RxPY) are described at their rows. Case `observe`: publish to an observer holding the
 // typed value, per publish (p50/p99), in one process (placement memory), from C++ and Python;
 // beside it the floor in each language (a plain list of callbacks, no envelope, no latest) and
 // RxPY 3's Subject for Python. Case `throughput`: values per second through a capacitor and a
@@ -498,7 +499,7 @@ void RunGraphSuite(const Options& opt) {
       res.Add(WindowCpp(opt.quick ? 2'000'000 : 20'000'000));
       res.Add(WindowCppFloor(opt.quick ? 2'000'000 : 20'000'000));
     }
-    if (want("observe") || want("throughput")) {
+    if (want("observe") || want("throughput") || want("window")) {
       for (const Row& r : PythonGraphRows(opt.quick)) {
         if (want(r.case_name.c_str())) res.Add(r);
       }
