@@ -108,7 +108,9 @@ PyStructSequence_Field kEnvelopeFields[] = {
     {"trace", "the flow it belongs to"},
     {"causality", "the id of the value that caused it (0: none)"},
     {"correlation", "the user's own id (0: none)"},
+    {"taints", "its Taint bits: 1 nondeterministic, 2 sensitive, 4 repaired"},
     {nullptr, nullptr}};
+// Eight fields as a tuple (as before taints), taints by name.
 PyStructSequence_Desc kEnvelopeDesc = {"weft.graph.Envelope", "What the graph knows of a value besides the value.",
                                        kEnvelopeFields, 8};
 
@@ -122,6 +124,7 @@ PyObject* EnvelopeOf(const graph::Envelope& e) {
   PyStructSequence_SET_ITEM(t, 5, PyLong_FromUnsignedLongLong(e.trace));
   PyStructSequence_SET_ITEM(t, 6, PyLong_FromUnsignedLongLong(e.causality));
   PyStructSequence_SET_ITEM(t, 7, PyLong_FromUnsignedLongLong(e.correlation));
+  PyStructSequence_SET_ITEM(t, 8, PyLong_FromUnsignedLong(e.taints));
   return t;
 }
 
@@ -133,6 +136,7 @@ bool EnvelopeFrom(PyObject* o, graph::Envelope* e) {
   e->id = PyLong_AsUnsignedLongLong(PyStructSequence_GET_ITEM(o, 1));
   e->trace = PyLong_AsUnsignedLongLong(PyStructSequence_GET_ITEM(o, 5));
   e->correlation = PyLong_AsUnsignedLongLong(PyStructSequence_GET_ITEM(o, 7));
+  e->taints = static_cast<uint8_t>(PyLong_AsUnsignedLong(PyStructSequence_GET_ITEM(o, 8)) & graph::kAllTaints);
   return !PyErr_Occurred();
 }
 
@@ -307,18 +311,24 @@ PyObject* PublishWith(Port* p, PyObject* value, const graph::Meta& meta) {
 
 PyObject* PortPublish(PyObject* self, PyObject* value) { return PublishWith(reinterpret_cast<Port*>(self), value, {}); }
 
-// publish_with(value, producer=0, event_ns=0, correlation=0, cause=None)
+// publish_with(value, producer=0, event_ns=0, correlation=0, cause=None, taints=0)
 PyObject* PortPublishWith(PyObject* self, PyObject* args, PyObject* kwargs) {
-  static const char* kw[] = {"value", "producer", "event_ns", "correlation", "cause", nullptr};
+  static const char* kw[] = {"value", "producer", "event_ns", "correlation", "cause", "taints", nullptr};
   PyObject* value = nullptr;
   PyObject* cause = Py_None;
   unsigned long long producer = 0, correlation = 0;
   long long event_ns = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|KLKO", const_cast<char**>(kw), &value, &producer, &event_ns,
-                                   &correlation, &cause)) {
+  unsigned int taints = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|KLKOI", const_cast<char**>(kw), &value, &producer, &event_ns,
+                                   &correlation, &cause, &taints)) {
     return nullptr;
   }
-  graph::Meta meta{.producer = producer, .event_ns = event_ns, .correlation = correlation};
+  if ((taints & ~graph::kAllTaints) != 0) {
+    PyErr_SetString(PyExc_ValueError, "taints are Taint bits: 1 nondeterministic, 2 sensitive, 4 repaired");
+    return nullptr;
+  }
+  graph::Meta meta{.producer = producer, .event_ns = event_ns, .correlation = correlation,
+                   .taints = static_cast<uint8_t>(taints)};
   graph::Envelope c;
   if (cause != Py_None) {
     if (!EnvelopeFrom(cause, &c)) return nullptr;
@@ -498,7 +508,7 @@ PyObject* PortSchema(PyObject* self, void*) {
 PyMethodDef kPortMethods[] = {
     {"publish", PortPublish, METH_O, "publish(value): the value to every observer, and the latest."},
     {"publish_with", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(PortPublishWith)), METH_VARARGS | METH_KEYWORDS,
-     "publish_with(value, producer=0, event_ns=0, correlation=0, cause=None)"},
+     "publish_with(value, producer=0, event_ns=0, correlation=0, cause=None, taints=0)"},
     {"latest", PortLatest, METH_NOARGS, "latest() -> the newest value, or None."},
     {"latest_envelope", PortLatestEnvelope, METH_NOARGS, "latest_envelope() -> (value, Envelope), or None."},
     {"observe", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(PortObserve)), METH_VARARGS | METH_KEYWORDS,
@@ -679,7 +689,7 @@ py::tuple WindowTuple(const graph::WindowResult& r) {
   py::object values = py::none();
   if (r.values != nullptr) values = py::cast(*r.values);
   return py::make_tuple(r.partition, r.start_ns, r.end_ns, r.count, r.sum, r.min, r.max, py::tuple(py::cast(r.percentiles)),
-                        values, r.update);
+                        values, r.update, r.taints);
 }
 
 py::dict WindowSnapshotDict(const graph::WindowSnapshot& s) {
@@ -759,7 +769,7 @@ uint64_t FeedWindows(Port* p, W* windows, py::object keep_alive, py::object part
     }
     Py_XDECREF(v);
     if (ok) {
-      windows->Add(pid, s->envelope().event_ns, x);
+      windows->Add(pid, s->envelope().event_ns, x, s->envelope().taints);
     } else {
       KeepObserverError();
     }
@@ -809,7 +819,7 @@ void BindWindows(py::module_& m) {
              return pyerr::Get(graph::TimeWindows::Create(
                  o, [on_window](const graph::WindowResult& r) { Guarded([&] { on_window(WindowTuple(r)); }); }, late_fn));
            }))
-      .def("add", &graph::TimeWindows::Add)
+      .def("add", &graph::TimeWindows::Add, py::arg("partition"), py::arg("event_ns"), py::arg("value"), py::arg("taints") = 0)
       .def("add_batch",
            [](graph::TimeWindows& w, py::array_t<uint64_t, py::array::c_style | py::array::forcecast> parts,
               py::array_t<int64_t, py::array::c_style | py::array::forcecast> times,
@@ -831,7 +841,7 @@ void BindWindows(py::module_& m) {
              return pyerr::Get(graph::CountWindows::Create(
                  o, [on_window](const graph::WindowResult& r) { Guarded([&] { on_window(WindowTuple(r)); }); }));
            }))
-      .def("add", &graph::CountWindows::Add)
+      .def("add", &graph::CountWindows::Add, py::arg("partition"), py::arg("event_ns"), py::arg("value"), py::arg("taints") = 0)
       .def("snapshot", [](graph::CountWindows& w) { return WindowSnapshotDict(w.snapshot()); });
 
   py::class_<graph::IntervalJoin>(m, "IntervalJoin", "An event-time interval join.")

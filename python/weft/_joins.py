@@ -31,16 +31,16 @@ def lookup_join(graph, left, right_state, *, key_left: Callable, key_right: Call
     state: dict = {}
     counts = {"left": 0, "matched": 0, "missed": 0}
 
-    def on_right(v):
-        state[key_right(v)] = v
+    def on_right(v, e):
+        state[key_right(v)] = (v, e)
 
     def on_left(v, e):
         counts["left"] += 1
-        r = state.get(key_left(v))
+        r, re_ = state.get(key_left(v), (None, None))
         counts["matched" if r is not None else "missed"] += 1
-        graph.publish(output, combine(v, r), cause=e)
+        graph.publish(output, combine(v, r), cause=e, taints=re_.taints if re_ is not None else 0)
 
-    subs = [graph.observe(right_state, on_right), graph.observe(left, on_left, envelope=True)]
+    subs = [graph.observe(right_state, on_right, envelope=True), graph.observe(left, on_left, envelope=True)]
     return _finish(graph, Joining(subs, output, lambda: dict(counts, keys=len(state))), left, right_state, output, "lookup join")
 
 
@@ -52,7 +52,8 @@ def interval_join(graph, left, right, *, within: float, key_left: Callable, key_
 
     def on_pair(li, ri):
         (lv, le), (rv, re_) = objs[li], objs[ri]
-        graph.publish(output, combine(lv, rv), cause=le if le.event_ns >= re_.event_ns else re_)
+        later, earlier = (le, re_) if le.event_ns >= re_.event_ns else (re_, le)
+        graph.publish(output, combine(lv, rv), cause=later, taints=earlier.taints)
 
     def on_drop(i):
         objs.pop(i, None)

@@ -117,7 +117,7 @@ class Windowing:
 
 
 def _result(keys: _Keys, t) -> WindowResult:
-    pid, start, end, count, total, lo, hi, pct, values, update = t
+    pid, start, end, count, total, lo, hi, pct, values, update, _taints = t
     return WindowResult(keys.keys[pid], start, end, count, total, lo, hi, total / count if count else 0.0, pct,
                         None if values is None else tuple(values), update)
 
@@ -141,10 +141,10 @@ def install(graph, source, *, by_time: bool, width: float = 0.0, size: int = 0, 
     if aggregate is not None:
         def emit(t):
             w = _result(keys, t)
-            graph.publish(output, WindowAggregate(w.partition, w.start_ns, w.end_ns, reduce(w)))
+            graph.publish(output, WindowAggregate(w.partition, w.start_ns, w.end_ns, reduce(w)), taints=t[10])
     else:
         def emit(t):
-            graph.publish(output, _result(keys, t))
+            graph.publish(output, _result(keys, t), taints=t[10])
     now = clock.now_ns if clock is not None else _monotonic_ns
     on_late = None
     if late_route is not None:

@@ -33,6 +33,29 @@ from ._errors import Corrupt, InvalidArgument, SchemaMismatch, Timeout
 
 Envelope = _native.Envelope
 
+# Taint bits a value carries and passes on to every value made from it.
+NONDETERMINISTIC, SENSITIVE, REPAIRED = 1, 2, 4
+_TAINT_NAMES = {"nondeterministic": NONDETERMINISTIC, "sensitive": SENSITIVE, "repaired": REPAIRED}
+
+
+def taint_bits(taints) -> int:
+    """Taint bits from bits, a name, or names."""
+    if isinstance(taints, int):
+        return taints
+    if isinstance(taints, str):
+        taints = (taints,)
+    bits = 0
+    for t in taints:
+        if t not in _TAINT_NAMES:
+            raise InvalidArgument(f"a taint is nondeterministic, sensitive or repaired, not {t!r}")
+        bits |= _TAINT_NAMES[t]
+    return bits
+
+
+def taints_of(envelope) -> set:
+    """The names of the taints an Envelope carries."""
+    return {name for name, bit in _TAINT_NAMES.items() if envelope.taints & bit}
+
 
 # ---- names ----
 
@@ -414,6 +437,18 @@ class Stream:
                 fn = (lambda m, nxt: lambda v: nxt(m(v)))(f, fn)
         return fn
 
+    def _wrap_env(self, publish_with: Callable) -> Callable:
+        """fn(value, envelope) that runs the steps, then publish_with(result, cause=envelope)."""
+        def last(v, e):
+            publish_with(v, cause=e)
+        fn = last
+        for kind, f in reversed(self._steps):
+            if kind == "filter":
+                fn = (lambda pred, nxt: lambda v, e: nxt(v, e) if pred(v) else None)(f, fn)
+            else:
+                fn = (lambda m, nxt: lambda v, e: nxt(m(v), e))(f, fn)
+        return fn
+
     def observe(self, fn: Callable[[Any], None]) -> Subscription:
         port = self._graph._port(self._source)
         return Subscription(port, port.observe(self._wrap(fn)))
@@ -528,6 +563,7 @@ class Graph:
         self._source_flow: dict = {}
         self._sink_flow: dict = {}
         self._flows: list = []  # the flow primitives made here live as long as the graph
+        self._repair_notes: dict = {}
 
     def _port(self, r):
         r = _route_of(r)
@@ -545,15 +581,16 @@ class Graph:
         return self._port(r).publish
 
     def publish(self, r, value, *, producer: int = 0, event_ns: int = 0, correlation: int = 0,
-                cause: Optional[Envelope] = None) -> None:
+                cause: Optional[Envelope] = None, taints=0) -> None:
         """Publishes `value` to the route: it becomes the latest, and every observer is called
-        with it, on this thread. `cause` (an Envelope) makes it part of that value's trace; an
-        observer's exception is raised here once every observer ran."""
+        with it, on this thread. `cause` (an Envelope) makes it part of that value's trace (and
+        passes on its taints); `taints` marks it (Taint bits, or names: "nondeterministic",
+        "sensitive", "repaired"). An observer's exception is raised here once every observer ran."""
         port = self._ports.get(r)
         if port is None:
             port = self._port(r)
-        if producer or event_ns or correlation or cause is not None:
-            port.publish_with(value, producer, event_ns, correlation, cause)
+        if producer or event_ns or correlation or cause is not None or taints:
+            port.publish_with(value, producer, event_ns, correlation, cause, taint_bits(taints))
         else:
             port.publish(value)
 
@@ -610,7 +647,9 @@ class Graph:
         if isinstance(src, Stream):
             port = self._port(src._source)
             kind = "map" if any(k == "map" for k, _ in src._steps) else "filter"
-            return _Edged(src.observe(dst.publish), port, port.add_edge(dst, kind, ""))
+            # Each value goes on caused by the one it was made from: its trace and taints follow.
+            return _Edged(Subscription(port, port.observe(src._wrap_env(dst.publish_with), True)), port,
+                          port.add_edge(dst, kind, ""))
         if isinstance(src, (TypedRoute, Role)):
             port = self._port(src)
             sub = Subscription(port, port.observe(lambda v, e: dst.publish_with(v, cause=e), True))
@@ -689,6 +728,41 @@ class Graph:
 
     def mailbox_snapshot(self, box: Mailbox) -> dict:
         return box.snapshot()
+
+    # -- taints and repairs --
+
+    def mark(self, source, output, *, taint, transform=None):
+        """Publishes each value of `source` (transformed, if given) on `output`, marked with
+        `taint` ("nondeterministic", "sensitive", "repaired", or bits) besides what its cause
+        carries; every value made from it carries it on."""
+        bits = taint_bits(taint)
+        src, dst = self._port(source), self._port(output)
+        f = transform or (lambda v: v)
+        sub = Subscription(src, src.observe(lambda v, e: dst.publish_with(f(v), 0, 0, 0, e, bits), True))
+        return _Edged(sub, src, src.add_edge(dst, "taint", "+".join(sorted(n for n, b in _TAINT_NAMES.items() if bits & b))))
+
+    def repair(self, source, output, *, fix, note: str):
+        """Publishes fix(value) on `output` for each value of `source`, marked repaired, and keeps
+        `note` for it: repair_notes(output) says which value was repaired and how."""
+        src, dst = self._port(source), self._port(output)
+        notes = self._repair_notes.setdefault(_route_of(output).name, collections.deque(maxlen=4096))
+
+        def on(v, e):
+            notes.append((e.id, note))
+            dst.publish_with(fix(v), 0, 0, 0, e, REPAIRED)
+        sub = Subscription(src, src.observe(on, True))
+        return _Edged(sub, src, src.add_edge(dst, "repair", note))
+
+    def repair_notes(self, r) -> list:
+        """(id of the value repaired, note) for the repairs published on route `r`, oldest first
+        (the newest 4,096). The repaired value's envelope names that id as its causality."""
+        return list(self._repair_notes.get(_route_of(r).name, ()))
+
+    def tainted(self, r, taint=None) -> list:
+        """The Envelopes of the values route `r` retains that carry `taint` (any taint if None):
+        the taint query."""
+        bits = taint_bits(taint) if taint is not None else 7
+        return [e for _, e in self.lineage(r) if e.taints & bits]
 
     # -- windows --
 
@@ -954,5 +1028,5 @@ from ._joins import Joining, plan_repartition  # noqa: E402
 from ._windows import LateValue, WindowAggregate, WindowResult, Windowing  # noqa: E402
 from ._stores import EventLog, FileStore, Keyspace, Memory, SnapshotStore, StoredEvent  # noqa: E402
 
-__all__ = ["Joining", "plan_repartition", "LateValue", "WindowAggregate", "WindowResult", "Windowing", "LazyPayload", "Consensus", "Envelope", "EventLog", "RaftState", "FileStore", "FlowPolicy", "Graph", "Keyspace", "Memory", "SnapshotStore", "StoredEvent", "Mailbox", "ManualClock", "Observation", "RetentionPolicy", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
+__all__ = ["NONDETERMINISTIC", "SENSITIVE", "REPAIRED", "taint_bits", "taints_of", "Joining", "plan_repartition", "LateValue", "WindowAggregate", "WindowResult", "Windowing", "LazyPayload", "Consensus", "Envelope", "EventLog", "RaftState", "FileStore", "FlowPolicy", "Graph", "Keyspace", "Memory", "SnapshotStore", "StoredEvent", "Mailbox", "ManualClock", "Observation", "RetentionPolicy", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
            "StreamFamily", "StreamName", "Subscription", "TypedRoute", "route", "sink", "source"]

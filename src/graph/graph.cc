@@ -177,9 +177,11 @@ Envelope EnvelopeOf(const Meta& meta) {
   env.producer = meta.producer;
   env.event_ns = meta.event_ns;
   env.correlation = meta.correlation;
+  env.taints = meta.taints & kAllTaints;
   if (meta.cause != nullptr) {
     env.trace = meta.cause->trace;
     env.causality = meta.cause->id;
+    env.taints |= meta.cause->taints;
     if (env.correlation == 0) env.correlation = meta.cause->correlation;
   }
   return env;
@@ -251,6 +253,7 @@ Status Route::Forward(const SampleRef& value, const Meta& meta) const {
   const Envelope& cause = meta.cause != nullptr ? *meta.cause : value->envelope();
   env.trace = cause.trace;
   env.causality = cause.id;
+  env.taints = static_cast<uint8_t>((meta.taints & kAllTaints) | value->envelope().taints | cause.taints);
   if (env.correlation == 0) env.correlation = cause.correlation;
   return Deliver(std::make_shared<Sample>(env, value));
 }
@@ -621,6 +624,18 @@ std::string Topology::ToDot() const {
     d += "  " + JsonString(e.from.ToString()) + " -> " + JsonString(e.to.ToString()) + " [label=" + JsonString(e.name.empty() ? e.kind : e.kind + ": " + e.name) + "];\n";
   }
   return d + "}\n";
+}
+
+const char* TaintName(Taint t) {
+  switch (t) {
+    case kNondeterministic:
+      return "nondeterministic";
+    case kSensitive:
+      return "sensitive";
+    case kRepaired:
+      return "repaired";
+  }
+  return "unknown";
 }
 
 std::shared_ptr<Graph> Graph::Create() { return std::shared_ptr<Graph>(new Graph()); }

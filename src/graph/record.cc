@@ -37,7 +37,7 @@ void EncodeRecordInto(uint8_t* p, const Envelope& env, uint64_t schema_id, ByteV
   Put64(p + 64, env.causality);
   Put64(p + 72, env.correlation);
   Put64(p + 80, value.size());
-  p[6] = 0;
+  p[6] = env.taints & kAllTaints;  // flags: the taint bits
   p[7] = 0;
   if (!value.empty()) std::memcpy(p + kRecordHeader, value.data(), value.size());
 }
@@ -53,7 +53,7 @@ Result<DecodedRecord> DecodeRecord(ByteView b) {
   std::memcpy(&header, b.data() + 4, 2);
   if (magic != kRecordMagic) return Corrupt("not a graph record (magic " + std::to_string(magic) + ")");
   if (header != kRecordHeader) return Corrupt("a graph record header of " + std::to_string(header) + " bytes");
-  if (b[6] != 0 || b[7] != 0) return Corrupt("a graph record with unknown flags");
+  if ((b[6] & ~kAllTaints) != 0 || b[7] != 0) return Corrupt("a graph record with unknown flags");
   const uint64_t size = Get64(b.data() + 80);
   if (size != b.size() - kRecordHeader) {
     return Corrupt("a graph record says " + std::to_string(size) + " value bytes, and holds " +
@@ -69,6 +69,7 @@ Result<DecodedRecord> DecodeRecord(ByteView b) {
   r.env.trace = Get64(b.data() + 56);
   r.env.causality = Get64(b.data() + 64);
   r.env.correlation = Get64(b.data() + 72);
+  r.env.taints = b[6];
   if (r.env.seq == 0 || r.env.id == 0) return Corrupt("a graph record without a sequence number or id");
   r.value = b.subspan(kRecordHeader);
   return r;

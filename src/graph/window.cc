@@ -151,6 +151,7 @@ struct TimeWindows::Impl {
   std::map<WinKey, Slot> spill;
   std::map<WinKey, std::vector<double>> values;  // each window's values, if kept
   std::set<WinKey> emitted_open;  // kUpdate: windows emitted, kept for their allowed lateness
+  std::map<WinKey, uint8_t> tainted;  // windows with a tainted value, and the taints
   std::map<int64_t, std::vector<Timer>> timers;
   std::vector<Timer>* last_timers = nullptr;  // the bucket of last_timers_at (most new windows share it)
   int64_t last_timers_at = INT64_MIN;
@@ -193,6 +194,7 @@ struct TimeWindows::Impl {
     }
     if (keep) values.erase({pi, start});
     if (!emitted_open.empty()) emitted_open.erase({pi, start});
+    if (!tainted.empty()) tainted.erase({pi, start});
     --open;
   }
 
@@ -213,6 +215,11 @@ struct TimeWindows::Impl {
     result.min = w.min;
     result.max = w.max;
     result.update = update;
+    result.taints = 0;
+    if (!tainted.empty()) {
+      auto t = tainted.find({pi, w.start});
+      if (t != tainted.end()) result.taints = t->second;
+    }
     const std::vector<double>* vs = &no_values;
     if (keep) {
       auto it = values.find({pi, w.start});
@@ -224,12 +231,13 @@ struct TimeWindows::Impl {
     on_window(result);
   }
 
-  void Late(uint32_t pi, int64_t t, double v) {
+  void Late(uint32_t pi, int64_t t, double v, uint8_t taints) {
     if (o.late == LatePolicy::kUpdate) {
       const int64_t start = FloorTo(t, o.width_ns);
       Slot* w = Find(pi, start);
       if (w != nullptr && emitted_open.count({pi, start}) != 0) {  // still within its allowed lateness
         w->Add(v);
+        if (taints != 0) tainted[{pi, start}] |= taints;
         if (keep) values[{pi, start}].push_back(v);
         Emit(pi, *w, true);
         return;
@@ -255,15 +263,15 @@ struct TimeWindows::Impl {
 
   // Values in order. The window the last value fell in, the watermark and the slots' base are
   // kept in locals: the compiler cannot keep members in registers across the slots' stores.
-  void AddRun(const uint64_t* keys, const int64_t* times, const double* vals, size_t n) {
+  void AddRun(const uint64_t* keys, const int64_t* times, const double* vals, size_t n, const uint8_t* taints = nullptr) {
     if (keep) {
-      AddRunOf<true>(keys, times, vals, n);
+      AddRunOf<true>(keys, times, vals, n, taints);
     } else {
-      AddRunOf<false>(keys, times, vals, n);
+      AddRunOf<false>(keys, times, vals, n, taints);
     }
   }
   template <bool kKeep>
-  void AddRunOf(const uint64_t* keys, const int64_t* times, const double* vals, size_t n) {
+  void AddRunOf(const uint64_t* keys, const int64_t* times, const double* vals, size_t n, const uint8_t* taints) {
     int64_t cs = cur_start, ce = cur_end;
     uint32_t cr = cur_ring;
     const int64_t wm = watermark;  // INT64_MIN before the first: nothing is late
@@ -282,9 +290,10 @@ struct TimeWindows::Impl {
         cr = RingOf(cs);
       }
       if (__builtin_expect(ce <= wm, 0)) {
-        Late(pi, t, v);
+        Late(pi, t, v, taints != nullptr ? taints[i] : 0);
         continue;
       }
+      if (__builtin_expect(taints != nullptr && taints[i] != 0, 0)) tainted[{pi, cs}] |= taints[i];
       Slot& sl = base[pi * kRing + cr];
       if (__builtin_expect(sl.start == cs, 1)) {
         sl.Add(v);
@@ -375,7 +384,9 @@ Result<std::unique_ptr<TimeWindows>> TimeWindows::Create(TimeWindowOptions optio
   return std::unique_ptr<TimeWindows>(new TimeWindows(std::move(impl)));
 }
 
-void TimeWindows::Add(uint64_t partition, int64_t event_ns, double value) { impl_->AddRun(&partition, &event_ns, &value, 1); }
+void TimeWindows::Add(uint64_t partition, int64_t event_ns, double value, uint8_t taints) {
+  impl_->AddRun(&partition, &event_ns, &value, 1, taints != 0 ? &taints : nullptr);
+}
 
 void TimeWindows::AddBatch(std::span<const uint64_t> partitions, std::span<const int64_t> event_ns, std::span<const double> values) {
   const size_t n = std::min({partitions.size(), event_ns.size(), values.size()});
@@ -454,6 +465,7 @@ struct CountWindows::Impl {
     uint64_t key;
     std::vector<double> values;    // a ring of `size`
     std::vector<int64_t> times;
+    std::vector<uint8_t> taints;
     size_t next = 0, held = 0, since = 0;
   };
   CountWindowOptions o;
@@ -479,17 +491,19 @@ Result<std::unique_ptr<CountWindows>> CountWindows::Create(CountWindowOptions op
   return std::unique_ptr<CountWindows>(new CountWindows(std::move(impl)));
 }
 
-void CountWindows::Add(uint64_t partition, int64_t event_ns, double value) {
+void CountWindows::Add(uint64_t partition, int64_t event_ns, double value, uint8_t taints) {
   Impl& m = *impl_;
   uint32_t pi = m.index.Find(partition);
   if (pi == PartitionIndex::kNone) {
     pi = static_cast<uint32_t>(m.parts.size());
-    m.parts.push_back(Impl::Part{partition, std::vector<double>(m.o.size), std::vector<int64_t>(m.o.size)});
+    m.parts.push_back(Impl::Part{partition, std::vector<double>(m.o.size), std::vector<int64_t>(m.o.size),
+                                 std::vector<uint8_t>(m.o.size)});
     m.index.Insert(partition, pi);
   }
   Impl::Part& p = m.parts[pi];
   p.values[p.next] = value;
   p.times[p.next] = event_ns;
+  p.taints[p.next] = taints;
   p.next = (p.next + 1) % m.o.size;
   p.held = std::min(p.held + 1, m.o.size);
   ++m.added;
@@ -499,7 +513,11 @@ void CountWindows::Add(uint64_t partition, int64_t event_ns, double value) {
   m.window.clear();
   const size_t first = (p.next + m.o.size - p.held) % m.o.size;
   Acc acc;
-  for (size_t k = 0; k < p.held; ++k) acc.Add(p.values[(first + k) % m.o.size], true);
+  uint8_t window_taints = 0;
+  for (size_t k = 0; k < p.held; ++k) {
+    acc.Add(p.values[(first + k) % m.o.size], true);
+    window_taints |= p.taints[(first + k) % m.o.size];
+  }
   WindowResult& r = m.result;
   r.partition = partition;
   r.start_ns = p.times[first];
@@ -509,6 +527,7 @@ void CountWindows::Add(uint64_t partition, int64_t event_ns, double value) {
   r.min = acc.min;
   r.max = acc.max;
   r.update = false;
+  r.taints = window_taints;
   Percentiles(acc.values, m.o.percentiles, &r.percentiles);
   m.window = std::move(acc.values);
   r.values = m.o.keep_values ? &m.window : nullptr;

@@ -111,8 +111,17 @@ TEST(RecordTest, EncodeDecodeAndEveryMalformedRecordRefused) {
   bad[0] ^= 1;  // magic
   EXPECT_EQ(internal::DecodeRecord(AsBytes(bad)).status().code(), Code::kCorrupt);
   bad = b;
-  bad[6] = 1;  // flags
+  bad[6] = 8;  // a flag that is not a taint
   EXPECT_EQ(internal::DecodeRecord(AsBytes(bad)).status().code(), Code::kCorrupt);
+  bad = b;
+  bad[7] = 1;  // reserved
+  EXPECT_EQ(internal::DecodeRecord(AsBytes(bad)).status().code(), Code::kCorrupt);
+  Envelope tainted = e;
+  tainted.taints = kNondeterministic | kRepaired;  // the taints travel in the flags
+  auto t = internal::DecodeRecord(AsBytes(internal::EncodeRecord(tainted, 1, AsBytes("v"))));
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->env.taints, kNondeterministic | kRepaired);
+  EXPECT_EQ(d->env.taints, 0);
   EXPECT_EQ(internal::DecodeRecord(AsBytes(b.substr(0, b.size() - 1))).status().code(), Code::kCorrupt);
   EXPECT_EQ(internal::DecodeRecord(AsBytes(b + "x")).status().code(), Code::kCorrupt);
   EXPECT_EQ(internal::DecodeRecord(AsBytes(b.substr(0, 40))).status().code(), Code::kCorrupt);

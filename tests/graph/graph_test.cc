@@ -260,5 +260,23 @@ TEST(RetentionTest, ReplayThenLiveInOrderNoneTwiceWhilePublishersRun) {
   EXPECT_EQ(seqs.back(), r.published());
 }
 
+TEST(TaintTest, ValuesPassTheirTaintsToWhatIsMadeFromThem) {
+  auto g = Graph::Create();
+  Route a = g->Declare({.owner = "t", .family = "f", .stream = "a"}, Schema::Pod<double>("x.v1")).value();
+  Route b = g->Declare({.owner = "t", .family = "f", .stream = "b"}, Schema::Pod<double>("x.v1")).value();
+  Route c = g->Declare({.owner = "t", .family = "f", .stream = "c"}, Schema::Pod<double>("x.v1")).value();
+  ASSERT_TRUE(a.Publish(1.0, Meta{.taints = kNondeterministic}).ok());
+  EXPECT_EQ(a.Latest()->envelope().taints, kNondeterministic);
+  ASSERT_TRUE(b.Publish(2.0, Meta{.cause = &a.Latest()->envelope(), .taints = kSensitive}).ok());
+  EXPECT_EQ(b.Latest()->envelope().taints, kNondeterministic | kSensitive);  // its own and its cause's
+  ASSERT_TRUE(c.Forward(b.Latest()).ok());
+  EXPECT_EQ(c.Latest()->envelope().taints, kNondeterministic | kSensitive);
+  ASSERT_TRUE(c.Publish(3.0).ok());
+  EXPECT_EQ(c.Latest()->envelope().taints, 0);  // the control: nothing tainted it
+  ASSERT_TRUE(c.Publish(4.0, Meta{.taints = 0xF0}).ok());
+  EXPECT_EQ(c.Latest()->envelope().taints, 0);  // bits that are no taint are not kept
+  EXPECT_STREQ(TaintName(kRepaired), "repaired");
+}
+
 }  // namespace
 }  // namespace weft::graph

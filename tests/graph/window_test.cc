@@ -6,6 +6,8 @@
 // percentiles; count windows tumbling and sliding.
 #include "weft/graph/window.h"
 
+#include "weft/graph/graph.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
@@ -171,6 +173,29 @@ TEST(TimeWindowsTest, APartitionKnownOnlyByItsValuesHoldsTheWatermarkUntilIdle) 
   EXPECT_TRUE(out.empty());  // 2 not idle yet
   w->Tick(111);
   ASSERT_EQ(out.size(), 2u);
+}
+
+TEST(TimeWindowsTest, AWindowCarriesTheTaintsOfItsValues) {
+  std::vector<WindowResult> out;
+  auto w = TimeWindows::Create({.width_ns = 10}, [&](const WindowResult& r) { out.push_back(r); }).value();
+  w->Add(1, 1, 1.0, kNondeterministic);
+  w->Add(1, 2, 1.0);
+  w->Add(2, 3, 1.0);  // the control: a window of untainted values
+  w->Add(1, 12, 1.0, kSensitive);
+  w->Flush();
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].taints, kNondeterministic);
+  EXPECT_EQ(out[1].taints, 0);
+  EXPECT_EQ(out[2].taints, kSensitive);
+  std::vector<WindowResult> counted;
+  auto c = CountWindows::Create({.size = 2}, [&](const WindowResult& r) { counted.push_back(r); }).value();
+  c->Add(1, 1, 1.0, kRepaired);
+  c->Add(1, 2, 1.0);
+  c->Add(1, 3, 1.0);
+  c->Add(1, 4, 1.0);
+  ASSERT_EQ(counted.size(), 2u);
+  EXPECT_EQ(counted[0].taints, kRepaired);
+  EXPECT_EQ(counted[1].taints, 0);
 }
 
 TEST(TimeWindowsTest, Percentiles) {

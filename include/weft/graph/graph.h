@@ -34,14 +34,27 @@ struct Envelope {
   uint64_t trace = 0;        // the flow it belongs to: its cause's trace, else its own id
   uint64_t causality = 0;    // the id of the value that caused it (0: none)
   uint64_t correlation = 0;  // the user's own (a request id); its cause's if not said
+  uint8_t taints = 0;        // Taint bits: its own, and every one of its cause's
 };
+
+// What a value is marked as, and passes on to every value made from it (through forwards,
+// pipes, filters, capacitors, resistors, windows and joins).
+enum Taint : uint8_t {
+  kNondeterministic = 1,  // made from randomness, the wall clock, an unordered race...
+  kSensitive = 2,         // not to leave where it may be read by the wrong eyes
+  kRepaired = 4,          // changed after the fact by a repair (its note says how)
+};
+inline constexpr uint8_t kAllTaints = kNondeterministic | kSensitive | kRepaired;
+// "nondeterministic", "sensitive", "repaired".
+const char* TaintName(Taint t);
 
 // What a publisher may say about a value; the graph fills in the rest.
 struct Meta {
   uint64_t producer = 0;
   int64_t event_ns = 0;
   uint64_t correlation = 0;
-  const Envelope* cause = nullptr;  // the value this one was made from: trace, causality, correlation
+  const Envelope* cause = nullptr;  // the value this one was made from: trace, causality, correlation, taints
+  uint8_t taints = 0;               // Taint bits the publisher marks it with (added to its cause's)
 };
 
 // A language binding's own form of a value (a Python object), carried beside the bytes so that

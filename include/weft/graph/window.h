@@ -31,6 +31,7 @@ struct WindowResult {
   std::vector<double> percentiles;  // as asked, in the order asked
   const std::vector<double>* values = nullptr;  // the window's values, if kept (valid during the call)
   bool update = false;  // a window emitted before, updated by a late value (LatePolicy::kUpdate)
+  uint8_t taints = 0;   // the Taint bits of any of its values (weft/graph/graph.h)
   double mean() const { return count == 0 ? 0 : sum / static_cast<double>(count); }
 };
 
@@ -78,8 +79,9 @@ class TimeWindows {
   static Result<std::unique_ptr<TimeWindows>> Create(TimeWindowOptions options, OnWindow on_window, OnLate on_late = nullptr);
   ~TimeWindows();
 
-  // One value at its event time. A value behind the watermark is late (the policy says).
-  void Add(uint64_t partition, int64_t event_ns, double value);
+  // One value at its event time (with its Taint bits, passed on to its window). A value behind
+  // the watermark is late (the policy says).
+  void Add(uint64_t partition, int64_t event_ns, double value, uint8_t taints = 0);
   // Many values at once, in order (columns of equal length; the shortest decides).
   void AddBatch(std::span<const uint64_t> partitions, std::span<const int64_t> event_ns, std::span<const double> values);
   // The stream's watermark: no value older than it will come (those that do are late). Every
@@ -120,7 +122,7 @@ class CountWindows {
   using OnWindow = TimeWindows::OnWindow;
   static Result<std::unique_ptr<CountWindows>> Create(CountWindowOptions options, OnWindow on_window);
   ~CountWindows();
-  void Add(uint64_t partition, int64_t event_ns, double value);
+  void Add(uint64_t partition, int64_t event_ns, double value, uint8_t taints = 0);
   WindowSnapshot snapshot() const;
 
   struct Impl;
