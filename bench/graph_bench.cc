@@ -499,7 +499,7 @@ void RunGraphSuite(const Options& opt) {
       res.Add(WindowCpp(opt.quick ? 2'000'000 : 20'000'000));
       res.Add(WindowCppFloor(opt.quick ? 2'000'000 : 20'000'000));
     }
-    if (want("observe") || want("throughput") || want("window")) {
+    if (want("observe") || want("throughput") || want("window") || want("join")) {
       for (const Row& r : PythonGraphRows(opt.quick)) {
         if (want(r.case_name.c_str())) res.Add(r);
       }
