@@ -684,12 +684,13 @@ void BindStores(py::module_& m) {
 }
 
 // A window as the tuple weft.graph makes its WindowResult from: (partition id, start_ns,
-// end_ns, count, sum, min, max, percentiles, values or None, update).
+// end_ns, count, sum, min, max, percentiles, values or None, update, taints, input ids or None).
 py::tuple WindowTuple(const graph::WindowResult& r) {
-  py::object values = py::none();
+  py::object values = py::none(), inputs = py::none();
   if (r.values != nullptr) values = py::cast(*r.values);
+  if (r.inputs != nullptr) inputs = py::tuple(py::cast(*r.inputs));
   return py::make_tuple(r.partition, r.start_ns, r.end_ns, r.count, r.sum, r.min, r.max, py::tuple(py::cast(r.percentiles)),
-                        values, r.update, r.taints);
+                        values, r.update, r.taints, inputs);
 }
 
 py::dict WindowSnapshotDict(const graph::WindowSnapshot& s) {
@@ -769,7 +770,7 @@ uint64_t FeedWindows(Port* p, W* windows, py::object keep_alive, py::object part
     }
     Py_XDECREF(v);
     if (ok) {
-      windows->Add(pid, s->envelope().event_ns, x, s->envelope().taints);
+      windows->Add(pid, s->envelope().event_ns, x, s->envelope().taints, s->envelope().id);
     } else {
       KeepObserverError();
     }
@@ -794,8 +795,10 @@ void BindWindows(py::module_& m) {
         "Feeds a route's values to windows (weft.graph uses it); returns the observation's token.");
   py::class_<graph::TimeWindows>(m, "TimeWindows", "Event-time tumbling windows released by watermarks.")
       .def(py::init([](int64_t width_ns, const std::string& late, int64_t lateness_ns, int64_t idle_after_ns,
-                       std::vector<double> percentiles, bool keep_values, py::object on_window, py::object on_late) {
+                       std::vector<double> percentiles, bool keep_values, py::object on_window, py::object on_late,
+                       bool keep_inputs) {
              graph::TimeWindowOptions o;
+             o.keep_inputs = keep_inputs;
              o.width_ns = width_ns;
              if (late == "drop") {
                o.late = graph::LatePolicy::kDrop;
@@ -819,7 +822,8 @@ void BindWindows(py::module_& m) {
              return pyerr::Get(graph::TimeWindows::Create(
                  o, [on_window](const graph::WindowResult& r) { Guarded([&] { on_window(WindowTuple(r)); }); }, late_fn));
            }))
-      .def("add", &graph::TimeWindows::Add, py::arg("partition"), py::arg("event_ns"), py::arg("value"), py::arg("taints") = 0)
+      .def("add", &graph::TimeWindows::Add, py::arg("partition"), py::arg("event_ns"), py::arg("value"), py::arg("taints") = 0,
+           py::arg("id") = 0)
       .def("add_batch",
            [](graph::TimeWindows& w, py::array_t<uint64_t, py::array::c_style | py::array::forcecast> parts,
               py::array_t<int64_t, py::array::c_style | py::array::forcecast> times,
@@ -836,12 +840,15 @@ void BindWindows(py::module_& m) {
       .def("snapshot", [](graph::TimeWindows& w) { return WindowSnapshotDict(w.snapshot()); });
 
   py::class_<graph::CountWindows>(m, "CountWindows", "Count windows per partition.")
-      .def(py::init([](size_t size, size_t trigger, std::vector<double> percentiles, bool keep_values, py::object on_window) {
-             graph::CountWindowOptions o{.size = size, .trigger = trigger, .percentiles = std::move(percentiles), .keep_values = keep_values};
+      .def(py::init([](size_t size, size_t trigger, std::vector<double> percentiles, bool keep_values, py::object on_window,
+                       bool keep_inputs) {
+             graph::CountWindowOptions o{.size = size, .trigger = trigger, .percentiles = std::move(percentiles),
+                                         .keep_values = keep_values, .keep_inputs = keep_inputs};
              return pyerr::Get(graph::CountWindows::Create(
                  o, [on_window](const graph::WindowResult& r) { Guarded([&] { on_window(WindowTuple(r)); }); }));
            }))
-      .def("add", &graph::CountWindows::Add, py::arg("partition"), py::arg("event_ns"), py::arg("value"), py::arg("taints") = 0)
+      .def("add", &graph::CountWindows::Add, py::arg("partition"), py::arg("event_ns"), py::arg("value"), py::arg("taints") = 0,
+           py::arg("id") = 0)
       .def("snapshot", [](graph::CountWindows& w) { return WindowSnapshotDict(w.snapshot()); });
 
   py::class_<graph::IntervalJoin>(m, "IntervalJoin", "An event-time interval join.")

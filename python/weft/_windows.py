@@ -15,8 +15,8 @@ from . import _native
 class WindowResult:
     """One window: its partition (the key partition_by gave), [start_ns, end_ns) in event time
     (count windows: the first and last value's), count, sum, min, max, mean, the percentiles
-    asked for, its values if kept, and whether it updates a window emitted before (a late
-    value under late="update")."""
+    asked for, its values if kept, whether it updates a window emitted before (a late value
+    under late="update"), and with lineage=True the ids of the values it was made from."""
     partition: Any
     start_ns: int
     end_ns: int
@@ -28,6 +28,7 @@ class WindowResult:
     percentiles: tuple
     values: Optional[tuple]
     update: bool
+    inputs: Optional[tuple] = None  # the ids of the values it was made from (lineage=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +67,7 @@ def _json_schema(cls, tuples=()):
     return Schema(f"json weft.graph.{cls.__name__}.v1", encode, decode, cls)
 
 
-WINDOW_RESULT = _json_schema(WindowResult, ("percentiles", "values"))
+WINDOW_RESULT = _json_schema(WindowResult, ("percentiles", "values", "inputs"))
 WINDOW_AGGREGATE = _json_schema(WindowAggregate)
 LATE_VALUE = _json_schema(LateValue)
 
@@ -117,15 +118,15 @@ class Windowing:
 
 
 def _result(keys: _Keys, t) -> WindowResult:
-    pid, start, end, count, total, lo, hi, pct, values, update, _taints = t
+    pid, start, end, count, total, lo, hi, pct, values, update, _taints, inputs = t
     return WindowResult(keys.keys[pid], start, end, count, total, lo, hi, total / count if count else 0.0, pct,
-                        None if values is None else tuple(values), update)
+                        None if values is None else tuple(values), update, inputs)
 
 
 def install(graph, source, *, by_time: bool, width: float = 0.0, size: int = 0, trigger: int = 0, watermark=None,
             partition_by: Optional[Callable] = None, value: Optional[Callable] = None, late: str = "drop",
             lateness: float = 0.0, idle_after: float = 0.0, late_route=None, percentiles=(), keep_values: bool = False,
-            aggregate=None, output=None, clock=None) -> Windowing:
+            aggregate=None, output=None, clock=None, lineage: bool = False) -> Windowing:
     from .graph import TypedRoute, _route_of, route as make_route
     src = _route_of(source)
     keys = _Keys()
@@ -152,9 +153,9 @@ def install(graph, source, *, by_time: bool, width: float = 0.0, size: int = 0, 
             graph.publish(late_route, LateValue(keys.keys[pid], event_ns, v, wm))
     if by_time:
         native = _native.TimeWindows(int(width * 1e9), late, int(lateness * 1e9), int(idle_after * 1e9), list(percentiles),
-                                     keep_values, emit, on_late)
+                                     keep_values, emit, on_late, lineage)
     else:
-        native = _native.CountWindows(size, trigger, list(percentiles), keep_values, emit)
+        native = _native.CountWindows(size, trigger, list(percentiles), keep_values, emit, lineage)
     kid = keys.id
     if partition_by is None:
         kid(None)  # one partition, id 0

@@ -768,7 +768,7 @@ class Graph:
 
     def window_by_time(self, source, *, width: float, watermark=None, partition_by=None, value=None,
                        late: str = "drop", lateness: float = 0.0, idle_after: float = 0.0, late_route=None,
-                       percentiles=(), keep_values: bool = False, output=None, clock=None):
+                       percentiles=(), keep_values: bool = False, output=None, clock=None, lineage: bool = False):
         """Event-time tumbling windows of `width` seconds over `source` (event time: each value's
         envelope), per partition (`partition_by(value)`, any hashable; None: one partition), of
         `value(value)` (a number; default the value itself), closed when the watermark passes
@@ -777,11 +777,13 @@ class Graph:
         silent for `idle_after` seconds on `clock` is idle). Late values: late="drop", "side"
         (published on `late_route` as LateValue) or "update" (within `lateness` seconds the
         window is published again, update=True). Publishes a WindowResult per window on
-        `output` (default: the source's stream, variant "window"). Returns the operator
-        (output, snapshot(), flush(), tick(), close())."""
+        `output` (default: the source's stream, variant "window"); with lineage=True each
+        result names the ids of its inputs (window_inputs). Returns the operator (output,
+        snapshot(), flush(), tick(), close())."""
         return _windows.install(self, source, by_time=True, width=width, watermark=watermark, partition_by=partition_by,
                                 value=value, late=late, lateness=lateness, idle_after=idle_after, late_route=late_route,
-                                percentiles=percentiles, keep_values=keep_values, output=output, clock=clock)
+                                percentiles=percentiles, keep_values=keep_values, output=output, clock=clock,
+                                lineage=lineage)
 
     def window_aggregate_by_time(self, source, *, width: float, aggregate="sum", **kw):
         """window_by_time reduced by `aggregate` ("count", "sum", "min", "max", "mean", or a
@@ -790,11 +792,18 @@ class Graph:
         return _windows.install(self, source, by_time=True, width=width, aggregate=aggregate, **kw)
 
     def window(self, source, *, size: int, trigger: int = 0, partition_by=None, value=None, percentiles=(),
-               keep_values: bool = True, output=None):
+               keep_values: bool = True, output=None, lineage: bool = False):
         """Count windows: each partition's last `size` values, published as a WindowResult
         (with its values) every `trigger` values (default: size, tumbling)."""
         return _windows.install(self, source, by_time=False, size=size, trigger=trigger, partition_by=partition_by,
-                                value=value, percentiles=percentiles, keep_values=keep_values, output=output)
+                                value=value, percentiles=percentiles, keep_values=keep_values, output=output,
+                                lineage=lineage)
+
+    def window_inputs(self, result, source) -> list:
+        """The Envelopes of the values of `source` a window result (made with lineage=True) came
+        from, as far as `source` retains them: lineage across a window."""
+        wanted = set(result.inputs or ())
+        return [e for _, e in self.lineage(source) if e.id in wanted]
 
     def window_aggregate(self, source, *, size: int, aggregate="sum", **kw):
         """window reduced by `aggregate`, as window_aggregate_by_time."""

@@ -152,6 +152,7 @@ struct TimeWindows::Impl {
   std::map<WinKey, std::vector<double>> values;  // each window's values, if kept
   std::set<WinKey> emitted_open;  // kUpdate: windows emitted, kept for their allowed lateness
   std::map<WinKey, uint8_t> tainted;  // windows with a tainted value, and the taints
+  std::map<WinKey, std::vector<uint64_t>> inputs;  // each window's input ids, if kept
   std::map<int64_t, std::vector<Timer>> timers;
   std::vector<Timer>* last_timers = nullptr;  // the bucket of last_timers_at (most new windows share it)
   int64_t last_timers_at = INT64_MIN;
@@ -162,6 +163,7 @@ struct TimeWindows::Impl {
   uint64_t seen = 0, emitted = 0, updates = 0, late_dropped = 0, late_sided = 0;  // added: seen less the late
   WindowResult result;  // reused for each emission
   std::vector<double> no_values;
+  std::vector<uint64_t> no_inputs;
 
   uint32_t RingOf(int64_t start) const { return static_cast<uint32_t>(static_cast<uint64_t>(start / o.width_ns) & (kRing - 1)); }
 
@@ -195,6 +197,7 @@ struct TimeWindows::Impl {
     if (keep) values.erase({pi, start});
     if (!emitted_open.empty()) emitted_open.erase({pi, start});
     if (!tainted.empty()) tainted.erase({pi, start});
+    if (o.keep_inputs) inputs.erase({pi, start});
     --open;
   }
 
@@ -227,17 +230,23 @@ struct TimeWindows::Impl {
     }
     if (!o.percentiles.empty()) Percentiles(*vs, o.percentiles, &result.percentiles);
     result.values = o.keep_values ? vs : nullptr;
+    result.inputs = nullptr;
+    if (o.keep_inputs) {
+      auto it = inputs.find({pi, w.start});
+      result.inputs = it != inputs.end() ? &it->second : &no_inputs;
+    }
     ++(update ? updates : emitted);
     on_window(result);
   }
 
-  void Late(uint32_t pi, int64_t t, double v, uint8_t taints) {
+  void Late(uint32_t pi, int64_t t, double v, uint8_t taints, uint64_t id) {
     if (o.late == LatePolicy::kUpdate) {
       const int64_t start = FloorTo(t, o.width_ns);
       Slot* w = Find(pi, start);
       if (w != nullptr && emitted_open.count({pi, start}) != 0) {  // still within its allowed lateness
         w->Add(v);
         if (taints != 0) tainted[{pi, start}] |= taints;
+        if (o.keep_inputs) inputs[{pi, start}].push_back(id);
         if (keep) values[{pi, start}].push_back(v);
         Emit(pi, *w, true);
         return;
@@ -263,15 +272,17 @@ struct TimeWindows::Impl {
 
   // Values in order. The window the last value fell in, the watermark and the slots' base are
   // kept in locals: the compiler cannot keep members in registers across the slots' stores.
-  void AddRun(const uint64_t* keys, const int64_t* times, const double* vals, size_t n, const uint8_t* taints = nullptr) {
-    if (keep) {
-      AddRunOf<true>(keys, times, vals, n, taints);
+  void AddRun(const uint64_t* keys, const int64_t* times, const double* vals, size_t n, const uint8_t* taints = nullptr,
+              const uint64_t* ids = nullptr) {
+    if (keep || o.keep_inputs) {
+      AddRunOf<true>(keys, times, vals, n, taints, ids);
     } else {
-      AddRunOf<false>(keys, times, vals, n, taints);
+      AddRunOf<false>(keys, times, vals, n, taints, ids);
     }
   }
   template <bool kKeep>
-  void AddRunOf(const uint64_t* keys, const int64_t* times, const double* vals, size_t n, const uint8_t* taints) {
+  void AddRunOf(const uint64_t* keys, const int64_t* times, const double* vals, size_t n, const uint8_t* taints,
+                const uint64_t* ids) {
     int64_t cs = cur_start, ce = cur_end;
     uint32_t cr = cur_ring;
     const int64_t wm = watermark;  // INT64_MIN before the first: nothing is late
@@ -290,7 +301,7 @@ struct TimeWindows::Impl {
         cr = RingOf(cs);
       }
       if (__builtin_expect(ce <= wm, 0)) {
-        Late(pi, t, v, taints != nullptr ? taints[i] : 0);
+        Late(pi, t, v, taints != nullptr ? taints[i] : 0, ids != nullptr ? ids[i] : 0);
         continue;
       }
       if (__builtin_expect(taints != nullptr && taints[i] != 0, 0)) tainted[{pi, cs}] |= taints[i];
@@ -311,7 +322,10 @@ struct TimeWindows::Impl {
           w->Add(v);
         }
       }
-      if constexpr (kKeep) values[{pi, cs}].push_back(v);
+      if constexpr (kKeep) {
+        if (keep) values[{pi, cs}].push_back(v);
+        if (o.keep_inputs) inputs[{pi, cs}].push_back(ids != nullptr ? ids[i] : 0);
+      }
     }
     cur_start = cs;
     cur_end = ce;
@@ -384,8 +398,8 @@ Result<std::unique_ptr<TimeWindows>> TimeWindows::Create(TimeWindowOptions optio
   return std::unique_ptr<TimeWindows>(new TimeWindows(std::move(impl)));
 }
 
-void TimeWindows::Add(uint64_t partition, int64_t event_ns, double value, uint8_t taints) {
-  impl_->AddRun(&partition, &event_ns, &value, 1, taints != 0 ? &taints : nullptr);
+void TimeWindows::Add(uint64_t partition, int64_t event_ns, double value, uint8_t taints, uint64_t id) {
+  impl_->AddRun(&partition, &event_ns, &value, 1, taints != 0 ? &taints : nullptr, &id);
 }
 
 void TimeWindows::AddBatch(std::span<const uint64_t> partitions, std::span<const int64_t> event_ns, std::span<const double> values) {
@@ -466,6 +480,7 @@ struct CountWindows::Impl {
     std::vector<double> values;    // a ring of `size`
     std::vector<int64_t> times;
     std::vector<uint8_t> taints;
+    std::vector<uint64_t> ids;  // if inputs are kept
     size_t next = 0, held = 0, since = 0;
   };
   CountWindowOptions o;
@@ -475,6 +490,7 @@ struct CountWindows::Impl {
   uint64_t added = 0, emitted = 0;
   WindowResult result;
   std::vector<double> window;
+  std::vector<uint64_t> window_inputs;
 };
 
 CountWindows::CountWindows(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -491,19 +507,20 @@ Result<std::unique_ptr<CountWindows>> CountWindows::Create(CountWindowOptions op
   return std::unique_ptr<CountWindows>(new CountWindows(std::move(impl)));
 }
 
-void CountWindows::Add(uint64_t partition, int64_t event_ns, double value, uint8_t taints) {
+void CountWindows::Add(uint64_t partition, int64_t event_ns, double value, uint8_t taints, uint64_t id) {
   Impl& m = *impl_;
   uint32_t pi = m.index.Find(partition);
   if (pi == PartitionIndex::kNone) {
     pi = static_cast<uint32_t>(m.parts.size());
     m.parts.push_back(Impl::Part{partition, std::vector<double>(m.o.size), std::vector<int64_t>(m.o.size),
-                                 std::vector<uint8_t>(m.o.size)});
+                                 std::vector<uint8_t>(m.o.size), std::vector<uint64_t>(m.o.keep_inputs ? m.o.size : 0)});
     m.index.Insert(partition, pi);
   }
   Impl::Part& p = m.parts[pi];
   p.values[p.next] = value;
   p.times[p.next] = event_ns;
   p.taints[p.next] = taints;
+  if (m.o.keep_inputs) p.ids[p.next] = id;
   p.next = (p.next + 1) % m.o.size;
   p.held = std::min(p.held + 1, m.o.size);
   ++m.added;
@@ -514,9 +531,11 @@ void CountWindows::Add(uint64_t partition, int64_t event_ns, double value, uint8
   const size_t first = (p.next + m.o.size - p.held) % m.o.size;
   Acc acc;
   uint8_t window_taints = 0;
+  m.window_inputs.clear();
   for (size_t k = 0; k < p.held; ++k) {
     acc.Add(p.values[(first + k) % m.o.size], true);
     window_taints |= p.taints[(first + k) % m.o.size];
+    if (m.o.keep_inputs) m.window_inputs.push_back(p.ids[(first + k) % m.o.size]);
   }
   WindowResult& r = m.result;
   r.partition = partition;
@@ -531,6 +550,7 @@ void CountWindows::Add(uint64_t partition, int64_t event_ns, double value, uint8
   Percentiles(acc.values, m.o.percentiles, &r.percentiles);
   m.window = std::move(acc.values);
   r.values = m.o.keep_values ? &m.window : nullptr;
+  r.inputs = m.o.keep_inputs ? &m.window_inputs : nullptr;
   ++m.emitted;
   if (m.o.trigger >= m.o.size) p.held = 0;  // tumbling: the next window starts empty
   m.on_window(r);

@@ -198,6 +198,28 @@ TEST(TimeWindowsTest, AWindowCarriesTheTaintsOfItsValues) {
   EXPECT_EQ(counted[1].taints, 0);
 }
 
+TEST(TimeWindowsTest, AWindowNamesTheInputsItCameFrom) {
+  std::vector<std::vector<uint64_t>> ins;
+  auto w = TimeWindows::Create({.width_ns = 10, .keep_inputs = true}, [&](const WindowResult& r) {
+    ASSERT_NE(r.inputs, nullptr);
+    ins.push_back(*r.inputs);
+  }).value();
+  w->Add(1, 1, 1.0, 0, 101);
+  w->Add(2, 2, 1.0, 0, 102);
+  w->Add(1, 3, 1.0, 0, 103);
+  w->Add(1, 14, 1.0, 0, 104);
+  w->Flush();
+  EXPECT_EQ(ins, (std::vector<std::vector<uint64_t>>{{101, 103}, {102}, {104}}));
+  auto plain = TimeWindows::Create({.width_ns = 10}, [&](const WindowResult& r) { EXPECT_EQ(r.inputs, nullptr); }).value();
+  plain->Add(1, 1, 1.0);
+  plain->Flush();
+  std::vector<uint64_t> counted;
+  auto c = CountWindows::Create({.size = 2, .keep_inputs = true}, [&](const WindowResult& r) { counted = *r.inputs; }).value();
+  c->Add(1, 1, 1.0, 0, 7);
+  c->Add(1, 2, 1.0, 0, 8);
+  EXPECT_EQ(counted, (std::vector<uint64_t>{7, 8}));
+}
+
 TEST(TimeWindowsTest, Percentiles) {
   std::vector<WindowResult> out;
   auto w = TimeWindows::Create({.width_ns = 100, .percentiles = {0.5, 0.9, 1.0}, .keep_values = true},

@@ -167,3 +167,21 @@ def test_a_failing_partition_function_is_raised_from_publish_and_skips_only_its_
     g.publish(src, Reading("a", 2.0), event_ns=120)
     g.publish(wm, 1000)
     assert [(r.partition, r.count, r.sum) for r in out] == [("a", 2, 3.0)]
+
+
+def test_lineage_across_a_window():
+    g = graph.Graph()
+    src, wm = _routes("lineage")
+    g.configure_retention(src, graph.RetentionPolicy(keep_last=100))
+    w = g.window_by_time(src, width=1e-6, watermark=wm, partition_by=lambda r: r.sensor, value=lambda r: r.value,
+                         lineage=True)
+    out = []
+    g.observe(w.output, out.append)
+    ids = {}
+    g.observe(src, lambda r, e: ids.setdefault(r.sensor, []).append(e.id), envelope=True)
+    for i, s in enumerate("abab"):
+        g.publish(src, Reading(s, float(i)), event_ns=100 + i)
+    g.publish(wm, 1000)
+    by = {r.partition: r for r in out}
+    assert list(by["a"].inputs) == ids["a"] and list(by["b"].inputs) == ids["b"]
+    assert [e.id for e in g.window_inputs(by["a"], src)] == ids["a"]

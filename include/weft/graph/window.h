@@ -30,6 +30,7 @@ struct WindowResult {
   double sum = 0, min = 0, max = 0;
   std::vector<double> percentiles;  // as asked, in the order asked
   const std::vector<double>* values = nullptr;  // the window's values, if kept (valid during the call)
+  const std::vector<uint64_t>* inputs = nullptr;  // the ids its values came with, if kept (its lineage)
   bool update = false;  // a window emitted before, updated by a late value (LatePolicy::kUpdate)
   uint8_t taints = 0;   // the Taint bits of any of its values (weft/graph/graph.h)
   double mean() const { return count == 0 ? 0 : sum / static_cast<double>(count); }
@@ -60,6 +61,7 @@ struct TimeWindowOptions {
   int64_t idle_after_ns = 0;
   std::vector<double> percentiles;  // quantiles in [0, 1] (the window keeps its values)
   bool keep_values = false;         // keep each window's values (for user functions)
+  bool keep_inputs = false;         // keep the ids given with its values (which inputs made it)
 };
 
 struct WindowSnapshot {
@@ -81,7 +83,7 @@ class TimeWindows {
 
   // One value at its event time (with its Taint bits, passed on to its window). A value behind
   // the watermark is late (the policy says).
-  void Add(uint64_t partition, int64_t event_ns, double value, uint8_t taints = 0);
+  void Add(uint64_t partition, int64_t event_ns, double value, uint8_t taints = 0, uint64_t id = 0);
   // Many values at once, in order (columns of equal length; the shortest decides).
   void AddBatch(std::span<const uint64_t> partitions, std::span<const int64_t> event_ns, std::span<const double> values);
   // The stream's watermark: no value older than it will come (those that do are late). Every
@@ -115,6 +117,7 @@ struct CountWindowOptions {
   size_t trigger = 0;  // 0: size
   std::vector<double> percentiles;
   bool keep_values = false;
+  bool keep_inputs = false;
 };
 
 class CountWindows {
@@ -122,7 +125,7 @@ class CountWindows {
   using OnWindow = TimeWindows::OnWindow;
   static Result<std::unique_ptr<CountWindows>> Create(CountWindowOptions options, OnWindow on_window);
   ~CountWindows();
-  void Add(uint64_t partition, int64_t event_ns, double value, uint8_t taints = 0);
+  void Add(uint64_t partition, int64_t event_ns, double value, uint8_t taints = 0, uint64_t id = 0);
   WindowSnapshot snapshot() const;
 
   struct Impl;
