@@ -147,7 +147,10 @@ struct TimeWindows::Impl {
   bool keep = false;
   PartitionIndex index;
   std::vector<Part> parts;
-  std::vector<Slot> slots;  // kRing per partition
+  // Ring-major: slot (ring r, partition p) at r * stride + p, so that the windows open now (one
+  // or two ring positions) are contiguous across partitions, not interleaved with cold ones.
+  std::vector<Slot> slots;
+  size_t stride = 0;
   std::map<WinKey, Slot> spill;
   std::map<WinKey, std::vector<double>> values;  // each window's values, if kept
   std::set<WinKey> emitted_open;  // kUpdate: windows emitted, kept for their allowed lateness
@@ -172,7 +175,15 @@ struct TimeWindows::Impl {
     if (__builtin_expect(i == PartitionIndex::kNone, 0)) {
       i = static_cast<uint32_t>(parts.size());
       parts.push_back(Part{key});
-      slots.resize(parts.size() * kRing);
+      if (parts.size() > stride) {  // re-lay the rings for more partitions
+        const size_t wider = std::max<size_t>(64, stride * 2);
+        std::vector<Slot> moved(wider * kRing);
+        for (uint32_t r = 0; r < kRing; ++r) {
+          for (size_t q = 0; q < stride; ++q) moved[r * wider + q] = slots[r * stride + q];
+        }
+        slots.swap(moved);
+        stride = wider;
+      }
       index.Insert(key, i);
     }
     return i;
@@ -180,7 +191,7 @@ struct TimeWindows::Impl {
 
   Slot* Find(uint32_t pi, int64_t start) { return FindAt(pi, start, RingOf(start)); }
   Slot* FindAt(uint32_t pi, int64_t start, uint32_t ring) {
-    Slot& s = slots[pi * kRing + ring];
+    Slot& s = slots[ring * stride + pi];
     if (s.start == start) return &s;
     if (spill.empty()) return nullptr;
     auto it = spill.find({pi, start});
@@ -188,9 +199,9 @@ struct TimeWindows::Impl {
   }
 
   void Erase(uint32_t pi, int64_t start, uint32_t ring) {
-    Slot& s = slots[pi * kRing + ring];
+    Slot& s = slots[ring * stride + pi];
     if (s.start == start) {
-      s = Slot{};
+      s.start = kFree;  // the rest is written when the slot opens again
     } else {
       spill.erase({pi, start});
     }
@@ -264,6 +275,7 @@ struct TimeWindows::Impl {
   __attribute__((always_inline)) Slot& Open(uint32_t pi, int64_t start, Slot& ring_slot) {
     Slot* w = &ring_slot;
     if (ring_slot.start != kFree) w = &spill[{pi, start}];
+    *w = Slot{};  // a free ring slot's fields are stale
     w->start = start;
     ++open;
     AddTimer(start + o.width_ns, Timer{pi, RingOf(start), start, false});
@@ -274,46 +286,51 @@ struct TimeWindows::Impl {
   // kept in locals: the compiler cannot keep members in registers across the slots' stores.
   void AddRun(const uint64_t* keys, const int64_t* times, const double* vals, size_t n, const uint8_t* taints = nullptr,
               const uint64_t* ids = nullptr) {
+    // Unswitched: the columns of a batch carry no taints and nothing is kept, usually.
     if (keep || o.keep_inputs) {
-      AddRunOf<true>(keys, times, vals, n, taints, ids);
+      AddRunOf<true, true>(keys, times, vals, n, taints, ids);
+    } else if (taints != nullptr) {
+      AddRunOf<false, true>(keys, times, vals, n, taints, ids);
     } else {
-      AddRunOf<false>(keys, times, vals, n, taints, ids);
+      AddRunOf<false, false>(keys, times, vals, n, taints, ids);
     }
   }
-  template <bool kKeep>
+  template <bool kKeep, bool kTaints>
   void AddRunOf(const uint64_t* keys, const int64_t* times, const double* vals, size_t n, const uint8_t* taints,
                 const uint64_t* ids) {
     int64_t cs = cur_start, ce = cur_end;
     uint32_t cr = cur_ring;
     const int64_t wm = watermark;  // INT64_MIN before the first: nothing is late
-    Slot* base = slots.data();
+    Slot* ring = slots.data() + cr * stride;  // the current window's ring position
     for (size_t i = 0; i < n; ++i) {
       const int64_t t = times[i];
       const double v = vals[i];
       uint32_t pi = index.Find(keys[i]);
       if (__builtin_expect(pi == PartitionIndex::kNone, 0)) {
         pi = PartOf(keys[i]);
-        base = slots.data();
+        ring = slots.data() + cr * stride;
       }
       if (t < cs || t >= ce) {
         cs = FloorTo(t, o.width_ns);
         ce = cs + o.width_ns;
         cr = RingOf(cs);
+        ring = slots.data() + cr * stride;
       }
       if (__builtin_expect(ce <= wm, 0)) {
-        Late(pi, t, v, taints != nullptr ? taints[i] : 0, ids != nullptr ? ids[i] : 0);
+        Late(pi, t, v, kTaints && taints != nullptr ? taints[i] : 0, ids != nullptr ? ids[i] : 0);
         continue;
       }
-      if (__builtin_expect(taints != nullptr && taints[i] != 0, 0)) tainted[{pi, cs}] |= taints[i];
-      Slot& sl = base[pi * kRing + cr];
+      if constexpr (kTaints) {
+        if (taints != nullptr && taints[i] != 0) tainted[{pi, cs}] |= taints[i];
+      }
+      Slot& sl = ring[pi];
       if (__builtin_expect(sl.start == cs, 1)) {
         sl.Add(v);
       } else {
         // Not in its ring slot: a new window in a free slot (the usual case), or one in the
         // spill map (it found the slot taken once), or a new one there.
         if (__builtin_expect(sl.start == kFree && spill.empty(), 1)) {
-          sl.start = cs;
-          sl.Add(v);
+          sl = Slot{cs, 1, v, v, v};  // a free slot's other fields are stale: all written here
           ++open;
           AddTimer(ce, Timer{pi, cr, cs, false});
         } else {
