@@ -9,7 +9,7 @@ import json
 from typing import Any, Callable, Optional
 
 from . import _native
-from ._windows import _Keys
+from ._windows import _EdgeOf, _Keys
 
 
 class Joining:
@@ -74,18 +74,6 @@ def interval_join(graph, left, right, *, within: float, key_left: Callable, key_
     if watermark is not None:
         subs.append(graph.observe(watermark, lambda w: native.advance(int(w))))
     return _finish(graph, Joining(subs, output, native.snapshot), left, right, output, "interval join")
-
-
-class _EdgeOf:
-    __slots__ = ("_port", "_edge")
-
-    def __init__(self, port, edge):
-        self._port, self._edge = port, edge
-
-    def cancel(self) -> None:
-        if self._edge is not None:
-            self._port.remove_edge(self._edge)
-            self._edge = None
 
 
 def _finish(graph, op: Joining, left, right, output, kind: str) -> Joining:
