@@ -609,11 +609,13 @@ std::string RouteAudit::ToJson() const {
   return "{" + RouteFields(*this) + ",\"producers\":" + p + "],\"in\":" + EdgesJson(in) + ",\"out\":" + EdgesJson(out) + "}";
 }
 
-std::string Topology::ToJson() const {
-  std::string j = "{\"routes\":[";
+std::string Topology::RoutesJson() const {
+  std::string j = "[";
   for (size_t i = 0; i < routes.size(); ++i) j += (i ? ",{" : "{") + RouteFields(routes[i]) + "}";
-  return j + "],\"edges\":" + EdgesJson(edges) + "}";
+  return j + "]";
 }
+
+std::string Topology::ToJson() const { return "{\"routes\":" + RoutesJson() + ",\"edges\":" + EdgesJson(edges) + "}"; }
 
 std::string Topology::ToDot() const {
   std::string d = "digraph weft {\n  rankdir=LR;\n";

@@ -90,9 +90,7 @@ rpc::Resource QueryResource(std::shared_ptr<Graph> graph) {
   r.handlers["catalog"] = rpc::Typed<std::string()>([live]() -> Result<std::string> {
     auto g = live();
     if (!g.ok()) return g.status();
-    const std::string t = (*g)->Describe().ToJson();  // {"routes":[...],"edges":[...]}
-    const size_t end = t.rfind("],\"edges\"");
-    return t.substr(std::strlen("{\"routes\":"), end + 1 - std::strlen("{\"routes\":"));
+    return (*g)->Describe().RoutesJson();
   });
   r.handlers["latest"] = rpc::Typed<std::string(std::string)>([live](std::string name) -> Result<std::string> {
     auto g = live();

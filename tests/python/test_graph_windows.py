@@ -106,8 +106,9 @@ def test_a_silent_partition_holds_the_watermark_until_it_goes_idle():
 def test_partition_watermarks_from_a_route_of_pairs():
     g = graph.Graph()
     src = graph.route("plant", "env", "pairs", Reading)
-    wm = graph.route("plant", "env", "pairs_wm", graph.Schema("json pair.v1", lambda p: repr(p).encode(),
-                                                              lambda b: eval(bytes(b)), tuple))
+    import json
+    wm = graph.route("plant", "env", "pairs_wm", graph.Schema("json pair.v1", lambda p: json.dumps(list(p)).encode(),
+                                                              lambda b: tuple(json.loads(bytes(b))), tuple))
     w = g.window_by_time(src, width=1e-6, watermark=wm, partition_by=lambda r: r.sensor, value=lambda r: r.value)
     out = []
     g.observe(w.output, out.append)

@@ -39,6 +39,8 @@ struct Topology {
   std::vector<RouteAudit> routes;  // in name order
   std::vector<Edge> edges;
   std::string ToJson() const;
+  // The routes alone: [{name, schema, published, observers, refused, retained, ephemeral}].
+  std::string RoutesJson() const;
   std::string ToDot() const;
 };
 
