@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(cmake ninja-build g++ make clang libclang-rt-14-dev googletest libgtest-dev libgmock-dev
       libbenchmark-dev libzmq3-dev python3-dev python3-pybind11 python3-numpy python3-pytest
-      python3-pip libcli11-dev procps libsqlite3-dev redis-server libhiredis-dev libsodium-dev
+      python3-pip python3-rx libcli11-dev procps libsqlite3-dev redis-server libhiredis-dev libsodium-dev
       libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc python3-grpcio pkg-config
       libconcurrentqueue-dev nats-server libnats-dev redis-tools openssl libssl-dev iproute2)
 # The TypeScript client's packages (npm registry), pinned by clients/typescript/package-lock.json.

@@ -24,6 +24,7 @@
 #include "weft/graph/query.h"
 #include "weft/graph/store.h"
 #include "weft/graph/window.h"
+#include "weft/graph/write.h"
 
 namespace py = pybind11;
 
@@ -781,6 +782,144 @@ uint64_t FeedWindows(Port* p, W* windows, py::object keep_alive, py::object part
   return token;
 }
 
+py::dict SchedulerDict(const graph::SchedulerSnapshot& s) {
+  py::dict d;
+  d["binding"] = s.binding;
+  d["phase"] = graph::WritePhaseName(s.phase);
+  d["guard_open"] = s.guard_open;
+  d["coherent"] = s.coherent;
+  d["attempt"] = s.attempt;
+  d["next_at_ns"] = s.next_at_ns;
+  d["deadline_ns"] = s.deadline_ns;
+  d["last_failure"] = graph::WriteFailureName(s.last_failure);
+  d["request_id"] = s.request_id;
+  d["reported_id"] = s.reported_id;
+  d["requests"] = s.requests;
+  d["coalesced"] = s.coalesced;
+  d["sends"] = s.sends;
+  d["retries"] = s.retries;
+  d["acknowledged"] = s.acknowledged;
+  d["drifts"] = s.drifts;
+  d["failures"] = s.failures;
+  d["incoherent"] = s.incoherent;
+  return d;
+}
+
+graph::WriteBindingOptions WriteOptions(uint32_t max_attempts, int64_t ack_timeout_ns, int64_t backoff_ns, double multiplier,
+                                        int64_t max_backoff_ns, int64_t coherence_deadline_ns, int64_t min_interval_ns,
+                                        py::object matches, py::object clock) {
+  graph::WriteBindingOptions o;
+  o.retry = {.max_attempts = max_attempts, .ack_timeout_ns = ack_timeout_ns, .backoff_ns = backoff_ns,
+             .multiplier = multiplier, .max_backoff_ns = max_backoff_ns};
+  o.coherence_deadline_ns = coherence_deadline_ns;
+  o.min_interval_ns = min_interval_ns;
+  if (!clock.is_none()) o.clock = clock.cast<graph::ManualClock*>();
+  if (!matches.is_none()) {
+    // Called with the two values' bytes, outside the binding's lock, on a thread that may lack
+    // the GIL; an exception is reported as unraisable and counts as no match.
+    auto fn = std::make_shared<Ref>(matches.ptr());
+    o.matches = [fn](const graph::Sample& d, const graph::Sample& r) {
+      auto a = d.bytes();
+      auto b = r.bytes();
+      if (!a.ok() || !b.ok()) return false;
+      const bool held = PyGILState_Check();
+      PyGILState_STATE g{};
+      if (!held) g = PyGILState_Ensure();
+      bool yes = false;
+      PyObject* x = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(a->data()), static_cast<Py_ssize_t>(a->size()));
+      PyObject* y = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(b->data()), static_cast<Py_ssize_t>(b->size()));
+      PyObject* res = (x != nullptr && y != nullptr) ? PyObject_CallFunctionObjArgs(fn->p, x, y, nullptr) : nullptr;
+      if (res == nullptr) {
+        PyErr_WriteUnraisable(fn->p);
+      } else {
+        const int t = PyObject_IsTrue(res);
+        if (t < 0) PyErr_WriteUnraisable(fn->p);
+        yes = t > 0;
+        Py_DECREF(res);
+      }
+      Py_XDECREF(x);
+      Py_XDECREF(y);
+      if (!held) PyGILState_Release(g);
+      return yes;
+    };
+  }
+  return o;
+}
+
+// Write bindings, lifecycles and control loops (weft/graph/write.h); weft.graph wraps them.
+void BindWrites(py::module_& m) {
+  py::class_<graph::WriteBinding, std::shared_ptr<graph::WriteBinding>>(m, "WriteBinding",
+                                                                        "Request, desired, reported, effective, reconciled.")
+      .def(py::init([](std::shared_ptr<graph::Graph> g, const std::string& owner, const std::string& family,
+                       const std::string& stream, const std::string& schema, uint32_t max_attempts, int64_t ack_timeout_ns,
+                       int64_t backoff_ns, double multiplier, int64_t max_backoff_ns, int64_t coherence_deadline_ns,
+                       py::object guard, int64_t min_interval_ns, py::object matches, py::object clock) {
+             graph::WriteBindingOptions o = WriteOptions(max_attempts, ack_timeout_ns, backoff_ns, multiplier, max_backoff_ns,
+                                                         coherence_deadline_ns, min_interval_ns, matches, clock);
+             graph::Route gr;
+             if (!guard.is_none()) {
+               gr = PortOf(guard, "the guard")->route;
+               o.guard = &gr;
+             }
+             const graph::Schema sc = pyerr::Get(graph::Schema::FromText(schema));
+             return pyerr::Get(graph::WriteBinding::Create(*g, {.owner = owner, .family = family, .stream = stream}, sc, o));
+           }),
+           py::arg("graph"), py::arg("owner"), py::arg("family"), py::arg("stream"), py::arg("schema"),
+           py::arg("max_attempts"), py::arg("ack_timeout_ns"), py::arg("backoff_ns"), py::arg("multiplier"),
+           py::arg("max_backoff_ns"), py::arg("coherence_deadline_ns"), py::arg("guard"), py::arg("min_interval_ns"),
+           py::arg("matches"), py::arg("clock"), py::keep_alive<1, 16>())
+      .def("snapshot", [](graph::WriteBinding& w) { return SchedulerDict(w.snapshot()); })
+      .def("close", &graph::WriteBinding::Close, py::call_guard<py::gil_scoped_release>());
+  py::class_<graph::Lifecycle, std::shared_ptr<graph::Lifecycle>>(m, "Lifecycle", "A device's intents, events and health.")
+      .def(py::init([](std::shared_ptr<graph::Graph> g, const std::string& owner, const std::string& family,
+                       const std::string& schema, bool gate_on_health, uint32_t max_attempts, int64_t ack_timeout_ns,
+                       int64_t backoff_ns, double multiplier, int64_t max_backoff_ns, int64_t coherence_deadline_ns,
+                       int64_t min_interval_ns, py::object matches, py::object clock) {
+             graph::LifecycleOptions o{.write = WriteOptions(max_attempts, ack_timeout_ns, backoff_ns, multiplier, max_backoff_ns,
+                                                             coherence_deadline_ns, min_interval_ns, matches, clock),
+                                       .gate_on_health = gate_on_health};
+             const graph::Schema sc = pyerr::Get(graph::Schema::FromText(schema));
+             return pyerr::Get(graph::Lifecycle::Create(*g, owner, family, sc, o));
+           }),
+           py::arg("graph"), py::arg("owner"), py::arg("family"), py::arg("schema"), py::arg("gate_on_health"),
+           py::arg("max_attempts"), py::arg("ack_timeout_ns"), py::arg("backoff_ns"), py::arg("multiplier"),
+           py::arg("max_backoff_ns"), py::arg("coherence_deadline_ns"), py::arg("min_interval_ns"), py::arg("matches"),
+           py::arg("clock"), py::keep_alive<1, 15>())
+      .def_property_readonly("binding", [](graph::Lifecycle& l) { return l.binding(); });
+  py::class_<graph::ControlLoop, std::shared_ptr<graph::ControlLoop>>(m, "ControlLoop", "Steps run one epoch at a time.")
+      .def(py::init<std::string>())
+      .def_property_readonly("name", &graph::ControlLoop::name)
+      .def_property_readonly("epoch", &graph::ControlLoop::epoch)
+      .def_property_readonly("steps", &graph::ControlLoop::steps)
+      .def("install",
+           [](graph::ControlLoop& l, const std::string& name, py::object read, py::object output, py::object next) {
+             // next(bytes or None, epoch) -> bytes, or None to skip the epoch's write; run by
+             // run_once on the caller's thread (which holds the GIL).
+             auto fn = std::make_shared<Ref>(next.ptr());
+             pyerr::Check(l.Install(
+                 {.name = name,
+                  .read = PortOf(read, "the read route")->route,
+                  .output = PortOf(output, "the output route")->route,
+                  .next = [fn](const graph::SampleRef& r, uint64_t epoch) -> Result<std::string> {
+                    py::gil_scoped_acquire gil;
+                    py::object arg = py::none();
+                    if (r != nullptr) {
+                      auto b = r->bytes();
+                      if (!b.ok()) return b.status();
+                      arg = py::bytes(reinterpret_cast<const char*>(b->data()), b->size());
+                    }
+                    try {
+                      py::object v = py::reinterpret_borrow<py::object>(fn->p)(arg, epoch);
+                      if (v.is_none()) return Status(Code::kNotFound, "the step wrote nothing this epoch");
+                      return std::string(v.cast<py::bytes>());
+                    } catch (py::error_already_set& e) {
+                      return Status(Code::kAborted, std::string("a control step raised: ") + e.what());
+                    }
+                  }}));
+           })
+      .def("run_once", [](graph::ControlLoop& l) { return pyerr::Get(l.RunOnce()); });
+}
+
 // The windows' state machines (weft/graph/window.h); weft.graph wires them to routes. Callbacks
 // run on the caller's thread, which holds the GIL.
 void BindWindows(py::module_& m) {
@@ -1179,6 +1318,8 @@ void BindGraph(py::module_& m) {
            }))
       .def_property_readonly("address", [](QueryServer& s) { return s.server != nullptr ? s.server->address() : std::string(); })
       .def("close", &QueryServer::Close, py::call_guard<py::gil_scoped_release>());
+
+  BindWrites(m);
 
   py::class_<graph::Consensus, std::shared_ptr<graph::Consensus>>(m, "Consensus", "Leader election made of graph parts.")
       .def(py::init([](std::shared_ptr<graph::Graph> g, const std::string& cluster, uint32_t member, uint32_t members,

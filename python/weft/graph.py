@@ -34,8 +34,9 @@ from ._errors import Corrupt, InvalidArgument, SchemaMismatch, Timeout
 Envelope = _native.Envelope
 
 # Taint bits a value carries and passes on to every value made from it.
-NONDETERMINISTIC, SENSITIVE, REPAIRED = 1, 2, 4
-_TAINT_NAMES = {"nondeterministic": NONDETERMINISTIC, "sensitive": SENSITIVE, "repaired": REPAIRED}
+NONDETERMINISTIC, SENSITIVE, REPAIRED, INCOHERENT = 1, 2, 4, 8
+_TAINT_NAMES = {"nondeterministic": NONDETERMINISTIC, "sensitive": SENSITIVE, "repaired": REPAIRED,
+                "incoherent": INCOHERENT}
 
 
 def taint_bits(taints) -> int:
@@ -564,6 +565,8 @@ class Graph:
         self._sink_flow: dict = {}
         self._flows: list = []  # the flow primitives made here live as long as the graph
         self._repair_notes: dict = {}
+        self._writes: list = []  # write bindings and lifecycles
+        self._loops: dict = {}   # control loops by name
 
     def _port(self, r):
         r = _route_of(r)
@@ -761,7 +764,7 @@ class Graph:
     def tainted(self, r, taint=None) -> list:
         """The Envelopes of the values route `r` retains that carry `taint` (any taint if None):
         the taint query."""
-        bits = taint_bits(taint) if taint is not None else 7
+        bits = taint_bits(taint) if taint is not None else sum(_TAINT_NAMES.values())
         return [e for _, e in self.lineage(r) if e.taints & bits]
 
     # -- windows --
@@ -857,6 +860,39 @@ class Graph:
             raise InvalidArgument(f"a route is placed on 'shm' (this host) or a 'nats://' url, not {where!r}")
         self._flows.append(p)
         return p
+
+    # -- writes --
+
+    def write_binding(self, owner, family, stream, schema, *, retry=None, coherence_deadline: float = 2.0, guard=None,
+                      min_interval: float = 0.0, matches=None, clock=None):
+        """A write shadow for one stream: routes request, desired, reported, effective and events
+        (owner/family/stream with variants request, desired, reported, effective, event), and a
+        reconciler that sends each request (the newest, when several wait) while `guard` (a bool
+        route) is true and `min_interval` seconds have passed since the last send, sends it again
+        after `retry`'s backoff while no report matches (`matches(desired, reported)`, else equal
+        encodings), and taints effective values "incoherent" while reported disagrees with
+        desired past `coherence_deadline` seconds. `clock`: a ManualClock for tests."""
+        return _writes.write_binding(self, owner, family, stream, schema, retry=retry,
+                                     coherence_deadline=coherence_deadline, guard=guard, min_interval=min_interval,
+                                     matches=matches, clock=clock)
+
+    def lifecycle(self, owner, family, *, intent_schema, gate_on_health: bool = True, **kw):
+        """A device's or runtime's lifecycle: a write binding of stream "lifecycle" (its request
+        route is `intent`), its event route, and a `health` route of bools that holds intents
+        back until the device is healthy (gate_on_health). Takes write_binding's options."""
+        return _writes.lifecycle(self, owner, family, intent_schema=intent_schema, gate_on_health=gate_on_health, **kw)
+
+    def scheduler_snapshot(self, route=None):
+        """The reconciler of the write binding that has `route`, or a list of every binding's."""
+        return _writes.scheduler_snapshot(self, route)
+
+    def install(self, step):
+        """Installs a ReadThenWriteNextEpochStep in its control loop (step.loop); returns it."""
+        return _writes.install(self, step)
+
+    def run_control_loop(self, name: str = "main") -> int:
+        """Runs every step of loop `name` once, in install order; returns the epoch (1, 2, ...)."""
+        return _writes.run_control_loop(self, name)
 
     # -- inspection --
 
@@ -1032,10 +1068,11 @@ class Consensus:
         self._native.close()
 
 
-from . import _joins, _windows  # noqa: E402
+from . import _joins, _windows, _writes  # noqa: E402
+from ._writes import Lifecycle, ReadThenWriteNextEpochStep, RetryPolicy, WriteBinding, WriteEvent  # noqa: E402
 from ._joins import Joining, plan_repartition  # noqa: E402
-from ._windows import LateValue, WindowAggregate, WindowResult, Windowing  # noqa: E402
+from ._windows import LATE_VALUE, LateValue, WindowAggregate, WindowResult, Windowing  # noqa: E402
 from ._stores import EventLog, FileStore, Keyspace, Memory, SnapshotStore, StoredEvent  # noqa: E402
 
-__all__ = ["NONDETERMINISTIC", "SENSITIVE", "REPAIRED", "taint_bits", "taints_of", "Joining", "plan_repartition", "LateValue", "WindowAggregate", "WindowResult", "Windowing", "LazyPayload", "Consensus", "Envelope", "EventLog", "RaftState", "FileStore", "FlowPolicy", "Graph", "Keyspace", "Memory", "SnapshotStore", "StoredEvent", "Mailbox", "ManualClock", "Observation", "RetentionPolicy", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
+__all__ = ["NONDETERMINISTIC", "SENSITIVE", "REPAIRED", "INCOHERENT", "Lifecycle", "ReadThenWriteNextEpochStep", "RetryPolicy", "WriteBinding", "WriteEvent", "taint_bits", "taints_of", "Joining", "plan_repartition", "LATE_VALUE", "LateValue", "WindowAggregate", "WindowResult", "Windowing", "LazyPayload", "Consensus", "Envelope", "EventLog", "RaftState", "FileStore", "FlowPolicy", "Graph", "Keyspace", "Memory", "SnapshotStore", "StoredEvent", "Mailbox", "ManualClock", "Observation", "RetentionPolicy", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
            "StreamFamily", "StreamName", "Subscription", "TypedRoute", "route", "sink", "source"]

@@ -292,6 +292,14 @@ void Capacitor::Close() {
 
 // ---- Resistor ----
 
+bool GateOpen(const Route& gate) {
+  SampleRef g = gate.Latest();
+  if (g == nullptr) return false;
+  auto b = g->bytes();
+  if (!b.ok()) return false;
+  return std::any_of(b->begin(), b->end(), [](uint8_t c) { return c != 0; });
+}
+
 struct Resistor::State {
   std::string name;
   Route source;
@@ -303,14 +311,7 @@ struct Resistor::State {
   SampleRef held WEFT_GUARDED_BY(mu);
   FlowSnapshot counts WEFT_GUARDED_BY(mu);
 
-  bool Open() const {
-    if (!gate) return true;
-    SampleRef g = gate->Latest();
-    if (g == nullptr) return false;  // a gate nobody set is closed
-    auto b = g->bytes();
-    if (!b.ok()) return false;
-    return std::any_of(b->begin(), b->end(), [](uint8_t c) { return c != 0; });
-  }
+  bool Open() const { return !gate || GateOpen(*gate); }
 };
 
 Result<std::shared_ptr<Resistor>> Resistor::Create(Route source, Route sink, ResistorOptions o, std::string name) {

@@ -636,6 +636,8 @@ const char* TaintName(Taint t) {
       return "sensitive";
     case kRepaired:
       return "repaired";
+    case kIncoherent:
+      return "incoherent";
   }
   return "unknown";
 }

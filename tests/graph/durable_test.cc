@@ -111,7 +111,7 @@ TEST(RecordTest, EncodeDecodeAndEveryMalformedRecordRefused) {
   bad[0] ^= 1;  // magic
   EXPECT_EQ(internal::DecodeRecord(AsBytes(bad)).status().code(), Code::kCorrupt);
   bad = b;
-  bad[6] = 8;  // a flag that is not a taint
+  bad[6] = 16;  // a flag that is not a taint
   EXPECT_EQ(internal::DecodeRecord(AsBytes(bad)).status().code(), Code::kCorrupt);
   bad = b;
   bad[7] = 1;  // reserved

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -16,9 +18,9 @@ def test_numpy_frames_example():
     assert "10 frames checked" in r.stdout
 
 
-def run_example(name):
+def run_example(name, folder="examples/python"):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "examples/python", name)],
+    r = subprocess.run([sys.executable, os.path.join(ROOT, folder, name)],
                        env=env, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
@@ -63,9 +65,21 @@ def test_rpc_mesh_across_hosts_example():
 
 
 def test_graph_bursty_sensor_example():
-    out = run_example("graph_bursty_sensor.py")
+    out = run_example("rate_matched_sensor.py", "examples/graph")
     assert "495 coalesced" in out and "bursty sensor example ok" in out
 
 
 def test_graph_across_processes_example():
-    assert "across processes example ok" in run_example("graph_across_processes.py")
+    assert "across processes example ok" in run_example("across_processes.py", "examples/graph")
+
+
+@pytest.mark.parametrize("name,says", [
+    ("simple_latest.py", "simple latest example ok"),
+    ("imu_fusion.py", "imu fusion example ok"),
+    ("rolling_window.py", "rolling window example ok"),
+    ("cross_partition_join.py", "cross-partition join example ok"),
+    ("entropy_stream.py", "entropy stream example ok"),
+    ("actuator_shadow.py", "actuator shadow example ok"),
+])
+def test_graph_reference_examples(name, says):
+    assert says in run_example(name, "examples/graph")

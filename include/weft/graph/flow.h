@@ -117,6 +117,10 @@ class Capacitor {
   Subscription in_, demand_;
 };
 
+// True if the gate's latest value is true: its bytes are not all zero (a gate nobody set is
+// closed).
+bool GateOpen(const Route& gate);
+
 // Between a source and a sink: passes every value; with a `gate` route, only while the gate's
 // latest value is true (a value whose bytes are not all zero); with a `release` route, holds
 // the freshest value until a value on `release` lets it go.

@@ -43,9 +43,10 @@ enum Taint : uint8_t {
   kNondeterministic = 1,  // made from randomness, the wall clock, an unordered race...
   kSensitive = 2,         // not to leave where it may be read by the wrong eyes
   kRepaired = 4,          // changed after the fact by a repair (its note says how)
+  kIncoherent = 8,        // reported while it disagreed with what was desired past a deadline (writes)
 };
-inline constexpr uint8_t kAllTaints = kNondeterministic | kSensitive | kRepaired;
-// "nondeterministic", "sensitive", "repaired".
+inline constexpr uint8_t kAllTaints = kNondeterministic | kSensitive | kRepaired | kIncoherent;
+// "nondeterministic", "sensitive", "repaired", "incoherent".
 const char* TaintName(Taint t);
 
 // What a publisher may say about a value; the graph fills in the rest.
