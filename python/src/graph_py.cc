@@ -15,6 +15,7 @@
 
 #include "errors.h"
 #include "weft/graph/consensus.h"
+#include "weft/graph/embedded.h"
 #include "weft/graph/flow.h"
 #include "weft/graph/graph.h"
 #include "weft/graph/inspect.h"
@@ -136,6 +137,7 @@ bool EnvelopeFrom(PyObject* o, graph::Envelope* e) {
   }
   e->id = PyLong_AsUnsignedLongLong(PyStructSequence_GET_ITEM(o, 1));
   e->trace = PyLong_AsUnsignedLongLong(PyStructSequence_GET_ITEM(o, 5));
+  e->causality = PyLong_AsUnsignedLongLong(PyStructSequence_GET_ITEM(o, 6));
   e->correlation = PyLong_AsUnsignedLongLong(PyStructSequence_GET_ITEM(o, 7));
   e->taints = static_cast<uint8_t>(PyLong_AsUnsignedLong(PyStructSequence_GET_ITEM(o, 8)) & graph::kAllTaints);
   return !PyErr_Occurred();
@@ -920,6 +922,53 @@ void BindWrites(py::module_& m) {
       .def("run_once", [](graph::ControlLoop& l) { return pyerr::Get(l.RunOnce()); });
 }
 
+// Scalar and bulk sensors and the embedded profile's check (weft/graph/embedded.h).
+void BindEmbedded(py::module_& m) {
+  py::class_<graph::ScalarSensor, std::shared_ptr<graph::ScalarSensor>>(m, "ScalarSensor", "Raw and logical readings.")
+      .def(py::init([](std::shared_ptr<graph::Graph> g, const std::string& owner, const std::string& family,
+                       const std::string& stream, double smoothing, double deadband) {
+             return pyerr::Get(graph::ScalarSensor::Create(*g, {.owner = owner, .family = family, .stream = stream},
+                                                           {.smoothing = smoothing, .deadband = deadband}));
+           }))
+      .def("read", [](graph::ScalarSensor& s, double v, int64_t event_ns) { pyerr::Check(s.Read(v, event_ns)); },
+           py::arg("value"), py::arg("event_ns") = 0)
+      .def_property_readonly("suppressed", &graph::ScalarSensor::suppressed)
+      .def("close", &graph::ScalarSensor::Close, py::call_guard<py::gil_scoped_release>());
+  py::class_<graph::BulkSensor, std::shared_ptr<graph::BulkSensor>>(m, "BulkSensor", "Cheap metadata, payloads on demand.")
+      .def(py::init([](std::shared_ptr<graph::Graph> g, const std::string& owner, const std::string& family,
+                       const std::string& stream, size_t keep, size_t max_payload_bytes) {
+             return pyerr::Get(graph::BulkSensor::Create(*g, {.owner = owner, .family = family, .stream = stream},
+                                                         {.keep = keep, .max_payload_bytes = max_payload_bytes}));
+           }))
+      .def("capture",
+           [](graph::BulkSensor& s, py::bytes data, uint32_t kind, int64_t event_ns) {
+             pyerr::Check(s.Capture(std::string(data), kind, event_ns));
+           },
+           py::arg("data"), py::arg("kind") = 0, py::arg("event_ns") = 0)
+      .def("open",
+           [](graph::BulkSensor& s, py::object envelope, uint64_t bytes, uint32_t crc32c, uint32_t kind, int64_t captured_ns) {
+             graph::Envelope e;
+             if (!EnvelopeFrom(envelope.ptr(), &e)) throw py::error_already_set();
+             auto p = pyerr::Get(s.Open(e, {.bytes = bytes, .crc32c = crc32c, .kind = kind, .captured_ns = captured_ns}));
+             auto b = pyerr::Get(p->bytes());
+             return py::bytes(reinterpret_cast<const char*>(b.data()), b.size());
+           })
+      .def("snapshot", [](graph::BulkSensor& s) {
+        const graph::PayloadStats st = s.stats();
+        py::dict d;
+        d["keep"] = st.keep;
+        d["kept"] = st.kept;
+        d["published"] = st.published;
+        d["opened"] = st.opened;
+        d["missed"] = st.missed;
+        d["never_opened"] = st.never_opened;
+        return d;
+      });
+  m.def("check_embedded_profile", [](std::shared_ptr<graph::Graph> g, size_t max_meta_bytes) {
+    return graph::CheckEmbeddedProfile(*g, max_meta_bytes);
+  });
+}
+
 // The windows' state machines (weft/graph/window.h); weft.graph wires them to routes. Callbacks
 // run on the caller's thread, which holds the GIL.
 void BindWindows(py::module_& m) {
@@ -1320,6 +1369,7 @@ void BindGraph(py::module_& m) {
       .def("close", &QueryServer::Close, py::call_guard<py::gil_scoped_release>());
 
   BindWrites(m);
+  BindEmbedded(m);
 
   py::class_<graph::Consensus, std::shared_ptr<graph::Consensus>>(m, "Consensus", "Leader election made of graph parts.")
       .def(py::init([](std::shared_ptr<graph::Graph> g, const std::string& cluster, uint32_t member, uint32_t members,

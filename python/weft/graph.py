@@ -861,6 +861,25 @@ class Graph:
         self._flows.append(p)
         return p
 
+    # -- embedded profile --
+
+    def scalar_sensor(self, owner, family, stream, *, smoothing: float = 1.0, deadband: float = 0.0):
+        """A scalar sensor: float readings on a raw route (read(value)), and a logical route
+        made from them: smoothing * reading + (1 - smoothing) * the previous logical value,
+        published when it moved by more than `deadband`, caused by the reading."""
+        return _embedded.scalar_sensor(self, owner, family, stream, smoothing=smoothing, deadband=deadband)
+
+    def bulk_sensor(self, owner, family, stream, *, keep: int = 4, max_payload: int = 64 << 20):
+        """A bulk sensor: capture(data) publishes the payload (bytes, kept: the newest `keep`) and
+        then a BulkMeta (size, CRC-32C, kind, time) caused by it on the cheap metadata route;
+        observers open the payload only if they want it (open(meta, envelope)), counted."""
+        return _embedded.bulk_sensor(self, owner, family, stream, keep=keep, max_payload=max_payload)
+
+    def check_embedded_profile(self, max_meta_bytes: int = 64) -> list:
+        """What breaks the embedded profile, one sentence each: raw routes whose values vary in
+        size, metadata routes with values over `max_meta_bytes`."""
+        return _native.check_embedded_profile(self._core, max_meta_bytes)
+
     # -- writes --
 
     def write_binding(self, owner, family, stream, schema, *, retry=None, coherence_deadline: float = 2.0, guard=None,
@@ -1068,11 +1087,12 @@ class Consensus:
         self._native.close()
 
 
-from . import _joins, _windows, _writes  # noqa: E402
+from . import _embedded, _joins, _windows, _writes  # noqa: E402
+from ._embedded import BulkMeta, BulkSensor, ScalarSensor  # noqa: E402
 from ._writes import Lifecycle, ReadThenWriteNextEpochStep, RetryPolicy, WriteBinding, WriteEvent  # noqa: E402
 from ._joins import Joining, plan_repartition  # noqa: E402
 from ._windows import LATE_VALUE, LateValue, WindowAggregate, WindowResult, Windowing  # noqa: E402
 from ._stores import EventLog, FileStore, Keyspace, Memory, SnapshotStore, StoredEvent  # noqa: E402
 
-__all__ = ["NONDETERMINISTIC", "SENSITIVE", "REPAIRED", "INCOHERENT", "Lifecycle", "ReadThenWriteNextEpochStep", "RetryPolicy", "WriteBinding", "WriteEvent", "taint_bits", "taints_of", "Joining", "plan_repartition", "LATE_VALUE", "LateValue", "WindowAggregate", "WindowResult", "Windowing", "LazyPayload", "Consensus", "Envelope", "EventLog", "RaftState", "FileStore", "FlowPolicy", "Graph", "Keyspace", "Memory", "SnapshotStore", "StoredEvent", "Mailbox", "ManualClock", "Observation", "RetentionPolicy", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
+__all__ = ["BulkMeta", "BulkSensor", "ScalarSensor", "NONDETERMINISTIC", "SENSITIVE", "REPAIRED", "INCOHERENT", "Lifecycle", "ReadThenWriteNextEpochStep", "RetryPolicy", "WriteBinding", "WriteEvent", "taint_bits", "taints_of", "Joining", "plan_repartition", "LATE_VALUE", "LateValue", "WindowAggregate", "WindowResult", "Windowing", "LazyPayload", "Consensus", "Envelope", "EventLog", "RaftState", "FileStore", "FlowPolicy", "Graph", "Keyspace", "Memory", "SnapshotStore", "StoredEvent", "Mailbox", "ManualClock", "Observation", "RetentionPolicy", "OwnerName", "Role", "Schema", "SchemaMismatch", "Stream",
            "StreamFamily", "StreamName", "Subscription", "TypedRoute", "route", "sink", "source"]

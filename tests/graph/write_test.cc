@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace weft::graph {
@@ -268,6 +270,47 @@ TEST(WriteBindingTest, CloseStopsReconciling) {
   EXPECT_EQ(f.w->desired().published(), 1u);
   ASSERT_TRUE(f.w->request().Publish(int32_t{6}).ok());
   EXPECT_EQ(f.w->desired().published(), 1u);
+}
+
+TEST(WriteBindingTest, ConcurrentRequestsEndSyncedOnTheNewest) {
+  // Requests from two threads, an actuator on a third behind a mailbox, the system clock's
+  // timers on a fourth: the binding ends synced on the last request, every request counted.
+  auto g = Graph::Create();
+  auto w = WriteBinding::Create(*g, {.owner = "lamp", .family = "light", .stream = "level"},
+                                Schema::Pod<int32_t>("level.v1"),
+                                {.retry = {.max_attempts = 0, .ack_timeout_ns = 5 * kMs, .backoff_ns = 1 * kMs,
+                                           .max_backoff_ns = 2 * kMs},
+                                 .coherence_deadline_ns = 2 * kMs})
+               .value();
+  auto box = Mailbox::Create(w->desired(), {.capacity = 8, .overflow = Overflow::kCoalesce}).value();
+  std::atomic<bool> stop{false};
+  std::thread actuator([&] {
+    while (!stop.load()) {
+      auto s = box->Take(Deadline::AfterMs(5));
+      if (s.ok()) w->reported().Publish((*s)->as<int32_t>()).IgnoreError();
+    }
+  });
+  auto asker = [&](int32_t from) {
+    for (int32_t i = from; i < from + 2000; ++i) ASSERT_TRUE(w->request().Publish(i).ok());
+  };
+  std::thread a(asker, 0), b(asker, 10'000);
+  a.join();
+  b.join();
+  ASSERT_TRUE(w->request().Publish(int32_t{-1}).ok());
+  bool synced = false;
+  for (int i = 0; i < 3000 && !synced; ++i) {
+    const auto s = w->snapshot();
+    synced = s.phase == WritePhase::kSynced && s.coherent && w->effective().Latest()->as<int32_t>() == -1;
+    if (!synced) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  stop.store(true);
+  actuator.join();
+  box->Close();
+  EXPECT_TRUE(synced) << w->snapshot().ToJson();
+  const auto s = w->snapshot();
+  EXPECT_EQ(s.requests, 4001u);
+  EXPECT_EQ(w->effective().Latest()->envelope().taints, 0);
+  w->Close();
 }
 
 TEST(LifecycleTest, IntentsWaitForHealth) {
