@@ -290,7 +290,10 @@ bool Accepts(Port* p, PyObject* value) {
   return true;
 }
 
-PyObject* PublishWith(Port* p, PyObject* value, const graph::Meta& meta) {
+// Returns None, or with `want_id` the id the value was given (0 if refused before it had one).
+PyObject* PublishWith(Port* p, PyObject* value, graph::Meta meta, bool want_id = false) {
+  uint64_t id = 0;
+  if (want_id) meta.published_id = &id;
   if (!Accepts(p, value)) return nullptr;
   Py_INCREF(value);
   graph::LocalValue local(value, &kPython, [](void* o) { DecRef(static_cast<PyObject*>(o)); });
@@ -309,12 +312,13 @@ PyObject* PublishWith(Port* p, PyObject* value, const graph::Meta& meta) {
     pyerr::SetError(st);
     return nullptr;
   }
+  if (want_id) return PyLong_FromUnsignedLongLong(id);
   Py_RETURN_NONE;
 }
 
 PyObject* PortPublish(PyObject* self, PyObject* value) { return PublishWith(reinterpret_cast<Port*>(self), value, {}); }
 
-// publish_with(value, producer=0, event_ns=0, correlation=0, cause=None, taints=0)
+// publish_with(value, producer=0, event_ns=0, correlation=0, cause=None, taints=0) -> the id it was given
 PyObject* PortPublishWith(PyObject* self, PyObject* args, PyObject* kwargs) {
   static const char* kw[] = {"value", "producer", "event_ns", "correlation", "cause", "taints", nullptr};
   PyObject* value = nullptr;
@@ -337,7 +341,7 @@ PyObject* PortPublishWith(PyObject* self, PyObject* args, PyObject* kwargs) {
     if (!EnvelopeFrom(cause, &c)) return nullptr;
     meta.cause = &c;
   }
-  return PublishWith(reinterpret_cast<Port*>(self), value, meta);
+  return PublishWith(reinterpret_cast<Port*>(self), value, meta, /*want_id=*/true);
 }
 
 PyObject* PortLatest(PyObject* self, PyObject*) {
@@ -511,7 +515,7 @@ PyObject* PortSchema(PyObject* self, void*) {
 PyMethodDef kPortMethods[] = {
     {"publish", PortPublish, METH_O, "publish(value): the value to every observer, and the latest."},
     {"publish_with", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(PortPublishWith)), METH_VARARGS | METH_KEYWORDS,
-     "publish_with(value, producer=0, event_ns=0, correlation=0, cause=None, taints=0)"},
+     "publish_with(value, producer=0, event_ns=0, correlation=0, cause=None, taints=0) -> the id it was given"},
     {"latest", PortLatest, METH_NOARGS, "latest() -> the newest value, or None."},
     {"latest_envelope", PortLatestEnvelope, METH_NOARGS, "latest_envelope() -> (value, Envelope), or None."},
     {"observe", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(PortObserve)), METH_VARARGS | METH_KEYWORDS,

@@ -3,6 +3,7 @@ Guide: docs/graph.md, "Joins"."""
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import itertools
 import json
@@ -13,13 +14,28 @@ from ._windows import _EdgeOf, _Keys
 
 
 class Joining:
-    """A join operator on a graph: output, snapshot(), close()."""
+    """A join operator on a graph: output, snapshot(), inputs_of(envelope), close()."""
+
+    LINEAGE_KEEP = 4096  # outputs whose inputs are remembered, the newest
 
     def __init__(self, subs: list, output, snapshot: Callable[[], dict]):
         self._subs, self.output, self._snapshot = subs, output, snapshot
+        self._inputs: collections.OrderedDict = collections.OrderedDict()
 
     def snapshot(self) -> dict:
         return self._snapshot()
+
+    def _emit(self, graph, value, cause, taints, left_id: int, right_id: int) -> None:
+        out_id = graph._port(self.output).publish_with(value, 0, 0, 0, cause, int(taints))
+        self._inputs[out_id] = (left_id, right_id)
+        if len(self._inputs) > self.LINEAGE_KEEP:
+            self._inputs.popitem(last=False)
+
+    def inputs_of(self, envelope) -> Optional[tuple]:
+        """Lineage across the join: (left id, right id) of the values an output (its Envelope)
+        was made from (right id 0: a lookup that found nothing), or None once forgotten. The
+        graph's lineage(causality_id=...) then follows either side as far as it is retained."""
+        return self._inputs.get(envelope.id)
 
     def close(self) -> None:
         for s in self._subs:
@@ -38,10 +54,11 @@ def lookup_join(graph, left, right_state, *, key_left: Callable, key_right: Call
         counts["left"] += 1
         r, re_ = state.get(key_left(v), (None, None))
         counts["matched" if r is not None else "missed"] += 1
-        graph.publish(output, combine(v, r), cause=e, taints=re_.taints if re_ is not None else 0)
+        op._emit(graph, combine(v, r), e, re_.taints if re_ is not None else 0, e.id, re_.id if re_ is not None else 0)
 
-    subs = [graph.observe(right_state, on_right, envelope=True), graph.observe(left, on_left, envelope=True)]
-    return _finish(graph, Joining(subs, output, lambda: dict(counts, keys=len(state))), left, right_state, output, "lookup join")
+    op = Joining([], output, lambda: dict(counts, keys=len(state)))
+    op._subs += [graph.observe(right_state, on_right, envelope=True), graph.observe(left, on_left, envelope=True)]
+    return _finish(graph, op, left, right_state, output, "lookup join")
 
 
 def interval_join(graph, left, right, *, within: float, key_left: Callable, key_right: Callable, combine: Callable,
@@ -53,7 +70,7 @@ def interval_join(graph, left, right, *, within: float, key_left: Callable, key_
     def on_pair(li, ri):
         (lv, le), (rv, re_) = objs[li], objs[ri]
         later, earlier = (le, re_) if le.event_ns >= re_.event_ns else (re_, le)
-        graph.publish(output, combine(lv, rv), cause=later, taints=earlier.taints)
+        op._emit(graph, combine(lv, rv), later, earlier.taints, le.id, re_.id)
 
     def on_drop(i):
         objs.pop(i, None)
@@ -69,11 +86,12 @@ def interval_join(graph, left, right, *, within: float, key_left: Callable, key_
                 del objs[i]  # late: dropped, counted
         return on_value
 
-    subs = [graph.observe(left, side(native.add_left, key_left), envelope=True),
-            graph.observe(right, side(native.add_right, key_right), envelope=True)]
+    op = Joining([], output, native.snapshot)
+    op._subs += [graph.observe(left, side(native.add_left, key_left), envelope=True),
+                 graph.observe(right, side(native.add_right, key_right), envelope=True)]
     if watermark is not None:
-        subs.append(graph.observe(watermark, lambda w: native.advance(int(w))))
-    return _finish(graph, Joining(subs, output, native.snapshot), left, right, output, "interval join")
+        op._subs.append(graph.observe(watermark, lambda w: native.advance(int(w))))
+    return _finish(graph, op, left, right, output, "interval join")
 
 
 def _finish(graph, op: Joining, left, right, output, kind: str) -> Joining:

@@ -195,12 +195,12 @@ Status Route::Publish(std::string bytes, const Meta& meta) const {
     return InvalidArgument("route " + s_->name.ToString() + " carries " + s_->schema.text() + ": a value is " +
                            std::to_string(fixed) + " bytes, not " + std::to_string(bytes.size()));
   }
-  return Deliver(std::make_shared<Sample>(EnvelopeOf(meta), std::move(bytes)));
+  return Delivered(std::make_shared<Sample>(EnvelopeOf(meta), std::move(bytes)), meta);
 }
 
 Status Route::PublishLocal(LocalValue value, std::shared_ptr<const Encoder> encoder, const Meta& meta) const {
   if (s_ == nullptr) return InvalidArgument("publishing to a route that was not declared");
-  return Deliver(std::make_shared<Sample>(EnvelopeOf(meta), std::move(value), std::move(encoder)));
+  return Delivered(std::make_shared<Sample>(EnvelopeOf(meta), std::move(value), std::move(encoder)), meta);
 }
 
 void RefuseValue(Status why) {
@@ -255,7 +255,13 @@ Status Route::Forward(const SampleRef& value, const Meta& meta) const {
   env.causality = cause.id;
   env.taints = static_cast<uint8_t>((meta.taints & kAllTaints) | value->envelope().taints | cause.taints);
   if (env.correlation == 0) env.correlation = cause.correlation;
-  return Deliver(std::make_shared<Sample>(env, value));
+  return Delivered(std::make_shared<Sample>(env, value), meta);
+}
+
+Status Route::Delivered(const SampleRef& sample, const Meta& meta) const {
+  Status st = Deliver(sample);
+  if (meta.published_id != nullptr) *meta.published_id = sample->envelope().id;
+  return st;
 }
 
 // Stamps the sample (seq, id, times), makes it the latest, and hands it to each observer.

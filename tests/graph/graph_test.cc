@@ -280,3 +280,25 @@ TEST(TaintTest, ValuesPassTheirTaintsToWhatIsMadeFromThem) {
 
 }  // namespace
 }  // namespace weft::graph
+
+namespace weft::graph {
+namespace {
+
+TEST(GraphTest, APublisherLearnsTheIdItsValueWasGiven) {
+  auto g = Graph::Create();
+  auto r = g->Declare({.owner = "a", .family = "b", .stream = "c"}, Schema::Pod<int32_t>("i")).value();
+  auto fwd = g->Declare({.owner = "a", .family = "b", .stream = "d"}, Schema::Pod<int32_t>("i")).value();
+  uint64_t id = 0, fid = 0;
+  ASSERT_TRUE(r.Publish(int32_t{1}, {.published_id = &id}).ok());
+  EXPECT_NE(id, 0u);
+  EXPECT_EQ(id, r.Latest()->envelope().id);
+  ASSERT_TRUE(fwd.Forward(r.Latest(), {.published_id = &fid}).ok());
+  EXPECT_EQ(fid, fwd.Latest()->envelope().id);
+  EXPECT_NE(fid, id);
+  uint64_t refused = 7;
+  EXPECT_FALSE(r.Publish(std::string("x"), {.published_id = &refused}).ok());
+  EXPECT_EQ(refused, 7u);  // refused before it was a value: untouched
+}
+
+}  // namespace
+}  // namespace weft::graph

@@ -97,3 +97,32 @@ def test_plan_repartition_finds_the_hot_key():
     assert "hot keys" in plan["text"]
     with pytest.raises(weft.InvalidArgument):
         graph.plan_repartition(counts, 0)
+
+
+def test_lineage_across_joins_names_both_inputs():
+    g = graph.Graph()
+    accel = graph.route("robot", "imu", "accel_l", Accel)
+    gyro = graph.route("robot", "imu", "gyro_l", Gyro)
+    out = graph.route("robot", "imu", "fused_l", Fused)
+    j = g.interval_join(accel, gyro, within=1e-6, key_left=lambda a: a.imu, key_right=lambda r: r.imu,
+                        combine=lambda a, r: Fused(a.imu, a.ax, r.gx), output=out)
+    g.configure_retention(accel, graph.RetentionPolicy(keep_last=10))
+    g.configure_retention(gyro, graph.RetentionPolicy(keep_last=10))
+    g.publish(accel, Accel("a", 1.0), event_ns=1000)
+    g.publish(gyro, Gyro("a", 2.0), event_ns=1500)
+    _, env = g.latest(out, envelope=True)
+    left_id, right_id = j.inputs_of(env)
+    assert left_id == g.latest(accel, envelope=True)[1].id and right_id == g.latest(gyro, envelope=True)[1].id
+    assert env.causality == right_id  # caused by the later of the two
+    assert [e.id for _, e in g.lineage(causality_id=left_id)] == [left_id]  # each side found by its id
+    # A lookup join names the left value and the state it found (0: none).
+    state = graph.route("robot", "imu", "state_l", Gyro)
+    out2 = graph.route("robot", "imu", "looked_l", Fused)
+    lj = g.lookup_join(accel, state, key_left=lambda a: a.imu, key_right=lambda r: r.imu,
+                       combine=lambda a, r: Fused(a.imu, a.ax, r.gx if r else 0.0), output=out2)
+    g.publish(accel, Accel("a", 3.0))
+    assert lj.inputs_of(g.latest(out2, envelope=True)[1]) == (g.latest(accel, envelope=True)[1].id, 0)
+    g.publish(state, Gyro("a", 4.0))
+    g.publish(accel, Accel("a", 5.0))
+    assert lj.inputs_of(g.latest(out2, envelope=True)[1]) == (g.latest(accel, envelope=True)[1].id,
+                                                             g.latest(state, envelope=True)[1].id)

@@ -56,6 +56,7 @@ struct Meta {
   uint64_t correlation = 0;
   const Envelope* cause = nullptr;  // the value this one was made from: trace, causality, correlation, taints
   uint8_t taints = 0;               // Taint bits the publisher marks it with (added to its cause's)
+  uint64_t* published_id = nullptr; // if set, receives the id the value was given (its lineage handle)
 };
 
 // A language binding's own form of a value (a Python object), carried beside the bytes so that
@@ -249,6 +250,7 @@ class Route {
   friend class Graph;
   explicit Route(std::shared_ptr<internal::RouteState> s) : s_(std::move(s)) {}
   Status Deliver(const SampleRef& s) const;
+  Status Delivered(const SampleRef& s, const Meta& meta) const;  // Deliver, then meta.published_id
   std::shared_ptr<internal::RouteState> s_;
 };
 
