@@ -949,13 +949,17 @@ class Graph:
 
     def route_audit(self, r) -> dict:
         """One route: schema, values published, publishes refused, observers, producers (id ->
-        values), the edges in and out, whether it is retained or ephemeral."""
+        values), the edges in and out, whether it is retained or ephemeral; for a route of a
+        write binding, "write": its reconciler's scheduler_snapshot (requests, sends, retries...)."""
         name = _route_of(r).name
         self._port(r)
         t = self.topology()
         entry = next(x for x in t["routes"] if x["name"] == name)
         entry["in"] = [e for e in t["edges"] if e["to"] == name]
         entry["out"] = [e for e in t["edges"] if e["from"] == name]
+        for b in self._writes:  # a route of a write binding: its reconciler's requests and state
+            if any(x.name == name for x in b.routes()):
+                entry["write"] = b.snapshot()
         return entry
 
     def catalog(self) -> list:

@@ -42,6 +42,8 @@ def test_a_request_is_sent_reported_and_trusted():
     assert events == ["requested", "sent", "acknowledged"]
     assert g.latest(w.desired, envelope=True)[1].causality == g.latest(w.request, envelope=True)[1].id
     assert g.scheduler_snapshot() == [s]
+    audit = g.route_audit(w.request)
+    assert audit["write"]["requests"] == 1 and any(e["kind"] == "reconciler" for e in audit["out"])
 
 
 def test_a_silent_actuator_gets_retries_with_backoff_then_the_write_fails_and_is_incoherent():
