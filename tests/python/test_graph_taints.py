@@ -121,3 +121,25 @@ def test_taints_cross_processes(run_python):
         child.wait()
         place.close()
         weft.unlink_topic(topic)
+
+
+def test_taints_pass_through_writes_sensors_and_control_loops():
+    g = graph.Graph()
+    clock = graph.ManualClock()
+    w = g.write_binding("lab", "rig", "setpoint", float, clock=clock)
+    g.observe(w.desired, lambda v: g.publish(w.reported, v))
+    g.publish(w.request, 0.5, taints="sensitive")
+    assert graph.taints_of(g.latest(w.desired, envelope=True)[1]) == {"sensitive"}
+    assert graph.taints_of(g.latest(w.effective, envelope=True)[1]) == set()  # the device's report is its own
+
+    t = g.scalar_sensor("lab", "rig", "temp", smoothing=0.5)
+    g.publish(t.raw, 1.0, taints="repaired")
+    assert graph.taints_of(g.latest(t.logical, envelope=True)[1]) == {"repaired"}
+    t.read(2.0)
+    assert graph.taints_of(g.latest(t.logical, envelope=True)[1]) == set()  # the control
+
+    out = graph.route("lab", "rig", "next", float)
+    g.install(graph.ReadThenWriteNextEpochStep(t.logical, out, lambda v: v + 1, name="next", loop="taints"))
+    g.publish(t.raw, 3.0, taints="nondeterministic")
+    g.run_control_loop("taints")
+    assert graph.taints_of(g.latest(out, envelope=True)[1]) == {"nondeterministic"}
