@@ -1,20 +1,14 @@
 // A rate-matched sensor: bursts of readings far faster than a display refreshes. A one-slot
 // capacitor between them keeps the freshest reading, and each refresh tick (explicit demand)
 // releases exactly one; the rest are counted as coalesced.
+#include "check.h"
+
 #include <cstdio>
 #include <vector>
 
 #include "weft/graph/flow.h"
 
 using namespace weft;
-
-#define CHECK(c)                                          \
-  do {                                                    \
-    if (!(c)) {                                           \
-      std::fprintf(stderr, "check failed: %s\n", #c);     \
-      return 1;                                           \
-    }                                                     \
-  } while (0)
 
 int main() {
   auto g = graph::Graph::Create();

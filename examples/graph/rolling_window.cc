@@ -2,20 +2,14 @@
 // 1-second event-time windows, out of order; a window is released only when every service's
 // watermark passes its end, a late value goes to the side, and a silent service is declared
 // idle so it cannot hold everyone back.
+#include "check.h"
+
 #include <cstdio>
 #include <map>
 
 #include "weft/graph/window.h"
 
 using namespace weft;
-
-#define CHECK(c)                                          \
-  do {                                                    \
-    if (!(c)) {                                           \
-      std::fprintf(stderr, "check failed: %s\n", #c);     \
-      return 1;                                           \
-    }                                                     \
-  } while (0)
 
 constexpr int64_t kS = 1'000'000'000;
 enum Service : uint64_t { kAuth = 1, kSearch = 2 };

@@ -1,19 +1,13 @@
 // The smallest graph in C++: a typed route, values published, the latest read back, observed as
 // they come, with their envelopes.
+#include "check.h"
+
 #include <cstdio>
 #include <vector>
 
 #include "weft/graph/graph.h"
 
 using namespace weft;
-
-#define CHECK(c)                                          \
-  do {                                                    \
-    if (!(c)) {                                           \
-      std::fprintf(stderr, "check failed: %s\n", #c);     \
-      return 1;                                           \
-    }                                                     \
-  } while (0)
 
 int main() {
   auto g = graph::Graph::Create();

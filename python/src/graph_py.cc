@@ -788,26 +788,15 @@ uint64_t FeedWindows(Port* p, W* windows, py::object keep_alive, py::object part
   return token;
 }
 
-py::dict SchedulerDict(const graph::SchedulerSnapshot& s) {
+py::dict PayloadDict(const graph::PayloadStats& st) {
   py::dict d;
-  d["binding"] = s.binding;
-  d["phase"] = graph::WritePhaseName(s.phase);
-  d["guard_open"] = s.guard_open;
-  d["coherent"] = s.coherent;
-  d["attempt"] = s.attempt;
-  d["next_at_ns"] = s.next_at_ns;
-  d["deadline_ns"] = s.deadline_ns;
-  d["last_failure"] = graph::WriteFailureName(s.last_failure);
-  d["request_id"] = s.request_id;
-  d["reported_id"] = s.reported_id;
-  d["requests"] = s.requests;
-  d["coalesced"] = s.coalesced;
-  d["sends"] = s.sends;
-  d["retries"] = s.retries;
-  d["acknowledged"] = s.acknowledged;
-  d["drifts"] = s.drifts;
-  d["failures"] = s.failures;
-  d["incoherent"] = s.incoherent;
+  d["name"] = st.name;
+  d["keep"] = st.keep;
+  d["kept"] = st.kept;
+  d["published"] = st.published;
+  d["opened"] = st.opened;
+  d["missed"] = st.missed;
+  d["never_opened"] = st.never_opened;
   return d;
 }
 
@@ -874,7 +863,7 @@ void BindWrites(py::module_& m) {
            py::arg("max_attempts"), py::arg("ack_timeout_ns"), py::arg("backoff_ns"), py::arg("multiplier"),
            py::arg("max_backoff_ns"), py::arg("coherence_deadline_ns"), py::arg("guard"), py::arg("min_interval_ns"),
            py::arg("matches"), py::arg("clock"), py::keep_alive<1, 16>())
-      .def("snapshot", [](graph::WriteBinding& w) { return SchedulerDict(w.snapshot()); })
+      .def("snapshot_json", [](graph::WriteBinding& w) { return w.snapshot().ToJson(); })
       .def("close", &graph::WriteBinding::Close, py::call_guard<py::gil_scoped_release>());
   py::class_<graph::Lifecycle, std::shared_ptr<graph::Lifecycle>>(m, "Lifecycle", "A device's intents, events and health.")
       .def(py::init([](std::shared_ptr<graph::Graph> g, const std::string& owner, const std::string& family,
@@ -957,17 +946,7 @@ void BindEmbedded(py::module_& m) {
              auto b = pyerr::Get(p->bytes());
              return py::bytes(reinterpret_cast<const char*>(b.data()), b.size());
            })
-      .def("snapshot", [](graph::BulkSensor& s) {
-        const graph::PayloadStats st = s.stats();
-        py::dict d;
-        d["keep"] = st.keep;
-        d["kept"] = st.kept;
-        d["published"] = st.published;
-        d["opened"] = st.opened;
-        d["missed"] = st.missed;
-        d["never_opened"] = st.never_opened;
-        return d;
-      });
+      .def("snapshot", [](graph::BulkSensor& s) { return PayloadDict(s.stats()); });
   m.def("check_embedded_profile", [](std::shared_ptr<graph::Graph> g, size_t max_meta_bytes) {
     return graph::CheckEmbeddedProfile(*g, max_meta_bytes);
   });
@@ -1341,19 +1320,7 @@ void BindGraph(py::module_& m) {
              if (v == nullptr) throw py::error_already_set();
              return py::reinterpret_steal<py::object>(v);
            })
-      .def("snapshot",
-           [](graph::LazyPayload& l) {
-             const graph::PayloadStats st = l.stats();
-             py::dict d;
-             d["name"] = st.name;
-             d["keep"] = st.keep;
-             d["kept"] = st.kept;
-             d["published"] = st.published;
-             d["opened"] = st.opened;
-             d["missed"] = st.missed;
-             d["never_opened"] = st.never_opened;
-             return d;
-           })
+      .def("snapshot", [](graph::LazyPayload& l) { return PayloadDict(l.stats()); })
       .def("close", &graph::LazyPayload::Close, py::call_guard<py::gil_scoped_release>());
 
   struct QueryServer {

@@ -7,6 +7,7 @@ Guide: docs/graph.md, "Writes"."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any, Callable, Optional
 
 from . import _native
@@ -81,7 +82,7 @@ class WriteBinding:
         coherent, attempt, next_at_ns, deadline_ns, last_failure (none, no_report, mismatch),
         request_id, reported_id, and counts (requests, coalesced, sends, retries, acknowledged,
         drifts, failures, incoherent)."""
-        return self._native.snapshot()
+        return json.loads(self._native.snapshot_json())
 
     def close(self) -> None:
         self._native.close()

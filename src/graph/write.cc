@@ -100,10 +100,13 @@ struct WriteBinding::State {
   bool waiting_guard WEFT_GUARDED_BY(mu) = false;  // a retry waits for the guard
   bool reported_since_send WEFT_GUARDED_BY(mu) = false;  // a report (not matching) came after the last send
   int64_t last_send_ns WEFT_GUARDED_BY(mu) = INT64_MIN;
-  uint64_t timer WEFT_GUARDED_BY(mu) = 0;
-  uint64_t timer_gen WEFT_GUARDED_BY(mu) = 0;
-  uint64_t deadline_timer WEFT_GUARDED_BY(mu) = 0;
-  uint64_t deadline_gen WEFT_GUARDED_BY(mu) = 0;
+  // A timer on the clock; one of an older generation is stale when it fires.
+  struct Timer {
+    uint64_t id = 0;
+    uint64_t gen = 0;
+  };
+  Timer timer WEFT_GUARDED_BY(mu);     // the send, ack, backoff and minimum-interval timer
+  Timer deadline WEFT_GUARDED_BY(mu);  // the coherence deadline
   std::vector<Action> outbox WEFT_GUARDED_BY(mu);
   bool draining WEFT_GUARDED_BY(mu) = false;
   std::weak_ptr<State> self;
@@ -131,34 +134,33 @@ struct WriteBinding::State {
     outbox.push_back({.what = Out::kEffective, .value = r, .taints = snap.coherent ? uint8_t{0} : uint8_t{kIncoherent}});
   }
 
-  void ArmTimer(int64_t at) WEFT_REQUIRES(mu) {
-    if (timer != 0) clock->Cancel(timer);
-    const uint64_t gen = ++timer_gen;
+  void Arm(Timer& t, int64_t at, void (State::*fire)(uint64_t)) WEFT_REQUIRES(mu) {
+    if (t.id != 0) clock->Cancel(t.id);
+    const uint64_t gen = ++t.gen;
     std::weak_ptr<State> weak = self;
-    snap.next_at_ns = at;
-    timer = clock->At(at, [weak, gen] {
-      if (auto s = weak.lock()) s->OnTimer(gen);
+    t.id = clock->At(at, [weak, gen, fire] {
+      if (auto s = weak.lock()) ((*s).*fire)(gen);
     });
   }
+  void Stop(Timer& t) WEFT_REQUIRES(mu) {
+    if (t.id != 0) clock->Cancel(t.id);
+    t.id = 0;
+    ++t.gen;
+  }
+  void ArmTimer(int64_t at) WEFT_REQUIRES(mu) {
+    snap.next_at_ns = at;
+    Arm(timer, at, &State::OnTimer);
+  }
   void StopTimer() WEFT_REQUIRES(mu) {
-    if (timer != 0) clock->Cancel(timer);
-    timer = 0;
-    ++timer_gen;
+    Stop(timer);
     snap.next_at_ns = 0;
   }
   void ArmDeadline(int64_t now) WEFT_REQUIRES(mu) {
-    if (deadline_timer != 0) clock->Cancel(deadline_timer);
-    const uint64_t gen = ++deadline_gen;
-    std::weak_ptr<State> weak = self;
     snap.deadline_ns = now + o.coherence_deadline_ns;
-    deadline_timer = clock->At(snap.deadline_ns, [weak, gen] {
-      if (auto s = weak.lock()) s->OnDeadline(gen);
-    });
+    Arm(deadline, snap.deadline_ns, &State::OnDeadline);
   }
   void StopDeadline() WEFT_REQUIRES(mu) {
-    if (deadline_timer != 0) clock->Cancel(deadline_timer);
-    deadline_timer = 0;
-    ++deadline_gen;
+    Stop(deadline);
     snap.deadline_ns = 0;
   }
 
@@ -182,7 +184,7 @@ struct WriteBinding::State {
       snap.phase = WritePhase::kQueued;
       if (!queued_said) Event("queued", pending);
       queued_said = true;
-      if (snap.next_at_ns != 0 && timer_gen != 0) StopTimer();
+      if (timer.id != 0) StopTimer();
       return;
     }
     if (o.min_interval_ns > 0 && last_send_ns != INT64_MIN && now < last_send_ns + o.min_interval_ns) {
@@ -305,8 +307,8 @@ struct WriteBinding::State {
   void OnTimer(uint64_t gen) {
     {
       MutexLock l(mu);
-      if (closed || gen != timer_gen) return;
-      timer = 0;
+      if (closed || gen != timer.gen) return;
+      timer.id = 0;
       snap.next_at_ns = 0;
       const int64_t now = clock->NowNs();
       switch (snap.phase) {
@@ -343,8 +345,8 @@ struct WriteBinding::State {
   void OnDeadline(uint64_t gen) {
     {
       MutexLock l(mu);
-      if (closed || gen != deadline_gen) return;
-      deadline_timer = 0;
+      if (closed || gen != deadline.gen) return;
+      deadline.id = 0;
       if (value == nullptr || snap.phase == WritePhase::kSynced) return;
       if (snap.coherent) {
         snap.coherent = false;

@@ -42,7 +42,7 @@ struct RetryPolicy {
 };
 
 struct WriteBindingOptions {
-  RetryPolicy retry;
+  RetryPolicy retry{};
   // A report may disagree with desired this long after desired was first sent before the
   // binding is incoherent: effective values are then tainted kIncoherent.
   int64_t coherence_deadline_ns = 2'000'000'000;
@@ -51,7 +51,7 @@ struct WriteBindingOptions {
   const Route* guard = nullptr;
   int64_t min_interval_ns = 0;  // between two sends
   // Whether a report carries the desired value (default: equal bytes).
-  std::function<bool(const Sample& desired, const Sample& reported)> matches;
+  std::function<bool(const Sample& desired, const Sample& reported)> matches{};
   Clock* clock = nullptr;  // null: Clock::System()
 };
 
@@ -134,7 +134,7 @@ class WriteBinding {
 // (<owner>/<family>/lifecycle/health/read/logical, "bool") that, with `gate_on_health`, guards
 // its sends: an intent waits until the device says it is healthy.
 struct LifecycleOptions {
-  WriteBindingOptions write;
+  WriteBindingOptions write{};
   bool gate_on_health = true;
 };
 
