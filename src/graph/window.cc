@@ -226,8 +226,8 @@ struct TimeWindows::Impl {
     result.end_ns = w.start + o.width_ns;
     result.count = w.count;
     result.sum = w.sum;
-    result.min = w.min;
-    result.max = w.max;
+    result.min = o.min_max ? w.min : std::nan("");
+    result.max = o.min_max ? w.max : std::nan("");
     result.update = update;
     result.taints = 0;
     if (!tainted.empty()) {
@@ -288,14 +288,16 @@ struct TimeWindows::Impl {
               const uint64_t* ids = nullptr) {
     // Unswitched: the columns of a batch carry no taints and nothing is kept, usually.
     if (keep || o.keep_inputs) {
-      AddRunOf<true, true>(keys, times, vals, n, taints, ids);
+      AddRunOf<true, true, true>(keys, times, vals, n, taints, ids);
     } else if (taints != nullptr) {
-      AddRunOf<false, true>(keys, times, vals, n, taints, ids);
+      AddRunOf<false, true, true>(keys, times, vals, n, taints, ids);
+    } else if (o.min_max) {
+      AddRunOf<false, false, true>(keys, times, vals, n, taints, ids);
     } else {
-      AddRunOf<false, false>(keys, times, vals, n, taints, ids);
+      AddRunOf<false, false, false>(keys, times, vals, n, taints, ids);  // counts and sums only
     }
   }
-  template <bool kKeep, bool kTaints>
+  template <bool kKeep, bool kTaints, bool kMinMax>
   void AddRunOf(const uint64_t* keys, const int64_t* times, const double* vals, size_t n, const uint8_t* taints,
                 const uint64_t* ids) {
     int64_t cs = cur_start, ce = cur_end;
@@ -325,7 +327,12 @@ struct TimeWindows::Impl {
       }
       Slot& sl = ring[pi];
       if (__builtin_expect(sl.start == cs, 1)) {
-        sl.Add(v);
+        if constexpr (kMinMax) {
+          sl.Add(v);
+        } else {
+          ++sl.count;
+          sl.sum += v;
+        }
       } else {
         // Not in its ring slot: a new window in a free slot (the usual case), or one in the
         // spill map (it found the slot taken once), or a new one there.

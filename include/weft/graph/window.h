@@ -62,6 +62,9 @@ struct TimeWindowOptions {
   std::vector<double> percentiles;  // quantiles in [0, 1] (the window keeps its values)
   bool keep_values = false;         // keep each window's values (for user functions)
   bool keep_inputs = false;         // keep the ids given with its values (which inputs made it)
+  // Track each window's min and max. Off when only counts, sums and means are wanted: the
+  // results' min and max are then NaN, and a value costs an add and an increment.
+  bool min_max = true;
 };
 
 struct WindowSnapshot {
