@@ -1341,6 +1341,14 @@ void BindGraph(py::module_& m) {
 
   BindWrites(m);
   BindEmbedded(m);
+  m.def("note_repair", [](py::object port, uint64_t repaired, std::string note) {
+    PortOf(port, "the route")->route.NoteRepair(repaired, std::move(note));
+  });
+  m.def("repair_notes", [](py::object port) {
+    py::list out;
+    for (const graph::RepairNote& n : PortOf(port, "the route")->route.RepairNotes()) out.append(py::make_tuple(n.repaired, n.note));
+    return out;
+  });
 
   py::class_<graph::Consensus, std::shared_ptr<graph::Consensus>>(m, "Consensus", "Leader election made of graph parts.")
       .def(py::init([](std::shared_ptr<graph::Graph> g, const std::string& cluster, uint32_t member, uint32_t members,

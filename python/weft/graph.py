@@ -564,7 +564,6 @@ class Graph:
         self._source_flow: dict = {}
         self._sink_flow: dict = {}
         self._flows: list = []  # the flow primitives made here live as long as the graph
-        self._repair_notes: dict = {}
         self._writes: list = []  # write bindings and lifecycles
         self._loops: dict = {}   # control loops by name
 
@@ -748,10 +747,9 @@ class Graph:
         """Publishes fix(value) on `output` for each value of `source`, marked repaired, and keeps
         `note` for it: repair_notes(output) says which value was repaired and how."""
         src, dst = self._port(source), self._port(output)
-        notes = self._repair_notes.setdefault(_route_of(output).name, collections.deque(maxlen=4096))
 
         def on(v, e):
-            notes.append((e.id, note))
+            _native.note_repair(dst, e.id, note)
             dst.publish_with(fix(v), 0, 0, 0, e, REPAIRED)
         sub = Subscription(src, src.observe(on, True))
         return _Edged(sub, src, src.add_edge(dst, "repair", note))
@@ -759,7 +757,7 @@ class Graph:
     def repair_notes(self, r) -> list:
         """(id of the value repaired, note) for the repairs published on route `r`, oldest first
         (the newest 4,096). The repaired value's envelope names that id as its causality."""
-        return list(self._repair_notes.get(_route_of(r).name, ()))
+        return _native.repair_notes(self._port(r))
 
     def tainted(self, r, taint=None) -> list:
         """The Envelopes of the values route `r` retains that carry `taint` (any taint if None):

@@ -64,7 +64,10 @@ struct RouteState {
   };
   std::vector<EdgeRec> out_edges WEFT_GUARDED_BY(mu);
   uint64_t next_edge WEFT_GUARDED_BY(mu) = 1;
+  uint64_t tainted[4] WEFT_GUARDED_BY(mu) = {0, 0, 0, 0};  // values carrying each taint bit
+  std::deque<RepairNote> repairs WEFT_GUARDED_BY(mu);
   static constexpr size_t kMaxProducers = 16;
+  static constexpr size_t kMaxRepairs = 4096;
 
   // Drops what the limits no longer keep.
   void Trim(int64_t now_ns) WEFT_REQUIRES(mu) {
@@ -298,6 +301,9 @@ Status Route::Deliver(const SampleRef& sample) const {
       }
     }
     if (!counted && s_->producers.size() < internal::RouteState::kMaxProducers) s_->producers.emplace_back(env.producer, 1);
+    if (__builtin_expect(env.taints != 0, 0)) {
+      for (int b = 0; b < 4; ++b) s_->tainted[b] += (env.taints >> b) & 1;
+    }
     replaced = std::move(s_->latest);
     s_->latest = sample;
     if (s_->retaining) {
@@ -469,8 +475,21 @@ RouteAudit Route::Audit() const {
   a.retained = s_->retaining;
   a.ephemeral = s_->ephemeral;
   a.producers = s_->producers;
+  for (int b = 0; b < 4; ++b) a.tainted[b] = s_->tainted[b];
+  a.repairs = s_->repairs.size();
   for (const auto& e : s_->out_edges) a.out.push_back(Edge{s_->name, e.to, e.kind, e.name});
   return a;
+}
+
+void Route::NoteRepair(uint64_t repaired, std::string note) const {
+  MutexLock g(s_->mu);
+  s_->repairs.push_back({repaired, std::move(note)});
+  if (s_->repairs.size() > internal::RouteState::kMaxRepairs) s_->repairs.pop_front();
+}
+
+std::vector<RepairNote> Route::RepairNotes() const {
+  MutexLock g(s_->mu);
+  return {s_->repairs.begin(), s_->repairs.end()};
 }
 
 uint64_t Route::AddEdge(const Route& to, std::string kind, std::string name) const {
@@ -612,7 +631,12 @@ std::string RouteAudit::ToJson() const {
     p += (i ? "," : "") + std::string("{\"producer\":") + std::to_string(producers[i].first) + ",\"values\":" +
          std::to_string(producers[i].second) + "}";
   }
-  return "{" + RouteFields(*this) + ",\"producers\":" + p + "],\"in\":" + EdgesJson(in) + ",\"out\":" + EdgesJson(out) + "}";
+  std::string t = "{";
+  for (int b = 0; b < 4; ++b) {
+    t += (b ? ",\"" : "\"") + std::string(TaintName(static_cast<Taint>(1 << b))) + "\":" + std::to_string(tainted[b]);
+  }
+  return "{" + RouteFields(*this) + ",\"producers\":" + p + "],\"in\":" + EdgesJson(in) + ",\"out\":" + EdgesJson(out) +
+         ",\"tainted\":" + t + "},\"repairs\":" + std::to_string(repairs) + "}";
 }
 
 std::string Topology::RoutesJson() const {

@@ -21,8 +21,10 @@ std::string EnvelopeJson(const Envelope& e) {
   char buf[320];
   std::snprintf(buf, sizeof(buf),
                 "{\"seq\":%" PRIu64 ",\"id\":%" PRIu64 ",\"producer\":%" PRIu64 ",\"event_ns\":%" PRId64
-                ",\"ingest_ns\":%" PRId64 ",\"trace\":%" PRIu64 ",\"causality\":%" PRIu64 ",\"correlation\":%" PRIu64 "}",
-                e.seq, e.id, e.producer, e.event_ns, e.ingest_ns, e.trace, e.causality, e.correlation);
+                ",\"ingest_ns\":%" PRId64 ",\"trace\":%" PRIu64 ",\"causality\":%" PRIu64 ",\"correlation\":%" PRIu64
+                ",\"taints\":%u}",
+                e.seq, e.id, e.producer, e.event_ns, e.ingest_ns, e.trace, e.causality, e.correlation,
+                static_cast<unsigned>(e.taints));
   return buf;
 }
 
@@ -67,13 +69,15 @@ Result<Route> FindRoute(const Graph& g, const std::string& text) {
 }  // namespace
 
 rpc::Contract QueryContract() {
-  return rpc::ContractBuilder("weft.graph", "Query", "1.0.0")
+  return rpc::ContractBuilder("weft.graph", "Query", "1.1.0")
       .Method("catalog", rpc::Access::kRead, {}, "str")
       .Method("latest", rpc::Access::kRead, {"str"}, "str")
       .Method("topology", rpc::Access::kRead, {"str"}, "str")
       .Method("audit", rpc::Access::kRead, {"str"}, "str")
       .Method("validate", rpc::Access::kRead, {}, "str")
       .Method("lineage", rpc::Access::kRead, {"str", "i64", "i64", "i64"}, "str")
+      .Method("tainted", rpc::Access::kRead, {"str", "i64"}, "str")
+      .Method("repairs", rpc::Access::kRead, {"str"}, "str")
       .Build()
       .value();
 }
@@ -146,6 +150,36 @@ rpc::Resource QueryResource(std::shared_ptr<Graph> graph) {
         }
         return j + "]";
       });
+  r.handlers["tainted"] = rpc::Typed<std::string(std::string, int64_t)>(
+      [live](std::string name, int64_t taints) -> Result<std::string> {
+        auto g = live();
+        if (!g.ok()) return g.status();
+        if (taints < 0 || (taints & ~int64_t{kAllTaints}) != 0) {
+          return InvalidArgument("taints are Taint bits (1 nondeterministic, 2 sensitive, 4 repaired, 8 incoherent), not " +
+                                 std::to_string(taints));
+        }
+        auto route = FindRoute(**g, name);
+        if (!route.ok()) return route.status();
+        const uint8_t bits = taints == 0 ? kAllTaints : static_cast<uint8_t>(taints);
+        const RouteName rn = route->name();
+        std::string j = "[";
+        for (const LineageEntry& e : (*g)->Lineage({.route = &rn})) {
+          if ((e.envelope.taints & bits) != 0) j += (j.size() > 1 ? "," : "") + EnvelopeJson(e.envelope);
+        }
+        return j + "]";
+      });
+  r.handlers["repairs"] = rpc::Typed<std::string(std::string)>([live](std::string name) -> Result<std::string> {
+    auto g = live();
+    if (!g.ok()) return g.status();
+    auto route = FindRoute(**g, name);
+    if (!route.ok()) return route.status();
+    std::string j = "[";
+    for (const RepairNote& n : route->RepairNotes()) {
+      j += (j.size() > 1 ? "," : "") + std::string("{\"repaired\":") + std::to_string(n.repaired) +
+           ",\"note\":" + JsonString(n.note) + "}";
+    }
+    return j + "]";
+  });
   return r;
 }
 

@@ -71,6 +71,22 @@ TEST(QueryTest, AServedGraphAnswersItsQueries) {
   EXPECT_NE(lineage.find("\"correlation\":5"), std::string::npos) << lineage;
   EXPECT_EQ(lineage.find("\"correlation\":99"), std::string::npos) << lineage;
 
+  // The taint and repair-note queries.
+  ASSERT_TRUE(temp.Publish(23.0, Meta{.correlation = 6, .taints = kNondeterministic}).ok());
+  temp.NoteRepair(42, "a spike clamped");
+  const std::string tainted = Q(*c, "tainted", std::string("plant/boiler/temp/meta/read/logical"), int64_t{0}).value();
+  EXPECT_NE(tainted.find("\"correlation\":6,\"taints\":1"), std::string::npos) << tainted;
+  EXPECT_EQ(tainted.find("\"correlation\":5"), std::string::npos) << tainted;  // the clean one: not there
+  EXPECT_EQ(Q(*c, "tainted", std::string("plant/boiler/temp/meta/read/logical"), int64_t{kSensitive}).value(), "[]");
+  EXPECT_EQ(Q(*c, "tainted", std::string("plant/boiler/temp/meta/read/logical"), int64_t{16}).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(Q(*c, "repairs", std::string("plant/boiler/temp/meta/read/logical")).value(),
+            "[{\"repaired\":42,\"note\":\"a spike clamped\"}]");
+  const std::string audited = Q(*c, "audit", std::string("plant/boiler/temp/meta/read/logical")).value();
+  EXPECT_NE(audited.find("\"tainted\":{\"nondeterministic\":1,\"sensitive\":0,\"repaired\":0,\"incoherent\":0},\"repairs\":1"),
+            std::string::npos)
+      << audited;
+
   cap.reset();
   temp = Route();
   shown = Route();

@@ -88,5 +88,19 @@ def test_weft_graph_cli_asks_a_served_graph():
         assert code == 1 and "plant/boiler/none" in err, err
         code, out, err = ask("catalog", "no-such-graph")
         assert code == 1 and err
+        # The taint and repair-note queries.
+        probe = graph.route("plant", "boiler", "probe", float)
+        g.configure_retention(probe, graph.RetentionPolicy(keep_last=10))
+        fixed = graph.route("plant", "boiler", "fixed", float)
+        g.repair(probe, fixed, fix=lambda v: min(v, 25.0), note="clamped to 25")
+        g.publish(probe, 30.0, taints="sensitive")
+        g.publish(probe, 20.0)
+        code, out, _ = ask("tainted", name, probe.name, "--taint", "sensitive")
+        assert code == 0 and [e["taints"] for e in json.loads(out)] == [2]
+        code, out, _ = ask("repairs", name, fixed.name)
+        assert code == 0 and [n["note"] for n in json.loads(out)] == ["clamped to 25", "clamped to 25"]
+        assert g.repair_notes(fixed)[-1] == (g.latest(probe, envelope=True)[1].id, "clamped to 25")
+        code, out, err = ask("tainted", name, probe.name, "--taint", "purple")
+        assert code == 1 and "purple" in err
     finally:
         server.close()

@@ -51,12 +51,13 @@ int BusTail(const BusArgs& a);
 int BusStat(const BusArgs& a);
 
 struct GraphArgs {
-  std::string what;   // list, catalog, latest, topology, audit, validate, lineage
+  std::string what;   // list, catalog, latest, topology, audit, validate, lineage, tainted, repairs
   std::string graph;  // the served graph's name
   std::string route;  // latest, audit, lineage: owner/family/stream/variant/plane/layer
   std::string at;     // its address if not ipc://graph.<graph> (tcp://host:port, nats://...)
   bool dot = false;   // topology as DOT
   int64_t trace = 0, causality = 0, correlation = 0;  // lineage
+  std::string taint;  // tainted: a taint's name (empty: any)
   int64_t timeout_ms = 5000;
 };
 int GraphCmd(const GraphArgs& a);

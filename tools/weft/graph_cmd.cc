@@ -1,6 +1,6 @@
 // `weft graph`: ask a served graph (weft/graph/query.h) for its catalog, a route's latest
-// value, its topology, a route's audit, its problems or lineage; or list the graphs served on
-// this host.
+// value, its topology, a route's audit, its problems, lineage, tainted values or repair notes;
+// or list the graphs served on this host.
 #include <cstdio>
 #include <fstream>
 #include <set>
@@ -57,6 +57,17 @@ int GraphCmd(const GraphArgs& a) {
     out = rpc::CallAs<std::string>(**client, "topology", d, std::string(a.dot ? "dot" : "json"));
   } else if (a.what == "lineage") {
     out = rpc::CallAs<std::string>(**client, "lineage", d, a.route, a.trace, a.causality, a.correlation);
+  } else if (a.what == "tainted") {
+    int64_t bits = 0;
+    if (!a.taint.empty()) {
+      for (uint8_t b = 1; b <= 8; b <<= 1) {
+        if (a.taint == graph::TaintName(static_cast<graph::Taint>(b))) bits = b;
+      }
+      if (bits == 0) return Fail(InvalidArgument("a taint is nondeterministic, sensitive, repaired or incoherent, not " + a.taint));
+    }
+    out = rpc::CallAs<std::string>(**client, "tainted", d, a.route, bits);
+  } else if (a.what == "repairs") {
+    out = rpc::CallAs<std::string>(**client, "repairs", d, a.route);
   }
   if (!out.ok()) return Fail(out.status());
   std::printf("%s%s", out->c_str(), !out->empty() && out->back() == '\n' ? "" : "\n");

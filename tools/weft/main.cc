@@ -122,11 +122,16 @@ int main(int argc, char** argv) {
                               GraphQuery{"topology", "Its routes and edges as JSON (or --dot)", false},
                               GraphQuery{"audit", "A route's producers, observers, edges, refusals", true},
                               GraphQuery{"validate", "What is wrong with it: schema mismatches, cycles, unread sinks", false},
-                              GraphQuery{"lineage", "Retained values by route, trace, causality or correlation", false}}) {
+                              GraphQuery{"lineage", "Retained values by route, trace, causality or correlation", false},
+                              GraphQuery{"tainted", "The values a route retains that carry a taint", true},
+                              GraphQuery{"repairs", "A route's repair notes: which value was repaired, and how", true}}) {
     auto* sub = graphc->add_subcommand(q.what, q.help);
     sub->add_option("graph", gargs.graph, "The graph's name")->required();
     if (q.route) sub->add_option("route", gargs.route, "owner/family/stream/variant/plane/layer")->required();
     if (std::string(q.what) == "topology") sub->add_flag("--dot", gargs.dot, "As Graphviz DOT");
+    if (std::string(q.what) == "tainted") {
+      sub->add_option("--taint", gargs.taint, "nondeterministic, sensitive, repaired or incoherent (default: any)");
+    }
     if (std::string(q.what) == "lineage") {
       sub->add_option("--route", gargs.route, "Only this route's values");
       sub->add_option("--trace", gargs.trace, "Only this trace");

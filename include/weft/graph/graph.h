@@ -164,6 +164,7 @@ struct RouteAudit;
 struct Topology;
 struct LineageQuery;
 struct LineageEntry;
+struct RepairNote;
 
 // How long a route keeps its values, for History and replay.
 struct Retention {
@@ -241,6 +242,10 @@ class Route {
   size_t observers() const;
   // This route's audit (weft/graph/inspect.h).
   RouteAudit Audit() const;
+  // Keeps a repair's note on this route (the route repaired values are published on): value
+  // `repaired` was fixed as `note` says. The newest 4,096 are kept.
+  void NoteRepair(uint64_t repaired, std::string note) const;
+  std::vector<RepairNote> RepairNotes() const;  // oldest first
   // Records an edge from this route to `to` (flow primitives and bindings' pipes do), until
   // RemoveEdge with the id it returns.
   uint64_t AddEdge(const Route& to, std::string kind, std::string name) const;

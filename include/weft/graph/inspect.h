@@ -13,6 +13,12 @@
 
 namespace weft::graph {
 
+// A repair's note: which value was repaired (the repaired value's causality) and how.
+struct RepairNote {
+  uint64_t repaired = 0;
+  std::string note;
+};
+
 // An edge: values of `from` go on to `to` through a flow primitive or a binding's pipe.
 struct Edge {
   RouteName from, to;
@@ -30,8 +36,11 @@ struct RouteAudit {
   bool ephemeral = false;
   std::vector<std::pair<uint64_t, uint64_t>> producers;  // (producer id, values), up to 16 ids
   std::vector<Edge> in, out;
+  uint64_t tainted[4] = {0, 0, 0, 0};  // values published carrying each Taint bit (1, 2, 4, 8)
+  uint64_t repairs = 0;                // repair notes kept (Route::NoteRepair)
   // {"name", "schema", "published", "observers", "refused", "retained", "ephemeral",
-  //  "producers": [{"producer", "values"}], "in": [edges], "out": [edges]}
+  //  "producers": [{"producer", "values"}], "in": [edges], "out": [edges],
+  //  "tainted": {"nondeterministic": n, ...}, "repairs": n}
   std::string ToJson() const;
 };
 

@@ -24,6 +24,9 @@ namespace weft::graph {
 //   audit(route) -> RouteAudit::ToJson
 //   validate() -> ["problem", ...]
 //   lineage(route, trace, causality, correlation) -> [{route, envelope}]  ("" and 0: any)
+//   tainted(route, taints) -> [envelope] of the values it retains with any of those Taint bits
+//                             (0: any taint): the taint query
+//   repairs(route) -> [{repaired, note}], oldest first: the repair-note query
 // A value is shown as a number, a boolean or a string for the schemas "i64", "f64", "bool",
 // "str" and 8-byte pods of those names; otherwise "value" is null and "bytes" is its hex
 // (the first 4 KiB).
