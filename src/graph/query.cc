@@ -105,6 +105,9 @@ rpc::Resource QueryResource(std::shared_ptr<Graph> graph) {
     std::string j = "{\"route\":" + JsonString(route->name().ToString()) + ",\"schema\":" + JsonString(schema);
     SampleRef v = route->Latest();
     if (v == nullptr) return j + ",\"found\":false}";
+    if ((v->envelope().taints & kSensitive) != 0) {  // a sensitive value does not leave through the query plane
+      return j + ",\"found\":true,\"envelope\":" + EnvelopeJson(v->envelope()) + ",\"value\":null,\"redacted\":true}";
+    }
     auto bytes = v->bytes();
     if (!bytes.ok()) return bytes.status();
     return j + ",\"found\":true,\"envelope\":" + EnvelopeJson(v->envelope()) + ",\"value\":" + ValueJson(schema, *bytes) +

@@ -71,6 +71,13 @@ TEST(QueryTest, AServedGraphAnswersItsQueries) {
   EXPECT_NE(lineage.find("\"correlation\":5"), std::string::npos) << lineage;
   EXPECT_EQ(lineage.find("\"correlation\":99"), std::string::npos) << lineage;
 
+  // A sensitive value does not leave through the query plane (the control: the clean one above did).
+  ASSERT_TRUE(label.Publish(std::string("secret"), {.taints = kSensitive}).ok());
+  const std::string hidden = Q(*c, "latest", std::string("plant/boiler/label/meta/read/logical")).value();
+  EXPECT_NE(hidden.find("\"redacted\":true"), std::string::npos) << hidden;
+  EXPECT_EQ(hidden.find("secret"), std::string::npos) << hidden;
+  EXPECT_EQ(hidden.find("736563726574"), std::string::npos) << hidden;  // "secret" in hex
+
   // The taint and repair-note queries.
   ASSERT_TRUE(temp.Publish(23.0, Meta{.correlation = 6, .taints = kNondeterministic}).ok());
   temp.NoteRepair(42, "a spike clamped");

@@ -5,12 +5,14 @@
 // retry brings it to the desired value.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "weft/graph/placement.h"
 #include "weft/graph/write.h"
@@ -22,11 +24,6 @@ namespace {
 constexpr int64_t kMs = 1'000'000;
 const RouteName kBase{.owner = "valve", .family = "plant", .stream = "opening"};
 
-struct Shared {
-  std::atomic<int32_t> applied{-1};  // what the actuator last set
-  std::atomic<int> ready{0};
-};
-
 RouteName Named(const char* variant, const char* plane, const char* layer) {
   RouteName n = kBase;
   n.variant = variant;
@@ -35,26 +32,60 @@ RouteName Named(const char* variant, const char* plane, const char* layer) {
   return n;
 }
 
-// The actuator: applies each desired value and reports it; at boot reports 0 (its rest state).
-pid_t Actuator(const std::string& prefix, Shared* sh) {
-  const pid_t pid = ::fork();
-  if (pid != 0) return pid;
+// What the actuator last set, as its process wrote it (-1: no file yet).
+int ReadApplied(const std::string& file) {
+  std::ifstream in(file);
+  int v = -1;
+  if (!(in >> v)) return -1;
+  return v;
+}
+
+// The actuator, run in a process of its own by Actuator() (this binary exec'd with this test
+// selected): applies each desired value, writes it to its file and reports it; at boot it
+// reports 0 (its rest state) and writes 0.
+TEST(WriteCrashTest, DISABLED_ActuatorProcess) {
+  const char* prefix = std::getenv("WEFT_SHADOW_PREFIX");
+  const char* file = std::getenv("WEFT_SHADOW_FILE");
+  if (prefix == nullptr || file == nullptr) GTEST_SKIP() << "run by WriteCrashTest.AnActuatorKilledAndRestartedIsReconciled";
   auto g = Graph::Create();
   const Schema s = Schema::Pod<int32_t>("opening.v1");
-  auto desired = g->Declare(Named("desired", "write", "shadow"), s);
-  auto reported = g->Declare(Named("reported", "read", "shadow"), s);
-  if (!desired.ok() || !reported.ok()) _exit(2);
-  auto pd = ShmPlacement::Create(*desired, {.topic = prefix + ".desired"});
-  auto pr = ShmPlacement::Create(*reported, {.topic = prefix + ".reported"});
-  if (!pd.ok() || !pr.ok()) _exit(3);
-  Subscription sub = desired->Observe([&](const SampleRef& v) {
-    sh->applied.store(v->as<int32_t>());
-    reported->Publish(v->as<int32_t>()).IgnoreError();
+  auto desired = g->Declare(Named("desired", "write", "shadow"), s).value();
+  auto reported = g->Declare(Named("reported", "read", "shadow"), s).value();
+  auto pd = ShmPlacement::Create(desired, {.topic = std::string(prefix) + ".desired"}).value();
+  auto pr = ShmPlacement::Create(reported, {.topic = std::string(prefix) + ".reported"}).value();
+  auto write = [&](int32_t v) {
+    const std::string tmp = std::string(file) + ".tmp";
+    { std::ofstream(tmp) << v; }
+    ::rename(tmp.c_str(), file);  // whole, never half written
+  };
+  Subscription sub = desired.Observe([&](const SampleRef& v) {
+    write(v->as<int32_t>());
+    reported.Publish(v->as<int32_t>()).IgnoreError();
   });
-  sh->applied.store(0);
-  ++sh->ready;
-  reported->Publish(int32_t{0}).IgnoreError();  // its boot report
+  write(0);
+  reported.Publish(int32_t{0}).IgnoreError();  // its boot report
   for (;;) ::pause();
+}
+
+// Starts the actuator: this binary, exec'd (a fork of this many-threaded process runs nothing
+// but execve), with its environment made before the fork.
+pid_t Actuator(const std::string& prefix, const std::string& file) {
+  std::vector<std::string> env_text;
+  for (char** e = environ; *e != nullptr; ++e) env_text.emplace_back(*e);
+  env_text.push_back("WEFT_SHADOW_PREFIX=" + prefix);
+  env_text.push_back("WEFT_SHADOW_FILE=" + file);
+  std::vector<char*> envp;
+  for (std::string& e : env_text) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string self = "/proc/self/exe", also = "--gtest_also_run_disabled_tests",
+              filter = "--gtest_filter=WriteCrashTest.DISABLED_ActuatorProcess";
+  char* argv[] = {self.data(), also.data(), filter.data(), nullptr};
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execve(argv[0], argv, envp.data());
+    _exit(127);
+  }
+  return pid;
 }
 
 bool WaitFor(const std::function<bool()>& cond) {
@@ -67,7 +98,8 @@ bool WaitFor(const std::function<bool()>& cond) {
 
 TEST(WriteCrashTest, AnActuatorKilledAndRestartedIsReconciled) {
   const std::string prefix = "gtest.shadow." + std::to_string(::getpid());
-  auto* sh = new (::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)) Shared{};
+  const std::string file = "/tmp/" + prefix + ".valve";
+  ::unlink(file.c_str());
   auto g = Graph::Create();
   auto w = WriteBinding::Create(*g, kBase, Schema::Pod<int32_t>("opening.v1"),
                                 {.retry = {.max_attempts = 0, .ack_timeout_ns = 100 * kMs, .backoff_ns = 20 * kMs,
@@ -76,7 +108,7 @@ TEST(WriteCrashTest, AnActuatorKilledAndRestartedIsReconciled) {
                .value();
   auto pd = ShmPlacement::Create(w->desired(), {.topic = prefix + ".desired"}).value();
   auto pr = ShmPlacement::Create(w->reported(), {.topic = prefix + ".reported"}).value();
-  pid_t pid = Actuator(prefix, sh);
+  pid_t pid = Actuator(prefix, file);
   struct Reaper {
     pid_t* pid;
     ~Reaper() {
@@ -86,11 +118,11 @@ TEST(WriteCrashTest, AnActuatorKilledAndRestartedIsReconciled) {
       }
     }
   } reaper{&pid};
-  ASSERT_TRUE(WaitFor([&] { return sh->ready.load() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return ReadApplied(file) == 0; })) << "the actuator did not start";
 
   ASSERT_TRUE(w->request().Publish(int32_t{25}).ok());
   ASSERT_TRUE(WaitFor([&] { return w->snapshot().phase == WritePhase::kSynced; })) << w->snapshot().ToJson();
-  EXPECT_EQ(sh->applied.load(), 25);
+  EXPECT_EQ(ReadApplied(file), 25);
   EXPECT_EQ(w->effective().Latest()->as<int32_t>(), 25);
 
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
@@ -103,22 +135,21 @@ TEST(WriteCrashTest, AnActuatorKilledAndRestartedIsReconciled) {
     return !s.coherent && s.retries >= 3;
   })) << w->snapshot().ToJson();
   EXPECT_NE(w->snapshot().phase, WritePhase::kSynced);
-  EXPECT_EQ(sh->applied.load(), 25);
+  EXPECT_EQ(ReadApplied(file), 25);
 
-  sh->ready.store(0);
-  pid = Actuator(prefix, sh);
-  ASSERT_TRUE(WaitFor([&] { return sh->ready.load() == 1; }));
+  ::unlink(file.c_str());
+  pid = Actuator(prefix, file);
   ASSERT_TRUE(WaitFor([&] {
     const auto s = w->snapshot();
     return s.phase == WritePhase::kSynced && s.coherent;
   })) << w->snapshot().ToJson();
-  EXPECT_EQ(sh->applied.load(), 60);
+  EXPECT_EQ(ReadApplied(file), 60);
   auto eff = w->effective().Latest();
   EXPECT_EQ(eff->as<int32_t>(), 60);
   EXPECT_EQ(eff->envelope().taints, 0);
   EXPECT_GE(w->snapshot().incoherent, 1u);
   w->Close();
-  ::munmap(sh, sizeof(Shared));
+  ::unlink(file.c_str());
   shm::UnlinkTopic(prefix + ".desired").IgnoreError();
   shm::UnlinkTopic(prefix + ".reported").IgnoreError();
 }

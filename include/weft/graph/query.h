@@ -19,7 +19,8 @@ namespace weft::graph {
 
 // Methods (each returns JSON text as a str):
 //   catalog() -> [{name, schema, published, observers, refused, retained, ephemeral}]
-//   latest(route) -> {"route", "schema", "found", "envelope": {...}, "value", "bytes"}
+//   latest(route) -> {"route", "schema", "found", "envelope": {...}, "value", "bytes"}; a value
+//                    tainted sensitive is not shown: {"envelope", "value": null, "redacted": true}
 //   topology(format: "json" | "dot") -> the topology (DOT as text)
 //   audit(route) -> RouteAudit::ToJson
 //   validate() -> ["problem", ...]
