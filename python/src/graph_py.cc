@@ -34,16 +34,29 @@ namespace {
 
 const int kPython = 0;  // the language tag of Python objects in samples: &kPython
 
+// Holds the GIL for its scope, taking it only if this thread lacks it (calls that come from
+// Python already hold it; the placements' and the clock's threads do not).
+class GilIfNeeded {
+ public:
+  GilIfNeeded() : held_(PyGILState_Check() != 0) {
+    if (!held_) state_ = PyGILState_Ensure();
+  }
+  ~GilIfNeeded() {
+    if (!held_) PyGILState_Release(state_);
+  }
+  GilIfNeeded(const GilIfNeeded&) = delete;
+  GilIfNeeded& operator=(const GilIfNeeded&) = delete;
+
+ private:
+  bool held_;
+  PyGILState_STATE state_{};
+};
+
 // Drops a reference, taking the GIL if this thread lacks it.
 void DecRef(PyObject* o) {
   if (o == nullptr) return;
-  if (PyGILState_Check()) {
-    Py_DECREF(o);
-    return;
-  }
-  PyGILState_STATE g = PyGILState_Ensure();
+  GilIfNeeded gil;
   Py_DECREF(o);
-  PyGILState_Release(g);
 }
 
 // A strong reference that may be dropped on any thread.
@@ -386,9 +399,7 @@ PyObject* PortObserve(PyObject* self, PyObject* args, PyObject* kwargs) {
   const bool views = p->views;
   ++t_publishing;  // errors of the replayed calls are raised from observe
   graph::Subscription sub = p->route.Observe([callable, decode, env, views](const graph::SampleRef& s) {
-    const bool held = PyGILState_Check();
-    PyGILState_STATE g{};
-    if (!held) g = PyGILState_Ensure();
+    GilIfNeeded gil;
     PyObject* v = ValueOf(s, decode->p, views);
     if (v == nullptr) {
       KeepObserverError();
@@ -405,7 +416,6 @@ PyObject* PortObserve(PyObject* self, PyObject* args, PyObject* kwargs) {
       Py_DECREF(v);
       Py_XDECREF(argv[1]);
     }
-    if (!held) PyGILState_Release(g);
   }, replay != 0);
   --t_publishing;
   if (RestoreObserverError()) return nullptr;  // a replayed call failed: not observing (sub ends here)
@@ -740,9 +750,7 @@ uint64_t FeedWindows(Port* p, W* windows, py::object keep_alive, py::object part
   auto decode = std::make_shared<Ref>(p->decode);
   const bool views = p->views;
   graph::Subscription sub = p->route.Observe([=](const graph::SampleRef& s) {
-    const bool held = PyGILState_Check();
-    PyGILState_STATE g{};
-    if (!held) g = PyGILState_Ensure();
+    GilIfNeeded gil;
     (void)hold;
     PyObject* v = ValueOf(s, decode->p, views);
     uint64_t pid = 0;
@@ -781,7 +789,6 @@ uint64_t FeedWindows(Port* p, W* windows, py::object keep_alive, py::object part
     } else {
       KeepObserverError();
     }
-    if (!held) PyGILState_Release(g);
   });
   const uint64_t token = p->next_token++;
   p->subs->emplace(token, std::move(sub));
@@ -817,9 +824,7 @@ graph::WriteBindingOptions WriteOptions(uint32_t max_attempts, int64_t ack_timeo
       auto a = d.bytes();
       auto b = r.bytes();
       if (!a.ok() || !b.ok()) return false;
-      const bool held = PyGILState_Check();
-      PyGILState_STATE g{};
-      if (!held) g = PyGILState_Ensure();
+      GilIfNeeded gil;
       bool yes = false;
       PyObject* x = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(a->data()), static_cast<Py_ssize_t>(a->size()));
       PyObject* y = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(b->data()), static_cast<Py_ssize_t>(b->size()));
@@ -834,7 +839,6 @@ graph::WriteBindingOptions WriteOptions(uint32_t max_attempts, int64_t ack_timeo
       }
       Py_XDECREF(x);
       Py_XDECREF(y);
-      if (!held) PyGILState_Release(g);
       return yes;
     };
   }

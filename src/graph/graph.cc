@@ -198,12 +198,12 @@ Status Route::Publish(std::string bytes, const Meta& meta) const {
     return InvalidArgument("route " + s_->name.ToString() + " carries " + s_->schema.text() + ": a value is " +
                            std::to_string(fixed) + " bytes, not " + std::to_string(bytes.size()));
   }
-  return Delivered(std::make_shared<Sample>(EnvelopeOf(meta), std::move(bytes)), meta);
+  return Deliver(std::make_shared<Sample>(EnvelopeOf(meta), std::move(bytes)), meta.published_id);
 }
 
 Status Route::PublishLocal(LocalValue value, std::shared_ptr<const Encoder> encoder, const Meta& meta) const {
   if (s_ == nullptr) return InvalidArgument("publishing to a route that was not declared");
-  return Delivered(std::make_shared<Sample>(EnvelopeOf(meta), std::move(value), std::move(encoder)), meta);
+  return Deliver(std::make_shared<Sample>(EnvelopeOf(meta), std::move(value), std::move(encoder)), meta.published_id);
 }
 
 void RefuseValue(Status why) {
@@ -258,17 +258,12 @@ Status Route::Forward(const SampleRef& value, const Meta& meta) const {
   env.causality = cause.id;
   env.taints = static_cast<uint8_t>((meta.taints & kAllTaints) | value->envelope().taints | cause.taints);
   if (env.correlation == 0) env.correlation = cause.correlation;
-  return Delivered(std::make_shared<Sample>(env, value), meta);
+  return Deliver(std::make_shared<Sample>(env, value), meta.published_id);
 }
 
-Status Route::Delivered(const SampleRef& sample, const Meta& meta) const {
-  Status st = Deliver(sample);
-  if (meta.published_id != nullptr) *meta.published_id = sample->envelope().id;
-  return st;
-}
-
-// Stamps the sample (seq, id, times), makes it the latest, and hands it to each observer.
-Status Route::Deliver(const SampleRef& sample) const {
+// Stamps the sample (seq, id, times), makes it the latest, and hands it to each observer;
+// `published_id` (if set) receives its id.
+Status Route::Deliver(const SampleRef& sample, uint64_t* published_id) const {
   auto& env = const_cast<Envelope&>(sample->envelope());  // not yet shared: ours to stamp
   if (env.ingest_ns == 0) env.ingest_ns = WallNs();  // an injected value keeps its first ingest
   if (env.event_ns == 0) env.event_ns = env.ingest_ns;
@@ -285,6 +280,7 @@ Status Route::Deliver(const SampleRef& sample) const {
     env.seq = ++s_->seq;
     if (env.id == 0) env.id = internal::Mix(internal::g_process_salt ^ (s_->uid << 40 | (env.seq & ((uint64_t{1} << 40) - 1))));
     if (env.trace == 0) env.trace = env.id;
+    if (published_id != nullptr) *published_id = env.id;
     if (s_->log != nullptr) {
       auto appended = s_->log->Append(AsBytes(internal::EncodeRecord(env, s_->schema.id(), bytes)));
       if (!appended.ok()) {

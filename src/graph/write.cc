@@ -180,18 +180,16 @@ struct WriteBinding::State {
   // Sends the pending request if the guard and the minimum interval allow.
   void TrySchedule(int64_t now) WEFT_REQUIRES(mu) {
     if (pending == nullptr) return;
-    if (!GuardOpen()) {
+    const bool too_soon = o.min_interval_ns > 0 && last_send_ns != INT64_MIN && now < last_send_ns + o.min_interval_ns;
+    if (!GuardOpen() || too_soon) {
       snap.phase = WritePhase::kQueued;
       if (!queued_said) Event("queued", pending);
       queued_said = true;
-      if (timer.id != 0) StopTimer();
-      return;
-    }
-    if (o.min_interval_ns > 0 && last_send_ns != INT64_MIN && now < last_send_ns + o.min_interval_ns) {
-      snap.phase = WritePhase::kQueued;
-      if (!queued_said) Event("queued", pending);
-      queued_said = true;
-      ArmTimer(last_send_ns + o.min_interval_ns);
+      if (!GuardOpen()) {
+        if (timer.id != 0) StopTimer();  // the guard's next value schedules it
+      } else {
+        ArmTimer(last_send_ns + o.min_interval_ns);
+      }
       return;
     }
     value = std::move(pending);

@@ -254,8 +254,7 @@ class Route {
  private:
   friend class Graph;
   explicit Route(std::shared_ptr<internal::RouteState> s) : s_(std::move(s)) {}
-  Status Deliver(const SampleRef& s) const;
-  Status Delivered(const SampleRef& s, const Meta& meta) const;  // Deliver, then meta.published_id
+  Status Deliver(const SampleRef& s, uint64_t* published_id = nullptr) const;
   std::shared_ptr<internal::RouteState> s_;
 };
 
